@@ -1,0 +1,227 @@
+"""The classifier: a flat functional Keras 3 model and its saved metadata.
+
+tf-keras-vis cannot look inside a nested backbone, so the backbone is built
+on the model's own input tensor and the head is put on a named layer of it
+(never ``Sequential([base, head])``).
+
+Layer names the rest of the package relies on:
+    ``last_conv``: the last convolutional feature map (Grad-CAM's layer).
+    ``logits``: the Dense layer before the softmax (temperature scaling).
+    ``probs``: the softmax output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from cxrlib.preprocess import PreprocessConfig, prepare  # noqa: E402
+
+CLASS_NAMES: tuple[str, ...] = ("covid", "normal", "pneumonia")
+PENULTIMATE_LAYER = "last_conv"
+LOGITS_LAYER = "logits"
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "cxr_classifier.keras"
+
+
+class ModelError(RuntimeError):
+    """The model file is missing, unreadable or does not match its JSON."""
+
+
+def _set_bn_momentum(model: keras.Model, momentum: float) -> None:
+    # Keras applications use momentum 0.999: trained from scratch for a few
+    # thousand steps the moving statistics never catch up, and validation
+    # predicts a single class (measured on this data, see STACK-NOTES.md).
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
+def _mobilenet_trunk(x: keras.KerasTensor, alpha: float) -> keras.KerasTensor:
+    """MobileNetV2 cut at stride 16 (after block 12), built on ``x``.
+
+    Stopping at stride 16 gives a 10 x 10 Grad-CAM grid at 160 px instead of
+    5 x 5, and drops the widest, least useful blocks for a from-scratch model.
+    """
+    base = keras.applications.MobileNetV2(
+        input_tensor=x, include_top=False, weights=None, alpha=alpha
+    )
+    return base.get_layer("block_12_add").output
+
+
+def _small_trunk(x: keras.KerasTensor, width: int) -> keras.KerasTensor:
+    """A 4-block plain CNN (tests and quick experiments)."""
+    for i, filters in enumerate((width, width * 2, width * 4, width * 8)):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"b{i}_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"b{i}_bn")(x)
+        x = keras.layers.ReLU(name=f"b{i}_relu")(x)
+        if i < 3:
+            x = keras.layers.MaxPooling2D(name=f"b{i}_pool")(x)
+    return x
+
+
+def build_classifier(
+    size: int = 160,
+    arch: str = "mobilenetv2",
+    alpha: float = 0.5,
+    width: int = 16,
+    head_filters: int = 256,
+    dropout: float = 0.2,
+    bn_momentum: float = 0.95,
+    n_classes: int = len(CLASS_NAMES),
+    seed: int | None = None,
+) -> keras.Model:
+    """Builds the flat classifier.
+
+    Args:
+        size: Input side in pixels; the input is ``(size, size, 1)`` uint8-valued floats.
+        arch: ``"mobilenetv2"`` (stride-16 MobileNetV2 trunk) or ``"small"`` (4-block CNN).
+        alpha: MobileNetV2 width multiplier.
+        width: Filters of the first block of the small CNN.
+        head_filters: Channels of the ``last_conv`` 1x1 convolution.
+        dropout: Dropout before the logits.
+        bn_momentum: BatchNorm momentum for every BN layer.
+        n_classes: Number of output classes.
+        seed: Seed for weight initialisation.
+
+    Returns:
+        An uncompiled functional model with layers ``last_conv``, ``logits``, ``probs``.
+    """
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    inputs = keras.Input((size, size, 1), name="image")
+    # The model takes raw 0-255 pixels; MobileNet's stem wants [-1, 1].
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(inputs)
+    if arch == "mobilenetv2":
+        x = keras.layers.Concatenate(name="to_rgb")([x, x, x])
+        trunk = _mobilenet_trunk(x, alpha)
+    elif arch == "small":
+        trunk = _small_trunk(x, width)
+    else:
+        raise ValueError(f"unknown arch {arch!r}")
+    x = keras.layers.Conv2D(head_filters, 1, use_bias=False, name="head_conv")(trunk)
+    x = keras.layers.BatchNormalization(name="head_bn")(x)
+    x = keras.layers.ReLU(name=PENULTIMATE_LAYER)(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    x = keras.layers.Dense(n_classes, name=LOGITS_LAYER)(x)
+    outputs = keras.layers.Activation("softmax", name="probs")(x)
+    model = keras.Model(inputs, outputs, name=f"cxr_{arch}")
+    _set_bn_momentum(model, bn_momentum)
+    return model
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def meta_path(model_path: str | Path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+@dataclass
+class Classifier:
+    """A trained model with its metadata and a compiled forward pass.
+
+    Thread-safe for prediction: Streamlit serves every session from threads
+    of one process, and ``tf.function`` calls may run concurrently.
+    """
+
+    model: keras.Model
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.class_names: tuple[str, ...] = tuple(self.meta.get("class_names", CLASS_NAMES))
+        self.preprocess = PreprocessConfig.from_dict(self.meta.get("preprocess", {}))
+        self.temperature = float(self.meta.get("temperature", 1.0))
+        self.logits_model = keras.Model(
+            self.model.inputs, self.model.get_layer(LOGITS_LAYER).output
+        )
+        size = self.model.input_shape[1]
+        if size != self.preprocess.size:
+            raise ModelError(
+                f"model input is {size} px but its JSON says {self.preprocess.size}"
+            )
+        self._lock = threading.Lock()
+        self._logits_fn = tf.function(
+            lambda x: self.logits_model(x, training=False),
+            input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)],
+            reduce_retracing=True,
+        )
+
+    def prepare(self, gray: np.ndarray) -> np.ndarray:
+        """Grayscale image -> this model's uint8 input (the one preprocessing path)."""
+        return prepare(gray, self.preprocess)
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Logits for prepared inputs of shape (N, size, size) or (N, size, size, 1)."""
+        x = np.asarray(batch, np.float32)
+        if x.ndim == 3:
+            x = x[..., None]
+        return self._logits_fn(tf.constant(x)).numpy()
+
+    def probabilities(self, batch: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Softmax probabilities for prepared inputs; temperature-scaled if ``calibrated``."""
+        t = self.temperature if calibrated else 1.0
+        return softmax(self.logits(batch) / t)
+
+    def predict(self, grays: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
+        """Calibrated probabilities (N, n_classes) for raw grayscale images."""
+        out = []
+        for i in range(0, len(grays), batch_size):
+            out.append(
+                self.probabilities(np.stack([self.prepare(g) for g in grays[i : i + batch_size]]))
+            )
+        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
+
+    @property
+    def weights_sha256(self) -> str:
+        return str(self.meta.get("weights_sha256", ""))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def save_classifier(model: keras.Model, meta: dict[str, Any], path: str | Path) -> Path:
+    """Saves ``model`` to ``path`` (.keras) and ``meta`` (+ weights hash) beside it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    meta = dict(meta)
+    meta["weights_sha256"] = sha256_file(path)
+    meta.setdefault("class_names", list(CLASS_NAMES))
+    meta_path(path).write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def load_classifier(path: str | Path = DEFAULT_MODEL_PATH) -> Classifier:
+    """Loads a ``.keras`` classifier and its JSON; raises :class:`ModelError`."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"no model at {path}; train one with `python -m cxrlib.train`")
+    mp = meta_path(path)
+    meta = json.loads(mp.read_text()) if mp.exists() else {}
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # keras raises many types for a bad file
+        raise ModelError(f"cannot load {path}: {exc}") from exc
+    if meta.get("weights_sha256") and meta["weights_sha256"] != sha256_file(path):
+        raise ModelError(f"{path} does not match the weights hash in {mp.name}")
+    return Classifier(model, meta)

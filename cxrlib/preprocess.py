@@ -1,0 +1,163 @@
+"""The one preprocessing function: grayscale chest X-ray -> model input.
+
+Training, evaluation, batch prediction and the app all call :func:`prepare`
+(training calls its two halves, :func:`to_geometry` then augmentation then
+:func:`normalize_contrast`, so augmentations act on the raw pixels). The
+settings live in :class:`PreprocessConfig`, which is saved in the model's JSON
+so a model is always fed the way it was trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+Geometry = Literal["resize", "pad"]
+Contrast = Literal["none", "clahe", "equalize"]
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How a grayscale image becomes a square model input.
+
+    Attributes:
+        size: Side of the square model input, in pixels.
+        geometry: ``"resize"`` squashes the whole image to a square (most
+            training images are already squashed 224 x 224 copies, so this
+            keeps every source alike); ``"pad"`` keeps the aspect ratio and
+            pads the short side with the image's edge values.
+        contrast: ``"clahe"`` (OpenCV CLAHE), ``"equalize"`` (global histogram
+            equalisation) or ``"none"``.
+        border_crop: Fraction of each side cut away before resizing, where
+            burned-in letters and markers often sit. 0 keeps the whole image.
+        clahe_clip: CLAHE clip limit.
+        clahe_grid: CLAHE tile grid (tiles per side).
+    """
+
+    size: int = 160
+    geometry: Geometry = "resize"
+    contrast: Contrast = "clahe"
+    border_crop: float = 0.0
+    clahe_clip: float = 2.0
+    clahe_grid: int = 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the original image sits inside the model input (for mapping back).
+
+    ``crop`` is (top, bottom, left, right) in original pixels, kept before
+    resizing; ``box`` is (top, left, height, width) of the image inside the
+    square model input after resizing (the rest is padding).
+    """
+
+    crop: tuple[int, int, int, int]
+    box: tuple[int, int, int, int]
+
+
+def _check_gray(gray: np.ndarray) -> np.ndarray:
+    if gray.ndim == 3 and gray.shape[-1] == 1:
+        gray = gray[..., 0]
+    if gray.ndim != 2:
+        raise ValueError(f"expected a 2-D grayscale image, got shape {gray.shape}")
+    if gray.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {gray.dtype}")
+    return gray
+
+
+def placement(shape: tuple[int, int], config: PreprocessConfig) -> Placement:
+    """Computes where an image of ``shape`` lands in the model input."""
+    h, w = shape[:2]
+    dy, dx = int(round(h * config.border_crop)), int(round(w * config.border_crop))
+    top, bottom, left, right = dy, h - dy, dx, w - dx
+    ch, cw = bottom - top, right - left
+    s = config.size
+    if config.geometry == "resize":
+        box = (0, 0, s, s)
+    else:
+        scale = s / max(ch, cw)
+        bh, bw = max(1, round(ch * scale)), max(1, round(cw * scale))
+        box = ((s - bh) // 2, (s - bw) // 2, bh, bw)
+    return Placement(crop=(top, bottom, left, right), box=box)
+
+
+def to_geometry(gray: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """Crops borders and resizes (or pads) to ``config.size`` squared, uint8."""
+    gray = _check_gray(gray)
+    p = placement(gray.shape, config)
+    top, bottom, left, right = p.crop
+    cropped = gray[top:bottom, left:right]
+    by, bx, bh, bw = p.box
+    # INTER_AREA for shrinking avoids aliasing; most inputs are larger than `size`.
+    interp = cv2.INTER_AREA if cropped.shape[0] >= bh else cv2.INTER_LINEAR
+    resized = cv2.resize(cropped, (bw, bh), interpolation=interp)
+    if config.geometry == "resize":
+        return np.ascontiguousarray(resized)
+    s = config.size
+    return cv2.copyMakeBorder(
+        resized, by, s - bh - by, bx, s - bw - bx, cv2.BORDER_REPLICATE
+    )
+
+
+def normalize_contrast(gray: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """Applies the configured contrast normalisation to a uint8 image."""
+    gray = _check_gray(gray)
+    if config.contrast == "clahe":
+        clahe = cv2.createCLAHE(
+            clipLimit=config.clahe_clip, tileGridSize=(config.clahe_grid, config.clahe_grid)
+        )
+        return clahe.apply(gray)
+    if config.contrast == "equalize":
+        return cv2.equalizeHist(gray)
+    return gray
+
+
+def prepare(gray: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """Grayscale uint8 image -> model input, uint8 ``(size, size)``.
+
+    The model rescales to [0, 1] itself, so the input stays uint8 here.
+    """
+    return normalize_contrast(to_geometry(gray, config), config)
+
+
+def heatmap_to_image(
+    heatmap: np.ndarray, shape: tuple[int, int], config: PreprocessConfig
+) -> np.ndarray:
+    """Maps a heatmap on the model input back onto the original image.
+
+    Undoes padding, resizing and border cropping, so an overlay stays aligned
+    with the image the user uploaded. Cropped-away borders get 0.
+
+    Args:
+        heatmap: Float map over the model input (any square size; it is first
+            resized to ``config.size``).
+        shape: (height, width) of the original image.
+        config: The preprocessing that made the model input.
+
+    Returns:
+        float32 map of ``shape``.
+    """
+    s = config.size
+    hm = heatmap.astype(np.float32)
+    if hm.shape != (s, s):
+        hm = cv2.resize(hm, (s, s), interpolation=cv2.INTER_LINEAR)
+    p = placement(shape, config)
+    by, bx, bh, bw = p.box
+    inner = hm[by : by + bh, bx : bx + bw]
+    top, bottom, left, right = p.crop
+    out = np.zeros(shape[:2], np.float32)
+    out[top:bottom, left:right] = cv2.resize(
+        inner, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR
+    )
+    return out
