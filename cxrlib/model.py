@@ -16,9 +16,10 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -153,9 +154,7 @@ class Classifier:
         )
         size = self.model.input_shape[1]
         if size != self.preprocess.size:
-            raise ModelError(
-                f"model input is {size} px but its JSON says {self.preprocess.size}"
-            )
+            raise ModelError(f"model input is {size} px but its JSON says {self.preprocess.size}")
         self._lock = threading.Lock()
         self._logits_fn = tf.function(
             lambda x: self.logits_model(x, training=False),

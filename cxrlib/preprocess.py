@@ -105,9 +105,7 @@ def to_geometry(gray: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     if config.geometry == "resize":
         return np.ascontiguousarray(resized)
     s = config.size
-    return cv2.copyMakeBorder(
-        resized, by, s - bh - by, bx, s - bw - bx, cv2.BORDER_REPLICATE
-    )
+    return cv2.copyMakeBorder(resized, by, s - bh - by, bx, s - bw - bx, cv2.BORDER_REPLICATE)
 
 
 def normalize_contrast(gray: np.ndarray, config: PreprocessConfig) -> np.ndarray:

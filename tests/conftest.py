@@ -29,3 +29,37 @@ def lungs_dir() -> Path:
     if not (LUNGS_DIR / "manifest.csv").exists():
         pytest.skip(f"shared lung data not found at {LUNGS_DIR}")
     return LUNGS_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest(cxr_dir, tmp_path_factory) -> Path:
+    """A manifest of 4 train and 2 val images per class from the shared data."""
+    import pandas as pd
+
+    m = pd.read_csv(cxr_dir / "manifest.csv", dtype=str, keep_default_na=False)
+    parts = [
+        m[(m.split == split) & (m.label == label)].head(n)
+        for split, n in (("train", 4), ("val", 2))
+        for label in ("covid", "normal", "pneumonia")
+    ]
+    path = tmp_path_factory.mktemp("tiny") / "manifest.csv"
+    pd.concat(parts).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tiny_manifest, cxr_dir, tmp_path_factory) -> Path:
+    """A 64 px small CNN trained for one step by the real training function."""
+    from cxrlib.preprocess import PreprocessConfig
+    from cxrlib.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny_model")
+    cfg = TrainConfig(
+        arch="small",
+        epochs=1,
+        steps_per_epoch=1,
+        batch_size=8,
+        preprocess=PreprocessConfig(size=64),
+    )
+    train(tiny_manifest, out, cfg, root=cxr_dir, verbose=0, cache=False, log=lambda *_: None)
+    return out / "cxr_classifier.keras"

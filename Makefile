@@ -1,0 +1,49 @@
+# CXR Lens: `make run` starts the app, `make test` runs every test.
+# Both create .venv (Python 3.11) and install requirements.txt on first use;
+# later runs skip the install until requirements.txt changes.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+REQ_HASH := $(shell sha256sum requirements.txt | cut -c1-16)
+STAMP := $(VENV)/.installed-$(REQ_HASH)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+PORT ?= 8501
+
+.PHONY: install run test test-fast browser-deps lint models clean
+
+$(STAMP): requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+# Debian's Chromium for the Playwright end-to-end test (no browser download is possible here).
+browser-deps:
+	@test -x /usr/bin/chromium || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null)
+
+run: install
+	$(BIN)/streamlit run app.py --server.headless true --server.port $(PORT) --browser.gatherUsageStats false
+
+test: install browser-deps
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not browser and not slow"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Re-train every committed model (slow: see README for times).
+models: install
+	$(BIN)/python -m cxrlib.lungs train --data ../shared/lungs --out models/
+	$(BIN)/python -m cxrlib.train --data ../shared/cxr --out models/
+	$(BIN)/python -m cxrlib.evaluate --save-metrics --data ../shared/cxr
+	$(BIN)/python -m cxrlib.ood fit --data ../shared/cxr --lungs ../shared/lungs --out models/ood.npz
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache

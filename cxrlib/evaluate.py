@@ -1,0 +1,343 @@
+"""Measure a classifier honestly on any manifest.
+
+    python -m cxrlib.evaluate --manifest ../shared/cxr/manifest.csv --split test --json out.json
+
+The manifest needs ``path,label`` (optionally ``source``, ``split``); labels
+may be any subset of the model's classes. Prints a table and writes JSON with
+accuracy, balanced accuracy, macro-F1, per-class sensitivity / specificity /
+PPV / NPV / F1 / one-vs-rest AUC, the confusion matrix, calibration (ECE,
+Brier, reliability bins), per-source accuracy, bootstrap 95% intervals, ROC
+and PR curve points and per-image probabilities.
+
+``--save-metrics`` evaluates the val and test splits of the shared manifest
+and writes ``models/<name>.metrics.json`` for the app's Metrics page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
+
+from cxrlib.data import load_gray, read_manifest
+from cxrlib.model import DEFAULT_MODEL_PATH, Classifier, load_classifier
+
+
+def _safe_div(a: float, b: float) -> float | None:
+    return float(a / b) if b else None
+
+
+def _round(x: float | None, n: int = 4) -> float | None:
+    return None if x is None else round(float(x), n)
+
+
+def expected_calibration_error(
+    probs: np.ndarray, y: np.ndarray, n_bins: int = 15
+) -> tuple[float, list[dict]]:
+    """ECE over equal-width confidence bins of the top-class probability."""
+    conf = probs.max(1)
+    correct = probs.argmax(1) == y
+    edges = np.linspace(0, 1, n_bins + 1)
+    ece, bins = 0.0, []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
+        if m.any():
+            gap = abs(conf[m].mean() - correct[m].mean())
+            ece += m.mean() * gap
+            bins.append(
+                {
+                    "lo": round(float(lo), 4),
+                    "hi": round(float(hi), 4),
+                    "count": int(m.sum()),
+                    "confidence": round(float(conf[m].mean()), 4),
+                    "accuracy": round(float(correct[m].mean()), 4),
+                }
+            )
+    return float(ece), bins
+
+
+def _balanced_accuracy(y: np.ndarray, pred: np.ndarray, classes: Sequence[int]) -> float:
+    return float(np.mean([np.mean(pred[y == c] == c) for c in classes]))
+
+
+def _bootstrap_ci(
+    y: np.ndarray, pred: np.ndarray, classes: Sequence[int], n_boot: int, seed: int
+) -> dict[str, list[float]]:
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    accs, bals = np.empty(n_boot), np.empty(n_boot)
+    for b in range(n_boot):
+        i = rng.integers(0, n, n)
+        yb, pb = y[i], pred[i]
+        accs[b] = np.mean(yb == pb)
+        present = [c for c in classes if np.any(yb == c)]
+        bals[b] = _balanced_accuracy(yb, pb, present)
+    return {
+        "accuracy": [
+            round(float(np.percentile(accs, 2.5)), 4),
+            round(float(np.percentile(accs, 97.5)), 4),
+        ],
+        "balanced_accuracy": [
+            round(float(np.percentile(bals, 2.5)), 4),
+            round(float(np.percentile(bals, 97.5)), 4),
+        ],
+    }
+
+
+def _thin(xs: np.ndarray, ys: np.ndarray, max_points: int = 200) -> tuple[list[float], list[float]]:
+    if len(xs) > max_points:
+        idx = np.unique(np.linspace(0, len(xs) - 1, max_points).round().astype(int))
+        xs, ys = xs[idx], ys[idx]
+    return [round(float(v), 4) for v in xs], [round(float(v), 4) for v in ys]
+
+
+def compute_metrics(
+    y: np.ndarray,
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    sources: Sequence[str] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    curves: bool = True,
+) -> dict[str, Any]:
+    """All the numbers for one set of predictions.
+
+    Args:
+        y: True class indices (N,).
+        probs: Predicted probabilities (N, n_classes), rows summing to 1.
+        class_names: Names of the model's classes, in output order.
+        sources: Optional source name per image, for ``per_source``.
+        n_boot: Bootstrap resamples for ``ci95`` (0 to skip).
+        seed: Bootstrap seed.
+        curves: Include ROC / PR points per class.
+
+    Returns:
+        A JSON-ready dict (see the module docstring). Metrics that are
+        undefined (e.g. AUC of a class with no positives) are ``None``.
+    """
+    y = np.asarray(y, int)
+    probs = np.asarray(probs, float)
+    pred = probs.argmax(1)
+    k = len(class_names)
+    present = [c for c in range(k) if np.any(y == c)]
+    cm = np.zeros((k, k), int)
+    np.add.at(cm, (y, pred), 1)
+    n = len(y)
+    per_class: dict[str, Any] = {}
+    f1s = []
+    curve_pts: dict[str, Any] = {}
+    for c in range(k):
+        tp = cm[c, c]
+        fn = cm[c].sum() - tp
+        fp = cm[:, c].sum() - tp
+        tn = n - tp - fn - fp
+        f1 = _safe_div(2 * tp, 2 * tp + fp + fn)
+        if c not in present:
+            continue
+        f1s.append(f1 or 0.0)
+        pos = y == c
+        auc = float(roc_auc_score(pos, probs[:, c])) if 0 < pos.sum() < n else None
+        per_class[class_names[c]] = {
+            "support": int(pos.sum()),
+            "sensitivity": _round(_safe_div(tp, tp + fn)),
+            "specificity": _round(_safe_div(tn, tn + fp)),
+            "ppv": _round(_safe_div(tp, tp + fp)),
+            "npv": _round(_safe_div(tn, tn + fn)),
+            "f1": _round(f1),
+            "auc": _round(auc),
+        }
+        if curves and auc is not None:
+            fpr, tpr, _ = roc_curve(pos, probs[:, c])
+            prec, rec, _ = precision_recall_curve(pos, probs[:, c])
+            fx, ty = _thin(fpr, tpr)
+            rx, py = _thin(rec[::-1], prec[::-1])
+            curve_pts[class_names[c]] = {
+                "roc": {"fpr": fx, "tpr": ty},
+                "pr": {"recall": rx, "precision": py},
+            }
+    ece, bins = expected_calibration_error(probs, y)
+    onehot = np.eye(k)[y]
+    out: dict[str, Any] = {
+        "n": int(n),
+        "accuracy": _round(np.mean(pred == y)),
+        "balanced_accuracy": _round(_balanced_accuracy(y, pred, present)),
+        "macro_f1": _round(np.mean(f1s)),
+        "per_class": per_class,
+        "confusion_matrix": {"labels": list(class_names), "matrix": cm.tolist()},
+        "ece": _round(ece),
+        "brier": _round(np.mean(np.sum((probs - onehot) ** 2, axis=1))),
+        "reliability": bins,
+    }
+    if sources is not None:
+        src = np.asarray(sources)
+        out["per_source"] = {
+            s: {
+                "n": int(np.sum(src == s)),
+                "accuracy": _round(np.mean(pred[src == s] == y[src == s])),
+                "per_class_accuracy": {
+                    class_names[c]: _round(np.mean(pred[(src == s) & (y == c)] == c))
+                    for c in present
+                    if np.any((src == s) & (y == c))
+                },
+            }
+            for s in sorted(set(src.tolist()))
+        }
+    if n_boot:
+        out["ci95"] = _bootstrap_ci(y, pred, present, n_boot, seed)
+    if curves:
+        out["curves"] = curve_pts
+    return out
+
+
+def predict_files(classifier: Classifier, files: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """Calibrated probabilities for image files, read and prepared in batches."""
+    out = []
+    for i in range(0, len(files), batch_size):
+        grays = [load_gray(f) for f in files[i : i + batch_size]]
+        out.append(classifier.predict(grays, batch_size=batch_size))
+    return np.concatenate(out) if out else np.zeros((0, len(classifier.class_names)))
+
+
+def evaluate_manifest(
+    classifier: Classifier,
+    manifest: str | Path,
+    root: str | Path | None = None,
+    split: str | None = None,
+    n_boot: int = 1000,
+    with_predictions: bool = True,
+) -> dict[str, Any]:
+    """Evaluates ``classifier`` on a manifest; returns :func:`compute_metrics` plus timings."""
+    t0 = time.time()
+    df = read_manifest(manifest, root=root, split=split, class_names=classifier.class_names)
+    probs = predict_files(classifier, list(df["file"]))
+    res = compute_metrics(
+        df["y"].to_numpy(), probs, classifier.class_names, sources=list(df["source"]), n_boot=n_boot
+    )
+    if with_predictions:
+        res["predictions"] = [
+            {"path": p, "label": lab, "source": s, "probs": [round(float(v), 5) for v in pr]}
+            for p, lab, s, pr in zip(df["path"], df["label"], df["source"], probs)
+        ]
+    res["seconds"] = round(time.time() - t0, 2)
+    return res
+
+
+def format_table(res: dict[str, Any], title: str = "") -> str:
+    """A readable summary of :func:`compute_metrics` output."""
+    lines = [title] if title else []
+    ci = res.get("ci95", {})
+
+    def with_ci(key: str) -> str:
+        v = res[key]
+        return f"{v:.4f}" + (f"  [{ci[key][0]:.4f}, {ci[key][1]:.4f}]" if key in ci else "")
+
+    lines += [
+        f"n = {res['n']}   accuracy {with_ci('accuracy')}   balanced accuracy {with_ci('balanced_accuracy')}",
+        f"macro-F1 {res['macro_f1']:.4f}   ECE {res['ece']:.4f}   Brier {res['brier']:.4f}",
+        "",
+    ]
+    hdr = (
+        f"{'class':<11}{'support':>8}{'sens':>8}{'spec':>8}{'PPV':>8}{'NPV':>8}{'F1':>8}{'AUC':>8}"
+    )
+    lines.append(hdr)
+
+    def fmt(v: float | None) -> str:
+        return f"{v:>8.4f}" if v is not None else f"{'-':>8}"
+
+    for name, m in res["per_class"].items():
+        lines.append(
+            f"{name:<11}{m['support']:>8}"
+            + "".join(fmt(m[k]) for k in ("sensitivity", "specificity", "ppv", "npv", "f1", "auc"))
+        )
+    cm = res["confusion_matrix"]
+    lines += [
+        "",
+        "confusion matrix (rows = true, columns = predicted)",
+        " " * 11 + "".join(f"{lab:>11}" for lab in cm["labels"]),
+    ]
+    for lab, row in zip(cm["labels"], cm["matrix"]):
+        lines.append(f"{lab:<11}" + "".join(f"{v:>11}" for v in row))
+    if "per_source" in res:
+        lines += ["", "per source"]
+        for s, m in res["per_source"].items():
+            pcs = ", ".join(f"{c} {v:.3f}" for c, v in m["per_class_accuracy"].items())
+            lines.append(f"  {s:<13} n={m['n']:<6} accuracy {m['accuracy']:.4f}   ({pcs})")
+    if "seconds" in res:
+        lines.append(f"\n{res['seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def save_model_metrics(
+    model_path: str | Path, data: str | Path, n_boot: int = 1000, log=print
+) -> Path:
+    """Evaluates val and test of the shared manifest; writes ``<model>.metrics.json``."""
+    clf = load_classifier(model_path)
+    manifest = Path(data) / "manifest.csv"
+    out: dict[str, Any] = {
+        "model": Path(model_path).name,
+        "weights_sha256": clf.weights_sha256,
+        "manifest": str(manifest.name),
+        "splits": {},
+    }
+    for split in ("val", "test"):
+        res = evaluate_manifest(clf, manifest, split=split, n_boot=n_boot)
+        log(format_table(res, title=f"== {split} =="))
+        out["splits"][split] = res
+    path = Path(model_path).with_suffix(".metrics.json")
+    if path.exists():  # keep sections other commands added (explain, ablations, loso)
+        old = json.loads(path.read_text())
+        if old.get("weights_sha256") == clf.weights_sha256:
+            out = {**old, **out}
+    path.write_text(json.dumps(out) + "\n")
+    log(f"wrote {path}")
+    return path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m cxrlib.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", default=str(DEFAULT_MODEL_PATH))
+    p.add_argument("--manifest", help="CSV with at least path,label")
+    p.add_argument(
+        "--root", default=None, help="folder the paths are relative to (default: the CSV's)"
+    )
+    p.add_argument("--split", default=None, help="keep rows with this split value")
+    p.add_argument("--json", default=None, help="write the full result here")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for ci95")
+    p.add_argument(
+        "--save-metrics",
+        action="store_true",
+        help="evaluate val+test of --data and write models/<name>.metrics.json",
+    )
+    p.add_argument("--data", default="../shared/cxr", help="shared CXR folder (for --save-metrics)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(sys.argv[1:] if argv is None else argv)
+    if a.save_metrics:
+        save_model_metrics(a.model, a.data, n_boot=a.bootstrap)
+        return 0
+    if not a.manifest:
+        print("error: --manifest is required (or use --save-metrics)", file=sys.stderr)
+        return 2
+    clf = load_classifier(a.model)
+    res = evaluate_manifest(clf, a.manifest, root=a.root, split=a.split, n_boot=a.bootstrap)
+    print(format_table(res, title=f"{a.manifest}" + (f" [{a.split}]" if a.split else "")))
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

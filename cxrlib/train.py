@@ -1,0 +1,340 @@
+"""Train the classifier from scratch.
+
+    python -m cxrlib.train --data ../shared/cxr --out models/
+
+Balanced sampling (every class the same share of each batch; within a class,
+sources weighted by n**power), augmentation on raw pixels, AdamW with warm-up
+and cosine decay, early stopping on validation macro-F1 (best weights kept),
+then temperature scaling fitted on the validation split. Writes
+``<out>/<name>.keras`` and ``<out>/<name>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras  # noqa: E402  (after cxrlib.model set the TF log level)
+import numpy as np
+
+from cxrlib.augment import AugmentConfig, augment
+from cxrlib.data import load_geometry, read_manifest, sampling_weights, sha256_file
+from cxrlib.model import CLASS_NAMES, build_classifier, save_classifier, softmax
+from cxrlib.preprocess import PreprocessConfig, normalize_contrast
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (saved in the model JSON)."""
+
+    arch: str = "mobilenetv2"
+    alpha: float = 0.5
+    epochs: int = 14
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 4
+    seed: int = 0
+    sampling_power: float = 0.5
+    steps_per_epoch: int | None = None  # default: one pass over the training set
+    exclude_sources: tuple[str, ...] = ()
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k not in ("preprocess", "augment")}
+        d["exclude_sources"] = list(self.exclude_sources)
+        d["preprocess"] = self.preprocess.to_dict()
+        d["augment"] = self.augment.to_dict()
+        return d
+
+
+class AugmentedBatches(keras.utils.PyDataset):
+    """Endless balanced, augmented batches from a uint8 image array."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        probs: np.ndarray,
+        cfg: TrainConfig,
+        steps: int,
+    ) -> None:
+        super().__init__(workers=2, use_multiprocessing=False, max_queue_size=8)
+        self.images, self.labels, self.probs = images, labels, probs
+        self.cfg, self.steps, self.epoch = cfg, steps, 0
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        # Seeded per (epoch, batch) so a run is reproducible whatever the thread order.
+        rng = np.random.default_rng((self.cfg.seed, self.epoch, i))
+        idx = rng.choice(len(self.labels), size=self.cfg.batch_size, p=self.probs)
+        pre, aug = self.cfg.preprocess, self.cfg.augment
+        x = np.stack([normalize_contrast(augment(self.images[j], rng, aug), pre) for j in idx])
+        return x[..., None].astype(np.float32), self.labels[idx]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+
+
+def macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    f1s = []
+    for c in range(n_classes):
+        tp = np.sum((pred == c) & (y == c))
+        fp = np.sum((pred == c) & (y != c))
+        fn = np.sum((pred != c) & (y == c))
+        if tp + fp + fn:
+            f1s.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(f1s)) if f1s else 0.0
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature minimising the validation negative log-likelihood."""
+    from scipy.optimize import minimize_scalar
+
+    def nll(log_t: float) -> float:
+        p = softmax(logits / np.exp(log_t))
+        return float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12)))
+
+    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))
+
+
+class EpochMetrics(keras.callbacks.Callback):
+    """Per-epoch macro-F1 on validation and a fixed training subset; early stopping."""
+
+    def __init__(self, x_val, y_val, x_tr, y_tr, patience: int, log=print) -> None:
+        super().__init__()
+        self.x_val, self.y_val, self.x_tr, self.y_tr = x_val, y_val, x_tr, y_tr
+        self.patience, self.log = patience, log
+        self.history: dict[str, list[float]] = {
+            k: []
+            for k in ("loss", "accuracy", "macro_f1", "val_loss", "val_accuracy", "val_macro_f1")
+        }
+        self.best_f1, self.best_epoch, self.best_weights = -1.0, -1, None
+
+    def _score(self, x, y) -> tuple[float, float, float]:
+        p = self.model.predict(x, batch_size=128, verbose=0)
+        pred = p.argmax(1)
+        loss = float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-7)))
+        return loss, float(np.mean(pred == y)), macro_f1(y, pred, p.shape[1])
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        logs = logs or {}
+        _, _, tr_f1 = self._score(self.x_tr, self.y_tr)
+        v_loss, v_acc, v_f1 = self._score(self.x_val, self.y_val)
+        h = self.history
+        h["loss"].append(float(logs.get("loss", np.nan)))
+        h["accuracy"].append(float(logs.get("accuracy", np.nan)))
+        h["macro_f1"].append(tr_f1)
+        h["val_loss"].append(v_loss)
+        h["val_accuracy"].append(v_acc)
+        h["val_macro_f1"].append(v_f1)
+        mark = ""
+        if v_f1 > self.best_f1:
+            self.best_f1, self.best_epoch = v_f1, epoch
+            self.best_weights = self.model.get_weights()
+            mark = "  * best"
+        self.log(
+            f"epoch {epoch + 1}: loss {h['loss'][-1]:.4f} acc {h['accuracy'][-1]:.4f} "
+            f"train-F1 {tr_f1:.4f} | val loss {v_loss:.4f} acc {v_acc:.4f} F1 {v_f1:.4f}{mark}"
+        )
+        if epoch - self.best_epoch >= self.patience:
+            self.log(f"early stop: no val macro-F1 gain for {self.patience} epochs")
+            self.model.stop_training = True
+
+
+def _prepared(images: np.ndarray, pre: PreprocessConfig) -> np.ndarray:
+    return np.stack([normalize_contrast(im, pre) for im in images])[..., None].astype(np.float32)
+
+
+def train(
+    manifest: str | Path,
+    out_dir: str | Path,
+    cfg: TrainConfig,
+    name: str = "cxr_classifier",
+    root: str | Path | None = None,
+    command: str | None = None,
+    verbose: int = 1,
+    cache: bool = True,
+    log=print,
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Trains, calibrates and saves a classifier; returns (model, metadata)."""
+    t0 = time.time()
+    keras.utils.set_random_seed(cfg.seed)
+    df = read_manifest(manifest, root=root)
+    if "split" not in df.columns:
+        raise ValueError("the training manifest needs a split column (train/val)")
+    if cfg.exclude_sources:
+        df = df[~df["source"].isin(cfg.exclude_sources)]
+    tr, va = df[df["split"] == "train"], df[df["split"] == "val"]
+    pre = cfg.preprocess
+    log(f"loading {len(tr)} train / {len(va)} val images at {pre.size} px ...")
+    x_tr_raw = load_geometry(list(tr["file"]), pre, cache=cache)
+    x_va = _prepared(load_geometry(list(va["file"]), pre, cache=cache), pre)
+    y_tr, y_va = tr["y"].to_numpy(np.int64), va["y"].to_numpy(np.int64)
+    probs = sampling_weights(y_tr, tr["source"], power=cfg.sampling_power)
+
+    rng = np.random.default_rng(cfg.seed)
+    sub = rng.choice(len(tr), size=min(1500, len(tr)), replace=False)
+    x_tr_eval = _prepared(x_tr_raw[sub], pre)
+
+    steps = cfg.steps_per_epoch or max(1, len(tr) // cfg.batch_size)
+    batches = AugmentedBatches(x_tr_raw, y_tr, probs, cfg, steps)
+    model = build_classifier(pre.size, cfg.arch, alpha=cfg.alpha, seed=cfg.seed)
+    total = steps * cfg.epochs
+    warm = min(steps, max(1, total // 10))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        cfg.lr * 0.05, decay_steps=max(1, total - warm), warmup_target=cfg.lr, warmup_steps=warm
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    metrics_cb = EpochMetrics(x_va, y_va, x_tr_eval, y_tr[sub], cfg.patience, log=log)
+    model.fit(batches, epochs=cfg.epochs, callbacks=[metrics_cb], verbose=verbose)
+    if metrics_cb.best_weights is not None:
+        model.set_weights(metrics_cb.best_weights)
+
+    logits_model = keras.Model(model.inputs, model.get_layer("logits").output)
+    val_logits = logits_model.predict(x_va, batch_size=128, verbose=0)
+    temperature = fit_temperature(val_logits, y_va)
+    log(
+        f"best epoch {metrics_cb.best_epoch + 1} (val macro-F1 {metrics_cb.best_f1:.4f}); "
+        f"temperature {temperature:.3f}"
+    )
+
+    manifest = Path(manifest)
+    meta: dict[str, Any] = {
+        "class_names": list(CLASS_NAMES),
+        "input_size": pre.size,
+        "preprocess": pre.to_dict(),
+        "temperature": temperature,
+        "penultimate_layer": "last_conv",
+        "train_config": cfg.to_dict(),
+        "command": command or "",
+        "seed": cfg.seed,
+        "manifest": str(manifest.name),
+        "manifest_sha256": sha256_file(manifest),
+        "n_train": int(len(tr)),
+        "n_val": int(len(va)),
+        "train_counts": {
+            f"{s}/{lab}": int(n) for (s, lab), n in tr.groupby(["source", "label"]).size().items()
+        },
+        "best_epoch": metrics_cb.best_epoch + 1,
+        "epochs_run": len(metrics_cb.history["loss"]),
+        "history": metrics_cb.history,
+        "params": int(model.count_params()),
+        "train_seconds": round(time.time() - t0, 1),
+        "keras_version": keras.__version__,
+    }
+    path = save_classifier(model, meta, Path(out_dir) / f"{name}.keras")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    log(
+        f"saved {path} ({path.stat().st_size / 1e6:.1f} MB) in {meta['train_seconds'] / 60:.1f} min"
+    )
+    return model, meta
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m cxrlib.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", default="../shared/cxr", help="folder with manifest.csv")
+    p.add_argument(
+        "--manifest",
+        default=None,
+        help="manifest CSV (default DATA/manifest.csv); its paths are relative to DATA",
+    )
+    p.add_argument("--out", default="models", help="output folder")
+    p.add_argument("--name", default="cxr_classifier", help="output file stem")
+    d = TrainConfig()
+    p.add_argument("--arch", default=d.arch, choices=["mobilenetv2", "small"])
+    p.add_argument("--alpha", type=float, default=d.alpha)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--patience", type=int, default=d.patience)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--sampling-power",
+        type=float,
+        default=d.sampling_power,
+        help="within-class source weighting n**power (1 = class balance only)",
+    )
+    p.add_argument("--steps-per-epoch", type=int, default=None)
+    p.add_argument(
+        "--exclude-source",
+        action="append",
+        default=[],
+        help="leave this source out of training (repeatable)",
+    )
+    dp = PreprocessConfig()
+    p.add_argument("--size", type=int, default=dp.size)
+    p.add_argument("--geometry", default=dp.geometry, choices=["resize", "pad"])
+    p.add_argument("--contrast", default=dp.contrast, choices=["clahe", "equalize", "none"])
+    p.add_argument("--border-crop", type=float, default=dp.border_crop)
+    p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
+    p.add_argument("--no-text-augment", action="store_true", help="no synthetic letters/arrows")
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    return p.parse_args(argv)
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    pre = PreprocessConfig(
+        size=a.size, geometry=a.geometry, contrast=a.contrast, border_crop=a.border_crop
+    )
+    if a.no_augment:
+        aug = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    elif a.no_text_augment:
+        aug = AugmentConfig(p_text=0.0)
+    else:
+        aug = AugmentConfig()
+    return TrainConfig(
+        arch=a.arch,
+        alpha=a.alpha,
+        epochs=a.epochs,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        patience=a.patience,
+        seed=a.seed,
+        sampling_power=a.sampling_power,
+        steps_per_epoch=a.steps_per_epoch,
+        exclude_sources=tuple(a.exclude_source),
+        preprocess=pre,
+        augment=aug,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    a = parse_args(argv)
+    manifest = a.manifest or str(Path(a.data) / "manifest.csv")
+    command = "python -m cxrlib.train " + " ".join(shlex.quote(x) for x in argv)
+    train(
+        manifest,
+        a.out,
+        config_from_args(a),
+        name=a.name,
+        root=a.data,
+        command=command,
+        verbose=0 if a.quiet else 1,
+        cache=not a.no_cache,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

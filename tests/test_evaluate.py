@@ -1,0 +1,141 @@
+"""cxrlib.evaluate: metrics checked against numbers worked out by hand."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cxrlib.evaluate import compute_metrics, expected_calibration_error, format_table, main
+
+CLASSES = ("covid", "normal", "pneumonia")
+
+
+def _probs(pred: list[int], conf: float = 0.8) -> np.ndarray:
+    p = np.full((len(pred), 3), (1 - conf) / 2)
+    p[np.arange(len(pred)), pred] = conf
+    return p
+
+
+def test_hand_computed_confusion_and_rates():
+    # true:  c c c n n n p p   (c=0, n=1, p=2)
+    # pred:  c c n n n c p n
+    y = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    pred = [0, 0, 1, 1, 1, 0, 2, 1]
+    res = compute_metrics(y, _probs(pred), CLASSES, n_boot=0, curves=False)
+    assert res["confusion_matrix"]["matrix"] == [[2, 1, 0], [1, 2, 0], [0, 1, 1]]
+    assert res["n"] == 8
+    assert res["accuracy"] == pytest.approx(5 / 8, abs=1e-4)
+    # per-class recall 2/3, 2/3, 1/2 -> balanced accuracy 11/18
+    assert res["balanced_accuracy"] == pytest.approx(11 / 18, abs=1e-4)
+    covid = res["per_class"]["covid"]
+    # covid: TP 2, FN 1, FP 1, TN 4
+    assert covid["sensitivity"] == pytest.approx(2 / 3, abs=1e-4)
+    assert covid["specificity"] == pytest.approx(4 / 5, abs=1e-4)
+    assert covid["ppv"] == pytest.approx(2 / 3, abs=1e-4)
+    assert covid["npv"] == pytest.approx(4 / 5, abs=1e-4)
+    assert covid["f1"] == pytest.approx(2 / 3, abs=1e-4)
+    pneu = res["per_class"]["pneumonia"]
+    # pneumonia: TP 1, FN 1, FP 0, TN 6
+    assert pneu["ppv"] == pytest.approx(1.0)
+    assert pneu["npv"] == pytest.approx(6 / 7, abs=1e-4)
+    # F1s: covid 2/3, normal 2*2/(4+2+1)=4/7, pneumonia 2/3
+    assert res["macro_f1"] == pytest.approx((2 / 3 + 4 / 7 + 2 / 3) / 3, abs=1e-4)
+
+
+def test_brier_and_ece_by_hand():
+    y = np.array([0, 1])
+    p = np.array([[0.9, 0.05, 0.05], [0.6, 0.3, 0.1]])
+    res = compute_metrics(y, p, CLASSES, n_boot=0, curves=False)
+    brier = ((0.1**2 + 0.05**2 + 0.05**2) + (0.6**2 + 0.7**2 + 0.1**2)) / 2
+    assert res["brier"] == pytest.approx(brier, abs=1e-4)
+    # two bins: conf 0.9 correct (gap 0.1), conf 0.6 wrong (gap 0.6) -> ECE 0.35
+    ece, bins = expected_calibration_error(p, y)
+    assert ece == pytest.approx(0.35)
+    assert sum(b["count"] for b in bins) == 2
+
+
+def test_subset_of_classes_and_undefined_values():
+    # Only normal and pneumonia present: covid gets no per-class entry,
+    # balanced accuracy averages over the two present classes.
+    y = np.array([1, 1, 2, 2])
+    p = _probs([1, 0, 2, 2])
+    res = compute_metrics(y, p, CLASSES, n_boot=0)
+    assert set(res["per_class"]) == {"normal", "pneumonia"}
+    assert res["balanced_accuracy"] == pytest.approx((0.5 + 1.0) / 2)
+    # A single-class manifest has no defined AUC or specificity.
+    one = compute_metrics(np.array([2, 2]), _probs([2, 1]), CLASSES, n_boot=0)
+    assert one["per_class"]["pneumonia"]["auc"] is None
+    assert one["per_class"]["pneumonia"]["specificity"] is None
+
+
+def test_auc_and_curves_perfect_ranking():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    p = np.array(
+        [
+            [0.9, 0.05, 0.05],
+            [0.7, 0.2, 0.1],
+            [0.1, 0.8, 0.1],
+            [0.2, 0.6, 0.2],
+            [0.1, 0.1, 0.8],
+            [0.3, 0.1, 0.6],
+        ]
+    )
+    res = compute_metrics(y, p, CLASSES, n_boot=50)
+    assert all(m["auc"] == 1.0 for m in res["per_class"].values())
+    roc = res["curves"]["covid"]["roc"]
+    assert roc["fpr"][0] == 0.0 and roc["tpr"][-1] == 1.0
+    lo, hi = res["ci95"]["accuracy"]
+    assert lo <= res["accuracy"] <= hi
+
+
+def test_per_source_accuracy():
+    y = np.array([0, 0, 1, 1])
+    res = compute_metrics(y, _probs([0, 1, 1, 1]), CLASSES, sources=["a", "a", "b", "b"], n_boot=0)
+    assert res["per_source"]["a"] == {"n": 2, "accuracy": 0.5, "per_class_accuracy": {"covid": 0.5}}
+    assert res["per_source"]["b"]["accuracy"] == 1.0
+    assert "per source" in format_table(res)
+
+
+def test_cli_on_tiny_manifest_matches_direct_prediction(tmp_path, tiny_model_path, cxr_dir):
+    import pandas as pd
+
+    from cxrlib.model import load_classifier
+
+    m = pd.read_csv(cxr_dir / "manifest.csv")
+    rows = pd.concat([m[(m.split == "test") & (m.label == c)].head(3) for c in CLASSES])
+    csv = tmp_path / "m.csv"
+    rows[["path", "label", "source"]].to_csv(csv, index=False)
+    out = tmp_path / "res.json"
+    assert (
+        main(
+            [
+                "--model",
+                str(tiny_model_path),
+                "--manifest",
+                str(csv),
+                "--root",
+                str(cxr_dir),
+                "--json",
+                str(out),
+                "--bootstrap",
+                "20",
+            ]
+        )
+        == 0
+    )
+    res = json.loads(out.read_text())
+    assert res["n"] == 9 and len(res["predictions"]) == 9
+    # The CLI's per-image probabilities are the classifier's own.
+    from cxrlib.data import load_gray
+
+    clf = load_classifier(tiny_model_path)
+    direct = clf.predict([load_gray(cxr_dir / p) for p in rows["path"]])
+    got = np.array([r["probs"] for r in res["predictions"]])
+    np.testing.assert_allclose(got, direct, atol=1e-4)
+    cm = np.array(res["confusion_matrix"]["matrix"])
+    assert cm.sum() == 9 and cm.sum(axis=1).tolist() == [3, 3, 3]
+    assert res["accuracy"] == pytest.approx(
+        np.mean(direct.argmax(1) == np.repeat([0, 1, 2], 3)), abs=1e-4
+    )

@@ -1,0 +1,96 @@
+"""cxrlib.train: the real training function on a handful of images."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cxrlib.data import sampling_weights
+from cxrlib.model import load_classifier
+from cxrlib.preprocess import PreprocessConfig
+from cxrlib.train import AugmentedBatches, TrainConfig, fit_temperature, macro_f1, main
+
+
+def test_one_step_training_writes_model_and_metadata(tiny_model_path, tiny_manifest):
+    meta = json.loads(tiny_model_path.with_suffix(".json").read_text())
+    assert meta["class_names"] == ["covid", "normal", "pneumonia"]
+    assert meta["input_size"] == 64 and meta["preprocess"]["size"] == 64
+    assert meta["seed"] == 0 and meta["temperature"] > 0
+    assert len(meta["manifest_sha256"]) == 64
+    for key in ("loss", "accuracy", "macro_f1", "val_loss", "val_accuracy", "val_macro_f1"):
+        assert len(meta["history"][key]) == 1
+    clf = load_classifier(tiny_model_path)  # also checks the weights hash
+    probs = clf.predict([np.full((300, 200), 128, np.uint8)])
+    assert probs.shape == (1, 3) and np.isclose(probs.sum(), 1, atol=1e-5)
+
+
+def test_cli_trains_excluding_a_source(tiny_manifest, cxr_dir, tmp_path):
+    rc = main(
+        [
+            "--data",
+            str(cxr_dir),
+            "--manifest",
+            str(tiny_manifest),
+            "--out",
+            str(tmp_path),
+            "--arch",
+            "small",
+            "--size",
+            "64",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "1",
+            "--batch-size",
+            "4",
+            "--exclude-source",
+            "kermany",
+            "--no-cache",
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    meta = json.loads((tmp_path / "cxr_classifier.json").read_text())
+    assert meta["train_config"]["exclude_sources"] == ["kermany"]
+    assert not any(k.startswith("kermany/") for k in meta["train_counts"])
+    assert meta["command"].startswith("python -m cxrlib.train ")
+
+
+def test_batches_are_balanced_reproducible_and_prepared():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (30, 32, 32), dtype=np.uint8)
+    labels = np.array([0] * 20 + [1] * 5 + [2] * 5)
+    probs = sampling_weights(labels, ["a"] * 30)
+    cfg = TrainConfig(batch_size=600, preprocess=PreprocessConfig(size=32))
+    x, y = AugmentedBatches(images, labels, probs, cfg, steps=2)[0]
+    assert x.shape == (600, 32, 32, 1) and x.dtype == np.float32
+    assert 0 <= x.min() and x.max() <= 255
+    shares = np.bincount(y, minlength=3) / len(y)
+    assert np.all(np.abs(shares - 1 / 3) < 0.07), shares  # class-balanced despite 20/5/5
+    x2, y2 = AugmentedBatches(images, labels, probs, cfg, steps=2)[0]
+    np.testing.assert_array_equal(y, y2)
+    np.testing.assert_array_equal(x, x2)
+
+
+def test_sampling_weights_balance_sources_within_a_class():
+    labels = [0] * 90 + [0] * 10 + [1] * 50
+    sources = ["big"] * 90 + ["small"] * 10 + ["x"] * 50
+    w = sampling_weights(labels, sources, power=0.0)
+    assert w[:100].sum() == pytest.approx(0.5) and w[100:].sum() == pytest.approx(0.5)
+    assert w[:90].sum() == pytest.approx(w[90:100].sum())  # power 0: sources equal
+    w1 = sampling_weights(labels, sources, power=1.0)
+    assert w1[:90].sum() == pytest.approx(0.45)  # power 1: proportional to size
+
+
+def test_macro_f1_and_temperature():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    assert macro_f1(y, y, 3) == 1.0
+    assert macro_f1(y, np.array([0, 1, 1, 1, 2, 0]), 3) == pytest.approx((2 / 3 + 0.8 + 2 / 3) / 3)
+    # Over-confident logits that are often wrong want a temperature above 1.
+    rng = np.random.default_rng(0)
+    yy = rng.integers(0, 3, 500)
+    logits = rng.normal(0, 1, (500, 3))
+    logits[np.arange(500), yy] += 1.0
+    assert fit_temperature(logits * 8, yy) > 2.0
