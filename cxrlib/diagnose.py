@@ -1,0 +1,309 @@
+"""The app's pipeline: one grayscale X-ray -> probabilities, spread, heatmap, lung focus.
+
+Pure and cache-friendly: the same image, model, method and class always give
+the same :class:`Diagnosis` (the test-time views are fixed, SmoothGrad is
+seeded), and the result is a picklable dataclass of NumPy arrays and plain
+values, so the app can cache it under :func:`image_hash` of the upload.
+Overlay rendering is separate (:mod:`cxrlib.overlay`): changing the opacity or
+colour map needs no model call. The out-of-distribution gate
+(:func:`cxrlib.ood.assess`) is the app's job, before this runs.
+
+Speed: for the Grad-CAM family the original image and its test-time views go
+through ONE compiled forward pass that returns every view's logits and the
+original's CAM (see :meth:`cxrlib.explain.Explainer.fast_cams`).
+
+Lung-focus verdict thresholds: the lungs cover roughly 30-45 % of a frontal
+chest X-ray, so a map that ignores anatomy puts about that share inside them.
+``>= 60 %`` is "good"; ``40-60 %`` is "caution" (no better than a map that
+ignores the lungs); ``< 40 %`` is "warning" (most of the attention is
+elsewhere: text, markers, devices, borders; a shortcut is likely).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from cxrlib.explain import FAST_METHODS, Explainer, _check_method, get_explainer
+from cxrlib.focus import lung_focus as _lung_focus
+from cxrlib.model import Classifier, softmax
+from cxrlib.preprocess import normalize_contrast, to_geometry
+
+FOCUS_GOOD = 0.60
+FOCUS_LOW = 0.40
+FOCUS_LEVELS: tuple[str, ...] = ("good", "caution", "warning", "unknown")
+
+
+class Segmenter(Protocol):
+    """What :func:`diagnose` needs of :class:`cxrlib.lungs.LungSegmenter`."""
+
+    def segment(self, gray: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class View:
+    """A cheap test-time augmentation of the model input's geometry.
+
+    Attributes:
+        name: Label.
+        shift: (dx, dy) as fractions of the input side.
+        scale: Zoom about the centre (> 1 zooms in).
+        gamma: Gamma applied to the raw pixels (> 1 darkens).
+    """
+
+    name: str
+    shift: tuple[float, float] = (0.0, 0.0)
+    scale: float = 1.0
+    gamma: float = 1.0
+
+    def apply(self, img: np.ndarray) -> np.ndarray:
+        """Applies the view to a square uint8 image (border pixels replicated)."""
+        out = img
+        if self.shift != (0.0, 0.0) or self.scale != 1.0:
+            h, w = img.shape
+            cx, cy = (w - 1) / 2, (h - 1) / 2
+            m = np.float32(
+                [
+                    [self.scale, 0, (1 - self.scale) * cx + self.shift[0] * w],
+                    [0, self.scale, (1 - self.scale) * cy + self.shift[1] * h],
+                ]
+            )
+            out = cv2.warpAffine(
+                out, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
+        if self.gamma != 1.0:
+            lut = np.clip(255.0 * (np.arange(256) / 255.0) ** self.gamma + 0.5, 0, 255)
+            out = cv2.LUT(out, lut.astype(np.uint8))
+        return out
+
+
+#: The default test-time views (the original image is always added first).
+DEFAULT_VIEWS: tuple[View, ...] = (
+    View("shift right", shift=(0.04, 0.0)),
+    View("shift left", shift=(-0.04, 0.0)),
+    View("shift down", shift=(0.0, 0.04)),
+    View("shift up", shift=(0.0, -0.04)),
+    View("zoom out", scale=0.94),
+    View("zoom in", scale=1.06),
+    View("darker", gamma=1.25),
+    View("brighter", gamma=0.8),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Diagnosis:
+    """Everything the app shows about one image (rendering excluded).
+
+    Attributes:
+        class_names: Class names, in the model's order.
+        probabilities: (K,) calibrated probabilities of the original image.
+        predicted_index: Index of the most probable class.
+        predicted_name: Its name.
+        uncertainty: (K, 2) lowest and highest calibrated probability of each
+            class over the original image and its test-time views.
+        view_probabilities: (V, K) calibrated probabilities of every view
+            (row 0 is the original).
+        view_names: Names of the views ("original" first).
+        target_index: The class the heatmap explains.
+        target_name: Its name.
+        method: The explanation method.
+        heatmap: float32 map in [0, 1] at the image's size.
+        lung_mask: Boolean lung mask at the image's size, or None without a segmenter.
+        lung_focus: Share of the heatmap inside the lungs, or None when unknown.
+        lung_area: Share of the image covered by the lungs, or None.
+        focus_level: One of :data:`FOCUS_LEVELS`.
+        focus_verdict: One sentence (or two) for the user.
+    """
+
+    class_names: tuple[str, ...]
+    probabilities: np.ndarray
+    predicted_index: int
+    predicted_name: str
+    uncertainty: np.ndarray
+    view_probabilities: np.ndarray
+    view_names: tuple[str, ...]
+    target_index: int
+    target_name: str
+    method: str
+    heatmap: np.ndarray
+    lung_mask: np.ndarray | None
+    lung_focus: float | None
+    lung_area: float | None
+    focus_level: str
+    focus_verdict: str
+
+    @property
+    def confidence(self) -> float:
+        """Calibrated probability of the predicted class."""
+        return float(self.probabilities[self.predicted_index])
+
+    def summary(self) -> dict[str, Any]:
+        """Plain-Python summary (no arrays but the probabilities) for reports and JSON."""
+        return {
+            "predicted": self.predicted_name,
+            "confidence": self.confidence,
+            "probabilities": {n: float(p) for n, p in zip(self.class_names, self.probabilities)},
+            "range": {
+                n: [float(lo), float(hi)] for n, (lo, hi) in zip(self.class_names, self.uncertainty)
+            },
+            "explained_class": self.target_name,
+            "method": self.method,
+            "lung_focus": self.lung_focus,
+            "lung_area": self.lung_area,
+            "focus_level": self.focus_level,
+            "focus_verdict": self.focus_verdict,
+        }
+
+
+def image_hash(data: bytes) -> str:
+    """SHA-256 hex digest of the uploaded bytes (the cache key of an upload)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def focus_verdict(
+    focus: float | None, lung_area: float | None, heatmap_empty: bool = False
+) -> tuple[str, str]:
+    """Level and sentence for a lung-focus value (thresholds in the module docstring).
+
+    Args:
+        focus: Share of the heatmap inside the lungs, or None without a mask.
+        lung_area: Share of the image covered by the mask, or None.
+        heatmap_empty: The heatmap is all zero.
+
+    Returns:
+        ``(level, text)`` with level in :data:`FOCUS_LEVELS`.
+    """
+    if focus is None or lung_area is None:
+        return "unknown", "Lung focus is not available: no lung segmentation was run."
+    if lung_area <= 0:
+        return (
+            "warning",
+            "No lungs were found in this image, so the heatmap cannot be checked against "
+            "them. Is this a frontal chest X-ray?",
+        )
+    if heatmap_empty:
+        return "unknown", "The heatmap is empty for this class, so there is nothing to check."
+    text = (
+        f"{round(100 * focus)}% of the heatmap lies inside the lungs "
+        f"(which cover {round(100 * lung_area)}% of the image)."
+    )
+    if focus >= FOCUS_GOOD:
+        return "good", text
+    if focus >= FOCUS_LOW:
+        return (
+            "caution",
+            text + " Much of the model's attention is outside the lungs; look at the heatmap "
+            "before trusting the prediction.",
+        )
+    return (
+        "warning",
+        text + " Most of the model's attention is outside the lungs: it may rely on text, "
+        "markers, devices or borders instead of the lungs (a shortcut). Do not trust this "
+        "prediction.",
+    )
+
+
+def _lung_mask(segmenter: Segmenter, gray: np.ndarray) -> np.ndarray:
+    mask = np.asarray(segmenter.segment(gray)).astype(bool)
+    if mask.shape != gray.shape[:2]:
+        mask = cv2.resize(
+            mask.view(np.uint8), (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_NEAREST
+        ).astype(bool)
+    return mask
+
+
+def diagnose(
+    classifier: Classifier,
+    gray: np.ndarray,
+    explainer: Explainer | None = None,
+    segmenter: Segmenter | None = None,
+    method: str = "gradcam",
+    class_index: int | None = None,
+    views: tuple[View, ...] = DEFAULT_VIEWS,
+) -> Diagnosis:
+    """Runs the whole pipeline on one grayscale image.
+
+    Args:
+        classifier: The classifier.
+        gray: 2-D uint8 image (decoded upload).
+        explainer: The classifier's :class:`~cxrlib.explain.Explainer`
+            (``None``: the cached one of ``classifier``).
+        segmenter: A lung segmenter with ``.segment(gray) -> bool mask``, or None.
+        method: Explanation method (:data:`cxrlib.explain.METHODS`).
+        class_index: Class to explain; ``None`` = the predicted class.
+        views: Test-time views for the probability ranges (batched with the original).
+
+    Returns:
+        A :class:`Diagnosis`.
+    """
+    _check_method(method)
+    explainer = get_explainer(classifier) if explainer is None else explainer
+    if explainer.classifier is not classifier:
+        raise ValueError("the explainer belongs to a different classifier")
+    names = classifier.class_names
+    if class_index is not None and not 0 <= int(class_index) < len(names):
+        raise ValueError(f"class_index {class_index} out of range 0..{len(names) - 1}")
+    cfg = classifier.preprocess
+    geo = to_geometry(gray, cfg)
+    batch = np.stack(
+        [normalize_contrast(geo, cfg)] + [normalize_contrast(v.apply(geo), cfg) for v in views]
+    )
+    if method in FAST_METHODS:
+        res = explainer.fast_cams(batch, class_index)
+        logits, raw, target = res.logits, res.cam(method)[0], int(res.targets[0])
+    else:
+        logits = classifier.logits(batch)
+        target = int(np.argmax(logits[0])) if class_index is None else int(class_index)
+        raw, _ = explainer.raw(batch[0], method, target)
+    probs_all = softmax(logits / classifier.temperature)
+    probs = probs_all[0]
+    predicted = int(np.argmax(probs))
+    heatmap = explainer.to_image(raw, gray.shape)
+    mask = focus = area = None
+    if segmenter is not None:
+        mask = _lung_mask(segmenter, gray)
+        area = float(mask.mean())
+        focus = _lung_focus(heatmap, mask)
+    level, verdict = focus_verdict(focus, area, heatmap_empty=not heatmap.max() > 0)
+    return Diagnosis(
+        class_names=tuple(names),
+        probabilities=probs,
+        predicted_index=predicted,
+        predicted_name=names[predicted],
+        uncertainty=np.stack([probs_all.min(axis=0), probs_all.max(axis=0)], axis=1),
+        view_probabilities=probs_all,
+        view_names=("original",) + tuple(v.name for v in views),
+        target_index=target,
+        target_name=names[target],
+        method=method,
+        heatmap=heatmap,
+        lung_mask=mask,
+        lung_focus=focus,
+        lung_area=area,
+        focus_level=level,
+        focus_verdict=verdict,
+    )
+
+
+def diagnose_bytes(
+    classifier: Classifier,
+    data: bytes,
+    filename: str = "",
+    explainer: Explainer | None = None,
+    segmenter: Segmenter | None = None,
+    method: str = "gradcam",
+    class_index: int | None = None,
+) -> tuple[np.ndarray, Diagnosis]:
+    """Decodes an upload (in memory, via :func:`cxrlib.imaging.read_image`) and diagnoses it.
+
+    Returns:
+        ``(gray, diagnosis)``; raises :class:`cxrlib.imaging.ImageError` for unreadable files.
+    """
+    from cxrlib.imaging import read_image
+
+    gray = read_image(data, filename)
+    return gray, diagnose(classifier, gray, explainer, segmenter, method, class_index)

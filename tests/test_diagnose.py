@@ -1,0 +1,220 @@
+"""The app pipeline: calibrated probabilities, view ranges, heatmap, lung focus verdict."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from cxrlib.diagnose import (
+    DEFAULT_VIEWS,
+    FOCUS_GOOD,
+    FOCUS_LOW,
+    Diagnosis,
+    View,
+    diagnose,
+    focus_verdict,
+    image_hash,
+)
+from cxrlib.explain import Explainer
+from cxrlib.focus import lung_focus
+from cxrlib.model import Classifier, build_classifier, softmax
+
+S = 64
+
+
+def blob_image(rng: np.random.Generator, centre: tuple[float, float] | None) -> np.ndarray:
+    img = cv2.GaussianBlur((60 + 20 * rng.standard_normal((S, S))).astype(np.float32), (0, 0), 2)
+    if centre is not None:
+        yy, xx = np.mgrid[0:S, 0:S]
+        r = rng.uniform(4, 7)
+        img += 120 * np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / (2 * r * r))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def clf() -> Classifier:
+    """Class 1 = a bright blob somewhere, class 0 = none; temperature 2 to see calibration."""
+    rng = np.random.default_rng(0)
+    n = 256
+    x = np.stack(
+        [blob_image(rng, tuple(rng.uniform(10, 54, 2)) if i % 2 else None) for i in range(n)]
+    )
+    model = build_classifier(S, "small", width=8, head_filters=32, seed=0, bn_momentum=0.6)
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+    model.fit(x[..., None].astype(np.float32), np.arange(n) % 2, epochs=4, batch_size=32, verbose=0)
+    return Classifier(model, {"preprocess": {"size": S, "contrast": "none"}, "temperature": 2.0})
+
+
+@pytest.fixture(scope="module")
+def explainer(clf: Classifier) -> Explainer:
+    return Explainer(clf, smooth_samples=4)
+
+
+@pytest.fixture(scope="module")
+def gray() -> np.ndarray:
+    """A non-square image with the blob in its upper left (y 16 * 1.5, x 16)."""
+    return cv2.resize(blob_image(np.random.default_rng(1), (16, 16)), (64, 96))
+
+
+class BoxSegmenter:
+    """Stands in for cxrlib.lungs.LungSegmenter: a fixed rectangle as 'lungs'."""
+
+    def __init__(self, top: int, bottom: int, left: int, right: int) -> None:
+        self.box = (top, bottom, left, right)
+        self.calls = 0
+
+    def segment(self, gray: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        top, bottom, left, right = self.box
+        mask = np.zeros(gray.shape[:2], bool)
+        mask[top:bottom, left:right] = True
+        return mask
+
+
+def test_probabilities_are_calibrated_and_consistent(
+    clf: Classifier, explainer: Explainer, gray: np.ndarray
+) -> None:
+    d = diagnose(clf, gray, explainer)
+    assert isinstance(d, Diagnosis)
+    assert d.probabilities.shape == (3,)
+    assert d.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(d.probabilities, clf.predict([gray])[0], atol=1e-5)
+    logits = clf.logits(clf.prepare(gray)[None])
+    np.testing.assert_allclose(d.probabilities, softmax(logits / 2.0)[0], atol=1e-5)
+    assert d.predicted_index == int(np.argmax(d.probabilities)) == 1
+    assert d.predicted_name == clf.class_names[1] and d.confidence == d.probabilities[1]
+    assert d.target_index == 1 and d.target_name == d.predicted_name  # default: predicted
+
+
+def test_uncertainty_ranges_from_views(
+    clf: Classifier, explainer: Explainer, gray: np.ndarray
+) -> None:
+    d = diagnose(clf, gray, explainer)
+    v = d.view_probabilities
+    assert v.shape == (1 + len(DEFAULT_VIEWS), 3)
+    assert d.view_names[0] == "original" and len(d.view_names) == len(v)
+    np.testing.assert_allclose(v.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(v[0], d.probabilities)
+    np.testing.assert_allclose(d.uncertainty[:, 0], v.min(axis=0))
+    np.testing.assert_allclose(d.uncertainty[:, 1], v.max(axis=0))
+    assert (d.uncertainty[:, 0] <= d.probabilities + 1e-7).all()
+    assert (d.probabilities <= d.uncertainty[:, 1] + 1e-7).all()
+    assert np.ptp(v, axis=0).max() > 1e-4  # the views really differ
+    # Each view's probabilities are the model's on that view of the image.
+    geo = cv2.resize(gray, (S, S), interpolation=cv2.INTER_AREA)
+    for i, view in enumerate(DEFAULT_VIEWS, start=1):
+        np.testing.assert_allclose(v[i], clf.probabilities(view.apply(geo)[None])[0], atol=1e-5)
+
+
+def test_class_choice(clf: Classifier, explainer: Explainer, gray: np.ndarray) -> None:
+    base = diagnose(clf, gray, explainer)
+    maps = {}
+    for k in range(3):
+        d = diagnose(clf, gray, explainer, class_index=k)
+        assert d.target_index == k and d.target_name == clf.class_names[k]
+        np.testing.assert_allclose(d.probabilities, base.probabilities)
+        assert d.predicted_index == base.predicted_index
+        # The batched pass gives the same map as explaining the image alone.
+        np.testing.assert_allclose(d.heatmap, explainer.explain(gray, "gradcam", k), atol=1e-4)
+        maps[k] = d.heatmap
+    assert not np.allclose(maps[0], maps[1])
+    np.testing.assert_array_equal(base.heatmap, maps[1])
+
+
+def test_deterministic_and_picklable(
+    clf: Classifier, explainer: Explainer, gray: np.ndarray
+) -> None:
+    seg = BoxSegmenter(0, 48, 0, 32)
+    a = diagnose(clf, gray, explainer, seg)
+    b = diagnose(clf, gray.copy(), explainer, seg)
+    np.testing.assert_array_equal(a.heatmap, b.heatmap)
+    np.testing.assert_array_equal(a.probabilities, b.probabilities)
+    np.testing.assert_array_equal(a.uncertainty, b.uncertainty)
+    assert a.lung_focus == b.lung_focus and a.focus_verdict == b.focus_verdict
+    c = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(c.heatmap, a.heatmap)
+    np.testing.assert_array_equal(c.lung_mask, a.lung_mask)
+    assert c.summary() == a.summary()
+    assert a.heatmap.shape == gray.shape and a.heatmap.dtype == np.float32
+    assert 0 <= a.heatmap.min() and a.heatmap.max() <= 1
+
+
+def test_lung_focus_with_a_segmenter(
+    clf: Classifier, explainer: Explainer, gray: np.ndarray
+) -> None:
+    # 'Lungs' over the blob (upper left): the heatmap lies inside them.
+    on = BoxSegmenter(0, 48, 0, 32)
+    d = diagnose(clf, gray, explainer, on)
+    assert on.calls == 1
+    assert d.lung_mask is not None and d.lung_mask.dtype == bool
+    assert d.lung_mask.shape == gray.shape
+    assert d.lung_focus == pytest.approx(lung_focus(d.heatmap, d.lung_mask))
+    assert d.lung_area == pytest.approx(0.25)
+    assert d.lung_focus >= FOCUS_GOOD and d.focus_level == "good"
+    assert d.focus_verdict.startswith(f"{round(100 * d.lung_focus)}% of the heatmap lies inside")
+    # 'Lungs' in the opposite corner: most of the map is outside them.
+    off = diagnose(clf, gray, explainer, BoxSegmenter(48, 96, 32, 64))
+    assert off.lung_focus < FOCUS_LOW and off.focus_level == "warning"
+    # No segmenter: nothing claimed.
+    none = diagnose(clf, gray, explainer)
+    assert none.lung_mask is None and none.lung_focus is None and none.lung_area is None
+    assert none.focus_level == "unknown"
+
+
+def test_focus_verdict_levels() -> None:
+    level, text = focus_verdict(0.84, 0.35)
+    assert level == "good" and text.startswith("84% of the heatmap lies inside the lungs")
+    assert focus_verdict(0.5, 0.35)[0] == "caution"
+    assert focus_verdict(0.2, 0.35)[0] == "warning"
+    assert focus_verdict(FOCUS_GOOD, 0.3)[0] == "good"
+    assert focus_verdict(FOCUS_LOW, 0.3)[0] == "caution"
+    assert focus_verdict(None, None)[0] == "unknown"
+    assert focus_verdict(0.0, 0.0)[0] == "warning"  # segmenter found no lungs
+    assert focus_verdict(0.0, 0.3, heatmap_empty=True)[0] == "unknown"
+
+
+@pytest.mark.parametrize("method", ["layercam", "scorecam", "smoothgrad"])
+def test_other_methods(
+    clf: Classifier, explainer: Explainer, gray: np.ndarray, method: str
+) -> None:
+    ref = diagnose(clf, gray, explainer)
+    d = diagnose(clf, gray, explainer, method=method, class_index=1)
+    assert d.method == method
+    np.testing.assert_allclose(d.probabilities, ref.probabilities, atol=1e-5)
+    np.testing.assert_allclose(d.view_probabilities, ref.view_probabilities, atol=1e-5)
+    np.testing.assert_allclose(d.heatmap, explainer.explain(gray, method, 1), atol=1e-4)
+
+
+def test_image_hash() -> None:
+    data = b"\x89PNG fake bytes"
+    assert image_hash(data) == hashlib.sha256(data).hexdigest()
+    assert image_hash(data) != image_hash(data + b"!")
+
+
+def test_views() -> None:
+    img = np.zeros((50, 50), np.uint8)
+    img[25, 25] = 200
+    np.testing.assert_array_equal(View("same").apply(img), img)
+    moved = View("right", shift=(0.1, 0.0)).apply(img)
+    assert np.unravel_index(np.argmax(moved), moved.shape) == (25, 30)
+    ramp = np.tile(np.arange(0, 250, 5, dtype=np.uint8), (50, 1))
+    assert View("dark", gamma=1.5).apply(ramp).astype(int).sum() < ramp.astype(int).sum()
+    assert View("zoom", scale=1.2).apply(ramp).shape == ramp.shape
+
+
+def test_bad_arguments(clf: Classifier, explainer: Explainer, gray: np.ndarray) -> None:
+    other = Classifier(
+        build_classifier(S, "small", width=4, head_filters=8, seed=1),
+        {"preprocess": {"size": S, "contrast": "none"}},
+    )
+    with pytest.raises(ValueError, match="different classifier"):
+        diagnose(other, gray, explainer)
+    with pytest.raises(ValueError, match="out of range"):
+        diagnose(clf, gray, explainer, class_index=3)
+    with pytest.raises(ValueError, match="unknown method"):
+        diagnose(clf, gray, explainer, method="rise")
