@@ -1,0 +1,622 @@
+"""Many users at once: N concurrent browser sessions against ONE Streamlit server.
+
+Starts ``streamlit run app.py`` once (loopback only, a free port, the caller's
+environment passed through, e.g. ``CXR_MODEL``), waits for
+``/_stcore/health``, then drives ``--sessions`` headless Chromium sessions
+(Playwright, Debian's ``/usr/bin/chromium``; never ``playwright install``),
+each in its own browser context (its own cookies, its own Streamlit session).
+Every session repeatedly opens the Diagnose page, uploads a DIFFERENT real
+image from the test split of ``../shared/cxr`` (classes interleaved; file
+paths are passed straight to the browser, nothing is written) and waits for
+the result, until ``--uploads`` uploads have been done across the sessions.
+
+Each result is checked against what :mod:`cxrlib` computes for the same bytes
+in this process (``read_image`` -> ``fit_display`` -> ``Classifier.predict``,
+exactly the app's path): the image SHA-256 prefix on the page, the predicted
+class in "Most likely: ..." and every percentage in the probability chart.
+A result that is not the session's own is counted as cross-talk.
+
+Memory: the server's resident set (the process and its children, from
+/proc) right after start-up, after a warm-up upload, after every 50 uploads
+and at the end; it should level off (the app's caches are bounded).
+
+Prints progress lines and a summary, then ONE JSON line (the last line) with
+``sessions, uploads, p50_s, p95_s, errors, crosstalk, rss_mb_start,
+rss_mb_after_warmup, rss_mb_end, rss_mb_series`` and a few more details.
+Time to result = upload -> this image's probabilities visible on the page
+(``p50_full_s`` / ``p95_full_s``: until the whole page, heatmaps included, is
+drawn). The server is stopped at the end, on errors and on Ctrl-C.
+
+Usage::
+
+    .venv/bin/python benchmarks/load.py                           # 10 sessions x 200 uploads
+    .venv/bin/python benchmarks/load.py --sessions 2 --uploads 6  # a quick check
+    CXR_MODEL=/tmp/m/cxr_classifier.keras .venv/bin/python benchmarks/load.py
+    .venv/bin/python benchmarks/load.py --mode reupload   # re-upload in the same page
+    .venv/bin/python benchmarks/load.py | tail -1         # the JSON line only
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = os.environ.get("CXR_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+RSS_EVERY = 50
+
+# Reads what the Diagnose page shows (see pages/diagnose.py): the "Most likely"
+# line, the "image SHA-256 <16 hex>..." caption, the value labels of the
+# probability chart (cxrlib.figures.probability_bar: one annotation per class,
+# in the model's class order) and any refusal or error box.
+EXTRACT_JS = r"""() => {
+  const main = document.querySelector('[data-testid="stMain"]') || document.body;
+  const text = main.innerText || '';
+  const most = text.match(/Most likely:\s*([A-Za-z_-]+),\s*(\d+)%/);
+  const sha = text.match(/image SHA-256 ([0-9a-f]{16})/);
+  const plot = main.querySelector('.js-plotly-plot');
+  let ann = [];
+  if (plot) {
+    ann = [...plot.querySelectorAll('g.annotation')]
+      .map(g => [Number(g.getAttribute('data-index') || 0), g.textContent.trim()])
+      .sort((a, b) => a[0] - b[0]).map(a => a[1]);
+  }
+  const status = document.querySelector('[data-testid="stStatusWidget"]');
+  return {
+    most: most ? [most[1], Number(most[2])] : null,
+    sha: sha ? sha[1] : null,
+    ann: ann,
+    rejected: text.includes('does not look like a frontal chest X-ray'),
+    unusable: text.includes('This file cannot be used'),
+    no_model: text.includes('could not be loaded, so no prediction'),
+    exception: !!main.querySelector('[data-testid="stException"]'),
+    running: !!status && (status.innerText || '').includes('Running'),
+    full: text.includes('Overlay'),
+  };
+}"""
+
+
+# ----------------------------------------------------------------------------- server
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``streamlit run app.py`` in its own process group, its output kept in memory."""
+
+    def __init__(self, port: int, env: dict[str, str]) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        cmd = [
+            str(ROOT / ".venv" / "bin" / "streamlit"),
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ]
+        if not Path(cmd[0]).exists():
+            cmd[0:1] = [sys.executable, "-m", "streamlit"]
+        self.log: deque[str] = deque(maxlen=300)
+        self.tracebacks = 0
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            if "Traceback" in line:
+                self.tracebacks += 1
+            self.log.append(line)
+
+    def wait_healthy(self, timeout: float) -> float:
+        """Seconds until ``/_stcore/health`` answers 200."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return time.monotonic() - t0
+            except OSError:
+                time.sleep(0.25)
+        raise TimeoutError(f"the server did not become healthy within {timeout:.0f} s")
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server and all its descendants, MB."""
+        return tree_rss_kb(self.proc.pid) / 1024
+
+    def stop(self) -> None:
+        """SIGTERM to the server's process group, SIGKILL after 15 s."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(5)
+        self._reader.join(2)
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def _vmrss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_kb(pid: int) -> int:
+    """VmRSS of ``pid`` plus its descendants, in kB (psutil when installed)."""
+    try:
+        import psutil  # type: ignore[import-not-found]
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        try:
+            p = psutil.Process(pid)
+            procs = [p, *p.children(recursive=True)]
+            return sum(q.memory_info().rss for q in procs if q.is_running()) // 1024
+        except psutil.Error:
+            return 0
+    kids, total, todo = _children(), 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += _vmrss_kb(p)
+        todo.extend(kids.get(p, []))
+    return total
+
+
+# ----------------------------------------------------------------------------- images
+
+
+@dataclass
+class Expected:
+    """One test image and what cxrlib computes for it."""
+
+    path: Path
+    label: str
+    sha16: str
+    probs: list[float] = field(default_factory=list)
+
+    @property
+    def predicted(self) -> int:
+        return max(range(len(self.probs)), key=self.probs.__getitem__)
+
+
+def pick_images(data: Path, n: int, seed: int) -> list[tuple[Path, str]]:
+    """``n`` test-split images, classes interleaved, distinct while the split lasts."""
+    by_label: dict[str, list[Path]] = {}
+    with open(data / "manifest.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["split"] == "test":
+                by_label.setdefault(row["label"], []).append(data / row["path"])
+    rng = random.Random(seed)
+    for paths in by_label.values():
+        rng.shuffle(paths)
+    order: list[tuple[Path, str]] = []
+    longest = max(len(v) for v in by_label.values())
+    for i in range(longest):
+        for label in sorted(by_label):
+            if i < len(by_label[label]):
+                order.append((by_label[label][i], label))
+    return [order[i % len(order)] for i in range(n)]
+
+
+def expected_results(images: list[tuple[Path, str]]) -> tuple[list[Expected], list[str]]:
+    """The app's probabilities for each image, computed here with cxrlib."""
+    from cxrlib.appstate import fit_display, model_path
+    from cxrlib.imaging import read_image
+    from cxrlib.model import load_classifier
+
+    clf = load_classifier(model_path())
+    out, grays = [], []
+    for path, label in images:
+        data = path.read_bytes()
+        out.append(Expected(path, label, hashlib.sha256(data).hexdigest()[:16]))
+        grays.append(fit_display(read_image(data, path.name)))
+    probs = clf.predict(grays)
+    for e, p in zip(out, probs):
+        e.probs = [float(v) for v in p]
+    return out, list(clf.class_names)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check(shown: dict[str, Any], exp: Expected, names: list[str], tol_pp: float) -> str:
+    """ "" when the page shows ``exp``'s result, else a short reason.
+
+    The page rounds to whole percent, so each shown value may differ from
+    ``100 * p`` by 0.5 plus a little float noise (``tol_pp`` in total).
+    """
+    if shown["sha"] != exp.sha16:
+        return f"sha {shown['sha']} != {exp.sha16}"
+    if shown["rejected"]:
+        return ""  # the input check refused it: no probabilities to compare
+    expected_pp = [100 * p for p in exp.probs]
+    values = []
+    for text in shown["ann"]:
+        m = re.search(r"(\d+)%", text)
+        values.append(float(m.group(1)) if m else float("nan"))
+    if len(values) != len(names):
+        return f"{len(values)} chart values for {len(names)} classes"
+    for name, v, e in zip(names, values, expected_pp):
+        if not abs(v - e) <= tol_pp:
+            return f"{name} {v:.0f}% shown, {e:.2f}% expected"
+    name, pct = shown["most"]
+    top = exp.predicted
+    if name != names[top]:
+        # A near-tie may flip between two float paths; otherwise it is wrong.
+        k = names.index(name) if name in names else -1
+        if k < 0 or expected_pp[top] - expected_pp[k] > tol_pp:
+            return f"most likely {name} shown, {names[top]} expected"
+    if not abs(pct - expected_pp[names.index(name)]) <= tol_pp:
+        return f"most likely {pct}% shown, {expected_pp[names.index(name)]:.2f}% expected"
+    return ""
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated percentile (``q`` in 0..100), None when empty."""
+    if not values:
+        return None
+    v = sorted(values)
+    pos = (len(v) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+
+# ----------------------------------------------------------------------------- sessions
+
+
+@dataclass
+class Stats:
+    """Counters shared by the sessions (one event loop, so no locks needed)."""
+
+    done: int = 0
+    ok: int = 0
+    errors: int = 0
+    crosstalk: int = 0
+    crosstalk_other_image: int = 0
+    gate_rejected: int = 0
+    times: list[float] = field(default_factory=list)
+    full_times: list[float] = field(default_factory=list)
+    rss_series: list[dict[str, float]] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+
+async def upload_once(
+    page: Any,
+    url: str,
+    exp: Expected,
+    names: list[str],
+    args: argparse.Namespace,
+    reload: bool,
+    previous_sha: str | None,
+) -> tuple[dict[str, Any], float, float]:
+    """Uploads one image; returns (what the page shows, time to result, time to full page)."""
+    timeout_ms = args.timeout * 1000
+    if reload:
+        await page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
+    file_input = page.locator('input[type="file"]').first
+    await file_input.wait_for(state="attached", timeout=timeout_ms)
+    t0 = time.monotonic()
+    await file_input.set_input_files(str(exp.path))
+    # Result visible: a SHA caption (a new one when re-uploading) with the
+    # probability chart labelled, or a refusal / error box.
+    await page.wait_for_function(
+        """([prev, k]) => {
+            const s = window.__cxrExtract();
+            if (s.exception || s.unusable || s.no_model) return true;
+            if (!s.sha || s.sha === prev) return false;
+            return s.rejected || (s.most !== null && s.ann.length === k);
+        }""",
+        arg=[previous_sha, len(names)],
+        timeout=timeout_ms,
+        polling=100,
+    )
+    t_result = time.monotonic() - t0
+    # The whole run: heatmaps drawn and the script finished.
+    await page.wait_for_function(
+        """() => { const s = window.__cxrExtract();
+            return !s.running && (s.full || s.rejected || s.exception || s.unusable); }""",
+        timeout=timeout_ms,
+        polling=100,
+    )
+    t_full = time.monotonic() - t0
+    shown = await page.evaluate("() => window.__cxrExtract()")
+    return shown, t_result, t_full
+
+
+async def new_page(browser: Any) -> tuple[Any, Any]:
+    """A fresh browser context (one user) and its page, with the extractor installed."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    await context.add_init_script(f"window.__cxrExtract = {EXTRACT_JS};")
+    return context, await context.new_page()
+
+
+async def session(
+    idx: int,
+    browser: Any,
+    url: str,
+    queue: asyncio.Queue,
+    expected: list[Expected],
+    names: list[str],
+    stats: Stats,
+    server: Server,
+    args: argparse.Namespace,
+) -> None:
+    """One user: takes uploads from ``queue`` until it is empty."""
+    context, page = await new_page(browser)
+    previous_sha: str | None = None
+    fresh = True
+    try:
+        while True:
+            try:
+                i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            exp = expected[i]
+            reload = fresh or args.mode == "reload"
+            try:
+                shown, t_result, t_full = await upload_once(
+                    page, url, exp, names, args, reload, None if reload else previous_sha
+                )
+            except Exception as exc:  # noqa: BLE001 - counted, the session goes on
+                stats.errors += 1
+                stats.messages.append(f"session {idx} upload {i}: {type(exc).__name__}: {exc}")
+                fresh = True
+            else:
+                fresh = False
+                previous_sha = shown["sha"]
+                if shown["exception"] or shown["unusable"] or shown["no_model"]:
+                    stats.errors += 1
+                    what = [k for k in ("exception", "unusable", "no_model") if shown[k]]
+                    stats.messages.append(f"session {idx} upload {i} ({exp.path.name}): {what}")
+                else:
+                    problem = check(shown, exp, names, args.tol_pp)
+                    if problem:
+                        stats.crosstalk += 1
+                        if any(e.sha16 == shown["sha"] for e in expected if e is not exp):
+                            stats.crosstalk_other_image += 1
+                        stats.messages.append(
+                            f"session {idx} upload {i} ({exp.path.name}): {problem}"
+                        )
+                    else:
+                        stats.ok += 1
+                    stats.gate_rejected += bool(shown["rejected"])
+                    stats.times.append(t_result)
+                    stats.full_times.append(t_full)
+            stats.done += 1
+            if args.verbose:
+                seen = "failed" if fresh else f"{shown['most']} chart {shown['ann']}"
+                want = ", ".join(f"{n} {100 * p:.1f}%" for n, p in zip(names, exp.probs))
+                print(
+                    f"  session {idx}: upload {stats.done}/{args.uploads} {exp.path.name} "
+                    f"({exp.label}): page {seen}; cxrlib {want}",
+                    flush=True,
+                )
+            if stats.done % RSS_EVERY == 0 or stats.done == args.uploads:
+                rss = round(server.rss_mb(), 1)
+                stats.rss_series.append({"uploads": stats.done, "rss_mb": rss})
+                p50 = percentile(stats.times, 50)
+                print(
+                    f"after {stats.done} uploads: server RSS {rss:.0f} MB, errors {stats.errors}, "
+                    f"cross-talk {stats.crosstalk}, p50 so far "
+                    f"{'-' if p50 is None else f'{p50:.2f} s'}",
+                    flush=True,
+                )
+    finally:
+        await context.close()
+
+
+async def drive(
+    server: Server, expected: list[Expected], names: list[str], args: argparse.Namespace
+) -> tuple[Stats, float]:
+    """Warm-up upload, then the concurrent sessions; returns the stats and RSS after warm-up."""
+    from playwright.async_api import async_playwright
+
+    stats = Stats()
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            # Warm-up (not counted): TensorFlow import, model load, first trace.
+            context, page = await new_page(browser)
+            warm = expected[-1]
+            t0 = time.monotonic()
+            shown, _, _ = await upload_once(
+                page, server.url, warm, names, args, reload=True, previous_sha=None
+            )
+            await context.close()
+            problem = check(shown, warm, names, args.tol_pp)
+            print(
+                f"warm-up upload: {time.monotonic() - t0:.1f} s"
+                + (f" (MISMATCH: {problem})" if problem else " (result matches)"),
+                flush=True,
+            )
+            rss_warm = round(server.rss_mb(), 1)
+            print(f"server RSS after warm-up: {rss_warm:.0f} MB", flush=True)
+
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            for i in range(args.uploads):
+                queue.put_nowait(i)
+            await asyncio.gather(
+                *(
+                    session(k, browser, server.url, queue, expected, names, stats, server, args)
+                    for k in range(args.sessions)
+                )
+            )
+        finally:
+            await browser.close()
+    return stats, rss_warm
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sessions", type=int, default=10, help="concurrent browser sessions")
+    ap.add_argument("--uploads", type=int, default=200, help="uploads across all sessions")
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "cxr"))
+    ap.add_argument("--mode", choices=("reload", "reupload"), default="reload",
+                    help="reload: a fresh page (new Streamlit session) per upload; "
+                    "reupload: replace the file in the same page")  # fmt: skip
+    ap.add_argument("--timeout", type=float, default=180.0, help="seconds per upload")
+    ap.add_argument("--start-timeout", type=float, default=180.0, help="server start, s")
+    ap.add_argument("--tol-pp", type=float, default=1.0,
+                    help="allowed |shown - computed| per probability, percentage points")  # fmt: skip
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args()
+    if args.sessions < 1 or args.uploads < 1:
+        ap.error("--sessions and --uploads must be >= 1")
+    if not Path(CHROMIUM).exists():
+        print(f"{CHROMIUM} not found: apt-get install -y chromium", file=sys.stderr)
+        return 2
+
+    # SIGTERM behaves like Ctrl-C, so the finally below stops the server.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    images = pick_images(Path(args.data), args.uploads + 1, args.seed)  # +1: warm-up
+    server = Server(free_port(), dict(os.environ))
+    try:
+        health = server.wait_healthy(args.start_timeout)
+        rss_start = round(server.rss_mb(), 1)
+        print(f"server {server.url} healthy after {health:.1f} s, RSS {rss_start:.0f} MB")
+        t0 = time.monotonic()
+        expected, names = expected_results(images)
+        labels = sorted({e.label for e in expected[:-1]})
+        print(
+            f"{len(expected) - 1} images ({len({e.sha16 for e in expected[:-1]})} distinct; "
+            f"labels {', '.join(labels)}): expected results computed in "
+            f"{time.monotonic() - t0:.1f} s",
+            flush=True,
+        )
+        t_run = time.monotonic()
+        stats, rss_warm = asyncio.run(drive(server, expected, names, args))
+        wall = time.monotonic() - t_run
+        rss_end = round(server.rss_mb(), 1)
+    except KeyboardInterrupt:
+        print("interrupted: stopping the server", file=sys.stderr)
+        return 130
+    except BaseException:
+        print("--- server log (tail) ---", file=sys.stderr)
+        print("\n".join(list(server.log)[-40:]), file=sys.stderr)
+        raise
+    finally:
+        server.stop()
+
+    for m in stats.messages[:20]:
+        print("  " + m)
+    r = lambda v: None if v is None else round(v, 3)  # noqa: E731
+    summary = {
+        "sessions": args.sessions,
+        "uploads": stats.done,
+        "p50_s": r(percentile(stats.times, 50)),
+        "p95_s": r(percentile(stats.times, 95)),
+        "errors": stats.errors,
+        "crosstalk": stats.crosstalk,
+        "rss_mb_start": rss_start,
+        "rss_mb_after_warmup": rss_warm,
+        "rss_mb_end": rss_end,
+        "rss_mb_series": stats.rss_series,
+        "p50_full_s": r(percentile(stats.full_times, 50)),
+        "p95_full_s": r(percentile(stats.full_times, 95)),
+        "correct": stats.ok,
+        "crosstalk_other_image": stats.crosstalk_other_image,
+        "gate_rejected": stats.gate_rejected,
+        "server_tracebacks": server.tracebacks,
+        "mode": args.mode,
+        "wall_s": round(wall, 1),
+        "model": os.environ.get("CXR_MODEL") or "models/cxr_classifier.keras",
+    }
+    print(
+        f"{stats.done} uploads by {args.sessions} sessions in {wall:.0f} s: time to result "
+        f"p50 {summary['p50_s']} s, p95 {summary['p95_s']} s (whole page p50 "
+        f"{summary['p50_full_s']} s, p95 {summary['p95_full_s']} s); correct {stats.ok}, "
+        f"errors {stats.errors}, cross-talk {stats.crosstalk}; server RSS {rss_start:.0f} -> "
+        f"{rss_warm:.0f} (warm) -> {rss_end:.0f} MB"
+    )
+    print(json.dumps(summary), flush=True)
+    return 0 if stats.errors == 0 and stats.crosstalk == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
