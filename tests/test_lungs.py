@@ -1,0 +1,230 @@
+"""Lung segmenter: U-Net, mask helpers, the committed model and the training loop."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cxrlib import lungs
+from cxrlib.model import ModelError
+
+HERE = Path(__file__).resolve().parent
+LUNG_FIXTURES = HERE / "fixtures" / "lungs"
+COMMITTED = HERE.parent / "models" / "lung_segmenter.keras"
+
+
+def _fixture_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
+    pairs = []
+    for img_path in sorted(LUNG_FIXTURES.glob("*_image.png")):
+        mask_path = img_path.with_name(img_path.name.replace("_image", "_mask"))
+        image = np.asarray(Image.open(img_path).convert("L"))
+        mask = np.asarray(Image.open(mask_path).convert("L")) > 127
+        pairs.append((image, mask))
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def committed() -> lungs.LungSegmenter:
+    if not COMMITTED.exists():
+        pytest.skip(f"committed segmenter not found at {COMMITTED}")
+    return lungs.load_segmenter(COMMITTED)
+
+
+# --------------------------------------------------------------------------- model
+
+
+def test_unet_builds_and_round_trips(tmp_path: Path) -> None:
+    model = lungs.build_unet(size=32, base_filters=4, depth=3)
+    assert model.input_shape == (None, 32, 32, 1)
+    assert model.output_shape == (None, 32, 32, len(lungs.CONVENTIONS))
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 1)).astype(np.float32)
+    y = model(x, training=False).numpy()
+    assert np.all((y >= 0) & (y <= 1))
+    path = tmp_path / "unet.keras"
+    model.save(path)
+    import keras
+
+    again = keras.saving.load_model(path, compile=False)
+    np.testing.assert_allclose(again(x, training=False).numpy(), y, atol=1e-6)
+
+
+def test_unet_rejects_indivisible_size() -> None:
+    with pytest.raises(ValueError):
+        lungs.build_unet(size=100, depth=4)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def test_dice_known_values() -> None:
+    a = np.zeros((4, 4), bool)
+    b = np.zeros((4, 4), bool)
+    assert lungs.dice(a, b) == 1.0  # both empty
+    a[0, :] = True  # 4 pixels
+    assert lungs.dice(a, a) == 1.0
+    assert lungs.dice(a, b) == 0.0
+    b[0, :2] = True  # 2 pixels, both inside a
+    assert lungs.dice(a, b) == pytest.approx(2 * 2 / 6)
+    b[1, :2] = True  # 2 more, outside a
+    assert lungs.dice(a, b) == pytest.approx(2 * 2 / 8)
+    with pytest.raises(ValueError):
+        lungs.dice(a, np.zeros((3, 3), bool))
+
+
+def test_erase_lungs_and_lungs_only() -> None:
+    gray = np.arange(60, dtype=np.uint8).reshape(6, 10) * 4
+    mask = np.zeros_like(gray, bool)
+    mask[1:4, 2:5] = True
+    mean = np.uint8(round(gray.mean()))
+    before = gray.copy()
+
+    erased = lungs.erase_lungs(gray, mask)
+    assert erased.dtype == np.uint8 and erased.shape == gray.shape
+    assert np.all(erased[mask] == mean)
+    np.testing.assert_array_equal(erased[~mask], gray[~mask])
+
+    only = lungs.lungs_only(gray, mask)
+    assert np.all(only[~mask] == mean)
+    np.testing.assert_array_equal(only[mask], gray[mask])
+    np.testing.assert_array_equal(gray, before)  # inputs untouched
+
+    with pytest.raises(ValueError):
+        lungs.erase_lungs(gray, mask[:5])
+
+
+def test_lung_bbox() -> None:
+    mask = np.zeros((100, 200), bool)
+    mask[20:60, 30:90] = True
+    assert lungs.lung_bbox(mask, margin=0) == (20, 60, 30, 90)
+    assert lungs.lung_bbox(mask, margin=0.1) == (10, 70, 10, 110)
+    assert lungs.lung_bbox(mask, margin=0.5) == (0, 100, 0, 190)
+    assert lungs.lung_bbox(np.zeros((7, 9), bool)) == (0, 7, 0, 9)
+
+
+def test_postprocess_keeps_two_largest_and_fills_holes() -> None:
+    prob = np.zeros((60, 60), np.float32)
+    prob[5:50, 5:25] = 0.9  # left lung
+    prob[20:25, 10:15] = 0.1  # a hole inside it
+    prob[5:45, 35:55] = 0.8  # right lung
+    prob[55:58, 55:58] = 0.9  # small blob: third component
+    out = lungs.postprocess(prob, threshold=0.5)
+    assert out.dtype == bool
+    assert out[22, 12]  # hole filled
+    assert not out[56, 56]  # blob dropped
+    assert out[10, 10] and out[10, 40]
+    assert not lungs.postprocess(np.zeros((5, 5)), 0.5).any()
+
+
+def test_augment_moves_image_and_mask_together() -> None:
+    img = np.full((64, 64), 40, np.uint8)
+    img[16:40, 10:30] = 220
+    mask = np.zeros((64, 64), np.float32)
+    mask[16:40, 10:30] = 1
+    rng = np.random.default_rng(1)
+    moved = 0
+    for _ in range(10):
+        a_img, a_mask = lungs.augment(img, mask, rng)
+        assert a_img.dtype == np.uint8 and a_img.shape == img.shape
+        assert a_mask.min() >= 0 and a_mask.max() <= 1
+        bright = a_img > (int(a_img.max()) + int(a_img.min())) / 2
+        assert lungs.dice(bright, a_mask > 0.5) > 0.85
+        moved += lungs.dice(a_mask > 0.5, mask > 0.5) < 0.99
+    assert moved >= 5  # the geometry really changes
+
+
+def test_load_segmenter_missing(tmp_path: Path) -> None:
+    with pytest.raises(ModelError):
+        lungs.load_segmenter(tmp_path / "nope.keras")
+
+
+# --------------------------------------------------------------------------- committed model
+
+
+def test_segment_blank_and_noise(committed: lungs.LungSegmenter) -> None:
+    rng = np.random.default_rng(0)
+    for gray in (
+        np.zeros((50, 80), np.uint8),
+        np.full((300, 200), 255, np.uint8),
+        rng.integers(0, 256, (97, 131), dtype=np.uint8),
+        np.zeros((1, 1), np.uint8),
+    ):
+        mask = committed.segment(gray)
+        assert mask.dtype == bool and mask.shape == gray.shape
+        prob = committed.probability(gray)
+        assert prob.dtype == np.float32 and prob.shape == gray.shape
+        assert np.all((prob >= 0) & (prob <= 1))
+    assert committed.segment(np.zeros((120, 120), np.uint8)).mean() < 0.2
+
+
+def test_committed_dice_on_fixtures(committed: lungs.LungSegmenter) -> None:
+    pairs = _fixture_pairs()
+    assert 4 <= len(pairs) <= 6
+    # The fixtures carry V7 masks (retro-cardiac lung included): the "full" channel.
+    scores = [lungs.dice(committed.segment(img, "full"), m) for img, m in pairs]
+    assert np.mean(scores) >= 0.90, scores
+    assert min(scores) >= 0.85, scores
+    # The two channels outline the same organ; they differ only near the heart and diaphragm.
+    for img, _ in pairs:
+        assert lungs.dice(committed.segment(img), committed.segment(img, "full")) > 0.85
+
+
+def test_module_segment_and_threads(committed: lungs.LungSegmenter) -> None:
+    img = _fixture_pairs()[0][0]
+    expected = committed.segment(img)
+    if lungs.DEFAULT_SEGMENTER_PATH == COMMITTED:
+        np.testing.assert_array_equal(lungs.segment(img), expected)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(committed.segment, [img] * 8))
+    for r in results:
+        np.testing.assert_array_equal(r, expected)
+
+
+# --------------------------------------------------------------------------- training loop
+
+
+def test_train_one_epoch_tiny(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    rows = []
+    files = sorted(LUNG_FIXTURES.glob("*_image.png"))
+    for i in range(8):
+        src = files[i % len(files)]
+        split = "train" if i < 6 else ("val" if i == 6 else "test")
+        shutil.copy(src, data / "images" / f"{i}.png")
+        shutil.copy(src.with_name(src.name.replace("_image", "_mask")), data / "masks" / f"{i}.png")
+        rows.append(
+            {
+                "image": f"images/{i}.png",
+                "mask": f"masks/{i}.png",
+                "source": "v7labs_ieee8023",
+                "split": split,
+            }
+        )
+    with open(data / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    out = tmp_path / "models"
+    meta = lungs.train(
+        data, out, epochs=1, size=32, base_filters=4, depth=2, batch_size=4, seed=0, verbose=0
+    )
+    assert meta["epochs_run"] == 1 and meta["n_pairs"] == {"train": 6, "val": 1, "test": 1}
+    assert np.isfinite(meta["history"]["loss"][0])
+    saved = json.loads((out / "lung_segmenter.json").read_text())
+    for key in ("size", "preprocess", "thresholds", "seed", "history", "train_seconds", "dice"):
+        assert key in saved
+    assert set(saved["dice"]) == {"val", "test"}
+    assert "v7labs_ieee8023" in saved["dice"]["test"]["per_source"]
+    seg = lungs.load_segmenter(out / "lung_segmenter.keras")
+    assert seg.size == 32
+    mask = seg.segment(_fixture_pairs()[0][0])
+    assert mask.shape == (128, 128) and mask.dtype == bool
