@@ -274,30 +274,111 @@ def format_table(res: dict[str, Any], title: str = "") -> str:
     return "\n".join(lines)
 
 
+def update_metrics_file(
+    model_path: str | Path, weights_sha256: str, sections: dict[str, Any]
+) -> Path:
+    """Merges ``sections`` into ``<model>.metrics.json`` (dropped if it was for other weights)."""
+    path = Path(model_path).with_suffix(".metrics.json")
+    out: dict[str, Any] = {}
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("weights_sha256") == weights_sha256:
+            out = old
+    out.update({"model": Path(model_path).name, "weights_sha256": weights_sha256})
+    out.update(sections)
+    path.write_text(json.dumps(out) + "\n")
+    return path
+
+
 def save_model_metrics(
     model_path: str | Path, data: str | Path, n_boot: int = 1000, log=print
 ) -> Path:
     """Evaluates val and test of the shared manifest; writes ``<model>.metrics.json``."""
     clf = load_classifier(model_path)
     manifest = Path(data) / "manifest.csv"
-    out: dict[str, Any] = {
-        "model": Path(model_path).name,
-        "weights_sha256": clf.weights_sha256,
-        "manifest": str(manifest.name),
-        "splits": {},
-    }
+    splits = {}
     for split in ("val", "test"):
         res = evaluate_manifest(clf, manifest, split=split, n_boot=n_boot)
         log(format_table(res, title=f"== {split} =="))
-        out["splits"][split] = res
-    path = Path(model_path).with_suffix(".metrics.json")
-    if path.exists():  # keep sections other commands added (explain, ablations, loso)
-        old = json.loads(path.read_text())
-        if old.get("weights_sha256") == clf.weights_sha256:
-            out = {**old, **out}
-    path.write_text(json.dumps(out) + "\n")
+        splits[split] = res
+    path = update_metrics_file(
+        model_path, clf.weights_sha256, {"manifest": manifest.name, "splits": splits}
+    )
     log(f"wrote {path}")
     return path
+
+
+def _stratified(df, max_images: int | None, seed: int = 0):
+    """At most ``max_images`` rows, spread evenly over (source, label) groups."""
+    if not max_images or len(df) <= max_images:
+        return df
+    groups = df.groupby(["source", "label"], group_keys=False)
+    per = max(1, max_images // groups.ngroups)
+    return groups.apply(lambda g: g.sample(min(len(g), per), random_state=seed))
+
+
+def run_audits(
+    classifier: Classifier,
+    df,
+    ablate: bool = False,
+    explain: bool = False,
+    max_images: int | None = None,
+    segmenter_path: str | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """The shortcut audit on manifest rows ``df``: lungs-erased / lungs-only
+    ablation and Grad-CAM lung focus + faithfulness (see :mod:`cxrlib.audit`)."""
+    from cxrlib import audit
+    from cxrlib.lungs import DEFAULT_SEGMENTER_PATH, load_segmenter
+
+    out: dict[str, Any] = {}
+    if not (ablate or explain):
+        return out
+    seg = load_segmenter(segmenter_path or DEFAULT_SEGMENTER_PATH)
+    sub = _stratified(df, max_images)
+    grays = [load_gray(f) for f in sub["file"]]
+    y = sub["y"].to_numpy()
+    if ablate:
+        t0 = time.time()
+        # Erase the whole lung, including the part behind the heart and diaphragm.
+        masks = seg.segment_many(grays, ["full"] * len(grays))
+        out["ablation"] = audit.ablation(classifier, seg, grays, y, masks=masks)
+        out["ablation"]["mask_convention"] = "full"
+        out["ablation"]["seconds"] = round(time.time() - t0, 1)
+        a = out["ablation"]
+        log(
+            "ablation (balanced accuracy): original {:.3f}  lungs erased {:.3f}  lungs only {:.3f}"
+            "  (chance {:.3f})".format(
+                a["original"]["balanced_accuracy"],
+                a["lungs_erased"]["balanced_accuracy"],
+                a["lungs_only"]["balanced_accuracy"],
+                a["chance"],
+            )
+        )
+        log(a["verdict"])
+    if explain:
+        from cxrlib.explain import Explainer
+
+        t0 = time.time()
+        ex = audit.explanation_summary(
+            classifier, Explainer(classifier), seg, grays, y, list(sub["source"])
+        )
+        ex["seconds"] = round(time.time() - t0, 1)
+        out["explain"] = ex
+        log(
+            f"Grad-CAM lung focus: mean {ex['lung_focus']['mean']}, median "
+            f"{ex['lung_focus']['median']} (n={ex['lung_focus']['n']})"
+        )
+        for c, v in ex["lung_focus_per_class"].items():
+            log(f"  {c:<10} mean {v['mean']}  median {v['median']}")
+        for s, v in ex["lung_focus_per_source"].items():
+            log(f"  {s:<12} mean {v['mean']}  median {v['median']}")
+        f = ex["faithfulness"]
+        log(
+            f"faithfulness: confidence drop hottest 20% {f['drop_hot']}, random 20% "
+            f"{f['drop_random']}, difference {f['score']}"
+        )
+    return out
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -307,19 +388,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", default=str(DEFAULT_MODEL_PATH))
-    p.add_argument("--manifest", help="CSV with at least path,label")
+    p.add_argument("--manifest", help="CSV with at least path,label (default: DATA/manifest.csv)")
     p.add_argument(
         "--root", default=None, help="folder the paths are relative to (default: the CSV's)"
     )
     p.add_argument("--split", default=None, help="keep rows with this split value")
     p.add_argument("--json", default=None, help="write the full result here")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for ci95")
+    p.add_argument("--data", default="../shared/cxr", help="shared CXR folder")
     p.add_argument(
         "--save-metrics",
         action="store_true",
-        help="evaluate val+test of --data and write models/<name>.metrics.json",
+        help="evaluate val+test of DATA and write models/<name>.metrics.json",
     )
-    p.add_argument("--data", default="../shared/cxr", help="shared CXR folder (for --save-metrics)")
+    p.add_argument(
+        "--ablate",
+        action="store_true",
+        help="shortcut audit: scores with the lungs erased and with only the lungs kept",
+    )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="Grad-CAM lung focus per class and source, and faithfulness",
+    )
+    p.add_argument(
+        "--max-images",
+        type=int,
+        default=None,
+        help="audit at most this many images (stratified by source and label)",
+    )
+    p.add_argument(
+        "--segmenter", default=None, help="lung segmenter (default models/lung_segmenter.keras)"
+    )
+    p.add_argument(
+        "--loso",
+        default=None,
+        metavar="SOURCES",
+        help="leave-one-source-out: comma-separated sources to hold out in turn",
+    )
+    p.add_argument("--loso-epochs", type=int, default=4)
+    p.add_argument("--loso-steps", type=int, default=150, help="steps per epoch of each LOSO run")
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="also store audit / LOSO results in models/<name>.metrics.json",
+    )
     return p.parse_args(argv)
 
 
@@ -327,15 +440,51 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(sys.argv[1:] if argv is None else argv)
     if a.save_metrics:
         save_model_metrics(a.model, a.data, n_boot=a.bootstrap)
-        return 0
-    if not a.manifest:
-        print("error: --manifest is required (or use --save-metrics)", file=sys.stderr)
-        return 2
-    clf = load_classifier(a.model)
-    res = evaluate_manifest(clf, a.manifest, root=a.root, split=a.split, n_boot=a.bootstrap)
-    print(format_table(res, title=f"{a.manifest}" + (f" [{a.split}]" if a.split else "")))
+    manifest = a.manifest or str(Path(a.data) / "manifest.csv")
+    clf = None
+    res: dict[str, Any] = {}
+    if not a.save_metrics and not a.loso:
+        clf = load_classifier(a.model)
+        res = evaluate_manifest(clf, manifest, root=a.root, split=a.split, n_boot=a.bootstrap)
+        print(format_table(res, title=f"{manifest}" + (f" [{a.split}]" if a.split else "")))
+    sections: dict[str, Any] = {}
+    if a.ablate or a.explain:
+        clf = clf or load_classifier(a.model)
+        df = read_manifest(manifest, root=a.root, split=a.split, class_names=clf.class_names)
+        audits = run_audits(
+            clf,
+            df,
+            ablate=a.ablate,
+            explain=a.explain,
+            max_images=a.max_images,
+            segmenter_path=a.segmenter,
+        )
+        for key, val in audits.items():
+            val["split"] = a.split
+            sections[key] = val
+    if a.loso:
+        from cxrlib.audit import leave_one_source_out
+        from cxrlib.train import TrainConfig
+
+        clf = clf or load_classifier(a.model)
+        tc = clf.meta.get("train_config", {})
+        cfg = TrainConfig(
+            arch=tc.get("arch", "mobilenetv2"),
+            alpha=tc.get("alpha", 0.5),
+            epochs=a.loso_epochs,
+            steps_per_epoch=a.loso_steps,
+            patience=a.loso_epochs,
+            seed=tc.get("seed", 0),
+            sampling_power=tc.get("sampling_power", 0.5),
+            preprocess=clf.preprocess,
+        )
+        sections["loso"] = leave_one_source_out(manifest, cfg, a.loso.split(","), root=a.root)
+    res.update(sections)
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
+    if a.record and sections:
+        clf = clf or load_classifier(a.model)
+        print(f"wrote {update_metrics_file(a.model, clf.weights_sha256, sections)}")
     return 0
 
 

@@ -1,0 +1,136 @@
+"""Post-training calibration: BatchNorm re-estimation and temperature scaling.
+
+    python -m cxrlib.calibrate --model models/cxr_classifier.keras --data ../shared/cxr
+
+Trained from scratch for a few thousand steps on augmented batches, the
+BatchNorm moving statistics lag behind the weights and describe augmented,
+not real, images (../shared/STACK-NOTES.md measured 0.44 -> 0.91 balanced
+accuracy from re-estimating them). This re-estimates them as a plain average
+over clean, prepared training images (one forward pass in training mode per
+batch, with the momentum set so each batch counts equally), refits the
+temperature on the validation split, and keeps the result only if validation
+macro-F1 does not fall. The test split is never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from cxrlib.data import load_geometry, read_manifest
+from cxrlib.model import Classifier, load_classifier, save_classifier
+from cxrlib.preprocess import normalize_contrast
+from cxrlib.train import fit_temperature, macro_f1
+
+
+def _bn_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
+    return [la for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
+
+
+def recalibrate_batchnorm(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> int:
+    """Replaces BN moving statistics by their average over ``images`` (N, S, S[, 1]).
+
+    Returns the number of batches used. Weights other than the BN statistics
+    are untouched (dropout sits after the last BN layer, so it cannot affect them).
+    """
+    layers = _bn_layers(model)
+    saved = [la.momentum for la in layers]
+    x_all = np.asarray(images, np.float32)
+    if x_all.ndim == 3:
+        x_all = x_all[..., None]
+    n_batches = 0
+    try:
+        for k, start in enumerate(range(0, len(x_all), batch_size)):
+            # Cumulative average: batch k gets weight 1/(k+1).
+            for la in layers:
+                la.momentum = k / (k + 1)
+            model(x_all[start : start + batch_size], training=True)
+            n_batches += 1
+    finally:
+        for la, m in zip(layers, saved, strict=True):
+            la.momentum = m
+    return n_batches
+
+
+def _val_scores(clf: Classifier, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    logits = np.concatenate([clf.logits(x[i : i + 128]) for i in range(0, len(x), 128)])
+    return logits, macro_f1(y, logits.argmax(1), logits.shape[1])
+
+
+def calibrate(
+    model_path: str | Path,
+    data: str | Path,
+    n_images: int = 4000,
+    seed: int = 0,
+    command: str = "",
+    log=print,
+) -> dict[str, Any]:
+    """Re-estimates BN statistics and the temperature; saves only if val macro-F1 holds."""
+    t0 = time.time()
+    clf = load_classifier(model_path)
+    pre = clf.preprocess
+    df = read_manifest(Path(data) / "manifest.csv", class_names=clf.class_names)
+    tr, va = df[df["split"] == "train"], df[df["split"] == "val"]
+    idx = np.random.default_rng(seed).permutation(len(tr))[:n_images]
+
+    def prepared(files: list[str]) -> np.ndarray:
+        return np.stack([normalize_contrast(g, pre) for g in load_geometry(files, pre)])[..., None]
+
+    x_tr = prepared(list(tr["file"].iloc[np.sort(idx)]))
+    x_va = prepared(list(va["file"]))
+    y_va = va["y"].to_numpy()
+    _, f1_before = _val_scores(clf, x_va, y_va)
+    recalibrate_batchnorm(clf.model, x_tr)
+    new = Classifier(clf.model, clf.meta)
+    logits, f1_after = _val_scores(new, x_va, y_va)
+    temperature = fit_temperature(logits, y_va)
+    report = {
+        "command": command,
+        "bn_images": int(len(x_tr)),
+        "val_macro_f1_before": round(f1_before, 4),
+        "val_macro_f1_after": round(f1_after, 4),
+        "temperature_before": clf.temperature,
+        "temperature_after": temperature,
+        "kept": bool(f1_after >= f1_before),
+        "seconds": round(time.time() - t0, 1),
+    }
+    log(f"val macro-F1 {f1_before:.4f} -> {f1_after:.4f}; temperature {temperature:.3f}")
+    if report["kept"]:
+        meta = {k: v for k, v in clf.meta.items() if k != "weights_sha256"}
+        meta["temperature"] = temperature
+        meta["post_training"] = report
+        save_classifier(clf.model, meta, model_path)
+        log(f"saved {model_path}")
+    else:
+        log("kept the original model (validation did not improve)")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(
+        prog="python -m cxrlib.calibrate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", default="models/cxr_classifier.keras")
+    p.add_argument("--data", default="../shared/cxr")
+    p.add_argument("--images", type=int, default=4000, help="training images for BN statistics")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    command = "python -m cxrlib.calibrate " + " ".join(shlex.quote(x) for x in argv)
+    rep = calibrate(a.model, a.data, n_images=a.images, seed=a.seed, command=command)
+    print(json.dumps(rep))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
