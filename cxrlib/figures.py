@@ -1,0 +1,292 @@
+"""Plotly figures for the app (pure: data in, ``go.Figure`` out; no Streamlit).
+
+Colours are fixed per class so a class looks the same on every chart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+CLASS_COLORS: dict[str, str] = {
+    "covid": "#b5563c",
+    "normal": "#3f7f5f",
+    "pneumonia": "#3f6fa0",
+}
+NEUTRAL = "#9aa7b1"
+ACCENT = "#1f6f8b"
+FONT = dict(family="Source Sans Pro, Helvetica, Arial, sans-serif", size=13, color="#1b2a35")
+
+
+def class_color(name: str, i: int = 0) -> str:
+    """The fixed colour of a class (a neutral palette for unknown names)."""
+    palette = ("#8a6d3b", "#6b5b95", "#5b8a8a", "#8a5b6b")
+    return CLASS_COLORS.get(name, palette[i % len(palette)])
+
+
+def _layout(fig: go.Figure, height: int, title: str | None = None, **kw: Any) -> go.Figure:
+    fig.update_layout(
+        height=height,
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        title=dict(text=title, x=0, font=dict(size=15)) if title else None,
+        font=FONT,
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="#ffffff",
+        **kw,
+    )
+    return fig
+
+
+def probability_bar(
+    class_names: Sequence[str],
+    probabilities: Sequence[float],
+    ranges: np.ndarray | Sequence[Sequence[float]] | None = None,
+    predicted: int | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Horizontal bars of calibrated probabilities with their test-time range.
+
+    Args:
+        class_names: Class names (drawn top to bottom in this order).
+        probabilities: (K,) probabilities in [0, 1].
+        ranges: (K, 2) lowest and highest probability over test-time views, or None.
+        predicted: Index of the predicted class (drawn in its colour, the rest gray).
+        title: Optional title.
+
+    Returns:
+        The figure; x axis in percent.
+    """
+    names = list(class_names)
+    p = np.asarray(probabilities, dtype=float)
+    if p.shape != (len(names),):
+        raise ValueError(f"{len(names)} classes but probabilities of shape {p.shape}")
+    predicted = int(np.argmax(p)) if predicted is None else int(predicted)
+    colors = [class_color(n, i) if i == predicted else NEUTRAL for i, n in enumerate(names)]
+    error_x = None
+    hover = [f"{n}: {100 * v:.1f}%" for n, v in zip(names, p)]
+    label_x = p.copy()
+    if ranges is not None:
+        r = np.asarray(ranges, dtype=float).reshape(len(names), 2)
+        lo, hi = np.minimum(r[:, 0], p), np.maximum(r[:, 1], p)
+        label_x = hi
+        error_x = dict(
+            type="data",
+            symmetric=False,
+            array=100 * (hi - p),
+            arrayminus=100 * (p - lo),
+            color="#1b2a35",
+            thickness=1.5,
+            width=7,
+        )
+        hover = [
+            f"{n}: {100 * v:.1f}% (range {100 * a:.0f}-{100 * b:.0f}% over test-time views)"
+            for n, v, a, b in zip(names, p, lo, hi)
+        ]
+    fig = go.Figure(
+        go.Bar(
+            x=100 * p,
+            y=names,
+            orientation="h",
+            marker_color=colors,
+            error_x=error_x,
+            hovertext=hover,
+            hoverinfo="text",
+            name="probability",
+        )
+    )
+    # Value labels just right of each bar's whisker, so they never overlap it.
+    for i, (name, v, x) in enumerate(zip(names, p, label_x)):
+        fig.add_annotation(
+            x=100 * x + 1.5,
+            y=name,
+            text=f"<b>{100 * v:.0f}%</b>" if i == predicted else f"{100 * v:.0f}%",
+            showarrow=False,
+            xanchor="left",
+            font=dict(size=14),
+        )
+    fig.update_xaxes(range=[0, 112], ticksuffix="%", gridcolor="#e6ebef", zeroline=False)
+    fig.update_yaxes(autorange="reversed", tickfont=dict(size=14))
+    return _layout(fig, 60 + 45 * len(names), title, showlegend=False, bargap=0.35)
+
+
+def training_curves(history: dict[str, Sequence[float]]) -> go.Figure:
+    """Loss, accuracy and macro-F1 per epoch, train vs val (keys as in the model JSON)."""
+    panels = [("loss", "Loss"), ("accuracy", "Accuracy"), ("macro_f1", "Macro-F1")]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels])
+    for col, (key, _) in enumerate(panels, start=1):
+        for prefix, name, color, dash in (
+            ("", "train", ACCENT, "solid"),
+            ("val_", "validation", "#b5563c", "dash"),
+        ):
+            ys = history.get(prefix + key)
+            if not ys:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=list(range(1, len(ys) + 1)),
+                    y=list(ys),
+                    mode="lines+markers",
+                    name=name,
+                    line=dict(color=color, dash=dash),
+                    marker=dict(size=5),
+                    legendgroup=name,
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
+        fig.update_xaxes(title_text="epoch", row=1, col=col, gridcolor="#e6ebef")
+        fig.update_yaxes(gridcolor="#e6ebef", row=1, col=col)
+    _layout(fig, 330, None, legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
+def confusion_figure(
+    matrix: Sequence[Sequence[float]],
+    labels: Sequence[str],
+    normalise: bool = False,
+    title: str | None = None,
+) -> go.Figure:
+    """Confusion matrix heatmap (rows = true, columns = predicted), annotated.
+
+    Args:
+        matrix: (K, K) counts.
+        labels: Class names.
+        normalise: Divide each row by its total (shown as percentages).
+        title: Optional title.
+    """
+    cm = np.asarray(matrix, dtype=float)
+    if normalise:
+        totals = cm.sum(axis=1, keepdims=True)
+        z = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+        text = [[f"{100 * v:.1f}%" for v in row] for row in z]
+    else:
+        z = cm
+        text = [[f"{int(v):,}" for v in row] for row in cm]
+    zmax = 1.0 if normalise else max(1.0, float(cm.max()))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(labels),
+            y=list(labels),
+            text=text,
+            texttemplate="%{text}",
+            textfont=dict(size=14),
+            colorscale="Blues",
+            zmin=0,
+            zmax=zmax,
+            showscale=False,
+            hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title_text="predicted", side="bottom")
+    fig.update_yaxes(title_text="true", autorange="reversed")
+    return _layout(fig, 340, title)
+
+
+def roc_figure(curves: dict[str, Any], per_class: dict[str, Any] | None = None) -> go.Figure:
+    """One-vs-rest ROC curves per class with their AUC in the legend."""
+    fig = go.Figure()
+    for i, (name, c) in enumerate(curves.items()):
+        roc = c.get("roc") or {}
+        auc = (per_class or {}).get(name, {}).get("auc")
+        label = f"{name} (AUC {auc:.3f})" if auc is not None else name
+        fig.add_trace(
+            go.Scatter(
+                x=roc.get("fpr", []),
+                y=roc.get("tpr", []),
+                mode="lines",
+                name=label,
+                line=dict(color=class_color(name, i), width=2),
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            name="chance",
+            line=dict(color=NEUTRAL, dash="dot"),
+        )
+    )
+    fig.update_xaxes(title_text="1 - specificity (false-positive rate)", range=[0, 1])
+    fig.update_yaxes(title_text="sensitivity", range=[0, 1.02])
+    return _layout(fig, 380, "ROC (one class vs the rest)", legend=dict(x=0.45, y=0.05))
+
+
+def pr_figure(curves: dict[str, Any], per_class: dict[str, Any] | None = None) -> go.Figure:
+    """Precision-recall curves per class (legend gives the class's PPV and support)."""
+    fig = go.Figure()
+    for i, (name, c) in enumerate(curves.items()):
+        pr = c.get("pr") or {}
+        fig.add_trace(
+            go.Scatter(
+                x=pr.get("recall", []),
+                y=pr.get("precision", []),
+                mode="lines",
+                name=name,
+                line=dict(color=class_color(name, i), width=2),
+            )
+        )
+    fig.update_xaxes(title_text="recall (sensitivity)", range=[0, 1])
+    fig.update_yaxes(title_text="precision (PPV)", range=[0, 1.02])
+    return _layout(fig, 380, "Precision-recall", legend=dict(x=0.02, y=0.05))
+
+
+def reliability_figure(bins: Sequence[dict[str, Any]], ece: float | None = None) -> go.Figure:
+    """Reliability diagram: accuracy vs confidence per bin, bin counts as bar widths' hover."""
+    used = [b for b in bins if b.get("count")]
+    centres = [(b["lo"] + b["hi"]) / 2 for b in used]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            x=centres,
+            y=[b["accuracy"] for b in used],
+            width=[(b["hi"] - b["lo"]) * 0.9 for b in used],
+            marker_color=ACCENT,
+            opacity=0.75,
+            name="accuracy in bin",
+            customdata=[[b["count"], b["confidence"]] for b in used],
+            hovertemplate="confidence %{customdata[1]:.2f}: accuracy %{y:.2f} "
+            "(%{customdata[0]} images)<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            name="perfect calibration",
+            line=dict(color=NEUTRAL, dash="dot"),
+        )
+    )
+    title = "Reliability" + (f" (ECE {ece:.3f})" if ece is not None else "")
+    fig.update_xaxes(title_text="confidence (top-class probability)", range=[0, 1])
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02])
+    return _layout(fig, 380, title, legend=dict(x=0.02, y=0.98), bargap=0)
+
+
+def per_source_figure(per_source: dict[str, Any]) -> go.Figure:
+    """Accuracy per data source (bar), with n in the label."""
+    names = list(per_source)
+    acc = [per_source[s].get("accuracy") or 0.0 for s in names]
+    labels = [f"{s} (n={per_source[s].get('n', 0):,})" for s in names]
+    fig = go.Figure(
+        go.Bar(
+            x=[100 * a for a in acc],
+            y=labels,
+            orientation="h",
+            marker_color=ACCENT,
+            text=[f"{100 * a:.1f}%" for a in acc],
+            textposition="outside",
+            cliponaxis=False,
+        )
+    )
+    fig.update_xaxes(range=[0, 110], ticksuffix="%", title_text="accuracy")
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, 60 + 40 * len(names), "Accuracy by source", showlegend=False)

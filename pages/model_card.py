@@ -1,0 +1,169 @@
+"""Trust / Model card: what the model is for, what it learned from, and its limits."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from cxrlib import appstate
+from pages import _ui
+
+CONFOUNDS = """
+The training data has shortcuts a network can exploit instead of looking at the lungs.
+Assume the model uses some of them:
+
+- **Paediatric pneumonia.** Almost all pneumonia images (Kermany) are of **children aged
+  1-5 from one hospital** in Guangzhou; the only adult pneumonia comes from a few hundred
+  noisy NIH images and a handful of publication figures. The model can learn
+  "child-sized chest = pneumonia". Adult pneumonia is its weakest case.
+- **COVID figures from papers.** Many COVID images (ieee8023, COVID-CXNet, Figure 1) are
+  **figures from publications and web pages**: cropped, re-windowed, with **arrows, panel
+  letters and text** drawn on them. Markup can predict "covid" by itself.
+- **Squashed 224 px sources.** The Radiography images and most Kermany images were stored
+  **resized to 224 x 224 with the aspect ratio lost**, the others at their native aspect.
+  Resolution and stretching differ by source, so by class.
+- **Hospitals and scanners.** The normal images come mostly from NIH/RSNA (adult,
+  US) and Kermany (children, China); the COVID images mostly from Spanish, Italian and
+  German hospitals and from papers. Each class has its own "look".
+- **Noisy labels.** NIH pneumonia labels were text-mined from reports (published precision
+  well below 90%); COVID labels are "mostly PCR-positive" and many COVID images look normal.
+"""
+
+CITATIONS = """
+**Chest X-rays (classifier training and evaluation, `../shared/cxr`)**
+
+- *ieee8023* COVID-19 Image Data Collection: J. P. Cohen, P. Morrison, L. Dao, K. Roth,
+  T. Q. Duong, M. Ghassemi, arXiv:2006.11988 (2020); arXiv:2003.11597. Per-image licences
+  (CC BY, CC BY-SA, CC BY-NC-SA, CC BY-NC-ND, unknown).
+- *Figure 1* COVID-19 Chest X-ray Dataset: L. Wang, Z. Q. Lin, A. Wong, "COVID-Net",
+  Scientific Reports 10, 19549 (2020). Research use only (README), no licence file.
+- *COVID-CXNet*: A. Haghanifar et al., Multimedia Tools and Applications (2022),
+  doi:10.1007/s11042-022-12156-z. Images CC BY 4.0 (figshare 10.6084/m9.figshare.12580328).
+- *COVID-19 Radiography Database* (Kaggle): M. E. H. Chowdhury et al., IEEE Access 8,
+  132665 (2020); T. Rahman et al., Computers in Biology and Medicine 132, 104319 (2021).
+  Kaggle terms; underlying collections keep their own licences.
+- *Kermany* paediatric pneumonia: D. S. Kermany et al., Cell 172(5), 1122-1131 (2018).
+  CC BY 4.0 (Mendeley Data 10.17632/rscbjbr9sj.2).
+- *NIH* ChestX-ray8 subset: X. Wang et al., CVPR 2017 (unrestricted use, citation
+  requested); subset selected by T. Ozturk et al., Computers in Biology and Medicine 121,
+  103792 (2020).
+
+**Lung masks (segmenter training, `../shared/lungs`)**
+
+- *GeneralBlockchain* COVID-19 Chest X-ray Segmentations Dataset (2020), CC BY 4.0; images
+  from ieee8023 (per-image licences).
+- *V7 Labs* COVID-19 X-ray lung annotations (CC BY 4.0) on ieee8023 images.
+- *OpenIST* Chest X-ray set (pi-null-mezon/OpenIST): no licence stated; research use only.
+
+Full provenance: `../shared/cxr/SOURCES.md`, `../shared/lungs/SOURCES.md`; the gallery's
+samples: `samples/PROVENANCE.md`.
+"""
+
+
+def main() -> None:
+    st.title("Trust / Model card")
+    path = appstate.model_path()
+    meta = appstate.model_meta(path)
+    metrics = appstate.model_metrics(path) or {}
+
+    st.subheader("Intended use")
+    st.error(
+        "**Not for diagnosis.** CXR Lens is a research and teaching demo, not a medical device. "
+        "It must not be used to screen, triage, diagnose or treat anyone.",
+        icon=":material/block:",
+    )
+    st.markdown(
+        "- **What it is for:** showing students and researchers how a convolutional network "
+        "sorts frontal chest X-rays into *covid*, *normal* and *pneumonia*, where it looks "
+        "(Grad-CAM and related heatmaps), and how such a model can be right for the wrong "
+        "reasons.\n"
+        "- **Inputs it knows:** frontal (PA/AP) chest radiographs of adults and children, as "
+        "8-bit images or DICOM. The input check refuses most other pictures.\n"
+        "- **Out of scope:** lateral views, CT, other diseases (it always answers with one of "
+        "three classes), images from other hospitals than its sources (expect lower accuracy), "
+        "any clinical decision."
+    )
+
+    st.subheader("Training data")
+    counts = appstate.train_counts_table(meta)
+    if len(counts):
+        st.dataframe(counts, width="stretch")
+        st.caption(
+            f"Training split of `../shared/cxr`: {int(meta.get('n_train', 0)):,} images "
+            f"({int(meta.get('n_val', 0)):,} more for validation). Splits are patient-disjoint "
+            "where patient ids exist."
+        )
+    else:
+        st.info("The model's JSON has no training counts.")
+    st.markdown("**Confounds, stated plainly**")
+    st.markdown(CONFOUNDS)
+
+    st.subheader("Preprocessing and architecture")
+    if not meta:
+        st.warning(
+            f"No model description found (`{path.with_suffix('.json').name}`); train a model "
+            "with `python -m cxrlib.train`.",
+            icon=":material/warning:",
+        )
+    else:
+        pre = meta.get("preprocess") or {}
+        cfg = meta.get("train_config") or {}
+        geometry = "squash" if pre.get("geometry", "resize") == "resize" else "pad"
+        size = pre.get("size", "?")
+        arch = f"`{cfg.get('arch', '?')}`"
+        if cfg.get("arch") == "mobilenetv2":
+            arch += f" (MobileNetV2 cut at stride 16, width {cfg.get('alpha')})"
+        lines = [
+            "- **Preprocessing** (the same for training, evaluation and this app): decode to "
+            f"8-bit grayscale; crop {100 * float(pre.get('border_crop', 0)):.0f}% of each "
+            f"border; {geometry} to {size} x {size} px; contrast `{pre.get('contrast', '?')}`.",
+            f"- **Architecture:** {arch}, trained from scratch (no pretrained weights), "
+            f"{int(meta.get('params', 0)):,} parameters; Grad-CAM layer `last_conv`.",
+            "- **Calibration:** temperature scaling on the validation split "
+            f"(T = {float(meta.get('temperature', 1.0)):.3f}).",
+        ]
+        if meta.get("best_epoch"):
+            lines.append(
+                f"- **Training:** best epoch {meta['best_epoch']} of "
+                f"{meta.get('epochs_run', '?')} (validation macro-F1), "
+                f"{float(meta.get('train_seconds', 0)) / 60:.0f} min, "
+                f"Keras {meta.get('keras_version', '?')}."
+            )
+        st.markdown("\n".join(lines))
+
+    st.subheader("Performance")
+    test = (metrics.get("splits") or {}).get("test")
+    if test:
+        ci = test.get("ci95") or {}
+        st.markdown(
+            f"Internal **test** split ({test.get('n', 0):,} images, same sources as training): "
+            f"accuracy {appstate.fmt_ci(test.get('accuracy'), ci.get('accuracy'))}, balanced "
+            f"accuracy {appstate.fmt_ci(test.get('balanced_accuracy'), ci.get('balanced_accuracy'))}, "
+            f"macro-F1 {test.get('macro_f1', 0):.3f}, ECE {test.get('ece', 0):.3f}."
+        )
+        _ui.metric_table(appstate.per_class_table(test))
+        st.caption(
+            "These images come from the same sources as the training images, so they share "
+            "the confounds above: expect lower accuracy on images from anywhere else."
+        )
+    else:
+        st.info("No test metrics yet (models/cxr_classifier.metrics.json).")
+
+    if any(k in metrics for k in ("explain", "ablation", "loso")):
+        st.subheader("Shortcut audit")
+        _ui.audit_sections(metrics, level="markdown")
+
+    st.subheader("Provenance")
+    sha = meta.get("weights_sha256") or "unknown"
+    st.markdown(f"**Weights SHA-256** `{sha}`  \n**Model file** `{path.name}`")
+    command = meta.get("command") or "python -m cxrlib.train --data ../shared/cxr --out models/"
+    st.markdown("**Training command**")
+    st.code(command, language="bash", wrap_lines=True)
+    if meta.get("manifest_sha256"):
+        st.caption(f"Training manifest SHA-256 {meta['manifest_sha256']}")
+
+    st.subheader("Data licences and citations")
+    st.markdown(CITATIONS)
+
+
+_ui.page_setup()
+main()

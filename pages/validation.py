@@ -1,0 +1,140 @@
+"""Validation browser: real held-out images with their label, prediction and confidence."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from cxrlib import appstate
+from pages import _ui
+
+PER_PAGE = 16
+COLUMNS = 4
+
+
+def _thumb(path: Path):
+    decoded = appstate.decode_upload(path.read_bytes(), path.name)
+    return None if decoded.pixels is None else appstate.thumbnail(decoded.pixels, 220)
+
+
+def _open(row: dict, path: str) -> None:
+    """Button callback: remember the image; the page body then switches to Diagnose."""
+    st.session_state["diag_choice"] = {
+        "kind": "dataset",
+        "path": path,
+        "rel": row["path"],
+        "label": row["label"],
+        "source": row["source"],
+    }
+    st.session_state["_val_open"] = True
+
+
+def main() -> None:
+    if st.session_state.pop("_val_open", False):
+        st.switch_page("pages/diagnose.py")
+    st.title("Validation browser")
+    st.caption(
+        "Held-out images with the dataset's label, the model's prediction and its confidence "
+        "(from the saved evaluation; nothing is recomputed). Mistakes come first."
+    )
+    default = os.environ.get("CXR_DATA") or str(appstate.DEFAULT_DATA_DIR)
+    with st.sidebar:
+        st.markdown("**Validation browser**")
+        folder_text = st.text_input(
+            "Image folder",
+            value=default,
+            key="val_folder",
+            help="The shared CXR folder (with manifest.csv); relative paths are relative to "
+            "the app's folder.",
+        )
+    folder = appstate.resolve(folder_text.strip() or default)
+    path = appstate.model_path()
+    metrics = appstate.model_metrics(path)
+    meta = appstate.model_meta(path)
+    if not folder.is_dir():
+        st.warning(
+            f"The image folder `{appstate.md_escape(folder_text)}` does not exist here. Set it "
+            "in the sidebar to the shared CXR data folder (../shared/cxr).",
+            icon=":material/folder_off:",
+        )
+        return
+    if not (folder / "manifest.csv").is_file():
+        st.warning(
+            f"`{appstate.md_escape(folder_text)}` is not the shared CXR data folder (it has no "
+            "manifest.csv). Set it in the sidebar to ../shared/cxr.",
+            icon=":material/folder_off:",
+        )
+        return
+    if not metrics or not metrics.get("splits"):
+        st.warning(
+            f"No saved predictions: `{path.with_suffix('.metrics.json').name}` is missing. "
+            "Create it with `python -m cxrlib.evaluate --save-metrics --data ../shared/cxr`.",
+            icon=":material/warning:",
+        )
+        return
+    splits = [s for s in ("val", "test") if metrics["splits"].get(s, {}).get("predictions")]
+    if not splits:
+        st.warning("The metrics file has no per-image predictions.")
+        return
+    names = list(meta.get("class_names") or ["covid", "normal", "pneumonia"])
+
+    f1, f2, f3, f4 = st.columns([1, 1.5, 2, 1.5])
+    split = f1.selectbox(
+        "Split", splits, format_func=lambda s: {"val": "validation", "test": "test"}[s]
+    )
+    table = appstate.predictions_table(metrics["splits"][split]["predictions"], names)
+    labels = f2.multiselect("True class", names, key="val_labels", placeholder="all classes")
+    sources = f3.multiselect(
+        "Source", sorted(table["source"].unique()), key="val_sources", placeholder="all sources"
+    )
+    outcome = f4.radio(
+        "Show", ["all", "misclassified", "correct"], key="val_outcome", horizontal=False
+    )
+    rows = appstate.filter_predictions(table, labels, sources, outcome)
+    n_wrong = int((~rows["correct"]).sum()) if len(rows) else 0
+    st.markdown(f"**{len(rows):,}** images, of which **{n_wrong:,}** misclassified.")
+    if not len(rows):
+        st.info("No image matches these filters.")
+        return
+    pages = max(1, math.ceil(len(rows) / PER_PAGE))
+    page = 1
+    if pages > 1:
+        page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key="val_page", width=160))
+    chunk = rows.iloc[(page - 1) * PER_PAGE : page * PER_PAGE]
+    cache = _ui.cache()
+    missing = 0
+    for start in range(0, len(chunk), COLUMNS):
+        cols = st.columns(COLUMNS)
+        for col, (_, row) in zip(cols, chunk.iloc[start : start + COLUMNS].iterrows()):
+            img_path = appstate.safe_image_path(folder, row["path"])
+            with col.container(border=True):
+                if img_path is None:
+                    missing += 1
+                    st.caption(f"missing: {row['path']}")
+                    continue
+                thumb = cache.get_or_compute(
+                    ("thumb220", str(img_path)), lambda p=img_path: _thumb(p)
+                )
+                if thumb is not None:
+                    st.image(thumb, width="stretch")
+                mark = ":green[correct]" if row["correct"] else ":red[misclassified]"
+                st.markdown(
+                    f"true **{row['label']}** · predicted **{row['predicted']}** "
+                    f"{100 * row['confidence']:.0f}%  \n{mark} · {row['source']}"
+                )
+                st.button(
+                    "Open in Diagnose",
+                    key=f"open_{split}_{row['path']}",
+                    width="stretch",
+                    on_click=_open,
+                    args=(row.to_dict(), str(img_path)),
+                )
+    if missing:
+        st.caption(f"{missing} image(s) on this page are not in `{folder}`.")
+
+
+_ui.page_setup()
+main()

@@ -1,0 +1,242 @@
+"""cxrlib.appstate: the pages' logic without Streamlit."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import numpy as np
+import pytest
+from app_helpers import SAMPLES, png_of
+
+from cxrlib import appstate
+
+
+def test_threshold_rule_moves_images_only_to_and_from_the_positive_class():
+    probs = np.array(
+        [
+            [0.50, 0.30, 0.20],
+            [0.30, 0.20, 0.50],
+            [0.10, 0.60, 0.30],
+            [0.45, 0.10, 0.45],
+        ]
+    )
+    assert appstate.threshold_predictions(probs, 0, 0.5).tolist() == [0, 2, 1, 2]
+    assert appstate.threshold_predictions(probs, 0, 0.3).tolist() == [0, 0, 1, 0]
+    assert appstate.threshold_predictions(probs, 0, 0.9).tolist() == [1, 2, 1, 2]
+
+
+def test_threshold_confusion_counts_and_rates():
+    probs = np.array(
+        [
+            [0.9, 0.05, 0.05],  # covid, called covid
+            [0.4, 0.5, 0.1],  # covid, called covid only at t <= 0.4
+            [0.2, 0.7, 0.1],  # normal
+            [0.35, 0.05, 0.6],  # pneumonia, called covid at t <= 0.35
+        ]
+    )
+    y = np.array([0, 0, 1, 2])
+    r = appstate.threshold_confusion(probs, y, 0, 0.5)
+    assert r.matrix.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    assert r.sensitivity == pytest.approx(0.5)
+    assert r.specificity == pytest.approx(1.0)
+    assert r.ppv == pytest.approx(1.0)
+    assert r.npv == pytest.approx(2 / 3)
+    low = appstate.threshold_confusion(probs, y, 0, 0.3)
+    assert low.matrix.tolist() == [[2, 0, 0], [0, 1, 0], [1, 0, 0]]
+    assert low.sensitivity == 1.0 and low.specificity == pytest.approx(0.5)
+    assert low.matrix.sum() == r.matrix.sum() == 4
+
+
+def test_threshold_sweep_is_monotone_on_random_data():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), size=300)
+    y = rng.integers(0, 3, size=300)
+    sens = [appstate.threshold_confusion(probs, y, 0, t).sensitivity for t in np.linspace(0, 1, 21)]
+    spec = [appstate.threshold_confusion(probs, y, 0, t).specificity for t in np.linspace(0, 1, 21)]
+    assert all(a >= b for a, b in zip(sens, sens[1:]))
+    assert all(a <= b for a, b in zip(spec, spec[1:]))
+    assert sens[0] == 1.0 and spec[0] == 0.0
+
+
+def test_threshold_with_no_positives_gives_none():
+    r = appstate.threshold_confusion(np.array([[0.2, 0.8, 0.0]]), np.array([1]), 0, 0.5)
+    assert r.sensitivity is None and r.specificity == 1.0 and r.ppv is None
+
+
+def test_predictions_table_puts_confident_mistakes_first():
+    preds = [
+        {"path": "a.jpg", "label": "covid", "source": "s1", "probs": [0.9, 0.05, 0.05]},
+        {"path": "b.jpg", "label": "normal", "source": "s1", "probs": [0.6, 0.3, 0.1]},
+        {"path": "c.jpg", "label": "normal", "source": "s2", "probs": [0.8, 0.1, 0.1]},
+        {"path": "d.jpg", "label": "pneumonia", "source": "s2", "probs": [0.1, 0.1, 0.8]},
+    ]
+    df = appstate.predictions_table(preds, ["covid", "normal", "pneumonia"])
+    assert df["path"].tolist() == ["c.jpg", "b.jpg", "a.jpg", "d.jpg"]
+    assert df["correct"].tolist() == [False, False, True, True]
+    assert df.loc[0, "predicted"] == "covid" and df.loc[0, "confidence"] == pytest.approx(0.8)
+    wrong = appstate.filter_predictions(df, outcome="misclassified")
+    assert wrong["path"].tolist() == ["c.jpg", "b.jpg"]
+    s2 = appstate.filter_predictions(df, labels=["normal"], sources=["s2"])
+    assert s2["path"].tolist() == ["c.jpg"]
+    assert len(appstate.filter_predictions(df, outcome="correct")) == 2
+    with pytest.raises(ValueError):
+        appstate.filter_predictions(df, outcome="maybe")
+
+
+def test_safe_image_path_stays_inside_the_folder(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "x.jpg").write_bytes(b"x")
+    (tmp_path.parent / "secret.txt").write_text("no")
+    assert appstate.safe_image_path(tmp_path, "images/x.jpg") == (tmp_path / "images/x.jpg")
+    assert appstate.safe_image_path(tmp_path, "../secret.txt") is None
+    assert appstate.safe_image_path(tmp_path, "/etc/passwd") is None
+    assert appstate.safe_image_path(tmp_path, "images/missing.jpg") is None
+
+
+def test_train_counts_table():
+    meta = {"train_counts": {"kermany/normal": 10, "kermany/pneumonia": 30, "cxnet/covid": 5}}
+    df = appstate.train_counts_table(meta)
+    assert df.loc["kermany", "pneumonia"] == 30
+    assert df.loc["cxnet", "normal"] == 0
+    assert df.loc["total", "total"] == 45
+    assert appstate.train_counts_table({}).empty
+
+
+def test_lru_cache_bounds_and_computes_once():
+    cache = appstate.LRUCache(max_items=3, max_bytes=10_000)
+    calls = []
+    for i in range(5):
+        cache.get_or_compute(i, lambda i=i: calls.append(i) or np.zeros(10, np.uint8))
+    assert len(cache) == 3 and 0 not in cache and 4 in cache
+    cache.get_or_compute(4, lambda: calls.append("again"))
+    assert "again" not in calls
+    cache.put("big", np.zeros(9_000, np.uint8))
+    cache.put("big2", np.zeros(9_000, np.uint8))
+    assert "big" not in cache and "big2" in cache and cache.nbytes <= 10_000
+
+
+def test_lru_cache_concurrent_callers_compute_once():
+    cache = appstate.LRUCache()
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.2)
+        return 42
+
+    threads = [threading.Thread(target=lambda: cache.get_or_compute("k", slow)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [1] and cache.get("k") == 42
+
+
+def test_decode_upload_never_raises_and_keeps_only_display_pixels():
+    bad = appstate.decode_upload(b"%PDF-1.4 nope", "x.png")
+    assert not bad.ok and "PDF" in bad.error
+    big = np.tile(np.arange(256, dtype=np.uint8), (2000, 8))  # 2000 x 2048
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, format="PNG")
+    d = appstate.decode_upload(buf.getvalue(), "big.png")
+    assert d.ok and max(d.pixels.shape) == appstate.DISPLAY_MAX_SIDE
+    assert any("analysed and shown at" in n for n in d.notices)
+    assert d.meta["width"] == 2048 and d.format == "PNG"
+    small = appstate.decode_upload(png_of("covid_cxnet_265.jpg"))
+    assert small.ok and small.sha256 == appstate.sha256_bytes(png_of("covid_cxnet_265.jpg"))
+
+
+def test_samples_are_permissive_every_class_and_small():
+    samples = appstate.list_samples()
+    assert len(samples) >= 12
+    assert {s.label for s in samples} == {"covid", "normal", "pneumonia"}
+    for s in samples:
+        assert s.source in {"kermany", "cxnet", "ieee8023", "nih"}
+        assert "NC" not in s.license and "unknown" not in s.license.lower()
+        assert s.file in (SAMPLES / "PROVENANCE.md").read_text()
+        decoded = appstate.decode_upload(s.path.read_bytes(), s.file)
+        assert decoded.ok, (s.file, decoded.error)
+    total = sum(p.stat().st_size for p in SAMPLES.iterdir() if p.is_file())
+    assert total <= 3_000_000
+    assert any(s.file.endswith(".dcm") for s in samples)
+
+
+def test_run_diagnosis_caches_per_image_method_and_class(app_env, heatmap_calls):
+    res = appstate.get_resources()
+    assert res.classifier is not None and res.explainer is not None
+    heatmap_calls["n"] = 0  # loading traces the model once on a synthetic image
+    cache = appstate.LRUCache()
+    decoded = appstate.decode_upload(png_of("normal_kermany_tr_IM-0675-0001.jpg"))
+    first = appstate.run_diagnosis(res, cache, decoded, "gradcam")
+    assert heatmap_calls["n"] == 1
+    # The predicted class asked for explicitly is the same entry.
+    same = appstate.run_diagnosis(res, cache, decoded, "gradcam", first.predicted_index)
+    assert same is first and heatmap_calls["n"] == 1
+    other = (first.predicted_index + 1) % len(first.class_names)
+    second = appstate.run_diagnosis(res, cache, decoded, "gradcam", other)
+    assert heatmap_calls["n"] == 2 and second.target_index == other
+    appstate.run_diagnosis(res, cache, decoded, "gradcampp")
+    assert heatmap_calls["n"] == 3
+    np.testing.assert_allclose(second.probabilities, first.probabilities, atol=1e-6)
+    assert first.heatmap.shape == decoded.pixels.shape
+
+
+def test_report_bytes_from_a_diagnosis(app_env):
+    from cxrlib.overlay import overlay
+
+    res = appstate.get_resources()
+    cache = appstate.LRUCache()
+    decoded = appstate.decode_upload(png_of("covid_cxnet_265.jpg"))
+    d = appstate.run_diagnosis(res, cache, decoded, "gradcam")
+    over = overlay(decoded.pixels, d.heatmap, 0.5, "jet")
+    pdf = appstate.report_bytes(res, decoded, d, over, "gradcam", {"opacity": "0.50"})
+    assert pdf.startswith(b"%PDF") and len(pdf) > 2000
+    png = appstate.png_bytes(over)
+    assert png.startswith(b"\x89PNG")
+
+
+def test_missing_models_are_reported_not_raised(tmp_path):
+    res = appstate.load_resources(tmp_path / "none.keras", tmp_path / "none_seg.keras", gate=False)
+    assert res.classifier is None and res.segmenter is None
+    assert "classifier" in res.errors and "segmenter" in res.errors
+    assert res.device == "CPU" or res.device.startswith("GPU: ")
+
+
+def test_device_description_matches_tensorflow():
+    import tensorflow as tf
+
+    text = appstate.device_description()
+    if tf.config.list_physical_devices("GPU"):
+        assert text.startswith("GPU: ")
+    else:
+        assert text == "CPU"
+
+
+def test_md_escape_makes_user_text_inert():
+    s = appstate.md_escape("[x](javascript:alert(1)) **b** <img> $x$ :red[y] a_b.png\x07")
+    assert "\x07" not in s
+    # No markdown-special character is left unescaped.
+    assert re.search(r"(?<!\\)[\[\]()*<>$:_]", s) is None, s
+    # Every special character is backslash-escaped, so the visible text is unchanged.
+    assert s.replace("\\", "") == "[x](javascript:alert(1)) **b** <img> $x$ :red[y] a_b.png"
+    assert len(appstate.md_escape("a" * 500)) == 200
+
+
+def test_every_gallery_sample_passes_the_committed_gate():
+    from app_helpers import ROOT
+
+    if not (ROOT / "models" / "ood.npz").exists():
+        pytest.skip("no committed OOD gate")
+    from cxrlib import ood
+
+    gate = ood.load_gate(ROOT / "models" / "ood.npz")
+    for s in appstate.list_samples():
+        d = appstate.decode_upload(s.path.read_bytes(), s.file)
+        verdict = gate.assess(d.pixels, d.colourfulness)
+        assert verdict.is_cxr, (s.file, verdict.reason)

@@ -1,0 +1,295 @@
+"""End-to-end: the real server in a real browser (Playwright + Debian's Chromium).
+
+Starts ``streamlit run app.py`` on a free port, uploads a PNG and a DICOM on
+Diagnose, checks the probabilities chart and the overlay, moves the opacity
+slider, scores three files on Batch and downloads the CSV. Screenshots go to
+artifacts/screenshots/ (gitignored). Run with ``pytest -m browser``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ROOT / "models"
+
+CHROMIUM = Path(os.environ.get("CXR_CHROMIUM", "/usr/bin/chromium"))
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = ROOT / "artifacts" / "screenshots"
+SAMPLES = ROOT / "samples"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_health(url: str, proc: subprocess.Popen, timeout: float = 120) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return time.monotonic() - t0
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError("the server did not become healthy")
+
+
+@pytest.fixture(scope="module")
+def model_env(request) -> dict[str, str]:
+    """``$CXR_MODEL``, else the committed model, else the tiny fixture model."""
+    env = dict(os.environ)
+    env.pop("CXR_NO_WARMUP", None)
+    if env.get("CXR_MODEL"):
+        if not Path(env["CXR_MODEL"]).exists():
+            pytest.skip(f"CXR_MODEL={env['CXR_MODEL']} does not exist")
+        return env
+    if (MODELS / "cxr_classifier.keras").exists():
+        return env
+    env["CXR_MODEL"] = str(request.getfixturevalue("tiny_model_path"))
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(model_env):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found (make browser-deps installs it)")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=model_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        health_s = _wait_health(url, proc)
+        yield {"url": url, "t0": t0, "health_s": health_s, "proc": proc}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+        if "Traceback" in out:
+            print(out[-4000:])
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def _png_bytes() -> bytes:
+    img = Image.open(SAMPLES / "pneumonia_nih_00007408_000.jpg").convert("L")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _wait_result(page, timeout: float = 120_000) -> None:
+    page.wait_for_selector(".js-plotly-plot", timeout=timeout)
+    page.get_by_text("Most likely:").first.wait_for(timeout=timeout)
+    page.get_by_text("Overlay").first.wait_for(timeout=timeout)
+
+
+def _overlay_src(page) -> str:
+    """The src of the overlay image (the image whose caption is "Overlay")."""
+    return page.evaluate(
+        """() => {
+            const caps = [...document.querySelectorAll('[data-testid="stImageCaption"]')];
+            const cap = caps.find(c => c.textContent.trim() === 'Overlay');
+            if (!cap) return '';
+            const box = cap.closest('[data-testid="stImage"]') || cap.parentElement;
+            const img = box.querySelector('img');
+            return img ? img.src : '';
+        }"""
+    )
+
+
+def _shot(page, name: str) -> None:
+    """Screenshot of the whole page (Streamlit scrolls inside its main block, not the window)."""
+    size = page.viewport_size or {"width": 1440, "height": 1000}
+    height = page.evaluate(
+        """() => {
+            const m = document.querySelector('[data-testid="stMain"]')
+                || document.querySelector('section.main');
+            return m ? m.scrollHeight : document.body.scrollHeight;
+        }"""
+    )
+    page.set_viewport_size({"width": size["width"], "height": int(min(max(height, 600), 8000))})
+    page.wait_for_timeout(400)
+    page.screenshot(path=SHOTS / name, full_page=True)
+    page.set_viewport_size(size)
+    page.wait_for_timeout(200)
+
+
+def _idle(page, timeout: float = 60_000) -> None:
+    """Waits until the app is not running a script."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        """() => !document.querySelector('[data-testid="stStatusWidget"]')
+                 || !document.querySelector('[data-testid="stStatusWidget"]').innerText.includes('Running')""",
+        timeout=timeout,
+    )
+    page.wait_for_timeout(300)
+
+
+def test_diagnose_and_batch_in_a_real_browser(server, browser, tmp_path):
+    if SHOTS.exists():
+        shutil.rmtree(SHOTS)
+    SHOTS.mkdir(parents=True)
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    timings: dict[str, float] = {"health": server["health_s"]}
+
+    page.goto(server["url"], wait_until="domcontentloaded")
+    page.get_by_text("Research demo, not for diagnosis").first.wait_for(timeout=60_000)
+    page.get_by_text("Sample gallery").first.wait_for(timeout=60_000)
+    timings["first_page_since_start"] = time.monotonic() - server["t0"]
+    page.locator('[data-testid="stImage"] img').first.wait_for(timeout=60_000)
+    _idle(page)
+    _shot(page, "01_diagnose_empty.png")
+
+    # PNG upload.
+    png = tmp_path / "chest.png"
+    png.write_bytes(_png_bytes())
+    t = time.monotonic()
+    page.locator('input[type="file"]').first.set_input_files(str(png))
+    _wait_result(page)
+    timings["png_upload_to_result_cold"] = time.monotonic() - t
+    _idle(page)
+    assert page.locator(".js-plotly-plot").count() >= 1
+    before = _overlay_src(page)
+    assert before, "no overlay image"
+    _shot(page, "02_diagnose_png.png")
+
+    # Move the opacity slider with the keyboard.
+    slider = page.get_by_role("slider", name="Heatmap opacity")
+    if slider.count() == 0:
+        slider = page.locator('[data-testid="stSlider"] [role="slider"]').first
+    slider.first.focus()
+    t = time.monotonic()
+    for _ in range(6):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "(old) => { const caps=[...document.querySelectorAll('[data-testid=\"stImageCaption\"]')];"
+        "const c=caps.find(x=>x.textContent.trim()==='Overlay'); if(!c) return false;"
+        "const b=c.closest('[data-testid=\"stImage\"]')||c.parentElement; const i=b.querySelector('img');"
+        "return i && i.src !== old; }",
+        arg=before,
+        timeout=30_000,
+    )
+    timings["opacity_change"] = time.monotonic() - t
+    _idle(page)
+    assert _overlay_src(page) != before
+    _shot(page, "03_diagnose_opacity.png")
+
+    # DICOM upload (the synthetic sample).
+    dcm = SAMPLES / "normal_nih_00003353_006_synthetic.dcm"
+    t = time.monotonic()
+    page.locator('input[type="file"]').first.set_input_files(str(dcm))
+    page.get_by_text("DICOM display window applied").first.wait_for(timeout=60_000)
+    _wait_result(page)
+    timings["dicom_upload_to_result_warm"] = time.monotonic() - t
+    _idle(page)
+    page.get_by_text("DICOM, 384 x 384 px").first.wait_for(timeout=60_000)
+    _shot(page, "04_diagnose_dicom.png")
+
+    # A file that is not an image.
+    bad = tmp_path / "notes.png"
+    bad.write_bytes(b"%PDF-1.4 not an image")
+    page.locator('input[type="file"]').first.set_input_files(str(bad))
+    page.get_by_text("This file cannot be used").first.wait_for(timeout=30_000)
+    _shot(page, "05_diagnose_bad_file.png")
+
+    # Batch: three files (one unreadable), CSV download.
+    page.get_by_role("link", name="Batch").first.click()
+    page.get_by_text("Images or zip archives").first.wait_for(timeout=30_000)
+    files = [
+        str(SAMPLES / "covid_cxnet_265.jpg"),
+        str(SAMPLES / "normal_kermany_tr_IM-0675-0001.jpg"),
+        str(bad),
+    ]
+    page.locator('input[type="file"]').first.set_input_files(files)
+    page.get_by_role("button", name="Score 3 upload(s)").click()
+    page.get_by_role("button", name="Download results (CSV)").wait_for(timeout=120_000)
+    _idle(page)
+    _shot(page, "06_batch.png")
+    with page.expect_download(timeout=30_000) as info:
+        page.get_by_role("button", name="Download results (CSV)").click()
+    path = info.value.path()
+    rows = list(csv.DictReader(io.StringIO(Path(path).read_text())))
+    assert [r["file"] for r in rows] == [
+        "covid_cxnet_265.jpg",
+        "normal_kermany_tr_IM-0675-0001.jpg",
+        "notes.png",
+    ]
+    assert rows[0]["predicted"] in ("covid", "normal", "pneumonia")
+    assert float(rows[0]["confidence"]) > 0
+    assert rows[2]["error"] and not rows[2]["predicted"]
+
+    # The other pages render without an exception.
+    for name, shot in (
+        ("Metrics", "07_metrics.png"),
+        ("Validation browser", "08_validation.png"),
+        ("Trust / Model card", "09_model_card.png"),
+    ):
+        page.get_by_role("link", name=name).first.click()
+        page.get_by_role("heading", name=name).first.wait_for(timeout=60_000)
+        _idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        _shot(page, shot)
+
+    context.close()
+    lines = [f"{k}: {v:.2f} s" for k, v in timings.items()]
+    (SHOTS / "timings.txt").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    assert np.isfinite(list(timings.values())).all()

@@ -1,0 +1,314 @@
+"""Every page through Streamlit's AppTest: no exception, real predictions, cached heatmaps."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+from app_helpers import ROOT, SAMPLES, new_app, png_of, texts
+from PIL import Image
+
+from cxrlib import appstate
+
+PAGES = (
+    "pages/diagnose.py",
+    "pages/batch.py",
+    "pages/metrics.py",
+    "pages/validation.py",
+    "pages/model_card.py",
+)
+DICOM = "normal_nih_00003353_006_synthetic.dcm"
+
+
+def _no_exception(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _overlay_url(at) -> str:
+    for img in at.image:
+        if img.captions and img.captions[0] == "Overlay":
+            return img.value[0]
+    raise AssertionError("no overlay image on the page")
+
+
+def _plotly_count(at) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def _upload(at, name: str, data: bytes, mime: str):
+    return at.file_uploader(key="diag_upload").set_value((name, data, mime)).run()
+
+
+def test_every_page_renders_with_the_disclaimer(app_env):
+    at = new_app().run()
+    for page in PAGES:
+        if page != PAGES[0]:
+            at.switch_page(page).run()
+        _no_exception(at)
+        page_text = texts(at)
+        assert appstate.DISCLAIMER in page_text, page
+        assert at.title, page
+
+
+def test_upload_png_gives_a_prediction(app_env):
+    at = new_app().run()
+    _upload(at, "chest.png", png_of("pneumonia_nih_00007408_000.jpg"), "image/png")
+    _no_exception(at)
+    page = texts(at)
+    assert "Most likely:" in page
+    assert _plotly_count(at) == 1
+    captions = [c for img in at.image for c in img.captions]
+    assert "Image" in captions and "Overlay" in captions
+    assert any(c.startswith("Grad-CAM for") for c in captions)
+    assert any(b.label == "Download PDF report" for b in at.get("download_button"))
+    sidebar = " ".join(c.value for c in at.sidebar.caption)
+    assert f"**Device** {appstate.device_description()}" in sidebar
+    assert "sha256" in sidebar
+
+
+def test_user_file_names_are_shown_as_text(app_env):
+    at = new_app().run()
+    _upload(at, "[link](http://x.invalid) **b**.png", png_of("covid_cxnet_330.jpg"), "image/png")
+    _no_exception(at)
+    heading = next(m.value for m in at.markdown if m.value.startswith("Analysing:"))
+    assert "[link](http" not in heading and "**b**" not in heading
+    assert heading.replace("\\", "") == "Analysing: [link](http://x.invalid) **b**.png"
+
+
+def test_missing_model_is_a_message_not_a_crash(app_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("CXR_MODEL", str(tmp_path / "absent.keras"))
+    monkeypatch.setenv("CXR_SEGMENTER", str(tmp_path / "absent_segmenter.keras"))
+    at = new_app().run()
+    _no_exception(at)
+    _upload(at, "chest.png", png_of("covid_cxnet_330.jpg"), "image/png")
+    _no_exception(at)
+    assert any("classifier could not be loaded" in e.value for e in at.error)
+    assert _plotly_count(at) == 0
+    for page in PAGES[1:]:
+        at.switch_page(page).run()
+        _no_exception(at)
+
+
+def test_display_controls_never_recompute_the_heatmap(app_env, heatmap_calls):
+    at = new_app().run()
+    _upload(at, "chest.png", png_of("covid_cxnet_265.jpg"), "image/png")
+    _no_exception(at)
+    computed = heatmap_calls["n"]
+    assert computed >= 1
+    counter = appstate.COUNTERS["heatmaps"]
+    url = _overlay_url(at)
+
+    at.slider(key="diag_opacity").set_value(0.9).run()
+    _no_exception(at)
+    after_opacity = _overlay_url(at)
+    assert after_opacity != url, "the overlay did not change with the opacity"
+    at.selectbox(key="diag_cmap").set_value("viridis").run()
+    after_cmap = _overlay_url(at)
+    assert after_cmap != after_opacity
+    at.checkbox(key="diag_hottest").check().run()
+    assert _overlay_url(at) != after_cmap
+    _no_exception(at)
+    assert heatmap_calls["n"] == computed, "a display control recomputed a heatmap"
+    assert appstate.COUNTERS["heatmaps"] == counter
+
+    # A new method is a new heatmap (so the counter above can fail).
+    at.selectbox(key="diag_method").set_value("layercam").run()
+    _no_exception(at)
+    assert heatmap_calls["n"] == computed + 1
+    assert "LayerCAM for" in " ".join(c for img in at.image for c in img.captions)
+    # ...and going back to Grad-CAM is served from the cache.
+    at.selectbox(key="diag_method").set_value("gradcam").run()
+    assert heatmap_calls["n"] == computed + 1
+
+
+def test_explaining_another_class(app_env, heatmap_calls):
+    at = new_app().run()
+    _upload(at, "chest.png", png_of("normal_nih_00002576_008.jpg"), "image/png")
+    box = next(s for s in at.selectbox if s.key.startswith("diag_target_"))
+    predicted = next(o for o in box.options if o.startswith("predicted"))
+    other = next(o for o in box.options if not o.startswith("predicted") and o not in predicted)
+    before = heatmap_calls["n"]
+    box.set_value(box.options.index(other) - 1).run()
+    _no_exception(at)
+    assert heatmap_calls["n"] == before + 1
+    captions = " ".join(c for img in at.image for c in img.captions)
+    assert f"for '{other}'" in captions
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("scan.png", b"%PDF-1.4\n1 0 obj << >> endobj\n"),
+        ("scan.png", b""),
+        ("scan.dcm", b"\x00" * 300),
+        ("scan.jpg", png_of("covid_cxnet_265.jpg")[:400]),
+    ],
+)
+def test_a_bad_file_shows_an_error_not_an_exception(app_env, name, data):
+    at = new_app().run()
+    _upload(at, name, data, "application/octet-stream")
+    _no_exception(at)
+    errors = [e.value for e in at.error]
+    assert any("This file cannot be used" in e for e in errors), errors
+    assert _plotly_count(at) == 0
+    assert "Traceback" not in texts(at)
+
+
+@pytest.mark.parametrize("fmt, mime", [("TIFF", "image/tiff"), ("JPEG", "image/jpeg")])
+def test_tiff_and_jpeg_uploads(app_env, fmt, mime):
+    buf = io.BytesIO()
+    Image.open(SAMPLES / "normal_kermany_tr_IM-0675-0001.jpg").convert("L").save(buf, format=fmt)
+    at = new_app().run()
+    _upload(at, f"chest.{fmt.lower()}", buf.getvalue(), mime)
+    _no_exception(at)
+    assert f"{fmt}, 384 x 325 px" in texts(at)
+    assert _plotly_count(at) == 1
+
+
+def test_dicom_upload(app_env):
+    at = new_app().run()
+    _upload(at, "study.dcm", (SAMPLES / DICOM).read_bytes(), "application/dicom")
+    _no_exception(at)
+    page = texts(at)
+    assert "DICOM display window applied" in page
+    assert "DICOM, 384 x 384 px" in page
+    assert _plotly_count(at) == 1
+
+
+def test_gallery_sample_opens(app_env):
+    at = new_app().run()
+    samples = appstate.list_samples()
+    assert len(samples) >= 12 and {s.label for s in samples} == {"covid", "normal", "pneumonia"}
+    at.button(key=f"sample_{samples[0].file}").click().run()
+    _no_exception(at)
+    page = texts(at)
+    assert "Most likely:" in page
+    assert f"dataset label: **{samples[0].label}**" in page
+
+
+def test_missing_segmenter_degrades(app_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("CXR_SEGMENTER", str(tmp_path / "absent.keras"))
+    at = new_app().run()
+    _upload(at, "chest.png", png_of("covid_cxnet_330.jpg"), "image/png")
+    _no_exception(at)
+    assert "No lung segmenter is loaded" in texts(at)
+    assert at.checkbox(key="diag_outline").disabled
+    assert _plotly_count(at) == 1
+
+
+def test_rejected_image_needs_analyse_anyway(app_env, monkeypatch):
+    """The input check's verdict gates the probabilities (the gate itself is stubbed here)."""
+    res = appstate.get_resources()
+    reason = "This does not look like a frontal chest X-ray (it looks like a photograph)."
+
+    def reject_all(gray, colourfulness=None):
+        return appstate.GateVerdict(False, 3.2, reason)
+
+    monkeypatch.setattr(res, "gate", reject_all)
+    at = new_app().run()
+    # A fresh image (not cached with another verdict).
+    _upload(
+        at, "photo.png", png_of("pneumonia_kermany_tr_person405_bacteria_1817.jpg"), "image/png"
+    )
+    _no_exception(at)
+    assert reason in texts(at)
+    assert "No class probabilities are shown" in texts(at)
+    assert _plotly_count(at) == 0
+    box = next(c for c in at.checkbox if c.label == "Analyse anyway")
+    box.check().run()
+    _no_exception(at)
+    assert _plotly_count(at) == 1
+    assert "Analysed although the input check rejected this image" in texts(at)
+    assert f"Rejected by the input check: {reason}" in texts(at)
+
+
+@pytest.mark.skipif(
+    not (ROOT / "models" / "ood.npz").exists(), reason="no committed OOD gate (models/ood.npz)"
+)
+def test_the_real_gate_rejects_noise_and_accepts_a_chest_xray(app_env, monkeypatch):
+    monkeypatch.delenv("CXR_OOD", raising=False)
+    res = appstate.get_resources()
+    assert res.gate is not None, res.errors.get("gate")
+    at = new_app().run()
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (300, 300), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, format="PNG")
+    _upload(at, "noise.png", buf.getvalue(), "image/png")
+    _no_exception(at)
+    assert "No class probabilities are shown" in texts(at)
+    assert _plotly_count(at) == 0
+    _upload(at, "chest.png", png_of("normal_nih_00002576_008.jpg"), "image/png")
+    _no_exception(at)
+    assert "Looks like a frontal chest X-ray" in texts(at)
+    assert _plotly_count(at) == 1
+
+
+def test_batch_scores_good_files_and_lists_bad_ones(app_env):
+    at = new_app().run()
+    at.switch_page("pages/batch.py").run()
+    files = [
+        ("a.png", png_of("covid_cxnet_265.jpg"), "image/png"),
+        ("b.dcm", (SAMPLES / DICOM).read_bytes(), "application/dicom"),
+        ("c.png", b"not an image at all", "image/png"),
+    ]
+    at.file_uploader(key="batch_upload").set_value(files).run()
+    at.button(key="batch_run").click().run()
+    _no_exception(at)
+    stored = at.session_state["batch_results"]
+    rows = list(csv.DictReader(io.StringIO(stored["csv"])))
+    assert [r["file"] for r in rows] == ["a.png", "b.dcm", "c.png"]
+    assert rows[0]["predicted"] in ("covid", "normal", "pneumonia")
+    assert rows[1]["predicted"] in ("covid", "normal", "pneumonia")
+    assert rows[2]["error"] and not rows[2]["predicted"]
+    assert any("could not be read" in e.value for e in at.error)
+    assert any(b.label == "Download results (CSV)" for b in at.get("download_button"))
+
+
+def test_metrics_threshold_slider_updates_numbers(app_env):
+    at = new_app().run()
+    at.switch_page("pages/metrics.py").run()
+    _no_exception(at)
+    assert _plotly_count(at) >= 6  # curves, 2 confusion, ROC, PR, reliability, threshold ...
+    sens = lambda: next(m.value for m in at.metric if m.label == "COVID sensitivity")  # noqa: E731
+    at.slider(key="covid_threshold").set_value(0.05).run()
+    low = sens()
+    at.slider(key="covid_threshold").set_value(0.95).run()
+    high = sens()
+    _no_exception(at)
+    assert low == "100.0%" and low != high
+    page = texts(at)
+    for heading in ("Leave one source out", "Lung focus of the heatmaps", "Ablation"):
+        assert heading in page
+    at.switch_page("pages/model_card.py").run()
+    _no_exception(at)
+    assert "Fixture verdict sentence." in texts(at)
+
+
+def test_validation_browser_opens_an_image_in_diagnose(app_env):
+    at = new_app().run()
+    at.switch_page("pages/validation.py").run()
+    _no_exception(at)
+    buttons = [b for b in at.button if b.key and b.key.startswith("open_")]
+    assert buttons, texts(at)
+    # Misclassified first.
+    first_text = texts(at)
+    assert "images, of which" in first_text
+    buttons[0].click().run()
+    _no_exception(at)
+    page = texts(at)
+    assert "dataset label:" in page and "Most likely:" in page
+
+
+def test_validation_browser_says_when_the_folder_is_absent(app_env, monkeypatch):
+    monkeypatch.setenv("CXR_DATA", "/nonexistent/cxr")
+    at = new_app().run()
+    at.switch_page("pages/validation.py").run()
+    _no_exception(at)
+    assert any("does not exist" in w.value for w in at.warning)
+    assert not [b for b in at.button if b.key and b.key.startswith("open_")]
+    at.text_input(key="val_folder").set_value(str(ROOT / "samples")).run()
+    _no_exception(at)
+    assert any("not the shared CXR data folder" in w.value for w in at.warning)
