@@ -156,7 +156,10 @@ def main() -> None:
     sha = meta.get("weights_sha256") or "unknown"
     st.markdown(f"**Weights SHA-256** `{sha}`  \n**Model file** `{path.name}`")
     command = meta.get("command") or "python -m cxrlib.train --data ../shared/cxr --out models/"
-    st.markdown("**Training command**")
+    post = meta.get("post_training") or {}
+    if post.get("command"):
+        command += "\n" + post["command"]
+    st.markdown(f"**Training command** (seed {meta.get('seed', 'unknown')})")
     st.code(command, language="bash", wrap_lines=True)
     if meta.get("manifest_sha256"):
         st.caption(f"Training manifest SHA-256 {meta['manifest_sha256']}")
