@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import cv2
-import keras
 import numpy as np
 import pytest
+from blobs import S, blob_image, blob_model
 
 from cxrlib.explain import (
     FAST_METHODS,
@@ -16,34 +16,13 @@ from cxrlib.explain import (
     get_explainer,
     normalize_map,
 )
-from cxrlib.model import Classifier, build_classifier
+from cxrlib.model import Classifier
 
-S = 64
 META = {"preprocess": {"size": S, "contrast": "none"}, "temperature": 1.0}
 
 
-def blob_image(rng: np.random.Generator, centre: tuple[float, float] | None) -> np.ndarray:
-    """A 64x64 uint8 noisy background, with a bright blob at ``centre`` (y, x) if given."""
-    img = cv2.GaussianBlur((60 + 20 * rng.standard_normal((S, S))).astype(np.float32), (0, 0), 2)
-    if centre is not None:
-        yy, xx = np.mgrid[0:S, 0:S]
-        r = rng.uniform(4, 7)
-        img += 120 * np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / (2 * r * r))
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def train_blob_classifier(n: int = 320, epochs: int = 4) -> Classifier:
-    """Class 1 = a bright blob somewhere, class 0 = none (class 2 never occurs)."""
-    rng = np.random.default_rng(0)
-    x = np.stack(
-        [blob_image(rng, tuple(rng.uniform(10, 54, 2)) if i % 2 else None) for i in range(n)]
-    )
-    y = np.arange(n) % 2
-    # Low BN momentum: a few dozen steps must be enough for the moving statistics.
-    model = build_classifier(S, "small", width=8, head_filters=32, seed=0, bn_momentum=0.6)
-    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
-    model.fit(x[..., None].astype(np.float32), y, epochs=epochs, batch_size=32, verbose=0)
-    return Classifier(model, META)
+def train_blob_classifier() -> Classifier:
+    return Classifier(blob_model(), META)
 
 
 @pytest.fixture(scope="module")

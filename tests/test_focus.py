@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import cv2
-import keras
 import numpy as np
 import pytest
+from blobs import S, blob_image, blob_model
 
 from cxrlib.focus import (
     ConfidenceDrop,
@@ -14,10 +14,8 @@ from cxrlib.focus import (
     heatmap_to_input,
     lung_focus,
 )
-from cxrlib.model import Classifier, build_classifier
+from cxrlib.model import Classifier
 from cxrlib.preprocess import PreprocessConfig, heatmap_to_image
-
-S = 64
 
 
 # ------------------------------------------------------------------ lung_focus
@@ -67,27 +65,12 @@ def test_heatmap_to_input_inverts_heatmap_to_image() -> None:
 
 
 # ------------------------------------------------------------- confidence drop
-def blob_image(rng: np.random.Generator, centre: tuple[float, float] | None) -> np.ndarray:
-    img = cv2.GaussianBlur((60 + 20 * rng.standard_normal((S, S))).astype(np.float32), (0, 0), 2)
-    if centre is not None:
-        yy, xx = np.mgrid[0:S, 0:S]
-        r = rng.uniform(4, 7)
-        img += 120 * np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / (2 * r * r))
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
 @pytest.fixture(scope="module")
 def clf() -> Classifier:
     """Class 1 = a bright blob somewhere, class 0 = none."""
-    rng = np.random.default_rng(0)
-    n = 320
-    x = np.stack(
-        [blob_image(rng, tuple(rng.uniform(10, 54, 2)) if i % 2 else None) for i in range(n)]
+    return Classifier(
+        blob_model(), {"preprocess": {"size": S, "contrast": "none"}, "temperature": 1.0}
     )
-    model = build_classifier(S, "small", width=8, head_filters=32, seed=0, bn_momentum=0.6)
-    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
-    model.fit(x[..., None].astype(np.float32), np.arange(n) % 2, epochs=4, batch_size=32, verbose=0)
-    return Classifier(model, {"preprocess": {"size": S, "contrast": "none"}, "temperature": 1.0})
 
 
 def gaussian_map(shape: tuple[int, int], centre: tuple[float, float], r: float) -> np.ndarray:
