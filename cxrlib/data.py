@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from cxrlib.model import CLASS_NAMES, sha256_file  # noqa: F401  (re-exported)
+from cxrlib.model import CLASS_NAMES
 from cxrlib.preprocess import PreprocessConfig, to_geometry
 
 CACHE_DIR = Path(__file__).resolve().parent.parent / "artifacts" / "cache"

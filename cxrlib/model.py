@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +154,6 @@ class Classifier:
         size = self.model.input_shape[1]
         if size != self.preprocess.size:
             raise ModelError(f"model input is {size} px but its JSON says {self.preprocess.size}")
-        self._lock = threading.Lock()
         self._logits_fn = tf.function(
             lambda x: self.logits_model(x, training=False),
             input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)],

@@ -24,8 +24,8 @@ import keras  # noqa: E402  (after cxrlib.model set the TF log level)
 import numpy as np
 
 from cxrlib.augment import AugmentConfig, augment
-from cxrlib.data import load_geometry, read_manifest, sampling_weights, sha256_file
-from cxrlib.model import CLASS_NAMES, build_classifier, save_classifier, softmax
+from cxrlib.data import load_geometry, read_manifest, sampling_weights
+from cxrlib.model import CLASS_NAMES, build_classifier, save_classifier, sha256_file, softmax
 from cxrlib.preprocess import PreprocessConfig, normalize_contrast
 
 
