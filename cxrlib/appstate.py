@@ -1015,18 +1015,15 @@ def count_items(items: Sequence[tuple[str, bytes]]) -> int:
 
 def focus_function(res: Resources) -> Callable[[np.ndarray], float | None]:
     """``f(gray) -> lung focus`` of the predicted class's Grad-CAM (None without lungs)."""
-    from cxrlib.focus import lung_focus
+    from cxrlib.predict import gradcam_lung_focus
 
-    explainer, segmenter = res.explainer, res.segmenter
-    if explainer is None or segmenter is None:
+    if res.explainer is None or res.segmenter is None:
         raise RuntimeError("lung focus needs the explainer and the lung segmenter")
+    inner = gradcam_lung_focus(res.explainer, res.segmenter)
 
     def focus(gray: np.ndarray) -> float | None:
         count("heatmaps")
-        mask = segmenter.segment(gray)
-        if not np.any(mask):
-            return None
-        return lung_focus(explainer.explain(gray, "gradcam"), mask)
+        return inner(gray)
 
     return focus
 

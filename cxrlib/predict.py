@@ -150,6 +150,25 @@ def score_items(
     return rows
 
 
+def gradcam_lung_focus(explainer: Any, segmenter: Any) -> Callable[[Any], float | None]:
+    """``f(gray) -> lung focus`` of the predicted class's Grad-CAM, for ``score_items``.
+
+    None when the segmenter finds no lungs (a focus of 0 would wrongly read as
+    "the model looked outside the lungs").
+    """
+    import numpy as np
+
+    from cxrlib.focus import lung_focus
+
+    def focus(gray: Any) -> float | None:
+        mask = segmenter.segment(gray)
+        if not np.any(mask):
+            return None
+        return lung_focus(explainer.explain(gray, "gradcam"), mask)
+
+    return focus
+
+
 def rows_to_csv(rows: Iterable[BatchRow], class_names: Iterable[str]) -> str:
     """CSV text of batch rows (no patient fields: only the file name and results)."""
     class_names = list(class_names)
@@ -194,13 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     focus = None
     if a.focus:
         from cxrlib.explain import Explainer
-        from cxrlib.focus import lung_focus
         from cxrlib.lungs import load_segmenter
 
-        explainer, seg = Explainer(clf), load_segmenter()
-
-        def focus(gray):  # noqa: F811
-            return lung_focus(explainer.explain(gray, "gradcam"), seg.segment(gray))
+        focus = gradcam_lung_focus(Explainer(clf), load_segmenter())
 
     def progress(i: int, name: str) -> None:
         print(f"\r{i + 1} scored", end="", file=sys.stderr, flush=True)

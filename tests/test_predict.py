@@ -1,0 +1,83 @@
+"""cxrlib.predict: batch scoring of files, folders and zips, and its CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cxrlib.explain import Explainer
+from cxrlib.model import load_classifier
+from cxrlib.predict import expand_items, gradcam_lung_focus, main, rows_to_csv, score_items
+
+
+def _png(value: int = 90, size: tuple[int, int] = (200, 160)) -> bytes:
+    rng = np.random.default_rng(value)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, size[::-1], dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_model_path):
+    return load_classifier(tiny_model_path)
+
+
+class FixedMask:
+    def __init__(self, empty: bool) -> None:
+        self.empty = empty
+
+    def segment(self, gray):
+        m = np.zeros(gray.shape, bool)
+        if not self.empty:
+            m[: gray.shape[0] // 2] = True
+        return m
+
+
+def test_zip_members_are_expanded_and_bad_ones_listed(clf):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("a.png", _png(1))
+        zf.writestr("b.png", b"%PDF-1.4 not an image")
+        zf.writestr("notes.txt", "skipped: not an image name")
+    items = [("scans.zip", buf.getvalue()), ("c.png", _png(2))]
+    assert [n for n, _ in expand_items(items)] == ["scans.zip/a.png", "scans.zip/b.png", "c.png"]
+    rows = score_items(items, clf)
+    assert [bool(r.error) for r in rows] == [False, True, False]
+    assert "PDF" in rows[1].error
+    for r in (rows[0], rows[2]):
+        assert r.predicted in clf.class_names
+        assert sum(r.probabilities.values()) == pytest.approx(1, abs=1e-4)
+    table = list(csv.DictReader(io.StringIO(rows_to_csv(rows, clf.class_names))))
+    assert [t["file"] for t in table] == ["scans.zip/a.png", "scans.zip/b.png", "c.png"]
+    assert table[1]["predicted"] == "" and table[1]["error"]
+
+
+def test_lung_focus_is_none_without_lungs_and_a_share_with_them(clf):
+    gray = np.random.default_rng(0).integers(0, 255, (160, 128), dtype=np.uint8)
+    explainer = Explainer(clf)
+    assert gradcam_lung_focus(explainer, FixedMask(empty=True))(gray) is None
+    share = gradcam_lung_focus(explainer, FixedMask(empty=False))(gray)
+    assert 0.0 <= share <= 1.0
+
+
+def test_cli_scores_a_folder_to_csv(tiny_model_path, tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x.png").write_bytes(_png(3))
+    (tmp_path / "in" / "y.png").write_bytes(b"")
+    out = tmp_path / "out.csv"
+    assert (
+        main(
+            [str(tmp_path / "in"), "--out", str(out), "--model", str(tiny_model_path), "--no-gate"]
+        )
+        == 0
+    )
+    table = list(csv.DictReader(out.open()))
+    assert len(table) == 2
+    by_name = {t["file"].rsplit("/", 1)[-1]: t for t in table}
+    assert by_name["x.png"]["predicted"] and not by_name["x.png"]["error"]
+    assert by_name["y.png"]["error"] and not by_name["y.png"]["predicted"]
