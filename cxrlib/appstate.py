@@ -855,6 +855,24 @@ def safe_image_path(folder: str | os.PathLike[str], relative: str) -> Path | Non
     return p
 
 
+def describe_preprocessing(pre: dict[str, Any]) -> str:
+    """One sentence on how a model's input is made, from its JSON ``preprocess``."""
+    geometry = "squash" if pre.get("geometry", "resize") == "resize" else "pad"
+    size = pre.get("size", "?")
+    if pre.get("lung_crop"):
+        framing = (
+            "crop to the lung fields found by the lung segmenter (plus "
+            f"{100 * float(pre.get('lung_margin', 0)):.0f}% of the image on each side; the "
+            "whole image when no lungs are found)"
+        )
+    else:
+        framing = f"crop {100 * float(pre.get('border_crop', 0)):.0f}% of each border"
+    return (
+        f"decode to 8-bit grayscale; {framing}; {geometry} to {size} x {size} px; "
+        f"contrast `{pre.get('contrast', '?')}`."
+    )
+
+
 def train_counts_table(meta: dict[str, Any]) -> Any:
     """A source x class DataFrame of training images from the model JSON ``train_counts``."""
     import pandas as pd

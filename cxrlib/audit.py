@@ -98,8 +98,12 @@ def ablation(
         "lungs_erased": erase_lungs,
         "lungs_only": lungs_only,
     }
+    # An edited image is framed as its original was (for a lung-crop model, the
+    # erased lungs would otherwise move the crop box as well as the pixels).
+    crops = classifier.crop_boxes(list(grays))
     for name, fn in variants.items():
-        probs = classifier.predict([fn(g, m) for g, m in zip(grays, masks, strict=True)])
+        edited = [fn(g, m) for g, m in zip(grays, masks, strict=True)]
+        probs = classifier.predict(edited, crops=crops)
         out[name] = _scores(y, probs, names)
     out["chance"] = round(_chance(y), 4)
     out["empty_masks"] = int(sum(1 for m in masks if not np.any(m)))

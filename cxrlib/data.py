@@ -8,16 +8,18 @@ manifest's own folder).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pandas as pd
 
 from cxrlib.model import CLASS_NAMES
-from cxrlib.preprocess import PreprocessConfig, to_geometry
+from cxrlib.preprocess import Box, PreprocessConfig, to_geometry
 
 CACHE_DIR = Path(__file__).resolve().parent.parent / "artifacts" / "cache"
 
@@ -79,34 +81,74 @@ def load_gray(file: str | Path) -> np.ndarray:
 
 
 def load_geometry(
-    files: Sequence[str], config: PreprocessConfig, cache: bool = True, workers: int = 4
+    files: Sequence[str],
+    config: PreprocessConfig,
+    cache: bool = True,
+    workers: int = 4,
+    segmenter: Any = None,
 ) -> np.ndarray:
     """Loads images and applies the geometry step of preprocessing.
 
     Returns uint8 ``(N, size, size)``. Results are cached under
     ``artifacts/cache`` keyed by the file list and geometry settings, since
-    decoding 10,000 JPEGs costs about half a minute.
+    decoding 10,000 JPEGs costs about half a minute (and lung cropping, which
+    segments every image with ``segmenter`` (default: the committed one),
+    a few minutes).
     """
-    key = hashlib.sha256(
-        ("\n".join(files) + repr((config.size, config.geometry, config.border_crop))).encode()
-    ).hexdigest()[:20]
+    settings: tuple[Any, ...] = (config.size, config.geometry, config.border_crop)
+    if config.lung_crop:
+        if segmenter is None:
+            from cxrlib.lungs import default_segmenter  # lazy: loads TensorFlow
+
+            segmenter = default_segmenter()
+        settings += ("lung", config.lung_margin, segmenter.meta.get("weights_sha256", ""))
+    key = hashlib.sha256(("\n".join(files) + repr(settings)).encode()).hexdigest()[:20]
     cache_file = CACHE_DIR / f"geom_{key}.npy"
     if cache and cache_file.exists():
         return np.load(cache_file)
 
-    def one(f: str) -> np.ndarray:
-        return to_geometry(load_gray(f), config)
+    boxes = (
+        lung_boxes(files, config.lung_margin, segmenter, cache=cache)
+        if config.lung_crop
+        else [None] * len(files)
+    )
 
+    def one(i: int) -> np.ndarray:
+        return to_geometry(load_gray(files[i]), config, boxes[i])
+
+    arr = np.zeros((len(files), config.size, config.size), np.uint8)
     with ThreadPoolExecutor(workers) as pool:  # cv2 releases the GIL while decoding
-        arr = (
-            np.stack(list(pool.map(one, files)))
-            if files
-            else np.zeros((0, config.size, config.size), np.uint8)
-        )
+        for i, geo in enumerate(pool.map(one, range(len(files)))):
+            arr[i] = geo
     if cache:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         np.save(cache_file, arr)
     return arr
+
+
+def lung_boxes(
+    files: Sequence[str], margin: float, segmenter: Any, cache: bool = True, chunk: int = 256
+) -> list[Box | None]:
+    """Lung-field crop boxes of dataset images (see :func:`cxrlib.lungs.crop_box`).
+
+    Boxes are kept per file (and segmenter and margin) in ``artifacts/cache``,
+    so the leave-one-source-out runs and repeated evaluations segment each
+    image once.
+    """
+    tag = hashlib.sha256(
+        repr((margin, segmenter.meta.get("weights_sha256", ""))).encode()
+    ).hexdigest()[:12]
+    store = CACHE_DIR / f"lungboxes_{tag}.json"
+    known: dict[str, Any] = json.loads(store.read_text()) if cache and store.exists() else {}
+    todo = [f for f in dict.fromkeys(files) if f not in known]
+    for start in range(0, len(todo), chunk):
+        part = todo[start : start + chunk]
+        found = segmenter.crop_boxes([load_gray(f) for f in part], margin)
+        known.update({f: None if b is None else [int(v) for v in b] for f, b in zip(part, found)})
+    if cache and todo:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        store.write_text(json.dumps(known))
+    return [tuple(known[f]) if known[f] is not None else None for f in files]
 
 
 def sampling_weights(

@@ -117,6 +117,8 @@ class Diagnosis:
         lung_area: Share of the image covered by the lungs, or None.
         focus_level: One of :data:`FOCUS_LEVELS`.
         focus_verdict: One sentence (or two) for the user.
+        model_crop: ``(top, bottom, left, right)`` of the part of the image the
+            model saw (a lung-crop model's lung box), or None for the whole image.
     """
 
     class_names: tuple[str, ...]
@@ -135,6 +137,7 @@ class Diagnosis:
     lung_area: float | None
     focus_level: str
     focus_verdict: str
+    model_crop: tuple[int, int, int, int] | None = None
 
     @property
     def confidence(self) -> float:
@@ -248,7 +251,8 @@ def diagnose(
     if class_index is not None and not 0 <= int(class_index) < len(names):
         raise ValueError(f"class_index {class_index} out of range 0..{len(names) - 1}")
     cfg = classifier.preprocess
-    geo = to_geometry(gray, cfg)
+    crop = classifier.crop_box(gray)
+    geo = to_geometry(gray, cfg, crop)
     batch = np.stack(
         [normalize_contrast(geo, cfg)] + [normalize_contrast(v.apply(geo), cfg) for v in views]
     )
@@ -262,7 +266,7 @@ def diagnose(
     probs_all = softmax(logits / classifier.temperature)
     probs = probs_all[0]
     predicted = int(np.argmax(probs))
-    heatmap = explainer.to_image(raw, gray.shape)
+    heatmap = explainer.to_image(raw, gray.shape, crop)
     mask = focus = area = None
     if segmenter is not None:
         mask = _lung_mask(segmenter, gray)
@@ -286,6 +290,7 @@ def diagnose(
         lung_area=area,
         focus_level=level,
         focus_verdict=verdict,
+        model_crop=crop,
     )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
 
-from cxrlib.data import load_gray, read_manifest
+from cxrlib.data import load_gray, lung_boxes, read_manifest
 from cxrlib.model import DEFAULT_MODEL_PATH, Classifier, load_classifier
 
 
@@ -197,11 +197,19 @@ def compute_metrics(
 
 
 def predict_files(classifier: Classifier, files: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """Calibrated probabilities for image files, read and prepared in batches."""
+    """Calibrated probabilities for image files, read and prepared in batches.
+
+    A lung-crop model's boxes come from the per-file cache (:func:`cxrlib.data.lung_boxes`).
+    """
+    crops: list[Any] = [None] * len(files)
+    if classifier.preprocess.lung_crop:
+        crops = lung_boxes(files, classifier.preprocess.lung_margin, classifier.lung_segmenter())
     out = []
     for i in range(0, len(files), batch_size):
         grays = [load_gray(f) for f in files[i : i + batch_size]]
-        out.append(classifier.predict(grays, batch_size=batch_size))
+        out.append(
+            classifier.predict(grays, batch_size=batch_size, crops=crops[i : i + batch_size])
+        )
     return np.concatenate(out) if out else np.zeros((0, len(classifier.class_names)))
 
 

@@ -57,7 +57,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from cxrlib.model import LOGITS_LAYER, PENULTIMATE_LAYER, Classifier  # noqa: E402
-from cxrlib.preprocess import heatmap_to_image  # noqa: E402
+from cxrlib.preprocess import Box  # noqa: E402
 
 METHODS: tuple[str, ...] = ("gradcam", "gradcampp", "layercam", "scorecam", "smoothgrad")
 METHOD_NAMES: dict[str, str] = {
@@ -373,18 +373,20 @@ class Explainer:
             return self.smoothgrad(xb, class_index), class_index
         return self.reference(xb, method, class_index, normalize=False), class_index
 
-    def to_image(self, raw_map: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        """Maps a model-space map onto an image of ``shape`` and normalises it to [0, 1]."""
-        return normalize_map(
-            heatmap_to_image(raw_map, tuple(shape[:2]), self.classifier.preprocess)
-        )
+    def to_image(
+        self, raw_map: np.ndarray, shape: tuple[int, ...], crop: Box | None = None
+    ) -> np.ndarray:
+        """Maps a model-space map onto an image of ``shape`` (made with ``crop``) and
+        normalises it to [0, 1]."""
+        return normalize_map(self.classifier.to_image(raw_map, shape, crop))
 
     def explain_with_class(
         self, gray: np.ndarray, method: str = "gradcam", class_index: int | None = None
     ) -> tuple[np.ndarray, int]:
         """Like :meth:`explain`, also returning the class index explained."""
-        raw, target = self.raw(self.classifier.prepare(gray), method, class_index)
-        return self.to_image(raw, gray.shape), target
+        crop = self.classifier.crop_box(gray)
+        raw, target = self.raw(self.classifier.prepare(gray, crop), method, class_index)
+        return self.to_image(raw, gray.shape, crop), target
 
     def explain(
         self, gray: np.ndarray, method: str = "gradcam", class_index: int | None = None

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from cxrlib.preprocess import PreprocessConfig, placement
+from cxrlib.preprocess import Box, PreprocessConfig, placement
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.model import Classifier
@@ -89,7 +89,7 @@ class ConfidenceDrop:
 
 
 def heatmap_to_input(
-    heatmap: np.ndarray, shape: tuple[int, int], config: PreprocessConfig
+    heatmap: np.ndarray, shape: tuple[int, int], config: PreprocessConfig, crop: Box | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Maps an image-space heatmap into model-input space (the inverse of
     :func:`cxrlib.preprocess.heatmap_to_image`).
@@ -98,13 +98,14 @@ def heatmap_to_input(
         heatmap: Map over the original image, of ``shape``.
         shape: (height, width) of the original image.
         config: The preprocessing that makes the model input.
+        crop: The crop box the model input is made with, if any.
 
     Returns:
         ``(map, valid)``: float32 (S, S) map and the boolean mask of input
         pixels that show the image (not padding).
     """
     s = config.size
-    p = placement(shape, config)
+    p = placement(shape, config, crop)
     top, bottom, left, right = p.crop
     by, bx, bh, bw = p.box
     crop = np.asarray(heatmap, dtype=np.float32)[top:bottom, left:right]
@@ -199,10 +200,11 @@ def confidence_drops(
     per = 2 + n_random
     stacks = []
     for gray, heatmap in zip(grays, heatmaps):
-        x = classifier.prepare(gray)
+        crop = classifier.crop_box(gray)
+        x = classifier.prepare(gray, crop)
         hm = np.asarray(heatmap, dtype=np.float32)
         if hm.shape == gray.shape[:2]:
-            hm, valid = heatmap_to_input(hm, gray.shape[:2], cfg)
+            hm, valid = heatmap_to_input(hm, gray.shape[:2], cfg, crop)
         elif hm.shape == (s, s):
             valid = np.ones((s, s), bool)
         else:

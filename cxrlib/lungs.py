@@ -44,8 +44,9 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-from cxrlib.model import ModelError  # noqa: E402
+from cxrlib.model import ModelError, sha256_file  # noqa: E402
 from cxrlib.preprocess import (  # noqa: E402
+    Box,
     PreprocessConfig,
     heatmap_to_image,
     normalize_contrast,
@@ -194,6 +195,26 @@ def lung_bbox(mask: np.ndarray, margin: float = 0.05) -> tuple[int, int, int, in
     )
 
 
+# Below this share of the image, a "lung" mask is more likely a segmenter
+# failure (a non-CXR, an odd crop) than lungs: such images are not cropped.
+MIN_CROP_AREA = 0.05
+CROP_CONVENTION = "full"  # the whole lung, so lower lobes behind the heart/diaphragm stay in
+
+
+def crop_box(mask: np.ndarray, margin: float, min_area: float = MIN_CROP_AREA) -> Box | None:
+    """The lung-field crop of a mask: its bounding box plus ``margin``.
+
+    Returns:
+        ``(top, bottom, left, right)``, or None when the mask covers less than
+        ``min_area`` of the image (no reliable lungs: the caller keeps the
+        whole image).
+    """
+    mask = np.asarray(mask, bool)
+    if mask.ndim != 2 or mask.mean() < min_area:
+        return None
+    return lung_bbox(mask, margin)
+
+
 def postprocess(prob: np.ndarray, threshold: float = 0.5, min_ratio: float = 0.1) -> np.ndarray:
     """Probability map -> clean lung mask.
 
@@ -286,6 +307,13 @@ class LungSegmenter:
                 masks.append(postprocess(full, self.thresholds[conv]))
         return masks
 
+    def crop_boxes(
+        self, grays: Sequence[np.ndarray], margin: float, batch_size: int = 32
+    ) -> list[Box | None]:
+        """Lung-field crop boxes (:func:`crop_box`) of many images, batched."""
+        masks = self.segment_many(list(grays), [CROP_CONVENTION] * len(grays), batch_size)
+        return [crop_box(m, margin) for m in masks]
+
 
 def load_segmenter(path: str | os.PathLike[str] = DEFAULT_SEGMENTER_PATH) -> LungSegmenter:
     """Loads a segmenter from ``path`` (``.keras``) and its ``.json`` beside it.
@@ -300,6 +328,7 @@ def load_segmenter(path: str | os.PathLike[str] = DEFAULT_SEGMENTER_PATH) -> Lun
     try:
         model = keras.saving.load_model(path, compile=False)
         meta = json.loads(meta_path.read_text())
+        meta["weights_sha256"] = sha256_file(path)  # names the crops a lung-crop model saw
     except Exception as exc:  # noqa: BLE001 - any load failure is a model error
         raise ModelError(f"cannot load lung segmenter {path}: {exc}") from exc
     return LungSegmenter(model, meta)

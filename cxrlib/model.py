@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from cxrlib.preprocess import PreprocessConfig, prepare  # noqa: E402
+from cxrlib.preprocess import Box, PreprocessConfig, heatmap_to_image, prepare  # noqa: E402
 
 CLASS_NAMES: tuple[str, ...] = ("covid", "normal", "pneumonia")
 PENULTIMATE_LAYER = "last_conv"
@@ -143,8 +145,11 @@ class Classifier:
 
     model: keras.Model
     meta: dict[str, Any] = field(default_factory=dict)
+    segmenter: Any = None  # a LungSegmenter for lung-crop models; default: the committed one
 
     def __post_init__(self) -> None:
+        self._boxes: OrderedDict[bytes, Box | None] = OrderedDict()
+        self._boxes_lock = threading.Lock()
         self.class_names: tuple[str, ...] = tuple(self.meta.get("class_names", CLASS_NAMES))
         self.preprocess = PreprocessConfig.from_dict(self.meta.get("preprocess", {}))
         self.temperature = float(self.meta.get("temperature", 1.0))
@@ -160,9 +165,54 @@ class Classifier:
             reduce_retracing=True,
         )
 
-    def prepare(self, gray: np.ndarray) -> np.ndarray:
-        """Grayscale image -> this model's uint8 input (the one preprocessing path)."""
-        return prepare(gray, self.preprocess)
+    def lung_segmenter(self) -> Any:
+        """The lung segmenter that makes this model's crop boxes (loaded on first use)."""
+        if self.segmenter is None:
+            from cxrlib.lungs import default_segmenter  # lungs imports this module
+
+            self.segmenter = default_segmenter()
+        return self.segmenter
+
+    def crop_boxes(self, grays: Sequence[np.ndarray]) -> list[Box | None]:
+        """The crop box of each image: its lung box for a ``lung_crop`` model, else None.
+
+        Boxes are remembered per image content (a few hundred), so preparing an
+        image, explaining it and mapping its heatmap back segment it once.
+        """
+        pre = self.preprocess
+        if not pre.lung_crop:
+            return [None] * len(grays)
+        keys = [_image_key(g) for g in grays]
+        with self._boxes_lock:
+            known = {k: self._boxes[k] for k in keys if k in self._boxes}
+        todo = [i for i, k in enumerate(keys) if k not in known]
+        if todo:
+            found = self.lung_segmenter().crop_boxes([grays[i] for i in todo], pre.lung_margin)
+            with self._boxes_lock:
+                for i, box in zip(todo, found):
+                    known[keys[i]] = self._boxes[keys[i]] = box
+                while len(self._boxes) > 512:
+                    self._boxes.popitem(last=False)
+        return [known[k] for k in keys]
+
+    def crop_box(self, gray: np.ndarray) -> Box | None:
+        """The crop box of one image (see :meth:`crop_boxes`)."""
+        return self.crop_boxes([gray])[0]
+
+    def prepare(self, gray: np.ndarray, crop: Box | None | str = "auto") -> np.ndarray:
+        """Grayscale image -> this model's uint8 input (the one preprocessing path).
+
+        ``crop="auto"`` uses :meth:`crop_box`; pass a box (or None) to frame an
+        edited image as its original was (the lung ablations do).
+        """
+        box = self.crop_box(gray) if isinstance(crop, str) else crop
+        return prepare(gray, self.preprocess, box)
+
+    def to_image(
+        self, model_map: np.ndarray, shape: tuple[int, ...], crop: Box | None = None
+    ) -> np.ndarray:
+        """Maps a map over the model input back onto the original image of ``shape``."""
+        return heatmap_to_image(model_map, tuple(shape[:2]), self.preprocess, crop)
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Logits for prepared inputs of shape (N, size, size) or (N, size, size, 1)."""
@@ -176,18 +226,33 @@ class Classifier:
         t = self.temperature if calibrated else 1.0
         return softmax(self.logits(batch) / t)
 
-    def predict(self, grays: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
-        """Calibrated probabilities (N, n_classes) for raw grayscale images."""
+    def predict(
+        self,
+        grays: Sequence[np.ndarray],
+        batch_size: int = 64,
+        crops: Sequence[Box | None] | None = None,
+    ) -> np.ndarray:
+        """Calibrated probabilities (N, n_classes) for raw grayscale images.
+
+        ``crops`` overrides the crop boxes (default: :meth:`crop_boxes`).
+        """
         out = []
         for i in range(0, len(grays), batch_size):
+            chunk = grays[i : i + batch_size]
+            boxes = self.crop_boxes(chunk) if crops is None else crops[i : i + batch_size]
             out.append(
-                self.probabilities(np.stack([self.prepare(g) for g in grays[i : i + batch_size]]))
+                self.probabilities(np.stack([self.prepare(g, b) for g, b in zip(chunk, boxes)]))
             )
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
 
     @property
     def weights_sha256(self) -> str:
         return str(self.meta.get("weights_sha256", ""))
+
+
+def _image_key(gray: np.ndarray) -> bytes:
+    a = np.ascontiguousarray(gray)
+    return hashlib.blake2b(a.tobytes(), digest_size=16, person=repr(a.shape).encode()[:16]).digest()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -208,8 +273,12 @@ def save_classifier(model: keras.Model, meta: dict[str, Any], path: str | Path) 
     return path
 
 
-def load_classifier(path: str | Path = DEFAULT_MODEL_PATH) -> Classifier:
-    """Loads a ``.keras`` classifier and its JSON; raises :class:`ModelError`."""
+def load_classifier(path: str | Path = DEFAULT_MODEL_PATH, segmenter: Any = None) -> Classifier:
+    """Loads a ``.keras`` classifier and its JSON; raises :class:`ModelError`.
+
+    A model trained on lung-cropped inputs also needs a lung segmenter:
+    ``segmenter``, or by default the committed one.
+    """
     path = Path(path)
     if not path.exists():
         raise ModelError(f"no model at {path}; train one with `python -m cxrlib.train`")
@@ -221,4 +290,7 @@ def load_classifier(path: str | Path = DEFAULT_MODEL_PATH) -> Classifier:
         raise ModelError(f"cannot load {path}: {exc}") from exc
     if meta.get("weights_sha256") and meta["weights_sha256"] != sha256_file(path):
         raise ModelError(f"{path} does not match the weights hash in {mp.name}")
-    return Classifier(model, meta)
+    clf = Classifier(model, meta, segmenter=segmenter)
+    if clf.preprocess.lung_crop:
+        clf.lung_segmenter()  # fail now, not at the first image, when the segmenter is missing
+    return clf

@@ -24,6 +24,7 @@ COLORMAPS: dict[str, int] = {
 
 LUNG_COLOR: tuple[int, int, int] = (255, 255, 255)
 HOTTEST_COLOR: tuple[int, int, int] = (255, 0, 255)
+FRAME_COLOR: tuple[int, int, int] = (0, 255, 255)
 
 _LUTS: dict[str, np.ndarray] = {}
 
@@ -114,6 +115,8 @@ def overlay(
     lung_mask: np.ndarray | None = None,
     lung_color: tuple[int, int, int] = LUNG_COLOR,
     hottest_color: tuple[int, int, int] = HOTTEST_COLOR,
+    frame: tuple[int, int, int, int] | None = None,
+    frame_color: tuple[int, int, int] = FRAME_COLOR,
 ) -> np.ndarray:
     """Blends a heatmap over a grayscale X-ray.
 
@@ -129,6 +132,9 @@ def overlay(
         lung_mask: Optional lung mask; its outline is drawn as a thin line.
         lung_color: RGB colour of the lung outline.
         hottest_color: RGB colour of the hottest-area outline.
+        frame: Optional ``(top, bottom, left, right)`` box (the part of the
+            image a lung-crop model saw), drawn as a rectangle.
+        frame_color: RGB colour of that rectangle.
 
     Returns:
         RGB uint8 (H, W, 3). With ``opacity == 0`` and no outlines, exactly the
@@ -156,4 +162,8 @@ def overlay(
         _draw_outline(out, region, hottest_color)
     if lung_mask is not None:
         _draw_outline(out, np.asarray(lung_mask), lung_color)
+    if frame is not None:
+        top, bottom, left, right = (int(v) for v in frame)
+        thickness = max(1, int(round(max(out.shape[:2]) / 384)))
+        cv2.rectangle(out, (left, top), (right - 1, bottom - 1), frame_color, thickness)
     return out

@@ -17,6 +17,8 @@ import numpy as np
 
 Geometry = Literal["resize", "pad"]
 Contrast = Literal["none", "clahe", "equalize"]
+Box = tuple[int, int, int, int]
+"""A crop ``(top, bottom, left, right)`` in original pixels, ``bottom``/``right`` exclusive."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,13 @@ class PreprocessConfig:
             burned-in letters and markers often sit. 0 keeps the whole image.
         clahe_clip: CLAHE clip limit.
         clahe_grid: CLAHE tile grid (tiles per side).
+        lung_crop: Crop to the lung fields found by the lung segmenter (plus
+            ``lung_margin``) instead of the whole image. The crop box is not
+            computed here (this module knows no models): callers pass it as
+            ``crop`` (:meth:`cxrlib.model.Classifier.crop_box`); without one the
+            image falls back to ``border_crop``.
+        lung_margin: Border kept around the lung box, as a fraction of the
+            image's height (top/bottom) and width (left/right).
     """
 
     size: int = 160
@@ -43,6 +52,8 @@ class PreprocessConfig:
     border_crop: float = 0.0
     clahe_clip: float = 2.0
     clahe_grid: int = 8
+    lung_crop: bool = False
+    lung_margin: float = 0.04
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,11 +87,28 @@ def _check_gray(gray: np.ndarray) -> np.ndarray:
     return gray
 
 
-def placement(shape: tuple[int, int], config: PreprocessConfig) -> Placement:
-    """Computes where an image of ``shape`` lands in the model input."""
+def _valid_crop(crop: Box, h: int, w: int) -> Box:
+    top, bottom, left, right = (int(v) for v in crop)
+    top, left = max(0, top), max(0, left)
+    bottom, right = min(h, bottom), min(w, right)
+    if bottom - top < 2 or right - left < 2:
+        raise ValueError(f"crop {crop} leaves no image of a {h} x {w} image")
+    return top, bottom, left, right
+
+
+def placement(
+    shape: tuple[int, int], config: PreprocessConfig, crop: Box | None = None
+) -> Placement:
+    """Computes where an image of ``shape`` lands in the model input.
+
+    ``crop`` (a lung box) replaces the border crop when given.
+    """
     h, w = shape[:2]
-    dy, dx = int(round(h * config.border_crop)), int(round(w * config.border_crop))
-    top, bottom, left, right = dy, h - dy, dx, w - dx
+    if crop is not None:
+        top, bottom, left, right = _valid_crop(crop, h, w)
+    else:
+        dy, dx = int(round(h * config.border_crop)), int(round(w * config.border_crop))
+        top, bottom, left, right = dy, h - dy, dx, w - dx
     ch, cw = bottom - top, right - left
     s = config.size
     if config.geometry == "resize":
@@ -92,10 +120,10 @@ def placement(shape: tuple[int, int], config: PreprocessConfig) -> Placement:
     return Placement(crop=(top, bottom, left, right), box=box)
 
 
-def to_geometry(gray: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """Crops borders and resizes (or pads) to ``config.size`` squared, uint8."""
+def to_geometry(gray: np.ndarray, config: PreprocessConfig, crop: Box | None = None) -> np.ndarray:
+    """Crops (``crop``, else the borders) and resizes (or pads) to ``config.size`` squared, uint8."""
     gray = _check_gray(gray)
-    p = placement(gray.shape, config)
+    p = placement(gray.shape, config, crop)
     top, bottom, left, right = p.crop
     cropped = gray[top:bottom, left:right]
     by, bx, bh, bw = p.box
@@ -121,20 +149,24 @@ def normalize_contrast(gray: np.ndarray, config: PreprocessConfig) -> np.ndarray
     return gray
 
 
-def prepare(gray: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+def prepare(gray: np.ndarray, config: PreprocessConfig, crop: Box | None = None) -> np.ndarray:
     """Grayscale uint8 image -> model input, uint8 ``(size, size)``.
 
     The model rescales to [0, 1] itself, so the input stays uint8 here.
+    ``crop`` is the lung box when ``config.lung_crop`` is on.
     """
-    return normalize_contrast(to_geometry(gray, config), config)
+    return normalize_contrast(to_geometry(gray, config, crop), config)
 
 
 def heatmap_to_image(
-    heatmap: np.ndarray, shape: tuple[int, int], config: PreprocessConfig
+    heatmap: np.ndarray,
+    shape: tuple[int, int],
+    config: PreprocessConfig,
+    crop: Box | None = None,
 ) -> np.ndarray:
     """Maps a heatmap on the model input back onto the original image.
 
-    Undoes padding, resizing and border cropping, so an overlay stays aligned
+    Undoes padding, resizing and cropping (borders or lung box), so an overlay stays aligned
     with the image the user uploaded. Cropped-away borders get 0.
 
     Args:
@@ -142,15 +174,16 @@ def heatmap_to_image(
             resized to ``config.size``).
         shape: (height, width) of the original image.
         config: The preprocessing that made the model input.
+        crop: The crop box the input was made with (a lung box), if any.
 
     Returns:
-        float32 map of ``shape``.
+        float32 map of ``shape``; 0 outside the crop.
     """
     s = config.size
     hm = heatmap.astype(np.float32)
     if hm.shape != (s, s):
         hm = cv2.resize(hm, (s, s), interpolation=cv2.INTER_LINEAR)
-    p = placement(shape, config)
+    p = placement(shape, config, crop)
     by, bx, bh, bw = p.box
     inner = hm[by : by + bh, bx : bx + bw]
     top, bottom, left, right = p.crop

@@ -237,6 +237,10 @@ def train(
         "train_seconds": round(time.time() - t0, 1),
         "keras_version": keras.__version__,
     }
+    if pre.lung_crop:
+        from cxrlib.lungs import default_segmenter
+
+        meta["lung_segmenter_sha256"] = default_segmenter().meta["weights_sha256"]
     path = save_classifier(model, meta, Path(out_dir) / f"{name}.keras")
     meta = json.loads(path.with_suffix(".json").read_text())
     log(
@@ -285,6 +289,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--geometry", default=dp.geometry, choices=["resize", "pad"])
     p.add_argument("--contrast", default=dp.contrast, choices=["clahe", "equalize", "none"])
     p.add_argument("--border-crop", type=float, default=dp.border_crop)
+    p.add_argument(
+        "--lung-crop",
+        action="store_true",
+        help="crop every image to its lung fields (committed lung segmenter) before resizing",
+    )
+    p.add_argument("--lung-margin", type=float, default=dp.lung_margin)
     p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
     p.add_argument("--no-text-augment", action="store_true", help="no synthetic letters/arrows")
     p.add_argument("--no-cache", action="store_true")
@@ -294,7 +304,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     pre = PreprocessConfig(
-        size=a.size, geometry=a.geometry, contrast=a.contrast, border_crop=a.border_crop
+        **{k: getattr(a, k) for k in ("size", "geometry", "contrast", "border_crop")},
+        lung_crop=a.lung_crop,
+        lung_margin=a.lung_margin,
     )
     if a.no_augment:
         aug = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)

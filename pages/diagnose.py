@@ -287,6 +287,7 @@ def main() -> None:
         colormap=colormap,
         hottest_percent=appstate.hottest_percent(hottest, share),
         lung_mask=mask,
+        frame=diagnosis.model_crop,
     )
     i1, i2, i3 = st.columns(3)
     i1.image(decoded.pixels, caption="Image", width="stretch")
@@ -296,6 +297,11 @@ def main() -> None:
         width="stretch",
     )
     i3.image(over, caption="Overlay", width="stretch")
+    if diagnosis.model_crop is not None:
+        st.caption(
+            ":material/crop: This model sees only the lung region that the lung segmenter "
+            "found (cyan box); the heatmap is mapped back onto the whole image."
+        )
     with focus_slot:
         st.markdown(f"**Lung focus** ({appstate.METHOD_LABELS[method]}, '{diagnosis.target_name}')")
         if res.segmenter is None:

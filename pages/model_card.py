@@ -107,15 +107,12 @@ def main() -> None:
     else:
         pre = meta.get("preprocess") or {}
         cfg = meta.get("train_config") or {}
-        geometry = "squash" if pre.get("geometry", "resize") == "resize" else "pad"
-        size = pre.get("size", "?")
         arch = f"`{cfg.get('arch', '?')}`"
         if cfg.get("arch") == "mobilenetv2":
             arch += f" (MobileNetV2 cut at stride 16, width {cfg.get('alpha')})"
         lines = [
-            "- **Preprocessing** (the same for training, evaluation and this app): decode to "
-            f"8-bit grayscale; crop {100 * float(pre.get('border_crop', 0)):.0f}% of each "
-            f"border; {geometry} to {size} x {size} px; contrast `{pre.get('contrast', '?')}`.",
+            "- **Preprocessing** (the same for training, evaluation and this app): "
+            + appstate.describe_preprocessing(pre),
             f"- **Architecture:** {arch}, trained from scratch (no pretrained weights), "
             f"{int(meta.get('params', 0)):,} parameters; Grad-CAM layer `last_conv`.",
             "- **Calibration:** temperature scaling on the validation split "

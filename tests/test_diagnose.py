@@ -58,6 +58,10 @@ class BoxSegmenter:
         mask[top:bottom, left:right] = True
         return mask
 
+    def crop_boxes(self, grays, margin: float) -> list:
+        self.calls += len(grays)
+        return [self.box if g.shape[0] >= self.box[1] else None for g in grays]
+
 
 def test_probabilities_are_calibrated_and_consistent(
     clf: Classifier, explainer: Explainer, gray: np.ndarray
@@ -201,3 +205,38 @@ def test_bad_arguments(clf: Classifier, explainer: Explainer, gray: np.ndarray) 
         diagnose(clf, gray, explainer, class_index=3)
     with pytest.raises(ValueError, match="unknown method"):
         diagnose(clf, gray, explainer, method="rise")
+
+
+def test_lung_crop_model_sees_the_box_and_maps_back(clf: Classifier) -> None:
+    """A lung-crop model sees only the segmenter's box: the blob image pasted into a
+    larger canvas with bright 'text' around it is the same input as the blob image
+    alone, and its heatmap comes back inside the box, on the blob."""
+    rng = np.random.default_rng(3)
+    blob = blob_image(rng, (40, 20))
+    canvas = np.full((160, 140), 250, np.uint8)  # bright border "text" the model must not see
+    canvas[50:114, 30:94] = blob
+    seg = BoxSegmenter(50, 114, 30, 94)
+    meta = {
+        "preprocess": {"size": S, "contrast": "none", "lung_crop": True, "lung_margin": 0.0},
+        "temperature": 2.0,
+    }
+    cropped = Classifier(clf.model, meta, segmenter=seg)
+    np.testing.assert_array_equal(cropped.prepare(canvas), clf.prepare(blob))
+    np.testing.assert_allclose(cropped.predict([canvas]), clf.predict([blob]), atol=1e-6)
+    assert seg.calls == 1  # the box is remembered per image content
+    d = diagnose(cropped, canvas, Explainer(cropped))
+    assert seg.calls == 1 and d.model_crop == seg.box
+    np.testing.assert_allclose(d.probabilities, clf.predict([blob])[0], atol=1e-5)
+    assert d.heatmap.shape == canvas.shape
+    outside = np.ones(canvas.shape, bool)
+    outside[50:114, 30:94] = False
+    assert d.heatmap[outside].max() == 0
+    # Inside the box: exactly the map of the blob image on its own.
+    alone = Explainer(clf).explain(blob)
+    np.testing.assert_allclose(d.heatmap[50:114, 30:94], alone, atol=1e-4)
+    y, x = np.unravel_index(np.argmax(d.heatmap), d.heatmap.shape)
+    assert abs(y - 90) <= 14 and abs(x - 50) <= 14  # the blob: (40, 20) inside the box
+    # An image where no lungs are found keeps its whole frame.
+    small = blob_image(rng, None)
+    assert cropped.crop_box(small) is None
+    np.testing.assert_array_equal(cropped.prepare(small), clf.prepare(small))

@@ -108,6 +108,14 @@ def test_lung_bbox() -> None:
     assert lungs.lung_bbox(np.zeros((7, 9), bool)) == (0, 7, 0, 9)
 
 
+def test_crop_box_needs_enough_lung() -> None:
+    mask = np.zeros((100, 200), bool)
+    mask[20:60, 30:90] = True  # 12% of the image
+    assert lungs.crop_box(mask, margin=0.1) == (10, 70, 10, 110)
+    assert lungs.crop_box(mask, margin=0.1, min_area=0.2) is None
+    assert lungs.crop_box(np.zeros((50, 50), bool), margin=0.1) is None
+
+
 def test_postprocess_keeps_two_largest_and_fills_holes() -> None:
     prob = np.zeros((60, 60), np.float32)
     prob[5:50, 5:25] = 0.9  # left lung
@@ -173,6 +181,19 @@ def test_committed_dice_on_fixtures(committed: lungs.LungSegmenter) -> None:
     # The two channels outline the same organ; they differ only near the heart and diaphragm.
     for img, _ in pairs:
         assert lungs.dice(committed.segment(img), committed.segment(img, "full")) > 0.85
+
+
+def test_crop_boxes_hold_the_lungs(committed: lungs.LungSegmenter) -> None:
+    """On real CXRs the crop box keeps the whole (full-convention) lung mask."""
+    pairs = _fixture_pairs()
+    boxes = committed.crop_boxes([img for img, _ in pairs], margin=0.04)
+    for (img, mask), box in zip(pairs, boxes, strict=True):
+        assert box is not None
+        top, bottom, left, right = box
+        inside = mask[top:bottom, left:right].sum() / mask.sum()
+        assert inside > 0.97, (box, inside)
+        assert (bottom - top) * (right - left) < img.size  # it does crop something
+    assert committed.crop_boxes([np.zeros((120, 120), np.uint8)], margin=0.04) == [None]
 
 
 def test_module_segment_and_threads(committed: lungs.LungSegmenter) -> None:

@@ -105,6 +105,15 @@ def test_lung_outline_is_thin_and_on_the_border(gray: np.ndarray, heatmap: np.nd
     assert changed.sum() < 2 * (2 * 80 + 2 * 30) + 8
 
 
+def test_model_frame_is_a_rectangle_on_the_box(gray: np.ndarray, heatmap: np.ndarray) -> None:
+    out = overlay(gray, heatmap, opacity=0.0, frame=(10, 90, 5, 60), frame_color=(0, 0, 255))
+    changed = (out != as_rgb(gray)).any(axis=2)
+    assert (out[changed] == (0, 0, 255)).all()
+    assert changed[10, 5:60].all() and changed[89, 5:60].all()
+    assert changed[10:90, 5].all() and changed[10:90, 59].all()
+    assert not changed[12:88, 7:58].any() and not changed[:9].any()
+
+
 def test_inputs_untouched_and_resized_map(gray: np.ndarray, heatmap: np.ndarray) -> None:
     g0, h0 = gray.copy(), heatmap.copy()
     small = cv2.resize(heatmap, (W // 3, H // 3), interpolation=cv2.INTER_AREA)

@@ -76,3 +76,32 @@ def test_heatmap_maps_back_to_the_same_anatomy(geometry):
 def test_config_round_trip_ignores_unknown_keys():
     cfg = PreprocessConfig(size=128, geometry="pad", contrast="equalize", border_crop=0.02)
     assert PreprocessConfig.from_dict({**cfg.to_dict(), "future": 1}) == cfg
+
+
+@pytest.mark.parametrize("geometry", ["resize", "pad"])
+def test_lung_crop_box_frames_the_input_and_maps_back(geometry):
+    """A crop box (a lung box) replaces the border crop: the input shows only the box,
+    and a heatmap over that input lands back on the same pixels of the full image."""
+    h, w = 300, 240
+    box = (40, 260, 30, 200)  # top, bottom, left, right
+    cfg = PreprocessConfig(size=64, geometry=geometry, contrast="none", lung_crop=True)
+    img = np.full((h, w), 255, np.uint8)  # outside the box: bright "text"
+    img[box[0] : box[1], box[2] : box[3]] = 60
+    img[180:210, 120:150] = 200  # a spot inside the box
+    x = prepare(img, cfg, crop=box)
+    assert placement(img.shape, cfg, box).crop == box
+    if geometry == "resize":
+        assert x.max() == 200  # nothing from outside the box reaches the model
+    back = heatmap_to_image((x == 200).astype(np.float32), (h, w), cfg, crop=box)
+    y, xx = np.unravel_index(np.argmax(back), back.shape)
+    assert 175 <= y <= 215 and 115 <= xx <= 155
+    assert back[: box[0]].max() == 0 and back[:, box[3] :].max() == 0
+    # Without a box the same config falls back to the whole image.
+    assert prepare(img, cfg).max() == 255
+
+
+def test_crop_box_is_clipped_and_an_empty_one_refused():
+    cfg = PreprocessConfig(size=32, contrast="none")
+    assert placement((100, 80), cfg, (-5, 120, -1, 90)).crop == (0, 100, 0, 80)
+    with pytest.raises(ValueError):
+        placement((100, 80), cfg, (50, 50, 0, 80))

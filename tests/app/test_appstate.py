@@ -240,3 +240,12 @@ def test_every_gallery_sample_passes_the_committed_gate():
         d = appstate.decode_upload(s.path.read_bytes(), s.file)
         verdict = gate.assess(d.pixels, d.colourfulness)
         assert verdict.is_cxr, (s.file, verdict.reason)
+
+
+def test_describe_preprocessing_names_the_framing() -> None:
+    base = {"size": 160, "geometry": "resize", "contrast": "clahe", "border_crop": 0.08}
+    text = appstate.describe_preprocessing(base)
+    assert "crop 8% of each border" in text and "squash to 160 x 160" in text
+    lung = appstate.describe_preprocessing({**base, "lung_crop": True, "lung_margin": 0.04})
+    assert "lung fields" in lung and "4%" in lung and "border" not in lung
+    assert "pad to 96" in appstate.describe_preprocessing({"size": 96, "geometry": "pad"})

@@ -1,0 +1,80 @@
+"""cxrlib.data: manifests, geometry loading and the lung-box cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cxrlib import data
+from cxrlib.preprocess import PreprocessConfig, to_geometry
+
+
+class BrightBoxSegmenter:
+    """Stands in for the lung segmenter: the 'lungs' are the pixels above 100."""
+
+    meta = {"weights_sha256": "fake"}
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def crop_boxes(self, grays, margin: float) -> list:
+        self.seen += len(grays)
+        out = []
+        for g in grays:
+            ys, xs = np.nonzero(g > 100)
+            out.append(None if ys.size == 0 else (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1))
+        return out
+
+
+@pytest.fixture()
+def images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")
+    files = []
+    for i in range(3):
+        img = np.full((90, 120), 20, np.uint8)
+        img[10 + i : 70, 20 : 100 - i] = 150 + 20 * i
+        f = tmp_path / f"im{i}.png"
+        cv2.imwrite(str(f), img)
+        files.append(str(f))
+    dark = tmp_path / "dark.png"
+    cv2.imwrite(str(dark), np.full((50, 50), 30, np.uint8))
+    return files + [str(dark)]
+
+
+def test_read_manifest_resolves_paths_and_checks_labels(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("path,label,split\na.png,covid,train\nb.png,normal,val\n")
+    df = data.read_manifest(tmp_path / "m.csv", split="val")
+    assert list(df["y"]) == [1] and df["file"][0] == str((tmp_path / "b.png").resolve())
+    assert list(df["source"]) == ["unknown"]
+    (tmp_path / "bad.csv").write_text("path,label\na.png,flu\n")
+    with pytest.raises(data.ManifestError, match="flu"):
+        data.read_manifest(tmp_path / "bad.csv")
+
+
+def test_lung_boxes_are_found_once_and_cached(images: list[str]) -> None:
+    seg = BrightBoxSegmenter()
+    boxes = data.lung_boxes(images, 0.0, seg)
+    assert boxes[:3] == [(10, 70, 20, 100), (11, 70, 20, 99), (12, 70, 20, 98)]
+    assert boxes[3] is None and seg.seen == 4
+    again = data.lung_boxes(images[::-1], 0.0, seg)  # any order, any subset: from the cache
+    assert again == boxes[::-1] and seg.seen == 4
+    data.lung_boxes(images, 0.1, seg)  # another margin is another cache
+    assert seg.seen == 8
+
+
+def test_load_geometry_crops_to_the_lungs(images: list[str]) -> None:
+    seg = BrightBoxSegmenter()
+    cfg = PreprocessConfig(size=32, contrast="none", lung_crop=True, lung_margin=0.0)
+    arr = data.load_geometry(images, cfg, segmenter=seg)
+    assert arr.shape == (4, 32, 32) and arr.dtype == np.uint8
+    for i in range(3):  # only the bright 'lung' box reaches the model
+        assert arr[i].min() == 150 + 20 * i
+    whole = to_geometry(data.load_gray(images[3]), cfg)  # no lungs: the whole image
+    np.testing.assert_array_equal(arr[3], whole)
+    plain = data.load_geometry(images, PreprocessConfig(size=32, contrast="none"))
+    assert plain[0].min() == 20  # without lung_crop the dark surround stays
+    np.testing.assert_array_equal(data.load_geometry(images, cfg, segmenter=seg), arr)
+    assert seg.seen == 4  # the second call came from the cache
