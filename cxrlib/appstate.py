@@ -270,9 +270,16 @@ def load_resources(
         res.device = "CPU"
         res.errors["device"] = f"could not query TensorFlow devices: {exc}"
     try:
+        from cxrlib.lungs import load_segmenter
+
+        res.segmenter = load_segmenter(res.segmenter_path)
+    except Exception as exc:  # noqa: BLE001
+        res.errors["segmenter"] = str(exc)
+    try:
         from cxrlib.model import load_classifier
 
-        res.classifier = load_classifier(res.model_path)
+        # A lung-crop classifier frames its input with the same segmenter the page uses.
+        res.classifier = load_classifier(res.model_path, segmenter=res.segmenter)
     except Exception as exc:  # noqa: BLE001 - shown to the user, the app keeps running
         res.errors["classifier"] = str(exc)
     if res.classifier is not None:
@@ -282,12 +289,6 @@ def load_resources(
             res.explainer = Explainer(res.classifier)
         except Exception as exc:  # noqa: BLE001
             res.errors["explainer"] = f"heatmaps unavailable: {exc}"
-    try:
-        from cxrlib.lungs import load_segmenter
-
-        res.segmenter = load_segmenter(res.segmenter_path)
-    except Exception as exc:  # noqa: BLE001
-        res.errors["segmenter"] = str(exc)
     if gate:
         try:
             res.gate = _load_gate()
