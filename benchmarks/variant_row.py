@@ -32,6 +32,7 @@ def row(audit: dict[str, Any], loso: dict[str, Any] | None, name: str) -> str:
         _f(abl.get("lungs_erased", {}).get("auc", {}).get("covid")),
         _f(abl.get("lungs_only", {}).get("balanced_accuracy")),
         _f(exp.get("lung_focus", {}).get("mean")),
+        _f(exp.get("flat_map_focus", {}).get("mean")),
     ]
     if loso:
         srcs = loso.get("loso", loso).get("sources", {})
@@ -53,9 +54,10 @@ def main() -> None:
     loso = json.loads(Path(a.loso).read_text()) if a.loso else None
     print(
         "| variant | test bal. acc. | COVID sens. | ECE | lungs-erased bal. acc. | "
-        "lungs-erased COVID AUC | lungs-only bal. acc. | lung focus | LOSO accuracy |"
+        "lungs-erased COVID AUC | lungs-only bal. acc. | lung focus | flat-map focus | "
+        "LOSO accuracy |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     print(row(audit, loso, a.name))
 
 

@@ -1093,7 +1093,8 @@ def explain_tables(section: dict[str, Any]) -> dict[str, Any]:
     """``metrics.json["explain"]``: lung focus per class and per source, faithfulness.
 
     Returns:
-        ``{"overall": {n, mean, median}, "per_class": df, "per_source": df,
+        ``{"overall": {n, mean, median}, "flat": mean focus of a flat map over the model's
+        view (None in older files), "per_class": df, "per_source": df,
         "faithfulness": df (overall + per class), "method": str, "fraction": float}``.
     """
     import pandas as pd
@@ -1116,6 +1117,7 @@ def explain_tables(section: dict[str, Any]) -> dict[str, Any]:
         )
     return {
         "overall": section.get("lung_focus") or {},
+        "flat": (section.get("flat_map_focus") or {}).get("mean"),
         "per_class": _summary_rows(section.get("lung_focus_per_class") or {}, "true class"),
         "per_source": _summary_rows(section.get("lung_focus_per_source") or {}, "source"),
         "faithfulness": faith,

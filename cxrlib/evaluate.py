@@ -375,7 +375,8 @@ def run_audits(
         out["explain"] = ex
         log(
             f"Grad-CAM lung focus: mean {ex['lung_focus']['mean']}, median "
-            f"{ex['lung_focus']['median']} (n={ex['lung_focus']['n']})"
+            f"{ex['lung_focus']['median']} (n={ex['lung_focus']['n']}); a flat map over the "
+            f"model's view: mean {ex['flat_map_focus']['mean']}"
         )
         for c, v in ex["lung_focus_per_class"].items():
             log(f"  {c:<10} mean {v['mean']}  median {v['median']}")

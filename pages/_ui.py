@@ -143,8 +143,15 @@ def audit_sections(metrics: dict, level: str = "subheader") -> None:
                 f"{t['method']} of the predicted class, {o.get('n', 0):,} images"
                 + (f" of the {ex['split']} split" if ex.get("split") else "")
                 + f": on average **{100 * o['mean']:.0f}%** of the heatmap lies inside the "
-                f"lungs (median {100 * (o.get('median') or 0):.0f}%). The lungs cover roughly "
-                "30-45% of a chest X-ray, so a map that ignored anatomy would score about that."
+                f"lungs (median {100 * (o.get('median') or 0):.0f}%). "
+                + (
+                    f"A map spread evenly over what the model sees would score **{100 * t['flat']:.0f}%** "
+                    "(the lungs' share of its field of view; higher for a model that sees only "
+                    "the lung region), so compare the two."
+                    if t["flat"] is not None
+                    else "The lungs cover roughly 30-45% of a chest X-ray, so a map that ignored "
+                    "anatomy would score about that."
+                )
             )
         a, b = st.columns(2)
         with a:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cxrlib.audit import ablation, ablation_verdict, leave_one_source_out
+from cxrlib.audit import (
+    ablation,
+    ablation_verdict,
+    explanation_summary,
+    flat_map_focus,
+    leave_one_source_out,
+)
 from cxrlib.model import load_classifier
 from cxrlib.preprocess import PreprocessConfig
 from cxrlib.train import TrainConfig
@@ -81,3 +87,22 @@ def test_leave_one_source_out_scores_only_the_held_out_source(tiny_manifest, cxr
     assert set(held["per_class_accuracy"]) == set(m[m.source == "cxnet"].label)
     assert 0.0 <= held["accuracy"] <= 1.0
     assert res["schedule"]["epochs"] == 1
+
+
+def test_flat_map_focus_is_the_lung_share_of_the_view():
+    mask = np.zeros((100, 100), bool)
+    mask[20:80, 10:40] = True  # 18% of the image
+    assert flat_map_focus(mask) == pytest.approx(0.18)
+    assert flat_map_focus(mask, (20, 80, 10, 70)) == pytest.approx(0.5)  # half of the crop
+
+
+def test_explanation_summary_reports_focus_against_a_flat_map(tiny):
+    from cxrlib.explain import Explainer
+
+    grays, y = _images(6)
+    seg = BoxSegmenter()
+    res = explanation_summary(tiny, Explainer(tiny), seg, grays, y, ["a", "a", "a", "b", "b", "b"])
+    area = np.mean([seg.mask(g).mean() for g in grays])
+    assert res["flat_map_focus"]["mean"] == pytest.approx(area, abs=1e-3)
+    assert res["n"] == 6 and set(res["lung_focus_per_source"]) == {"a", "b"}
+    assert 0 <= res["lung_focus"]["mean"] <= 1
