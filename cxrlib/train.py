@@ -2,7 +2,9 @@
 
     python -m cxrlib.train --data ../shared/cxr --out models/
 
-Balanced sampling (every class the same share of each batch; within a class,
+Each image is first cropped to its lung fields (the committed lung segmenter;
+``--no-lung-crop`` keeps the whole image). Balanced sampling (every class the
+same share of each batch; within a class,
 sources weighted by n**power), augmentation on raw pixels, AdamW with warm-up
 and cosine decay, early stopping on validation macro-F1 (best weights kept),
 then temperature scaling fitted on the validation split. Writes
@@ -291,8 +293,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--border-crop", type=float, default=dp.border_crop)
     p.add_argument(
         "--lung-crop",
-        action="store_true",
-        help="crop every image to its lung fields (committed lung segmenter) before resizing",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="crop every image to its lung fields (committed lung segmenter) before resizing "
+        "(default: on, as the committed model; --no-lung-crop keeps the whole image)",
     )
     p.add_argument("--lung-margin", type=float, default=dp.lung_margin)
     p.add_argument("--no-augment", action="store_true", help="disable all augmentation")

@@ -56,6 +56,8 @@ def test_cli_trains_excluding_a_source(tiny_manifest, cxr_dir, tmp_path):
     assert meta["train_config"]["exclude_sources"] == ["kermany"]
     assert not any(k.startswith("kermany/") for k in meta["train_counts"])
     assert meta["command"].startswith("python -m cxrlib.train ")
+    # The CLI's default is the committed recipe: lung-field crops from the committed segmenter.
+    assert meta["preprocess"]["lung_crop"] is True and len(meta["lung_segmenter_sha256"]) == 64
 
 
 def test_batches_are_balanced_reproducible_and_prepared():
