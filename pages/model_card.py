@@ -28,6 +28,13 @@ Assume the model uses some of them:
   well below 90%); COVID labels are "mostly PCR-positive" and many COVID images look normal.
 """
 
+LUNG_CROP_NOTE = """
+**What the model does about them.** It sees only the lung region that the lung segmenter finds
+(the cyan box on the Diagnose page), so letters, arrows and borders outside it cannot reach it,
+and it was trained with synthetic letters and arrows pasted on its input. That does not remove a
+child's or a hospital's "look" inside the lungs: the audit below measures what is left.
+"""
+
 CITATIONS = """
 **Chest X-rays (classifier training and evaluation, `../shared/cxr`)**
 
@@ -96,6 +103,8 @@ def main() -> None:
         st.info("The model's JSON has no training counts.")
     st.markdown("**Confounds, stated plainly**")
     st.markdown(CONFOUNDS)
+    if (meta.get("preprocess") or {}).get("lung_crop"):
+        st.markdown(LUNG_CROP_NOTE)
 
     st.subheader("Preprocessing and architecture")
     if not meta:
