@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from cxrlib.focus import confidence_drops, lung_focus
+from cxrlib.focus import confidence_drops, flat_map_focus, lung_focus
 from cxrlib.lungs import erase_lungs, lungs_only
 from cxrlib.model import Classifier
 
@@ -124,16 +124,6 @@ def _summary(values: Sequence[float]) -> dict[str, float | int | None]:
         "mean": round(float(v.mean()), 4),
         "median": round(float(np.median(v)), 4),
     }
-
-
-def flat_map_focus(mask: np.ndarray, crop: Any = None) -> float:
-    """Lung focus of a flat heatmap over the model's field of view (the whole image, or
-    the crop box ``(top, bottom, left, right)``): the share of that view inside the lungs."""
-    m = np.asarray(mask, bool)
-    if crop is not None:
-        top, bottom, left, right = crop
-        m = m[top:bottom, left:right]
-    return float(m.mean()) if m.size else 0.0
 
 
 def explanation_summary(

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from cxrlib.explain import FAST_METHODS, Explainer, _check_method, get_explainer
+from cxrlib.focus import flat_map_focus
 from cxrlib.focus import lung_focus as _lung_focus
 from cxrlib.model import Classifier, softmax
 from cxrlib.preprocess import normalize_contrast, to_geometry
@@ -168,7 +169,10 @@ def image_hash(data: bytes) -> str:
 
 
 def focus_verdict(
-    focus: float | None, lung_area: float | None, heatmap_empty: bool = False
+    focus: float | None,
+    lung_area: float | None,
+    heatmap_empty: bool = False,
+    view_share: float | None = None,
 ) -> tuple[str, str]:
     """Level and sentence for a lung-focus value (thresholds in the module docstring).
 
@@ -176,6 +180,8 @@ def focus_verdict(
         focus: Share of the heatmap inside the lungs, or None without a mask.
         lung_area: Share of the image covered by the mask, or None.
         heatmap_empty: The heatmap is all zero.
+        view_share: For a model that sees only a crop, the lungs' share of that crop
+            (what a flat heatmap would score), or None.
 
     Returns:
         ``(level, text)`` with level in :data:`FOCUS_LEVELS`.
@@ -192,7 +198,12 @@ def focus_verdict(
         return "unknown", "The heatmap is empty for this class, so there is nothing to check."
     text = (
         f"{round(100 * focus)}% of the heatmap lies inside the lungs "
-        f"(which cover {round(100 * lung_area)}% of the image)."
+        f"(which cover {round(100 * lung_area)}% of the image"
+        + (
+            f" and {round(100 * view_share)}% of the region the model sees)."
+            if view_share is not None
+            else ")."
+        )
     )
     if focus >= FOCUS_GOOD:
         return "good", text
@@ -272,7 +283,10 @@ def diagnose(
         mask = _lung_mask(segmenter, gray)
         area = float(mask.mean())
         focus = _lung_focus(heatmap, mask)
-    level, verdict = focus_verdict(focus, area, heatmap_empty=not heatmap.max() > 0)
+    share = flat_map_focus(mask, crop) if mask is not None and crop is not None else None
+    level, verdict = focus_verdict(
+        focus, area, heatmap_empty=not heatmap.max() > 0, view_share=share
+    )
     return Diagnosis(
         class_names=tuple(names),
         probabilities=probs,

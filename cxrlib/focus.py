@@ -88,6 +88,16 @@ class ConfidenceDrop:
         return self.drop_hot - self.drop_random
 
 
+def flat_map_focus(mask: np.ndarray, crop: Box | None = None) -> float:
+    """Lung focus of a flat heatmap over the model's field of view (the whole image, or
+    the crop box ``(top, bottom, left, right)``): the share of that view inside the lungs."""
+    m = np.asarray(mask, bool)
+    if crop is not None:
+        top, bottom, left, right = crop
+        m = m[top:bottom, left:right]
+    return float(m.mean()) if m.size else 0.0
+
+
 def heatmap_to_input(
     heatmap: np.ndarray, shape: tuple[int, int], config: PreprocessConfig, crop: Box | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -9,9 +9,9 @@ from cxrlib.audit import (
     ablation,
     ablation_verdict,
     explanation_summary,
-    flat_map_focus,
     leave_one_source_out,
 )
+from cxrlib.focus import flat_map_focus
 from cxrlib.model import load_classifier
 from cxrlib.preprocess import PreprocessConfig
 from cxrlib.train import TrainConfig

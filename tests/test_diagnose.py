@@ -163,6 +163,8 @@ def test_focus_verdict_levels() -> None:
     assert focus_verdict(None, None)[0] == "unknown"
     assert focus_verdict(0.0, 0.0)[0] == "warning"  # segmenter found no lungs
     assert focus_verdict(0.0, 0.3, heatmap_empty=True)[0] == "unknown"
+    # A lung-crop model: the sentence also gives the lungs' share of what the model sees.
+    assert "and 55% of the region the model sees" in focus_verdict(0.7, 0.35, view_share=0.55)[1]
 
 
 @pytest.mark.parametrize("method", ["layercam", "scorecam", "smoothgrad"])
@@ -236,6 +238,10 @@ def test_lung_crop_model_sees_the_box_and_maps_back(clf: Classifier) -> None:
     np.testing.assert_allclose(d.heatmap[50:114, 30:94], alone, atol=1e-4)
     y, x = np.unravel_index(np.argmax(d.heatmap), d.heatmap.shape)
     assert abs(y - 90) <= 14 and abs(x - 50) <= 14  # the blob: (40, 20) inside the box
+    # The lung-focus sentence also says how much of the model's view is lung
+    # (here the 'lungs' are the whole box, so a flat map would already score 100%).
+    with_lungs = diagnose(cropped, canvas, Explainer(cropped), seg)
+    assert "and 100% of the region the model sees" in with_lungs.focus_verdict
     # An image where no lungs are found keeps its whole frame.
     small = blob_image(rng, None)
     assert cropped.crop_box(small) is None
