@@ -118,10 +118,10 @@ def heatmap_to_input(
     p = placement(shape, config, crop)
     top, bottom, left, right = p.crop
     by, bx, bh, bw = p.box
-    crop = np.asarray(heatmap, dtype=np.float32)[top:bottom, left:right]
-    interp = cv2.INTER_AREA if crop.shape[0] >= bh else cv2.INTER_LINEAR
+    patch = np.asarray(heatmap, dtype=np.float32)[top:bottom, left:right]
+    interp = cv2.INTER_AREA if patch.shape[0] >= bh else cv2.INTER_LINEAR
     out = np.zeros((s, s), np.float32)
-    out[by : by + bh, bx : bx + bw] = cv2.resize(crop, (bw, bh), interpolation=interp)
+    out[by : by + bh, bx : bx + bw] = cv2.resize(patch, (bw, bh), interpolation=interp)
     valid = np.zeros((s, s), bool)
     valid[by : by + bh, bx : bx + bw] = True
     return out, valid

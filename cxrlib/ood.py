@@ -76,6 +76,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from cxrlib.preprocess import check_gray
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_GATE_PATH = ROOT / "models" / "ood.npz"
 
@@ -142,13 +144,7 @@ class OODResult:
 
 
 def _check_gray(gray: np.ndarray) -> np.ndarray:
-    gray = np.asarray(gray)
-    if gray.ndim == 3 and gray.shape[-1] == 1:
-        gray = gray[..., 0]
-    if gray.ndim != 2:
-        raise ValueError(f"expected a 2-D grayscale image, got shape {gray.shape}")
-    if gray.dtype != np.uint8:
-        raise ValueError(f"expected uint8 pixels, got {gray.dtype}")
+    gray = check_gray(np.asarray(gray))
     if gray.size == 0:
         raise ValueError("empty image")
     return gray

@@ -77,7 +77,8 @@ class Placement:
     box: tuple[int, int, int, int]
 
 
-def _check_gray(gray: np.ndarray) -> np.ndarray:
+def check_gray(gray: np.ndarray) -> np.ndarray:
+    """A 2-D uint8 image (a trailing channel of 1 dropped); ValueError otherwise."""
     if gray.ndim == 3 and gray.shape[-1] == 1:
         gray = gray[..., 0]
     if gray.ndim != 2:
@@ -122,7 +123,7 @@ def placement(
 
 def to_geometry(gray: np.ndarray, config: PreprocessConfig, crop: Box | None = None) -> np.ndarray:
     """Crops (``crop``, else the borders) and resizes (or pads) to ``config.size`` squared, uint8."""
-    gray = _check_gray(gray)
+    gray = check_gray(gray)
     p = placement(gray.shape, config, crop)
     top, bottom, left, right = p.crop
     cropped = gray[top:bottom, left:right]
@@ -138,7 +139,7 @@ def to_geometry(gray: np.ndarray, config: PreprocessConfig, crop: Box | None = N
 
 def normalize_contrast(gray: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """Applies the configured contrast normalisation to a uint8 image."""
-    gray = _check_gray(gray)
+    gray = check_gray(gray)
     if config.contrast == "clahe":
         clahe = cv2.createCLAHE(
             clipLimit=config.clahe_clip, tileGridSize=(config.clahe_grid, config.clahe_grid)
