@@ -47,12 +47,10 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +59,8 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from cxrlib.server import free_port, streamlit_command, wait_healthy  # noqa: E402
 
 CHROMIUM = os.environ.get("CXR_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -109,34 +109,14 @@ EXTRACT_JS = r"""() => {
 # ----------------------------------------------------------------------------- server
 
 
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     """``streamlit run app.py`` in its own process group, its output kept in memory."""
 
     def __init__(self, port: int, env: dict[str, str]) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        cmd = [
-            str(ROOT / ".venv" / "bin" / "streamlit"),
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-        ]
-        if not Path(cmd[0]).exists():
-            cmd[0:1] = [sys.executable, "-m", "streamlit"]
+        venv_python = ROOT / ".venv" / "bin" / "python"
+        cmd = streamlit_command(port, str(venv_python) if venv_python.exists() else None)
         self.log: deque[str] = deque(maxlen=300)
         self.tracebacks = 0
         self.proc = subprocess.Popen(
@@ -161,17 +141,7 @@ class Server:
 
     def wait_healthy(self, timeout: float) -> float:
         """Seconds until ``/_stcore/health`` answers 200."""
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {self.proc.returncode}")
-            try:
-                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        return time.monotonic() - t0
-            except OSError:
-                time.sleep(0.25)
-        raise TimeoutError(f"the server did not become healthy within {timeout:.0f} s")
+        return wait_healthy(self.url, self.proc, timeout)
 
     def rss_mb(self) -> float:
         """Resident memory of the server and all its descendants, MB."""

@@ -868,6 +868,11 @@ def describe_preprocessing(pre: dict[str, Any]) -> str:
         )
     else:
         framing = f"crop {100 * float(pre.get('border_crop', 0)):.0f}% of each border"
+    if pre.get("lung_mask"):
+        framing += (
+            "; fill everything outside the lung mask (widened by "
+            f"{100 * float(pre.get('mask_dilation', 0)):.0f}% of the image) with the lungs' mean"
+        )
     return (
         f"decode to 8-bit grayscale; {framing}; {geometry} to {size} x {size} px; "
         f"contrast `{pre.get('contrast', '?')}`."

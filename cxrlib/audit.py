@@ -99,11 +99,13 @@ def ablation(
         "lungs_only": lungs_only,
     }
     # An edited image is framed as its original was (for a lung-crop model, the
-    # erased lungs would otherwise move the crop box as well as the pixels).
-    crops = classifier.crop_boxes(list(grays))
+    # erased lungs would otherwise move the crop box as well as the pixels; for a
+    # lung-mask model, the mask too).
+    frames = classifier.lung_frames(list(grays))
+    crops, lung_masks = [f[0] for f in frames], [f[1] for f in frames]
     for name, fn in variants.items():
         edited = [fn(g, m) for g, m in zip(grays, masks, strict=True)]
-        probs = classifier.predict(edited, crops=crops)
+        probs = classifier.predict(edited, crops=crops, masks=lung_masks)
         out[name] = _scores(y, probs, names)
     out["chance"] = round(_chance(y), 4)
     out["empty_masks"] = int(sum(1 for m in masks if not np.any(m)))

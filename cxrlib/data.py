@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlib.model import CLASS_NAMES
-from cxrlib.preprocess import Box, PreprocessConfig, to_geometry
+from cxrlib.preprocess import Box, PreprocessConfig, small_mask, to_geometry
 
 CACHE_DIR = Path(__file__).resolve().parent.parent / "artifacts" / "cache"
 
@@ -96,25 +96,33 @@ def load_geometry(
     a few minutes).
     """
     settings: tuple[Any, ...] = (config.size, config.geometry, config.border_crop)
-    if config.lung_crop:
+    if config.uses_lungs:
         if segmenter is None:
             from cxrlib.lungs import default_segmenter  # lazy: loads TensorFlow
 
             segmenter = default_segmenter()
+        # (Kept as it was before masking existed, so older caches stay valid.)
         settings += ("lung", config.lung_margin, segmenter.meta.get("weights_sha256", ""))
+        if not config.lung_crop:
+            settings += ("no-crop",)
+        if config.lung_mask:
+            settings += ("mask", config.mask_dilation)
     key = hashlib.sha256(("\n".join(files) + repr(settings)).encode()).hexdigest()[:20]
     cache_file = CACHE_DIR / f"geom_{key}.npy"
     if cache and cache_file.exists():
         return np.load(cache_file)
 
-    boxes = (
-        lung_boxes(files, config.lung_margin, segmenter, cache=cache)
-        if config.lung_crop
-        else [None] * len(files)
-    )
+    boxes: list[Box | None] = [None] * len(files)
+    masks: list[np.ndarray | None] = [None] * len(files)
+    if config.uses_lungs:
+        found, found_masks = lung_frames(
+            files, config.lung_margin, segmenter, cache=cache, masks=config.lung_mask
+        )
+        boxes = found if config.lung_crop else boxes
+        masks = found_masks if config.lung_mask else masks
 
     def one(i: int) -> np.ndarray:
-        return to_geometry(load_gray(files[i]), config, boxes[i])
+        return to_geometry(load_gray(files[i]), config, boxes[i], masks[i])
 
     arr = np.zeros((len(files), config.size, config.size), np.uint8)
     with ThreadPoolExecutor(workers) as pool:  # cv2 releases the GIL while decoding
@@ -127,32 +135,69 @@ def load_geometry(
 
 
 def lung_boxes(
-    files: Sequence[str], margin: float, segmenter: Any, cache: bool = True, chunk: int = 256
+    files: Sequence[str], margin: float, segmenter: Any, cache: bool = True
 ) -> list[Box | None]:
-    """Lung-field crop boxes of dataset images (see :func:`cxrlib.lungs.crop_box`).
+    """Lung-field crop boxes of dataset images (see :func:`lung_frames`)."""
+    return lung_frames(files, margin, segmenter, cache=cache)[0]
 
-    Boxes are kept per file (and segmenter and margin) in ``artifacts/cache``,
-    so the leave-one-source-out runs and repeated evaluations segment each
-    image once.
+
+def lung_frames(
+    files: Sequence[str],
+    margin: float,
+    segmenter: Any,
+    cache: bool = True,
+    masks: bool = False,
+    chunk: int = 256,
+) -> tuple[list[Box | None], list[np.ndarray | None]]:
+    """Lung-field crop boxes (:func:`cxrlib.lungs.crop_box`) and, with ``masks``,
+    stored-size lung masks (:func:`cxrlib.preprocess.small_mask`) of dataset images.
+
+    Both are kept per file (and segmenter and margin) in ``artifacts/cache``, so
+    the leave-one-source-out runs and repeated evaluations segment each image
+    once. Without ``masks`` the masks returned are None.
     """
     tag = hashlib.sha256(
         repr((margin, segmenter.meta.get("weights_sha256", ""))).encode()
     ).hexdigest()[:12]
     store = CACHE_DIR / f"lungboxes_{tag}.json"
+    mask_store = CACHE_DIR / f"lungmasks_{tag}.npz"
     known: dict[str, Any] = json.loads(store.read_text()) if cache and store.exists() else {}
-    todo = [f for f in dict.fromkeys(files) if f not in known]
+    known_masks: dict[str, np.ndarray] = {}
+    if masks and cache and mask_store.exists():
+        with np.load(mask_store) as z:
+            shape = tuple(z["shape"])
+            unpacked = np.unpackbits(z["bits"], axis=1)[:, : shape[0] * shape[1]]
+            known_masks = {
+                str(f): u.reshape(shape).astype(bool) for f, u in zip(z["files"], unpacked)
+            }
+    todo = [f for f in dict.fromkeys(files) if f not in known or (masks and f not in known_masks)]
     for start in range(0, len(todo), chunk):
         part = todo[start : start + chunk]
-        found = segmenter.crop_boxes([load_gray(f) for f in part], margin)
-        known.update({f: None if b is None else [int(v) for v in b] for f, b in zip(part, found)})
+        found = segmenter.frames([load_gray(f) for f in part], margin)
+        for f, (box, mask) in zip(part, found):
+            known[f] = None if box is None else [int(v) for v in box]
+            known_masks[f] = small_mask(mask)
     if cache and todo:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         store.write_text(json.dumps(known))
-    return [tuple(known[f]) if known[f] is not None else None for f in files]
+        if masks:
+            names = list(known_masks)
+            stack = np.stack([known_masks[f] for f in names])
+            np.savez(
+                mask_store,
+                files=np.array(names),
+                shape=np.array(stack.shape[1:]),
+                bits=np.packbits(stack.reshape(len(names), -1), axis=1),
+            )
+    boxes = [tuple(known[f]) if known[f] is not None else None for f in files]
+    return boxes, [known_masks[f] if masks else None for f in files]
 
 
 def sampling_weights(
-    labels: Iterable[int], sources: Iterable[str], power: float = 0.5
+    labels: Iterable[int],
+    sources: Iterable[str],
+    power: float = 0.5,
+    floor: int = 1,
 ) -> np.ndarray:
     """Per-sample probabilities: every class gets equal mass; within a class,
     a (source, label) group of n images gets mass proportional to n**power.
@@ -160,15 +205,22 @@ def sampling_weights(
     ``power=1`` is plain class balancing; ``power=0`` gives every source the
     same share of its class (large sources no longer dominate, which is one
     way to weaken source shortcuts).
+
+    Args:
+        floor: groups smaller than this are weighted per image like a group of
+            ``floor`` images (mass ``n / floor * floor**power``), so that two
+            images from a tiny source are not drawn as often as a whole hospital.
     """
     labels = np.asarray(list(labels))
     sources = np.asarray(list(sources))
+    floor = max(1, int(floor))
     w = np.zeros(len(labels), np.float64)
     classes = np.unique(labels)
     for c in classes:
         in_c = labels == c
         groups = np.unique(sources[in_c])
-        masses = {g: float(np.sum(in_c & (sources == g))) ** power for g in groups}
+        sizes = {g: float(np.sum(in_c & (sources == g))) for g in groups}
+        masses = {g: n * max(n, floor) ** (power - 1.0) for g, n in sizes.items()}
         total = sum(masses.values())
         for g in groups:
             idx = in_c & (sources == g)

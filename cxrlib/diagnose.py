@@ -262,8 +262,8 @@ def diagnose(
     if class_index is not None and not 0 <= int(class_index) < len(names):
         raise ValueError(f"class_index {class_index} out of range 0..{len(names) - 1}")
     cfg = classifier.preprocess
-    crop = classifier.crop_box(gray)
-    geo = to_geometry(gray, cfg, crop)
+    crop, lung_mask = classifier.lung_frames([gray])[0]
+    geo = to_geometry(gray, cfg, crop, lung_mask)
     batch = np.stack(
         [normalize_contrast(geo, cfg)] + [normalize_contrast(v.apply(geo), cfg) for v in views]
     )

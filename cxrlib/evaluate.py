@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
 
-from cxrlib.data import load_gray, lung_boxes, read_manifest
+from cxrlib.data import load_gray, lung_frames, read_manifest
 from cxrlib.model import DEFAULT_MODEL_PATH, Classifier, load_classifier
 
 
@@ -199,16 +199,24 @@ def compute_metrics(
 def predict_files(classifier: Classifier, files: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """Calibrated probabilities for image files, read and prepared in batches.
 
-    A lung-crop model's boxes come from the per-file cache (:func:`cxrlib.data.lung_boxes`).
+    A lung-crop (or lung-mask) model's boxes and masks come from the per-file cache
+    (:func:`cxrlib.data.lung_frames`).
     """
+    pre = classifier.preprocess
     crops: list[Any] = [None] * len(files)
-    if classifier.preprocess.lung_crop:
-        crops = lung_boxes(files, classifier.preprocess.lung_margin, classifier.lung_segmenter())
+    masks: list[Any] = [None] * len(files)
+    if pre.uses_lungs:
+        boxes, lungs = lung_frames(
+            files, pre.lung_margin, classifier.lung_segmenter(), masks=pre.lung_mask
+        )
+        crops = boxes if pre.lung_crop else crops
+        masks = lungs if pre.lung_mask else masks
     out = []
     for i in range(0, len(files), batch_size):
         grays = [load_gray(f) for f in files[i : i + batch_size]]
+        part = slice(i, i + batch_size)
         out.append(
-            classifier.predict(grays, batch_size=batch_size, crops=crops[i : i + batch_size])
+            classifier.predict(grays, batch_size=batch_size, crops=crops[part], masks=masks[part])
         )
     return np.concatenate(out) if out else np.zeros((0, len(classifier.class_names)))
 
@@ -485,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
             patience=a.loso_epochs,
             seed=tc.get("seed", 0),
             sampling_power=tc.get("sampling_power", 0.5),
+            sampling_floor=tc.get("sampling_floor", 1),
             preprocess=clf.preprocess,
         )
         sections["loso"] = leave_one_source_out(manifest, cfg, a.loso.split(","), root=a.root)

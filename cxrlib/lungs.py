@@ -30,6 +30,7 @@ import shlex
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,13 +45,14 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-from cxrlib.model import ModelError, sha256_file  # noqa: E402
+from cxrlib.model import ModelError, image_key, sha256_file  # noqa: E402
 from cxrlib.preprocess import (  # noqa: E402
     Box,
     PreprocessConfig,
     heatmap_to_image,
     normalize_contrast,
     prepare,
+    small_mask,
     to_geometry,
 )
 
@@ -234,6 +236,9 @@ def postprocess(prob: np.ndarray, threshold: float = 0.5, min_ratio: float = 0.1
 # --------------------------------------------------------------------------- segmenter
 
 
+RECENT = 8
+
+
 class LungSegmenter:
     """A trained lung U-Net with its preprocessing, thresholds and post-processing.
 
@@ -255,6 +260,9 @@ class LungSegmenter:
             c: float(meta.get("thresholds", {}).get(c, 0.5)) for c in self.conventions
         }
         self._lock = threading.Lock()
+        # The last few images' outputs, so the crop box ("full") and the lung-focus
+        # mask ("visible") of one uploaded image come from one forward pass.
+        self._recent: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._forward = tf.function(
             self._call,
             input_signature=[tf.TensorSpec((None, self.size, self.size, 1), tf.float32)],
@@ -279,12 +287,28 @@ class LungSegmenter:
         with self._lock:
             return self._forward(tf.constant(x)).numpy()
 
+    def outputs(self, grays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Model-space probabilities (all conventions) of raw images, one forward pass
+        for those not among the last :data:`RECENT` images seen."""
+        keys = [image_key(g) for g in grays]
+        with self._lock:
+            known = {k: self._recent[k] for k in keys if k in self._recent}
+        todo = [i for i, k in enumerate(keys) if k not in known]
+        if todo:
+            found = self.forward(np.stack([self.prepare(grays[i]) for i in todo]))
+            with self._lock:
+                for i, out in zip(todo, found):
+                    known[keys[i]] = self._recent[keys[i]] = out
+                while len(self._recent) > RECENT:
+                    self._recent.popitem(last=False)
+        return [known[k] for k in keys]
+
     def probability(self, gray: np.ndarray, convention: str | None = None) -> np.ndarray:
         """Lung probability, float32 at the image's own size."""
         gray = np.asarray(gray)
         if gray.ndim == 3 and gray.shape[-1] == 1:
             gray = gray[..., 0]
-        prob = self.forward(self.prepare(gray)[None])[0, ..., self._channel(convention)]
+        prob = self.outputs([gray])[0][..., self._channel(convention)]
         return heatmap_to_image(prob, gray.shape[:2], self.preprocess)
 
     def segment(self, gray: np.ndarray, convention: str | None = None) -> np.ndarray:
@@ -300,7 +324,7 @@ class LungSegmenter:
         masks: list[np.ndarray] = []
         for start in range(0, len(grays), batch_size):
             chunk = grays[start : start + batch_size]
-            probs = self.forward(np.stack([self.prepare(g) for g in chunk]))
+            probs = self.outputs(chunk)
             for g, p, conv in zip(chunk, probs, conventions[start : start + batch_size]):
                 conv = conv or self.default_convention
                 full = heatmap_to_image(p[..., self._channel(conv)], g.shape[:2], self.preprocess)
@@ -311,8 +335,17 @@ class LungSegmenter:
         self, grays: Sequence[np.ndarray], margin: float, batch_size: int = 32
     ) -> list[Box | None]:
         """Lung-field crop boxes (:func:`crop_box`) of many images, batched."""
+        return [box for box, _ in self.frames(grays, margin, batch_size)]
+
+    def frames(
+        self, grays: Sequence[np.ndarray], margin: float, batch_size: int = 32
+    ) -> list[tuple[Box | None, np.ndarray]]:
+        """Crop box and stored-size lung mask (:func:`cxrlib.preprocess.small_mask`) of many images.
+
+        Both come from the ``full`` channel (:data:`CROP_CONVENTION`) of one forward pass.
+        """
         masks = self.segment_many(list(grays), [CROP_CONVENTION] * len(grays), batch_size)
-        return [crop_box(m, margin) for m in masks]
+        return [(crop_box(m, margin), small_mask(m)) for m in masks]
 
 
 def load_segmenter(path: str | os.PathLike[str] = DEFAULT_SEGMENTER_PATH) -> LungSegmenter:

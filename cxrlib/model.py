@@ -148,8 +148,8 @@ class Classifier:
     segmenter: Any = None  # a LungSegmenter for lung-crop models; default: the committed one
 
     def __post_init__(self) -> None:
-        self._boxes: OrderedDict[bytes, Box | None] = OrderedDict()
-        self._boxes_lock = threading.Lock()
+        self._frames: OrderedDict[bytes, tuple[Box | None, np.ndarray | None]] = OrderedDict()
+        self._frames_lock = threading.Lock()
         self.class_names: tuple[str, ...] = tuple(self.meta.get("class_names", CLASS_NAMES))
         self.preprocess = PreprocessConfig.from_dict(self.meta.get("preprocess", {}))
         self.temperature = float(self.meta.get("temperature", 1.0))
@@ -173,40 +173,61 @@ class Classifier:
             self.segmenter = default_segmenter()
         return self.segmenter
 
-    def crop_boxes(self, grays: Sequence[np.ndarray]) -> list[Box | None]:
-        """The crop box of each image: its lung box for a ``lung_crop`` model, else None.
+    def lung_frames(
+        self, grays: Sequence[np.ndarray]
+    ) -> list[tuple[Box | None, np.ndarray | None]]:
+        """Crop box and lung mask of each image, as this model's preprocessing needs them.
 
-        Boxes are remembered per image content (a few hundred), so preparing an
-        image, explaining it and mapping its heatmap back segment it once.
+        The box is None unless the model is ``lung_crop``, the mask None unless
+        it is ``lung_mask``. Both are remembered per image content (a few
+        hundred), so preparing an image, explaining it and mapping its heatmap
+        back segment it once.
         """
         pre = self.preprocess
-        if not pre.lung_crop:
-            return [None] * len(grays)
-        keys = [_image_key(g) for g in grays]
-        with self._boxes_lock:
-            known = {k: self._boxes[k] for k in keys if k in self._boxes}
+        if not pre.uses_lungs:
+            return [(None, None)] * len(grays)
+        keys = [image_key(g) for g in grays]
+        with self._frames_lock:
+            known = {k: self._frames[k] for k in keys if k in self._frames}
         todo = [i for i, k in enumerate(keys) if k not in known]
         if todo:
-            found = self.lung_segmenter().crop_boxes([grays[i] for i in todo], pre.lung_margin)
-            with self._boxes_lock:
-                for i, box in zip(todo, found):
-                    known[keys[i]] = self._boxes[keys[i]] = box
-                while len(self._boxes) > 512:
-                    self._boxes.popitem(last=False)
+            found = self.lung_segmenter().frames([grays[i] for i in todo], pre.lung_margin)
+            with self._frames_lock:
+                for i, (box, mask) in zip(todo, found):
+                    frame = (box if pre.lung_crop else None, mask if pre.lung_mask else None)
+                    known[keys[i]] = self._frames[keys[i]] = frame
+                while len(self._frames) > 512:
+                    self._frames.popitem(last=False)
         return [known[k] for k in keys]
 
-    def crop_box(self, gray: np.ndarray) -> Box | None:
-        """The crop box of one image (see :meth:`crop_boxes`)."""
-        return self.crop_boxes([gray])[0]
+    def crop_boxes(self, grays: Sequence[np.ndarray]) -> list[Box | None]:
+        """The crop box of each image: its lung box for a ``lung_crop`` model, else None."""
+        return [box for box, _ in self.lung_frames(grays)]
 
-    def prepare(self, gray: np.ndarray, crop: Box | None | str = "auto") -> np.ndarray:
+    def crop_box(self, gray: np.ndarray) -> Box | None:
+        """The crop box of one image (see :meth:`lung_frames`)."""
+        return self.lung_frames([gray])[0][0]
+
+    def lung_masks(self, grays: Sequence[np.ndarray]) -> list[np.ndarray | None]:
+        """The lung mask of each image for a ``lung_mask`` model, else None."""
+        return [mask for _, mask in self.lung_frames(grays)]
+
+    def prepare(
+        self,
+        gray: np.ndarray,
+        crop: Box | None | str = "auto",
+        mask: np.ndarray | None | str = "auto",
+    ) -> np.ndarray:
         """Grayscale image -> this model's uint8 input (the one preprocessing path).
 
-        ``crop="auto"`` uses :meth:`crop_box`; pass a box (or None) to frame an
-        edited image as its original was (the lung ablations do).
+        ``"auto"`` uses :meth:`lung_frames`; pass a box and mask (or None) to
+        frame an edited image as its original was (the lung ablations do).
         """
-        box = self.crop_box(gray) if isinstance(crop, str) else crop
-        return prepare(gray, self.preprocess, box)
+        auto = isinstance(crop, str) or isinstance(mask, str)
+        box, lung = self.lung_frames([gray])[0] if auto else (None, None)
+        box = box if isinstance(crop, str) else crop
+        lung = lung if isinstance(mask, str) else mask
+        return prepare(gray, self.preprocess, box, lung)
 
     def to_image(
         self, model_map: np.ndarray, shape: tuple[int, ...], crop: Box | None = None
@@ -231,18 +252,21 @@ class Classifier:
         grays: Sequence[np.ndarray],
         batch_size: int = 64,
         crops: Sequence[Box | None] | None = None,
+        masks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
         """Calibrated probabilities (N, n_classes) for raw grayscale images.
 
-        ``crops`` overrides the crop boxes (default: :meth:`crop_boxes`).
+        ``crops`` and ``masks`` override the crop boxes and lung masks (default:
+        :meth:`lung_frames`).
         """
         out = []
         for i in range(0, len(grays), batch_size):
             chunk = grays[i : i + batch_size]
-            boxes = self.crop_boxes(chunk) if crops is None else crops[i : i + batch_size]
-            out.append(
-                self.probabilities(np.stack([self.prepare(g, b) for g, b in zip(chunk, boxes)]))
-            )
+            frames = self.lung_frames(chunk) if crops is None or masks is None else []
+            boxes = [f[0] for f in frames] if crops is None else crops[i : i + batch_size]
+            lungs = [f[1] for f in frames] if masks is None else masks[i : i + batch_size]
+            inputs = [self.prepare(g, b, m) for g, b, m in zip(chunk, boxes, lungs, strict=True)]
+            out.append(self.probabilities(np.stack(inputs)))
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
 
     @property
@@ -250,7 +274,8 @@ class Classifier:
         return str(self.meta.get("weights_sha256", ""))
 
 
-def _image_key(gray: np.ndarray) -> bytes:
+def image_key(gray: np.ndarray) -> bytes:
+    """A short digest of an image's pixels and shape (for per-image memos)."""
     a = np.ascontiguousarray(gray)
     return hashlib.blake2b(a.tobytes(), digest_size=16, person=repr(a.shape).encode()[:16]).digest()
 
@@ -291,6 +316,6 @@ def load_classifier(path: str | Path = DEFAULT_MODEL_PATH, segmenter: Any = None
     if meta.get("weights_sha256") and meta["weights_sha256"] != sha256_file(path):
         raise ModelError(f"{path} does not match the weights hash in {mp.name}")
     clf = Classifier(model, meta, segmenter=segmenter)
-    if clf.preprocess.lung_crop:
+    if clf.preprocess.uses_lungs:
         clf.lung_segmenter()  # fail now, not at the first image, when the segmenter is missing
     return clf

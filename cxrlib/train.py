@@ -44,6 +44,7 @@ class TrainConfig:
     patience: int = 4
     seed: int = 0
     sampling_power: float = 0.5
+    sampling_floor: int = 1
     steps_per_epoch: int | None = None  # default: one pass over the training set
     exclude_sources: tuple[str, ...] = ()
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
@@ -183,7 +184,7 @@ def train(
     x_tr_raw = load_geometry(list(tr["file"]), pre, cache=cache)
     x_va = _prepared(load_geometry(list(va["file"]), pre, cache=cache), pre)
     y_tr, y_va = tr["y"].to_numpy(np.int64), va["y"].to_numpy(np.int64)
-    probs = sampling_weights(y_tr, tr["source"], power=cfg.sampling_power)
+    probs = sampling_weights(y_tr, tr["source"], power=cfg.sampling_power, floor=cfg.sampling_floor)
 
     rng = np.random.default_rng(cfg.seed)
     sub = rng.choice(len(tr), size=min(1500, len(tr)), replace=False)
@@ -239,7 +240,7 @@ def train(
         "train_seconds": round(time.time() - t0, 1),
         "keras_version": keras.__version__,
     }
-    if pre.lung_crop:
+    if pre.uses_lungs:
         from cxrlib.lungs import default_segmenter
 
         meta["lung_segmenter_sha256"] = default_segmenter().meta["weights_sha256"]
@@ -279,6 +280,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=d.sampling_power,
         help="within-class source weighting n**power (1 = class balance only)",
     )
+    p.add_argument(
+        "--sampling-floor",
+        type=int,
+        default=d.sampling_floor,
+        help="(source, class) groups smaller than this are weighted per image like a group "
+        "of this size, so tiny sources are not oversampled (1 = off)",
+    )
     p.add_argument("--steps-per-epoch", type=int, default=None)
     p.add_argument(
         "--exclude-source",
@@ -299,6 +307,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: on, as the committed model; --no-lung-crop keeps the whole image)",
     )
     p.add_argument("--lung-margin", type=float, default=dp.lung_margin)
+    p.add_argument(
+        "--lung-mask",
+        action="store_true",
+        help="also fill everything outside the (dilated) lung mask with the lungs' mean",
+    )
+    p.add_argument("--mask-dilation", type=float, default=dp.mask_dilation)
     p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
     p.add_argument("--no-text-augment", action="store_true", help="no synthetic letters/arrows")
     p.add_argument("--no-cache", action="store_true")
@@ -311,6 +325,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         **{k: getattr(a, k) for k in ("size", "geometry", "contrast", "border_crop")},
         lung_crop=a.lung_crop,
         lung_margin=a.lung_margin,
+        lung_mask=a.lung_mask,
+        mask_dilation=a.mask_dilation,
     )
     if a.no_augment:
         aug = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -327,6 +343,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         patience=a.patience,
         seed=a.seed,
         sampling_power=a.sampling_power,
+        sampling_floor=a.sampling_floor,
         steps_per_epoch=a.steps_per_epoch,
         exclude_sources=tuple(a.exclude_source),
         preprocess=pre,

@@ -20,12 +20,13 @@ class BrightBoxSegmenter:
     def __init__(self) -> None:
         self.seen = 0
 
-    def crop_boxes(self, grays, margin: float) -> list:
+    def frames(self, grays, margin: float) -> list:
         self.seen += len(grays)
         out = []
         for g in grays:
             ys, xs = np.nonzero(g > 100)
-            out.append(None if ys.size == 0 else (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1))
+            box = None if ys.size == 0 else (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1)
+            out.append((box, g > 100))
         return out
 
 
@@ -78,3 +79,24 @@ def test_load_geometry_crops_to_the_lungs(images: list[str]) -> None:
     assert plain[0].min() == 20  # without lung_crop the dark surround stays
     np.testing.assert_array_equal(data.load_geometry(images, cfg, segmenter=seg), arr)
     assert seg.seen == 4  # the second call came from the cache
+
+
+def test_lung_masks_are_cached_with_the_boxes_and_mask_the_input(images: list[str]) -> None:
+    seg = BrightBoxSegmenter()
+    boxes, masks = data.lung_frames(images, 0.0, seg, masks=True)
+    assert seg.seen == 4 and boxes[0] == (10, 70, 20, 100)
+    assert masks[0].shape == (96, 96) and masks[0].dtype == bool
+    assert 0.4 < masks[0].mean() < 0.5  # the bright 60 x 80 box in a 90 x 120 image
+    assert not masks[3].any()
+    again_boxes, again = data.lung_frames(images[::-1], 0.0, seg, masks=True)
+    assert seg.seen == 4 and again_boxes == boxes[::-1]
+    for a, b in zip(again, masks[::-1]):
+        np.testing.assert_array_equal(a, b)
+    # Masking without cropping: the dark surround becomes the box's own grey.
+    cfg = PreprocessConfig(
+        size=32, contrast="none", lung_mask=True, lung_margin=0.0, mask_dilation=0.0
+    )
+    arr = data.load_geometry(images, cfg, segmenter=seg)
+    assert seg.seen == 4
+    assert arr[0].min() >= 150 and arr[1].min() >= 170
+    np.testing.assert_array_equal(arr[3], to_geometry(data.load_gray(images[3]), cfg))

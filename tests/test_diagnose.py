@@ -51,16 +51,19 @@ class BoxSegmenter:
         self.box = (top, bottom, left, right)
         self.calls = 0
 
-    def segment(self, gray: np.ndarray) -> np.ndarray:
-        self.calls += 1
+    def _mask(self, gray: np.ndarray) -> np.ndarray:
         top, bottom, left, right = self.box
         mask = np.zeros(gray.shape[:2], bool)
         mask[top:bottom, left:right] = True
         return mask
 
-    def crop_boxes(self, grays, margin: float) -> list:
+    def segment(self, gray: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return self._mask(gray)
+
+    def frames(self, grays, margin: float) -> list:
         self.calls += len(grays)
-        return [self.box if g.shape[0] >= self.box[1] else None for g in grays]
+        return [(self.box if g.shape[0] >= self.box[1] else None, self._mask(g)) for g in grays]
 
 
 def test_probabilities_are_calibrated_and_consistent(
@@ -246,3 +249,25 @@ def test_lung_crop_model_sees_the_box_and_maps_back(clf: Classifier) -> None:
     small = blob_image(rng, None)
     assert cropped.crop_box(small) is None
     np.testing.assert_array_equal(cropped.prepare(small), clf.prepare(small))
+
+
+def test_lung_mask_model_sees_nothing_outside_the_mask(clf: Classifier) -> None:
+    """A lung-mask model (no crop) gets the same input, probabilities and map whatever
+    lies outside the lungs, and its ablations keep the original's mask."""
+    rng = np.random.default_rng(4)
+    canvas = np.full((160, 140), 60, np.uint8)
+    canvas[50:114, 30:94] = blob_image(rng, (40, 20))
+    marked = canvas.copy()
+    marked[5:30, 5:130] = 255  # burned-in text outside the lungs
+    seg = BoxSegmenter(50, 114, 30, 94)
+    meta = {
+        "preprocess": {"size": S, "contrast": "none", "lung_mask": True, "mask_dilation": 0.0},
+        "temperature": 2.0,
+    }
+    masked = Classifier(clf.model, meta, segmenter=seg)
+    assert masked.crop_box(canvas) is None and masked.lung_masks([canvas])[0].any()
+    np.testing.assert_array_equal(masked.prepare(marked), masked.prepare(canvas))
+    np.testing.assert_allclose(masked.predict([marked]), masked.predict([canvas]), atol=1e-6)
+    assert not np.allclose(clf.prepare(marked), clf.prepare(canvas))  # unmasked, it shows
+    d = diagnose(masked, canvas, Explainer(masked))
+    np.testing.assert_allclose(d.probabilities, masked.predict([canvas])[0], atol=1e-5)

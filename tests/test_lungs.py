@@ -196,6 +196,23 @@ def test_crop_boxes_hold_the_lungs(committed: lungs.LungSegmenter) -> None:
     assert committed.crop_boxes([np.zeros((120, 120), np.uint8)], margin=0.04) == [None]
 
 
+def test_one_forward_pass_gives_crop_box_mask_and_focus_mask(
+    committed: lungs.LungSegmenter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    img = _fixture_pairs()[1][0]
+    expected = committed.segment(img, "visible")
+    committed._recent.clear()
+    seen: list[int] = []
+    real = committed.forward
+    monkeypatch.setattr(committed, "forward", lambda batch: seen.append(len(batch)) or real(batch))
+    ((box, small),) = committed.frames([img], margin=0.04)
+    assert box is not None and small.shape == (96, 96) and small.any()
+    np.testing.assert_array_equal(committed.segment(img, "visible"), expected)
+    assert seen == [1]  # the crop's "full" and the focus's "visible" mask: one pass
+    committed.segment(np.flipud(img).copy())
+    assert seen == [1, 1]  # another image is another pass
+
+
 def test_module_segment_and_threads(committed: lungs.LungSegmenter) -> None:
     img = _fixture_pairs()[0][0]
     expected = committed.segment(img)

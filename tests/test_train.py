@@ -86,6 +86,22 @@ def test_sampling_weights_balance_sources_within_a_class():
     assert w1[:90].sum() == pytest.approx(0.45)  # power 1: proportional to size
 
 
+def test_sampling_floor_keeps_tiny_groups_from_being_oversampled():
+    labels = [0] * 100 + [0] * 100 + [0] * 2
+    sources = ["a"] * 100 + ["b"] * 100 + ["tiny"] * 2
+    no_floor = sampling_weights(labels, sources, power=0.0)
+    assert no_floor[200:].sum() == pytest.approx(1 / 3)  # two images drawn like a hospital
+    w = sampling_weights(labels, sources, power=0.0, floor=50)
+    # The tiny group counts per image as a 50-image group would: 2/50 of a full share.
+    assert w[200:].sum() == pytest.approx(0.04 / 2.04)
+    assert w[:100].sum() == pytest.approx(w[100:200].sum())
+    # Groups at or above the floor are untouched.
+    assert np.allclose(
+        sampling_weights(labels[:200], sources[:200], power=0.25, floor=50),
+        sampling_weights(labels[:200], sources[:200], power=0.25),
+    )
+
+
 def test_macro_f1_and_temperature():
     y = np.array([0, 0, 1, 1, 2, 2])
     assert macro_f1(y, y, 3) == 1.0

@@ -12,16 +12,15 @@ import csv
 import io
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from cxrlib.server import free_port, streamlit_command, wait_healthy
 
 pytestmark = pytest.mark.browser
 
@@ -43,26 +42,6 @@ SHOTS = ROOT / "artifacts" / "screenshots"
 SAMPLES = ROOT / "samples"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_health(url: str, proc: subprocess.Popen, timeout: float = 120) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return time.monotonic() - t0
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError("the server did not become healthy")
-
-
 @pytest.fixture(scope="module")
 def model_env(request) -> dict[str, str]:
     """``$CXR_MODEL``, else the committed model, else the tiny fixture model."""
@@ -82,29 +61,15 @@ def model_env(request) -> dict[str, str]:
 def server(model_env):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found (make browser-deps installs it)")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
+    cmd = streamlit_command(port)
     t0 = time.monotonic()
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=model_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        health_s = _wait_health(url, proc)
+        health_s = wait_healthy(url, proc)
         yield {"url": url, "t0": t0, "health_s": health_s, "proc": proc}
     finally:
         proc.terminate()
