@@ -302,6 +302,11 @@ def main() -> None:
             ":material/crop: This model sees only the lung region that the lung segmenter "
             "found (cyan box); the heatmap is mapped back onto the whole image."
         )
+    if res.classifier.preprocess.lung_mask:
+        st.caption(
+            ":material/masks: Everything outside the lung mask was filled with grey before the "
+            "model looked: only the lungs, and their outline, reach it."
+        )
     with focus_slot:
         st.markdown(f"**Lung focus** ({appstate.METHOD_LABELS[method]}, '{diagnosis.target_name}')")
         if res.segmenter is None:

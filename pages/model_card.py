@@ -35,6 +35,13 @@ and it was trained with synthetic letters and arrows pasted on its input. That d
 child's or a hospital's "look" inside the lungs: the audit below measures what is left.
 """
 
+LUNG_MASK_NOTE = """
+Inside that box, everything outside the lung mask (widened slightly, so the pleura and the
+costophrenic angles stay in) is filled with the lungs' mean grey before the model looks: the
+heart, mediastinum, diaphragm and soft tissue cannot reach it either. A lung the segmenter misses
+(a white-out, a large effusion) is hidden from the model too.
+"""
+
 CITATIONS = """
 **Chest X-rays (classifier training and evaluation, `../shared/cxr`)**
 
@@ -105,6 +112,8 @@ def main() -> None:
     st.markdown(CONFOUNDS)
     if (meta.get("preprocess") or {}).get("lung_crop"):
         st.markdown(LUNG_CROP_NOTE)
+    if (meta.get("preprocess") or {}).get("lung_mask"):
+        st.markdown(LUNG_MASK_NOTE)
 
     st.subheader("Preprocessing and architecture")
     if not meta:
