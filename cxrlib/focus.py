@@ -88,10 +88,22 @@ class ConfidenceDrop:
         return self.drop_hot - self.drop_random
 
 
-def flat_map_focus(mask: np.ndarray, crop: Box | None = None) -> float:
-    """Lung focus of a flat heatmap over the model's field of view (the whole image, or
-    the crop box ``(top, bottom, left, right)``): the share of that view inside the lungs."""
+def flat_map_focus(
+    mask: np.ndarray, crop: Box | None = None, view: np.ndarray | None = None
+) -> float:
+    """Lung focus of a flat heatmap over the model's field of view: the share of that view
+    inside the lungs (``mask``).
+
+    The view is the whole image, or the crop box ``(top, bottom, left, right)``, and
+    within it, for a lung-mask model, only ``view`` (:func:`cxrlib.preprocess.lung_view`).
+    """
     m = np.asarray(mask, bool)
+    if view is not None:
+        v = np.asarray(view, bool)
+        if crop is not None:
+            top, bottom, left, right = crop
+            m, v = m[top:bottom, left:right], v[top:bottom, left:right]
+        return float(m[v].mean()) if v.any() else 0.0
     if crop is not None:
         top, bottom, left, right = crop
         m = m[top:bottom, left:right]

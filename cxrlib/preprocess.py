@@ -147,6 +147,23 @@ def small_mask(mask: np.ndarray, size: int = STORED_MASK_SIZE) -> np.ndarray:
     return cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA) >= 128
 
 
+def lung_view(mask: np.ndarray, shape: tuple[int, int], dilation: float = 0.02) -> np.ndarray:
+    """The part of an image of ``shape`` that a lung-mask model sees: the lung mask (any
+    resolution, resized to ``shape``) dilated by ``dilation`` of the image's longer side."""
+    h, w = shape[:2]
+    m = np.asarray(mask, np.float32)
+    if m.ndim != 2:
+        raise ValueError(f"expected a 2-D lung mask, got shape {m.shape}")
+    if m.shape != (h, w):
+        m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+    inside = m > 0.5
+    r = int(round(dilation * max(h, w)))
+    if r > 0 and inside.any():
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        inside = cv2.dilate(inside.astype(np.uint8), kernel) > 0
+    return inside
+
+
 def mask_outside_lungs(gray: np.ndarray, mask: np.ndarray, dilation: float = 0.02) -> np.ndarray:
     """Returns a copy with everything outside the (dilated) lung mask set to the lungs' mean.
 
@@ -157,19 +174,9 @@ def mask_outside_lungs(gray: np.ndarray, mask: np.ndarray, dilation: float = 0.0
         dilation: Dilation radius as a fraction of the image's longer side.
     """
     gray = check_gray(gray)
-    h, w = gray.shape
-    m = np.asarray(mask, np.float32)
-    if m.ndim != 2:
-        raise ValueError(f"expected a 2-D lung mask, got shape {m.shape}")
-    if m.shape != (h, w):
-        m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
-    inside = m > 0.5
+    inside = lung_view(mask, gray.shape, dilation)
     if not inside.any():
         return gray.copy()
-    r = int(round(dilation * max(h, w)))
-    if r > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        inside = cv2.dilate(inside.astype(np.uint8), kernel) > 0
     out = gray.copy()
     out[~inside] = np.uint8(round(float(gray[inside].mean())))
     return out
