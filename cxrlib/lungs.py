@@ -303,6 +303,11 @@ class LungSegmenter:
                     self._recent.popitem(last=False)
         return [known[k] for k in keys]
 
+    def forget_images(self) -> None:
+        """Drops the remembered outputs (so the next call segments afresh, as for a new image)."""
+        with self._lock:
+            self._recent.clear()
+
     def probability(self, gray: np.ndarray, convention: str | None = None) -> np.ndarray:
         """Lung probability, float32 at the image's own size."""
         gray = np.asarray(gray)

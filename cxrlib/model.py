@@ -200,6 +200,11 @@ class Classifier:
                     self._frames.popitem(last=False)
         return [known[k] for k in keys]
 
+    def forget_images(self) -> None:
+        """Drops the remembered crop boxes and masks (the next image is segmented afresh)."""
+        with self._frames_lock:
+            self._frames.clear()
+
     def crop_boxes(self, grays: Sequence[np.ndarray]) -> list[Box | None]:
         """The crop box of each image: its lung box for a ``lung_crop`` model, else None."""
         return [box for box, _ in self.lung_frames(grays)]

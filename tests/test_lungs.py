@@ -201,7 +201,7 @@ def test_one_forward_pass_gives_crop_box_mask_and_focus_mask(
 ) -> None:
     img = _fixture_pairs()[1][0]
     expected = committed.segment(img, "visible")
-    committed._recent.clear()
+    committed.forget_images()
     seen: list[int] = []
     real = committed.forward
     monkeypatch.setattr(committed, "forward", lambda batch: seen.append(len(batch)) or real(batch))
