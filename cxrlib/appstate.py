@@ -217,10 +217,17 @@ class Resources:
 
     @property
     def model_id(self) -> str:
-        """Identity of the classifier for cache keys (weights hash, else path)."""
-        if self.classifier is None:
+        """Identity of the classifier for cache keys: its weights hash (else its path) and
+        what its JSON adds to them (preprocessing, temperature, classes), since the same
+        weights fed another way are another model."""
+        clf = self.classifier
+        if clf is None:
             return ""
-        return self.classifier.weights_sha256 or str(self.model_path)
+        recipe = json.dumps(
+            [clf.preprocess.to_dict(), clf.temperature, list(clf.class_names)], sort_keys=True
+        )
+        digest = hashlib.sha256(recipe.encode()).hexdigest()[:12]
+        return f"{clf.weights_sha256 or self.model_path}:{digest}"
 
     @property
     def segmenter_id(self) -> str:

@@ -187,6 +187,24 @@ def test_run_diagnosis_caches_per_image_method_and_class(app_env, heatmap_calls)
     assert first.heatmap.shape == decoded.pixels.shape
 
 
+def test_same_weights_fed_another_way_are_another_model_for_the_cache(app_env):
+    import dataclasses
+
+    from cxrlib.model import Classifier
+
+    res = appstate.get_resources()
+    clf = res.classifier
+    masked_meta = {**clf.meta, "preprocess": {**clf.meta["preprocess"], "lung_mask": True}}
+    masked = dataclasses.replace(res, classifier=Classifier(clf.model, masked_meta))
+    warmer = dataclasses.replace(
+        res, classifier=Classifier(clf.model, {**clf.meta, "temperature": 9.0})
+    )
+    ids = {res.model_id, masked.model_id, warmer.model_id}
+    assert len(ids) == 3 and all(i.startswith(clf.weights_sha256) for i in ids)
+    again = dataclasses.replace(res, classifier=Classifier(clf.model, dict(clf.meta)))
+    assert again.model_id == res.model_id
+
+
 def test_report_bytes_from_a_diagnosis(app_env):
     from cxrlib.overlay import overlay
 
