@@ -267,7 +267,8 @@ class Classifier:
         out = []
         for i in range(0, len(grays), batch_size):
             chunk = grays[i : i + batch_size]
-            frames = self.lung_frames(chunk) if crops is None or masks is None else []
+            need = crops is None or (masks is None and self.preprocess.lung_mask)
+            frames = self.lung_frames(chunk) if need else [(None, None)] * len(chunk)
             boxes = [f[0] for f in frames] if crops is None else crops[i : i + batch_size]
             lungs = [f[1] for f in frames] if masks is None else masks[i : i + batch_size]
             inputs = [self.prepare(g, b, m) for g, b, m in zip(chunk, boxes, lungs, strict=True)]
