@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from cxrlib.focus import confidence_drops, flat_map_focus, lung_focus
+from cxrlib.focus import confidence_drops, lung_focus, model_view_focus
 from cxrlib.lungs import erase_lungs, lungs_only
 from cxrlib.model import Classifier
-from cxrlib.preprocess import lung_view
 
 
 def _chance(y: np.ndarray) -> float:
@@ -129,16 +128,6 @@ def _summary(values: Sequence[float]) -> dict[str, float | int | None]:
     }
 
 
-def _flat_focus(classifier: Classifier, gray: np.ndarray, mask: np.ndarray) -> float:
-    """:func:`flat_map_focus` over what this classifier sees of ``gray`` (its crop box and,
-    for a lung-mask model, its dilated lung mask; an image without lungs is not masked)."""
-    box, lung = classifier.lung_frames([gray])[0]
-    view = (
-        None if lung is None else lung_view(lung, gray.shape, classifier.preprocess.mask_dilation)
-    )
-    return flat_map_focus(mask, box, view if view is not None and view.any() else None)
-
-
 def explanation_summary(
     classifier: Classifier,
     explainer: Any,
@@ -164,7 +153,7 @@ def explanation_summary(
         preds.append(int(k))
         maps.append(hm)
         focus.append(lung_focus(hm, m) if np.any(m) else None)
-        flat.append(_flat_focus(classifier, g, m) if np.any(m) else None)
+        flat.append(model_view_focus(classifier, g, m) if np.any(m) else None)
     drops = confidence_drops(
         classifier, list(grays), maps, preds, fraction=fraction, rng=np.random.default_rng(seed)
     )

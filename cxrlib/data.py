@@ -112,14 +112,7 @@ def load_geometry(
     if cache and cache_file.exists():
         return np.load(cache_file)
 
-    boxes: list[Box | None] = [None] * len(files)
-    masks: list[np.ndarray | None] = [None] * len(files)
-    if config.uses_lungs:
-        found, found_masks = lung_frames(
-            files, config.lung_margin, segmenter, cache=cache, masks=config.lung_mask
-        )
-        boxes = found if config.lung_crop else boxes
-        masks = found_masks if config.lung_mask else masks
+    boxes, masks = lung_inputs(files, config, segmenter, cache=cache)
 
     def one(i: int) -> np.ndarray:
         return to_geometry(load_gray(files[i]), config, boxes[i], masks[i])
@@ -134,11 +127,19 @@ def load_geometry(
     return arr
 
 
-def lung_boxes(
-    files: Sequence[str], margin: float, segmenter: Any, cache: bool = True
-) -> list[Box | None]:
-    """Lung-field crop boxes of dataset images (see :func:`lung_frames`)."""
-    return lung_frames(files, margin, segmenter, cache=cache)[0]
+def lung_inputs(
+    files: Sequence[str], config: PreprocessConfig, segmenter: Any, cache: bool = True
+) -> tuple[list[Box | None], list[np.ndarray | None]]:
+    """The crop box and lung mask of each file as ``config`` uses them
+    (:meth:`PreprocessConfig.used_frame`; all None when it uses no lungs), from
+    :func:`lung_frames`'s cache."""
+    if not config.uses_lungs:
+        return [None] * len(files), [None] * len(files)
+    boxes, masks = lung_frames(
+        files, config.lung_margin, segmenter, cache=cache, masks=config.lung_mask
+    )
+    used = [config.used_frame(b, m) for b, m in zip(boxes, masks, strict=True)]
+    return [u[0] for u in used], [u[1] for u in used]
 
 
 def lung_frames(

@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 
 from cxrlib.explain import FAST_METHODS, Explainer, _check_method, get_explainer
-from cxrlib.focus import flat_map_focus
 from cxrlib.focus import lung_focus as _lung_focus
+from cxrlib.focus import model_view_focus
 from cxrlib.model import Classifier, softmax
 from cxrlib.preprocess import normalize_contrast, to_geometry
 
@@ -283,7 +283,9 @@ def diagnose(
         mask = _lung_mask(segmenter, gray)
         area = float(mask.mean())
         focus = _lung_focus(heatmap, mask)
-    share = flat_map_focus(mask, crop) if mask is not None and crop is not None else None
+    # Only a model that sees part of the image gets "the region the model sees".
+    framed = crop is not None or lung_mask is not None
+    share = model_view_focus(classifier, gray, mask) if mask is not None and framed else None
     level, verdict = focus_verdict(
         focus, area, heatmap_empty=not heatmap.max() > 0, view_share=share
     )

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
 
-from cxrlib.data import load_gray, lung_frames, read_manifest
+from cxrlib.data import load_gray, lung_inputs, read_manifest
 from cxrlib.model import DEFAULT_MODEL_PATH, Classifier, load_classifier
 
 
@@ -200,17 +200,11 @@ def predict_files(classifier: Classifier, files: Sequence[str], batch_size: int 
     """Calibrated probabilities for image files, read and prepared in batches.
 
     A lung-crop (or lung-mask) model's boxes and masks come from the per-file cache
-    (:func:`cxrlib.data.lung_frames`).
+    (:func:`cxrlib.data.lung_inputs`).
     """
     pre = classifier.preprocess
-    crops: list[Any] = [None] * len(files)
-    masks: list[Any] = [None] * len(files)
-    if pre.uses_lungs:
-        boxes, lungs = lung_frames(
-            files, pre.lung_margin, classifier.lung_segmenter(), masks=pre.lung_mask
-        )
-        crops = boxes if pre.lung_crop else crops
-        masks = lungs if pre.lung_mask else masks
+    segmenter = classifier.lung_segmenter() if pre.uses_lungs else None
+    crops, masks = lung_inputs(files, pre, segmenter)
     out = []
     for i in range(0, len(files), batch_size):
         grays = [load_gray(f) for f in files[i : i + batch_size]]

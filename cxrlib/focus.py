@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from cxrlib.preprocess import Box, PreprocessConfig, placement
+from cxrlib.preprocess import Box, PreprocessConfig, lung_view, placement
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.model import Classifier
@@ -95,19 +95,27 @@ def flat_map_focus(
     inside the lungs (``mask``).
 
     The view is the whole image, or the crop box ``(top, bottom, left, right)``, and
-    within it, for a lung-mask model, only ``view`` (:func:`cxrlib.preprocess.lung_view`).
+    within it, for a lung-mask model, only ``view`` (:func:`cxrlib.preprocess.lung_view`;
+    an empty one masks nothing, as in :func:`cxrlib.preprocess.mask_outside_lungs`).
     """
     m = np.asarray(mask, bool)
-    if view is not None:
-        v = np.asarray(view, bool)
-        if crop is not None:
-            top, bottom, left, right = crop
-            m, v = m[top:bottom, left:right], v[top:bottom, left:right]
-        return float(m[v].mean()) if v.any() else 0.0
+    v = None if view is None or not np.any(view) else np.asarray(view, bool)
     if crop is not None:
         top, bottom, left, right = crop
         m = m[top:bottom, left:right]
+        v = None if v is None else v[top:bottom, left:right]
+    if v is not None:
+        return float(m[v].mean()) if v.any() else 0.0
     return float(m.mean()) if m.size else 0.0
+
+
+def model_view_focus(classifier: Classifier, gray: np.ndarray, mask: np.ndarray) -> float:
+    """:func:`flat_map_focus` over what ``classifier`` sees of ``gray``: its crop box and,
+    for a lung-mask model, its dilated lung mask."""
+    box, lung = classifier.lung_frames([gray])[0]
+    pre = classifier.preprocess
+    view = None if lung is None else lung_view(lung, gray.shape, pre.mask_dilation)
+    return flat_map_focus(mask, box, view)
 
 
 def heatmap_to_input(

@@ -30,7 +30,6 @@ import shlex
 import sys
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,7 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-from cxrlib.model import ModelError, image_key, sha256_file  # noqa: E402
+from cxrlib.model import ImageMemo, ModelError, sha256_file  # noqa: E402
 from cxrlib.preprocess import (  # noqa: E402
     Box,
     PreprocessConfig,
@@ -262,7 +261,7 @@ class LungSegmenter:
         self._lock = threading.Lock()
         # The last few images' outputs, so the crop box ("full") and the lung-focus
         # mask ("visible") of one uploaded image come from one forward pass.
-        self._recent: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._recent = ImageMemo(RECENT)
         self._forward = tf.function(
             self._call,
             input_signature=[tf.TensorSpec((None, self.size, self.size, 1), tf.float32)],
@@ -290,23 +289,13 @@ class LungSegmenter:
     def outputs(self, grays: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Model-space probabilities (all conventions) of raw images, one forward pass
         for those not among the last :data:`RECENT` images seen."""
-        keys = [image_key(g) for g in grays]
-        with self._lock:
-            known = {k: self._recent[k] for k in keys if k in self._recent}
-        todo = [i for i, k in enumerate(keys) if k not in known]
-        if todo:
-            found = self.forward(np.stack([self.prepare(grays[i]) for i in todo]))
-            with self._lock:
-                for i, out in zip(todo, found):
-                    known[keys[i]] = self._recent[keys[i]] = out
-                while len(self._recent) > RECENT:
-                    self._recent.popitem(last=False)
-        return [known[k] for k in keys]
+        return self._recent.get_many(
+            grays, lambda todo: list(self.forward(np.stack([self.prepare(g) for g in todo])))
+        )
 
     def forget_images(self) -> None:
         """Drops the remembered outputs (so the next call segments afresh, as for a new image)."""
-        with self._lock:
-            self._recent.clear()
+        self._recent.clear()
 
     def probability(self, gray: np.ndarray, convention: str | None = None) -> np.ndarray:
         """Lung probability, float32 at the image's own size."""

@@ -17,7 +17,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,8 +148,7 @@ class Classifier:
     segmenter: Any = None  # a LungSegmenter for lung-crop models; default: the committed one
 
     def __post_init__(self) -> None:
-        self._frames: OrderedDict[bytes, tuple[Box | None, np.ndarray | None]] = OrderedDict()
-        self._frames_lock = threading.Lock()
+        self._frames = ImageMemo(512)
         self.class_names: tuple[str, ...] = tuple(self.meta.get("class_names", CLASS_NAMES))
         self.preprocess = PreprocessConfig.from_dict(self.meta.get("preprocess", {}))
         self.temperature = float(self.meta.get("temperature", 1.0))
@@ -186,24 +185,16 @@ class Classifier:
         pre = self.preprocess
         if not pre.uses_lungs:
             return [(None, None)] * len(grays)
-        keys = [image_key(g) for g in grays]
-        with self._frames_lock:
-            known = {k: self._frames[k] for k in keys if k in self._frames}
-        todo = [i for i, k in enumerate(keys) if k not in known]
-        if todo:
-            found = self.lung_segmenter().frames([grays[i] for i in todo], pre.lung_margin)
-            with self._frames_lock:
-                for i, (box, mask) in zip(todo, found):
-                    frame = (box if pre.lung_crop else None, mask if pre.lung_mask else None)
-                    known[keys[i]] = self._frames[keys[i]] = frame
-                while len(self._frames) > 512:
-                    self._frames.popitem(last=False)
-        return [known[k] for k in keys]
+
+        def segment(todo: list[np.ndarray]) -> list[tuple[Box | None, np.ndarray | None]]:
+            found = self.lung_segmenter().frames(todo, pre.lung_margin)
+            return [pre.used_frame(box, mask) for box, mask in found]
+
+        return self._frames.get_many(grays, segment)
 
     def forget_images(self) -> None:
         """Drops the remembered crop boxes and masks (the next image is segmented afresh)."""
-        with self._frames_lock:
-            self._frames.clear()
+        self._frames.clear()
 
     def crop_boxes(self, grays: Sequence[np.ndarray]) -> list[Box | None]:
         """The crop box of each image: its lung box for a ``lung_crop`` model, else None."""
@@ -278,6 +269,39 @@ class Classifier:
     @property
     def weights_sha256(self) -> str:
         return str(self.meta.get("weights_sha256", ""))
+
+
+class ImageMemo:
+    """Per-image results remembered by image content, the oldest dropped beyond ``capacity``.
+
+    Thread-safe; the computation itself runs outside the lock.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[bytes, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(
+        self, grays: Sequence[np.ndarray], compute: Callable[[list[np.ndarray]], Sequence[Any]]
+    ) -> list[Any]:
+        """The result for each image; ``compute`` gets those not remembered, in one call."""
+        keys = [image_key(g) for g in grays]
+        with self._lock:
+            known = {k: self._items[k] for k in keys if k in self._items}
+        todo = [i for i, k in enumerate(keys) if k not in known]
+        if todo:
+            found = compute([grays[i] for i in todo])
+            with self._lock:
+                for i, value in zip(todo, found, strict=True):
+                    known[keys[i]] = self._items[keys[i]] = value
+                while len(self._items) > self.capacity:
+                    self._items.popitem(last=False)
+        return [known[k] for k in keys]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
 
 def image_key(gray: np.ndarray) -> bytes:

@@ -68,6 +68,13 @@ class PreprocessConfig:
         """Whether inputs need the lung segmenter (a lung crop or mask)."""
         return self.lung_crop or self.lung_mask
 
+    def used_frame(
+        self, box: Box | None, mask: np.ndarray | None
+    ) -> tuple[Box | None, np.ndarray | None]:
+        """The parts of an image's segmentation this preprocessing uses: the box only with
+        ``lung_crop``, the mask only with ``lung_mask`` (None otherwise)."""
+        return (box if self.lung_crop else None, mask if self.lung_mask else None)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

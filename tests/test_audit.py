@@ -99,6 +99,8 @@ def test_flat_map_focus_is_the_lung_share_of_the_view():
     view[10:90, 0:50] = True
     assert flat_map_focus(mask, view=view) == pytest.approx(1800 / 4000)
     assert flat_map_focus(mask, (20, 80, 10, 70), view) == pytest.approx(1800 / 2400)
+    # An empty mask masks nothing (no lungs found): the view is the crop again.
+    assert flat_map_focus(mask, (20, 80, 10, 70), np.zeros_like(view)) == pytest.approx(0.5)
 
 
 def test_explanation_summary_reports_focus_against_a_flat_map(tiny):

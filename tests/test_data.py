@@ -57,12 +57,12 @@ def test_read_manifest_resolves_paths_and_checks_labels(tmp_path: Path) -> None:
 
 def test_lung_boxes_are_found_once_and_cached(images: list[str]) -> None:
     seg = BrightBoxSegmenter()
-    boxes = data.lung_boxes(images, 0.0, seg)
+    boxes = data.lung_frames(images, 0.0, seg)[0]
     assert boxes[:3] == [(10, 70, 20, 100), (11, 70, 20, 99), (12, 70, 20, 98)]
     assert boxes[3] is None and seg.seen == 4
-    again = data.lung_boxes(images[::-1], 0.0, seg)  # any order, any subset: from the cache
+    again = data.lung_frames(images[::-1], 0.0, seg)[0]  # any order, any subset: from the cache
     assert again == boxes[::-1] and seg.seen == 4
-    data.lung_boxes(images, 0.1, seg)  # another margin is another cache
+    data.lung_frames(images, 0.1, seg)  # another margin is another cache
     assert seg.seen == 8
 
 

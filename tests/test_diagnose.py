@@ -274,3 +274,6 @@ def test_lung_mask_model_sees_nothing_outside_the_mask(clf: Classifier) -> None:
     assert not np.allclose(clf.prepare(marked), clf.prepare(canvas))  # unmasked, it shows
     d = diagnose(masked, canvas, Explainer(masked))
     np.testing.assert_allclose(d.probabilities, masked.predict([canvas])[0], atol=1e-5)
+    # Lung focus is read against the region this model sees: its mask, not the image.
+    with_lungs = diagnose(masked, canvas, Explainer(masked), seg)
+    assert "and 100% of the region the model sees" in with_lungs.focus_verdict
