@@ -886,6 +886,41 @@ def describe_preprocessing(pre: dict[str, Any]) -> str:
     )
 
 
+_AUGMENT_WORDS = (
+    # (setting, how to say it); probabilities as a share of images, ranges as +-
+    ("rotate_deg", "rotation ±{:g} deg"),
+    ("scale", "scale ±{:.0%}"),
+    ("shift", "shift ±{:.0%}"),
+    ("gamma", "gamma"),
+    ("contrast", "contrast and brightness"),
+    ("p_blur", "blur ({:.0%})"),
+    ("p_noise", "noise ({:.0%})"),
+    ("p_downscale", "lost resolution ({:.0%})"),
+    ("p_jpeg", "JPEG artefacts ({:.0%})"),
+    ("p_text", "synthetic letters and arrows near the borders ({:.0%})"),
+    ("p_erase_lungs", "lungs blanked out with a no-opinion (uniform) target ({:.0%})"),
+    ("p_lungs_only", "everything but the lungs blanked out ({:.0%})"),
+)
+
+
+def describe_training(cfg: dict[str, Any]) -> str:
+    """One sentence on a model's batches and augmentation, from its JSON ``train_config``."""
+    power = cfg.get("sampling_power")
+    floor = int(cfg.get("sampling_floor", 1) or 1)
+    if power is None:
+        sampling = "class-balanced batches"
+    else:
+        sampling = (
+            f"class-balanced batches; within a class, a source of n images weighs n^{power:g}"
+        )
+        if floor > 1:
+            sampling += f" (sources under {floor} images weighted as {floor})"
+    aug = cfg.get("augment") or {}
+    used = [words.format(aug[k]) for k, words in _AUGMENT_WORDS if aug.get(k)]
+    augmentation = "augmentation: " + ", ".join(used) if used else "no augmentation"
+    return f"{sampling}; {augmentation}."
+
+
 def train_counts_table(meta: dict[str, Any]) -> Any:
     """A source x class DataFrame of training images from the model JSON ``train_counts``."""
     import pandas as pd

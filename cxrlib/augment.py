@@ -5,11 +5,17 @@ hospitals and what the shortcut-prone sources carry: gamma and contrast,
 blur, noise, lost resolution, JPEG artefacts, and burned-in letters and
 arrows pasted near the borders (outside the lung fields), so that text and
 markers stop predicting a class.
+
+Two optional augmentations use the lung mask (in model-input geometry) and
+turn the shortcut audit's ablations into training signal
+(:func:`lung_ablation`): with the lungs blanked out the target becomes the
+uniform distribution (no lungs, no opinion), so whatever lies outside the
+lungs stops being rewarded; with only the lungs kept the label stays.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import cv2
 import numpy as np
@@ -29,9 +35,57 @@ class AugmentConfig:
     p_downscale: float = 0.25
     p_jpeg: float = 0.2
     p_text: float = 0.3
+    p_erase_lungs: float = 0.0
+    p_lungs_only: float = 0.0
+
+    @property
+    def uses_lungs(self) -> bool:
+        """Whether training must supply lung masks (:func:`lung_ablation`)."""
+        return bool(self.p_erase_lungs or self.p_lungs_only)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AugmentConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _blank(img: np.ndarray, region: np.ndarray, rng: np.random.Generator) -> None:
+    """Fills ``region`` in place with a flat grey (a random level between the image's
+    20th and 80th percentiles) plus faint noise."""
+    lo, hi = np.percentile(img, (20, 80))
+    level = rng.uniform(lo, hi + 1e-3)
+    noise = rng.normal(0.0, rng.uniform(0.0, 4.0), int(region.sum()))
+    img[region] = np.clip(level + noise, 0, 255).astype(np.uint8)
+
+
+def lung_ablation(
+    img: np.ndarray, lungs: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
+) -> tuple[np.ndarray, bool]:
+    """Maybe blanks the lungs (``p_erase_lungs``) or everything else (``p_lungs_only``).
+
+    The fill is a random grey with faint noise rather than the audit's exact
+    image mean (:func:`cxrlib.lungs.erase_lungs`), so that the audit does not
+    replay the training transform pixel for pixel.
+
+    Args:
+        img: uint8 image in model-input geometry (not modified).
+        lungs: Boolean lung mask of the same shape.
+        rng: Random generator.
+        cfg: Probabilities.
+
+    Returns:
+        ``(image, lungs_erased)``; train a lungs-erased image towards the uniform target.
+    """
+    r = rng.random()
+    if not lungs.any() or r >= cfg.p_erase_lungs + cfg.p_lungs_only:
+        return img, False
+    out = img.copy()
+    erase = r < cfg.p_erase_lungs
+    _blank(out, lungs if erase else ~lungs, rng)
+    return out, erase
 
 
 _FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_PLAIN)

@@ -7,6 +7,7 @@ manifest's own folder).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlib.model import CLASS_NAMES
-from cxrlib.preprocess import Box, PreprocessConfig, small_mask, to_geometry
+from cxrlib.preprocess import Box, PreprocessConfig, lung_view, small_mask, to_geometry
 
 CACHE_DIR = Path(__file__).resolve().parent.parent / "artifacts" / "cache"
 
@@ -140,6 +141,28 @@ def lung_inputs(
     )
     used = [config.used_frame(b, m) for b, m in zip(boxes, masks, strict=True)]
     return [u[0] for u in used], [u[1] for u in used]
+
+
+def lung_geometry_masks(
+    files: Sequence[str], config: PreprocessConfig, segmenter: Any, cache: bool = True
+) -> np.ndarray:
+    """Each file's lung mask (``full``, undilated) as it falls in the model input: cropped
+    and resized by ``config``'s geometry, boolean ``(N, size, size)``.
+
+    For the training-time lung ablations (:func:`cxrlib.augment.lung_ablation`). The
+    masks come from :func:`lung_frames`'s cache; only the image headers are read.
+    """
+    from PIL import Image  # header only: the pixel data is not decoded
+
+    boxes, masks = lung_frames(files, config.lung_margin, segmenter, cache=cache, masks=True)
+    plain = dataclasses.replace(config, lung_mask=False)
+    out = np.zeros((len(files), config.size, config.size), bool)
+    for i, (f, box, small) in enumerate(zip(files, boxes, masks, strict=True)):
+        with Image.open(f) as im:
+            w, h = im.size
+        full = lung_view(small, (h, w), dilation=0.0).astype(np.uint8) * 255
+        out[i] = to_geometry(full, plain, config.used_frame(box, None)[0]) >= 128
+    return out
 
 
 def lung_frames(

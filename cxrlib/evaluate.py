@@ -392,6 +392,28 @@ def run_audits(
     return out
 
 
+def loso_config(classifier: Classifier, epochs: int, steps: int) -> Any:
+    """The leave-one-source-out runs' :class:`cxrlib.train.TrainConfig`: the model's own
+    recipe (architecture, sampling, preprocessing, augmentation, seed) on a short schedule."""
+    from cxrlib.augment import AugmentConfig
+    from cxrlib.train import TrainConfig
+
+    tc = classifier.meta.get("train_config", {})
+    return TrainConfig(
+        arch=tc.get("arch", "mobilenetv2"),
+        alpha=tc.get("alpha", 0.5),
+        epochs=epochs,
+        steps_per_epoch=steps,
+        patience=epochs,
+        seed=tc.get("seed", 0),
+        sampling_power=tc.get("sampling_power", 0.5),
+        sampling_floor=tc.get("sampling_floor", 1),
+        preprocess=classifier.preprocess,
+        # Older JSONs without an augmentation record trained with the defaults.
+        augment=AugmentConfig.from_dict(tc.get("augment", {})),
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m cxrlib.evaluate",
@@ -475,21 +497,9 @@ def main(argv: list[str] | None = None) -> int:
             sections[key] = val
     if a.loso:
         from cxrlib.audit import leave_one_source_out
-        from cxrlib.train import TrainConfig
 
         clf = clf or load_classifier(a.model)
-        tc = clf.meta.get("train_config", {})
-        cfg = TrainConfig(
-            arch=tc.get("arch", "mobilenetv2"),
-            alpha=tc.get("alpha", 0.5),
-            epochs=a.loso_epochs,
-            steps_per_epoch=a.loso_steps,
-            patience=a.loso_epochs,
-            seed=tc.get("seed", 0),
-            sampling_power=tc.get("sampling_power", 0.5),
-            sampling_floor=tc.get("sampling_floor", 1),
-            preprocess=clf.preprocess,
-        )
+        cfg = loso_config(clf, a.loso_epochs, a.loso_steps)
         sections["loso"] = leave_one_source_out(manifest, cfg, a.loso.split(","), root=a.root)
     res.update(sections)
     if a.json:

@@ -14,6 +14,7 @@ then temperature scaling fitted on the validation split. Writes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -25,8 +26,8 @@ from typing import Any
 import keras  # noqa: E402  (after cxrlib.model set the TF log level)
 import numpy as np
 
-from cxrlib.augment import AugmentConfig, augment
-from cxrlib.data import load_geometry, read_manifest, sampling_weights
+from cxrlib.augment import AugmentConfig, augment, lung_ablation
+from cxrlib.data import load_geometry, lung_geometry_masks, read_manifest, sampling_weights
 from cxrlib.model import CLASS_NAMES, build_classifier, save_classifier, sha256_file, softmax
 from cxrlib.preprocess import PreprocessConfig, normalize_contrast
 
@@ -68,21 +69,40 @@ class AugmentedBatches(keras.utils.PyDataset):
         probs: np.ndarray,
         cfg: TrainConfig,
         steps: int,
+        lungs: np.ndarray | None = None,
+        n_classes: int = len(CLASS_NAMES),
     ) -> None:
+        """``lungs``: boolean lung masks in input geometry, needed by the lung ablation
+        augmentations (``cfg.augment.uses_lungs``)."""
         super().__init__(workers=2, use_multiprocessing=False, max_queue_size=8)
-        self.images, self.labels, self.probs = images, labels, probs
+        if cfg.augment.uses_lungs and lungs is None:
+            raise ValueError("the lung ablation augmentations need lung masks")
+        self.images, self.labels, self.probs, self.lungs = images, labels, probs, lungs
         self.cfg, self.steps, self.epoch = cfg, steps, 0
+        self.targets = np.eye(n_classes, dtype=np.float32)
 
     def __len__(self) -> int:
         return self.steps
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Images ``(B, size, size, 1)`` float32 and one-hot (or, for an image whose lungs
+        were erased, uniform) targets ``(B, n_classes)``."""
         # Seeded per (epoch, batch) so a run is reproducible whatever the thread order.
         rng = np.random.default_rng((self.cfg.seed, self.epoch, i))
         idx = rng.choice(len(self.labels), size=self.cfg.batch_size, p=self.probs)
         pre, aug = self.cfg.preprocess, self.cfg.augment
-        x = np.stack([normalize_contrast(augment(self.images[j], rng, aug), pre) for j in idx])
-        return x[..., None].astype(np.float32), self.labels[idx]
+        x, t = [], []
+        for j in idx:
+            img, erased = self.images[j], False
+            if aug.uses_lungs:
+                img, erased = lung_ablation(img, self.lungs[j], rng, aug)
+            x.append(normalize_contrast(augment(img, rng, aug), pre))
+            t.append(
+                np.full(len(self.targets), 1.0 / len(self.targets), np.float32)
+                if erased
+                else self.targets[self.labels[j]]
+            )
+        return np.stack(x)[..., None].astype(np.float32), np.stack(t)
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
@@ -191,7 +211,12 @@ def train(
     x_tr_eval = _prepared(x_tr_raw[sub], pre)
 
     steps = cfg.steps_per_epoch or max(1, len(tr) // cfg.batch_size)
-    batches = AugmentedBatches(x_tr_raw, y_tr, probs, cfg, steps)
+    lungs = None
+    if cfg.augment.uses_lungs:
+        from cxrlib.lungs import default_segmenter
+
+        lungs = lung_geometry_masks(list(tr["file"]), pre, default_segmenter(), cache=cache)
+    batches = AugmentedBatches(x_tr_raw, y_tr, probs, cfg, steps, lungs=lungs)
     model = build_classifier(pre.size, cfg.arch, alpha=cfg.alpha, seed=cfg.seed)
     total = steps * cfg.epochs
     warm = min(steps, max(1, total // 10))
@@ -200,7 +225,7 @@ def train(
     )
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-        loss="sparse_categorical_crossentropy",
+        loss="categorical_crossentropy",  # targets are one-hot, or uniform (lungs erased)
         metrics=["accuracy"],
     )
     metrics_cb = EpochMetrics(x_va, y_va, x_tr_eval, y_tr[sub], cfg.patience, log=log)
@@ -240,7 +265,7 @@ def train(
         "train_seconds": round(time.time() - t0, 1),
         "keras_version": keras.__version__,
     }
-    if pre.uses_lungs:
+    if pre.uses_lungs or cfg.augment.uses_lungs:
         from cxrlib.lungs import default_segmenter
 
         meta["lung_segmenter_sha256"] = default_segmenter().meta["weights_sha256"]
@@ -315,9 +340,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mask-dilation", type=float, default=dp.mask_dilation)
     p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
     p.add_argument("--no-text-augment", action="store_true", help="no synthetic letters/arrows")
+    p.add_argument(
+        "--augment",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set one augmentation setting (cxrlib.augment.AugmentConfig), e.g. p_jpeg=0 or "
+        "p_erase_lungs=0.15 (repeatable; applied after --no-augment / --no-text-augment)",
+    )
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
+
+
+def parse_settings(pairs: list[str], cls: type) -> dict[str, float]:
+    """``["p_jpeg=0", ...]`` -> ``{"p_jpeg": 0.0}``, checked against dataclass ``cls``'s fields.
+
+    Raises:
+        SystemExit: (argparse style) on an unknown name or a value that is not a number.
+    """
+    known = {f.name for f in dataclasses.fields(cls)}
+    out: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        try:
+            if not sep or name not in known:
+                raise ValueError
+            out[name] = float(value)
+        except ValueError:
+            raise SystemExit(
+                f"--augment {pair!r}: expected NAME=NUMBER with NAME one of {sorted(known)}"
+            ) from None
+    return out
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
@@ -334,6 +389,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         aug = AugmentConfig(p_text=0.0)
     else:
         aug = AugmentConfig()
+    aug = dataclasses.replace(aug, **parse_settings(a.augment, AugmentConfig))
     return TrainConfig(
         arch=a.arch,
         alpha=a.alpha,

@@ -136,6 +136,8 @@ def main() -> None:
             "- **Calibration:** temperature scaling on the validation split "
             f"(T = {float(meta.get('temperature', 1.0)):.3f}).",
         ]
+        if cfg:
+            lines.append("- **Batches:** " + appstate.describe_training(cfg))
         if meta.get("best_epoch"):
             lines.append(
                 f"- **Training:** best epoch {meta['best_epoch']} of "

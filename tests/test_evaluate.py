@@ -139,3 +139,25 @@ def test_cli_on_tiny_manifest_matches_direct_prediction(tmp_path, tiny_model_pat
     assert res["accuracy"] == pytest.approx(
         np.mean(direct.argmax(1) == np.repeat([0, 1, 2], 3)), abs=1e-4
     )
+
+
+def test_leave_one_source_out_reruns_the_models_own_recipe(tiny_model_path):
+    import dataclasses
+
+    from cxrlib.augment import AugmentConfig
+    from cxrlib.evaluate import loso_config
+    from cxrlib.model import load_classifier
+
+    clf = load_classifier(tiny_model_path)
+    tc = clf.meta["train_config"]
+    cfg = loso_config(clf, epochs=2, steps=7)
+    assert (cfg.epochs, cfg.steps_per_epoch, cfg.patience) == (2, 7, 2)  # short schedule
+    assert cfg.arch == tc["arch"] and cfg.seed == tc["seed"]
+    assert cfg.preprocess == clf.preprocess
+    assert cfg.augment == AugmentConfig.from_dict(tc["augment"])
+    # A recipe with other augmentation is rerun with that augmentation, not the defaults.
+    other = dataclasses.replace(
+        clf,
+        meta={**clf.meta, "train_config": {**tc, "augment": {"p_jpeg": 0, "p_erase_lungs": 0.1}}},
+    )
+    assert loso_config(other, 2, 7).augment == AugmentConfig(p_jpeg=0.0, p_erase_lungs=0.1)

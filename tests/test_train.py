@@ -7,10 +7,19 @@ import json
 import numpy as np
 import pytest
 
+from cxrlib.augment import AugmentConfig
 from cxrlib.data import sampling_weights
 from cxrlib.model import load_classifier
 from cxrlib.preprocess import PreprocessConfig
-from cxrlib.train import AugmentedBatches, TrainConfig, fit_temperature, macro_f1, main
+from cxrlib.train import (
+    AugmentedBatches,
+    TrainConfig,
+    config_from_args,
+    fit_temperature,
+    macro_f1,
+    main,
+    parse_args,
+)
 
 
 def test_one_step_training_writes_model_and_metadata(tiny_model_path, tiny_manifest):
@@ -69,11 +78,47 @@ def test_batches_are_balanced_reproducible_and_prepared():
     x, y = AugmentedBatches(images, labels, probs, cfg, steps=2)[0]
     assert x.shape == (600, 32, 32, 1) and x.dtype == np.float32
     assert 0 <= x.min() and x.max() <= 255
-    shares = np.bincount(y, minlength=3) / len(y)
+    assert y.shape == (600, 3) and np.all(y.sum(1) == 1) and np.all(y.max(1) == 1)  # one-hot
+    shares = y.mean(0)
     assert np.all(np.abs(shares - 1 / 3) < 0.07), shares  # class-balanced despite 20/5/5
     x2, y2 = AugmentedBatches(images, labels, probs, cfg, steps=2)[0]
     np.testing.assert_array_equal(y, y2)
     np.testing.assert_array_equal(x, x2)
+
+
+def test_batches_with_erased_lungs_train_towards_no_opinion():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (12, 32, 32), dtype=np.uint8)
+    labels = np.array([0, 1, 2] * 4)
+    lungs = np.zeros((12, 32, 32), bool)
+    lungs[:, 4:28, 4:14] = lungs[:, 4:28, 18:28] = True
+    geometric_off = dict(rotate_deg=0, scale=0, shift=0, p_text=0, p_downscale=0, p_jpeg=0)
+    aug = AugmentConfig(
+        **geometric_off, gamma=0, contrast=0, p_blur=0, p_noise=0, p_erase_lungs=0.5
+    )
+    cfg = TrainConfig(
+        batch_size=400, augment=aug, preprocess=PreprocessConfig(size=32, contrast="none")
+    )
+    probs = sampling_weights(labels, ["a"] * 12)
+    x, y = AugmentedBatches(images, labels, probs, cfg, steps=1, lungs=lungs)[0]
+    uniform = np.all(np.isclose(y, 1 / 3), axis=1)
+    assert 0.4 < uniform.mean() < 0.6  # about half erased, as asked
+    inside = x[..., 0][:, lungs[0]]
+    assert np.all(inside[uniform].std(1) < 5)  # erased rows: flat lungs ...
+    assert np.all(inside[~uniform].std(1) > 40)  # ... the others intact and one-hot
+    assert np.all(y[~uniform].max(1) == 1)
+    with pytest.raises(ValueError, match="lung masks"):
+        AugmentedBatches(images, labels, probs, cfg, steps=1)
+
+
+def test_cli_sets_any_augmentation_and_refuses_unknown_ones():
+    cfg = config_from_args(parse_args(["--augment", "p_jpeg=0", "--augment", "p-erase-lungs=0.15"]))
+    assert cfg.augment == AugmentConfig(p_jpeg=0.0, p_erase_lungs=0.15)
+    off = config_from_args(parse_args(["--no-augment", "--augment", "p_lungs_only=0.2"]))
+    assert off.augment.p_lungs_only == 0.2 and off.augment.p_jpeg == 0 and off.augment.gamma == 0
+    for bad in ("p_cat=1", "p_jpeg", "p_jpeg=lots"):
+        with pytest.raises(SystemExit, match="NAME=NUMBER"):
+            config_from_args(parse_args(["--augment", bad]))
 
 
 def test_sampling_weights_balance_sources_within_a_class():

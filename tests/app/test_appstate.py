@@ -271,3 +271,22 @@ def test_describe_preprocessing_names_the_framing() -> None:
     )
     assert "outside the lung mask (widened by 2% of the image)" in masked
     assert "pad to 96" in appstate.describe_preprocessing({"size": 96, "geometry": "pad"})
+
+
+def test_describe_training_names_sampling_and_each_augmentation_in_use() -> None:
+    from cxrlib.augment import AugmentConfig
+
+    text = appstate.describe_training(
+        {"sampling_power": 0.5, "sampling_floor": 1, "augment": AugmentConfig().to_dict()}
+    )
+    assert "n^0.5" in text and "under" not in text
+    assert "rotation ±10 deg" in text and "JPEG artefacts (20%)" in text
+    assert "letters and arrows" in text and "blanked" not in text
+    erase = AugmentConfig(p_erase_lungs=0.15, p_jpeg=0).to_dict()
+    text = appstate.describe_training(
+        {"sampling_power": 0.25, "sampling_floor": 50, "augment": erase}
+    )
+    assert "no-opinion (uniform) target (15%)" in text and "JPEG" not in text
+    assert "under 50 images" in text
+    off = {k: 0 for k in AugmentConfig().to_dict()}
+    assert appstate.describe_training({"augment": off}).endswith("no augmentation.")

@@ -285,6 +285,8 @@ def test_metrics_threshold_slider_updates_numbers(app_env):
     at.switch_page("pages/model_card.py").run()
     _no_exception(at)
     assert "Fixture verdict sentence." in texts(at)
+    # The training recipe, read from the model's JSON: its sampling and augmentation.
+    assert "a source of n images weighs n^" in texts(at) and "rotation ±" in texts(at)
 
 
 def test_validation_browser_opens_an_image_in_diagnose(app_env):

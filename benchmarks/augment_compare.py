@@ -1,0 +1,174 @@
+"""Each augmentation (and contrast normalisation) on its own, judged away from home.
+
+    python benchmarks/augment_compare.py --data ../shared/cxr [--hold-out radiography]
+        [--variants all,none,...] [--seeds 0] [--epochs 3 --steps 120] [--out FILE.jsonl]
+
+Every variant trains the committed recipe (lung crop, MobileNetV2 alpha 0.5 at
+160 px, the committed sampling) on the same short schedule as the
+leave-one-source-out audit, with the ``--hold-out`` source(s) left out, and
+changes one thing: which augmentations are on, the contrast normalisation, or
+the lung ablation augmentations (:func:`cxrlib.augment.lung_ablation`). It is
+scored on:
+
+- the held-out source(s), all splits: what carries to a hospital never seen;
+- the validation split of the other sources (never test): balanced accuracy,
+  and balanced accuracy and COVID AUC with the lungs erased (the audit's
+  ablation, :func:`cxrlib.audit.ablation`), i.e. how much it reads outside the lungs.
+
+One JSON line per (variant, seed), appended to ``--out``; a (variant, seed)
+already there is skipped, so an interrupted run resumes. The last line printed
+is a JSON summary. Slow: each variant trains (about 4-5 min on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cxrlib.audit import ablation  # noqa: E402
+from cxrlib.augment import AugmentConfig  # noqa: E402
+from cxrlib.data import load_gray, read_manifest  # noqa: E402
+from cxrlib.evaluate import compute_metrics, predict_files  # noqa: E402
+from cxrlib.lungs import default_segmenter  # noqa: E402
+from cxrlib.model import Classifier  # noqa: E402
+from cxrlib.preprocess import PreprocessConfig  # noqa: E402
+from cxrlib.train import TrainConfig, train  # noqa: E402
+
+_OFF = {f.name: 0.0 for f in dataclasses.fields(AugmentConfig)}
+_GEOMETRIC = {k: getattr(AugmentConfig(), k) for k in ("rotate_deg", "scale", "shift")}
+
+
+def _only(**on: float) -> dict[str, float]:
+    """Geometric jitter plus the named augmentations at their committed settings."""
+    d = AugmentConfig()
+    return {**_OFF, **_GEOMETRIC, **{k: getattr(d, k) if v is True else v for k, v in on.items()}}
+
+
+VARIANTS: dict[str, tuple[dict[str, float], str]] = {
+    # name: (augmentation settings, contrast normalisation)
+    "all": ({}, "clahe"),
+    "none": (_OFF, "clahe"),
+    "geometric": (_only(), "clahe"),
+    "geo+gamma": (_only(gamma=True, contrast=True), "clahe"),
+    "geo+blur": (_only(p_blur=True), "clahe"),
+    "geo+noise": (_only(p_noise=True), "clahe"),
+    "geo+downscale": (_only(p_downscale=True), "clahe"),
+    "geo+jpeg": (_only(p_jpeg=True), "clahe"),
+    "geo+text": (_only(p_text=True), "clahe"),
+    "all:no-contrast": ({}, "none"),
+    "all:equalize": ({}, "equalize"),
+    "all+erase": ({"p_erase_lungs": 0.15}, "clahe"),
+    "all+erase+only": ({"p_erase_lungs": 0.15, "p_lungs_only": 0.15}, "clahe"),
+}
+
+
+def _score(y: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
+    m = compute_metrics(y, probs, names, n_boot=0, curves=False)
+    pred = probs.argmax(1)
+    return {
+        "n": int(len(y)),
+        "balanced_accuracy": m["balanced_accuracy"],
+        "per_class_accuracy": {
+            names[c]: round(float(np.mean(pred[y == c] == c)), 4) for c in np.unique(y)
+        },
+        "auc": {c: v["auc"] for c, v in m["per_class"].items()},
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", default="../shared/cxr")
+    p.add_argument("--hold-out", action="append", default=None, help="source(s) left out")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names")
+    p.add_argument("--seeds", default="0", help="comma-separated training seeds")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--steps", type=int, default=120, help="batches of 32 per epoch")
+    p.add_argument("--out", default="artifacts/augment_compare.jsonl")
+    a = p.parse_args()
+    held_out = tuple(a.hold_out or ["radiography"])
+    names = [v.strip() for v in a.variants.split(",") if v.strip()]
+    unknown = set(names) - set(VARIANTS)
+    if unknown:
+        p.error(f"unknown variant(s) {sorted(unknown)}; choose from {list(VARIANTS)}")
+    manifest = Path(a.data) / "manifest.csv"
+    df = read_manifest(manifest, root=a.data)
+    held = df[df["source"].isin(held_out)]
+    val = df[(df["split"] == "val") & ~df["source"].isin(held_out)]
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = set()
+    if out.exists():
+        for line in out.read_text().splitlines():
+            r = json.loads(line)
+            if r["held_out"] == list(held_out):
+                done.add((r["variant"], r["seed"], r["epochs"], r["steps"]))
+
+    seg = default_segmenter()
+    val_grays = [load_gray(f) for f in val["file"]]
+    # The audit's convention: erase the whole lung, behind the heart and diaphragm too.
+    val_masks = seg.segment_many(val_grays, ["full"] * len(val_grays))
+    rows = []
+    for seed in (int(s) for s in a.seeds.split(",")):
+        for name in names:
+            if (name, seed, a.epochs, a.steps) in done:
+                print(f"{name} seed {seed}: already in {out}, skipped")
+                continue
+            settings, contrast = VARIANTS[name]
+            cfg = TrainConfig(
+                epochs=a.epochs,
+                steps_per_epoch=a.steps,
+                patience=a.epochs,
+                seed=seed,
+                exclude_sources=held_out,
+                preprocess=PreprocessConfig(lung_crop=True, contrast=contrast),
+                augment=dataclasses.replace(AugmentConfig(), **settings),
+            )
+            t0 = time.time()
+            with tempfile.TemporaryDirectory() as tmp:
+                model, meta = train(manifest, tmp, cfg, root=a.data, verbose=0, log=lambda *_: None)
+                clf = Classifier(model, meta, segmenter=seg)
+                train_s = time.time() - t0
+                cls = list(clf.class_names)
+                held_probs = predict_files(clf, list(held["file"]))
+                abl = ablation(clf, seg, val_grays, val["y"].to_numpy(), masks=val_masks)
+            row = {
+                "variant": name,
+                "seed": seed,
+                "epochs": a.epochs,
+                "steps": a.steps,
+                "held_out": list(held_out),
+                "contrast": contrast,
+                "augment": cfg.augment.to_dict(),
+                "held_out_scores": _score(held["y"].to_numpy(), held_probs, cls),
+                "val_balanced_accuracy": abl["original"]["balanced_accuracy"],
+                "val_lungs_erased_balanced_accuracy": abl["lungs_erased"]["balanced_accuracy"],
+                "val_lungs_erased_covid_auc": abl["lungs_erased"]["auc"].get("covid"),
+                "val_lungs_only_balanced_accuracy": abl["lungs_only"]["balanced_accuracy"],
+                "val_best_macro_f1": max(meta["history"]["val_macro_f1"]),
+                "train_seconds": round(train_s, 1),
+                "seconds": round(time.time() - t0, 1),
+            }
+            with out.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            h = row["held_out_scores"]
+            print(
+                f"{name:<16} seed {seed}: held-out bal. acc. {h['balanced_accuracy']:.3f} "
+                f"{h['per_class_accuracy']} | val {row['val_balanced_accuracy']:.3f}, lungs erased "
+                f"{row['val_lungs_erased_balanced_accuracy']:.3f} | {row['seconds']:.0f} s",
+                flush=True,
+            )
+            rows.append(row)
+    print(json.dumps({"held_out": list(held_out), "runs": len(rows), "out": str(out)}))
+
+
+if __name__ == "__main__":
+    main()
