@@ -18,6 +18,8 @@ scored on:
 One JSON line per (variant, seed), appended to ``--out``; a (variant, seed)
 already there is skipped, so an interrupted run resumes. The last line printed
 is a JSON summary. Slow: each variant trains (about 4-5 min on 2 cores).
+``--table`` trains nothing and prints ``--out`` as a Markdown table (a figure
+per seed, "/"-separated, for variants run with several seeds).
 """
 
 from __future__ import annotations
@@ -84,6 +86,49 @@ def _score(y: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
     }
 
 
+def _cell(values: list[float]) -> str:
+    return " / ".join(f"{v:.3f}" for v in values) if values else "-"
+
+
+def table(rows: list[dict]) -> str:
+    """A Markdown table of benchmark rows: one line per (held-out sources, variant)."""
+    head = (
+        "| held out | variant | seeds | held-out bal. acc. | held-out per-class acc. | "
+        "held-out AUC (one-vs-rest) | val bal. acc. | val lungs erased | "
+        "val lungs-erased COVID AUC | val lungs only |\n|---|---|---|---:|---|---|---:|---:|---:|---:|"
+    )
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault(("+".join(r["held_out"]), r["variant"]), []).append(r)
+    lines = [head]
+    for (held, variant), rs in groups.items():
+        rs = sorted(rs, key=lambda r: r["seed"])
+        first = rs[0]["held_out_scores"]
+        per_class = ", ".join(
+            f"{c} " + "/".join(f"{r['held_out_scores']['per_class_accuracy'][c]:.2f}" for r in rs)
+            for c in first["per_class_accuracy"]
+        )
+        auc = ", ".join(
+            f"{c} " + "/".join(f"{r['held_out_scores']['auc'][c]:.2f}" for r in rs)
+            for c, v in first["auc"].items()
+            if v is not None
+        )
+        cols = [
+            held,
+            variant,
+            ",".join(str(r["seed"]) for r in rs),
+            _cell([r["held_out_scores"]["balanced_accuracy"] for r in rs]),
+            per_class,
+            auc,
+            _cell([r["val_balanced_accuracy"] for r in rs]),
+            _cell([r["val_lungs_erased_balanced_accuracy"] for r in rs]),
+            _cell([r["val_lungs_erased_covid_auc"] for r in rs]),
+            _cell([r["val_lungs_only_balanced_accuracy"] for r in rs]),
+        ]
+        lines.append("| " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", default="../shared/cxr")
@@ -93,7 +138,11 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--steps", type=int, default=120, help="batches of 32 per epoch")
     p.add_argument("--out", default="artifacts/augment_compare.jsonl")
+    p.add_argument("--table", action="store_true", help="print --out as a table; train nothing")
     a = p.parse_args()
+    if a.table:
+        print(table([json.loads(line) for line in Path(a.out).read_text().splitlines()]))
+        return
     held_out = tuple(a.hold_out or ["radiography"])
     names = [v.strip() for v in a.variants.split(",") if v.strip()]
     unknown = set(names) - set(VARIANTS)
