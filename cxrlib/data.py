@@ -160,6 +160,9 @@ def lung_geometry_masks(
     for i, (f, box, small) in enumerate(zip(files, boxes, masks, strict=True)):
         with Image.open(f) as im:
             w, h = im.size
+            # cv2.imread (load_gray) applies EXIF orientation; a quarter turn swaps the sides.
+            if im.getexif().get(0x0112) in (5, 6, 7, 8):
+                w, h = h, w
         full = lung_view(small, (h, w), dilation=0.0).astype(np.uint8) * 255
         out[i] = to_geometry(full, plain, config.used_frame(box, None)[0]) >= 128
     return out

@@ -120,3 +120,23 @@ def test_lung_geometry_masks_fall_where_the_lungs_are_in_the_model_input(
     cropped = data.lung_geometry_masks(images, crop, seg)
     assert cropped[:3].mean() > 0.97 and not cropped[3].any()
     assert seg.seen == 4  # both from the one cached segmentation
+
+
+def test_lung_geometry_masks_follow_exif_rotation(tmp_path: Path, monkeypatch) -> None:
+    from PIL import Image
+
+    monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")
+    stored = np.full((60, 120), 20, np.uint8)  # wide as stored; tall once EXIF-rotated
+    stored[5:25, 10:110] = 200
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise for display
+    f = tmp_path / "rotated.jpg"
+    Image.fromarray(stored).save(f, exif=exif, quality=95)
+    assert data.load_gray(f).shape == (120, 60)  # what training and evaluation read
+    # Cropped to the box found on the rotated image: all lung. Read in the stored
+    # orientation, the box would land on the dark surround instead.
+    cfg = PreprocessConfig(size=40, contrast="none", lung_crop=True, lung_margin=0.0)
+    seg = BrightBoxSegmenter()
+    mask = data.lung_geometry_masks([str(f)], cfg, seg)[0]
+    geo = data.load_geometry([str(f)], cfg, cache=False, segmenter=seg)[0]
+    assert geo.min() > 100 and mask.mean() > 0.97
