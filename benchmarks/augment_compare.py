@@ -32,14 +32,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cxrlib.audit import ablation  # noqa: E402
+from cxrlib.audit import ablation, held_out_scores  # noqa: E402
 from cxrlib.augment import AugmentConfig  # noqa: E402
 from cxrlib.data import load_gray, read_manifest  # noqa: E402
-from cxrlib.evaluate import compute_metrics, predict_files  # noqa: E402
+from cxrlib.evaluate import predict_files  # noqa: E402
 from cxrlib.lungs import default_segmenter  # noqa: E402
 from cxrlib.model import Classifier  # noqa: E402
 from cxrlib.preprocess import PreprocessConfig  # noqa: E402
@@ -71,19 +69,6 @@ VARIANTS: dict[str, tuple[dict[str, float], str]] = {
     "all+erase": ({"p_erase_lungs": 0.15}, "clahe"),
     "all+erase+only": ({"p_erase_lungs": 0.15, "p_lungs_only": 0.15}, "clahe"),
 }
-
-
-def _score(y: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
-    m = compute_metrics(y, probs, names, n_boot=0, curves=False)
-    pred = probs.argmax(1)
-    return {
-        "n": int(len(y)),
-        "balanced_accuracy": m["balanced_accuracy"],
-        "per_class_accuracy": {
-            names[c]: round(float(np.mean(pred[y == c] == c)), 4) for c in np.unique(y)
-        },
-        "auc": {c: v["auc"] for c, v in m["per_class"].items()},
-    }
 
 
 def _cell(values: list[float]) -> str:
@@ -197,7 +182,7 @@ def main() -> None:
                 "held_out": list(held_out),
                 "contrast": contrast,
                 "augment": cfg.augment.to_dict(),
-                "held_out_scores": _score(held["y"].to_numpy(), held_probs, cls),
+                "held_out_scores": held_out_scores(held["y"].to_numpy(), held_probs, cls),
                 "val_balanced_accuracy": abl["original"]["balanced_accuracy"],
                 "val_lungs_erased_balanced_accuracy": abl["lungs_erased"]["balanced_accuracy"],
                 "val_lungs_erased_covid_auc": abl["lungs_erased"]["auc"].get("covid"),

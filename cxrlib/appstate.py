@@ -887,7 +887,7 @@ def describe_preprocessing(pre: dict[str, Any]) -> str:
 
 
 _AUGMENT_WORDS = (
-    # (setting, how to say it); probabilities as a share of images, ranges as +-
+    # (setting, how to say it); probabilities as a share of images, ranges as ±
     ("rotate_deg", "rotation ±{:g} deg"),
     ("scale", "scale ±{:.0%}"),
     ("shift", "shift ±{:.0%}"),

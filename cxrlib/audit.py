@@ -46,6 +46,19 @@ def _scores(y: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> dic
     }
 
 
+def held_out_scores(y: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """Scores on a held-out source: :func:`_scores` plus ``n`` and the accuracy within
+    each class present (``per_class_accuracy``)."""
+    y = np.asarray(y)
+    res = _scores(y, probs, class_names)
+    pred = np.asarray(probs).argmax(1)
+    res["n"] = int(len(y))
+    res["per_class_accuracy"] = {
+        class_names[c]: round(float(np.mean(pred[y == c] == c)), 4) for c in np.unique(y)
+    }
+    return res
+
+
 def ablation_verdict(erased_bal: float, original_bal: float, chance: float) -> str:
     """A plain sentence about what the lungs-erased score means."""
     above = erased_bal - chance
@@ -227,13 +240,7 @@ def leave_one_source_out(
             probs = predict_files(clf, list(held["file"]))
             test = df[(df["split"] == "test") & (df["source"] != s)]
             probs_test = predict_files(clf, list(test["file"]))
-        y = held["y"].to_numpy()
-        res = _scores(y, probs, clf.class_names)
-        pred = probs.argmax(1)
-        res["n"] = int(len(y))
-        res["per_class_accuracy"] = {
-            clf.class_names[c]: round(float(np.mean(pred[y == c] == c)), 4) for c in np.unique(y)
-        }
+        res = held_out_scores(held["y"].to_numpy(), probs, clf.class_names)
         res["internal_test_balanced_accuracy"] = _scores(
             test["y"].to_numpy(), probs_test, clf.class_names
         )["balanced_accuracy"]

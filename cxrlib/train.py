@@ -80,6 +80,7 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.images, self.labels, self.probs, self.lungs = images, labels, probs, lungs
         self.cfg, self.steps, self.epoch = cfg, steps, 0
         self.targets = np.eye(n_classes, dtype=np.float32)
+        self.uniform = np.full(n_classes, 1.0 / n_classes, np.float32)  # lungs erased
 
     def __len__(self) -> int:
         return self.steps
@@ -97,11 +98,7 @@ class AugmentedBatches(keras.utils.PyDataset):
             if aug.uses_lungs:
                 img, erased = lung_ablation(img, self.lungs[j], rng, aug)
             x.append(normalize_contrast(augment(img, rng, aug), pre))
-            t.append(
-                np.full(len(self.targets), 1.0 / len(self.targets), np.float32)
-                if erased
-                else self.targets[self.labels[j]]
-            )
+            t.append(self.uniform if erased else self.targets[self.labels[j]])
         return np.stack(x)[..., None].astype(np.float32), np.stack(t)
 
     def on_epoch_end(self) -> None:
