@@ -64,6 +64,8 @@ VARIANTS: dict[str, tuple[dict[str, float], str]] = {
     "geo+downscale": (_only(p_downscale=True), "clahe"),
     "geo+jpeg": (_only(p_jpeg=True), "clahe"),
     "geo+text": (_only(p_text=True), "clahe"),
+    # The two best partial recipes together: no blur, noise, downscaling or JPEG.
+    "light": (_only(gamma=True, contrast=True, p_text=True), "clahe"),
     "all:no-contrast": ({}, "none"),
     "all:equalize": ({}, "equalize"),
     "all+erase": ({"p_erase_lungs": 0.15}, "clahe"),

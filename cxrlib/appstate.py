@@ -918,7 +918,9 @@ def describe_training(cfg: dict[str, Any]) -> str:
     aug = cfg.get("augment") or {}
     used = [words.format(aug[k]) for k, words in _AUGMENT_WORDS if aug.get(k)]
     augmentation = "augmentation: " + ", ".join(used) if used else "no augmentation"
-    return f"{sampling}; {augmentation}."
+    ema = cfg.get("ema") or 0.0
+    averaged = f"; weights kept as a moving average (decay {ema:g})" if ema else ""
+    return f"{sampling}; {augmentation}{averaged}."
 
 
 def train_counts_table(meta: dict[str, Any]) -> Any:

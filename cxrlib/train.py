@@ -47,6 +47,7 @@ class TrainConfig:
     sampling_power: float = 0.5
     sampling_floor: int = 1
     steps_per_epoch: int | None = None  # default: one pass over the training set
+    ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
     exclude_sources: tuple[str, ...] = ()
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -172,6 +173,48 @@ class EpochMetrics(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class WeightAverage(keras.callbacks.Callback):
+    """Exponential moving average of all the model's weights (BatchNorm statistics too).
+
+    The averaged weights are what each epoch is scored (and early-stopped) on:
+    they are swapped in at the end of an epoch and the trained ones back in at
+    the start of the next. Averaging smooths the epoch-to-epoch swings of
+    validation scores that a high learning rate and noisy batches cause. The
+    decay ramps up as ``(1 + n) / (10 + n)`` over the first updates, as in
+    ``tf.train.ExponentialMovingAverage``, so early weights are not overweighted.
+    Must come before :class:`EpochMetrics` in the callback list.
+    """
+
+    def __init__(self, decay: float) -> None:
+        super().__init__()
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must lie in (0, 1), got {decay}")
+        self.decay = decay
+        self.average: list[np.ndarray] = []
+        self._trained: list[np.ndarray] | None = None
+        self._updates = 0
+
+    def on_train_begin(self, logs=None) -> None:
+        self.average = [np.array(w, np.float32) for w in self.model.get_weights()]
+        self._updates = 0
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self._updates += 1
+        d = min(self.decay, (1 + self._updates) / (10 + self._updates))
+        for avg, w in zip(self.average, self.model.get_weights(), strict=True):
+            avg *= d
+            avg += (1.0 - d) * w
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        self._trained = self.model.get_weights()
+        self.model.set_weights(self.average)
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        if self._trained is not None:
+            self.model.set_weights(self._trained)
+            self._trained = None
+
+
 def _prepared(images: np.ndarray, pre: PreprocessConfig) -> np.ndarray:
     return np.stack([normalize_contrast(im, pre) for im in images])[..., None].astype(np.float32)
 
@@ -226,7 +269,8 @@ def train(
         metrics=["accuracy"],
     )
     metrics_cb = EpochMetrics(x_va, y_va, x_tr_eval, y_tr[sub], cfg.patience, log=log)
-    model.fit(batches, epochs=cfg.epochs, callbacks=[metrics_cb], verbose=verbose)
+    callbacks = ([WeightAverage(cfg.ema)] if cfg.ema else []) + [metrics_cb]
+    model.fit(batches, epochs=cfg.epochs, callbacks=callbacks, verbose=verbose)
     if metrics_cb.best_weights is not None:
         model.set_weights(metrics_cb.best_weights)
 
@@ -296,6 +340,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--patience", type=int, default=d.patience)
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=d.ema,
+        help="score, early-stop and keep an exponential moving average of the weights "
+        "with this decay (e.g. 0.998); 0 = off",
+    )
     p.add_argument(
         "--sampling-power",
         type=float,
@@ -397,6 +448,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         seed=a.seed,
         sampling_power=a.sampling_power,
         sampling_floor=a.sampling_floor,
+        ema=a.ema,
         steps_per_epoch=a.steps_per_epoch,
         exclude_sources=tuple(a.exclude_source),
         preprocess=pre,

@@ -14,6 +14,7 @@ from cxrlib.preprocess import PreprocessConfig
 from cxrlib.train import (
     AugmentedBatches,
     TrainConfig,
+    WeightAverage,
     config_from_args,
     fit_temperature,
     macro_f1,
@@ -119,6 +120,59 @@ def test_cli_sets_any_augmentation_and_refuses_unknown_ones():
     for bad in ("p_cat=1", "p_jpeg", "p_jpeg=lots"):
         with pytest.raises(SystemExit, match="NAME=NUMBER"):
             config_from_args(parse_args(["--augment", bad]))
+
+
+def _dense_model():
+    import keras
+
+    inp = keras.Input((2,))
+    return keras.Model(inp, keras.layers.Dense(1, name="d")(inp))
+
+
+def test_weight_average_follows_the_ramped_decay_and_swaps_per_epoch():
+    model = _dense_model()
+    w0 = [np.zeros_like(w) for w in model.get_weights()]
+    model.set_weights(w0)
+    ema = WeightAverage(0.9)
+    ema.set_model(model)
+    ema.on_train_begin()
+    expected = np.zeros_like(w0[0])
+    for n, value in enumerate([1.0, 3.0, 2.0], start=1):
+        model.set_weights([np.full_like(w, value) for w in w0])
+        ema.on_train_batch_end(n - 1)
+        d = min(0.9, (1 + n) / (10 + n))  # 0.18, 0.25, 0.31
+        expected = d * expected + (1 - d) * value
+    assert np.allclose(ema.average[0], expected) and not np.allclose(expected, 2.0)
+    # Scored on the average at the end of an epoch; trained on from where it was.
+    ema.on_epoch_end(0)
+    assert np.allclose(model.get_weights()[0], expected)
+    ema.on_epoch_begin(1)
+    assert np.allclose(model.get_weights()[0], 2.0)
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(1.0)
+
+
+def test_training_with_weight_average_runs_and_is_recorded(tiny_manifest, cxr_dir, tmp_path):
+    import dataclasses
+
+    from cxrlib.evaluate import loso_config
+
+    assert config_from_args(parse_args([])).ema == 0.0
+    args = ["--data", str(cxr_dir), "--manifest", str(tiny_manifest), "--out", str(tmp_path)]
+    args += ["--arch", "small", "--size", "64", "--epochs", "1", "--steps-per-epoch", "2"]
+    assert (
+        main(
+            [*args, "--batch-size", "4", "--no-lung-crop", "--no-cache", "--quiet", "--ema", "0.9"]
+        )
+        == 0
+    )
+    clf = load_classifier(tmp_path / "cxr_classifier.keras")
+    assert clf.meta["train_config"]["ema"] == 0.9
+    assert np.isfinite(clf.predict([np.full((300, 200), 128, np.uint8)])).all()
+    tc = clf.meta["train_config"]
+    averaged = dataclasses.replace(clf, meta={**clf.meta, "train_config": {**tc, "ema": 0.99}})
+    assert loso_config(averaged, 2, 7).ema == 0.99
+    assert loso_config(clf, 2, 7).ema == tc.get("ema", 0.0)
 
 
 def test_sampling_weights_balance_sources_within_a_class():

@@ -290,3 +290,6 @@ def test_describe_training_names_sampling_and_each_augmentation_in_use() -> None
     assert "under 50 images" in text
     off = {k: 0 for k in AugmentConfig().to_dict()}
     assert appstate.describe_training({"augment": off}).endswith("no augmentation.")
+    assert "moving average" not in text
+    averaged = appstate.describe_training({"augment": off, "ema": 0.998})
+    assert averaged.endswith("no augmentation; weights kept as a moving average (decay 0.998).")

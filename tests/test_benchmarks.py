@@ -1,0 +1,103 @@
+"""The pure parts of the benchmark scripts: variant definitions and the printed table.
+
+The benchmarks themselves train and time things (too slow for the suite); what
+they compute from their rows, and which recipe each variant name stands for,
+is checked here, because a wrong variant silently measures the wrong thing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from cxrlib.augment import AugmentConfig
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, _ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def augment_compare():
+    return _load("augment_compare")
+
+
+def _config(augment_compare, name: str) -> AugmentConfig:
+    settings, _ = augment_compare.VARIANTS[name]
+    return dataclasses.replace(AugmentConfig(), **settings)
+
+
+def test_every_variant_is_a_valid_recipe(augment_compare):
+    for name, (_settings, contrast) in augment_compare.VARIANTS.items():
+        cfg = _config(augment_compare, name)  # unknown fields would raise here
+        assert contrast in ("clahe", "equalize", "none"), name
+        assert all(v >= 0 for v in cfg.to_dict().values()), name
+
+
+@pytest.mark.parametrize(
+    ("name", "on", "off"),
+    [
+        (
+            "all",
+            ["gamma", "p_blur", "p_noise", "p_downscale", "p_jpeg", "p_text"],
+            ["p_erase_lungs"],
+        ),
+        ("none", [], ["rotate_deg", "scale", "shift", "gamma", "p_text", "p_blur"]),
+        ("geometric", ["rotate_deg", "scale", "shift"], ["gamma", "contrast", "p_text", "p_jpeg"]),
+        ("geo+jpeg", ["rotate_deg", "p_jpeg"], ["gamma", "p_blur", "p_text"]),
+        (
+            "light",
+            ["rotate_deg", "gamma", "contrast", "p_text"],
+            ["p_blur", "p_noise", "p_downscale", "p_jpeg"],
+        ),
+        ("all+erase", ["p_blur", "p_erase_lungs"], ["p_lungs_only"]),
+    ],
+)
+def test_variant_switches_what_its_name_says(augment_compare, name, on, off):
+    cfg = _config(augment_compare, name)
+    default = AugmentConfig()
+    for field in on:
+        assert getattr(cfg, field) > 0, f"{name}: {field} should be on"
+        if getattr(default, field) > 0:
+            assert getattr(cfg, field) == getattr(default, field), (
+                f"{name}: {field} not at its committed setting"
+            )
+    for field in off:
+        assert getattr(cfg, field) == 0, f"{name}: {field} should be off"
+
+
+def _row(variant: str, seed: int, bal: float, covid_acc: float) -> dict:
+    return {
+        "variant": variant,
+        "seed": seed,
+        "held_out": ["radiography"],
+        "held_out_scores": {
+            "balanced_accuracy": bal,
+            "per_class_accuracy": {"covid": covid_acc, "normal": 1 - covid_acc},
+            "auc": {"covid": 0.7, "normal": 0.6, "pneumonia": None},
+        },
+        "val_balanced_accuracy": 0.8,
+        "val_lungs_erased_balanced_accuracy": 0.4,
+        "val_lungs_erased_covid_auc": 0.6,
+        "val_lungs_only_balanced_accuracy": 0.5,
+    }
+
+
+def test_table_groups_seeds_of_a_variant_on_one_line(augment_compare):
+    rows = [_row("all", 1, 0.6, 0.25), _row("none", 0, 0.5, 0.5), _row("all", 0, 0.55, 0.75)]
+    lines = augment_compare.table(rows).splitlines()
+    assert len(lines) == 2 + 2  # header, separator, one line per variant
+    all_line = next(line for line in lines if "| all |" in line)
+    # Seeds sorted, figures in seed order; an undefined AUC is left out.
+    assert "| 0,1 |" in all_line
+    assert "0.550 / 0.600" in all_line
+    assert "covid 0.75/0.25" in all_line
+    assert "pneumonia" not in all_line
