@@ -154,6 +154,8 @@ def lung_geometry_masks(
     """
     from PIL import Image  # header only: the pixel data is not decoded
 
+    from cxrlib.imaging import exif_orientation
+
     boxes, masks = lung_frames(files, config.lung_margin, segmenter, cache=cache, masks=True)
     plain = dataclasses.replace(config, lung_mask=False)
     out = np.zeros((len(files), config.size, config.size), bool)
@@ -161,7 +163,7 @@ def lung_geometry_masks(
         with Image.open(f) as im:
             w, h = im.size
             # cv2.imread (load_gray) applies EXIF orientation; a quarter turn swaps the sides.
-            if im.getexif().get(0x0112) in (5, 6, 7, 8):
+            if exif_orientation(im) in (5, 6, 7, 8):
                 w, h = h, w
         full = lung_view(small, (h, w), dilation=0.0).astype(np.uint8) * 255
         out[i] = to_geometry(full, plain, config.used_frame(box, None)[0]) >= 128

@@ -223,6 +223,15 @@ def _fmt_mp(megapixels: float) -> str:
     return f"{megapixels:,.0f}" if megapixels >= 100 else f"{megapixels:,.1f}"
 
 
+def exif_orientation(im: Image.Image) -> int | None:
+    """The image's EXIF orientation tag (1-8), or None when it has none or it is unreadable
+    (then the image is shown as stored)."""
+    try:
+        return im.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not stop the image
+        return None
+
+
 def _check_dimensions(width: int, height: int) -> None:
     """Refuse sizes that cannot be a chest X-ray or would be a decompression bomb."""
     if width <= 0 or height <= 0:
@@ -536,11 +545,7 @@ def _decode_pillow(data: bytes, kind: str) -> DecodedImage:
         _tick()
 
         frame = im
-        try:
-            orientation = im.getexif().get(0x0112)
-        except Exception:  # noqa: BLE001 - unreadable EXIF: show the image as stored
-            orientation = None
-        if orientation in (2, 3, 4, 5, 6, 7, 8):
+        if exif_orientation(im) in (2, 3, 4, 5, 6, 7, 8):
             try:
                 frame = ImageOps.exif_transpose(im)
                 notices.append("Rotated upright using the photo's orientation tag (EXIF)")

@@ -160,12 +160,8 @@ def test_training_with_weight_average_runs_and_is_recorded(tiny_manifest, cxr_di
     assert config_from_args(parse_args([])).ema == 0.0
     args = ["--data", str(cxr_dir), "--manifest", str(tiny_manifest), "--out", str(tmp_path)]
     args += ["--arch", "small", "--size", "64", "--epochs", "1", "--steps-per-epoch", "2"]
-    assert (
-        main(
-            [*args, "--batch-size", "4", "--no-lung-crop", "--no-cache", "--quiet", "--ema", "0.9"]
-        )
-        == 0
-    )
+    args += ["--batch-size", "4", "--no-lung-crop", "--no-cache", "--quiet", "--ema", "0.9"]
+    assert main(args) == 0
     clf = load_classifier(tmp_path / "cxr_classifier.keras")
     assert clf.meta["train_config"]["ema"] == 0.9
     assert np.isfinite(clf.predict([np.full((300, 200), 128, np.uint8)])).all()
