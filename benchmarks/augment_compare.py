@@ -4,7 +4,8 @@
         [--variants all,none,...] [--seeds 0] [--epochs 3 --steps 120] [--out FILE.jsonl]
 
 Every variant trains the committed recipe (lung crop, MobileNetV2 alpha 0.5 at
-160 px, the committed sampling) on the same short schedule as the
+160 px, the committed sampling; ``--arch resnet [--width N]`` swaps the trunk for
+every variant) on the same short schedule as the
 leave-one-source-out audit, with the ``--hold-out`` source(s) left out, and
 changes one thing: which augmentations are on, the contrast normalisation, or
 the lung ablation augmentations (:func:`cxrlib.augment.lung_ablation`). It is
@@ -70,7 +71,16 @@ VARIANTS: dict[str, tuple[dict[str, float], str]] = {
     "all:equalize": ({}, "equalize"),
     "all+erase": ({"p_erase_lungs": 0.15}, "clahe"),
     "all+erase+only": ({"p_erase_lungs": 0.15, "p_lungs_only": 0.15}, "clahe"),
+    "all+mixup": ({"mixup": 0.2}, "clahe"),
 }
+
+
+def run_name(variant: str, arch: str | None, width: int | None) -> str:
+    """A run's name in the table: the variant, prefixed by the trunk unless it is the
+    committed MobileNetV2 (rows written before ``--arch`` existed have no ``arch``)."""
+    if arch in (None, "mobilenetv2"):
+        return variant
+    return f"{arch}{width or ''}:{variant}"
 
 
 def _cell(values: list[float]) -> str:
@@ -124,6 +134,8 @@ def main() -> None:
     p.add_argument("--seeds", default="0", help="comma-separated training seeds")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--steps", type=int, default=120, help="batches of 32 per epoch")
+    p.add_argument("--arch", default="mobilenetv2", choices=["mobilenetv2", "resnet"])
+    p.add_argument("--width", type=int, default=None, help="resnet first-stage filters")
     p.add_argument("--out", default="artifacts/augment_compare.jsonl")
     p.add_argument("--table", action="store_true", help="print --out as a table; train nothing")
     a = p.parse_args()
@@ -155,11 +167,14 @@ def main() -> None:
     rows = []
     for seed in (int(s) for s in a.seeds.split(",")):
         for name in names:
-            if (name, seed, a.epochs, a.steps) in done:
-                print(f"{name} seed {seed}: already in {out}, skipped")
+            label = run_name(name, a.arch, a.width)
+            if (label, seed, a.epochs, a.steps) in done:
+                print(f"{label} seed {seed}: already in {out}, skipped")
                 continue
             settings, contrast = VARIANTS[name]
             cfg = TrainConfig(
+                arch=a.arch,
+                width=a.width,
                 epochs=a.epochs,
                 steps_per_epoch=a.steps,
                 patience=a.epochs,
@@ -177,7 +192,9 @@ def main() -> None:
                 held_probs = predict_files(clf, list(held["file"]))
                 abl = ablation(clf, seg, val_grays, val["y"].to_numpy(), masks=val_masks)
             row = {
-                "variant": name,
+                "variant": label,
+                "arch": a.arch,
+                "width": a.width,
                 "seed": seed,
                 "epochs": a.epochs,
                 "steps": a.steps,
@@ -197,7 +214,7 @@ def main() -> None:
                 f.write(json.dumps(row) + "\n")
             h = row["held_out_scores"]
             print(
-                f"{name:<16} seed {seed}: held-out bal. acc. {h['balanced_accuracy']:.3f} "
+                f"{label:<16} seed {seed}: held-out bal. acc. {h['balanced_accuracy']:.3f} "
                 f"{h['per_class_accuracy']} | val {row['val_balanced_accuracy']:.3f}, lungs erased "
                 f"{row['val_lungs_erased_balanced_accuracy']:.3f} | {row['seconds']:.0f} s",
                 flush=True,

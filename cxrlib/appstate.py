@@ -900,7 +900,22 @@ _AUGMENT_WORDS = (
     ("p_text", "synthetic letters and arrows near the borders ({:.0%})"),
     ("p_erase_lungs", "lungs blanked out with a no-opinion (uniform) target ({:.0%})"),
     ("p_lungs_only", "everything but the lungs blanked out ({:.0%})"),
+    ("mixup", "mixup (images and labels of two images blended, Beta({:g}) weights)"),
 )
+
+
+def describe_architecture(cfg: dict[str, Any]) -> str:
+    """The trunk a model was built with, from its JSON ``train_config``."""
+    arch = cfg.get("arch", "?")
+    if arch == "mobilenetv2":
+        return f"`mobilenetv2` (MobileNetV2 cut at stride 16, width {cfg.get('alpha')})"
+    if arch == "resnet":
+        width = cfg.get("width") or 32
+        return (
+            f"`resnet` (ResNet-18's stem and first three stages, cut at stride 16; "
+            f"{width}-{2 * width}-{4 * width} filters)"
+        )
+    return f"`{arch}`"
 
 
 def describe_training(cfg: dict[str, Any]) -> str:

@@ -37,6 +37,9 @@ class AugmentConfig:
     p_text: float = 0.3
     p_erase_lungs: float = 0.0
     p_lungs_only: float = 0.0
+    # Mixup (Zhang et al. 2018): each image of a batch blended with another one of the same
+    # batch, targets alike, with a weight drawn from Beta(mixup, mixup). 0 = off.
+    mixup: float = 0.0
 
     @property
     def uses_lungs(self) -> bool:

@@ -402,6 +402,7 @@ def loso_config(classifier: Classifier, epochs: int, steps: int) -> Any:
     return TrainConfig(
         arch=tc.get("arch", "mobilenetv2"),
         alpha=tc.get("alpha", 0.5),
+        width=tc.get("width"),
         epochs=epochs,
         steps_per_epoch=steps,
         patience=epochs,

@@ -38,6 +38,7 @@ class TrainConfig:
 
     arch: str = "mobilenetv2"
     alpha: float = 0.5
+    width: int | None = None  # first-stage filters of "resnet" / "small"; None = the arch's default
     epochs: int = 14
     batch_size: int = 32
     lr: float = 2e-3
@@ -100,10 +101,35 @@ class AugmentedBatches(keras.utils.PyDataset):
                 img, erased = lung_ablation(img, self.lungs[j], rng, aug)
             x.append(normalize_contrast(augment(img, rng, aug), pre))
             t.append(self.uniform if erased else self.targets[self.labels[j]])
-        return np.stack(x)[..., None].astype(np.float32), np.stack(t)
+        xs, ts = np.stack(x)[..., None].astype(np.float32), np.stack(t)
+        if aug.mixup:
+            xs, ts = mixup(xs, ts, rng, aug.mixup)
+        return xs, ts
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
+
+
+def mixup(
+    x: np.ndarray, t: np.ndarray, rng: np.random.Generator, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blends each image and target with a random partner from the same batch.
+
+    Args:
+        x: Images ``(B, ...)``, float.
+        t: Targets ``(B, n_classes)``, rows summing to 1.
+        rng: Random generator.
+        alpha: Beta(alpha, alpha) parameter of the blend weight.
+
+    Returns:
+        ``(lam * x + (1 - lam) * x[partner], lam * t + (1 - lam) * t[partner])``, with
+        ``lam`` drawn per image and kept at >= 0.5, so each image stays mostly itself.
+    """
+    lam = rng.beta(alpha, alpha, len(x)).astype(np.float32)
+    lam = np.maximum(lam, 1 - lam)
+    partner = rng.permutation(len(x))
+    lx = lam.reshape((-1,) + (1,) * (x.ndim - 1))
+    return lx * x + (1 - lx) * x[partner], lam[:, None] * t + (1 - lam[:, None]) * t[partner]
 
 
 def macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
@@ -257,7 +283,7 @@ def train(
 
         lungs = lung_geometry_masks(list(tr["file"]), pre, default_segmenter(), cache=cache)
     batches = AugmentedBatches(x_tr_raw, y_tr, probs, cfg, steps, lungs=lungs)
-    model = build_classifier(pre.size, cfg.arch, alpha=cfg.alpha, seed=cfg.seed)
+    model = build_classifier(pre.size, cfg.arch, alpha=cfg.alpha, width=cfg.width, seed=cfg.seed)
     total = steps * cfg.epochs
     warm = min(steps, max(1, total // 10))
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -333,8 +359,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="models", help="output folder")
     p.add_argument("--name", default="cxr_classifier", help="output file stem")
     d = TrainConfig()
-    p.add_argument("--arch", default=d.arch, choices=["mobilenetv2", "small"])
-    p.add_argument("--alpha", type=float, default=d.alpha)
+    p.add_argument("--arch", default=d.arch, choices=["mobilenetv2", "resnet", "small"])
+    p.add_argument("--alpha", type=float, default=d.alpha, help="MobileNetV2 width multiplier")
+    p.add_argument(
+        "--width", type=int, default=d.width, help="first-stage filters of resnet / small"
+    )
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -441,6 +470,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         arch=a.arch,
         alpha=a.alpha,
+        width=a.width,
         epochs=a.epochs,
         batch_size=a.batch_size,
         lr=a.lr,

@@ -125,9 +125,7 @@ def main() -> None:
     else:
         pre = meta.get("preprocess") or {}
         cfg = meta.get("train_config") or {}
-        arch = f"`{cfg.get('arch', '?')}`"
-        if cfg.get("arch") == "mobilenetv2":
-            arch += f" (MobileNetV2 cut at stride 16, width {cfg.get('alpha')})"
+        arch = appstate.describe_architecture(cfg)
         lines = [
             "- **Preprocessing** (the same for training, evaluation and this app): "
             + appstate.describe_preprocessing(pre),

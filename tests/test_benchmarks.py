@@ -59,6 +59,7 @@ def test_every_variant_is_a_valid_recipe(augment_compare):
             ["p_blur", "p_noise", "p_downscale", "p_jpeg"],
         ),
         ("all+erase", ["p_blur", "p_erase_lungs"], ["p_lungs_only"]),
+        ("all+mixup", ["p_blur", "p_text", "mixup"], ["p_erase_lungs"]),
     ],
 )
 def test_variant_switches_what_its_name_says(augment_compare, name, on, off):
@@ -101,3 +102,16 @@ def test_table_groups_seeds_of_a_variant_on_one_line(augment_compare):
     assert "0.550 / 0.600" in all_line
     assert "covid 0.75/0.25" in all_line
     assert "pneumonia" not in all_line
+
+
+def test_runs_of_another_trunk_are_named_apart(augment_compare):
+    # Rows written before --arch existed (no "arch" key) are the committed trunk's.
+    assert augment_compare.run_name("all", None, None) == "all"
+    assert augment_compare.run_name("all", "mobilenetv2", None) == "all"
+    assert augment_compare.run_name("all", "resnet", 32) == "resnet32:all"
+    rows = [
+        _row("all", 0, 0.6, 0.5),
+        _row(augment_compare.run_name("all", "resnet", 32), 0, 0.4, 0.5),
+    ]
+    lines = augment_compare.table(rows).splitlines()
+    assert len(lines) == 2 + 2 and any("| resnet32:all |" in line for line in lines)

@@ -153,6 +153,12 @@ def test_leave_one_source_out_reruns_the_models_own_recipe(tiny_model_path):
     cfg = loso_config(clf, epochs=2, steps=7)
     assert (cfg.epochs, cfg.steps_per_epoch, cfg.patience) == (2, 7, 2)  # short schedule
     assert cfg.arch == tc["arch"] and cfg.seed == tc["seed"]
+    assert cfg.width == tc.get("width")
+    # A ResNet recipe is rerun at its own width.
+    resnet = dataclasses.replace(
+        clf, meta={**clf.meta, "train_config": {**tc, "arch": "resnet", "width": 24}}
+    )
+    assert (loso_config(resnet, 2, 7).arch, loso_config(resnet, 2, 7).width) == ("resnet", 24)
     assert cfg.preprocess == clf.preprocess
     assert cfg.augment == AugmentConfig.from_dict(tc["augment"])
     # A recipe with other augmentation is rerun with that augmentation, not the defaults.

@@ -19,6 +19,7 @@ from cxrlib.train import (
     fit_temperature,
     macro_f1,
     main,
+    mixup,
     parse_args,
 )
 
@@ -36,7 +37,7 @@ def test_one_step_training_writes_model_and_metadata(tiny_model_path, tiny_manif
     assert probs.shape == (1, 3) and np.isclose(probs.sum(), 1, atol=1e-5)
 
 
-def test_cli_trains_excluding_a_source(tiny_manifest, cxr_dir, tmp_path):
+def test_cli_trains_a_resnet_excluding_a_source(tiny_manifest, cxr_dir, tmp_path):
     rc = main(
         [
             "--data",
@@ -46,7 +47,9 @@ def test_cli_trains_excluding_a_source(tiny_manifest, cxr_dir, tmp_path):
             "--out",
             str(tmp_path),
             "--arch",
-            "small",
+            "resnet",
+            "--width",
+            "8",
             "--size",
             "64",
             "--epochs",
@@ -64,6 +67,9 @@ def test_cli_trains_excluding_a_source(tiny_manifest, cxr_dir, tmp_path):
     assert rc == 0
     meta = json.loads((tmp_path / "cxr_classifier.json").read_text())
     assert meta["train_config"]["exclude_sources"] == ["kermany"]
+    assert (meta["train_config"]["arch"], meta["train_config"]["width"]) == ("resnet", 8)
+    model = load_classifier(tmp_path / "cxr_classifier.keras").model
+    assert model.get_layer("s2b1_conv2").filters == 32  # width 8, doubled per stage
     assert not any(k.startswith("kermany/") for k in meta["train_counts"])
     assert meta["command"].startswith("python -m cxrlib.train ")
     # The CLI's default is the committed recipe: lung-field crops from the committed segmenter.
@@ -208,3 +214,43 @@ def test_macro_f1_and_temperature():
     logits = rng.normal(0, 1, (500, 3))
     logits[np.arange(500), yy] += 1.0
     assert fit_temperature(logits * 8, yy) > 2.0
+
+
+def test_mixup_blends_images_and_targets_alike():
+    rng = np.random.default_rng(0)
+    n = 64
+    # Image i is flat at grey level 10 * i; its one-hot label is i mod 3.
+    x = np.repeat(10.0 * np.arange(n, dtype=np.float32), 16).reshape(n, 4, 4, 1)
+    labels = np.arange(n) % 3
+    t = np.eye(3, dtype=np.float32)[labels]
+    xm, tm = mixup(x, t, rng, alpha=0.4)
+    assert xm.shape == x.shape and tm.shape == t.shape
+    np.testing.assert_allclose(tm.sum(1), 1, atol=1e-6)
+    own = tm[np.arange(n), labels]
+    assert np.all(own >= 0.5 - 1e-6)  # each image stays mostly itself
+    assert np.any(own < 0.9)  # and some are really blended
+    for i in range(n):
+        level = xm[i].ravel()
+        assert np.ptp(level) < 1e-4  # a blend of two flat images is flat
+        partner = (level[0] - own[i] * 10 * i) / ((1 - own[i]) * 10) if own[i] < 1 else i
+        if own[i] < 0.999:
+            j = int(round(partner))
+            assert abs(partner - j) < 1e-2 and 0 <= j < n
+            if labels[j] != labels[i]:  # the target blends the partner's label by the same weight
+                assert np.isclose(tm[i, labels[j]], 1 - own[i], atol=1e-5)
+
+
+def test_batches_with_mixup_have_soft_targets():
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 255, (30, 32, 32), dtype=np.uint8)
+    labels = np.array([0, 1, 2] * 10)
+    probs = sampling_weights(labels, ["a"] * 30)
+    pre = PreprocessConfig(size=32)
+    plain = TrainConfig(batch_size=64, preprocess=pre)
+    mixed = TrainConfig(batch_size=64, preprocess=pre, augment=AugmentConfig(mixup=0.4))
+    x0, y0 = AugmentedBatches(images, labels, probs, plain, steps=1)[0]
+    x1, y1 = AugmentedBatches(images, labels, probs, mixed, steps=1)[0]
+    assert set(np.unique(y0)) == {0.0, 1.0}
+    assert (0 < y1).sum() > len(y1) and np.allclose(y1.sum(1), 1)  # soft, still distributions
+    assert not np.allclose(x0, x1)
+    assert 0 <= x1.min() and x1.max() <= 255

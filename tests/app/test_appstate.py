@@ -291,5 +291,19 @@ def test_describe_training_names_sampling_and_each_augmentation_in_use() -> None
     off = {k: 0 for k in AugmentConfig().to_dict()}
     assert appstate.describe_training({"augment": off}).endswith("no augmentation.")
     assert "moving average" not in text
+    mixed = appstate.describe_training({"augment": {**off, "mixup": 0.2}})
+    assert mixed.endswith(
+        "augmentation: mixup (images and labels of two images blended, Beta(0.2) weights)."
+    )
     averaged = appstate.describe_training({"augment": off, "ema": 0.998})
     assert averaged.endswith("no augmentation; weights kept as a moving average (decay 0.998).")
+
+
+def test_describe_architecture_names_the_trunk_and_its_width() -> None:
+    mobilenet = appstate.describe_architecture({"arch": "mobilenetv2", "alpha": 0.5})
+    assert "MobileNetV2" in mobilenet and "width 0.5" in mobilenet
+    assert "32-64-128 filters" in appstate.describe_architecture({"arch": "resnet", "width": 32})
+    assert "48-96-192 filters" in appstate.describe_architecture({"arch": "resnet", "width": 48})
+    # An older JSON without a width was built at the ResNet's default.
+    assert "32-64-128" in appstate.describe_architecture({"arch": "resnet"})
+    assert appstate.describe_architecture({"arch": "small"}) == "`small`"
