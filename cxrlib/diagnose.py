@@ -22,6 +22,7 @@ elsewhere: text, markers, devices, borders; a shortcut is likely).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,7 +33,7 @@ from cxrlib.explain import FAST_METHODS, Explainer, _check_method, get_explainer
 from cxrlib.focus import lung_focus as _lung_focus
 from cxrlib.focus import model_view_focus
 from cxrlib.model import Classifier, softmax
-from cxrlib.preprocess import normalize_contrast, to_geometry
+from cxrlib.preprocess import PreprocessConfig, normalize_contrast, to_geometry
 
 FOCUS_GOOD = 0.60
 FOCUS_LOW = 0.40
@@ -93,6 +94,18 @@ DEFAULT_VIEWS: tuple[View, ...] = (
     View("darker", gamma=1.25),
     View("brighter", gamma=0.8),
 )
+
+
+def view_batch(geo: np.ndarray, config: PreprocessConfig, views: Sequence[View]) -> np.ndarray:
+    """Model inputs ``(1 + len(views), size, size)``: the original, then each view.
+
+    ``geo`` is the image in model geometry (:func:`cxrlib.preprocess.to_geometry`); each
+    view is applied before the contrast normalisation, as training augments raw pixels.
+    """
+    return np.stack(
+        [normalize_contrast(geo, config)]
+        + [normalize_contrast(v.apply(geo), config) for v in views]
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -264,9 +277,7 @@ def diagnose(
     cfg = classifier.preprocess
     crop, lung_mask = classifier.lung_frames([gray])[0]
     geo = to_geometry(gray, cfg, crop, lung_mask)
-    batch = np.stack(
-        [normalize_contrast(geo, cfg)] + [normalize_contrast(v.apply(geo), cfg) for v in views]
-    )
+    batch = view_batch(geo, cfg, views)
     if method in FAST_METHODS:
         res = explainer.fast_cams(batch, class_index)
         logits, raw, target = res.logits, res.cam(method)[0], int(res.targets[0])

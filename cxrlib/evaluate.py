@@ -196,11 +196,18 @@ def compute_metrics(
     return out
 
 
-def predict_files(classifier: Classifier, files: Sequence[str], batch_size: int = 64) -> np.ndarray:
+def predict_files(
+    classifier: Classifier,
+    files: Sequence[str],
+    batch_size: int = 64,
+    views: Sequence[Any] = (),
+) -> np.ndarray:
     """Calibrated probabilities for image files, read and prepared in batches.
 
     A lung-crop (or lung-mask) model's boxes and masks come from the per-file cache
-    (:func:`cxrlib.data.lung_inputs`).
+    (:func:`cxrlib.data.lung_inputs`). With ``views`` (:class:`cxrlib.diagnose.View`),
+    each image's probabilities are the mean over the original and its views, the
+    same batch the app computes its ranges from.
     """
     pre = classifier.preprocess
     segmenter = classifier.lung_segmenter() if pre.uses_lungs else None
@@ -209,9 +216,24 @@ def predict_files(classifier: Classifier, files: Sequence[str], batch_size: int 
     for i in range(0, len(files), batch_size):
         grays = [load_gray(f) for f in files[i : i + batch_size]]
         part = slice(i, i + batch_size)
-        out.append(
-            classifier.predict(grays, batch_size=batch_size, crops=crops[part], masks=masks[part])
-        )
+        if not views:
+            out.append(
+                classifier.predict(
+                    grays, batch_size=batch_size, crops=crops[part], masks=masks[part]
+                )
+            )
+            continue
+        from cxrlib.diagnose import view_batch
+        from cxrlib.preprocess import to_geometry
+
+        batch = np.stack(
+            [
+                view_batch(to_geometry(g, pre, c, m), pre, views)
+                for g, c, m in zip(grays, crops[part], masks[part], strict=True)
+            ]
+        )  # (n, 1 + views, size, size)
+        probs = classifier.probabilities(batch.reshape(-1, *batch.shape[2:]))
+        out.append(probs.reshape(len(grays), batch.shape[1], -1).mean(axis=1))
     return np.concatenate(out) if out else np.zeros((0, len(classifier.class_names)))
 
 
@@ -222,11 +244,16 @@ def evaluate_manifest(
     split: str | None = None,
     n_boot: int = 1000,
     with_predictions: bool = True,
+    views: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """Evaluates ``classifier`` on a manifest; returns :func:`compute_metrics` plus timings."""
+    """Evaluates ``classifier`` on a manifest; returns :func:`compute_metrics` plus timings.
+
+    ``views``: average each image's probabilities over these test-time views too
+    (:func:`predict_files`); their names are recorded under ``"views"``.
+    """
     t0 = time.time()
     df = read_manifest(manifest, root=root, split=split, class_names=classifier.class_names)
-    probs = predict_files(classifier, list(df["file"]))
+    probs = predict_files(classifier, list(df["file"]), views=views)
     res = compute_metrics(
         df["y"].to_numpy(), probs, classifier.class_names, sources=list(df["source"]), n_boot=n_boot
     )
@@ -235,6 +262,8 @@ def evaluate_manifest(
             {"path": p, "label": lab, "source": s, "probs": [round(float(v), 5) for v in pr]}
             for p, lab, s, pr in zip(df["path"], df["label"], df["source"], probs)
         ]
+    if views:
+        res["views"] = ["original"] + [v.name for v in views]
     res["seconds"] = round(time.time() - t0, 2)
     return res
 
@@ -464,6 +493,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--loso-epochs", type=int, default=4)
     p.add_argument("--loso-steps", type=int, default=150, help="steps per epoch of each LOSO run")
     p.add_argument(
+        "--views",
+        action="store_true",
+        help="average each image's probabilities over the app's 8 test-time views and the "
+        "original (cxrlib.diagnose.DEFAULT_VIEWS); not used by --save-metrics, the audit or LOSO",
+    )
+    p.add_argument(
         "--record",
         action="store_true",
         help="also store audit / LOSO results in models/<name>.metrics.json",
@@ -480,8 +515,20 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, Any] = {}
     if not a.save_metrics and not a.loso:
         clf = load_classifier(a.model)
-        res = evaluate_manifest(clf, manifest, root=a.root, split=a.split, n_boot=a.bootstrap)
-        print(format_table(res, title=f"{manifest}" + (f" [{a.split}]" if a.split else "")))
+        views: tuple[Any, ...] = ()
+        if a.views:
+            from cxrlib.diagnose import DEFAULT_VIEWS
+
+            views = DEFAULT_VIEWS
+        res = evaluate_manifest(
+            clf, manifest, root=a.root, split=a.split, n_boot=a.bootstrap, views=views
+        )
+        title = f"{manifest}" + (f" [{a.split}]" if a.split else "")
+        print(
+            format_table(
+                res, title=title + (f" (mean over {len(views) + 1} views)" if views else "")
+            )
+        )
     sections: dict[str, Any] = {}
     if a.ablate or a.explain:
         clf = clf or load_classifier(a.model)

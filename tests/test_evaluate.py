@@ -98,34 +98,24 @@ def test_per_source_accuracy():
     assert "per source" in format_table(res)
 
 
-def test_cli_on_tiny_manifest_matches_direct_prediction(tmp_path, tiny_model_path, cxr_dir):
+def _run_cli(tmp_path, model, cxr_dir, per_class: int, *extra: str):
+    """Runs the CLI on the first ``per_class`` test images of each class; (rows, result)."""
     import pandas as pd
 
-    from cxrlib.model import load_classifier
-
     m = pd.read_csv(cxr_dir / "manifest.csv")
-    rows = pd.concat([m[(m.split == "test") & (m.label == c)].head(3) for c in CLASSES])
+    rows = pd.concat([m[(m.split == "test") & (m.label == c)].head(per_class) for c in CLASSES])
     csv = tmp_path / "m.csv"
     rows[["path", "label", "source"]].to_csv(csv, index=False)
     out = tmp_path / "res.json"
-    assert (
-        main(
-            [
-                "--model",
-                str(tiny_model_path),
-                "--manifest",
-                str(csv),
-                "--root",
-                str(cxr_dir),
-                "--json",
-                str(out),
-                "--bootstrap",
-                "20",
-            ]
-        )
-        == 0
-    )
-    res = json.loads(out.read_text())
+    args = ["--model", str(model), "--manifest", str(csv), "--root", str(cxr_dir)]
+    assert main([*args, "--json", str(out), "--bootstrap", "20", *extra]) == 0
+    return rows, json.loads(out.read_text())
+
+
+def test_cli_on_tiny_manifest_matches_direct_prediction(tmp_path, tiny_model_path, cxr_dir):
+    from cxrlib.model import load_classifier
+
+    rows, res = _run_cli(tmp_path, tiny_model_path, cxr_dir, 3)
     assert res["n"] == 9 and len(res["predictions"]) == 9
     # The CLI's per-image probabilities are the classifier's own.
     from cxrlib.data import load_gray
@@ -139,6 +129,37 @@ def test_cli_on_tiny_manifest_matches_direct_prediction(tmp_path, tiny_model_pat
     assert res["accuracy"] == pytest.approx(
         np.mean(direct.argmax(1) == np.repeat([0, 1, 2], 3)), abs=1e-4
     )
+
+
+def test_cli_records_the_views_it_averaged(tmp_path, tiny_model_path, cxr_dir):
+    from cxrlib.diagnose import DEFAULT_VIEWS
+
+    _, res = _run_cli(tmp_path, tiny_model_path, cxr_dir, 1, "--views")
+    assert res["n"] == 3 and res["views"] == ["original"] + [v.name for v in DEFAULT_VIEWS]
+
+
+def test_view_average_is_the_mean_of_the_apps_views(tmp_path):
+    import cv2
+    from blobs import blob_image, blob_model
+
+    from cxrlib.diagnose import DEFAULT_VIEWS, diagnose
+    from cxrlib.evaluate import predict_files
+    from cxrlib.model import Classifier
+
+    # A purpose-trained model (class 1 = a bright blob) whose outputs the views do move.
+    clf = Classifier(blob_model(), {"preprocess": {"size": 64, "contrast": "none"}})
+    rng = np.random.default_rng(3)
+    grays = [blob_image(rng, (8, 8)), blob_image(rng, (56, 30)), blob_image(rng, None)]
+    files = []
+    for k, g in enumerate(grays):
+        files.append(str(tmp_path / f"{k}.png"))
+        cv2.imwrite(files[-1], g)
+    got = predict_files(clf, files, views=DEFAULT_VIEWS)
+    expected = np.stack([diagnose(clf, g).view_probabilities.mean(axis=0) for g in grays])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    single = predict_files(clf, files)
+    np.testing.assert_allclose(single, clf.predict(grays), atol=1e-5)
+    assert np.abs(got - single).max() > 1e-3  # the average is not the single view
 
 
 def test_leave_one_source_out_reruns_the_models_own_recipe(tiny_model_path):
