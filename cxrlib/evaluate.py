@@ -27,7 +27,9 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
 
 from cxrlib.data import load_gray, lung_inputs, read_manifest
+from cxrlib.diagnose import DEFAULT_VIEWS, view_batch
 from cxrlib.model import DEFAULT_MODEL_PATH, Classifier, load_classifier
+from cxrlib.preprocess import to_geometry
 
 
 def _safe_div(a: float, b: float) -> float | None:
@@ -223,9 +225,6 @@ def predict_files(
                 )
             )
             continue
-        from cxrlib.diagnose import view_batch
-        from cxrlib.preprocess import to_geometry
-
         batch = np.stack(
             [
                 view_batch(to_geometry(g, pre, c, m), pre, views)
@@ -515,11 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, Any] = {}
     if not a.save_metrics and not a.loso:
         clf = load_classifier(a.model)
-        views: tuple[Any, ...] = ()
-        if a.views:
-            from cxrlib.diagnose import DEFAULT_VIEWS
-
-            views = DEFAULT_VIEWS
+        views = DEFAULT_VIEWS if a.views else ()
         res = evaluate_manifest(
             clf, manifest, root=a.root, split=a.split, n_boot=a.bootstrap, views=views
         )
