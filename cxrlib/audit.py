@@ -209,6 +209,7 @@ def leave_one_source_out(
     sources: Sequence[str],
     root: str | Path | None = None,
     log: Callable[[str], None] = print,
+    views: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """For each source: train without it (``cfg``, usually a short schedule), test on all of it.
 
@@ -218,6 +219,8 @@ def leave_one_source_out(
         sources: The sources to hold out, one at a time.
         root: Folder the manifest's paths are relative to.
         log: Progress messages.
+        views: Test-time views (:class:`cxrlib.diagnose.View`): each held-out source is also
+            scored with probabilities averaged over them, under ``"with_views"``.
 
     Returns:
         ``{source: {"n", "accuracy", "balanced_accuracy", "sensitivity": {...},
@@ -240,7 +243,11 @@ def leave_one_source_out(
             probs = predict_files(clf, list(held["file"]))
             test = df[(df["split"] == "test") & (df["source"] != s)]
             probs_test = predict_files(clf, list(test["file"]))
+            probs_views = predict_files(clf, list(held["file"]), views=views) if views else None
         res = held_out_scores(held["y"].to_numpy(), probs, clf.class_names)
+        if probs_views is not None:
+            res["with_views"] = held_out_scores(held["y"].to_numpy(), probs_views, clf.class_names)
+            log(f"  {s} with {len(views)} views: accuracy {res['with_views']['accuracy']:.3f}")
         res["internal_test_balanced_accuracy"] = _scores(
             test["y"].to_numpy(), probs_test, clf.class_names
         )["balanced_accuracy"]

@@ -495,7 +495,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--views",
         action="store_true",
         help="average each image's probabilities over the app's 8 test-time views and the "
-        "original (cxrlib.diagnose.DEFAULT_VIEWS); not used by --save-metrics, the audit or LOSO",
+        "original (cxrlib.diagnose.DEFAULT_VIEWS); with --loso, each held-out source is also "
+        "scored so; not used by --save-metrics or the audit",
     )
     p.add_argument(
         "--record",
@@ -544,7 +545,9 @@ def main(argv: list[str] | None = None) -> int:
 
         clf = clf or load_classifier(a.model)
         cfg = loso_config(clf, a.loso_epochs, a.loso_steps)
-        sections["loso"] = leave_one_source_out(manifest, cfg, a.loso.split(","), root=a.root)
+        sections["loso"] = leave_one_source_out(
+            manifest, cfg, a.loso.split(","), root=a.root, views=DEFAULT_VIEWS if a.views else ()
+        )
     res.update(sections)
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1) + "\n")

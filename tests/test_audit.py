@@ -70,8 +70,11 @@ def test_verdict_wording_follows_the_numbers():
     assert "depend on the lung fields" in ablation_verdict(0.36, 0.95, 1 / 3)
 
 
-def test_leave_one_source_out_scores_only_the_held_out_source(tiny_manifest, cxr_dir):
+def test_leave_one_source_out_scores_only_the_held_out_source(tiny_manifest, cxr_dir, monkeypatch):
     import pandas as pd
+
+    import cxrlib.evaluate
+    from cxrlib.diagnose import DEFAULT_VIEWS
 
     cfg = TrainConfig(
         arch="small",
@@ -80,13 +83,28 @@ def test_leave_one_source_out_scores_only_the_held_out_source(tiny_manifest, cxr
         batch_size=4,
         preprocess=PreprocessConfig(size=64),
     )
-    res = leave_one_source_out(tiny_manifest, cfg, ["cxnet"], root=cxr_dir, log=lambda *_: None)
+    scored = []  # (number of files, views) of every prediction the audit makes
+    real = cxrlib.evaluate.predict_files
+
+    def spy(clf, files, *args, **kwargs):
+        scored.append((len(files), tuple(kwargs.get("views", ()))))
+        return real(clf, files, *args, **kwargs)
+
+    monkeypatch.setattr(cxrlib.evaluate, "predict_files", spy)
+    views = DEFAULT_VIEWS[:2]
+    res = leave_one_source_out(
+        tiny_manifest, cfg, ["cxnet"], root=cxr_dir, log=lambda *_: None, views=views
+    )
     m = pd.read_csv(tiny_manifest)
+    n_held = int((m.source == "cxnet").sum())
     held = res["sources"]["cxnet"]
-    assert held["n"] == int((m.source == "cxnet").sum())
+    assert held["n"] == n_held
     assert set(held["per_class_accuracy"]) == set(m[m.source == "cxnet"].label)
     assert 0.0 <= held["accuracy"] <= 1.0
     assert res["schedule"]["epochs"] == 1
+    # The held-out source is scored once more with the views, and only it.
+    assert (n_held, views) in scored and sum(1 for _, v in scored if v) == 1
+    assert held["with_views"]["n"] == n_held
 
 
 def test_flat_map_focus_is_the_lung_share_of_the_view():
