@@ -511,11 +511,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.save_metrics:
         save_model_metrics(a.model, a.data, n_boot=a.bootstrap)
     manifest = a.manifest or str(Path(a.data) / "manifest.csv")
+    views = DEFAULT_VIEWS if a.views else ()
     clf = None
     res: dict[str, Any] = {}
     if not a.save_metrics and not a.loso:
         clf = load_classifier(a.model)
-        views = DEFAULT_VIEWS if a.views else ()
         res = evaluate_manifest(
             clf, manifest, root=a.root, split=a.split, n_boot=a.bootstrap, views=views
         )
@@ -546,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         clf = clf or load_classifier(a.model)
         cfg = loso_config(clf, a.loso_epochs, a.loso_steps)
         sections["loso"] = leave_one_source_out(
-            manifest, cfg, a.loso.split(","), root=a.root, views=DEFAULT_VIEWS if a.views else ()
+            manifest, cfg, a.loso.split(","), root=a.root, views=views
         )
     res.update(sections)
     if a.json:
