@@ -218,13 +218,16 @@ class Resources:
     @property
     def model_id(self) -> str:
         """Identity of the classifier for cache keys: its weights hash (else its path) and
-        what its JSON adds to them (preprocessing, temperature, classes), since the same
+        what its JSON adds to them (preprocessing, temperatures, classes, test-time
+        views), since the same
         weights fed another way are another model."""
         clf = self.classifier
         if clf is None:
             return ""
+        views = [[v.name for v in clf.views], clf.view_temperature] if clf.views else []
         recipe = json.dumps(
-            [clf.preprocess.to_dict(), clf.temperature, list(clf.class_names)], sort_keys=True
+            [clf.preprocess.to_dict(), clf.temperature, list(clf.class_names), *views],
+            sort_keys=True,
         )
         digest = hashlib.sha256(recipe.encode()).hexdigest()[:12]
         return f"{clf.weights_sha256 or self.model_path}:{digest}"
@@ -910,12 +913,100 @@ def describe_architecture(cfg: dict[str, Any]) -> str:
     if arch == "mobilenetv2":
         return f"`mobilenetv2` (MobileNetV2 cut at stride 16, width {cfg.get('alpha')})"
     if arch == "resnet":
-        width = cfg.get("width") or 32
-        return (
-            f"`resnet` (ResNet-18's stem and first three stages, cut at stride 16; "
-            f"{width}-{2 * width}-{4 * width} filters)"
-        )
+        width = cfg.get("width")  # recorded as built by cxrlib.train
+        filters = f"; {width}-{2 * width}-{4 * width} filters" if width else ""
+        return f"`resnet` (ResNet-18's stem and first three stages, cut at stride 16{filters})"
     return f"`{arch}`"
+
+
+def making_commands(meta: dict[str, Any]) -> str:
+    """The commands that made a model, one per line, from its JSON: training, then any
+    post-training calibration and the fitting of its test-time views."""
+    lines = [meta.get("command") or "python -m cxrlib.train --data ../shared/cxr --out models/"]
+    for key in ("post_training", "test_time_views"):
+        step = meta.get(key) or {}
+        if isinstance(step, dict) and step.get("command"):
+            lines.append(step["command"])
+    return "\n".join(lines)
+
+
+def describe_calibration(meta: dict[str, Any]) -> str:
+    """How a model's probabilities are made, from its JSON (temperature, test-time views)."""
+    text = (
+        "temperature scaling on the validation split "
+        f"(T = {float(meta.get('temperature', 1.0)):.3f})"
+    )
+    ttv = meta.get("test_time_views") or {}
+    if not ttv.get("views"):
+        return text + "; each image is scored once."
+    n = len(ttv["views"])
+    gain = ""
+    one, avg = ttv.get("val_one_view") or {}, ttv.get("val_averaged") or {}
+    if "balanced_accuracy" in one and "balanced_accuracy" in avg:
+        gain = (
+            f"; validation balanced accuracy {one['balanced_accuracy']:.3f} with the image "
+            f"alone, {avg['balanced_accuracy']:.3f} averaged"
+        )
+    return (
+        f"each image is scored with {n} slightly shifted, zoomed, darker and brighter copies "
+        f"({', '.join(ttv['views'])}); the probabilities are those of the mean logits over "
+        f"the {n + 1}, with their own temperature fitted on the validation split "
+        f"(T = {float(ttv.get('temperature', 1.0)):.3f}){gain}. Without the copies: " + text + "."
+    )
+
+
+def describe_scoring(split: dict[str, Any]) -> str:
+    """How a saved split's predictions were made (one view, or the mean over its views)."""
+    views = split.get("views") or []
+    if len(views) > 1:
+        return (
+            f"Each image scored as the app scores it: the mean over the image and "
+            f"{len(views) - 1} slightly shifted, zoomed, darker and brighter copies."
+        )
+    return "Each image scored once, as it is."
+
+
+def probability_headline(d: Diagnosis) -> str:
+    """The result in one line: most likely class, its probability and its range (markdown)."""
+    k = d.predicted_index
+    p, (lo, hi) = float(d.probabilities[k]), d.uncertainty[k]
+    n = len(d.view_names)
+    copies = "slightly shifted, zoomed and brightened copies"
+    if d.averaged:
+        return (
+            f"Most likely: **{d.predicted_name}**, {100 * p:.0f}% (the average over the "
+            f"image and {n - 1} {copies}; they range {100 * lo:.0f}-{100 * hi:.0f}%)"
+        )
+    return (
+        f"Most likely: **{d.predicted_name}**, {100 * p:.0f}% "
+        f"(range {100 * lo:.0f}-{100 * hi:.0f}% over {n} {copies} of the image)"
+    )
+
+
+def is_unsure(d: Diagnosis) -> bool:
+    """The answer is shaky: the top class is under 60 %, less than 20 points ahead of
+    the runner-up, or moves by more than 30 points over the test-time views."""
+    k = d.predicted_index
+    p, (lo, hi) = float(d.probabilities[k]), d.uncertainty[k]
+    second = float(np.sort(d.probabilities)[-2])
+    return bool(p < 0.6 or p - second < 0.2 or hi - lo > 0.3)
+
+
+def probability_note(d: Diagnosis) -> str:
+    """How the shown probabilities were computed (the chart's caption, the report's line)."""
+    n = len(d.view_names)
+    if d.averaged:
+        made = (
+            f"Calibrated probabilities: the model's outputs averaged over the image and {n - 1} "
+            "slightly shifted, zoomed, darker and brighter copies, temperature-scaled on the "
+            "validation split."
+        )
+    else:
+        made = "Calibrated probabilities of the image (temperature-scaled on the validation split)."
+    return (
+        made + f" The black whiskers show the spread over the {n} versions: a wide spread "
+        "means an unstable answer."
+    )
 
 
 def describe_training(cfg: dict[str, Any]) -> str:
@@ -1059,6 +1150,7 @@ def report_bytes(
         weights_sha256=res.classifier.weights_sha256,
         image_sha256=decoded.sha256,
         lung_focus_text=diagnosis.focus_verdict,
+        probability_note=probability_note(diagnosis),
         gate_text=gate_text(gate),
         warnings=list(warnings),
         notices=list(decoded.notices),
@@ -1207,6 +1299,11 @@ def loso_table(section: dict[str, Any]) -> Any:
         }
         for c, a in (v.get("per_class_accuracy") or {}).items():
             row[f"{c} accuracy"] = a
+        # Held-out images scored as the app scores them (mean over the test-time views).
+        averaged = v.get("with_views") or {}
+        if averaged:
+            row["accuracy, views averaged"] = averaged.get("accuracy")
+            row["balanced accuracy, views averaged"] = averaged.get("balanced_accuracy")
         row["internal test balanced accuracy"] = v.get("internal_test_balanced_accuracy")
         rows.append(row)
     return pd.DataFrame(rows).set_index("held-out source") if rows else pd.DataFrame()

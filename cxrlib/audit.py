@@ -154,16 +154,19 @@ def explanation_summary(
 ) -> dict[str, Any]:
     """Lung focus and faithfulness of the heatmaps of the predicted class.
 
+    The predicted class is the model's own prediction (averaged over its test-time
+    views when it has them), the class the app explains by default.
+
     Returns per-class (by true label) and per-source mean/median lung focus,
     and the mean confidence drops (hot area vs random area) overall and per class.
     """
     names = classifier.class_names
     y = np.asarray(y)
-    preds, maps, focus, flat = [], [], [], []
+    preds = [int(k) for k in classifier.predict(list(grays)).argmax(axis=1)]
+    maps, focus, flat = [], [], []
     masks = segmenter.segment_many(list(grays), [None] * len(grays))
-    for g, m in zip(grays, masks, strict=True):
-        hm, k = explainer.explain_with_class(g, method, None)
-        preds.append(int(k))
+    for g, m, k in zip(grays, masks, preds, strict=True):
+        hm = explainer.explain(g, method, k)
         maps.append(hm)
         focus.append(lung_focus(hm, m) if np.any(m) else None)
         flat.append(model_view_focus(classifier, g, m) if np.any(m) else None)
@@ -219,8 +222,9 @@ def leave_one_source_out(
         sources: The sources to hold out, one at a time.
         root: Folder the manifest's paths are relative to.
         log: Progress messages.
-        views: Test-time views (:class:`cxrlib.diagnose.View`): each held-out source is also
-            scored with probabilities averaged over them, under ``"with_views"``.
+        views: Test-time views (:class:`cxrlib.views.View`): each held-out source is also
+            scored with the logits averaged over the original and them, under
+            ``"with_views"`` (from the same single read of its images).
 
     Returns:
         ``{source: {"n", "accuracy", "balanced_accuracy", "sensitivity": {...},
@@ -228,7 +232,8 @@ def leave_one_source_out(
         schedule used.
     """
     from cxrlib.data import read_manifest
-    from cxrlib.evaluate import predict_files
+    from cxrlib.evaluate import file_view_logits, predict_files
+    from cxrlib.model import average_views, softmax
     from cxrlib.train import train
 
     df = read_manifest(manifest, root=root)
@@ -240,10 +245,11 @@ def leave_one_source_out(
             model, meta = train(manifest, tmp, run_cfg, root=root, verbose=0, log=lambda *_: None)
             clf = Classifier(model, meta)
             held = df[df["source"] == s]
-            probs = predict_files(clf, list(held["file"]))
+            z = file_view_logits(clf, list(held["file"]), views)
+            probs = softmax(z[:, 0] / clf.temperature)
+            probs_views = average_views(z, clf.view_temperature)[0] if views else None
             test = df[(df["split"] == "test") & (df["source"] != s)]
-            probs_test = predict_files(clf, list(test["file"]))
-            probs_views = predict_files(clf, list(held["file"]), views=views) if views else None
+            probs_test = predict_files(clf, list(test["file"]), views=())
         res = held_out_scores(held["y"].to_numpy(), probs, clf.class_names)
         if probs_views is not None:
             res["with_views"] = held_out_scores(held["y"].to_numpy(), probs_views, clf.class_names)

@@ -1,6 +1,7 @@
 """Post-training calibration: BatchNorm re-estimation and temperature scaling.
 
     python -m cxrlib.calibrate --model models/cxr_classifier.keras --data ../shared/cxr
+    python -m cxrlib.calibrate --model models/cxr_classifier.keras --data ../shared/cxr --views
 
 Trained from scratch for a few thousand steps on augmented batches, the
 BatchNorm moving statistics lag behind the weights and describe augmented,
@@ -10,6 +11,12 @@ over clean, prepared training images (one forward pass in training mode per
 batch, with the momentum set so each batch counts equally), refits the
 temperature on the validation split, and keeps the result only if validation
 macro-F1 does not fall. The test split is never read.
+
+``--views`` instead turns on test-time averaging (:mod:`cxrlib.views`): it
+scores the validation split over the original and the 8 default views, fits
+the temperature of the mean logits, and records both in the model's JSON under
+``test_time_views``. Only the JSON is rewritten; the weights (and their hash)
+stay as they are.
 """
 
 from __future__ import annotations
@@ -26,9 +33,17 @@ import keras
 import numpy as np
 
 from cxrlib.data import load_geometry, read_manifest
-from cxrlib.model import Classifier, load_classifier, save_classifier
+from cxrlib.model import (
+    Classifier,
+    average_views,
+    load_classifier,
+    meta_path,
+    save_classifier,
+    softmax,
+)
 from cxrlib.preprocess import normalize_contrast
 from cxrlib.train import fit_temperature, macro_f1
+from cxrlib.views import DEFAULT_VIEWS, View
 
 
 def _bn_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
@@ -107,11 +122,65 @@ def calibrate(
         meta = {k: v for k, v in clf.meta.items() if k != "weights_sha256"}
         meta["temperature"] = temperature
         meta["post_training"] = report
+        # New BN statistics move every view's logits: a view temperature would be stale.
+        if meta.pop("test_time_views", None):
+            log("test-time averaging removed; refit it with --views")
         save_classifier(clf.model, meta, model_path)
         log(f"saved {model_path}")
     else:
         log("kept the original model (validation did not improve)")
     return report
+
+
+def fit_view_temperature(
+    model_path: str | Path,
+    data: str | Path,
+    views: tuple[View, ...] = DEFAULT_VIEWS,
+    command: str = "",
+    log=print,
+) -> dict[str, Any]:
+    """Fits the temperature of the mean logits over ``views`` on the validation split.
+
+    Writes ``test_time_views`` (view names, temperature, validation figures with
+    one view and with all) into the model's JSON, so that the app, the batch CLI
+    and the evaluation all predict with the average from then on.
+    """
+    from cxrlib.evaluate import compute_metrics, file_view_logits
+
+    t0 = time.time()
+    model_path = Path(model_path)
+    clf = load_classifier(model_path)
+    df = read_manifest(Path(data) / "manifest.csv", class_names=clf.class_names)
+    va = df[df["split"] == "val"]
+    y = va["y"].to_numpy()
+    z = file_view_logits(clf, list(va["file"]), views)
+    temperature = fit_temperature(z.mean(axis=1), y)
+
+    def scores(probs: np.ndarray) -> dict[str, float]:
+        m = compute_metrics(y, probs, clf.class_names, n_boot=0, curves=False)
+        return {k: m[k] for k in ("balanced_accuracy", "macro_f1", "ece", "brier")}
+
+    record = {
+        "views": [v.name for v in views],
+        "temperature": temperature,
+        "fitted_on": "val",
+        "n_val": int(len(y)),
+        "val_one_view": scores(softmax(z[:, 0] / clf.temperature)),
+        "val_averaged": scores(average_views(z, temperature)[0]),
+        "command": command,
+        "seconds": round(time.time() - t0, 1),
+    }
+    meta = dict(clf.meta)
+    meta["test_time_views"] = record
+    meta_path(model_path).write_text(json.dumps(meta, indent=2) + "\n")
+    one, avg = record["val_one_view"], record["val_averaged"]
+    log(
+        f"validation balanced accuracy {one['balanced_accuracy']:.4f} (one view) -> "
+        f"{avg['balanced_accuracy']:.4f} (mean over {len(views) + 1}); ECE {one['ece']:.4f} -> "
+        f"{avg['ece']:.4f}; temperature of the mean {temperature:.3f}"
+    )
+    log(f"wrote {meta_path(model_path)}")
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,9 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="../shared/cxr")
     p.add_argument("--images", type=int, default=4000, help="training images for BN statistics")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--views",
+        action="store_true",
+        help="only fit test-time averaging over the default views (JSON only, weights kept)",
+    )
     a = p.parse_args(argv)
     command = "python -m cxrlib.calibrate " + " ".join(shlex.quote(x) for x in argv)
-    rep = calibrate(a.model, a.data, n_images=a.images, seed=a.seed, command=command)
+    if a.views:
+        rep = fit_view_temperature(a.model, a.data, command=command)
+    else:
+        rep = calibrate(a.model, a.data, n_images=a.images, seed=a.seed, command=command)
     print(json.dumps(rep))
     return 0
 

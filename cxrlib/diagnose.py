@@ -22,7 +22,6 @@ elsewhere: text, markers, devices, borders; a shortcut is likely).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,8 +31,20 @@ import numpy as np
 from cxrlib.explain import FAST_METHODS, Explainer, _check_method, get_explainer
 from cxrlib.focus import lung_focus as _lung_focus
 from cxrlib.focus import model_view_focus
-from cxrlib.model import Classifier, softmax
-from cxrlib.preprocess import PreprocessConfig, normalize_contrast, to_geometry
+from cxrlib.model import Classifier
+from cxrlib.preprocess import to_geometry
+from cxrlib.views import DEFAULT_VIEWS, View, view_batch
+
+__all__ = [
+    "DEFAULT_VIEWS",
+    "Diagnosis",
+    "View",
+    "diagnose",
+    "diagnose_bytes",
+    "focus_verdict",
+    "image_hash",
+    "view_batch",
+]
 
 FOCUS_GOOD = 0.60
 FOCUS_LOW = 0.40
@@ -46,75 +57,15 @@ class Segmenter(Protocol):
     def segment(self, gray: np.ndarray) -> np.ndarray: ...
 
 
-@dataclass(frozen=True)
-class View:
-    """A cheap test-time augmentation of the model input's geometry.
-
-    Attributes:
-        name: Label.
-        shift: (dx, dy) as fractions of the input side.
-        scale: Zoom about the centre (> 1 zooms in).
-        gamma: Gamma applied to the raw pixels (> 1 darkens).
-    """
-
-    name: str
-    shift: tuple[float, float] = (0.0, 0.0)
-    scale: float = 1.0
-    gamma: float = 1.0
-
-    def apply(self, img: np.ndarray) -> np.ndarray:
-        """Applies the view to a square uint8 image (border pixels replicated)."""
-        out = img
-        if self.shift != (0.0, 0.0) or self.scale != 1.0:
-            h, w = img.shape
-            cx, cy = (w - 1) / 2, (h - 1) / 2
-            m = np.float32(
-                [
-                    [self.scale, 0, (1 - self.scale) * cx + self.shift[0] * w],
-                    [0, self.scale, (1 - self.scale) * cy + self.shift[1] * h],
-                ]
-            )
-            out = cv2.warpAffine(
-                out, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-            )
-        if self.gamma != 1.0:
-            lut = np.clip(255.0 * (np.arange(256) / 255.0) ** self.gamma + 0.5, 0, 255)
-            out = cv2.LUT(out, lut.astype(np.uint8))
-        return out
-
-
-#: The default test-time views (the original image is always added first).
-DEFAULT_VIEWS: tuple[View, ...] = (
-    View("shift right", shift=(0.04, 0.0)),
-    View("shift left", shift=(-0.04, 0.0)),
-    View("shift down", shift=(0.0, 0.04)),
-    View("shift up", shift=(0.0, -0.04)),
-    View("zoom out", scale=0.94),
-    View("zoom in", scale=1.06),
-    View("darker", gamma=1.25),
-    View("brighter", gamma=0.8),
-)
-
-
-def view_batch(geo: np.ndarray, config: PreprocessConfig, views: Sequence[View]) -> np.ndarray:
-    """Model inputs ``(1 + len(views), size, size)``: the original, then each view.
-
-    ``geo`` is the image in model geometry (:func:`cxrlib.preprocess.to_geometry`); each
-    view is applied before the contrast normalisation, as training augments raw pixels.
-    """
-    return np.stack(
-        [normalize_contrast(geo, config)]
-        + [normalize_contrast(v.apply(geo), config) for v in views]
-    )
-
-
 @dataclass(frozen=True, eq=False)
 class Diagnosis:
     """Everything the app shows about one image (rendering excluded).
 
     Attributes:
         class_names: Class names, in the model's order.
-        probabilities: (K,) calibrated probabilities of the original image.
+        probabilities: (K,) calibrated probabilities: the model's prediction,
+            averaged over the test-time views when the model has them
+            (:meth:`cxrlib.model.Classifier.combine_views`), else the original's.
         predicted_index: Index of the most probable class.
         predicted_name: Its name.
         uncertainty: (K, 2) lowest and highest calibrated probability of each
@@ -122,6 +73,7 @@ class Diagnosis:
         view_probabilities: (V, K) calibrated probabilities of every view
             (row 0 is the original).
         view_names: Names of the views ("original" first).
+        averaged: The probabilities are the average over the views.
         target_index: The class the heatmap explains.
         target_name: Its name.
         method: The explanation method.
@@ -152,6 +104,7 @@ class Diagnosis:
     focus_level: str
     focus_verdict: str
     model_crop: tuple[int, int, int, int] | None = None
+    averaged: bool = False
 
     @property
     def confidence(self) -> float:
@@ -167,6 +120,7 @@ class Diagnosis:
             "range": {
                 n: [float(lo), float(hi)] for n, (lo, hi) in zip(self.class_names, self.uncertainty)
             },
+            "averaged_over_views": len(self.view_names) if self.averaged else 1,
             "explained_class": self.target_name,
             "method": self.method,
             "lung_focus": self.lung_focus,
@@ -250,7 +204,7 @@ def diagnose(
     segmenter: Segmenter | None = None,
     method: str = "gradcam",
     class_index: int | None = None,
-    views: tuple[View, ...] = DEFAULT_VIEWS,
+    views: tuple[View, ...] | None = None,
 ) -> Diagnosis:
     """Runs the whole pipeline on one grayscale image.
 
@@ -262,7 +216,10 @@ def diagnose(
         segmenter: A lung segmenter with ``.segment(gray) -> bool mask``, or None.
         method: Explanation method (:data:`cxrlib.explain.METHODS`).
         class_index: Class to explain; ``None`` = the predicted class.
-        views: Test-time views for the probability ranges (batched with the original).
+        views: Test-time views for the probability ranges (batched with the
+            original); ``None``: the model's own (:attr:`Classifier.views`), or
+            :data:`DEFAULT_VIEWS` for a model that does not average. A model that
+            averages averages over the views given here.
 
     Returns:
         A :class:`Diagnosis`.
@@ -274,6 +231,7 @@ def diagnose(
     names = classifier.class_names
     if class_index is not None and not 0 <= int(class_index) < len(names):
         raise ValueError(f"class_index {class_index} out of range 0..{len(names) - 1}")
+    views = (classifier.views or DEFAULT_VIEWS) if views is None else tuple(views)
     cfg = classifier.preprocess
     crop, lung_mask = classifier.lung_frames([gray])[0]
     geo = to_geometry(gray, cfg, crop, lung_mask)
@@ -281,13 +239,18 @@ def diagnose(
     if method in FAST_METHODS:
         res = explainer.fast_cams(batch, class_index)
         logits, raw, target = res.logits, res.cam(method)[0], int(res.targets[0])
+        probs, probs_all = classifier.combine_views(logits)
+        predicted = int(np.argmax(probs))
+        if class_index is None and target != predicted:
+            # The views' average can disagree with the original alone: explain what is shown.
+            res = explainer.fast_cams(batch[:1], predicted)
+            raw, target = res.cam(method)[0], predicted
     else:
         logits = classifier.logits(batch)
-        target = int(np.argmax(logits[0])) if class_index is None else int(class_index)
+        probs, probs_all = classifier.combine_views(logits)
+        predicted = int(np.argmax(probs))
+        target = predicted if class_index is None else int(class_index)
         raw, _ = explainer.raw(batch[0], method, target)
-    probs_all = softmax(logits / classifier.temperature)
-    probs = probs_all[0]
-    predicted = int(np.argmax(probs))
     heatmap = explainer.to_image(raw, gray.shape, crop)
     mask = focus = area = None
     if segmenter is not None:
@@ -318,6 +281,7 @@ def diagnose(
         focus_level=level,
         focus_verdict=verdict,
         model_crop=crop,
+        averaged=bool(classifier.views),
     )
 
 

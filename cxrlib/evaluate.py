@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -27,9 +28,14 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
 
 from cxrlib.data import load_gray, lung_inputs, read_manifest
-from cxrlib.diagnose import DEFAULT_VIEWS, view_batch
-from cxrlib.model import DEFAULT_MODEL_PATH, Classifier, load_classifier
-from cxrlib.preprocess import to_geometry
+from cxrlib.model import (
+    DEFAULT_MODEL_PATH,
+    Classifier,
+    average_views,
+    load_classifier,
+    softmax,
+)
+from cxrlib.views import DEFAULT_VIEWS, View
 
 
 def _safe_div(a: float, b: float) -> float | None:
@@ -198,18 +204,16 @@ def compute_metrics(
     return out
 
 
-def predict_files(
+def file_view_logits(
     classifier: Classifier,
     files: Sequence[str],
+    views: Sequence[View] = (),
     batch_size: int = 64,
-    views: Sequence[Any] = (),
 ) -> np.ndarray:
-    """Calibrated probabilities for image files, read and prepared in batches.
+    """Logits ``(N, 1 + len(views), K)`` of image files and their test-time views.
 
-    A lung-crop (or lung-mask) model's boxes and masks come from the per-file cache
-    (:func:`cxrlib.data.lung_inputs`). With ``views`` (:class:`cxrlib.diagnose.View`),
-    each image's probabilities are the mean over the original and its views, the
-    same batch the app computes its ranges from.
+    Files are read and prepared in batches; a lung-crop (or lung-mask) model's
+    boxes and masks come from the per-file cache (:func:`cxrlib.data.lung_inputs`).
     """
     pre = classifier.preprocess
     segmenter = classifier.lung_segmenter() if pre.uses_lungs else None
@@ -218,22 +222,31 @@ def predict_files(
     for i in range(0, len(files), batch_size):
         grays = [load_gray(f) for f in files[i : i + batch_size]]
         part = slice(i, i + batch_size)
-        if not views:
-            out.append(
-                classifier.predict(
-                    grays, batch_size=batch_size, crops=crops[part], masks=masks[part]
-                )
-            )
-            continue
-        batch = np.stack(
-            [
-                view_batch(to_geometry(g, pre, c, m), pre, views)
-                for g, c, m in zip(grays, crops[part], masks[part], strict=True)
-            ]
-        )  # (n, 1 + views, size, size)
-        probs = classifier.probabilities(batch.reshape(-1, *batch.shape[2:]))
-        out.append(probs.reshape(len(grays), batch.shape[1], -1).mean(axis=1))
-    return np.concatenate(out) if out else np.zeros((0, len(classifier.class_names)))
+        out.append(classifier.view_logits(grays, views, batch_size, crops[part], masks[part]))
+    k = len(classifier.class_names)
+    return np.concatenate(out) if out else np.zeros((0, 1 + len(views), k), np.float32)
+
+
+def predict_files(
+    classifier: Classifier,
+    files: Sequence[str],
+    batch_size: int = 64,
+    views: Sequence[View] | None = None,
+) -> np.ndarray:
+    """Calibrated probabilities for image files (see :func:`file_view_logits`).
+
+    ``views``: ``None`` gives the model's own prediction (the app's:
+    :meth:`cxrlib.model.Classifier.predict`); ``()`` scores the original image
+    only; other views (:class:`cxrlib.views.View`) average the logits over the
+    original and them (:func:`cxrlib.model.average_views`).
+    """
+    used = classifier.views if views is None else tuple(views)
+    z = file_view_logits(classifier, files, used, batch_size)
+    if views is None:
+        return classifier.combine_views(z)[0]
+    if used:
+        return average_views(z, classifier.view_temperature)[0]
+    return softmax(z[:, 0] / classifier.temperature)
 
 
 def evaluate_manifest(
@@ -243,12 +256,12 @@ def evaluate_manifest(
     split: str | None = None,
     n_boot: int = 1000,
     with_predictions: bool = True,
-    views: Sequence[Any] = (),
+    views: Sequence[View] | None = None,
 ) -> dict[str, Any]:
     """Evaluates ``classifier`` on a manifest; returns :func:`compute_metrics` plus timings.
 
-    ``views``: average each image's probabilities over these test-time views too
-    (:func:`predict_files`); their names are recorded under ``"views"``.
+    ``views``: as :func:`predict_files` (default: the model's own prediction). When
+    the probabilities are averaged over views, their names are recorded under ``"views"``.
     """
     t0 = time.time()
     df = read_manifest(manifest, root=root, split=split, class_names=classifier.class_names)
@@ -261,8 +274,9 @@ def evaluate_manifest(
             {"path": p, "label": lab, "source": s, "probs": [round(float(v), 5) for v in pr]}
             for p, lab, s, pr in zip(df["path"], df["label"], df["source"], probs)
         ]
-    if views:
-        res["views"] = ["original"] + [v.name for v in views]
+    used = classifier.views if views is None else tuple(views)
+    if used:
+        res["views"] = ["original"] + [v.name for v in used]
     res["seconds"] = round(time.time() - t0, 2)
     return res
 
@@ -491,12 +505,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--loso-epochs", type=int, default=4)
     p.add_argument("--loso-steps", type=int, default=150, help="steps per epoch of each LOSO run")
-    p.add_argument(
+    views = p.add_mutually_exclusive_group()
+    views.add_argument(
         "--views",
         action="store_true",
-        help="average each image's probabilities over the app's 8 test-time views and the "
-        "original (cxrlib.diagnose.DEFAULT_VIEWS); with --loso, each held-out source is also "
-        "scored so; not used by --save-metrics or the audit",
+        help="average each image's logits over the original and the app's 8 test-time views "
+        "(cxrlib.views.DEFAULT_VIEWS) even if the model's JSON does not ask for it; "
+        "default: as the model's JSON says (its test_time_views); with --loso, each "
+        "held-out source is then also scored so",
+    )
+    views.add_argument(
+        "--single-view",
+        action="store_true",
+        help="score the original image only, even if the model averages test-time views",
     )
     p.add_argument(
         "--record",
@@ -507,11 +528,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    a = parse_args(argv)
+    command = "python -m cxrlib.evaluate " + " ".join(shlex.quote(x) for x in argv)
     if a.save_metrics:
         save_model_metrics(a.model, a.data, n_boot=a.bootstrap)
     manifest = a.manifest or str(Path(a.data) / "manifest.csv")
-    views = DEFAULT_VIEWS if a.views else ()
+    views = DEFAULT_VIEWS if a.views else (() if a.single_view else None)
     clf = None
     res: dict[str, Any] = {}
     if not a.save_metrics and not a.loso:
@@ -520,11 +543,8 @@ def main(argv: list[str] | None = None) -> int:
             clf, manifest, root=a.root, split=a.split, n_boot=a.bootstrap, views=views
         )
         title = f"{manifest}" + (f" [{a.split}]" if a.split else "")
-        print(
-            format_table(
-                res, title=title + (f" (mean over {len(views) + 1} views)" if views else "")
-            )
-        )
+        n_views = len(res.get("views", ()))
+        print(format_table(res, title=title + (f" (mean over {n_views} views)" if n_views else "")))
     sections: dict[str, Any] = {}
     if a.ablate or a.explain:
         clf = clf or load_classifier(a.model)
@@ -539,15 +559,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         for key, val in audits.items():
             val["split"] = a.split
+            val["command"] = command
             sections[key] = val
     if a.loso:
         from cxrlib.audit import leave_one_source_out
 
         clf = clf or load_classifier(a.model)
         cfg = loso_config(clf, a.loso_epochs, a.loso_steps)
+        # The held-out sources are also scored as the model predicts (a fresh
+        # short-schedule model has no fitted view temperature; accuracy and AUC
+        # do not depend on it).
+        loso_views = clf.views if views is None else views
         sections["loso"] = leave_one_source_out(
-            manifest, cfg, a.loso.split(","), root=a.root, views=views
+            manifest, cfg, a.loso.split(","), root=a.root, views=loso_views
         )
+        sections["loso"]["command"] = command
     res.update(sections)
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1) + "\n")

@@ -28,12 +28,23 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from cxrlib.preprocess import Box, PreprocessConfig, heatmap_to_image, prepare  # noqa: E402
+from cxrlib.preprocess import (  # noqa: E402
+    Box,
+    PreprocessConfig,
+    heatmap_to_image,
+    prepare,
+    to_geometry,
+)
+from cxrlib.views import View, view_batch, views_by_name  # noqa: E402
 
 CLASS_NAMES: tuple[str, ...] = ("covid", "normal", "pneumonia")
 PENULTIMATE_LAYER = "last_conv"
 LOGITS_LAYER = "logits"
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "cxr_classifier.keras"
+
+
+#: First-stage filters of the trunks that have a width, when none is given.
+DEFAULT_WIDTHS: dict[str, int] = {"resnet": 32, "small": 16}
 
 
 class ModelError(RuntimeError):
@@ -128,7 +139,8 @@ def build_classifier(
         arch: ``"mobilenetv2"`` (stride-16 MobileNetV2 trunk), ``"resnet"`` (narrow
             stride-16 ResNet) or ``"small"`` (4-block CNN).
         alpha: MobileNetV2 width multiplier.
-        width: Filters of the first block of the ResNet (default 32) or small CNN (16).
+        width: Filters of the first block of the ResNet or small CNN
+            (default: :data:`DEFAULT_WIDTHS`).
         head_filters: Channels of the ``last_conv`` 1x1 convolution.
         dropout: Dropout before the logits.
         bn_momentum: BatchNorm momentum for every BN layer.
@@ -147,9 +159,9 @@ def build_classifier(
         x = keras.layers.Concatenate(name="to_rgb")([x, x, x])
         trunk = _mobilenet_trunk(x, alpha)
     elif arch == "resnet":
-        trunk = _resnet_trunk(x, width or 32)
+        trunk = _resnet_trunk(x, width or DEFAULT_WIDTHS["resnet"])
     elif arch == "small":
-        trunk = _small_trunk(x, width or 16)
+        trunk = _small_trunk(x, width or DEFAULT_WIDTHS["small"])
     else:
         raise ValueError(f"unknown arch {arch!r}")
     x = keras.layers.Conv2D(head_filters, 1, use_bias=False, name="head_conv")(trunk)
@@ -193,6 +205,14 @@ class Classifier:
         self.class_names: tuple[str, ...] = tuple(self.meta.get("class_names", CLASS_NAMES))
         self.preprocess = PreprocessConfig.from_dict(self.meta.get("preprocess", {}))
         self.temperature = float(self.meta.get("temperature", 1.0))
+        # Test-time averaging (cxrlib.views): off unless the JSON records views and
+        # the temperature fitted for their mean.
+        ttv = self.meta.get("test_time_views") or {}
+        try:
+            self.views: tuple[View, ...] = views_by_name(ttv.get("views", ()))
+        except KeyError as exc:
+            raise ModelError(f"the model's JSON names {exc}") from exc
+        self.view_temperature = float(ttv.get("temperature", self.temperature))
         self.logits_model = keras.Model(
             self.model.inputs, self.model.get_layer(LOGITS_LAYER).output
         )
@@ -284,6 +304,49 @@ class Classifier:
         t = self.temperature if calibrated else 1.0
         return softmax(self.logits(batch) / t)
 
+    def view_logits(
+        self,
+        grays: Sequence[np.ndarray],
+        views: Sequence[View] = (),
+        batch_size: int = 64,
+        crops: Sequence[Box | None] | None = None,
+        masks: Sequence[np.ndarray | None] | None = None,
+    ) -> np.ndarray:
+        """Logits ``(N, 1 + len(views), n_classes)`` of raw grayscale images and their views.
+
+        View 0 is the image itself. ``crops`` and ``masks`` override the crop
+        boxes and lung masks (default: :meth:`lung_frames`).
+        """
+        out = []
+        for i in range(0, len(grays), batch_size):
+            chunk = grays[i : i + batch_size]
+            need = crops is None or (masks is None and self.preprocess.lung_mask)
+            frames = self.lung_frames(chunk) if need else [(None, None)] * len(chunk)
+            boxes = [f[0] for f in frames] if crops is None else crops[i : i + batch_size]
+            lungs = [f[1] for f in frames] if masks is None else masks[i : i + batch_size]
+            batch = np.stack(
+                [
+                    view_batch(to_geometry(g, self.preprocess, b, m), self.preprocess, views)
+                    for g, b, m in zip(chunk, boxes, lungs, strict=True)
+                ]
+            )  # (n, 1 + views, size, size)
+            z = self.logits(batch.reshape(-1, *batch.shape[2:]))
+            out.append(z.reshape(len(chunk), batch.shape[1], -1))
+        k = len(self.class_names)
+        return np.concatenate(out) if out else np.zeros((0, 1 + len(views), k), np.float32)
+
+    def combine_views(self, view_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(..., V, K)`` logits -> ``(probabilities (..., K), per view (..., V, K))``.
+
+        With test-time views (:attr:`views`), the probabilities are those of the
+        mean logits and every view is scaled by the temperature fitted for that
+        mean; without, they are the original's (view 0) at the model's temperature.
+        """
+        if self.views:
+            return average_views(view_logits, self.view_temperature)
+        per_view = softmax(np.asarray(view_logits) / self.temperature)
+        return per_view[..., 0, :], per_view
+
     def predict(
         self,
         grays: Sequence[np.ndarray],
@@ -293,19 +356,12 @@ class Classifier:
     ) -> np.ndarray:
         """Calibrated probabilities (N, n_classes) for raw grayscale images.
 
-        ``crops`` and ``masks`` override the crop boxes and lung masks (default:
-        :meth:`lung_frames`).
+        The model's own prediction: averaged over its test-time views when it
+        has them (:meth:`combine_views`). ``crops`` and ``masks`` override the
+        crop boxes and lung masks (default: :meth:`lung_frames`).
         """
-        out = []
-        for i in range(0, len(grays), batch_size):
-            chunk = grays[i : i + batch_size]
-            need = crops is None or (masks is None and self.preprocess.lung_mask)
-            frames = self.lung_frames(chunk) if need else [(None, None)] * len(chunk)
-            boxes = [f[0] for f in frames] if crops is None else crops[i : i + batch_size]
-            lungs = [f[1] for f in frames] if masks is None else masks[i : i + batch_size]
-            inputs = [self.prepare(g, b, m) for g, b, m in zip(chunk, boxes, lungs, strict=True)]
-            out.append(self.probabilities(np.stack(inputs)))
-        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
+        z = self.view_logits(grays, self.views, batch_size, crops, masks)
+        return self.combine_views(z)[0]
 
     @property
     def weights_sha256(self) -> str:
@@ -352,9 +408,25 @@ def image_key(gray: np.ndarray) -> bytes:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis (float32)."""
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def average_views(view_logits: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities from the logits of each image's test-time views (:mod:`cxrlib.views`).
+
+    Args:
+        view_logits: ``(..., V, K)`` logits; view 0 is the original.
+        temperature: Divides the logits (the mean and each view alike).
+
+    Returns:
+        ``(mean, per_view)``: the ``(..., K)`` softmax of the mean logits and the
+        ``(..., V, K)`` softmax of each view's logits.
+    """
+    z = np.asarray(view_logits, np.float64) / float(temperature)
+    return softmax(z.mean(axis=-2)), softmax(z)
 
 
 def save_classifier(model: keras.Model, meta: dict[str, Any], path: str | Path) -> Path:

@@ -70,6 +70,7 @@ class ReportData:
         weights_sha256: The model file's SHA-256.
         image_sha256: SHA-256 of the uploaded bytes.
         lung_focus_text: The lung-focus sentence, or "".
+        probability_note: How the probabilities were computed, or "".
         gate_text: The out-of-distribution verdict in words, or "".
         warnings: Extra warnings (e.g. "analysed although the gate rejected it").
         notices: Decoding notices (technical, never patient data).
@@ -89,6 +90,7 @@ class ReportData:
     ranges: np.ndarray | None = None
     settings: dict[str, object] = field(default_factory=dict)
     lung_focus_text: str = ""
+    probability_note: str = ""
     gate_text: str = ""
     warnings: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
@@ -203,6 +205,8 @@ def build_report(data: ReportData) -> bytes:
     pdf.ln(2)
 
     lines: list[tuple[str, str]] = []
+    if data.probability_note:
+        lines.append(("Probabilities", data.probability_note))
     if data.gate_text:
         lines.append(("Input check", data.gate_text))
     if data.lung_focus_text:

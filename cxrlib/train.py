@@ -28,7 +28,14 @@ import numpy as np
 
 from cxrlib.augment import AugmentConfig, augment, lung_ablation
 from cxrlib.data import load_geometry, lung_geometry_masks, read_manifest, sampling_weights
-from cxrlib.model import CLASS_NAMES, build_classifier, save_classifier, sha256_file, softmax
+from cxrlib.model import (
+    CLASS_NAMES,
+    DEFAULT_WIDTHS,
+    build_classifier,
+    save_classifier,
+    sha256_file,
+    softmax,
+)
 from cxrlib.preprocess import PreprocessConfig, normalize_contrast
 
 
@@ -259,6 +266,9 @@ def train(
     """Trains, calibrates and saves a classifier; returns (model, metadata)."""
     t0 = time.time()
     keras.utils.set_random_seed(cfg.seed)
+    # The JSON records the width actually built, not "the default" of the day.
+    if cfg.width is None and cfg.arch in DEFAULT_WIDTHS:
+        cfg = dataclasses.replace(cfg, width=DEFAULT_WIDTHS[cfg.arch])
     df = read_manifest(manifest, root=root)
     if "split" not in df.columns:
         raise ValueError("the training manifest needs a split column (train/val)")

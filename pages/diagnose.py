@@ -190,15 +190,8 @@ def main() -> None:
     st.subheader("Result")
     left, right = st.columns([3, 2], gap="large")
     with left:
-        p = float(base.probabilities[predicted])
-        lo, hi = base.uncertainty[predicted]
-        st.markdown(
-            f"Most likely: **{names[predicted]}**, {100 * p:.0f}% "
-            f"(range {100 * lo:.0f}-{100 * hi:.0f}% over {len(base.view_names)} slightly "
-            "shifted, zoomed and brightened copies of the image)"
-        )
-        second = sorted(base.probabilities)[-2]
-        if p < 0.6 or p - second < 0.2 or hi - lo > 0.3:
+        st.markdown(appstate.probability_headline(base))
+        if appstate.is_unsure(base):
             st.warning(
                 "**The model is unsure about this image**: the top class is not clearly ahead "
                 "or changes with small shifts of the image.",
@@ -212,11 +205,7 @@ def main() -> None:
             config={"displayModeBar": False},
             key="diag_probs",
         )
-        st.caption(
-            "Calibrated probabilities (temperature-scaled on the validation split). The black "
-            "whiskers show the spread over test-time augmentations: a wide spread means an "
-            "unstable answer."
-        )
+        st.caption(appstate.probability_note(base))
     with right:
         st.markdown("**Input check**")
         if gate is None:

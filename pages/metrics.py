@@ -111,7 +111,8 @@ def main() -> None:
     c4.metric("Macro-F1", f"{split.get('macro_f1', 0):.3f}")
     st.caption(
         f"95% bootstrap intervals: accuracy {appstate.fmt_ci(split.get('accuracy'), ci.get('accuracy'))}; "
-        f"balanced accuracy {appstate.fmt_ci(split.get('balanced_accuracy'), ci.get('balanced_accuracy'))}."
+        f"balanced accuracy {appstate.fmt_ci(split.get('balanced_accuracy'), ci.get('balanced_accuracy'))}. "
+        + appstate.describe_scoring(split)
     )
 
     st.subheader("Confusion matrix")

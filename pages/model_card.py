@@ -131,8 +131,7 @@ def main() -> None:
             + appstate.describe_preprocessing(pre),
             f"- **Architecture:** {arch}, trained from scratch (no pretrained weights), "
             f"{int(meta.get('params', 0)):,} parameters; Grad-CAM layer `last_conv`.",
-            "- **Calibration:** temperature scaling on the validation split "
-            f"(T = {float(meta.get('temperature', 1.0)):.3f}).",
+            "- **Probabilities:** " + appstate.describe_calibration(meta),
         ]
         if cfg:
             lines.append("- **Batches:** " + appstate.describe_training(cfg))
@@ -170,12 +169,8 @@ def main() -> None:
     st.subheader("Provenance")
     sha = meta.get("weights_sha256") or "unknown"
     st.markdown(f"**Weights SHA-256** `{sha}`  \n**Model file** `{path.name}`")
-    command = meta.get("command") or "python -m cxrlib.train --data ../shared/cxr --out models/"
-    post = meta.get("post_training") or {}
-    if post.get("command"):
-        command += "\n" + post["command"]
-    st.markdown(f"**Training command** (seed {meta.get('seed', 'unknown')})")
-    st.code(command, language="bash", wrap_lines=True)
+    st.markdown(f"**Commands that made it** (seed {meta.get('seed', 'unknown')})")
+    st.code(appstate.making_commands(meta), language="bash", wrap_lines=True)
     if meta.get("manifest_sha256"):
         st.caption(f"Training manifest SHA-256 {meta['manifest_sha256']}")
 

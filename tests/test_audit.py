@@ -83,14 +83,14 @@ def test_leave_one_source_out_scores_only_the_held_out_source(tiny_manifest, cxr
         batch_size=4,
         preprocess=PreprocessConfig(size=64),
     )
-    scored = []  # (number of files, views) of every prediction the audit makes
-    real = cxrlib.evaluate.predict_files
+    read = []  # (files, views) of every batch of images the audit reads and scores
+    real = cxrlib.evaluate.file_view_logits
 
-    def spy(clf, files, *args, **kwargs):
-        scored.append((len(files), tuple(kwargs.get("views", ()))))
-        return real(clf, files, *args, **kwargs)
+    def spy(clf, files, views=(), *args, **kwargs):
+        read.append((tuple(files), tuple(views)))
+        return real(clf, files, views, *args, **kwargs)
 
-    monkeypatch.setattr(cxrlib.evaluate, "predict_files", spy)
+    monkeypatch.setattr(cxrlib.evaluate, "file_view_logits", spy)
     views = DEFAULT_VIEWS[:2]
     res = leave_one_source_out(
         tiny_manifest, cfg, ["cxnet"], root=cxr_dir, log=lambda *_: None, views=views
@@ -102,8 +102,11 @@ def test_leave_one_source_out_scores_only_the_held_out_source(tiny_manifest, cxr
     assert set(held["per_class_accuracy"]) == set(m[m.source == "cxnet"].label)
     assert 0.0 <= held["accuracy"] <= 1.0
     assert res["schedule"]["epochs"] == 1
-    # The held-out source is scored once more with the views, and only it.
-    assert (n_held, views) in scored and sum(1 for _, v in scored if v) == 1
+    # The held-out source is read once, with the views, and only it gets them.
+    held_files = [f for f, _ in read if any("/cxnet/" in x for x in f)]
+    assert len(held_files) == 1 and len(held_files[0]) == n_held
+    assert [v for _, v in read if v] == [views]
+    assert not any("/cxnet/" in x for f, v in read if not v for x in f)
     assert held["with_views"]["n"] == n_held
 
 
@@ -131,3 +134,22 @@ def test_explanation_summary_reports_focus_against_a_flat_map(tiny):
     assert res["flat_map_focus"]["mean"] == pytest.approx(area, abs=1e-3)
     assert res["n"] == 6 and set(res["lung_focus_per_source"]) == {"a", "b"}
     assert 0 <= res["lung_focus"]["mean"] <= 1
+
+
+def test_explanation_summary_explains_the_models_own_prediction(tiny, monkeypatch):
+    from cxrlib.explain import Explainer
+
+    grays, y = _images(4)
+    explainer = Explainer(tiny)
+    explained = []
+    real = explainer.explain
+
+    def spy(gray, method="gradcam", class_index=None):
+        explained.append(class_index)
+        return real(gray, method, class_index)
+
+    monkeypatch.setattr(explainer, "explain", spy)
+    wanted = [2, 0, 1, 2]  # what the model "predicts": not what the original alone says
+    monkeypatch.setattr(tiny, "predict", lambda g, *a, **k: np.eye(3)[wanted][: len(g)])
+    explanation_summary(tiny, explainer, BoxSegmenter(), grays, y, ["a"] * 4)
+    assert explained == wanted

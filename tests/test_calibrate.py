@@ -6,6 +6,7 @@ import json
 
 import keras
 import numpy as np
+import pytest
 
 from cxrlib.calibrate import calibrate, recalibrate_batchnorm
 from cxrlib.model import build_classifier, load_classifier
@@ -31,19 +32,25 @@ def test_moving_mean_equals_mean_of_first_conv_activations():
     assert bn.momentum == 0.95  # restored
 
 
-def test_calibrate_saves_only_when_validation_holds(
-    tiny_model_path, tiny_manifest, cxr_dir, tmp_path
-):
+def _copy_model_and_data(tiny_model_path, tiny_manifest, cxr_dir, tmp_path):
+    """A writable copy of the tiny model and a data folder with the tiny manifest."""
     import shutil
 
     model = tmp_path / "m.keras"
     shutil.copy(tiny_model_path, model)
     shutil.copy(tiny_model_path.with_suffix(".json"), model.with_suffix(".json"))
-    before = model.read_bytes()
     data = tmp_path / "data"
     data.mkdir()
     (data / "images").symlink_to(cxr_dir / "images")
     shutil.copy(tiny_manifest, data / "manifest.csv")
+    return model, data
+
+
+def test_calibrate_saves_only_when_validation_holds(
+    tiny_model_path, tiny_manifest, cxr_dir, tmp_path
+):
+    model, data = _copy_model_and_data(tiny_model_path, tiny_manifest, cxr_dir, tmp_path)
+    before = model.read_bytes()
     rep = calibrate(model, data, n_images=12, command="test", log=lambda *_: None)
     assert rep["bn_images"] == 12 and rep["temperature_after"] > 0
     meta = json.loads(model.with_suffix(".json").read_text())
@@ -56,3 +63,41 @@ def test_calibrate_saves_only_when_validation_holds(
         load_classifier(model)  # the new weights hash matches the new file
     else:
         assert model.read_bytes() == before and "post_training" not in meta
+
+
+def test_view_temperature_is_fitted_on_val_and_only_the_json_changes(
+    tiny_model_path, tiny_manifest, cxr_dir, tmp_path, monkeypatch
+):
+    import pandas as pd
+
+    import cxrlib.evaluate
+    from cxrlib.calibrate import fit_view_temperature
+    from cxrlib.train import fit_temperature
+    from cxrlib.views import DEFAULT_VIEWS
+
+    model, data = _copy_model_and_data(tiny_model_path, tiny_manifest, cxr_dir, tmp_path)
+    weights = model.read_bytes()
+    read = []
+    real = cxrlib.evaluate.file_view_logits
+
+    def spy(clf, files, views=(), *args, **kwargs):
+        read.append(list(files))
+        out = real(clf, files, views, *args, **kwargs)
+        read.append(out)
+        return out
+
+    monkeypatch.setattr(cxrlib.evaluate, "file_view_logits", spy)
+    views = DEFAULT_VIEWS[:4]
+    rec = fit_view_temperature(model, data, views, command="test", log=lambda *_: None)
+    files, z = read
+    m = pd.read_csv(data / "manifest.csv")
+    val = m[m.split == "val"]
+    assert [f.split("/images/")[-1] for f in files] == [p.split("images/")[-1] for p in val.path]
+    assert z.shape == (len(val), 1 + len(views), 3)
+    y = val.label.map({"covid": 0, "normal": 1, "pneumonia": 2}).to_numpy()
+    assert rec["temperature"] == pytest.approx(fit_temperature(z.mean(axis=1), y), rel=1e-6)
+    assert rec["views"] == [v.name for v in views] and rec["n_val"] == len(val)
+    assert model.read_bytes() == weights  # the weights and their hash are untouched
+    clf = load_classifier(model)
+    assert clf.views == views and clf.view_temperature == rec["temperature"]
+    assert clf.meta["test_time_views"]["command"] == "test"

@@ -277,3 +277,47 @@ def test_lung_mask_model_sees_nothing_outside_the_mask(clf: Classifier) -> None:
     # Lung focus is read against the region this model sees: its mask, not the image.
     with_lungs = diagnose(masked, canvas, Explainer(masked), seg)
     assert "and 100% of the region the model sees" in with_lungs.focus_verdict
+
+
+def test_a_model_with_test_time_views_predicts_their_average(
+    clf: Classifier, gray: np.ndarray
+) -> None:
+    names = [v.name for v in DEFAULT_VIEWS]
+    meta = {**clf.meta, "test_time_views": {"views": names, "temperature": 1.5}}
+    averaging = Classifier(clf.model, meta)
+    d = diagnose(averaging, gray, Explainer(averaging, smooth_samples=4))
+    single = diagnose(clf, gray, Explainer(clf, smooth_samples=4))
+    assert d.averaged and not single.averaged
+    assert d.summary()["averaged_over_views"] == 1 + len(names)
+    assert single.summary()["averaged_over_views"] == 1
+    # The app, the batch CLI and the evaluation give the same probabilities.
+    np.testing.assert_allclose(d.probabilities, averaging.predict([gray])[0], atol=1e-5)
+    # Every view scaled by the averaging temperature; the average is of their logits.
+    logits = np.log(single.view_probabilities) * 2.0  # softmax(z / 2), up to a constant
+    np.testing.assert_allclose(d.view_probabilities, softmax(logits / 1.5), atol=1e-4)
+    np.testing.assert_allclose(d.probabilities, softmax(logits.mean(0) / 1.5), atol=1e-4)
+    assert not np.allclose(d.probabilities, single.probabilities, atol=1e-3)
+    assert (d.uncertainty[:, 0] <= d.probabilities + 1e-6).all()
+    assert d.target_index == d.predicted_index  # the heatmap explains what is shown
+
+
+@pytest.mark.parametrize("method", ["gradcam", "smoothgrad"])
+def test_heatmap_explains_the_average_when_the_original_disagrees(
+    clf: Classifier, gray: np.ndarray, method: str
+) -> None:
+    class Contrarian(Classifier):
+        """An average that always favours the original's least likely class."""
+
+        def combine_views(self, view_logits):
+            probs, per_view = super().combine_views(view_logits)
+            return softmax(-10.0 * probs), per_view
+
+    odd = Contrarian(clf.model, clf.meta)
+    explainer = Explainer(odd, smooth_samples=4)
+    d = diagnose(odd, gray, explainer, method=method)
+    original = int(np.argmax(d.view_probabilities[0]))
+    assert d.predicted_index != original
+    assert d.target_index == d.predicted_index
+    np.testing.assert_allclose(
+        d.heatmap, explainer.explain(gray, method, d.predicted_index), atol=1e-4
+    )

@@ -138,28 +138,72 @@ def test_cli_records_the_views_it_averaged(tmp_path, tiny_model_path, cxr_dir):
     assert res["n"] == 3 and res["views"] == ["original"] + [v.name for v in DEFAULT_VIEWS]
 
 
-def test_view_average_is_the_mean_of_the_apps_views(tmp_path):
+def test_view_average_is_the_apps_prediction(tmp_path):
     import cv2
     from blobs import blob_image, blob_model
 
     from cxrlib.diagnose import DEFAULT_VIEWS, diagnose
     from cxrlib.evaluate import predict_files
-    from cxrlib.model import Classifier
+    from cxrlib.model import Classifier, softmax
 
     # A purpose-trained model (class 1 = a bright blob) whose outputs the views do move.
-    clf = Classifier(blob_model(), {"preprocess": {"size": 64, "contrast": "none"}})
+    meta = {"preprocess": {"size": 64, "contrast": "none"}, "temperature": 2.0}
+    clf = Classifier(blob_model(), meta)
+    names = [v.name for v in DEFAULT_VIEWS]
+    averaging = Classifier(
+        clf.model, {**meta, "test_time_views": {"views": names, "temperature": 1.5}}
+    )
     rng = np.random.default_rng(3)
     grays = [blob_image(rng, (8, 8)), blob_image(rng, (56, 30)), blob_image(rng, None)]
     files = []
     for k, g in enumerate(grays):
         files.append(str(tmp_path / f"{k}.png"))
         cv2.imwrite(files[-1], g)
+    # The app's per-view logits (up to a constant per image), from its own diagnosis.
+    z = np.stack([np.log(diagnose(clf, g).view_probabilities) * 2.0 for g in grays])
+    # A model that averages: its own prediction, the app's, at its own temperature.
+    own = predict_files(averaging, files)
+    np.testing.assert_allclose(own, softmax(z.mean(axis=1) / 1.5), atol=1e-4)
+    np.testing.assert_allclose(
+        own, np.stack([diagnose(averaging, g).probabilities for g in grays]), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        predict_files(averaging, files, views=()), softmax(z[:, 0] / 2.0), atol=1e-4
+    )
+    # Views asked of a model without them: the same average at the model's temperature.
     got = predict_files(clf, files, views=DEFAULT_VIEWS)
-    expected = np.stack([diagnose(clf, g).view_probabilities.mean(axis=0) for g in grays])
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(got, softmax(z.mean(axis=1) / 2.0), atol=1e-4)
     single = predict_files(clf, files)
     np.testing.assert_allclose(single, clf.predict(grays), atol=1e-5)
     assert np.abs(got - single).max() > 1e-3  # the average is not the single view
+
+
+def test_cli_follows_the_models_views_unless_told(tmp_path, tiny_model_path, cxr_dir):
+    import json
+    import shutil
+
+    from cxrlib.diagnose import DEFAULT_VIEWS
+    from cxrlib.model import load_classifier, softmax
+
+    model = tmp_path / "m.keras"
+    shutil.copy(tiny_model_path, model)
+    meta = json.loads(tiny_model_path.with_suffix(".json").read_text())
+    names = [v.name for v in DEFAULT_VIEWS[:3]]
+    meta["test_time_views"] = {"views": names, "temperature": 0.5}
+    model.with_suffix(".json").write_text(json.dumps(meta))
+    rows, own = _run_cli(tmp_path, model, cxr_dir, 1)
+    _, single = _run_cli(tmp_path, model, cxr_dir, 1, "--single-view")
+    assert own["views"] == ["original"] + names and "views" not in single
+    clf = load_classifier(model)
+    from cxrlib.data import load_gray
+
+    grays = [load_gray(cxr_dir / p) for p in rows["path"]]
+    got = np.array([r["probs"] for r in own["predictions"]])
+    np.testing.assert_allclose(got, clf.predict(grays), atol=1e-4)
+    one = np.array([r["probs"] for r in single["predictions"]])
+    z = clf.view_logits(grays)[:, 0]  # no views asked: the original only
+    np.testing.assert_allclose(one, softmax(z / clf.temperature), atol=1e-4)
+    assert np.abs(got - one).max() > 1e-4
 
 
 def test_leave_one_source_out_reruns_the_models_own_recipe(tiny_model_path):

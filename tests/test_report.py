@@ -44,6 +44,7 @@ def _data(**kw) -> ReportData:
         image_sha256="0123456789abcdef" * 4,
         lung_focus_text="84% of the heatmap lies inside the lungs (which cover 35% of the image).",
         gate_text="Looks like a frontal chest X-ray (score 0.93).",
+        probability_note="Calibrated probabilities: the model's outputs averaged over 9 views.",
         created=datetime(2026, 11, 26, 9, 30, tzinfo=UTC),
     )
     base.update(kw)
@@ -63,6 +64,7 @@ def test_report_is_a_pdf_with_the_analysis():
         "(predicted)",
         "Grad-CAM",
         "84% of the heatmap lies inside the lungs",
+        "outputs averaged over 9 views",
         "ab" * 32,
         "0123456789abcdef",
         "opacity: 0.45",

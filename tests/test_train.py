@@ -35,6 +35,9 @@ def test_one_step_training_writes_model_and_metadata(tiny_model_path, tiny_manif
     clf = load_classifier(tiny_model_path)  # also checks the weights hash
     probs = clf.predict([np.full((300, 200), 128, np.uint8)])
     assert probs.shape == (1, 3) and np.isclose(probs.sum(), 1, atol=1e-5)
+    # No width was asked for: the JSON records the one built, not null.
+    assert meta["train_config"]["arch"] == "small"
+    assert meta["train_config"]["width"] == clf.model.get_layer("b0_conv").filters == 16
 
 
 def test_cli_trains_a_resnet_excluding_a_source(tiny_manifest, cxr_dir, tmp_path):

@@ -199,8 +199,12 @@ def test_same_weights_fed_another_way_are_another_model_for_the_cache(app_env):
     warmer = dataclasses.replace(
         res, classifier=Classifier(clf.model, {**clf.meta, "temperature": 9.0})
     )
-    ids = {res.model_id, masked.model_id, warmer.model_id}
-    assert len(ids) == 3 and all(i.startswith(clf.weights_sha256) for i in ids)
+    views = {"views": ["darker", "zoom in"], "temperature": 1.1}
+    averaging = dataclasses.replace(
+        res, classifier=Classifier(clf.model, {**clf.meta, "test_time_views": views})
+    )
+    ids = {res.model_id, masked.model_id, warmer.model_id, averaging.model_id}
+    assert len(ids) == 4 and all(i.startswith(clf.weights_sha256) for i in ids)
     again = dataclasses.replace(res, classifier=Classifier(clf.model, dict(clf.meta)))
     assert again.model_id == res.model_id
 
@@ -304,6 +308,123 @@ def test_describe_architecture_names_the_trunk_and_its_width() -> None:
     assert "MobileNetV2" in mobilenet and "width 0.5" in mobilenet
     assert "32-64-128 filters" in appstate.describe_architecture({"arch": "resnet", "width": 32})
     assert "48-96-192 filters" in appstate.describe_architecture({"arch": "resnet", "width": 48})
-    # An older JSON without a width was built at the ResNet's default.
-    assert "32-64-128" in appstate.describe_architecture({"arch": "resnet"})
+    # A JSON without a width does not get one made up.
+    assert "filters" not in appstate.describe_architecture({"arch": "resnet"})
     assert appstate.describe_architecture({"arch": "small"}) == "`small`"
+
+
+def _diagnosis(probs, ranges, averaged: bool):
+    from cxrlib.diagnose import Diagnosis
+
+    probs = np.asarray(probs, np.float32)
+    names = ("covid", "normal", "pneumonia")
+    k = int(np.argmax(probs))
+    return Diagnosis(
+        class_names=names,
+        probabilities=probs,
+        predicted_index=k,
+        predicted_name=names[k],
+        uncertainty=np.asarray(ranges, np.float32),
+        view_probabilities=np.tile(probs, (9, 1)),
+        view_names=("original",) + tuple(f"v{i}" for i in range(8)),
+        target_index=k,
+        target_name=names[k],
+        method="gradcam",
+        heatmap=np.zeros((4, 4), np.float32),
+        lung_mask=None,
+        lung_focus=None,
+        lung_area=None,
+        focus_level="unknown",
+        focus_verdict="",
+        averaged=averaged,
+    )
+
+
+def test_probability_words_say_whether_the_views_were_averaged():
+    ranges = [[0.7, 0.9], [0.05, 0.2], [0.0, 0.1]]
+    averaged = _diagnosis([0.82, 0.12, 0.06], ranges, True)
+    single = _diagnosis([0.82, 0.12, 0.06], ranges, False)
+    head = appstate.probability_headline(averaged)
+    assert "**covid**, 82%" in head and "average over the image and 8" in head
+    assert "70-90%" in head
+    assert "average" not in appstate.probability_headline(single)
+    assert "range 70-90% over 9" in appstate.probability_headline(single)
+    assert "averaged over the image and 8" in appstate.probability_note(averaged)
+    assert "of the image (temperature" in appstate.probability_note(single)
+
+
+@pytest.mark.parametrize(
+    "probs,ranges,unsure",
+    [
+        ([0.82, 0.12, 0.06], [[0.7, 0.9], [0.05, 0.2], [0.0, 0.1]], False),
+        ([0.55, 0.40, 0.05], [[0.5, 0.6], [0.35, 0.45], [0.0, 0.1]], True),  # under 60 %
+        ([0.62, 0.38, 0.00], [[0.6, 0.65], [0.35, 0.4], [0.0, 0.0]], False),  # 24 points ahead
+        ([0.60, 0.42, 0.00], [[0.6, 0.65], [0.35, 0.4], [0.0, 0.0]], True),  # 18 points ahead
+        ([0.85, 0.10, 0.05], [[0.5, 0.9], [0.05, 0.4], [0.0, 0.1]], True),  # range 40 points
+    ],
+)
+def test_is_unsure(probs, ranges, unsure):
+    assert appstate.is_unsure(_diagnosis(probs, ranges, True)) is unsure
+
+
+def test_describe_calibration_names_the_views_and_both_temperatures():
+    plain = appstate.describe_calibration({"temperature": 1.3166})
+    assert "T = 1.317" in plain and "scored once" in plain
+    meta = {
+        "temperature": 1.3166,
+        "test_time_views": {
+            "views": ["shift right", "darker"],
+            "temperature": 1.2221,
+            "val_one_view": {"balanced_accuracy": 0.9059},
+            "val_averaged": {"balanced_accuracy": 0.9151},
+        },
+    }
+    text = appstate.describe_calibration(meta)
+    for needed in ("2 slightly shifted", "shift right, darker", "over the 3", "T = 1.222"):
+        assert needed in text, needed
+    assert "0.906 with the image alone, 0.915 averaged" in text and "T = 1.317" in text
+
+
+def test_describe_scoring_says_how_the_saved_predictions_were_made():
+    views = ["original", "shift right", "darker"]
+    assert "image and 2 slightly shifted" in appstate.describe_scoring({"views": views})
+    assert "scored once" in appstate.describe_scoring({})
+
+
+def test_loso_table_adds_the_view_average_where_it_was_measured():
+    section = {
+        "schedule": {"epochs": 3},
+        "sources": {
+            "nih": {
+                "n": 501,
+                "accuracy": 0.18,
+                "balanced_accuracy": 0.18,
+                "per_class_accuracy": {"normal": 0.31, "pneumonia": 0.04},
+                "with_views": {"accuracy": 0.17, "balanced_accuracy": 0.16},
+                "internal_test_balanced_accuracy": 0.82,
+            },
+            "cxnet": {"n": 507, "accuracy": 0.71, "per_class_accuracy": {"covid": 0.71}},
+        },
+    }
+    table = appstate.loso_table(section)
+    assert list(table.index) == ["nih", "cxnet"]
+    assert table.loc["nih", "accuracy, views averaged"] == 0.17
+    assert table.loc["nih", "pneumonia accuracy"] == 0.04
+    assert np.isnan(table.loc["cxnet", "accuracy, views averaged"])
+    assert "accuracy, views averaged" not in appstate.loso_table(
+        {"sources": {"cxnet": section["sources"]["cxnet"]}}
+    )
+
+
+def test_making_commands_lists_training_then_each_later_step():
+    meta = {
+        "command": "python -m cxrlib.train --data D --out M",
+        "post_training": {"command": "python -m cxrlib.calibrate --model M/c.keras"},
+        "test_time_views": {"views": ["darker"], "command": "python -m cxrlib.calibrate --views"},
+    }
+    assert appstate.making_commands(meta).splitlines() == [
+        "python -m cxrlib.train --data D --out M",
+        "python -m cxrlib.calibrate --model M/c.keras",
+        "python -m cxrlib.calibrate --views",
+    ]
+    assert appstate.making_commands({}).startswith("python -m cxrlib.train")
