@@ -3,7 +3,8 @@
 One process, warm runs (after two warm-ups), medians in milliseconds:
 
 * ``forward_ms``: the compiled forward pass of one prepared image.
-* ``predict_ms``: upload bytes -> calibrated probabilities (decode + prepare + forward).
+* ``predict_ms``: upload bytes -> the model's calibrated probabilities (decode + prepare +
+  forward; for a model with test-time views, the original and its views in one batch).
 * ``gradcam_ms`` ... ``smoothgrad_ms``: :meth:`Explainer.explain` on the decoded image
   (prepare + heatmap + mapping back onto the image + normalisation).
 * ``tfkv_gradcam_ms``: plain tf-keras-vis Grad-CAM (visualiser built once) on the
@@ -176,9 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         interleaved_ms(
             {
                 "forward_ms": lambda: clf.logits(x),
-                "predict_ms": lambda: clf.probabilities(
-                    clf.prepare(read(data, image_path.name))[None]
-                ),
+                "predict_ms": lambda: clf.predict([read(data, image_path.name)]),
                 "gradcam_ms": lambda: explainer.explain(gray, "gradcam"),
                 "gradcampp_ms": lambda: explainer.explain(gray, "gradcampp"),
                 "layercam_ms": lambda: explainer.explain(gray, "layercam"),
@@ -234,6 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         model=str(model_path),
         model_untrained=untrained,
         model_input=int(clf.preprocess.size),
+        predicted_over_views=1 + len(clf.views),
         segmenter=str(seg_path) if segmenter is not None else None,
         image=str(image_path.relative_to(cxr_dir))
         if image_path.is_relative_to(cxr_dir)

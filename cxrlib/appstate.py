@@ -1302,8 +1302,8 @@ def loso_table(section: dict[str, Any]) -> Any:
         # Held-out images scored as the app scores them (mean over the test-time views).
         averaged = v.get("with_views") or {}
         if averaged:
-            row["accuracy, views averaged"] = averaged.get("accuracy")
-            row["balanced accuracy, views averaged"] = averaged.get("balanced_accuracy")
+            row["views-averaged accuracy"] = averaged.get("accuracy")
+            row["views-averaged balanced accuracy"] = averaged.get("balanced_accuracy")
         row["internal test balanced accuracy"] = v.get("internal_test_balanced_accuracy")
         rows.append(row)
     return pd.DataFrame(rows).set_index("held-out source") if rows else pd.DataFrame()

@@ -408,10 +408,10 @@ def test_loso_table_adds_the_view_average_where_it_was_measured():
     }
     table = appstate.loso_table(section)
     assert list(table.index) == ["nih", "cxnet"]
-    assert table.loc["nih", "accuracy, views averaged"] == 0.17
+    assert table.loc["nih", "views-averaged accuracy"] == 0.17
     assert table.loc["nih", "pneumonia accuracy"] == 0.04
-    assert np.isnan(table.loc["cxnet", "accuracy, views averaged"])
-    assert "accuracy, views averaged" not in appstate.loso_table(
+    assert np.isnan(table.loc["cxnet", "views-averaged accuracy"])
+    assert "views-averaged accuracy" not in appstate.loso_table(
         {"sources": {"cxnet": section["sources"]["cxnet"]}}
     )
 
