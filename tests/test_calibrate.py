@@ -51,6 +51,10 @@ def test_calibrate_saves_only_when_validation_holds(
 ):
     model, data = _copy_model_and_data(tiny_model_path, tiny_manifest, cxr_dir, tmp_path)
     before = model.read_bytes()
+    # Test-time averaging fitted to these weights' logits.
+    meta = json.loads(model.with_suffix(".json").read_text())
+    meta["test_time_views"] = {"views": ["darker"], "temperature": 1.1}
+    model.with_suffix(".json").write_text(json.dumps(meta))
     rep = calibrate(model, data, n_images=12, command="test", log=lambda *_: None)
     assert rep["bn_images"] == 12 and rep["temperature_after"] > 0
     meta = json.loads(model.with_suffix(".json").read_text())
@@ -60,9 +64,12 @@ def test_calibrate_saves_only_when_validation_holds(
             >= meta["post_training"]["val_macro_f1_before"]
         )
         assert meta["temperature"] == rep["temperature_after"]
+        # New BN statistics move the logits: the view temperature would be stale.
+        assert "test_time_views" not in meta
         load_classifier(model)  # the new weights hash matches the new file
     else:
         assert model.read_bytes() == before and "post_training" not in meta
+        assert meta["test_time_views"]["temperature"] == 1.1
 
 
 def test_view_temperature_is_fitted_on_val_and_only_the_json_changes(
