@@ -1289,7 +1289,8 @@ def loso_table(section: dict[str, Any]) -> Any:
     sources = section.get("sources") if isinstance(section.get("sources"), dict) else None
     if sources is None:  # tolerate a flat {source: {...}} layout
         sources = {k: v for k, v in section.items() if isinstance(v, dict) and k != "schedule"}
-    rows = []
+    rows: list[dict[str, Any]] = []
+    classes: set[str] = set()
     for s, v in sources.items():
         row = {
             "held-out source": s,
@@ -1297,13 +1298,21 @@ def loso_table(section: dict[str, Any]) -> Any:
             "accuracy": v.get("accuracy"),
             "balanced accuracy": v.get("balanced_accuracy"),
         }
-        for c, a in (v.get("per_class_accuracy") or {}).items():
-            row[f"{c} accuracy"] = a
         # Held-out images scored as the app scores them (mean over the test-time views).
         averaged = v.get("with_views") or {}
         if averaged:
             row["views-averaged accuracy"] = averaged.get("accuracy")
             row["views-averaged balanced accuracy"] = averaged.get("balanced_accuracy")
+        for c, a in (v.get("per_class_accuracy") or {}).items():
+            row[f"{c} accuracy"] = a
+            classes.add(c)
         row["internal test balanced accuracy"] = v.get("internal_test_balanced_accuracy")
         rows.append(row)
-    return pd.DataFrame(rows).set_index("held-out source") if rows else pd.DataFrame()
+    if not rows:
+        return pd.DataFrame()
+    # Each averaged figure beside its one-view figure; the classes in one order for all rows.
+    order = ["n", "accuracy", "views-averaged accuracy", "balanced accuracy"]
+    order += ["views-averaged balanced accuracy"]
+    order += [f"{c} accuracy" for c in sorted(classes)] + ["internal test balanced accuracy"]
+    df = pd.DataFrame(rows).set_index("held-out source")
+    return df[[c for c in order if c in df.columns]]

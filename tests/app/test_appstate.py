@@ -408,6 +408,17 @@ def test_loso_table_adds_the_view_average_where_it_was_measured():
     }
     table = appstate.loso_table(section)
     assert list(table.index) == ["nih", "cxnet"]
+    assert list(table.columns) == [
+        "n",
+        "accuracy",
+        "views-averaged accuracy",
+        "balanced accuracy",
+        "views-averaged balanced accuracy",
+        "covid accuracy",
+        "normal accuracy",
+        "pneumonia accuracy",
+        "internal test balanced accuracy",
+    ]
     assert table.loc["nih", "views-averaged accuracy"] == 0.17
     assert table.loc["nih", "pneumonia accuracy"] == 0.04
     assert np.isnan(table.loc["cxnet", "views-averaged accuracy"])
