@@ -1188,17 +1188,17 @@ def count_items(items: Sequence[tuple[str, bytes]]) -> int:
     return max(total, 1)
 
 
-def focus_function(res: Resources) -> Callable[[np.ndarray], float | None]:
-    """``f(gray) -> lung focus`` of the predicted class's Grad-CAM (None without lungs)."""
+def focus_function(res: Resources) -> Callable[[np.ndarray, int | None], float | None]:
+    """``f(gray, class_index) -> lung focus`` of that class's Grad-CAM (None without lungs)."""
     from cxrlib.predict import gradcam_lung_focus
 
     if res.explainer is None or res.segmenter is None:
         raise RuntimeError("lung focus needs the explainer and the lung segmenter")
     inner = gradcam_lung_focus(res.explainer, res.segmenter)
 
-    def focus(gray: np.ndarray) -> float | None:
+    def focus(gray: np.ndarray, class_index: int | None = None) -> float | None:
         count("heatmaps")
-        return inner(gray)
+        return inner(gray, class_index)
 
     return focus
 

@@ -106,7 +106,7 @@ def score_items(
     items: Iterable[tuple[str, bytes]],
     classifier: Classifier,
     gate: Callable[..., Any] | None = None,
-    focus: Callable[[Any], float | None] | None = None,
+    focus: Callable[[Any, int], float | None] | None = None,
     progress: Callable[[int, str], None] | None = None,
 ) -> list[BatchRow]:
     """Scores each (name, bytes) item; bad files become rows with ``error`` set.
@@ -115,7 +115,8 @@ def score_items(
         items: (file name, raw bytes); zip archives are expanded.
         classifier: The loaded classifier.
         gate: ``assess(gray, colourfulness=...)`` from :mod:`cxrlib.ood`, or None to skip.
-        focus: Optional ``f(gray) -> lung focus`` (Grad-CAM + segmenter); slow, so off by default.
+        focus: Optional ``f(gray, class_index) -> lung focus`` of the predicted class
+            (Grad-CAM + segmenter); slow, so off by default.
         progress: Called as ``progress(i, name)`` after each item.
     """
     rows: list[BatchRow] = []
@@ -139,7 +140,7 @@ def score_items(
                 row.confidence = float(probs[k])
                 row.probabilities = {c: float(p) for c, p in zip(classifier.class_names, probs)}
                 if focus is not None:
-                    row.lung_focus = focus(gray)
+                    row.lung_focus = focus(gray, k)
                     if row.lung_focus is not None and row.lung_focus < 0.5:
                         row.flags.append("heatmap mostly outside the lungs")
         except ImageError as exc:
@@ -150,9 +151,11 @@ def score_items(
     return rows
 
 
-def gradcam_lung_focus(explainer: Any, segmenter: Any) -> Callable[[Any], float | None]:
-    """``f(gray) -> lung focus`` of the predicted class's Grad-CAM, for ``score_items``.
+def gradcam_lung_focus(explainer: Any, segmenter: Any) -> Callable[[Any, int | None], float | None]:
+    """``f(gray, class_index) -> lung focus`` of that class's Grad-CAM, for ``score_items``.
 
+    ``class_index`` is the predicted class (the model's own prediction, averaged over
+    its test-time views); None explains the original image's most probable class.
     None when the segmenter finds no lungs (a focus of 0 would wrongly read as
     "the model looked outside the lungs").
     """
@@ -160,11 +163,11 @@ def gradcam_lung_focus(explainer: Any, segmenter: Any) -> Callable[[Any], float 
 
     from cxrlib.focus import lung_focus
 
-    def focus(gray: Any) -> float | None:
+    def focus(gray: Any, class_index: int | None = None) -> float | None:
         mask = segmenter.segment(gray)
         if not np.any(mask):
             return None
-        return lung_focus(explainer.explain(gray, "gradcam"), mask)
+        return lung_focus(explainer.explain(gray, "gradcam", class_index), mask)
 
     return focus
 

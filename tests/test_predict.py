@@ -65,6 +65,22 @@ def test_lung_focus_is_none_without_lungs_and_a_share_with_them(clf):
     assert 0.0 <= share <= 1.0
 
 
+def test_lung_focus_is_of_the_predicted_class(clf):
+    asked = []
+
+    def focus(gray, class_index):
+        asked.append(class_index)
+        return 0.7
+
+    rows = score_items([("a.png", _png(4)), ("b.png", _png(5))], clf, focus=focus)
+    assert asked == [clf.class_names.index(r.predicted) for r in rows]
+    assert all(r.lung_focus == 0.7 for r in rows)
+    gray = np.random.default_rng(0).integers(0, 255, (160, 128), dtype=np.uint8)
+    per_class = gradcam_lung_focus(Explainer(clf), FixedMask(empty=False))
+    explained = Explainer(clf).explain(gray, "gradcam", 2)
+    assert per_class(gray, 2) == pytest.approx(float(explained[:80].sum() / explained.sum()))
+
+
 def test_cli_scores_a_folder_to_csv(tiny_model_path, tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "x.png").write_bytes(_png(3))
