@@ -43,7 +43,9 @@ models: install
 	$(BIN)/python -m cxrlib.lungs train --data ../shared/lungs --out models/
 	$(BIN)/python -m cxrlib.train --data ../shared/cxr --out models/
 	$(BIN)/python -m cxrlib.calibrate --model models/cxr_classifier.keras --data ../shared/cxr
+	$(BIN)/python -m cxrlib.calibrate --model models/cxr_classifier.keras --data ../shared/cxr --views
 	$(BIN)/python -m cxrlib.evaluate --save-metrics --data ../shared/cxr
+	$(BIN)/python -m cxrlib.evaluate --data ../shared/cxr --split test --ablate --explain --record --bootstrap 200
 	$(BIN)/python -m cxrlib.ood fit --data ../shared/cxr --lungs ../shared/lungs --out models/ood.npz
 
 clean:
