@@ -233,7 +233,6 @@ def leave_one_source_out(
     """
     from cxrlib.data import read_manifest
     from cxrlib.evaluate import file_view_logits, predict_files
-    from cxrlib.model import average_views, softmax
     from cxrlib.train import train
 
     df = read_manifest(manifest, root=root)
@@ -246,8 +245,8 @@ def leave_one_source_out(
             clf = Classifier(model, meta)
             held = df[df["source"] == s]
             z = file_view_logits(clf, list(held["file"]), views)
-            probs = softmax(z[:, 0] / clf.temperature)
-            probs_views = average_views(z, clf.view_temperature)[0] if views else None
+            probs = clf.combine_views(z, average=False)[0]
+            probs_views = clf.combine_views(z, average=True)[0] if views else None
             test = df[(df["split"] == "test") & (df["source"] != s)]
             probs_test = predict_files(clf, list(test["file"]), views=())
         res = held_out_scores(held["y"].to_numpy(), probs, clf.class_names)

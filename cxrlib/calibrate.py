@@ -39,7 +39,6 @@ from cxrlib.model import (
     load_classifier,
     meta_path,
     save_classifier,
-    softmax,
 )
 from cxrlib.preprocess import normalize_contrast
 from cxrlib.train import fit_temperature, macro_f1
@@ -165,7 +164,7 @@ def fit_view_temperature(
         "temperature": temperature,
         "fitted_on": "val",
         "n_val": int(len(y)),
-        "val_one_view": scores(softmax(z[:, 0] / clf.temperature)),
+        "val_one_view": scores(clf.combine_views(z, average=False)[0]),
         "val_averaged": scores(average_views(z, temperature)[0]),
         "command": command,
         "seconds": round(time.time() - t0, 1),

@@ -28,13 +28,7 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
 
 from cxrlib.data import load_gray, lung_inputs, read_manifest
-from cxrlib.model import (
-    DEFAULT_MODEL_PATH,
-    Classifier,
-    average_views,
-    load_classifier,
-    softmax,
-)
+from cxrlib.model import DEFAULT_MODEL_PATH, Classifier, load_classifier
 from cxrlib.views import DEFAULT_VIEWS, View
 
 
@@ -242,11 +236,7 @@ def predict_files(
     """
     used = classifier.views if views is None else tuple(views)
     z = file_view_logits(classifier, files, used, batch_size)
-    if views is None:
-        return classifier.combine_views(z)[0]
-    if used:
-        return average_views(z, classifier.view_temperature)[0]
-    return softmax(z[:, 0] / classifier.temperature)
+    return classifier.combine_views(z, average=bool(used))[0]
 
 
 def evaluate_manifest(

@@ -335,14 +335,17 @@ class Classifier:
         k = len(self.class_names)
         return np.concatenate(out) if out else np.zeros((0, 1 + len(views), k), np.float32)
 
-    def combine_views(self, view_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def combine_views(
+        self, view_logits: np.ndarray, average: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(..., V, K)`` logits -> ``(probabilities (..., K), per view (..., V, K))``.
 
-        With test-time views (:attr:`views`), the probabilities are those of the
-        mean logits and every view is scaled by the temperature fitted for that
-        mean; without, they are the original's (view 0) at the model's temperature.
+        Averaged (``average`` True, or None for a model with test-time views,
+        :attr:`views`), the probabilities are those of the mean logits and every
+        view is scaled by the temperature fitted for that mean; otherwise they are
+        the original's (view 0) at the model's temperature.
         """
-        if self.views:
+        if bool(self.views) if average is None else average:
             return average_views(view_logits, self.view_temperature)
         per_view = softmax(np.asarray(view_logits) / self.temperature)
         return per_view[..., 0, :], per_view
