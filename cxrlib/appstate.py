@@ -930,6 +930,10 @@ def making_commands(meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: How the app names the test-time views (cxrlib.views.DEFAULT_VIEWS) to a reader.
+COPIES = "slightly shifted, zoomed, darker and brighter copies"
+
+
 def describe_calibration(meta: dict[str, Any]) -> str:
     """How a model's probabilities are made, from its JSON (temperature, test-time views)."""
     text = (
@@ -948,8 +952,7 @@ def describe_calibration(meta: dict[str, Any]) -> str:
             f"alone, {avg['balanced_accuracy']:.3f} averaged"
         )
     return (
-        f"each image is scored with {n} slightly shifted, zoomed, darker and brighter copies "
-        f"({', '.join(ttv['views'])}); the probabilities are those of the mean logits over "
+        f"each image is scored with {n} {COPIES} ({', '.join(ttv['views'])}); the probabilities are those of the mean logits over "
         f"the {n + 1}, with their own temperature fitted on the validation split "
         f"(T = {float(ttv.get('temperature', 1.0)):.3f}){gain}. Without the copies: " + text + "."
     )
@@ -961,7 +964,7 @@ def describe_scoring(split: dict[str, Any]) -> str:
     if len(views) > 1:
         return (
             f"Each image scored as the app scores it: the mean over the image and "
-            f"{len(views) - 1} slightly shifted, zoomed, darker and brighter copies."
+            f"{len(views) - 1} {COPIES}."
         )
     return "Each image scored once, as it is."
 
@@ -971,15 +974,14 @@ def probability_headline(d: Diagnosis) -> str:
     k = d.predicted_index
     p, (lo, hi) = float(d.probabilities[k]), d.uncertainty[k]
     n = len(d.view_names)
-    copies = "slightly shifted, zoomed and brightened copies"
     if d.averaged:
         return (
             f"Most likely: **{d.predicted_name}**, {100 * p:.0f}% (the average over the "
-            f"image and {n - 1} {copies}; they range {100 * lo:.0f}-{100 * hi:.0f}%)"
+            f"image and {n - 1} {COPIES}; they range {100 * lo:.0f}-{100 * hi:.0f}%)"
         )
     return (
         f"Most likely: **{d.predicted_name}**, {100 * p:.0f}% "
-        f"(range {100 * lo:.0f}-{100 * hi:.0f}% over {n} {copies} of the image)"
+        f"(range {100 * lo:.0f}-{100 * hi:.0f}% over {n} {COPIES} of the image)"
     )
 
 
@@ -998,8 +1000,7 @@ def probability_note(d: Diagnosis) -> str:
     if d.averaged:
         made = (
             f"Calibrated probabilities: the model's outputs averaged over the image and {n - 1} "
-            "slightly shifted, zoomed, darker and brighter copies, temperature-scaled on the "
-            "validation split."
+            f"{COPIES}, temperature-scaled on the validation split."
         )
     else:
         made = "Calibrated probabilities of the image (temperature-scaled on the validation split)."
