@@ -26,7 +26,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from cxrlib.preprocess import (  # noqa: E402
     Box,
@@ -184,6 +183,25 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _compiled_forward(model: keras.Model, size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """float32 ``(N, size, size, 1)`` -> logits as numpy, compiled once.
+
+    Under TensorFlow (the app's backend) a ``tf.function``: ``model.predict`` on one
+    image is several times slower. Other Keras backends (JAX, for training on a GPU
+    machine) call the model as it is; TensorFlow is imported only where it is used.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
+    import tensorflow as tf
+
+    fn = tf.function(
+        lambda x: model(x, training=False),
+        input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)],
+        reduce_retracing=True,
+    )
+    return lambda x: fn(tf.constant(x)).numpy()
+
+
 def meta_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
@@ -219,11 +237,7 @@ class Classifier:
         size = self.model.input_shape[1]
         if size != self.preprocess.size:
             raise ModelError(f"model input is {size} px but its JSON says {self.preprocess.size}")
-        self._logits_fn = tf.function(
-            lambda x: self.logits_model(x, training=False),
-            input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)],
-            reduce_retracing=True,
-        )
+        self._logits_fn = _compiled_forward(self.logits_model, size)
 
     def lung_segmenter(self) -> Any:
         """The lung segmenter that makes this model's crop boxes (loaded on first use)."""
@@ -297,7 +311,7 @@ class Classifier:
         x = np.asarray(batch, np.float32)
         if x.ndim == 3:
             x = x[..., None]
-        return self._logits_fn(tf.constant(x)).numpy()
+        return self._logits_fn(x)
 
     def probabilities(self, batch: np.ndarray, calibrated: bool = True) -> np.ndarray:
         """Softmax probabilities for prepared inputs; temperature-scaled if ``calibrated``."""
@@ -436,6 +450,11 @@ def save_classifier(model: keras.Model, meta: dict[str, Any], path: str | Path) 
     """Saves ``model`` to ``path`` (.keras) and ``meta`` (+ weights hash) beside it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if getattr(model, "optimizer", None) is not None:
+        # The same layers without the training state: the optimizer's moments were over
+        # half the file (two thirds for a wide ResNet), and classifiers load with
+        # compile=False, so nothing reads them.
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
     model.save(path)
     meta = dict(meta)
     meta["weights_sha256"] = sha256_file(path)

@@ -115,3 +115,39 @@ def test_runs_of_another_trunk_are_named_apart(augment_compare):
     ]
     lines = augment_compare.table(rows).splitlines()
     assert len(lines) == 2 + 2 and any("| resnet32:all |" in line for line in lines)
+
+
+def test_gpu_pack_holds_the_geometry_and_trains_like_the_cli(tiny_manifest, cxr_dir, tmp_path):
+    """benchmarks/gpu_train.py: what travels to a GPU machine is the images that
+    cxrlib.train would read here, and training from it goes through cxrlib.train."""
+    import json
+    import sys
+
+    import numpy as np
+
+    import cxrlib.train
+    from cxrlib.data import load_geometry, read_manifest
+    from cxrlib.preprocess import PreprocessConfig
+
+    gpu = _load("gpu_train")
+    folder = tmp_path / "pack"
+    switches = ["--size", "64", "--no-lung-crop"]
+    gpu.pack(tiny_manifest, folder, quality=95, train_args=switches, root=cxr_dir, cache=False)
+    images = gpu.unpack(folder)
+    df = read_manifest(tiny_manifest, root=cxr_dir)
+    assert sorted(images) == sorted(df["path"])
+    here = load_geometry(list(df["file"]), PreprocessConfig(size=64), cache=False)
+    packed = np.stack([images[p] for p in df["path"]]).astype(int)
+    assert packed.shape == here.shape
+    assert 0 < np.abs(packed - here).mean() < 2  # JPEG: close, not the same bytes
+
+    args = "--arch small --epochs 1 --steps-per-epoch 1 --batch-size 8 --quiet"
+    gpu.run(folder, tmp_path / "out", [f"t={args} {' '.join(switches)}"], workers=2)
+    meta = json.loads((tmp_path / "out" / "t.json").read_text())
+    assert (meta["n_train"], meta["n_val"], meta["input_size"]) == (12, 6, 64)
+    assert meta["train_config"]["arch"] == "small"
+    # Nothing stays patched for the rest of the process.
+    assert cxrlib.train.load_geometry is load_geometry
+    assert "cxrlib.lungs" not in sys.modules or hasattr(
+        sys.modules["cxrlib.lungs"], "LungSegmenter"
+    )

@@ -139,3 +139,35 @@ def test_committed_model_classifies_shared_test_images_as_its_metrics_say(cxr_di
     assert metrics["splits"]["test"].get("views") == (
         ["original"] + [v.name for v in clf.views] if clf.views else None
     )
+
+
+def test_forward_pass_on_another_backend_gives_the_same_logits(monkeypatch):
+    """Off TensorFlow (JAX on a GPU machine) the classifier calls the model as it is
+    instead of through a tf.function; the logits must not change."""
+    import keras
+
+    m = build_classifier(64, "small", seed=2)
+    meta = {"preprocess": {"size": 64, "contrast": "none"}}
+    x = np.random.default_rng(1).integers(0, 255, (4, 64, 64)).astype(np.uint8)
+    expected = Classifier(m, meta).logits(x)
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    got = Classifier(m, meta).logits(x)
+    assert isinstance(got, np.ndarray) and got.shape == (4, len(CLASS_NAMES))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_saved_classifier_leaves_the_training_state_behind(tmp_path):
+    import zipfile
+
+    m = build_classifier(64, "small", seed=3)
+    m.compile(optimizer="adam", loss="categorical_crossentropy")
+    x = np.random.default_rng(2).integers(0, 255, (4, 64, 64, 1)).astype(np.float32)
+    m.train_on_batch(x, np.eye(3, dtype=np.float32)[[0, 1, 2, 0]])
+    m.save(tmp_path / "with_optimizer.keras")
+    path = save_classifier(m, {"preprocess": {"size": 64}}, tmp_path / "clf.keras")
+    with zipfile.ZipFile(path) as z:
+        assert not json.loads(z.read("config.json")).get("compile_config")
+    assert path.stat().st_size < (tmp_path / "with_optimizer.keras").stat().st_size
+    clf = load_classifier(path)
+    assert [la.name for la in clf.model.layers] == [la.name for la in m.layers]
+    np.testing.assert_allclose(clf.model.predict(x, verbose=0), m.predict(x, verbose=0), atol=1e-6)

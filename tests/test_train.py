@@ -257,3 +257,33 @@ def test_batches_with_mixup_have_soft_targets():
     assert (0 < y1).sum() > len(y1) and np.allclose(y1.sum(1), 1)  # soft, still distributions
     assert not np.allclose(x0, x1)
     assert 0 <= x1.min() and x1.max() <= 255
+
+
+def _top_level_imports(module: str) -> set[str]:
+    import ast
+    from pathlib import Path
+
+    import cxrlib
+
+    path = Path(cxrlib.__file__).with_name(f"{module.removeprefix('cxrlib.')}.py")
+    found = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_training_loads_without_tensorflow():
+    """``KERAS_BACKEND=jax python -m cxrlib.train`` must run where TensorFlow is not
+    installed (a lent GPU machine; benchmarks/gpu_train.py): no module that training
+    imports may import TensorFlow when it loads, only inside what needs it."""
+    todo, seen = ["cxrlib.train"], set()
+    while todo:
+        module = todo.pop()
+        seen.add(module)
+        imports = _top_level_imports(module)
+        assert not any(m.split(".")[0] == "tensorflow" for m in imports), module
+        todo += [m for m in imports if m.startswith("cxrlib.") and m not in seen]
+    assert {"cxrlib.model", "cxrlib.data", "cxrlib.augment", "cxrlib.preprocess"} <= seen

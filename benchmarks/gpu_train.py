@@ -1,0 +1,159 @@
+"""Runs ``cxrlib.train`` on a lent GPU machine, with Keras on the JAX backend.
+
+The device machine has JAX but no TensorFlow, and it cannot see ``../shared``. So this
+script has two halves:
+
+``pack`` (here, on the CPU machine) writes what training reads into a folder (default
+``.dev/``, ignored by git): the manifest's columns, and the *geometry step* of the
+preprocessing (lung crop, resize; :func:`cxrlib.data.load_geometry`) of every train and
+val image as JPEG bytes, since the uint8 arrays (330 MB) do not fit the 64 MiB that may
+travel. JPEG at quality 80 changes a pixel by about 1.5 grey levels on average; a run
+of the committed recipe through this path is the control for that.
+
+``run`` (there) unpacks, answers :func:`cxrlib.data.load_geometry` from the pack, and
+calls :func:`cxrlib.train.main` with the usual arguments once per ``--run``, writing
+each model and its JSON to ``--out`` as soon as it is trained. The trained ``.keras``
+files load under TensorFlow here; calibrate and evaluate them here as any other model.
+
+    python benchmarks/gpu_train.py pack --manifest ../shared/cxr/manifest.csv
+    KERAS_BACKEND=jax python benchmarks/gpu_train.py run --out $OUT \\
+        --run "r1=--lung-crop --quiet" --run "r2=--lung-crop --arch resnet --width 64"
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+import types
+from collections.abc import Sequence
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+
+PACK_NAMES = ("train", "val")
+
+
+def pack(
+    manifest: Path,
+    out: Path,
+    quality: int = 80,
+    train_args: Sequence[str] = ("--lung-crop",),
+    root: Path | None = None,
+    cache: bool = True,
+) -> None:
+    """Writes the manifest's columns and the train and val images' geometry step
+    (for the preprocessing that ``train_args`` choose) into ``out``."""
+    import cv2
+    import pandas as pd
+
+    from cxrlib.data import load_geometry, read_manifest
+    from cxrlib.train import config_from_args, parse_args
+
+    cfg = config_from_args(parse_args(["--data", "unused", "--out", "unused", *train_args]))
+    out.mkdir(parents=True, exist_ok=True)
+    raw = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    raw[["path", "label", "source", "patient_id", "split"]].to_csv(
+        out / "manifest.csv", index=False
+    )
+    df = read_manifest(manifest, root=root)
+    for split in PACK_NAMES:
+        rows = df[df["split"] == split]
+        images = load_geometry(list(rows["file"]), cfg.preprocess, cache=cache)
+        bufs = [
+            cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].ravel()
+            for im in images
+        ]
+        np.savez(
+            out / f"geo_{split}.npz",
+            data=np.concatenate(bufs),
+            offsets=np.cumsum([0] + [len(b) for b in bufs]),
+            paths=rows["path"].to_numpy(str),
+        )
+        print(f"{split}: {len(rows)} images, {sum(len(b) for b in bufs) / 1e6:.1f} MB")
+    if cfg.preprocess.uses_lungs:
+        from cxrlib.lungs import default_segmenter
+
+        (out / "segmenter_sha256").write_text(default_segmenter().meta["weights_sha256"])
+
+
+def unpack(folder: Path) -> dict[str, np.ndarray]:
+    """Relative image path -> uint8 geometry image, for every packed image."""
+    import cv2
+
+    images: dict[str, np.ndarray] = {}
+    for split in PACK_NAMES:
+        z = np.load(folder / f"geo_{split}.npz")
+        data, off = z["data"], z["offsets"]
+        for i, rel in enumerate(z["paths"]):
+            images[str(rel)] = cv2.imdecode(data[off[i] : off[i + 1]], cv2.IMREAD_GRAYSCALE)
+    return images
+
+
+def run(folder: Path, out: Path, runs: Sequence[str], workers: int = 12) -> None:
+    """Trains once per ``"name=train arguments"`` in ``runs`` on the packed images."""
+    import cxrlib.train as train_mod
+
+    t0 = time.time()
+    images = unpack(folder)
+    print(f"unpacked {len(images)} images in {time.time() - t0:.0f} s", flush=True)
+    root = folder.resolve()
+
+    def packed_geometry(files, config, cache=True, workers=4, segmenter=None):
+        return np.stack([images[os.path.relpath(Path(f).resolve(), root)] for f in files])
+
+    init = train_mod.AugmentedBatches.__init__
+
+    def more_workers(self, *a, **k):
+        # Two augmenting threads keep a 2-core CPU busy; a GPU needs more of them.
+        init(self, *a, **k)
+        self._workers, self._max_queue_size = workers, 4 * workers
+
+    stubs = {}
+    sha_file = folder / "segmenter_sha256"
+    if sha_file.exists():
+        # train() records the lung segmenter's hash; the segmenter needs TensorFlow.
+        meta = {"weights_sha256": sha_file.read_text().strip()}
+        lungs = types.ModuleType("cxrlib.lungs")
+        lungs.default_segmenter = lambda: types.SimpleNamespace(meta=meta)
+        stubs["cxrlib.lungs"] = lungs
+    with (
+        mock.patch.object(train_mod, "load_geometry", packed_geometry),
+        mock.patch.object(train_mod.AugmentedBatches, "__init__", more_workers),
+        mock.patch.dict(sys.modules, stubs),
+    ):
+        for spec in runs:
+            name, _, args = spec.partition("=")
+            t = time.time()
+            print(f"== {name}: {args}", flush=True)
+            argv = ["--data", str(folder), "--out", str(out), "--name", name]
+            train_mod.main([*argv, *shlex.split(args)])
+            print(f"== {name} done in {(time.time() - t) / 60:.1f} min", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pk = sub.add_parser("pack")
+    pk.add_argument("--manifest", type=Path, default=Path("../shared/cxr/manifest.csv"))
+    pk.add_argument("--to", type=Path, default=Path(".dev"))
+    pk.add_argument("--quality", type=int, default=80)
+    pk.add_argument("train_args", nargs="*", help="preprocessing switches (default --lung-crop)")
+    rn = sub.add_parser("run")
+    rn.add_argument("--pack", type=Path, default=Path(".dev"))
+    rn.add_argument("--out", type=Path, required=True)
+    rn.add_argument("--run", action="append", required=True, help='"name=train arguments"')
+    rn.add_argument("--workers", type=int, default=12)
+    a = p.parse_args(argv)
+    if a.cmd == "pack":
+        pack(a.manifest, a.to, a.quality, a.train_args or ["--lung-crop"])
+    else:
+        run(a.pack, a.out, a.run, a.workers)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
