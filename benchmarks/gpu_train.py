@@ -23,6 +23,7 @@ files load under TensorFlow here; calibrate and evaluate them here as any other 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -35,6 +36,13 @@ from unittest import mock
 import numpy as np
 
 PACK_NAMES = ("train", "val")
+# Applied after the geometry step, so a packed image serves any value of these.
+AFTER_GEOMETRY = ("contrast", "clahe_clip", "clahe_grid")
+
+
+def geometry_settings(preprocess: dict) -> dict:
+    """The preprocessing settings that decide what a packed image is."""
+    return {k: v for k, v in preprocess.items() if k not in AFTER_GEOMETRY}
 
 
 def pack(
@@ -74,6 +82,8 @@ def pack(
             paths=rows["path"].to_numpy(str),
         )
         print(f"{split}: {len(rows)} images, {sum(len(b) for b in bufs) / 1e6:.1f} MB")
+    settings = geometry_settings(cfg.preprocess.to_dict())
+    (out / "geometry.json").write_text(json.dumps(settings, indent=2) + "\n")
     if cfg.preprocess.uses_lungs:
         from cxrlib.lungs import default_segmenter
 
@@ -101,8 +111,13 @@ def run(folder: Path, out: Path, runs: Sequence[str], workers: int = 12) -> None
     images = unpack(folder)
     print(f"unpacked {len(images)} images in {time.time() - t0:.0f} s", flush=True)
     root = folder.resolve()
+    packed_settings = json.loads((folder / "geometry.json").read_text())
 
     def packed_geometry(files, config, cache=True, workers=4, segmenter=None):
+        # A run must not record preprocessing its images did not have.
+        asked = geometry_settings(config.to_dict())
+        if asked != packed_settings:
+            raise ValueError(f"the pack holds images for {packed_settings}, not {asked}")
         return np.stack([images[os.path.relpath(Path(f).resolve(), root)] for f in files])
 
     init = train_mod.AugmentedBatches.__init__

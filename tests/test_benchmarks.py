@@ -146,6 +146,9 @@ def test_gpu_pack_holds_the_geometry_and_trains_like_the_cli(tiny_manifest, cxr_
     meta = json.loads((tmp_path / "out" / "t.json").read_text())
     assert (meta["n_train"], meta["n_val"], meta["input_size"]) == (12, 6, 64)
     assert meta["train_config"]["arch"] == "small"
+    # A run that asks for other preprocessing than the pack holds is refused.
+    with pytest.raises(ValueError, match="pack holds"):
+        gpu.run(folder, tmp_path / "out", [f"u={args} --size 64 --lung-crop"], workers=2)
     # Nothing stays patched for the rest of the process.
     assert cxrlib.train.load_geometry is load_geometry
     assert "cxrlib.lungs" not in sys.modules or hasattr(
