@@ -1010,6 +1010,132 @@ def probability_note(d: Diagnosis) -> str:
     )
 
 
+# What each source of ../shared/cxr is, in a few words (its SOURCES.md), for sentences
+# that name a source to someone who has not read it.
+SOURCE_NAMES = {
+    "nih": "adult NIH Clinical Center",
+    "kermany": "paediatric Guangzhou",
+    "radiography": "COVID-19 Radiography Database",
+    "ieee8023": "publication-figure (Cohen et al.)",
+    "cxnet": "COVID-CXNet",
+    "figure1": "Figure 1 initiative",
+}
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    """How the model's past answers of one class turned out, from its metrics file.
+
+    Attributes:
+        label: The class it answered.
+        calls: Internal test images it gave that answer.
+        right: Of those, the ones whose label is ``label``.
+        held_out_accuracy: Mean accuracy over the held-out sources of the
+            leave-one-source-out runs (views-averaged where recorded), or None.
+        held_out_sources: How many sources that mean is over.
+        confusions: ``(source, true label, called label, group size)`` for the groups
+            of the test split that most often got this answer wrongly, most often first.
+    """
+
+    label: str
+    calls: int
+    right: int
+    held_out_accuracy: float | None
+    held_out_sources: int
+    confusions: tuple[tuple[str, str, int, int], ...]
+
+
+def track_record(
+    metrics: dict[str, Any] | None,
+    label: str,
+    min_group: int = 20,
+    min_share: float = 0.2,
+) -> TrackRecord | None:
+    """What the saved test predictions say about an answer of ``label``.
+
+    A (source, true class) group of at least ``min_group`` test images is a known
+    confusion when at least ``min_share`` of it was answered ``label``.
+    """
+    split = ((metrics or {}).get("splits") or {}).get("test") or {}
+    cm = split.get("confusion_matrix") or {}
+    labels = list(cm.get("labels") or [])
+    if label not in labels or not cm.get("matrix"):
+        return None
+    matrix = np.asarray(cm["matrix"], dtype=np.int64)
+    k = labels.index(label)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for r in split.get("predictions") or []:
+        if r.get("label") not in labels or len(r.get("probs", [])) != len(labels):
+            continue
+        g = groups.setdefault((str(r.get("source", "unknown")), r["label"]), [0, 0])
+        g[0] += 1
+        g[1] += int(np.argmax(r["probs"]) == k)
+    confusions = sorted(
+        (
+            (source, true, called, n)
+            for (source, true), (n, called) in groups.items()
+            if true != label and n >= min_group and called >= min_share * n
+        ),
+        key=lambda c: -c[2] / c[3],
+    )
+    sources = ((metrics or {}).get("loso") or {}).get("sources") or {}
+    accs = [
+        (v.get("with_views") or v).get("accuracy") for v in sources.values() if isinstance(v, dict)
+    ]
+    accs = [a for a in accs if a is not None]
+    return TrackRecord(
+        label=label,
+        calls=int(matrix[:, k].sum()),
+        right=int(matrix[k, k]),
+        held_out_accuracy=float(np.mean(accs)) if accs else None,
+        held_out_sources=len(accs),
+        confusions=tuple(confusions),
+    )
+
+
+def describe_track_record(r: TrackRecord) -> list[str]:
+    """The Diagnose page's "how often was this answer right" lines (markdown)."""
+    lines = []
+    if r.calls:
+        lines.append(
+            f"On the internal test split, **{100 * r.right / r.calls:.0f}%** of its "
+            f"'{r.label}' answers were right ({r.right:,} of {r.calls:,}). Those images come "
+            "from the hospitals it was trained on."
+        )
+    if r.held_out_accuracy is not None:
+        lines.append(
+            f"On a hospital left out of training (the same recipe, {r.held_out_sources} "
+            f"sources in turn), it was right on **{100 * r.held_out_accuracy:.0f}%** of images."
+        )
+    for source, true, called, n in r.confusions:
+        where = SOURCE_NAMES.get(source, source)
+        lines.append(
+            f"Known confusion: it also answered '{r.label}' for {called} of {n} "
+            f"{where} {true} images in the test split."
+        )
+    return lines
+
+
+_METRICS_MEMO: dict[tuple[str, float], dict[str, Any] | None] = {}
+
+
+def answer_record(res: Resources, label: str) -> list[str]:
+    """:func:`describe_track_record` of an answer ``label`` by the loaded classifier,
+    from its metrics file (read once per file version); [] without one."""
+    if res.model_path is None:
+        return []
+    path = Path(res.model_path).with_suffix(".metrics.json")
+    try:
+        key = (str(path), path.stat().st_mtime)
+    except OSError:
+        return []
+    if key not in _METRICS_MEMO:
+        _METRICS_MEMO.clear()  # one model per process: keep only the current version
+        _METRICS_MEMO[key] = read_json(path)
+    record = track_record(_METRICS_MEMO[key], label)
+    return describe_track_record(record) if record else []
+
+
 def describe_training(cfg: dict[str, Any]) -> str:
     """One sentence on a model's batches and augmentation, from its JSON ``train_config``."""
     power = cfg.get("sampling_power")
@@ -1152,6 +1278,9 @@ def report_bytes(
         image_sha256=decoded.sha256,
         lung_focus_text=diagnosis.focus_verdict,
         probability_note=probability_note(diagnosis),
+        track_record=[
+            line.replace("**", "") for line in answer_record(res, diagnosis.predicted_name)
+        ],
         gate_text=gate_text(gate),
         warnings=list(warnings),
         notices=list(decoded.notices),

@@ -71,6 +71,8 @@ class ReportData:
         image_sha256: SHA-256 of the uploaded bytes.
         lung_focus_text: The lung-focus sentence, or "".
         probability_note: How the probabilities were computed, or "".
+        track_record: How often the model's earlier answers of the predicted class
+            were right (:func:`cxrlib.appstate.describe_track_record`), plain text.
         gate_text: The out-of-distribution verdict in words, or "".
         warnings: Extra warnings (e.g. "analysed although the gate rejected it").
         notices: Decoding notices (technical, never patient data).
@@ -91,6 +93,7 @@ class ReportData:
     settings: dict[str, object] = field(default_factory=dict)
     lung_focus_text: str = ""
     probability_note: str = ""
+    track_record: list[str] = field(default_factory=list)
     gate_text: str = ""
     warnings: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
@@ -207,6 +210,8 @@ def build_report(data: ReportData) -> bytes:
     lines: list[tuple[str, str]] = []
     if data.probability_note:
         lines.append(("Probabilities", data.probability_note))
+    for line in data.track_record:
+        lines.append(("Track record", line))
     if data.gate_text:
         lines.append(("Input check", data.gate_text))
     if data.lung_focus_text:

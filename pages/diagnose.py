@@ -221,6 +221,10 @@ def main() -> None:
                 icon=":material/block:",
             )
         focus_slot = st.container()
+        record = appstate.answer_record(res, base.predicted_name)
+        if record:
+            st.markdown(f"**Track record** of '{base.predicted_name}' answers")
+            st.info("\n\n".join(record), icon=":material/history:")
         fmt = decoded.format or "image"
         h, w = decoded.pixels.shape
         st.caption(f"{fmt}, {w} x {h} px as analysed · image SHA-256 {sha[:16]}...")

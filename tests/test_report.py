@@ -45,6 +45,7 @@ def _data(**kw) -> ReportData:
         lung_focus_text="84% of the heatmap lies inside the lungs (which cover 35% of the image).",
         gate_text="Looks like a frontal chest X-ray (score 0.93).",
         probability_note="Calibrated probabilities: the model's outputs averaged over 9 views.",
+        track_record=["On the internal test split, 93% of its 'pneumonia' answers were right."],
         created=datetime(2026, 11, 26, 9, 30, tzinfo=UTC),
     )
     base.update(kw)
@@ -65,6 +66,8 @@ def test_report_is_a_pdf_with_the_analysis():
         "Grad-CAM",
         "84% of the heatmap lies inside the lungs",
         "outputs averaged over 9 views",
+        "Track record",
+        "93% of its 'pneumonia' answers were right",
         "ab" * 32,
         "0123456789abcdef",
         "opacity: 0.45",

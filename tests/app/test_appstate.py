@@ -439,3 +439,49 @@ def test_making_commands_lists_training_then_each_later_step():
         "python -m cxrlib.calibrate --views",
     ]
     assert appstate.making_commands({}).startswith("python -m cxrlib.train")
+
+
+def _metrics_with(groups: dict[tuple[str, str], dict[str, int]], loso: dict) -> dict:
+    """A metrics file whose test split holds ``groups[(source, label)][answer]`` images."""
+    names = ["covid", "normal", "pneumonia"]
+    preds, matrix = [], np.zeros((3, 3), int)
+    for (source, label), answers in groups.items():
+        for answer, n in answers.items():
+            probs = [0.8 if c == answer else 0.1 for c in names]
+            preds += [{"path": "x", "label": label, "source": source, "probs": probs}] * n
+            matrix[names.index(label), names.index(answer)] += n
+    test = {"predictions": preds, "confusion_matrix": {"labels": names, "matrix": matrix.tolist()}}
+    return {"splits": {"test": test}, "loso": {"sources": loso}}
+
+
+def test_track_record_of_an_answer():
+    metrics = _metrics_with(
+        {
+            ("nih", "pneumonia"): {"normal": 12, "pneumonia": 18},  # 40% answered normal
+            ("kermany", "normal"): {"normal": 21, "pneumonia": 4},  # 16%: under 20%
+            ("kermany", "pneumonia"): {"normal": 4, "pneumonia": 21},  # 16%: under 20%
+            ("cxnet", "covid"): {"normal": 10},  # all of them, but a group of 10
+        },
+        loso={"a": {"accuracy": 0.4, "with_views": {"accuracy": 0.5}}, "b": {"accuracy": 0.7}},
+    )
+    r = appstate.track_record(metrics, "normal")
+    assert (r.calls, r.right) == (12 + 21 + 4 + 10, 21)
+    assert r.confusions == (("nih", "pneumonia", 12, 30),)
+    # The views-averaged held-out accuracy where recorded, as the app predicts.
+    assert r.held_out_accuracy == pytest.approx(0.6) and r.held_out_sources == 2
+    lines = appstate.describe_track_record(r)
+    assert "**45%** of its 'normal' answers were right (21 of 47)" in lines[0]
+    assert "right on **60%** of images" in lines[1] and "2 sources" in lines[1]
+    assert lines[2] == (
+        "Known confusion: it also answered 'normal' for 12 of 30 adult NIH Clinical Center "
+        "pneumonia images in the test split."
+    )
+    p = appstate.track_record(metrics, "pneumonia")
+    assert (p.calls, p.right, p.confusions) == (18 + 4 + 21, 18 + 21, ())
+    assert appstate.track_record(metrics, "other") is None
+    assert appstate.track_record(None, "normal") is None
+    without_loso = appstate.track_record(
+        _metrics_with({("nih", "normal"): {"normal": 3}}, {}), "normal"
+    )
+    assert without_loso.held_out_accuracy is None
+    assert len(appstate.describe_track_record(without_loso)) == 1

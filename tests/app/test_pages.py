@@ -63,6 +63,10 @@ def test_upload_png_gives_a_prediction(app_env):
     assert "Image" in captions and "Overlay" in captions
     assert any(c.startswith("Grad-CAM for") for c in captions)
     assert any(b.label == "Download PDF report" for b in at.get("download_button"))
+    # How often this kind of answer was right, from the committed model's metrics file.
+    predicted = page.split("Most likely: **", 1)[1].split("**", 1)[0]
+    assert f"**Track record** of '{predicted}' answers" in page
+    assert any(f"of its '{predicted}' answers were right" in i.value for i in at.info)
     sidebar = " ".join(c.value for c in at.sidebar.caption)
     assert f"**Device** {appstate.device_description()}" in sidebar
     assert "sha256" in sidebar
