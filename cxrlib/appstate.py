@@ -1033,6 +1033,8 @@ class TrackRecord:
         held_out_accuracy: Mean accuracy over the held-out sources of the
             leave-one-source-out runs (views-averaged where recorded), or None.
         held_out_sources: How many sources that mean is over.
+        held_out_schedule: Those runs' schedule in words ("3 epochs of 120 steps"),
+            or "" when not recorded.
         confusions: ``(source, true label, called label, group size)`` for the groups
             of the test split that most often got this answer wrongly, most often first.
     """
@@ -1043,6 +1045,7 @@ class TrackRecord:
     held_out_accuracy: float | None
     held_out_sources: int
     confusions: tuple[tuple[str, str, int, int], ...]
+    held_out_schedule: str = ""
 
 
 def track_record(
@@ -1078,7 +1081,14 @@ def track_record(
         ),
         key=lambda c: -c[2] / c[3],
     )
-    sources = ((metrics or {}).get("loso") or {}).get("sources") or {}
+    loso = (metrics or {}).get("loso") or {}
+    sources = loso.get("sources") or {}
+    schedule = loso.get("schedule") or {}
+    epochs, steps = schedule.get("epochs"), schedule.get("steps_per_epoch")
+    if epochs and steps:
+        run = f"{epochs} epochs of {steps} steps"
+    else:
+        run = f"{epochs} full epochs" if epochs else ""
     accs = [
         (v.get("with_views") or v).get("accuracy") for v in sources.values() if isinstance(v, dict)
     ]
@@ -1090,6 +1100,7 @@ def track_record(
         held_out_accuracy=float(np.mean(accs)) if accs else None,
         held_out_sources=len(accs),
         confusions=tuple(confusions),
+        held_out_schedule=run,
     )
 
 
@@ -1103,9 +1114,13 @@ def describe_track_record(r: TrackRecord) -> list[str]:
             "from the hospitals it was trained on."
         )
     if r.held_out_accuracy is not None:
+        recipe = "the same recipe" + (
+            f", shortened to {r.held_out_schedule}" if r.held_out_schedule else ""
+        )
         lines.append(
-            f"On a hospital left out of training (the same recipe, {r.held_out_sources} "
-            f"sources in turn), it was right on **{100 * r.held_out_accuracy:.0f}%** of images."
+            f"Retrained with one data source left out ({recipe}; {r.held_out_sources} sources "
+            f"in turn), it was right on **{100 * r.held_out_accuracy:.0f}%** of the left-out "
+            "images."
         )
     for source, true, called, n in r.confusions:
         where = SOURCE_NAMES.get(source, source)

@@ -464,6 +464,7 @@ def test_track_record_of_an_answer():
         },
         loso={"a": {"accuracy": 0.4, "with_views": {"accuracy": 0.5}}, "b": {"accuracy": 0.7}},
     )
+    metrics["loso"]["schedule"] = {"epochs": 3, "steps_per_epoch": 120}
     r = appstate.track_record(metrics, "normal")
     assert (r.calls, r.right) == (12 + 21 + 4 + 10, 21)
     assert r.confusions == (("nih", "pneumonia", 12, 30),)
@@ -471,7 +472,8 @@ def test_track_record_of_an_answer():
     assert r.held_out_accuracy == pytest.approx(0.6) and r.held_out_sources == 2
     lines = appstate.describe_track_record(r)
     assert "**45%** of its 'normal' answers were right (21 of 47)" in lines[0]
-    assert "right on **60%** of images" in lines[1] and "2 sources" in lines[1]
+    assert "right on **60%** of the left-out images" in lines[1] and "2 sources" in lines[1]
+    assert "shortened to 3 epochs of 120 steps" in lines[1]
     assert lines[2] == (
         "Known confusion: it also answered 'normal' for 12 of 30 adult NIH Clinical Center "
         "pneumonia images in the test split."
