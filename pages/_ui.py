@@ -182,8 +182,9 @@ def audit_sections(metrics: dict, level: str = "subheader") -> None:
     if isinstance(lo, dict):
         heading(bold("Leave one source out"))
         st.markdown(
-            "Each row is a model trained WITHOUT that source (short schedule) and tested on "
-            "all of it: what to expect from a hospital the model has never seen."
+            "Each row is a model trained WITHOUT that source (the same recipe on a short "
+            "schedule, not the committed model's full run) and tested on all of it: roughly "
+            "what to expect from a hospital the model has never seen."
         )
         if lo.get("description"):
             st.caption(str(lo["description"]))
