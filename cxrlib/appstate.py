@@ -1144,10 +1144,15 @@ def answer_record(res: Resources, label: str) -> list[str]:
         key = (str(path), path.stat().st_mtime)
     except OSError:
         return []
-    if key not in _METRICS_MEMO:
-        _METRICS_MEMO.clear()  # one model per process: keep only the current version
-        _METRICS_MEMO[key] = read_json(path)
-    record = track_record(_METRICS_MEMO[key], label)
+    if key in _METRICS_MEMO:
+        metrics = _METRICS_MEMO.get(key)
+    else:
+        # One model per process: keep only the current version. (Sessions are threads;
+        # the local variable keeps a concurrent clear() from pulling it away.)
+        metrics = read_json(path)
+        _METRICS_MEMO.clear()
+        _METRICS_MEMO[key] = metrics
+    record = track_record(metrics, label)
     return describe_track_record(record) if record else []
 
 

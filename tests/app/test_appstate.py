@@ -487,3 +487,18 @@ def test_track_record_of_an_answer():
     )
     assert without_loso.held_out_accuracy is None
     assert len(appstate.describe_track_record(without_loso)) == 1
+
+
+def test_answer_record_follows_the_metrics_file(tmp_path):
+    import json
+    import os
+
+    res = appstate.Resources(model_path=tmp_path / "m.keras")
+    assert appstate.answer_record(res, "normal") == []  # no metrics file: no box
+    path = tmp_path / "m.metrics.json"
+    path.write_text(json.dumps(_metrics_with({("nih", "normal"): {"normal": 3}}, {})))
+    assert "(3 of 3)" in appstate.answer_record(res, "normal")[0]
+    path.write_text(json.dumps(_metrics_with({("nih", "normal"): {"normal": 2, "covid": 2}}, {})))
+    os.utime(path, (1, 1))  # a new version, whatever the clock's resolution
+    assert "(2 of 2)" in appstate.answer_record(res, "normal")[0]
+    assert appstate.answer_record(res, "covid")[0].count("0 of 2") == 1
