@@ -234,7 +234,7 @@ def predict_files(
     only; other views (:class:`cxrlib.views.View`) average the logits over the
     original and them (:func:`cxrlib.model.average_views`).
     """
-    used = classifier.views if views is None else tuple(views)
+    used = classifier.resolve_views(views)
     z = file_view_logits(classifier, files, used, batch_size)
     return classifier.combine_views(z, average=bool(used))[0]
 
@@ -264,7 +264,7 @@ def evaluate_manifest(
             {"path": p, "label": lab, "source": s, "probs": [round(float(v), 5) for v in pr]}
             for p, lab, s, pr in zip(df["path"], df["label"], df["source"], probs)
         ]
-    used = classifier.views if views is None else tuple(views)
+    used = classifier.resolve_views(views)
     if used:
         res["views"] = ["original"] + [v.name for v in used]
     res["seconds"] = round(time.time() - t0, 2)
@@ -559,9 +559,8 @@ def main(argv: list[str] | None = None) -> int:
         # The held-out sources are also scored as the model predicts (a fresh
         # short-schedule model has no fitted view temperature; accuracy and AUC
         # do not depend on it).
-        loso_views = clf.views if views is None else views
         sections["loso"] = leave_one_source_out(
-            manifest, cfg, a.loso.split(","), root=a.root, views=loso_views
+            manifest, cfg, a.loso.split(","), root=a.root, views=clf.resolve_views(views)
         )
         sections["loso"]["command"] = command
     res.update(sections)

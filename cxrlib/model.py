@@ -349,6 +349,10 @@ class Classifier:
         k = len(self.class_names)
         return np.concatenate(out) if out else np.zeros((0, 1 + len(views), k), np.float32)
 
+    def resolve_views(self, views: Sequence[View] | None) -> tuple[View, ...]:
+        """``views`` as a tuple, or the model's own (:attr:`views`) when None."""
+        return self.views if views is None else tuple(views)
+
     def combine_views(
         self, view_logits: np.ndarray, average: bool | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
