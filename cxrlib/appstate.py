@@ -1082,7 +1082,7 @@ def track_record(
         key=lambda c: -c[2] / c[3],
     )
     loso = (metrics or {}).get("loso") or {}
-    sources = loso.get("sources") or {}
+    sources = loso_sources(loso)
     schedule = loso.get("schedule") or {}
     epochs, steps = schedule.get("epochs"), schedule.get("steps_per_epoch")
     if epochs and steps:
@@ -1131,12 +1131,14 @@ def describe_track_record(r: TrackRecord) -> list[str]:
     return lines
 
 
-_METRICS_MEMO: dict[tuple[str, float], dict[str, Any] | None] = {}
+# Metrics file version -> (its contents, {answer: lines}): the Diagnose page asks on
+# every rerun (each slider move), and a record walks every saved test prediction.
+_RECORD_MEMO: dict[tuple[str, float], tuple[dict[str, Any] | None, dict[str, list[str]]]] = {}
 
 
 def answer_record(res: Resources, label: str) -> list[str]:
     """:func:`describe_track_record` of an answer ``label`` by the loaded classifier,
-    from its metrics file (read once per file version); [] without one."""
+    from its metrics file (read and described once per file version); [] without one."""
     if res.model_path is None:
         return []
     path = Path(res.model_path).with_suffix(".metrics.json")
@@ -1144,16 +1146,18 @@ def answer_record(res: Resources, label: str) -> list[str]:
         key = (str(path), path.stat().st_mtime)
     except OSError:
         return []
-    if key in _METRICS_MEMO:
-        metrics = _METRICS_MEMO.get(key)
-    else:
+    entry = _RECORD_MEMO.get(key)
+    if entry is None:
         # One model per process: keep only the current version. (Sessions are threads;
         # the local variable keeps a concurrent clear() from pulling it away.)
-        metrics = read_json(path)
-        _METRICS_MEMO.clear()
-        _METRICS_MEMO[key] = metrics
-    record = track_record(metrics, label)
-    return describe_track_record(record) if record else []
+        entry = (read_json(path), {})
+        _RECORD_MEMO.clear()
+        _RECORD_MEMO[key] = entry
+    metrics, lines = entry
+    if label not in lines:
+        record = track_record(metrics, label)
+        lines[label] = describe_track_record(record) if record else []
+    return list(lines[label])
 
 
 def describe_training(cfg: dict[str, Any]) -> str:
@@ -1432,13 +1436,20 @@ def explain_tables(section: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def loso_sources(section: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``metrics.json["loso"]``'s per-source results ``{source: {...}}``."""
+    sources = section.get("sources")
+    if isinstance(sources, dict):
+        return sources
+    # Tolerate a flat {source: {...}} layout.
+    return {k: v for k, v in section.items() if isinstance(v, dict) and k != "schedule"}
+
+
 def loso_table(section: dict[str, Any]) -> Any:
     """``metrics.json["loso"]``: one row per held-out source."""
     import pandas as pd
 
-    sources = section.get("sources") if isinstance(section.get("sources"), dict) else None
-    if sources is None:  # tolerate a flat {source: {...}} layout
-        sources = {k: v for k, v in section.items() if isinstance(v, dict) and k != "schedule"}
+    sources = loso_sources(section)
     rows: list[dict[str, Any]] = []
     classes: set[str] = set()
     for s, v in sources.items():
