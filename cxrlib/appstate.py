@@ -1477,3 +1477,138 @@ def loso_table(section: dict[str, Any]) -> Any:
     order += [f"{c} accuracy" for c in sorted(classes)] + ["internal test balanced accuracy"]
     df = pd.DataFrame(rows).set_index("held-out source")
     return df[[c for c in order if c in df.columns]]
+
+
+def describe_input_and_trunk(pre: dict[str, Any], cfg: dict[str, Any]) -> str:
+    """A few words on what a model sees and its trunk: 'the whole image, ResNet (64), 128 px'."""
+    if pre.get("lung_mask"):
+        sees = "the lungs only (masked)"
+    elif pre.get("lung_crop"):
+        sees = "the lung box"
+    elif float(pre.get("border_crop", 0) or 0) > 0:
+        sees = "the image less its borders"
+    else:
+        sees = "the whole image"
+    arch = cfg.get("arch", "?")
+    if arch == "mobilenetv2":
+        trunk = f"MobileNetV2 (width {cfg.get('alpha')})"
+    elif arch == "resnet":
+        trunk = f"ResNet ({cfg.get('width')} filters first)"
+    else:
+        trunk = str(arch)
+    return f"{sees}, {trunk}, {pre.get('size', '?')} px"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One model of the Trust page's comparison: internal score against lungs-erased score."""
+
+    name: str
+    described: str
+    params: int | None
+    balanced_accuracy: float
+    covid_sensitivity: float | None
+    erased_balanced_accuracy: float
+    erased_covid_auc: float | None
+
+
+def comparisons(meta: dict[str, Any], metrics: dict[str, Any]) -> list[Comparison]:
+    """The committed model, then every recorded alternative scored on the same split.
+
+    The committed model's figures are its headline test metrics and its recorded
+    ablation; an alternative's come from ``evaluate --ablate --record-alternative``.
+    Empty when the committed model has no test metrics or ablation to compare with.
+    """
+    test = (metrics.get("splits") or {}).get("test")
+    abl = metrics.get("ablation")
+    if not isinstance(test, dict) or not isinstance(abl, dict) or "lungs_erased" not in abl:
+        return []
+    erased = abl["lungs_erased"]
+    out = [
+        Comparison(
+            name="this app's model",
+            described=describe_input_and_trunk(
+                meta.get("preprocess") or {}, meta.get("train_config") or {}
+            ),
+            params=meta.get("params"),
+            balanced_accuracy=float(test["balanced_accuracy"]),
+            covid_sensitivity=(test.get("per_class") or {}).get("covid", {}).get("sensitivity"),
+            erased_balanced_accuracy=float(erased["balanced_accuracy"]),
+            erased_covid_auc=(erased.get("auc") or {}).get("covid"),
+        )
+    ]
+    for name, alt in sorted((metrics.get("alternatives") or {}).items()):
+        if not isinstance(alt, dict) or alt.get("split") != abl.get("split"):
+            continue  # figures from another split do not compare
+        out.append(
+            Comparison(
+                name=str(name),
+                described=describe_input_and_trunk(
+                    alt.get("preprocess") or {}, alt.get("train_config") or {}
+                ),
+                params=alt.get("params"),
+                balanced_accuracy=float(alt["balanced_accuracy"]),
+                covid_sensitivity=alt.get("covid_sensitivity"),
+                erased_balanced_accuracy=float(alt["lungs_erased"]["balanced_accuracy"]),
+                erased_covid_auc=alt["lungs_erased"].get("covid_auc"),
+            )
+        )
+    return out
+
+
+def comparison_table(rows: Sequence[Comparison]) -> Any:
+    """The comparison as a table, one row per model."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "model": r.name,
+                "sees, trunk, input": r.described,
+                "parameters": r.params,
+                "internal test balanced accuracy": r.balanced_accuracy,
+                "COVID sensitivity": r.covid_sensitivity,
+                "lungs erased: balanced accuracy": r.erased_balanced_accuracy,
+                "lungs erased: COVID AUC": r.erased_covid_auc,
+            }
+            for r in rows
+        ]
+    ).set_index("model")
+
+
+#: How far above the committed model's lungs-erased score counts as "reads more outside".
+ERASED_MARGIN = 0.05
+
+
+def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> list[str]:
+    """One plain line per model: the committed model (``rows[0]``) first, then each
+    alternative with what its figures say against it."""
+    if len(rows) < 2:
+        return []
+    ours = rows[0]
+
+    def figures(r: Comparison) -> str:
+        return (
+            f"{100 * r.balanced_accuracy:.1f}% balanced accuracy on the internal test split, "
+            f"{100 * r.erased_balanced_accuracy:.0f}% with the lungs erased"
+        )
+
+    lines = [
+        f"**This app's model** ({ours.described}): {figures(ours)} (chance {100 * chance:.0f}%)."
+    ]
+    for alt in rows[1:]:
+        if alt.balanced_accuracy <= ours.balanced_accuracy:
+            verdict = "Lower on the internal test split."
+        elif alt.erased_balanced_accuracy > ours.erased_balanced_accuracy + ERASED_MARGIN:
+            verdict = (
+                "Higher on the internal test split, but part of that is read outside the lungs, "
+                "which the internal split (the same hospitals as training) rewards and a new "
+                "hospital would not: not the model used here."
+            )
+        else:
+            verdict = (
+                "Higher on the internal test split, and this ablation does not tell it apart; "
+                "models/experiments.md says why it is not used."
+            )
+        lines.append(f"**{alt.name}** ({alt.described}): {figures(alt)}. {verdict}")
+    return lines

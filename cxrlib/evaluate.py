@@ -11,6 +11,10 @@ and PR curve points and per-image probabilities.
 
 ``--save-metrics`` evaluates the val and test splits of the shared manifest
 and writes ``models/<name>.metrics.json`` for the app's Metrics page.
+
+``--record-alternative NAME`` (with ``--split test --ablate``) stores a model that
+was *not* committed, its internal score beside its lungs-erased score, in the
+committed model's metrics file, so the Trust page can say why it was not chosen.
 """
 
 from __future__ import annotations
@@ -332,6 +336,49 @@ def update_metrics_file(
     return path
 
 
+def alternative_record(
+    res: dict[str, Any], meta: dict[str, Any], weights_sha256: str, command: str
+) -> dict[str, Any]:
+    """What the Trust page compares with the committed model: an alternative's internal
+    figures and its lung ablation, from one ``evaluate --ablate`` result ``res``."""
+    abl = res["ablation"]
+    erased = abl["lungs_erased"]
+    return {
+        "preprocess": meta.get("preprocess") or {},
+        "train_config": meta.get("train_config") or {},
+        "params": meta.get("params"),
+        "weights_sha256": weights_sha256,
+        "split": abl.get("split"),
+        "n": res["n"],
+        "views": len(res.get("views", ())),
+        "balanced_accuracy": res["balanced_accuracy"],
+        "ci95": (res.get("ci95") or {}).get("balanced_accuracy"),
+        "covid_sensitivity": (res["per_class"].get("covid") or {}).get("sensitivity"),
+        "ece": res.get("ece"),
+        "lungs_erased": {
+            "balanced_accuracy": erased.get("balanced_accuracy"),
+            "covid_auc": (erased.get("auc") or {}).get("covid"),
+        },
+        "lungs_only": {"balanced_accuracy": abl["lungs_only"].get("balanced_accuracy")},
+        "chance": abl.get("chance"),
+        "command": command,
+    }
+
+
+def record_alternative(metrics_path: str | Path, name: str, record: dict[str, Any]) -> Path:
+    """Adds ``record`` as ``alternatives[name]`` of an existing metrics file."""
+    path = Path(metrics_path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist: record the committed model's metrics first "
+            "(python -m cxrlib.evaluate --save-metrics)"
+        )
+    out = json.loads(path.read_text())
+    out.setdefault("alternatives", {})[name] = record
+    path.write_text(json.dumps(out) + "\n")
+    return path
+
+
 def save_model_metrics(
     model_path: str | Path, data: str | Path, n_boot: int = 1000, log=print
 ) -> Path:
@@ -514,7 +561,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also store audit / LOSO results in models/<name>.metrics.json",
     )
-    return p.parse_args(argv)
+    p.add_argument(
+        "--record-alternative",
+        default=None,
+        metavar="NAME",
+        help="store this (not committed) model's scores and lung ablation as NAME in the "
+        "committed model's metrics file, for the Trust page's comparison (needs --ablate)",
+    )
+    p.add_argument(
+        "--record-into",
+        default=str(Path(DEFAULT_MODEL_PATH).with_suffix(".metrics.json")),
+        help="the metrics file --record-alternative writes to",
+    )
+    a = p.parse_args(argv)
+    if a.record_alternative and not a.ablate:
+        p.error("--record-alternative needs --ablate: the comparison is the lungs-erased score")
+    if a.record_alternative and (a.save_metrics or a.loso):
+        p.error("--record-alternative scores one manifest; leave out --save-metrics and --loso")
+    if a.record_alternative and not Path(a.record_into).exists():
+        # Checked before a long evaluation, not after it.
+        p.error(f"{a.record_into} does not exist: record the committed model's metrics first")
+    return a
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -569,6 +636,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.record and sections:
         clf = clf or load_classifier(a.model)
         print(f"wrote {update_metrics_file(a.model, clf.weights_sha256, sections)}")
+    if a.record_alternative:
+        assert clf is not None
+        record = alternative_record(res, clf.meta, clf.weights_sha256, command)
+        print(f"wrote {record_alternative(a.record_into, a.record_alternative, record)}")
     return 0
 
 

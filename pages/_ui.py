@@ -124,7 +124,11 @@ def metric_table(df) -> None:
         name = str(c)
         if name in PERCENT_COLUMNS or name.endswith((" accuracy", " sensitivity")):
             config[name] = st.column_config.NumberColumn(name, format="percent")
-        elif name in DECIMAL_COLUMNS or name.startswith(("confidence drop", "difference")):
+        elif (
+            name in DECIMAL_COLUMNS
+            or name.startswith(("confidence drop", "difference"))
+            or name.endswith(" AUC")
+        ):
             config[name] = st.column_config.NumberColumn(name, format="%.3f")
     st.dataframe(df, width="stretch", column_config=config)
 

@@ -165,6 +165,18 @@ def main() -> None:
     if any(k in metrics for k in ("explain", "ablation", "loso")):
         st.subheader("Shortcut audit")
         _ui.audit_sections(metrics, level="markdown")
+    rows = appstate.comparisons(meta, metrics)
+    if len(rows) > 1:
+        st.markdown("**Why not a model that scores higher?**")
+        chance = (metrics.get("ablation") or {}).get("chance", 1 / 3)
+        st.markdown("\n".join(f"- {line}" for line in appstate.describe_comparisons(rows, chance)))
+        _ui.metric_table(appstate.comparison_table(rows))
+        st.caption(
+            "Each model scored on the same internal test split as it predicts, intact and with "
+            "the lung fields filled with the image's mean (the audit's ablation). Recorded by "
+            "`python -m cxrlib.evaluate --model <other model> --split test --ablate "
+            "--record-alternative <name>`."
+        )
 
     st.subheader("Provenance")
     sha = meta.get("weights_sha256") or "unknown"

@@ -105,7 +105,7 @@ def _run_cli(tmp_path, model, cxr_dir, per_class: int, *extra: str):
     m = pd.read_csv(cxr_dir / "manifest.csv")
     rows = pd.concat([m[(m.split == "test") & (m.label == c)].head(per_class) for c in CLASSES])
     csv = tmp_path / "m.csv"
-    rows[["path", "label", "source"]].to_csv(csv, index=False)
+    rows[["path", "label", "source", "split"]].to_csv(csv, index=False)
     out = tmp_path / "res.json"
     args = ["--model", str(model), "--manifest", str(csv), "--root", str(cxr_dir)]
     assert main([*args, "--json", str(out), "--bootstrap", "20", *extra]) == 0
@@ -232,3 +232,44 @@ def test_leave_one_source_out_reruns_the_models_own_recipe(tiny_model_path):
         meta={**clf.meta, "train_config": {**tc, "augment": {"p_jpeg": 0, "p_erase_lungs": 0.1}}},
     )
     assert loso_config(other, 2, 7).augment == AugmentConfig(p_jpeg=0.0, p_erase_lungs=0.1)
+
+
+def test_cli_records_an_alternative_beside_the_committed_metrics(
+    tmp_path, tiny_model_path, cxr_dir
+):
+    from cxrlib.model import load_classifier
+
+    metrics = tmp_path / "committed.metrics.json"
+    metrics.write_text(json.dumps({"weights_sha256": "committed", "splits": {"test": {"n": 1}}}))
+    _, res = _run_cli(
+        tmp_path, tiny_model_path, cxr_dir, 1, "--split", "test", "--ablate",
+        "--record-alternative", "tiny whole image", "--record-into", str(metrics),
+    )  # fmt: skip
+    out = json.loads(metrics.read_text())
+    # The committed model's own figures stay; the alternative sits beside them.
+    assert out["weights_sha256"] == "committed" and out["splits"] == {"test": {"n": 1}}
+    alt = out["alternatives"]["tiny whole image"]
+    assert alt["weights_sha256"] == load_classifier(tiny_model_path).weights_sha256
+    assert alt["split"] == "test" and alt["n"] == res["n"] == 3
+    assert alt["balanced_accuracy"] == res["balanced_accuracy"]
+    assert alt["covid_sensitivity"] == res["per_class"]["covid"]["sensitivity"]
+    erased = res["ablation"]["lungs_erased"]
+    assert alt["lungs_erased"] == {
+        "balanced_accuracy": erased["balanced_accuracy"],
+        "covid_auc": erased["auc"]["covid"],
+    }
+    assert alt["preprocess"]["size"] == 64 and alt["train_config"]["arch"] == "small"
+    assert "--record-alternative" in alt["command"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--record-alternative", "x"], "needs --ablate"),
+        (["--record-alternative", "x", "--ablate", "--record-into", "/nonexistent/m.json"], "does not exist"),
+    ],
+)  # fmt: skip
+def test_cli_refuses_an_alternative_it_cannot_record(extra, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--manifest", "unused.csv", *extra])
+    assert e.value.code == 2 and message in capsys.readouterr().err

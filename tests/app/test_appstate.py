@@ -502,3 +502,54 @@ def test_answer_record_follows_the_metrics_file(tmp_path):
     os.utime(path, (1, 1))  # a new version, whatever the clock's resolution
     assert "(2 of 2)" in appstate.answer_record(res, "normal")[0]
     assert appstate.answer_record(res, "covid")[0].count("0 of 2") == 1
+
+
+def _alternative(bal: float, erased: float, split: str = "test", arch: str = "resnet") -> dict:
+    return {
+        "preprocess": {"size": 128, "lung_crop": False},
+        "train_config": {"arch": arch, "width": 64},
+        "params": 2846787,
+        "split": split,
+        "balanced_accuracy": bal,
+        "covid_sensitivity": 0.9,
+        "lungs_erased": {"balanced_accuracy": erased, "covid_auc": 0.8},
+    }
+
+
+def test_comparisons_set_each_alternative_against_the_committed_model():
+    meta = {
+        "preprocess": {"size": 160, "lung_crop": True},
+        "train_config": {"arch": "mobilenetv2", "alpha": 0.5},
+        "params": 173747,
+    }
+    metrics = {
+        "splits": {"test": {"balanced_accuracy": 0.912, "per_class": {"covid": {"sensitivity": 0.895}}}},
+        "ablation": {"split": "test", "lungs_erased": {"balanced_accuracy": 0.352, "auc": {"covid": 0.525}}},
+        "alternatives": {
+            "whole": _alternative(0.933, 0.653),
+            "masked": _alternative(0.887, 0.374),
+            "level": _alternative(0.920, 0.38),
+            "on val": _alternative(0.99, 0.99, split="val"),
+        },
+    }  # fmt: skip
+    rows = appstate.comparisons(meta, metrics)
+    # The committed model first, then the alternatives by name; another split is left out.
+    assert [r.name for r in rows] == ["this app's model", "level", "masked", "whole"]
+    assert rows[0].described == "the lung box, MobileNetV2 (width 0.5), 160 px"
+    assert rows[3].described == "the whole image, ResNet (64 filters first), 128 px"
+    assert (rows[0].balanced_accuracy, rows[0].erased_covid_auc) == (0.912, 0.525)
+    table = appstate.comparison_table(rows)
+    assert table.loc["whole", "lungs erased: balanced accuracy"] == 0.653
+    assert table.loc["this app's model", "COVID sensitivity"] == 0.895
+    ours, level, masked, whole = appstate.describe_comparisons(rows)
+    assert ours.startswith("**This app's model** (the lung box") and "chance 33%" in ours
+    assert "91.2% balanced accuracy" in ours and "35% with the lungs erased" in ours
+    # Higher inside and well above the committed model with the lungs erased: read outside.
+    assert "93.3% balanced accuracy" in whole and "65% with the lungs erased" in whole
+    assert "read outside the lungs" in whole and "not the model used here" in whole
+    # Higher, but within the margin with the lungs erased: the ablation cannot tell.
+    assert "does not tell it apart" in level and "not the model used here" not in level
+    assert "88.7% balanced accuracy" in masked and "Lower on the internal test split" in masked
+    # Nothing to compare with: no lines, no rows.
+    assert appstate.comparisons(meta, {"splits": metrics["splits"]}) == []
+    assert appstate.describe_comparisons(rows[:1]) == []

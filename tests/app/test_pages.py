@@ -342,3 +342,41 @@ def test_a_lung_mask_model_says_what_it_sees(app_env, segmenter_path, monkeypatc
     _no_exception(at)
     assert "everything outside the lung mask" in texts(at)
     assert "fill everything outside the lung mask" in texts(at)  # the preprocessing line
+
+
+def test_the_model_card_says_why_a_higher_scoring_model_is_not_used(app_env, monkeypatch, tmp_path):
+    import json
+    import shutil
+
+    at = new_app().run()
+    at.switch_page("pages/model_card.py").run()
+    _no_exception(at)
+    assert "Why not a model that scores higher?" not in texts(at)  # nothing recorded yet
+
+    model = tmp_path / "cxr_classifier.keras"
+    for suffix in (".keras", ".json"):
+        shutil.copyfile(app_env.with_suffix(suffix), model.with_suffix(suffix))
+    metrics = json.loads(app_env.with_suffix(".metrics.json").read_text())
+    ours = metrics["splits"]["test"]["balanced_accuracy"]
+    metrics["alternatives"] = {
+        "whole-image ResNet": {
+            "preprocess": {"size": 128, "lung_crop": False},
+            "train_config": {"arch": "resnet", "width": 64},
+            "params": 2846787,
+            "split": "test",
+            "balanced_accuracy": ours + 0.1,
+            "covid_sensitivity": 0.9,
+            "lungs_erased": {"balanced_accuracy": 0.65, "covid_auc": 0.8},
+        }
+    }
+    model.with_suffix(".metrics.json").write_text(json.dumps(metrics))
+    monkeypatch.setenv("CXR_MODEL", str(model))
+    at = new_app().run()
+    at.switch_page("pages/model_card.py").run()
+    _no_exception(at)
+    page = texts(at)
+    assert "Why not a model that scores higher?" in page
+    assert "**whole-image ResNet** (the whole image, ResNet (64 filters first), 128 px)" in page
+    assert "65% with the lungs erased" in page and "not the model used here" in page
+    table = next(d.value for d in at.dataframe if "lungs erased: balanced accuracy" in d.value)
+    assert list(table.index) == ["this app's model", "whole-image ResNet"]
