@@ -539,8 +539,9 @@ def test_comparisons_set_each_alternative_against_the_committed_model():
     assert rows[3].described == "the whole image, ResNet (64 filters first), 128 px"
     assert (rows[0].balanced_accuracy, rows[0].erased_covid_auc) == (0.912, 0.525)
     table = appstate.comparison_table(rows)
-    assert table.loc["whole", "lungs erased: balanced accuracy"] == 0.653
+    assert table.loc["whole", "lungs erased: bal. accuracy"] == 0.653
     assert table.loc["this app's model", "COVID sensitivity"] == 0.895
+    assert table.loc["whole", "parameters"] == "2.85 M"
     ours, level, masked, whole = appstate.describe_comparisons(rows)
     assert ours.startswith("**This app's model** (the lung box") and "chance 33%" in ours
     assert "91.2% balanced accuracy" in ours and "35% with the lungs erased" in ours
