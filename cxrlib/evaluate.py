@@ -374,6 +374,8 @@ def record_alternative(metrics_path: str | Path, name: str, record: dict[str, An
             "(python -m cxrlib.evaluate --save-metrics)"
         )
     out = json.loads(path.read_text())
+    if out.get("weights_sha256") == record.get("weights_sha256"):
+        raise ValueError(f"{path} is this model's own metrics file: it is no alternative to itself")
     out.setdefault("alternatives", {})[name] = record
     path.write_text(json.dumps(out) + "\n")
     return path
@@ -639,7 +641,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.record_alternative:
         assert clf is not None
         record = alternative_record(res, clf.meta, clf.weights_sha256, command)
-        print(f"wrote {record_alternative(a.record_into, a.record_alternative, record)}")
+        try:
+            print(f"wrote {record_alternative(a.record_into, a.record_alternative, record)}")
+        except ValueError as e:
+            print(f"not recorded: {e}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -260,6 +260,12 @@ def test_cli_records_an_alternative_beside_the_committed_metrics(
     }
     assert alt["preprocess"]["size"] == 64 and alt["train_config"]["arch"] == "small"
     assert "--record-alternative" in alt["command"]
+    # The committed model is no alternative to itself.
+    metrics.write_text(json.dumps({"weights_sha256": alt["weights_sha256"]}))
+    args = ["--model", str(tiny_model_path), "--manifest", str(tmp_path / "m.csv")]
+    args += ["--root", str(cxr_dir), "--ablate", "--bootstrap", "0"]
+    assert main([*args, "--record-alternative", "self", "--record-into", str(metrics)]) == 2
+    assert "alternatives" not in json.loads(metrics.read_text())
 
 
 @pytest.mark.parametrize(
