@@ -365,8 +365,9 @@ def alternative_record(
     }
 
 
-def record_alternative(metrics_path: str | Path, name: str, record: dict[str, Any]) -> Path:
-    """Adds ``record`` as ``alternatives[name]`` of an existing metrics file."""
+def alternative_target(metrics_path: str | Path, weights_sha256: str) -> dict[str, Any]:
+    """The committed metrics a model with these weights may be recorded into as an
+    alternative; raises if the file is missing or belongs to these very weights."""
     path = Path(metrics_path)
     if not path.exists():
         raise FileNotFoundError(
@@ -374,11 +375,17 @@ def record_alternative(metrics_path: str | Path, name: str, record: dict[str, An
             "(python -m cxrlib.evaluate --save-metrics)"
         )
     out = json.loads(path.read_text())
-    if out.get("weights_sha256") == record.get("weights_sha256"):
+    if out.get("weights_sha256") == weights_sha256:
         raise ValueError(f"{path} is this model's own metrics file: it is no alternative to itself")
+    return out
+
+
+def record_alternative(metrics_path: str | Path, name: str, record: dict[str, Any]) -> Path:
+    """Adds ``record`` as ``alternatives[name]`` of an existing metrics file."""
+    out = alternative_target(metrics_path, record["weights_sha256"])
     out.setdefault("alternatives", {})[name] = record
-    path.write_text(json.dumps(out) + "\n")
-    return path
+    Path(metrics_path).write_text(json.dumps(out) + "\n")
+    return Path(metrics_path)
 
 
 def save_model_metrics(
@@ -598,6 +605,13 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, Any] = {}
     if not a.save_metrics and not a.loso:
         clf = load_classifier(a.model)
+        if a.record_alternative:
+            # Refused before minutes of scoring, not after them.
+            try:
+                alternative_target(a.record_into, clf.weights_sha256)
+            except ValueError as e:
+                print(f"not recorded: {e}", file=sys.stderr)
+                return 2
         res = evaluate_manifest(
             clf, manifest, root=a.root, split=a.split, n_boot=a.bootstrap, views=views
         )
@@ -641,11 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.record_alternative:
         assert clf is not None
         record = alternative_record(res, clf.meta, clf.weights_sha256, command)
-        try:
-            print(f"wrote {record_alternative(a.record_into, a.record_alternative, record)}")
-        except ValueError as e:
-            print(f"not recorded: {e}", file=sys.stderr)
-            return 2
+        print(f"wrote {record_alternative(a.record_into, a.record_alternative, record)}")
     return 0
 
 
