@@ -504,6 +504,18 @@ def loso_config(classifier: Classifier, epochs: int, steps: int) -> Any:
     )
 
 
+def loso_section(classifier: Classifier, epochs: int, steps: int) -> str:
+    """Where a leave-one-source-out result is kept in the metrics file.
+
+    ``"loso_full"`` when each held-out model trains on the committed model's own schedule
+    (whole epochs, at least as many as it ran); ``"loso"`` for a short schedule. The two are
+    kept apart: the short one covers every source, the full one is the recipe itself.
+    """
+    meta = classifier.meta
+    trained = meta.get("epochs_run") or (meta.get("train_config") or {}).get("epochs")
+    return "loso_full" if steps == 0 and trained and epochs >= int(trained) else "loso"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m cxrlib.evaluate",
@@ -550,7 +562,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="leave-one-source-out: comma-separated sources to hold out in turn",
     )
     p.add_argument("--loso-epochs", type=int, default=4)
-    p.add_argument("--loso-steps", type=int, default=150, help="steps per epoch of each LOSO run")
+    p.add_argument(
+        "--loso-steps",
+        type=int,
+        default=150,
+        help="steps per epoch of each LOSO run; 0 for whole epochs (with --loso-epochs at "
+        "least the committed model's, --record stores it as the full recipe's, 'loso_full')",
+    )
     views = p.add_mutually_exclusive_group()
     views.add_argument(
         "--views",
@@ -642,10 +660,11 @@ def main(argv: list[str] | None = None) -> int:
         # The held-out sources are also scored as the model predicts (a fresh
         # short-schedule model has no fitted view temperature; accuracy and AUC
         # do not depend on it).
-        sections["loso"] = leave_one_source_out(
+        key = loso_section(clf, a.loso_epochs, a.loso_steps)
+        sections[key] = leave_one_source_out(
             manifest, cfg, a.loso.split(","), root=a.root, views=clf.resolve_views(views)
         )
-        sections["loso"]["command"] = command
+        sections[key]["command"] = command
     res.update(sections)
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1) + "\n")

@@ -133,6 +133,28 @@ def metric_table(df) -> None:
     st.dataframe(df, width="stretch", column_config=config)
 
 
+LOSO_SECTIONS = (
+    (
+        "loso",
+        "Leave one source out",
+        "Each row is a model trained WITHOUT that source (the same recipe on a short "
+        "schedule, not the committed model's full run) and tested on all of it: roughly "
+        "what to expect from a hospital the model has never seen.",
+    ),
+    (
+        "loso_full",
+        "Leave one source out, the full recipe",
+        "The same question for the sources that matter most, with the committed model's own "
+        "training run in full (not shortened): each model below never saw that source.",
+    ),
+)
+LOSO_SCORING = (
+    "Held-out images scored as this app scores an upload (averaged over the image and its "
+    "test-time copies); sensitivity is the share of that class it called right. The "
+    "last column is the same model on the internal test split, for comparison."
+)
+
+
 def audit_sections(metrics: dict, level: str = "subheader") -> None:
     """The shortcut audit (explain / ablation / loso sections of metrics.json), if present."""
     heading = st.subheader if level == "subheader" else st.markdown
@@ -182,14 +204,15 @@ def audit_sections(metrics: dict, level: str = "subheader") -> None:
             st.caption(
                 f"{ab.get('n', 0):,} images; chance balanced accuracy {100 * ab['chance']:.0f}%."
             )
-    lo = metrics.get("loso")
-    if isinstance(lo, dict):
-        heading(bold("Leave one source out"))
-        st.markdown(
-            "Each row is a model trained WITHOUT that source (the same recipe on a short "
-            "schedule, not the committed model's full run) and tested on all of it: roughly "
-            "what to expect from a hospital the model has never seen."
-        )
+    for key, title, intro in LOSO_SECTIONS:
+        lo = metrics.get(key)
+        if not isinstance(lo, dict):
+            continue
+        heading(bold(title))
+        st.markdown(intro)
         if lo.get("description"):
             st.caption(str(lo["description"]))
+        if key == "loso_full":  # few sources: each in words too
+            st.markdown("\n".join(f"- {line}" for line in appstate.describe_loso(lo)))
         metric_table(appstate.loso_table(lo))
+        st.caption(LOSO_SCORING)

@@ -234,6 +234,26 @@ def test_leave_one_source_out_reruns_the_models_own_recipe(tiny_model_path):
     assert loso_config(other, 2, 7).augment == AugmentConfig(p_jpeg=0.0, p_erase_lungs=0.1)
 
 
+def test_a_loso_run_on_the_full_schedule_is_kept_apart_from_the_short_one(tiny_model_path):
+    import dataclasses
+
+    from cxrlib.evaluate import loso_section
+    from cxrlib.model import load_classifier
+
+    clf = load_classifier(tiny_model_path)
+    ran = dataclasses.replace(clf, meta={**clf.meta, "epochs_run": 14})
+    assert loso_section(ran, epochs=3, steps=120) == "loso"  # the short schedule
+    assert loso_section(ran, epochs=14, steps=120) == "loso"  # shortened epochs
+    assert loso_section(ran, epochs=3, steps=0) == "loso"  # whole epochs, too few
+    assert loso_section(ran, epochs=14, steps=0) == "loso_full"
+    # Without a record of the epochs run, the recipe's own epochs decide.
+    tc = {**clf.meta["train_config"], "epochs": 6}
+    older = {k: v for k, v in clf.meta.items() if k != "epochs_run"}
+    recipe = dataclasses.replace(clf, meta={**older, "train_config": tc})
+    assert loso_section(recipe, epochs=5, steps=0) == "loso"
+    assert loso_section(recipe, epochs=6, steps=0) == "loso_full"
+
+
 def test_cli_records_an_alternative_beside_the_committed_metrics(
     tmp_path, tiny_model_path, cxr_dir
 ):

@@ -391,7 +391,7 @@ def test_describe_scoring_says_how_the_saved_predictions_were_made():
     assert "scored once" in appstate.describe_scoring({})
 
 
-def test_loso_table_adds_the_view_average_where_it_was_measured():
+def test_loso_table_scores_as_the_app_predicts_where_that_was_measured():
     section = {
         "schedule": {"epochs": 3},
         "sources": {
@@ -400,7 +400,11 @@ def test_loso_table_adds_the_view_average_where_it_was_measured():
                 "accuracy": 0.18,
                 "balanced_accuracy": 0.18,
                 "per_class_accuracy": {"normal": 0.31, "pneumonia": 0.04},
-                "with_views": {"accuracy": 0.17, "balanced_accuracy": 0.16},
+                "with_views": {
+                    "accuracy": 0.17,
+                    "balanced_accuracy": 0.16,
+                    "per_class_accuracy": {"normal": 0.30, "pneumonia": 0.03},
+                },
                 "internal_test_balanced_accuracy": 0.82,
             },
             "cxnet": {"n": 507, "accuracy": 0.71, "per_class_accuracy": {"covid": 0.71}},
@@ -411,20 +415,21 @@ def test_loso_table_adds_the_view_average_where_it_was_measured():
     assert list(table.columns) == [
         "n",
         "accuracy",
-        "views-averaged accuracy",
         "balanced accuracy",
-        "views-averaged balanced accuracy",
-        "covid accuracy",
-        "normal accuracy",
-        "pneumonia accuracy",
+        "covid sensitivity",
+        "normal sensitivity",
+        "pneumonia sensitivity",
         "internal test balanced accuracy",
     ]
-    assert table.loc["nih", "views-averaged accuracy"] == 0.17
-    assert table.loc["nih", "pneumonia accuracy"] == 0.04
-    assert np.isnan(table.loc["cxnet", "views-averaged accuracy"])
-    assert "views-averaged accuracy" not in appstate.loso_table(
-        {"sources": {"cxnet": section["sources"]["cxnet"]}}
+    # The view-averaged figures where measured, the one-view figures where not.
+    assert (
+        table.loc["nih", "accuracy"] == 0.17 and table.loc["nih", "pneumonia sensitivity"] == 0.03
     )
+    assert (
+        table.loc["cxnet", "accuracy"] == 0.71 and table.loc["cxnet", "covid sensitivity"] == 0.71
+    )
+    assert np.isnan(table.loc["cxnet", "normal sensitivity"])
+    assert appstate.loso_table({"sources": {}}).empty
 
 
 def test_making_commands_lists_training_then_each_later_step():
@@ -439,6 +444,35 @@ def test_making_commands_lists_training_then_each_later_step():
         "python -m cxrlib.calibrate --views",
     ]
     assert appstate.making_commands({}).startswith("python -m cxrlib.train")
+
+
+def test_describe_loso_says_what_each_held_out_model_found_per_class():
+    section = {
+        "schedule": {"epochs": 14, "steps_per_epoch": 0},
+        "sources": {
+            "nih": {
+                "per_class_accuracy": {"normal": 0.6, "pneumonia": 0.1},
+                "auc": {"normal": 0.56, "pneumonia": 0.64},
+                "internal_test_balanced_accuracy": 0.913,
+                # As the app predicts: these figures win over the one-view ones.
+                "with_views": {
+                    "per_class_accuracy": {"normal": 0.62, "pneumonia": 0.08},
+                    "auc": {"normal": 0.56, "pneumonia": 0.63},
+                },
+            },
+            "somewhere": {"per_class_accuracy": {"covid": 0.75}},
+            "empty": {"per_class_accuracy": {}},
+        },
+    }
+    nih, other = appstate.describe_loso(section)
+    assert nih.startswith("Trained without the adult NIH Clinical Center images (14 epochs)")
+    assert "**62%** of its normal (AUC 0.56) and **8%** of its pneumonia (AUC 0.63)" in nih
+    assert nih.endswith("91% balanced accuracy on the internal test split.")
+    # An unnamed source keeps its id; no AUC and no internal figure, no words for them.
+    assert (
+        other == "Trained without the somewhere images (14 epochs), it found **75%** of its covid."
+    )
+    assert appstate.describe_loso({"sources": {}}) == []
 
 
 def _metrics_with(groups: dict[tuple[str, str], dict[str, int]], loso: dict) -> dict:
@@ -542,15 +576,18 @@ def test_comparisons_set_each_alternative_against_the_committed_model():
     assert table.loc["whole", "lungs erased: bal. accuracy"] == 0.653
     assert table.loc["this app's model", "COVID sensitivity"] == 0.895
     assert table.loc["whole", "parameters"] == "2.85 M"
-    ours, level, masked, whole = appstate.describe_comparisons(rows)
+    ours, level, masked, whole, why = appstate.describe_comparisons(rows)
     assert ours.startswith("**This app's model** (the lung box") and "chance 33%" in ours
     assert "91.2% balanced accuracy" in ours and "35% with the lungs erased" in ours
     # Higher inside and well above the committed model with the lungs erased: read outside.
     assert "93.3% balanced accuracy" in whole and "65% with the lungs erased" in whole
-    assert "read outside the lungs" in whole and "not the model used here" in whole
+    assert "30 points higher with the lungs erased" in whole and "Not the model used" in whole
     # Higher, but within the margin with the lungs erased: the ablation cannot tell.
-    assert "does not tell it apart" in level and "not the model used here" not in level
+    assert "does not tell it apart" in level and "Not the model used" not in level
     assert "88.7% balanced accuracy" in masked and "Lower on the internal test split" in masked
+    # Why reading outside the lungs counts against a model: said once, after the models.
+    assert why.startswith("Why that counts against a model") and "new hospital" in why
+    assert len(appstate.describe_comparisons([r for r in rows if r.name != "whole"])) == 3
     # Nothing to compare with: no lines, no rows.
     assert appstate.comparisons(meta, {"splits": metrics["splits"]}) == []
     assert appstate.describe_comparisons(rows[:1]) == []

@@ -344,21 +344,59 @@ def test_a_lung_mask_model_says_what_it_sees(app_env, segmenter_path, monkeypatc
     assert "fill everything outside the lung mask" in texts(at)  # the preprocessing line
 
 
-def test_the_model_card_says_why_a_higher_scoring_model_is_not_used(app_env, monkeypatch, tmp_path):
+def _model_card_with(app_env, monkeypatch, tmp_path, **sections):
+    """The Model card of a copy of the test model whose metrics file has ``sections`` added."""
     import json
     import shutil
+
+    model = tmp_path / "cxr_classifier.keras"
+    for suffix in (".keras", ".json"):
+        shutil.copyfile(app_env.with_suffix(suffix), model.with_suffix(suffix))
+    metrics = json.loads(app_env.with_suffix(".metrics.json").read_text())
+    model.with_suffix(".metrics.json").write_text(json.dumps({**metrics, **sections}))
+    monkeypatch.setenv("CXR_MODEL", str(model))
+    at = new_app().run()
+    at.switch_page("pages/model_card.py").run()
+    _no_exception(at)
+    return at
+
+
+def test_the_model_card_shows_the_full_recipe_held_out(app_env, monkeypatch, tmp_path):
+    at = new_app().run()
+    at.switch_page("pages/model_card.py").run()
+    _no_exception(at)
+    assert "Leave one source out, the full recipe" not in texts(at)  # not measured yet
+
+    full = {
+        "schedule": {"epochs": 14, "steps_per_epoch": 0},
+        "sources": {
+            "nih": {
+                "n": 501,
+                "accuracy": 0.35,
+                "balanced_accuracy": 0.35,
+                "per_class_accuracy": {"normal": 0.6, "pneumonia": 0.1},
+                "auc": {"pneumonia": 0.64},
+                "internal_test_balanced_accuracy": 0.91,
+            }
+        },
+    }
+    page = texts(_model_card_with(app_env, monkeypatch, tmp_path, loso_full=full))
+    assert "Leave one source out, the full recipe" in page
+    assert "**10%** of its pneumonia (AUC 0.64)" in page
+    assert "Leave one source out**" in page  # the short schedule's table stays
+
+
+def test_the_model_card_says_why_a_higher_scoring_model_is_not_used(app_env, monkeypatch, tmp_path):
+    import json
 
     at = new_app().run()
     at.switch_page("pages/model_card.py").run()
     _no_exception(at)
     assert "Why not a model that scores higher?" not in texts(at)  # nothing recorded yet
 
-    model = tmp_path / "cxr_classifier.keras"
-    for suffix in (".keras", ".json"):
-        shutil.copyfile(app_env.with_suffix(suffix), model.with_suffix(suffix))
     metrics = json.loads(app_env.with_suffix(".metrics.json").read_text())
     ours = metrics["splits"]["test"]["balanced_accuracy"]
-    metrics["alternatives"] = {
+    alternatives = {
         "whole-image ResNet": {
             "preprocess": {"size": 128, "lung_crop": False},
             "train_config": {"arch": "resnet", "width": 64},
@@ -369,14 +407,10 @@ def test_the_model_card_says_why_a_higher_scoring_model_is_not_used(app_env, mon
             "lungs_erased": {"balanced_accuracy": 0.65, "covid_auc": 0.8},
         }
     }
-    model.with_suffix(".metrics.json").write_text(json.dumps(metrics))
-    monkeypatch.setenv("CXR_MODEL", str(model))
-    at = new_app().run()
-    at.switch_page("pages/model_card.py").run()
-    _no_exception(at)
+    at = _model_card_with(app_env, monkeypatch, tmp_path, alternatives=alternatives)
     page = texts(at)
     assert "Why not a model that scores higher?" in page
     assert "**whole-image ResNet** (the whole image, ResNet (64 filters first), 128 px)" in page
-    assert "65% with the lungs erased" in page and "not the model used here" in page
+    assert "65% with the lungs erased" in page and "Not the model used here" in page
     table = next(d.value for d in at.dataframe if "lungs erased: bal. accuracy" in d.value)
     assert list(table.index) == ["this app's model", "whole-image ResNet"]
