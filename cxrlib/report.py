@@ -72,7 +72,7 @@ class ReportData:
         lung_focus_text: The lung-focus sentence, or "".
         probability_note: How the probabilities were computed, or "".
         track_record: How often the model's earlier answers of the predicted class
-            were right (:func:`cxrlib.appstate.describe_track_record`), plain text.
+            were right (:func:`cxrlib.trust.describe_track_record`), plain text.
         gate_text: The out-of-distribution verdict in words, or "".
         warnings: Extra warnings (e.g. "analysed although the gate rejected it").
         notices: Decoding notices (technical, never patient data).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cxrlib import appstate
+from cxrlib import appstate, trust
 
 
 def page_setup() -> None:
@@ -161,7 +161,7 @@ def audit_sections(metrics: dict, level: str = "subheader") -> None:
     bold = (lambda t: t) if level == "subheader" else (lambda t: f"**{t}**")
     ex = metrics.get("explain")
     if isinstance(ex, dict):
-        t = appstate.explain_tables(ex)
+        t = trust.explain_tables(ex)
         heading(bold("Lung focus of the heatmaps"))
         o = t["overall"]
         if o.get("mean") is not None:
@@ -199,7 +199,7 @@ def audit_sections(metrics: dict, level: str = "subheader") -> None:
         heading(bold("Ablation: lungs erased, lungs only"))
         if ab.get("verdict"):
             st.markdown(str(ab["verdict"]))
-        metric_table(appstate.ablation_table(ab))
+        metric_table(trust.ablation_table(ab))
         if ab.get("chance") is not None:
             st.caption(
                 f"{ab.get('n', 0):,} images; chance balanced accuracy {100 * ab['chance']:.0f}%."
@@ -213,6 +213,6 @@ def audit_sections(metrics: dict, level: str = "subheader") -> None:
         if lo.get("description"):
             st.caption(str(lo["description"]))
         if key == "loso_full":  # few sources: each in words too
-            st.markdown("\n".join(f"- {line}" for line in appstate.describe_loso(lo)))
-        metric_table(appstate.loso_table(lo))
+            st.markdown("\n".join(f"- {line}" for line in trust.describe_loso(lo)))
+        metric_table(trust.loso_table(lo))
         st.caption(LOSO_SCORING)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cxrlib import appstate, figures
+from cxrlib import appstate, figures, modelcard, results
 from pages import _ui
 
 CHART = {"displayModeBar": False}
@@ -19,7 +19,7 @@ def _threshold_section(split: dict, names: list[str]) -> None:
     if "covid" not in names or not preds:
         st.info("No saved per-image probabilities: the threshold explorer needs them.")
         return
-    probs, labels = appstate.predictions_arrays(preds, names)
+    probs, labels = results.predictions_arrays(preds, names)
     pos = names.index("covid")
     st.markdown(
         "By default the model calls the most probable class. Here COVID is called whenever its "
@@ -27,7 +27,7 @@ def _threshold_section(split: dict, names: list[str]) -> None:
         "classes). Lower thresholds catch more COVID cases at the cost of more false alarms."
     )
     t = st.slider("COVID decision threshold", 0.05, 0.95, 0.50, 0.01, key="covid_threshold")
-    r = appstate.threshold_confusion(probs, labels, pos, t)
+    r = results.threshold_confusion(probs, labels, pos, t)
     base = (split.get("per_class") or {}).get("covid", {})
     c1, c2, c3, c4 = st.columns(4)
 
@@ -110,9 +110,9 @@ def main() -> None:
     c3.metric("Balanced accuracy", _pct(split.get("balanced_accuracy")))
     c4.metric("Macro-F1", f"{split.get('macro_f1', 0):.3f}")
     st.caption(
-        f"95% bootstrap intervals: accuracy {appstate.fmt_ci(split.get('accuracy'), ci.get('accuracy'))}; "
-        f"balanced accuracy {appstate.fmt_ci(split.get('balanced_accuracy'), ci.get('balanced_accuracy'))}. "
-        + appstate.describe_scoring(split)
+        f"95% bootstrap intervals: accuracy {results.fmt_ci(split.get('accuracy'), ci.get('accuracy'))}; "
+        f"balanced accuracy {results.fmt_ci(split.get('balanced_accuracy'), ci.get('balanced_accuracy'))}. "
+        + modelcard.describe_scoring(split)
     )
 
     st.subheader("Confusion matrix")
@@ -133,7 +133,7 @@ def main() -> None:
         )
 
     st.subheader("Per class")
-    _ui.metric_table(appstate.per_class_table(split))
+    _ui.metric_table(results.per_class_table(split))
     curves = split.get("curves") or {}
     if curves:
         a, b = st.columns(2)
@@ -172,7 +172,7 @@ def main() -> None:
             figures.per_source_figure(split["per_source"]), width="stretch", config=CHART
         )
         with b:
-            _ui.metric_table(appstate.per_source_table(split))
+            _ui.metric_table(results.per_source_table(split))
 
     _ui.audit_sections(metrics)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cxrlib import appstate
+from cxrlib import appstate, modelcard, results, trust
 from pages import _ui
 
 CONFOUNDS = """
@@ -98,7 +98,7 @@ def main() -> None:
     )
 
     st.subheader("Training data")
-    counts = appstate.train_counts_table(meta)
+    counts = modelcard.train_counts_table(meta)
     if len(counts):
         st.dataframe(counts, width="stretch")
         st.caption(
@@ -125,16 +125,16 @@ def main() -> None:
     else:
         pre = meta.get("preprocess") or {}
         cfg = meta.get("train_config") or {}
-        arch = appstate.describe_architecture(cfg)
+        arch = modelcard.describe_architecture(cfg)
         lines = [
             "- **Preprocessing** (the same for training, evaluation and this app): "
-            + appstate.describe_preprocessing(pre),
+            + modelcard.describe_preprocessing(pre),
             f"- **Architecture:** {arch}, trained from scratch (no pretrained weights), "
             f"{int(meta.get('params', 0)):,} parameters; Grad-CAM layer `last_conv`.",
-            "- **Probabilities:** " + appstate.describe_calibration(meta),
+            "- **Probabilities:** " + modelcard.describe_calibration(meta),
         ]
         if cfg:
-            lines.append("- **Batches:** " + appstate.describe_training(cfg))
+            lines.append("- **Batches:** " + modelcard.describe_training(cfg))
         if meta.get("best_epoch"):
             lines.append(
                 f"- **Training:** best epoch {meta['best_epoch']} of "
@@ -150,11 +150,11 @@ def main() -> None:
         ci = test.get("ci95") or {}
         st.markdown(
             f"Internal **test** split ({test.get('n', 0):,} images, same sources as training): "
-            f"accuracy {appstate.fmt_ci(test.get('accuracy'), ci.get('accuracy'))}, balanced "
-            f"accuracy {appstate.fmt_ci(test.get('balanced_accuracy'), ci.get('balanced_accuracy'))}, "
+            f"accuracy {results.fmt_ci(test.get('accuracy'), ci.get('accuracy'))}, balanced "
+            f"accuracy {results.fmt_ci(test.get('balanced_accuracy'), ci.get('balanced_accuracy'))}, "
             f"macro-F1 {test.get('macro_f1', 0):.3f}, ECE {test.get('ece', 0):.3f}."
         )
-        _ui.metric_table(appstate.per_class_table(test))
+        _ui.metric_table(results.per_class_table(test))
         st.caption(
             "These images come from the same sources as the training images, so they share "
             "the confounds above: expect lower accuracy on images from anywhere else."
@@ -165,12 +165,12 @@ def main() -> None:
     if any(k in metrics for k in ("explain", "ablation", "loso", "loso_full")):
         st.subheader("Shortcut audit")
         _ui.audit_sections(metrics, level="markdown")
-    rows = appstate.comparisons(meta, metrics)
+    rows = trust.comparisons(meta, metrics)
     if len(rows) > 1:
         st.markdown("**Why not a model that scores higher?**")
         chance = (metrics.get("ablation") or {}).get("chance", 1 / 3)
-        st.markdown("\n".join(f"- {line}" for line in appstate.describe_comparisons(rows, chance)))
-        _ui.metric_table(appstate.comparison_table(rows))
+        st.markdown("\n".join(f"- {line}" for line in trust.describe_comparisons(rows, chance)))
+        _ui.metric_table(trust.comparison_table(rows))
         st.caption(
             "Each model scored on the same internal test split as it predicts, intact and with "
             "the lung fields filled with the image's mean (the audit's ablation). Recorded by "
@@ -182,7 +182,7 @@ def main() -> None:
     sha = meta.get("weights_sha256") or "unknown"
     st.markdown(f"**Weights SHA-256** `{sha}`  \n**Model file** `{path.name}`")
     st.markdown(f"**Commands that made it** (seed {meta.get('seed', 'unknown')})")
-    st.code(appstate.making_commands(meta), language="bash", wrap_lines=True)
+    st.code(modelcard.making_commands(meta), language="bash", wrap_lines=True)
     if meta.get("manifest_sha256"):
         st.caption(f"Training manifest SHA-256 {meta['manifest_sha256']}")
 

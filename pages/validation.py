@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from cxrlib import appstate
+from cxrlib import appstate, results
 from pages import _ui
 
 PER_PAGE = 16
@@ -85,7 +85,7 @@ def main() -> None:
     split = f1.selectbox(
         "Split", splits, format_func=lambda s: {"val": "validation", "test": "test"}[s]
     )
-    table = appstate.predictions_table(metrics["splits"][split]["predictions"], names)
+    table = results.predictions_table(metrics["splits"][split]["predictions"], names)
     labels = f2.multiselect("True class", names, key="val_labels", placeholder="all classes")
     sources = f3.multiselect(
         "Source", sorted(table["source"].unique()), key="val_sources", placeholder="all sources"
@@ -93,7 +93,7 @@ def main() -> None:
     outcome = f4.radio(
         "Show", ["all", "misclassified", "correct"], key="val_outcome", horizontal=False
     )
-    rows = appstate.filter_predictions(table, labels, sources, outcome)
+    rows = results.filter_predictions(table, labels, sources, outcome)
     n_wrong = int((~rows["correct"]).sum()) if len(rows) else 0
     st.markdown(f"**{len(rows):,}** images, of which **{n_wrong:,}** misclassified.")
     if not len(rows):

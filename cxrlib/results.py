@@ -1,0 +1,222 @@
+"""A model's saved results (its metrics file) as the Metrics and Validation pages show them.
+
+Per-class and per-source tables, confidence-interval text, the saved per-image
+predictions as a sortable table, and the confusion matrix at a decision threshold
+the reader picks. Pure functions of the saved JSON: nothing here runs a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    """Confusion matrix and one-vs-rest numbers at a decision threshold.
+
+    Attributes:
+        threshold: The threshold on the positive class's probability.
+        matrix: (K, K) counts, rows = true class, columns = predicted class.
+        sensitivity: Of the positive class (None without positives).
+        specificity: Of the positive class (None without negatives).
+        ppv: Positive predictive value (None when nothing is called positive).
+        npv: Negative predictive value (None when nothing is called negative).
+        n: Number of images.
+    """
+
+    threshold: float
+    matrix: np.ndarray
+    sensitivity: float | None
+    specificity: float | None
+    ppv: float | None
+    npv: float | None
+    n: int
+
+
+def threshold_predictions(probs: np.ndarray, positive: int, threshold: float) -> np.ndarray:
+    """Class decisions when ``positive`` is called at ``p >= threshold``.
+
+    Below the threshold an image gets the most probable of the OTHER classes,
+    so the threshold moves images only between the positive class and the rest.
+
+    Args:
+        probs: (N, K) probabilities.
+        positive: Index of the thresholded class.
+        threshold: Decision threshold in [0, 1].
+
+    Returns:
+        (N,) predicted class indices.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or not 0 <= positive < p.shape[1]:
+        raise ValueError(f"probs must be (N, K) with 0 <= positive < K, got {p.shape}")
+    others = p.copy()
+    others[:, positive] = -np.inf
+    fallback = others.argmax(axis=1)
+    return np.where(p[:, positive] >= threshold, positive, fallback)
+
+
+def threshold_confusion(
+    probs: np.ndarray, labels: np.ndarray, positive: int, threshold: float
+) -> ThresholdResult:
+    """Confusion matrix, sensitivity, specificity, PPV and NPV at a threshold.
+
+    Args:
+        probs: (N, K) saved per-image probabilities.
+        labels: (N,) true class indices.
+        positive: Index of the thresholded class (e.g. covid).
+        threshold: Decision threshold on its probability.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    k = p.shape[1] if p.ndim == 2 else 0
+    pred = threshold_predictions(p, positive, threshold) if len(y) else np.zeros(0, int)
+    cm = np.zeros((k, k), np.int64)
+    np.add.at(cm, (y, pred), 1)
+    pos, called = y == positive, pred == positive
+    tp = int(np.sum(pos & called))
+    fn = int(np.sum(pos & ~called))
+    fp = int(np.sum(~pos & called))
+    tn = int(np.sum(~pos & ~called))
+
+    def div(a: int, b: int) -> float | None:
+        return a / b if b else None
+
+    return ThresholdResult(
+        threshold=float(threshold),
+        matrix=cm,
+        sensitivity=div(tp, tp + fn),
+        specificity=div(tn, tn + fp),
+        ppv=div(tp, tp + fp),
+        npv=div(tn, tn + fn),
+        n=int(len(y)),
+    )
+
+
+def predictions_arrays(
+    predictions: Sequence[dict[str, Any]], class_names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(probs (N, K), labels (N,)) from metrics.json ``predictions`` (unknown labels dropped)."""
+    index = {c: i for i, c in enumerate(class_names)}
+    rows = [
+        r for r in predictions if r.get("label") in index and len(r.get("probs", [])) == len(index)
+    ]
+    probs = np.array([r["probs"] for r in rows], dtype=np.float64).reshape(-1, len(index))
+    labels = np.array([index[r["label"]] for r in rows], dtype=np.int64)
+    return probs, labels
+
+
+def predictions_table(predictions: Sequence[dict[str, Any]], class_names: Sequence[str]) -> Any:
+    """A DataFrame of saved predictions: path, label, source, predicted, confidence, correct.
+
+    Sorted misclassified first, then by confidence (most confident first), so
+    the most instructive mistakes lead.
+    """
+    import pandas as pd
+
+    names = list(class_names)
+    recs = []
+    for r in predictions:
+        probs = list(r.get("probs", []))
+        if len(probs) != len(names):
+            continue
+        k = int(np.argmax(probs))
+        recs.append(
+            {
+                "path": r.get("path", ""),
+                "label": r.get("label", ""),
+                "source": r.get("source", ""),
+                "predicted": names[k],
+                "confidence": float(probs[k]),
+                "correct": r.get("label") == names[k],
+                **{f"p_{c}": float(p) for c, p in zip(names, probs)},
+            }
+        )
+    cols = ["path", "label", "source", "predicted", "confidence", "correct"] + [
+        f"p_{c}" for c in names
+    ]
+    df = pd.DataFrame(recs, columns=cols)
+    if len(df):
+        df = df.sort_values(["correct", "confidence"], ascending=[True, False], kind="stable")
+    return df.reset_index(drop=True)
+
+
+def filter_predictions(
+    df: Any,
+    labels: Sequence[str] | None = None,
+    sources: Sequence[str] | None = None,
+    outcome: str = "all",
+) -> Any:
+    """Rows of :func:`predictions_table` with the chosen true labels, sources and outcome.
+
+    Args:
+        df: The table.
+        labels: True labels to keep (None or empty: all).
+        sources: Sources to keep (None or empty: all).
+        outcome: ``"all"``, ``"correct"`` or ``"misclassified"``.
+    """
+    if outcome not in ("all", "correct", "misclassified"):
+        raise ValueError(f"unknown outcome {outcome!r}")
+    mask = np.ones(len(df), bool)
+    if labels:
+        mask &= df["label"].isin(list(labels)).to_numpy()
+    if sources:
+        mask &= df["source"].isin(list(sources)).to_numpy()
+    if outcome == "correct":
+        mask &= df["correct"].to_numpy(bool)
+    elif outcome == "misclassified":
+        mask &= ~df["correct"].to_numpy(bool)
+    return df[mask].reset_index(drop=True)
+
+
+def per_class_table(split: dict[str, Any]) -> Any:
+    """Per-class metrics (support, sensitivity, specificity, PPV, NPV, F1, AUC) as a DataFrame."""
+    import pandas as pd
+
+    rows = []
+    for name, m in (split.get("per_class") or {}).items():
+        rows.append(
+            {
+                "class": name,
+                "support": m.get("support"),
+                "sensitivity": m.get("sensitivity"),
+                "specificity": m.get("specificity"),
+                "PPV": m.get("ppv"),
+                "NPV": m.get("npv"),
+                "F1": m.get("f1"),
+                "AUC": m.get("auc"),
+            }
+        )
+    return pd.DataFrame(rows).set_index("class") if rows else pd.DataFrame()
+
+
+def per_source_table(split: dict[str, Any]) -> Any:
+    """Per-source accuracy (overall and per class) as a DataFrame."""
+    import pandas as pd
+
+    rows = []
+    for source, m in (split.get("per_source") or {}).items():
+        row = {"source": source, "n": m.get("n"), "accuracy": m.get("accuracy")}
+        for c, v in (m.get("per_class_accuracy") or {}).items():
+            row[f"{c} accuracy"] = v
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("source") if rows else pd.DataFrame()
+
+
+def fmt_ci(value: float | None, ci: Sequence[float] | None = None, pct: bool = True) -> str:
+    """``"91.4% (95% CI 90.2-92.5%)"`` style text (``"n/a"`` for None)."""
+    if value is None:
+        return "n/a"
+    if pct:
+        text = f"{100 * value:.1f}%"
+        if ci and len(ci) == 2:
+            text += f" (95% CI {100 * ci[0]:.1f}-{100 * ci[1]:.1f}%)"
+        return text
+    text = f"{value:.3f}"
+    if ci and len(ci) == 2:
+        text += f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})"
+    return text

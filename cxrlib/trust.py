@@ -1,0 +1,424 @@
+"""How far to trust the model, from its metrics file: the shortcut audit's tables
+(lung focus, lungs erased / lungs only, leave one source out), the comparison with
+models that were not committed, and the track record the Diagnose page quotes
+for an answer.
+
+Every figure here was measured by ``python -m cxrlib.evaluate`` and saved; these
+functions only select, order and word them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cxrlib.appstate import METHOD_LABELS
+from cxrlib.modelcard import describe_input_and_trunk
+
+# What each source of ../shared/cxr is, in a few words (its SOURCES.md), for sentences
+# that name a source to someone who has not read it.
+SOURCE_NAMES = {
+    "nih": "adult NIH Clinical Center",
+    "kermany": "paediatric Guangzhou",
+    "radiography": "COVID-19 Radiography Database",
+    "ieee8023": "publication-figure (Cohen et al.)",
+    "cxnet": "COVID-CXNet",
+    "figure1": "Figure 1 initiative",
+}
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    """How the model's past answers of one class turned out, from its metrics file.
+
+    Attributes:
+        label: The class it answered.
+        calls: Internal test images it gave that answer.
+        right: Of those, the ones whose label is ``label``.
+        held_out_accuracy: Mean accuracy over the held-out sources of the
+            leave-one-source-out runs (views-averaged where recorded), or None.
+        held_out_sources: How many sources that mean is over.
+        held_out_schedule: Those runs' schedule in words ("3 epochs of 120 steps"),
+            or "" when not recorded.
+        confusions: ``(source, true label, called label, group size)`` for the groups
+            of the test split that most often got this answer wrongly, most often first.
+    """
+
+    label: str
+    calls: int
+    right: int
+    held_out_accuracy: float | None
+    held_out_sources: int
+    confusions: tuple[tuple[str, str, int, int], ...]
+    held_out_schedule: str = ""
+
+
+def track_record(
+    metrics: dict[str, Any] | None,
+    label: str,
+    min_group: int = 20,
+    min_share: float = 0.2,
+) -> TrackRecord | None:
+    """What the saved test predictions say about an answer of ``label``.
+
+    A (source, true class) group of at least ``min_group`` test images is a known
+    confusion when at least ``min_share`` of it was answered ``label``.
+    """
+    split = ((metrics or {}).get("splits") or {}).get("test") or {}
+    cm = split.get("confusion_matrix") or {}
+    labels = list(cm.get("labels") or [])
+    if label not in labels or not cm.get("matrix"):
+        return None
+    matrix = np.asarray(cm["matrix"], dtype=np.int64)
+    k = labels.index(label)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for r in split.get("predictions") or []:
+        if r.get("label") not in labels or len(r.get("probs", [])) != len(labels):
+            continue
+        g = groups.setdefault((str(r.get("source", "unknown")), r["label"]), [0, 0])
+        g[0] += 1
+        g[1] += int(np.argmax(r["probs"]) == k)
+    confusions = sorted(
+        (
+            (source, true, called, n)
+            for (source, true), (n, called) in groups.items()
+            if true != label and n >= min_group and called >= min_share * n
+        ),
+        key=lambda c: -c[2] / c[3],
+    )
+    loso = (metrics or {}).get("loso") or {}
+    sources = loso_sources(loso)
+    schedule = loso.get("schedule") or {}
+    epochs, steps = schedule.get("epochs"), schedule.get("steps_per_epoch")
+    if epochs and steps:
+        run = f"{epochs} epochs of {steps} steps"
+    else:
+        run = f"{epochs} full epochs" if epochs else ""
+    accs = [
+        (v.get("with_views") or v).get("accuracy") for v in sources.values() if isinstance(v, dict)
+    ]
+    accs = [a for a in accs if a is not None]
+    return TrackRecord(
+        label=label,
+        calls=int(matrix[:, k].sum()),
+        right=int(matrix[k, k]),
+        held_out_accuracy=float(np.mean(accs)) if accs else None,
+        held_out_sources=len(accs),
+        confusions=tuple(confusions),
+        held_out_schedule=run,
+    )
+
+
+def describe_track_record(r: TrackRecord) -> list[str]:
+    """The Diagnose page's "how often was this answer right" lines (markdown)."""
+    lines = []
+    if r.calls:
+        lines.append(
+            f"On the internal test split, **{100 * r.right / r.calls:.0f}%** of its "
+            f"'{r.label}' answers were right ({r.right:,} of {r.calls:,}). Those images come "
+            "from the hospitals it was trained on."
+        )
+    if r.held_out_accuracy is not None:
+        recipe = "the same recipe" + (
+            f", shortened to {r.held_out_schedule}" if r.held_out_schedule else ""
+        )
+        lines.append(
+            f"Retrained with one data source left out ({recipe}; {r.held_out_sources} sources "
+            f"in turn), it was right on **{100 * r.held_out_accuracy:.0f}%** of the left-out "
+            "images."
+        )
+    for source, true, called, n in r.confusions:
+        where = SOURCE_NAMES.get(source, source)
+        lines.append(
+            f"Known confusion: it also answered '{r.label}' for {called} of {n} "
+            f"{where} {true} images in the test split."
+        )
+    return lines
+
+
+def ablation_table(section: dict[str, Any]) -> Any:
+    """``metrics.json["ablation"]`` as rows original / lungs erased / lungs only.
+
+    Columns: balanced accuracy, accuracy, macro-F1 and each class's sensitivity.
+    """
+    import pandas as pd
+
+    rows = []
+    for key, label in (
+        ("original", "original images"),
+        ("lungs_erased", "lungs erased"),
+        ("lungs_only", "only the lungs kept"),
+    ):
+        s = section.get(key)
+        if not isinstance(s, dict):
+            continue
+        row = _scores_row({"images": label}, s, "sensitivity")
+        rows.append({**row, "macro-F1": s.get("macro_f1")})
+    order = ["balanced accuracy", "accuracy", "macro-F1"]
+    df = pd.DataFrame(rows).set_index("images") if rows else pd.DataFrame()
+    return df[order + [c for c in df.columns if c not in order]] if rows else df
+
+
+def _scores_row(first: dict[str, Any], scores: dict[str, Any], per_class: str) -> dict[str, Any]:
+    """``first`` then the accuracy, balanced accuracy and per-class ``{c} sensitivity`` of
+    one result (its per-class rates under ``per_class``)."""
+    row = {
+        **first,
+        "accuracy": scores.get("accuracy"),
+        "balanced accuracy": scores.get("balanced_accuracy"),
+    }
+    for c, v in (scores.get(per_class) or {}).items():
+        row[f"{c} sensitivity"] = v
+    return row
+
+
+def _summary_rows(d: dict[str, Any], label: str) -> Any:
+    import pandas as pd
+
+    rows = [
+        {label: k, "n": v.get("n"), "mean": v.get("mean"), "median": v.get("median")}
+        for k, v in (d or {}).items()
+        if isinstance(v, dict)
+    ]
+    return pd.DataFrame(rows).set_index(label) if rows else pd.DataFrame()
+
+
+def explain_tables(section: dict[str, Any]) -> dict[str, Any]:
+    """``metrics.json["explain"]``: lung focus per class and per source, faithfulness.
+
+    Returns:
+        ``{"overall": {n, mean, median}, "flat": mean focus of a flat map over the model's
+        view (None in older files), "per_class": df, "per_source": df,
+        "faithfulness": df (overall + per class), "method": str, "fraction": float}``.
+    """
+    import pandas as pd
+
+    faith_rows = []
+    overall = section.get("faithfulness")
+    if isinstance(overall, dict):
+        faith_rows.append({"class": "all", **overall})
+    for c, v in (section.get("faithfulness_per_class") or {}).items():
+        if isinstance(v, dict):
+            faith_rows.append({"class": c, **v})
+    faith = pd.DataFrame(faith_rows).set_index("class") if faith_rows else pd.DataFrame()
+    if len(faith):
+        faith = faith.rename(
+            columns={
+                "drop_hot": "confidence drop, hottest area blurred",
+                "drop_random": "confidence drop, random area blurred",
+                "score": "difference (> 0: the map points at evidence)",
+            }
+        )
+    return {
+        "overall": section.get("lung_focus") or {},
+        "flat": (section.get("flat_map_focus") or {}).get("mean"),
+        "per_class": _summary_rows(section.get("lung_focus_per_class") or {}, "true class"),
+        "per_source": _summary_rows(section.get("lung_focus_per_source") or {}, "source"),
+        "faithfulness": faith,
+        "method": METHOD_LABELS.get(section.get("method", ""), section.get("method", "")),
+        "fraction": section.get("fraction"),
+    }
+
+
+def loso_sources(section: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``metrics.json["loso"]``'s per-source results ``{source: {...}}``."""
+    sources = section.get("sources")
+    if isinstance(sources, dict):
+        return sources
+    # Tolerate a flat {source: {...}} layout.
+    return {k: v for k, v in section.items() if isinstance(v, dict) and k != "schedule"}
+
+
+def loso_table(section: dict[str, Any]) -> Any:
+    """``metrics.json["loso"]``: one row per held-out source.
+
+    Scored as the app predicts (the logits averaged over the test-time views) where that was
+    measured (``with_views``), else on the image alone; the other figures stay in the file.
+    """
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    classes: set[str] = set()
+    for s, v in loso_sources(section).items():
+        scored = v.get("with_views") or v
+        row = _scores_row({"held-out source": s, "n": v.get("n")}, scored, "per_class_accuracy")
+        classes.update(scored.get("per_class_accuracy") or {})
+        row["internal test balanced accuracy"] = v.get("internal_test_balanced_accuracy")
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame()
+    # The classes in one order for all rows.
+    order = ["n", "accuracy", "balanced accuracy"] + [f"{c} sensitivity" for c in sorted(classes)]
+    df = pd.DataFrame(rows).set_index("held-out source")
+    return df[[c for c in [*order, "internal test balanced accuracy"] if c in df.columns]]
+
+
+def describe_loso(section: dict[str, Any]) -> list[str]:
+    """One plain line per held-out source of a leave-one-source-out section (markdown).
+
+    What a model trained without that source found of each of its classes, beside the same
+    model's balanced accuracy on the internal test split; figures as the app predicts
+    (averaged over the test-time views) where they were measured so.
+    """
+    schedule = section.get("schedule") or {}
+    epochs = schedule.get("epochs")
+    lines = []
+    for source, v in loso_sources(section).items():
+        scored = v.get("with_views") or v
+        found = scored.get("per_class_accuracy") or {}
+        auc = scored.get("auc") or {}
+        parts = [
+            f"**{100 * a:.0f}%** of its {c}"
+            + (f" (AUC {auc[c]:.2f})" if auc.get(c) is not None else "")
+            for c, a in found.items()
+            if a is not None
+        ]
+        if not parts:
+            continue
+        line = (
+            f"Trained without the {SOURCE_NAMES.get(source, source)} images"
+            + (f" ({epochs} epochs)" if epochs else "")
+            + f", it found {_join(parts)}"
+        )
+        internal = v.get("internal_test_balanced_accuracy")
+        if internal is not None:
+            line += (
+                f"; the same model scores {100 * internal:.0f}% balanced accuracy on the "
+                "internal test split"
+            )
+        lines.append(line + ".")
+    return lines
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One model of the Trust page's comparison: internal score against lungs-erased score."""
+
+    name: str
+    described: str
+    params: int | None
+    balanced_accuracy: float
+    covid_sensitivity: float | None
+    erased_balanced_accuracy: float
+    erased_covid_auc: float | None
+
+
+def comparisons(meta: dict[str, Any], metrics: dict[str, Any]) -> list[Comparison]:
+    """The committed model, then every recorded alternative scored on the same split.
+
+    The committed model's figures are its headline test metrics and its recorded
+    ablation; an alternative's come from ``evaluate --ablate --record-alternative``.
+    Empty when the committed model has no test metrics or ablation to compare with.
+    """
+    test = (metrics.get("splits") or {}).get("test")
+    abl = metrics.get("ablation")
+    if not isinstance(test, dict) or not isinstance(abl, dict) or "lungs_erased" not in abl:
+        return []
+    erased = abl["lungs_erased"]
+    out = [
+        Comparison(
+            name="this app's model",
+            described=describe_input_and_trunk(
+                meta.get("preprocess") or {}, meta.get("train_config") or {}
+            ),
+            params=meta.get("params"),
+            balanced_accuracy=float(test["balanced_accuracy"]),
+            covid_sensitivity=(test.get("per_class") or {}).get("covid", {}).get("sensitivity"),
+            erased_balanced_accuracy=float(erased["balanced_accuracy"]),
+            erased_covid_auc=(erased.get("auc") or {}).get("covid"),
+        )
+    ]
+    for name, alt in sorted((metrics.get("alternatives") or {}).items()):
+        if not isinstance(alt, dict) or alt.get("split") != abl.get("split"):
+            continue  # figures from another split do not compare
+        out.append(
+            Comparison(
+                name=str(name),
+                described=describe_input_and_trunk(
+                    alt.get("preprocess") or {}, alt.get("train_config") or {}
+                ),
+                params=alt.get("params"),
+                balanced_accuracy=float(alt["balanced_accuracy"]),
+                covid_sensitivity=alt.get("covid_sensitivity"),
+                erased_balanced_accuracy=float(alt["lungs_erased"]["balanced_accuracy"]),
+                erased_covid_auc=alt["lungs_erased"].get("covid_auc"),
+            )
+        )
+    return out
+
+
+def comparison_table(rows: Sequence[Comparison]) -> Any:
+    """The comparison as a table, one row per model."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                # The two figures being compared first, so a narrow screen shows them.
+                "model": r.name,
+                "internal bal. accuracy": r.balanced_accuracy,
+                "lungs erased: bal. accuracy": r.erased_balanced_accuracy,
+                "lungs erased: COVID AUC": r.erased_covid_auc,
+                "COVID sensitivity": r.covid_sensitivity,
+                "sees, trunk, input": r.described,
+                "parameters": f"{r.params / 1e6:.2f} M" if r.params else None,
+            }
+            for r in rows
+        ]
+    ).set_index("model")
+
+
+#: How far above the committed model's lungs-erased score counts as "reads more outside".
+ERASED_MARGIN = 0.05
+
+
+def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> list[str]:
+    """One plain line per model: the committed model (``rows[0]``) first, then each
+    alternative with what its figures say against it; then, once, why a score kept with
+    the lungs erased counts against a model (where one of them is judged so)."""
+    if len(rows) < 2:
+        return []
+    ours = rows[0]
+
+    def figures(r: Comparison) -> str:
+        return (
+            f"{100 * r.balanced_accuracy:.1f}% balanced accuracy on the internal test split, "
+            f"{100 * r.erased_balanced_accuracy:.0f}% with the lungs erased"
+        )
+
+    lines = [
+        f"**This app's model** ({ours.described}): {figures(ours)} (chance {100 * chance:.0f}%)."
+    ]
+    read_outside = False
+    for alt in rows[1:]:
+        extra = alt.erased_balanced_accuracy - ours.erased_balanced_accuracy
+        if alt.balanced_accuracy <= ours.balanced_accuracy:
+            verdict = "Lower on the internal test split."
+        elif extra > ERASED_MARGIN:
+            read_outside = True
+            verdict = (
+                f"Higher on the internal test split, but {100 * extra:.0f} points higher with "
+                "the lungs erased too: part of its score is read outside the lungs. Not the "
+                "model used here."
+            )
+        else:
+            verdict = (
+                "Higher on the internal test split, and this ablation does not tell it apart; "
+                "models/experiments.md says why it is not used."
+            )
+        lines.append(f"**{alt.name}** ({alt.described}): {figures(alt)}. {verdict}")
+    if read_outside:
+        lines.append(
+            "Why that counts against a model: what it reads outside the lungs (burned-in "
+            "text, image borders, how one hospital positions and exposes its patients) earns "
+            "marks on the internal test split, whose images come from the same hospitals as "
+            "the training images, and would not carry over to a new hospital."
+        )
+    return lines

@@ -1,0 +1,194 @@
+"""cxrlib.trust: the shortcut audit's tables, the comparison and the track record."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from saved_metrics import metrics_with
+
+from cxrlib import trust
+
+
+def test_ablation_table_rows_are_the_three_image_versions():
+    def scores(bal: float) -> dict:
+        return {
+            "balanced_accuracy": bal,
+            "accuracy": bal - 0.01,
+            "macro_f1": bal - 0.02,
+            "sensitivity": {"covid": bal + 0.01, "normal": bal},
+        }
+
+    section = {"original": scores(0.9), "lungs_erased": scores(0.4), "chance": 1 / 3}
+    table = trust.ablation_table(section)
+    # Missing versions (no lungs-only run here) are left out, not shown empty.
+    assert list(table.index) == ["original images", "lungs erased"]
+    assert list(table.columns) == [
+        "balanced accuracy",
+        "accuracy",
+        "macro-F1",
+        "covid sensitivity",
+        "normal sensitivity",
+    ]
+    assert table.loc["lungs erased", "balanced accuracy"] == 0.4
+    assert table.loc["original images", "covid sensitivity"] == pytest.approx(0.91)
+    assert trust.ablation_table({"chance": 1 / 3}).empty
+
+
+def test_loso_table_scores_as_the_app_predicts_where_that_was_measured():
+    section = {
+        "schedule": {"epochs": 3},
+        "sources": {
+            "nih": {
+                "n": 501,
+                "accuracy": 0.18,
+                "balanced_accuracy": 0.18,
+                "per_class_accuracy": {"normal": 0.31, "pneumonia": 0.04},
+                "with_views": {
+                    "accuracy": 0.17,
+                    "balanced_accuracy": 0.16,
+                    "per_class_accuracy": {"normal": 0.30, "pneumonia": 0.03},
+                },
+                "internal_test_balanced_accuracy": 0.82,
+            },
+            "cxnet": {"n": 507, "accuracy": 0.71, "per_class_accuracy": {"covid": 0.71}},
+        },
+    }
+    table = trust.loso_table(section)
+    assert list(table.index) == ["nih", "cxnet"]
+    assert list(table.columns) == [
+        "n",
+        "accuracy",
+        "balanced accuracy",
+        "covid sensitivity",
+        "normal sensitivity",
+        "pneumonia sensitivity",
+        "internal test balanced accuracy",
+    ]
+    # The view-averaged figures where measured, the one-view figures where not.
+    assert (
+        table.loc["nih", "accuracy"] == 0.17 and table.loc["nih", "pneumonia sensitivity"] == 0.03
+    )
+    assert (
+        table.loc["cxnet", "accuracy"] == 0.71 and table.loc["cxnet", "covid sensitivity"] == 0.71
+    )
+    assert np.isnan(table.loc["cxnet", "normal sensitivity"])
+    assert trust.loso_table({"sources": {}}).empty
+
+
+def test_describe_loso_says_what_each_held_out_model_found_per_class():
+    section = {
+        "schedule": {"epochs": 14, "steps_per_epoch": 0},
+        "sources": {
+            "nih": {
+                "per_class_accuracy": {"normal": 0.6, "pneumonia": 0.1},
+                "auc": {"normal": 0.56, "pneumonia": 0.64},
+                "internal_test_balanced_accuracy": 0.913,
+                # As the app predicts: these figures win over the one-view ones.
+                "with_views": {
+                    "per_class_accuracy": {"normal": 0.62, "pneumonia": 0.08},
+                    "auc": {"normal": 0.56, "pneumonia": 0.63},
+                },
+            },
+            "somewhere": {"per_class_accuracy": {"covid": 0.75}},
+            "empty": {"per_class_accuracy": {}},
+        },
+    }
+    nih, other = trust.describe_loso(section)
+    assert nih.startswith("Trained without the adult NIH Clinical Center images (14 epochs)")
+    assert "**62%** of its normal (AUC 0.56) and **8%** of its pneumonia (AUC 0.63)" in nih
+    assert nih.endswith("91% balanced accuracy on the internal test split.")
+    # An unnamed source keeps its id; no AUC and no internal figure, no words for them.
+    assert (
+        other == "Trained without the somewhere images (14 epochs), it found **75%** of its covid."
+    )
+    assert trust.describe_loso({"sources": {}}) == []
+
+
+def test_track_record_of_an_answer():
+    metrics = metrics_with(
+        {
+            ("nih", "pneumonia"): {"normal": 12, "pneumonia": 18},  # 40% answered normal
+            ("kermany", "normal"): {"normal": 21, "pneumonia": 4},  # 16%: under 20%
+            ("kermany", "pneumonia"): {"normal": 4, "pneumonia": 21},  # 16%: under 20%
+            ("cxnet", "covid"): {"normal": 10},  # all of them, but a group of 10
+        },
+        loso={"a": {"accuracy": 0.4, "with_views": {"accuracy": 0.5}}, "b": {"accuracy": 0.7}},
+    )
+    metrics["loso"]["schedule"] = {"epochs": 3, "steps_per_epoch": 120}
+    r = trust.track_record(metrics, "normal")
+    assert (r.calls, r.right) == (12 + 21 + 4 + 10, 21)
+    assert r.confusions == (("nih", "pneumonia", 12, 30),)
+    # The views-averaged held-out accuracy where recorded, as the app predicts.
+    assert r.held_out_accuracy == pytest.approx(0.6) and r.held_out_sources == 2
+    lines = trust.describe_track_record(r)
+    assert "**45%** of its 'normal' answers were right (21 of 47)" in lines[0]
+    assert "right on **60%** of the left-out images" in lines[1] and "2 sources" in lines[1]
+    assert "shortened to 3 epochs of 120 steps" in lines[1]
+    assert lines[2] == (
+        "Known confusion: it also answered 'normal' for 12 of 30 adult NIH Clinical Center "
+        "pneumonia images in the test split."
+    )
+    p = trust.track_record(metrics, "pneumonia")
+    assert (p.calls, p.right, p.confusions) == (18 + 4 + 21, 18 + 21, ())
+    assert trust.track_record(metrics, "other") is None
+    assert trust.track_record(None, "normal") is None
+    without_loso = trust.track_record(
+        metrics_with({("nih", "normal"): {"normal": 3}}, {}), "normal"
+    )
+    assert without_loso.held_out_accuracy is None
+    assert len(trust.describe_track_record(without_loso)) == 1
+
+
+def _alternative(bal: float, erased: float, split: str = "test", arch: str = "resnet") -> dict:
+    return {
+        "preprocess": {"size": 128, "lung_crop": False},
+        "train_config": {"arch": arch, "width": 64},
+        "params": 2846787,
+        "split": split,
+        "balanced_accuracy": bal,
+        "covid_sensitivity": 0.9,
+        "lungs_erased": {"balanced_accuracy": erased, "covid_auc": 0.8},
+    }
+
+
+def test_comparisons_set_each_alternative_against_the_committed_model():
+    meta = {
+        "preprocess": {"size": 160, "lung_crop": True},
+        "train_config": {"arch": "mobilenetv2", "alpha": 0.5},
+        "params": 173747,
+    }
+    metrics = {
+        "splits": {"test": {"balanced_accuracy": 0.912, "per_class": {"covid": {"sensitivity": 0.895}}}},
+        "ablation": {"split": "test", "lungs_erased": {"balanced_accuracy": 0.352, "auc": {"covid": 0.525}}},
+        "alternatives": {
+            "whole": _alternative(0.933, 0.653),
+            "masked": _alternative(0.887, 0.374),
+            "level": _alternative(0.920, 0.38),
+            "on val": _alternative(0.99, 0.99, split="val"),
+        },
+    }  # fmt: skip
+    rows = trust.comparisons(meta, metrics)
+    # The committed model first, then the alternatives by name; another split is left out.
+    assert [r.name for r in rows] == ["this app's model", "level", "masked", "whole"]
+    assert rows[0].described == "the lung box, MobileNetV2 (width 0.5), 160 px"
+    assert rows[3].described == "the whole image, ResNet (64 filters first), 128 px"
+    assert (rows[0].balanced_accuracy, rows[0].erased_covid_auc) == (0.912, 0.525)
+    table = trust.comparison_table(rows)
+    assert table.loc["whole", "lungs erased: bal. accuracy"] == 0.653
+    assert table.loc["this app's model", "COVID sensitivity"] == 0.895
+    assert table.loc["whole", "parameters"] == "2.85 M"
+    ours, level, masked, whole, why = trust.describe_comparisons(rows)
+    assert ours.startswith("**This app's model** (the lung box") and "chance 33%" in ours
+    assert "91.2% balanced accuracy" in ours and "35% with the lungs erased" in ours
+    # Higher inside and well above the committed model with the lungs erased: read outside.
+    assert "93.3% balanced accuracy" in whole and "65% with the lungs erased" in whole
+    assert "30 points higher with the lungs erased" in whole and "Not the model used" in whole
+    # Higher, but within the margin with the lungs erased: the ablation cannot tell.
+    assert "does not tell it apart" in level and "Not the model used" not in level
+    assert "88.7% balanced accuracy" in masked and "Lower on the internal test split" in masked
+    # Why reading outside the lungs counts against a model: said once, after the models.
+    assert why.startswith("Why that counts against a model") and "new hospital" in why
+    assert len(trust.describe_comparisons([r for r in rows if r.name != "whole"])) == 3
+    # Nothing to compare with: no lines, no rows.
+    assert trust.comparisons(meta, {"splits": metrics["splits"]}) == []
+    assert trust.describe_comparisons(rows[:1]) == []
