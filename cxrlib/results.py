@@ -195,14 +195,14 @@ def per_class_table(split: dict[str, Any]) -> Any:
 
 
 def per_source_table(split: dict[str, Any]) -> Any:
-    """Per-source accuracy (overall and per class) as a DataFrame."""
+    """Per-source accuracy, and per class the share called right (its sensitivity)."""
     import pandas as pd
 
     rows = []
     for source, m in (split.get("per_source") or {}).items():
         row = {"source": source, "n": m.get("n"), "accuracy": m.get("accuracy")}
         for c, v in (m.get("per_class_accuracy") or {}).items():
-            row[f"{c} accuracy"] = v
+            row[f"{c} sensitivity"] = v
         rows.append(row)
     return pd.DataFrame(rows).set_index("source") if rows else pd.DataFrame()
 

@@ -118,19 +118,23 @@ DECIMAL_COLUMNS = ("F1", "AUC", "macro-F1")
 
 
 def metric_table(df) -> None:
-    """A metrics DataFrame with rates as percentages and F1/AUC to 3 decimals."""
-    config = {}
+    """A metrics DataFrame with rates as percentages (one decimal), F1/AUC to 3 decimals,
+    counts as whole numbers, and a dash where a figure does not exist (a class a source
+    does not have), not "None"."""
+    formats: dict = {}
     for c in df.columns:
         name = str(c)
         if name in PERCENT_COLUMNS or name.endswith((" accuracy", " sensitivity")):
-            config[name] = st.column_config.NumberColumn(name, format="percent")
+            formats[c] = "{:.1%}"
         elif (
             name in DECIMAL_COLUMNS
             or name.startswith(("confidence drop", "difference"))
             or name.endswith(" AUC")
         ):
-            config[name] = st.column_config.NumberColumn(name, format="%.3f")
-    st.dataframe(df, width="stretch", column_config=config)
+            formats[c] = "{:.3f}"
+        elif df[c].dtype.kind in "iuf":
+            formats[c] = "{:,.0f}"
+    st.dataframe(df.style.format(formats), width="stretch", placeholder="–")
 
 
 LOSO_SECTIONS = (

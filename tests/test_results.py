@@ -78,3 +78,18 @@ def test_predictions_table_puts_confident_mistakes_first():
     assert len(results.filter_predictions(df, outcome="correct")) == 2
     with pytest.raises(ValueError):
         results.filter_predictions(df, outcome="maybe")
+
+
+def test_per_source_table_gives_each_class_its_sensitivity():
+    split = {
+        "per_source": {
+            "nih": {"n": 84, "accuracy": 0.595, "per_class_accuracy": {"normal": 0.867, "pneumonia": 0.282}},
+            "cxnet": {"n": 76, "accuracy": 0.908, "per_class_accuracy": {"covid": 0.908}},
+        }
+    }  # fmt: skip
+    table = results.per_source_table(split)
+    assert list(table.index) == ["nih", "cxnet"]
+    assert table.loc["nih", "pneumonia sensitivity"] == 0.282
+    # A class a source does not have is missing (the page shows a dash), not zero.
+    assert np.isnan(table.loc["cxnet", "pneumonia sensitivity"])
+    assert results.per_source_table({}).empty

@@ -119,16 +119,17 @@ def _overlay_src(page) -> str:
     )
 
 
+MAIN_HEIGHT = """() => {
+    const m = document.querySelector('[data-testid="stMain"]')
+        || document.querySelector('section.main');
+    return m ? m.scrollHeight : document.body.scrollHeight;
+}"""
+
+
 def _shot(page, name: str) -> None:
     """Screenshot of the whole page (Streamlit scrolls inside its main block, not the window)."""
     size = page.viewport_size or {"width": 1440, "height": 1000}
-    height = page.evaluate(
-        """() => {
-            const m = document.querySelector('[data-testid="stMain"]')
-                || document.querySelector('section.main');
-            return m ? m.scrollHeight : document.body.scrollHeight;
-        }"""
-    )
+    height = page.evaluate(MAIN_HEIGHT)
     page.set_viewport_size({"width": size["width"], "height": int(min(max(height, 600), 8000))})
     page.wait_for_timeout(400)
     page.screenshot(path=SHOTS / name, full_page=True)
@@ -145,6 +146,20 @@ def _idle(page, timeout: float = 60_000) -> None:
         timeout=timeout,
     )
     page.wait_for_timeout(300)
+
+
+def _settled(page, timeout: float = 60_000) -> None:
+    """Waits until the app is idle and the page has stopped growing for a second (the
+    status widget can show "Running" late, after the first elements are drawn)."""
+    _idle(page, timeout)
+    last, still = -1, 0
+    for _ in range(int(timeout / 250)):
+        height = page.evaluate(MAIN_HEIGHT)
+        still = still + 1 if height == last else 0
+        if still >= 4:
+            return
+        last = height
+        page.wait_for_timeout(250)
 
 
 def test_diagnose_and_batch_in_a_real_browser(server, browser, tmp_path):
@@ -249,7 +264,7 @@ def test_diagnose_and_batch_in_a_real_browser(server, browser, tmp_path):
     ):
         page.get_by_role("link", name=name).first.click()
         page.get_by_role("heading", name=name).first.wait_for(timeout=60_000)
-        _idle(page)
+        _settled(page)
         assert page.locator('[data-testid="stException"]').count() == 0
         _shot(page, shot)
 
