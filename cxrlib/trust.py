@@ -381,8 +381,8 @@ ERASED_MARGIN = 0.05
 
 def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> list[str]:
     """One plain line per model: the committed model (``rows[0]``) first, then each
-    alternative with what its figures say against it; then, once, why a score kept with
-    the lungs erased counts against a model (where one of them is judged so)."""
+    alternative with what its figures say against it (:func:`comparison_note` says, once,
+    why a score kept with the lungs erased counts against a model)."""
     if len(rows) < 2:
         return []
     ours = rows[0]
@@ -396,13 +396,12 @@ def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> l
     lines = [
         f"**This app's model** ({ours.described}): {figures(ours)} (chance {100 * chance:.0f}%)."
     ]
-    read_outside = False
+    outside = reads_outside(rows)
     for alt in rows[1:]:
         extra = alt.erased_balanced_accuracy - ours.erased_balanced_accuracy
         if alt.balanced_accuracy <= ours.balanced_accuracy:
             verdict = "Lower on the internal test split."
-        elif extra > ERASED_MARGIN:
-            read_outside = True
+        elif alt in outside:
             verdict = (
                 f"Higher on the internal test split, but {100 * extra:.0f} points higher with "
                 "the lungs erased too: part of its score is read outside the lungs. Not the "
@@ -414,11 +413,31 @@ def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> l
                 "models/experiments.md says why it is not used."
             )
         lines.append(f"**{alt.name}** ({alt.described}): {figures(alt)}. {verdict}")
-    if read_outside:
-        lines.append(
-            "Why that counts against a model: what it reads outside the lungs (burned-in "
-            "text, image borders, how one hospital positions and exposes its patients) earns "
-            "marks on the internal test split, whose images come from the same hospitals as "
-            "the training images, and would not carry over to a new hospital."
-        )
     return lines
+
+
+def reads_outside(rows: Sequence[Comparison]) -> list[Comparison]:
+    """The alternatives that score higher than the committed model (``rows[0]``) on the
+    internal split and keep more than :data:`ERASED_MARGIN` more with the lungs erased."""
+    if not rows:
+        return []
+    ours = rows[0]
+    return [
+        r
+        for r in rows[1:]
+        if r.balanced_accuracy > ours.balanced_accuracy
+        and r.erased_balanced_accuracy - ours.erased_balanced_accuracy > ERASED_MARGIN
+    ]
+
+
+def comparison_note(rows: Sequence[Comparison]) -> str | None:
+    """Why a score kept with the lungs erased counts against a model; None when no
+    alternative is judged so."""
+    if not reads_outside(rows):
+        return None
+    return (
+        "Why that counts against a model: what it reads outside the lungs (burned-in text, "
+        "image borders, how one hospital positions and exposes its patients) earns marks on "
+        "the internal test split, whose images come from the same hospitals as the training "
+        "images, and would not carry over to a new hospital."
+    )

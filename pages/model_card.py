@@ -170,6 +170,9 @@ def main() -> None:
         st.markdown("**Why not a model that scores higher?**")
         chance = (metrics.get("ablation") or {}).get("chance", 1 / 3)
         st.markdown("\n".join(f"- {line}" for line in trust.describe_comparisons(rows, chance)))
+        note = trust.comparison_note(rows)
+        if note:
+            st.markdown(note)
         _ui.metric_table(trust.comparison_table(rows))
         st.caption(
             "Each model scored on the same internal test split as it predicts, intact and with "

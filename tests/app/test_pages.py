@@ -412,5 +412,6 @@ def test_the_model_card_says_why_a_higher_scoring_model_is_not_used(app_env, mon
     assert "Why not a model that scores higher?" in page
     assert "**whole-image ResNet** (the whole image, ResNet (64 filters first), 128 px)" in page
     assert "65% with the lungs erased" in page and "Not the model used here" in page
+    assert "Why that counts against a model" in page
     table = next(d.value for d in at.dataframe if "lungs erased: bal. accuracy" in d.value)
     assert list(table.index) == ["this app's model", "whole-image ResNet"]
