@@ -796,7 +796,10 @@ def gate_text(gate: GateVerdict | None) -> str:
     if gate is None:
         return "Not checked (the input check is unavailable)."
     if gate.is_cxr:
-        return f"Looks like a frontal chest X-ray (score {gate.score:.2f})."
+        return (
+            "Looks like a frontal chest X-ray (its distance from the X-rays the check was "
+            f"fitted on is {gate.score:.2f}; over 1.00 is refused)."
+        )
     return f"Rejected: not a frontal chest X-ray ({gate.reason}); analysed anyway."
 
 

@@ -211,10 +211,7 @@ def main() -> None:
         if gate is None:
             _ui.component_errors(res, ("gate",))
         elif gate.is_cxr:
-            st.success(
-                f"Looks like a frontal chest X-ray (score {gate.score:.2f}).",
-                icon=":material/check_circle:",
-            )
+            st.success(appstate.gate_text(gate), icon=":material/check_circle:")
         else:
             st.error(
                 f"Rejected by the input check: {gate.reason}",

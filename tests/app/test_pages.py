@@ -247,6 +247,7 @@ def test_the_real_gate_rejects_noise_and_accepts_a_chest_xray(app_env, monkeypat
     _upload(at, "chest.png", png_of("normal_nih_00002576_008.jpg"), "image/png")
     _no_exception(at)
     assert "Looks like a frontal chest X-ray" in texts(at)
+    assert "over 1.00 is refused" in texts(at)  # the score with its limit, not bare
     assert _plotly_count(at) == 1
 
 
