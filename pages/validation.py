@@ -37,8 +37,10 @@ def main() -> None:
         st.switch_page("pages/diagnose.py")
     st.title("Validation browser")
     st.caption(
-        "Held-out images with the dataset's label, the model's prediction and its confidence "
-        "(from the saved evaluation; nothing is recomputed). Mistakes come first."
+        "Images the model was not trained on, with the dataset's label, the model's prediction "
+        "and its confidence (from the saved evaluation; nothing is recomputed). Mistakes come "
+        "first. The validation split chose the training epoch and fitted the temperature; the "
+        "test split was only ever scored."
     )
     default = os.environ.get("CXR_DATA") or str(appstate.DEFAULT_DATA_DIR)
     with st.sidebar:
