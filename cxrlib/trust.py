@@ -45,6 +45,10 @@ class TrackRecord:
             or "" when not recorded.
         confusions: ``(source, true label, called label, group size)`` for the groups
             of the test split that most often got this answer wrongly, most often first.
+        missed_elsewhere: ``(source, class, share found)`` from the full-length
+            leave-one-source-out runs (``loso_full``): a class that a model trained without
+            that source found under half of, where that matters for this answer: a disease
+            missed, for a 'normal' answer; normal chests missed, for a disease answer.
     """
 
     label: str
@@ -54,6 +58,11 @@ class TrackRecord:
     held_out_sources: int
     confusions: tuple[tuple[str, str, int, int], ...]
     held_out_schedule: str = ""
+    missed_elsewhere: tuple[tuple[str, str, float], ...] = ()
+
+
+#: A class a held-out model found less often than this counts as missed elsewhere.
+MISSED_BELOW = 0.5
 
 
 def track_record(
@@ -101,6 +110,13 @@ def track_record(
         (v.get("with_views") or v).get("accuracy") for v in sources.values() if isinstance(v, dict)
     ]
     accs = [a for a in accs if a is not None]
+    missed = [
+        (source, c, float(found))
+        for source, v in loso_sources((metrics or {}).get("loso_full") or {}).items()
+        for c, found in ((v.get("with_views") or v).get("per_class_accuracy") or {}).items()
+        # One side normal, the other not: a covid answer says nothing of missed pneumonia.
+        if (c == "normal") != (label == "normal") and found is not None and found < MISSED_BELOW
+    ]
     return TrackRecord(
         label=label,
         calls=int(matrix[:, k].sum()),
@@ -109,6 +125,7 @@ def track_record(
         held_out_sources=len(accs),
         confusions=tuple(confusions),
         held_out_schedule=run,
+        missed_elsewhere=tuple(sorted(missed, key=lambda m: m[2])),
     )
 
 
@@ -135,6 +152,18 @@ def describe_track_record(r: TrackRecord) -> list[str]:
         lines.append(
             f"Known confusion: it also answered '{r.label}' for {called} of {n} "
             f"{where} {true} images in the test split."
+        )
+    for source, c, found in r.missed_elsewhere:
+        where = SOURCE_NAMES.get(source, source)
+        if c == "normal":
+            missed = f"called only **{100 * found:.0f}%** of their normal chest X-rays normal"
+            so = f"a '{r.label}' answer may be a normal chest X-ray"
+        else:
+            missed = f"found only **{100 * found:.0f}%** of their {c}"
+            so = f"a '{r.label}' answer does not rule {c} out"
+        lines.append(
+            f"Trained in full without the {where} images, it {missed}: at a hospital it "
+            f"has not seen, {so}."
         )
     return lines
 

@@ -137,6 +137,40 @@ def test_track_record_of_an_answer():
     )
     assert without_loso.held_out_accuracy is None
     assert len(trust.describe_track_record(without_loso)) == 1
+    assert r.missed_elsewhere == ()  # no full-length runs recorded
+
+
+def test_track_record_warns_of_a_class_missed_at_a_held_out_hospital():
+    metrics = metrics_with({("nih", "normal"): {"normal": 3}}, {})
+    metrics["loso_full"] = {
+        "sources": {
+            "nih": {
+                "per_class_accuracy": {"normal": 0.60, "pneumonia": 0.10},
+                # As the app predicts: these figures win over the one-view ones.
+                "with_views": {"per_class_accuracy": {"normal": 0.62, "pneumonia": 0.08}},
+            },
+            "radiography": {"per_class_accuracy": {"covid": 0.80, "normal": 0.26}},
+        }
+    }
+    normal = trust.track_record(metrics, "normal")
+    # A disease missed matters to a 'normal' answer (its own class, normal, does not).
+    assert normal.missed_elsewhere == (("nih", "pneumonia", 0.08),)
+    assert trust.describe_track_record(normal)[-1] == (
+        "Trained in full without the adult NIH Clinical Center images, it found only **8%** "
+        "of their pneumonia: at a hospital it has not seen, a 'normal' answer does not rule "
+        "pneumonia out."
+    )
+    # Normal chests missed matter to a disease answer; another disease missed does not.
+    covid = trust.track_record(metrics, "covid")
+    assert covid.missed_elsewhere == (("radiography", "normal", 0.26),)
+    assert trust.describe_track_record(covid)[-1].endswith(
+        "it called only **26%** of their normal chest X-rays normal: at a hospital it has "
+        "not seen, a 'covid' answer may be a normal chest X-ray."
+    )
+    assert trust.track_record(metrics, "pneumonia").missed_elsewhere == covid.missed_elsewhere
+    # Found half the time or more: no warning.
+    metrics["loso_full"]["sources"]["radiography"]["per_class_accuracy"]["normal"] = 0.5
+    assert trust.track_record(metrics, "covid").missed_elsewhere == ()
 
 
 def _alternative(bal: float, erased: float, split: str = "test", arch: str = "resnet") -> dict:
