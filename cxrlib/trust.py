@@ -285,6 +285,20 @@ def loso_table(section: dict[str, Any]) -> Any:
     return df[[c for c in [*order, "internal test balanced accuracy"] if c in df.columns]]
 
 
+def describe_loso_scoring(section: dict[str, Any]) -> str:
+    """The caption of :func:`loso_table`: how its held-out images were scored."""
+    averaged = any("with_views" in v for v in loso_sources(section).values())
+    how = (
+        "as this app scores an upload (averaged over the image and its test-time copies)"
+        if averaged
+        else "on the image alone"
+    )
+    return (
+        f"Held-out images scored {how}; sensitivity is the share of that class it called "
+        "right. The last column is the same model on the internal test split, for comparison."
+    )
+
+
 def describe_loso(section: dict[str, Any]) -> list[str]:
     """One plain line per held-out source of a leave-one-source-out section (markdown).
 

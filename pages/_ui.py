@@ -152,11 +152,6 @@ LOSO_SECTIONS = (
         "training run in full (not shortened): each model below never saw that source.",
     ),
 )
-LOSO_SCORING = (
-    "Held-out images scored as this app scores an upload (averaged over the image and its "
-    "test-time copies); sensitivity is the share of that class it called right. The "
-    "last column is the same model on the internal test split, for comparison."
-)
 
 
 def audit_sections(metrics: dict, level: str = "subheader") -> None:
@@ -219,4 +214,4 @@ def audit_sections(metrics: dict, level: str = "subheader") -> None:
         if key == "loso_full":  # few sources: each in words too
             st.markdown("\n".join(f"- {line}" for line in trust.describe_loso(lo)))
         metric_table(trust.loso_table(lo))
-        st.caption(LOSO_SCORING)
+        st.caption(trust.describe_loso_scoring(lo))

@@ -72,6 +72,9 @@ def test_loso_table_scores_as_the_app_predicts_where_that_was_measured():
         table.loc["cxnet", "accuracy"] == 0.71 and table.loc["cxnet", "covid sensitivity"] == 0.71
     )
     assert np.isnan(table.loc["cxnet", "normal sensitivity"])
+    assert "as this app scores an upload" in trust.describe_loso_scoring(section)
+    one_view = {"sources": {"cxnet": section["sources"]["cxnet"]}}
+    assert "scored on the image alone" in trust.describe_loso_scoring(one_view)
     assert trust.loso_table({"sources": {}}).empty
 
 
