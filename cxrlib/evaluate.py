@@ -320,16 +320,21 @@ def format_table(res: dict[str, Any], title: str = "") -> str:
     return "\n".join(lines)
 
 
+def read_metrics_file(model_path: str | Path, weights_sha256: str) -> dict[str, Any]:
+    """``<model>.metrics.json`` if it exists and is for these weights, else {}."""
+    path = Path(model_path).with_suffix(".metrics.json")
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    return old if old.get("weights_sha256") == weights_sha256 else {}
+
+
 def update_metrics_file(
     model_path: str | Path, weights_sha256: str, sections: dict[str, Any]
 ) -> Path:
     """Merges ``sections`` into ``<model>.metrics.json`` (dropped if it was for other weights)."""
     path = Path(model_path).with_suffix(".metrics.json")
-    out: dict[str, Any] = {}
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old.get("weights_sha256") == weights_sha256:
-            out = old
+    out = read_metrics_file(model_path, weights_sha256)
     out.update({"model": Path(model_path).name, "weights_sha256": weights_sha256})
     out.update(sections)
     path.write_text(json.dumps(out) + "\n")
@@ -516,6 +521,25 @@ def loso_section(classifier: Classifier, epochs: int, steps: int) -> str:
     return "loso_full" if steps == 0 and trained and epochs >= int(trained) else "loso"
 
 
+def merge_loso(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """A recorded leave-one-source-out section with a new run's sources added.
+
+    When both ran the same schedule, the held-out sources of ``old`` stay beside those of
+    ``new`` (a source in both takes the new result), and ``commands`` lists every run's
+    command; otherwise ``new`` replaces ``old``.
+    """
+    if not old or old.get("schedule") != new.get("schedule"):
+        return new
+    commands = list(old.get("commands") or ([old["command"]] if old.get("command") else []))
+    if new.get("command"):
+        commands.append(new["command"])
+    return {
+        **new,
+        "sources": {**(old.get("sources") or {}), **(new.get("sources") or {})},
+        "commands": commands,
+    }
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m cxrlib.evaluate",
@@ -670,6 +694,11 @@ def main(argv: list[str] | None = None) -> int:
         Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
     if a.record and sections:
         clf = clf or load_classifier(a.model)
+        recorded = read_metrics_file(a.model, clf.weights_sha256)
+        for key in ("loso", "loso_full"):
+            if key in sections:
+                # One source at a time adds a row, rather than replacing the table.
+                sections[key] = merge_loso(recorded.get(key), sections[key])
         print(f"wrote {update_metrics_file(a.model, clf.weights_sha256, sections)}")
     if a.record_alternative:
         assert clf is not None

@@ -254,6 +254,25 @@ def test_a_loso_run_on_the_full_schedule_is_kept_apart_from_the_short_one(tiny_m
     assert loso_section(recipe, epochs=6, steps=0) == "loso_full"
 
 
+def test_a_recorded_loso_run_adds_its_sources_to_the_same_schedule():
+    from cxrlib.evaluate import merge_loso
+
+    full = {"epochs": 14, "steps_per_epoch": 0}
+    old = {"schedule": full, "sources": {"nih": {"accuracy": 0.35}}, "command": "run nih"}
+    new = {"schedule": full, "sources": {"kermany": {"accuracy": 0.5}}, "command": "run kermany"}
+    merged = merge_loso(old, new)
+    assert merged["sources"] == {"nih": {"accuracy": 0.35}, "kermany": {"accuracy": 0.5}}
+    assert merged["commands"] == ["run nih", "run kermany"] and merged["command"] == "run kermany"
+    # A source run again takes the new result; the commands keep growing.
+    again = merge_loso(merged, {**new, "sources": {"nih": {"accuracy": 0.4}}, "command": "again"})
+    assert again["sources"]["nih"] == {"accuracy": 0.4} and "kermany" in again["sources"]
+    assert again["commands"] == ["run nih", "run kermany", "again"]
+    # Another schedule is another experiment: it replaces the section.
+    short = {**new, "schedule": {"epochs": 3, "steps_per_epoch": 120}}
+    assert merge_loso(old, short) == short
+    assert merge_loso(None, new) == new
+
+
 def test_cli_records_an_alternative_beside_the_committed_metrics(
     tmp_path, tiny_model_path, cxr_dir
 ):
