@@ -153,18 +153,25 @@ def describe_track_record(r: TrackRecord) -> list[str]:
             f"Known confusion: it also answered '{r.label}' for {called} of {n} "
             f"{where} {true} images in the test split."
         )
-    for source, c, found in r.missed_elsewhere:
-        where = SOURCE_NAMES.get(source, source)
+    # One line per class missed, its held-out sources in turn (most missed first).
+    for c in dict.fromkeys(c for _, c, _ in r.missed_elsewhere):
+        runs = [
+            (SOURCE_NAMES.get(source, source), found)
+            for source, missed, found in r.missed_elsewhere
+            if missed == c
+        ]
         if c == "normal":
-            missed = f"called only **{100 * found:.0f}%** of their normal chest X-rays normal"
+            what = "called only {pct} of their normal chest X-rays normal"
             so = f"a '{r.label}' answer may be a normal chest X-ray"
         else:
-            missed = f"found only **{100 * found:.0f}%** of their {c}"
+            what = f"found only {{pct}} of their {c}"
             so = f"a '{r.label}' answer does not rule {c} out"
-        lines.append(
-            f"Trained in full without the {where} images, it {missed}: at a hospital it "
-            f"has not seen, {so}."
+        (where, found), rest = runs[0], runs[1:]
+        text = f"Trained in full without the {where} images, it " + what.format(
+            pct=f"**{100 * found:.0f}%**"
         )
+        text += "".join(f"; without the {w} images, **{100 * f:.0f}%**" for w, f in rest)
+        lines.append(f"{text}: at a hospital it has not seen, {so}.")
     return lines
 
 

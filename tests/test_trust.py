@@ -171,6 +171,15 @@ def test_track_record_warns_of_a_class_missed_at_a_held_out_hospital():
         "not seen, a 'covid' answer may be a normal chest X-ray."
     )
     assert trust.track_record(metrics, "pneumonia").missed_elsewhere == covid.missed_elsewhere
+    # Two held-out sources that miss the same class: one line, the most missed first.
+    metrics["loso_full"]["sources"]["kermany"] = {"per_class_accuracy": {"normal": 0.1}}
+    lines = trust.describe_track_record(trust.track_record(metrics, "pneumonia"))
+    assert lines[-1] == (
+        "Trained in full without the paediatric Guangzhou images, it called only **10%** of "
+        "their normal chest X-rays normal; without the COVID-19 Radiography Database images, "
+        "**26%**: at a hospital it has not seen, a 'pneumonia' answer may be a normal chest X-ray."
+    )
+    del metrics["loso_full"]["sources"]["kermany"]
     # Found half the time or more: no warning.
     metrics["loso_full"]["sources"]["radiography"]["per_class_accuracy"]["normal"] = 0.5
     assert trust.track_record(metrics, "covid").missed_elsewhere == ()
