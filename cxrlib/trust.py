@@ -337,7 +337,7 @@ def describe_loso(section: dict[str, Any]) -> list[str]:
         if internal is not None:
             line += (
                 f"; the same model scores {100 * internal:.0f}% balanced accuracy on the "
-                "internal test split"
+                "other sources' internal test images"
             )
         lines.append(line + ".")
     return lines

@@ -99,7 +99,7 @@ def test_describe_loso_says_what_each_held_out_model_found_per_class():
     nih, other = trust.describe_loso(section)
     assert nih.startswith("Trained without the adult NIH Clinical Center images (14 epochs)")
     assert "**62%** of its normal (AUC 0.56) and **8%** of its pneumonia (AUC 0.63)" in nih
-    assert nih.endswith("91% balanced accuracy on the internal test split.")
+    assert nih.endswith("91% balanced accuracy on the other sources' internal test images.")
     # An unnamed source keeps its id; no AUC and no internal figure, no words for them.
     assert (
         other == "Trained without the somewhere images (14 epochs), it found **75%** of its covid."
