@@ -47,8 +47,8 @@ def _scores(y: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> dic
 
 
 def held_out_scores(y: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
-    """Scores on a held-out source: :func:`_scores` plus ``n`` and the accuracy within
-    each class present (``per_class_accuracy``)."""
+    """Scores on a held-out source: :func:`_scores` plus ``n``, the accuracy within
+    each class present (``per_class_accuracy``) and its number of images (``support``)."""
     y = np.asarray(y)
     res = _scores(y, probs, class_names)
     pred = np.asarray(probs).argmax(1)
@@ -56,6 +56,7 @@ def held_out_scores(y: np.ndarray, probs: np.ndarray, class_names: Sequence[str]
     res["per_class_accuracy"] = {
         class_names[c]: round(float(np.mean(pred[y == c] == c)), 4) for c in np.unique(y)
     }
+    res["support"] = {class_names[c]: int(np.sum(y == c)) for c in np.unique(y)}
     return res
 
 

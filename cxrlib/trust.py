@@ -63,6 +63,8 @@ class TrackRecord:
 
 #: A class a held-out model found less often than this counts as missed elsewhere.
 MISSED_BELOW = 0.5
+#: ...when the source held that many images of it at least (where the count was recorded).
+MISSED_MIN_IMAGES = 20
 
 
 def track_record(
@@ -115,7 +117,11 @@ def track_record(
         for source, v in loso_sources((metrics or {}).get("loso_full") or {}).items()
         for c, found in ((v.get("with_views") or v).get("per_class_accuracy") or {}).items()
         # One side normal, the other not: a covid answer says nothing of missed pneumonia.
-        if (c == "normal") != (label == "normal") and found is not None and found < MISSED_BELOW
+        if (c == "normal") != (label == "normal")
+        and found is not None
+        and found < MISSED_BELOW
+        # A share of a handful of images is no record (runs before 'support' was kept: quoted).
+        and (v.get("support") or {}).get(c, MISSED_MIN_IMAGES) >= MISSED_MIN_IMAGES
     ]
     return TrackRecord(
         label=label,

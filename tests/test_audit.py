@@ -100,6 +100,7 @@ def test_leave_one_source_out_scores_only_the_held_out_source(tiny_manifest, cxr
     held = res["sources"]["cxnet"]
     assert held["n"] == n_held
     assert set(held["per_class_accuracy"]) == set(m[m.source == "cxnet"].label)
+    assert held["support"] == m[m.source == "cxnet"].label.value_counts().to_dict()
     assert 0.0 <= held["accuracy"] <= 1.0
     assert res["schedule"]["epochs"] == 1
     # The held-out source is read once, with the views, and only it gets them.

@@ -180,6 +180,14 @@ def test_track_record_warns_of_a_class_missed_at_a_held_out_hospital():
         "**26%**: at a hospital it has not seen, a 'pneumonia' answer may be a normal chest X-ray."
     )
     del metrics["loso_full"]["sources"]["kermany"]
+    # A share of a handful of images is not quoted (where the count was recorded).
+    metrics["loso_full"]["sources"]["figures"] = {
+        "per_class_accuracy": {"normal": 0.125, "pneumonia": 0.18},
+        "support": {"normal": 8, "pneumonia": 71},
+    }
+    assert ("figures", "pneumonia", 0.18) in trust.track_record(metrics, "normal").missed_elsewhere
+    assert "figures" not in {s for s, _, _ in trust.track_record(metrics, "covid").missed_elsewhere}
+    del metrics["loso_full"]["sources"]["figures"]
     # Found half the time or more: no warning.
     metrics["loso_full"]["sources"]["radiography"]["per_class_accuracy"]["normal"] = 0.5
     assert trust.track_record(metrics, "covid").missed_elsewhere == ()
