@@ -326,9 +326,9 @@ def describe_loso(section: dict[str, Any]) -> list[str]:
         scored = v.get("with_views") or v
         found = scored.get("per_class_accuracy") or {}
         auc = scored.get("auc") or {}
+        support = v.get("support") or {}
         parts = [
-            f"**{100 * a:.0f}%** of its {c}"
-            + (f" (AUC {auc[c]:.2f})" if auc.get(c) is not None else "")
+            f"**{100 * a:.0f}%** of its {c}{_class_notes(a, support.get(c), auc.get(c))}"
             for c, a in found.items()
             if a is not None
         ]
@@ -347,6 +347,13 @@ def describe_loso(section: dict[str, Any]) -> list[str]:
             )
         lines.append(line + ".")
     return lines
+
+
+def _class_notes(found: float, n: int | None, auc: float | None) -> str:
+    """How many images a share is of (when few) and its AUC: ``" (2 of 8 images; AUC 0.44)"``."""
+    few = [f"{round(found * n)} of {n} images"] if n is not None and n < MISSED_MIN_IMAGES else []
+    ranked = [f"AUC {auc:.2f}"] if auc is not None else []
+    return f" ({'; '.join(few + ranked)})" if few or ranked else ""
 
 
 def _join(parts: list[str]) -> str:

@@ -93,10 +93,13 @@ def test_describe_loso_says_what_each_held_out_model_found_per_class():
                 },
             },
             "somewhere": {"per_class_accuracy": {"covid": 0.75}},
+            "figures": {"per_class_accuracy": {"normal": 0.25}, "support": {"normal": 8}},
             "empty": {"per_class_accuracy": {}},
         },
     }
-    nih, other = trust.describe_loso(section)
+    nih, other, figures = trust.describe_loso(section)
+    # A share of a handful of images says how many.
+    assert "**25%** of its normal (2 of 8 images)" in figures
     assert nih.startswith("Trained without the adult NIH Clinical Center images (14 epochs)")
     assert "**62%** of its normal (AUC 0.56) and **8%** of its pneumonia (AUC 0.63)" in nih
     assert nih.endswith("91% balanced accuracy on the other sources' internal test images.")
