@@ -108,14 +108,12 @@ def track_record(
         run = f"{epochs} epochs of {steps} steps"
     else:
         run = f"{epochs} full epochs" if epochs else ""
-    accs = [
-        (v.get("with_views") or v).get("accuracy") for v in sources.values() if isinstance(v, dict)
-    ]
+    accs = [as_predicted(v).get("accuracy") for v in sources.values() if isinstance(v, dict)]
     accs = [a for a in accs if a is not None]
     missed = [
         (source, c, float(found))
         for source, v in loso_sources((metrics or {}).get("loso_full") or {}).items()
-        for c, found in ((v.get("with_views") or v).get("per_class_accuracy") or {}).items()
+        for c, found in (as_predicted(v).get("per_class_accuracy") or {}).items()
         # One side normal, the other not: a covid answer says nothing of missed pneumonia.
         if (c == "normal") != (label == "normal")
         and found is not None
@@ -265,6 +263,12 @@ def explain_tables(section: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def as_predicted(result: dict[str, Any]) -> dict[str, Any]:
+    """A held-out source's figures as the app predicts: averaged over the test-time views
+    where that was measured (``with_views``), else on the image alone."""
+    return result.get("with_views") or result
+
+
 def loso_sources(section: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``metrics.json["loso"]``'s per-source results ``{source: {...}}``."""
     sources = section.get("sources")
@@ -285,7 +289,7 @@ def loso_table(section: dict[str, Any]) -> Any:
     rows: list[dict[str, Any]] = []
     classes: set[str] = set()
     for s, v in loso_sources(section).items():
-        scored = v.get("with_views") or v
+        scored = as_predicted(v)
         row = _scores_row({"held-out source": s, "n": v.get("n")}, scored, "per_class_accuracy")
         classes.update(scored.get("per_class_accuracy") or {})
         row["internal test balanced accuracy"] = v.get("internal_test_balanced_accuracy")
@@ -323,7 +327,7 @@ def describe_loso(section: dict[str, Any]) -> list[str]:
     epochs = schedule.get("epochs")
     lines = []
     for source, v in loso_sources(section).items():
-        scored = v.get("with_views") or v
+        scored = as_predicted(v)
         found = scored.get("per_class_accuracy") or {}
         auc = scored.get("auc") or {}
         support = v.get("support") or {}

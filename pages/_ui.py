@@ -137,6 +137,7 @@ def metric_table(df) -> None:
     st.dataframe(df.style.format(formats), width="stretch", placeholder="–")
 
 
+# (metrics key, heading, introduction, each source also in words)
 LOSO_SECTIONS = (
     (
         "loso",
@@ -144,14 +145,18 @@ LOSO_SECTIONS = (
         "Each row is a model trained WITHOUT that source (the same recipe on a short "
         "schedule, not the committed model's full run) and tested on all of it: roughly "
         "what to expect from a hospital the model has never seen.",
+        False,
     ),
     (
         "loso_full",
         "Leave one source out, the full recipe",
         "The same question for the sources that matter most, with the committed model's own "
         "training run in full (not shortened): each model below never saw that source.",
+        True,  # few sources
     ),
 )
+#: The metrics sections :func:`audit_sections` shows.
+AUDIT_KEYS = ("explain", "ablation", *(key for key, *_ in LOSO_SECTIONS))
 
 
 def audit_sections(metrics: dict, level: str = "subheader") -> None:
@@ -203,7 +208,7 @@ def audit_sections(metrics: dict, level: str = "subheader") -> None:
             st.caption(
                 f"{ab.get('n', 0):,} images; chance balanced accuracy {100 * ab['chance']:.0f}%."
             )
-    for key, title, intro in LOSO_SECTIONS:
+    for key, title, intro, in_words in LOSO_SECTIONS:
         lo = metrics.get(key)
         if not isinstance(lo, dict):
             continue
@@ -211,7 +216,7 @@ def audit_sections(metrics: dict, level: str = "subheader") -> None:
         st.markdown(intro)
         if lo.get("description"):
             st.caption(str(lo["description"]))
-        if key == "loso_full":  # few sources: each in words too
+        if in_words:
             st.markdown("\n".join(f"- {line}" for line in trust.describe_loso(lo)))
         metric_table(trust.loso_table(lo))
         st.caption(trust.describe_loso_scoring(lo))

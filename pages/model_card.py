@@ -162,7 +162,7 @@ def main() -> None:
     else:
         st.info("No test metrics yet (models/cxr_classifier.metrics.json).")
 
-    if any(k in metrics for k in ("explain", "ablation", "loso", "loso_full")):
+    if any(k in metrics for k in _ui.AUDIT_KEYS):
         st.subheader("Shortcut audit")
         _ui.audit_sections(metrics, level="markdown")
     rows = trust.comparisons(meta, metrics)
