@@ -12,6 +12,9 @@ and PR curve points and per-image probabilities.
 ``--save-metrics`` evaluates the val and test splits of the shared manifest
 and writes ``models/<name>.metrics.json`` for the app's Metrics page.
 
+``--external ../shared/lungs`` scores the lung set's collections that no training
+image came from (:mod:`cxrlib.external`; with ``--record``, stored as ``external``).
+
 ``--record-alternative NAME`` (with ``--split test --ablate``) stores a model that
 was *not* committed, its internal score beside its lungs-erased score, in the
 committed model's metrics file, so the Trust page can say why it was not chosen.
@@ -320,6 +323,24 @@ def format_table(res: dict[str, Any], title: str = "") -> str:
     return "\n".join(lines)
 
 
+def format_external(section: dict[str, Any], class_names: Sequence[str]) -> str:
+    """A readable summary of :func:`cxrlib.external.external_check` output."""
+    lines = []
+    for source, rec in section["collections"].items():
+        dup = rec["duplicates"]
+        lines.append(
+            f"== {source} ({rec['name']}, all {rec['label']}): {rec['n']} images, "
+            f"{rec['input_check_refused']} refused by the input check, {dup['found']} duplicates "
+            f"of a training-source image (highest thumbnail correlation "
+            f"{dup['highest_similarity']}; {dup['similarity_threshold']} counts) =="
+        )
+        lines.append(f"{'subset':<18}{'n':>5}" + "".join(f"{c:>12}" for c in class_names))
+        for key, sub in rec["subsets"].items():
+            shares = "".join(f"{sub['share'][c] or 0:>12.1%}" for c in class_names)
+            lines.append(f"{key:<18}{sub['n']:>5}{shares}")
+    return "\n".join(lines)
+
+
 def read_metrics_file(model_path: str | Path, weights_sha256: str) -> dict[str, Any]:
     """``<model>.metrics.json`` if it exists and is for these weights, else {}."""
     path = Path(model_path).with_suffix(".metrics.json")
@@ -389,6 +410,38 @@ def record_alternative(metrics_path: str | Path, name: str, record: dict[str, An
     """Adds ``record`` as ``alternatives[name]`` of an existing metrics file."""
     out = alternative_target(metrics_path, record["weights_sha256"])
     out.setdefault("alternatives", {})[name] = record
+    Path(metrics_path).write_text(json.dumps(out) + "\n")
+    return Path(metrics_path)
+
+
+def recorded_alternative(
+    metrics_path: str | Path, name: str, weights_sha256: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The metrics file and its alternative ``name``; raises ValueError unless that
+    alternative was recorded for these weights."""
+    out = alternative_target(metrics_path, weights_sha256)
+    alt = (out.get("alternatives") or {}).get(name)
+    if not isinstance(alt, dict) or alt.get("weights_sha256") != weights_sha256:
+        raise ValueError(
+            f"{metrics_path} has no alternative {name!r} for these weights: record it with "
+            "--split test --ablate --record-alternative first"
+        )
+    return out, alt
+
+
+def record_alternative_external(
+    metrics_path: str | Path, name: str, weights_sha256: str, section: dict[str, Any]
+) -> Path:
+    """Adds an ``--external`` result (without its per-image predictions) to the alternative
+    ``name`` of an existing metrics file, which must have been recorded for these weights."""
+    out, alt = recorded_alternative(metrics_path, name, weights_sha256)
+    alt["external"] = {
+        **{k: v for k, v in section.items() if k != "collections"},
+        "collections": {
+            key: {k: v for k, v in rec.items() if k != "predictions"}
+            for key, rec in section["collections"].items()
+        },
+    }
     Path(metrics_path).write_text(json.dumps(out) + "\n")
     return Path(metrics_path)
 
@@ -608,9 +661,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="score the original image only, even if the model averages test-time views",
     )
     p.add_argument(
+        "--external",
+        default=None,
+        metavar="LUNGS_DIR",
+        help="score the collections of the lung set (../shared/lungs) that no training image "
+        "came from (cxrlib.external: OpenIST's normal adults), checked for duplicates of "
+        "DATA's images, instead of a manifest",
+    )
+    p.add_argument(
         "--record",
         action="store_true",
-        help="also store audit / LOSO results in models/<name>.metrics.json",
+        help="also store audit / LOSO / external results in models/<name>.metrics.json",
     )
     p.add_argument(
         "--record-alternative",
@@ -625,10 +686,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the metrics file --record-alternative writes to",
     )
     a = p.parse_args(argv)
-    if a.record_alternative and not a.ablate:
-        p.error("--record-alternative needs --ablate: the comparison is the lungs-erased score")
-    if a.record_alternative and (a.save_metrics or a.loso):
-        p.error("--record-alternative scores one manifest; leave out --save-metrics and --loso")
+    if a.record_alternative and not (a.ablate or a.external):
+        p.error(
+            "--record-alternative needs --ablate (the comparison is the lungs-erased score) "
+            "or --external (added to an alternative recorded so)"
+        )
+    if a.record_alternative and (a.save_metrics or a.loso or (a.ablate and a.external)):
+        p.error(
+            "--record-alternative records one thing at a time: --ablate on one manifest, or "
+            "--external; leave out --save-metrics and --loso"
+        )
     if a.record_alternative and not Path(a.record_into).exists():
         # Checked before a long evaluation, not after it.
         p.error(f"{a.record_into} does not exist: record the committed model's metrics first")
@@ -645,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
     views = DEFAULT_VIEWS if a.views else (() if a.single_view else None)
     clf = None
     res: dict[str, Any] = {}
-    if not a.save_metrics and not a.loso:
+    if not a.save_metrics and not a.loso and not a.external:
         clf = load_classifier(a.model)
         if a.record_alternative:
             # Refused before minutes of scoring, not after them.
@@ -689,6 +756,20 @@ def main(argv: list[str] | None = None) -> int:
             manifest, cfg, a.loso.split(","), root=a.root, views=clf.resolve_views(views)
         )
         sections[key]["command"] = command
+    if a.external:
+        from cxrlib.external import external_check
+
+        clf = clf or load_classifier(a.model)
+        if a.record_alternative:
+            try:
+                recorded_alternative(a.record_into, a.record_alternative, clf.weights_sha256)
+            except ValueError as e:
+                print(f"not recorded: {e}", file=sys.stderr)
+                return 2
+        training = read_manifest(manifest, root=a.root, class_names=clf.class_names)
+        sections["external"] = external_check(clf, a.external, list(training["file"]), views)
+        sections["external"]["command"] = command
+        print(format_external(sections["external"], clf.class_names))
     res.update(sections)
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
@@ -700,7 +781,13 @@ def main(argv: list[str] | None = None) -> int:
                 # One source at a time adds a row, rather than replacing the table.
                 sections[key] = merge_loso(recorded.get(key), sections[key])
         print(f"wrote {update_metrics_file(a.model, clf.weights_sha256, sections)}")
-    if a.record_alternative:
+    if a.record_alternative and a.external:
+        assert clf is not None
+        path = record_alternative_external(
+            a.record_into, a.record_alternative, clf.weights_sha256, sections["external"]
+        )
+        print(f"wrote {path}")
+    elif a.record_alternative:
         assert clf is not None
         record = alternative_record(res, clf.meta, clf.weights_sha256, command)
         print(f"wrote {record_alternative(a.record_into, a.record_alternative, record)}")

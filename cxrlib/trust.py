@@ -1,7 +1,7 @@
 """How far to trust the model, from its metrics file: the shortcut audit's tables
-(lung focus, lungs erased / lungs only, leave one source out), the comparison with
-models that were not committed, and the track record the Diagnose page quotes
-for an answer.
+(lung focus, lungs erased / lungs only, leave one source out), the external check
+(a collection no training image came from), the comparison with models that were
+not committed, and the track record the Diagnose page quotes for an answer.
 
 Every figure here was measured by ``python -m cxrlib.evaluate`` and saved; these
 functions only select, order and word them.
@@ -49,6 +49,10 @@ class TrackRecord:
             leave-one-source-out runs (``loso_full``): a class that a model trained without
             that source found under half of, where that matters for this answer: a disease
             missed, for a 'normal' answer; normal chests missed, for a disease answer.
+        called_elsewhere: ``(collection, its class and population, images, share)`` from
+            the external
+            check (``external``): a collection of another class that got this answer for
+            at least ``min_share`` of its images.
     """
 
     label: str
@@ -59,6 +63,7 @@ class TrackRecord:
     confusions: tuple[tuple[str, str, int, int], ...]
     held_out_schedule: str = ""
     missed_elsewhere: tuple[tuple[str, str, float], ...] = ()
+    called_elsewhere: tuple[tuple[str, str, int, float], ...] = ()
 
 
 #: A class a held-out model found less often than this counts as missed elsewhere.
@@ -130,6 +135,18 @@ def track_record(
         confusions=tuple(confusions),
         held_out_schedule=run,
         missed_elsewhere=tuple(sorted(missed, key=lambda m: m[2])),
+        called_elsewhere=tuple(
+            (
+                rec["name"],
+                " ".join(filter(None, (rec["label"], rec.get("population")))),
+                sub["n"],
+                share,
+            )
+            for rec, sub in external_records((metrics or {}).get("external") or {})
+            if rec["label"] != label
+            and (share := (sub.get("share") or {}).get(label)) is not None
+            and share >= min_share
+        ),
     )
 
 
@@ -150,6 +167,11 @@ def describe_track_record(r: TrackRecord) -> list[str]:
             f"Retrained with one data source left out ({recipe}; {r.held_out_sources} sources "
             f"in turn), it was right on **{100 * r.held_out_accuracy:.0f}%** of the left-out "
             "images."
+        )
+    for name, true, n, share in r.called_elsewhere:
+        lines.append(
+            f"Of {n:,} {true} chest X-rays from a collection no training image came from "
+            f"({name}), it answered '{r.label}' for **{100 * share:.0f}%**."
         )
     for source, true, called, n in r.confusions:
         where = SOURCE_NAMES.get(source, source)
@@ -364,6 +386,84 @@ def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def external_records(section: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``(collection record, its "all" subset)`` of each collection of an ``external``
+    section (:func:`cxrlib.external.external_check`), skipping malformed ones."""
+    out = []
+    for rec in (section.get("collections") or {}).values():
+        sub = (rec.get("subsets") or {}).get("all") if isinstance(rec, dict) else None
+        if isinstance(sub, dict) and sub.get("n") and rec.get("label") and rec.get("name"):
+            out.append((rec, sub))
+    return out
+
+
+#: How the external table names the subsets of :data:`cxrlib.external.SUBSETS`.
+EXTERNAL_SUBSETS = {"all": "all", "segmenter_unseen": "not in the segmenter's training"}
+
+
+def external_table(section: dict[str, Any]) -> Any:
+    """``metrics.json["external"]``: one row per collection and subset, the share of it
+    given each answer, and the input check's refusals."""
+    import pandas as pd
+
+    rows = []
+    for rec, _ in external_records(section):
+        for key, sub in (rec.get("subsets") or {}).items():
+            row: dict[str, Any] = {
+                "collection": f"{rec['name']} ({rec['label']})",
+                "images": EXTERNAL_SUBSETS.get(key, key),
+                "n": sub.get("n"),
+            }
+            row.update({f"called {c}": v for c, v in (sub.get("share") or {}).items()})
+            if key == "all":
+                row["refused by the input check"] = rec.get("input_check_refused")
+            rows.append(row)
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).set_index(["collection", "images"])
+
+
+def describe_external(section: dict[str, Any]) -> list[str]:
+    """One plain line per collection of the external check (markdown): what it answered,
+    with a 95% interval, and what the collection can and cannot say."""
+    lines = []
+    views = section.get("views")
+    for rec, sub in external_records(section):
+        share, ci = sub.get("share") or {}, sub.get("ci95") or {}
+        label = rec["label"]
+        parts = []
+        for c in sorted(share, key=lambda c: (c != label, -(share[c] or 0))):
+            if share[c] is None or (c != label and not share[c]):
+                continue
+            low_high = ci.get(c)
+            interval = (
+                f" (95% CI {100 * low_high[0]:.0f}-{100 * low_high[1]:.0f}%)" if low_high else ""
+            )
+            parts.append(f"'{c}' for **{100 * share[c]:.0f}%**{interval}")
+        if not parts:
+            continue
+        dup = rec.get("duplicates") or {}
+        line = (
+            f"**{rec['name']}** ({rec.get('description') or 'a collection'}): of its "
+            f"{sub['n']:,} {label} images, from no source it was trained on, it answered "
+            + _join(parts)
+            + (f", averaged over {views} views as the app predicts" if views and views > 1 else "")
+            + "."
+        )
+        if dup.get("found") == 0 and dup.get("highest_similarity") is not None:
+            line += (
+                " None of them is a copy of an image in its data (highest thumbnail "
+                f"correlation {dup['highest_similarity']:.2f}; a copy scores above 0.99)."
+            )
+        refused = rec.get("input_check_refused")
+        if refused == 0:
+            line += " The input check let every one through."
+        elif refused is not None:
+            line += f" The input check refused {refused} of them."
+        lines.append(line)
+    return lines
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One model of the Trust page's comparison: internal score against lungs-erased score."""
@@ -375,6 +475,19 @@ class Comparison:
     covid_sensitivity: float | None
     erased_balanced_accuracy: float
     erased_covid_auc: float | None
+    #: ``(collection, its class, share given that answer)`` from the external check.
+    outside: tuple[tuple[str, str, float], ...] = ()
+
+
+def _outside(section: Any) -> tuple[tuple[str, str, float], ...]:
+    """:attr:`Comparison.outside` from an ``external`` section (or None)."""
+    if not isinstance(section, dict):
+        return ()
+    return tuple(
+        (rec["name"], rec["label"], float(sub["share"][rec["label"]]))
+        for rec, sub in external_records(section)
+        if (sub.get("share") or {}).get(rec["label"]) is not None
+    )
 
 
 def comparisons(meta: dict[str, Any], metrics: dict[str, Any]) -> list[Comparison]:
@@ -400,6 +513,7 @@ def comparisons(meta: dict[str, Any], metrics: dict[str, Any]) -> list[Compariso
             covid_sensitivity=(test.get("per_class") or {}).get("covid", {}).get("sensitivity"),
             erased_balanced_accuracy=float(erased["balanced_accuracy"]),
             erased_covid_auc=(erased.get("auc") or {}).get("covid"),
+            outside=_outside(metrics.get("external")),
         )
     ]
     for name, alt in sorted((metrics.get("alternatives") or {}).items()):
@@ -416,6 +530,7 @@ def comparisons(meta: dict[str, Any], metrics: dict[str, Any]) -> list[Compariso
                 covid_sensitivity=alt.get("covid_sensitivity"),
                 erased_balanced_accuracy=float(alt["lungs_erased"]["balanced_accuracy"]),
                 erased_covid_auc=alt["lungs_erased"].get("covid_auc"),
+                outside=_outside(alt.get("external")),
             )
         )
     return out
@@ -434,6 +549,7 @@ def comparison_table(rows: Sequence[Comparison]) -> Any:
                 "lungs erased: bal. accuracy": r.erased_balanced_accuracy,
                 "lungs erased: COVID AUC": r.erased_covid_auc,
                 "COVID sensitivity": r.covid_sensitivity,
+                **{f"{name}: {label} called {label}": share for name, label, share in r.outside},
                 "sees, trunk, input": r.described,
                 "parameters": f"{r.params / 1e6:.2f} M" if r.params else None,
             }
@@ -479,8 +595,27 @@ def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> l
                 "Higher on the internal test split, and this ablation does not tell it apart; "
                 "models/experiments.md says why it is not used."
             )
-        lines.append(f"**{alt.name}** ({alt.described}): {figures(alt)}. {verdict}")
+        lines.append(
+            f"**{alt.name}** ({alt.described}): {figures(alt)}. {verdict}"
+            + "".join(_outside_note(alt, ours))
+        )
     return lines
+
+
+#: How much more of an outside collection an alternative must call right to be said so.
+OUTSIDE_MARGIN = 0.05
+
+
+def _outside_note(alt: Comparison, ours: Comparison) -> list[str]:
+    """Where an alternative did better on a collection neither model trained on: said,
+    since it cuts against the choice."""
+    mine = {(name, label): share for name, label, share in ours.outside}
+    return [
+        f" On {name}'s {label} images, which neither model trained on, it did better: "
+        f"{100 * share:.0f}% called {label}, against {100 * mine[(name, label)]:.0f}%."
+        for name, label, share in alt.outside
+        if (name, label) in mine and share - mine[(name, label)] > OUTSIDE_MARGIN
+    ]
 
 
 def reads_outside(rows: Sequence[Comparison]) -> list[Comparison]:

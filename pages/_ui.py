@@ -124,7 +124,11 @@ def metric_table(df) -> None:
     formats: dict = {}
     for c in df.columns:
         name = str(c)
-        if name in PERCENT_COLUMNS or name.endswith((" accuracy", " sensitivity")):
+        if (
+            name in PERCENT_COLUMNS
+            or name.endswith((" accuracy", " sensitivity"))
+            or "called " in name
+        ):
             formats[c] = "{:.1%}"
         elif (
             name in DECIMAL_COLUMNS
@@ -220,3 +224,26 @@ def audit_sections(metrics: dict, level: str = "subheader") -> None:
             st.markdown("\n".join(f"- {line}" for line in trust.describe_loso(lo)))
         metric_table(trust.loso_table(lo))
         st.caption(trust.describe_loso_scoring(lo))
+
+
+def external_section(metrics: dict, level: str = "subheader") -> None:
+    """The external check (``external`` of metrics.json): a collection no training image
+    came from, if it was recorded."""
+    ext = metrics.get("external")
+    lines = trust.describe_external(ext) if isinstance(ext, dict) else []
+    if not lines:
+        return
+    title = "A collection it never trained on"
+    (st.subheader if level == "subheader" else st.markdown)(
+        title if level == "subheader" else f"**{title}**"
+    )
+    st.markdown("\n".join(f"- {line}" for line in lines))
+    metric_table(trust.external_table(ext))
+    st.caption(
+        "One class only: this measures how often a normal chest from elsewhere is called "
+        "normal, not how much disease is found. The lung segmenter that frames the model's "
+        "input was trained on part of this collection, so the second row keeps the images "
+        "it never trained on. The collection states no licence: its images are neither "
+        "shipped nor shown. Recorded by `python -m cxrlib.evaluate --external ../shared/lungs "
+        "--record`."
+    )

@@ -175,6 +175,7 @@ def main() -> None:
             _ui.metric_table(results.per_source_table(split))
 
     _ui.audit_sections(metrics)
+    _ui.external_section(metrics)
 
 
 _ui.page_setup()

@@ -161,6 +161,7 @@ def main() -> None:
         )
     else:
         st.info("No test metrics yet (models/cxr_classifier.metrics.json).")
+    _ui.external_section(metrics, level="markdown")
 
     if any(k in metrics for k in _ui.AUDIT_KEYS):
         st.subheader("Shortcut audit")

@@ -311,6 +311,7 @@ def test_cli_records_an_alternative_beside_the_committed_metrics(
     "extra, message",
     [
         (["--record-alternative", "x"], "needs --ablate"),
+        (["--record-alternative", "x", "--ablate", "--external", "d"], "one thing at a time"),
         (["--record-alternative", "x", "--ablate", "--record-into", "/nonexistent/m.json"], "does not exist"),
     ],
 )  # fmt: skip
@@ -318,3 +319,90 @@ def test_cli_refuses_an_alternative_it_cannot_record(extra, message, capsys):
     with pytest.raises(SystemExit) as e:
         main(["--manifest", "unused.csv", *extra])
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def _tiny_lung_set(tmp_path, cxr_dir, n: int):
+    """A lung-set folder whose manifest lists ``n`` real chest X-rays as OpenIST's,
+    all in the segmenter's training split."""
+    import cv2
+    import pandas as pd
+
+    from cxrlib.data import load_gray
+
+    m = pd.read_csv(cxr_dir / "manifest.csv")
+    lungs = tmp_path / "lungs"
+    (lungs / "images").mkdir(parents=True)
+    rows = []
+    for i, p in enumerate(m[m.split == "test"].path.head(n)):
+        cv2.imwrite(str(lungs / "images" / f"{i}.png"), load_gray(cxr_dir / p))
+        rows.append({"image": f"images/{i}.png", "source": "openist_normal", "split": "train"})
+    pd.DataFrame(rows).to_csv(lungs / "manifest.csv", index=False)
+    return lungs
+
+
+def test_cli_records_the_external_check_beside_the_committed_metrics(
+    tmp_path, tiny_model_path, cxr_dir, capsys
+):
+    """``--external`` scores the lung set's outside collection and ``--record`` keeps it."""
+    import shutil
+
+    import pandas as pd
+
+    lungs = _tiny_lung_set(tmp_path, cxr_dir, 3)
+    model = tmp_path / "model.keras"
+    for suffix in (".keras", ".json"):
+        shutil.copyfile(tiny_model_path.with_suffix(suffix), model.with_suffix(suffix))
+    # Its "training data": a manifest that holds the second external image itself.
+    m = pd.read_csv(cxr_dir / "manifest.csv")
+    train = m[m.split == "train"].head(2)[["path", "label"]]
+    train.loc[len(train)] = [str(lungs / "images" / "1.png"), "normal"]
+    train.to_csv(tmp_path / "train.csv", index=False)
+    args = [
+        "--model",
+        str(model),
+        "--manifest",
+        str(tmp_path / "train.csv"),
+        "--root",
+        str(cxr_dir),
+    ]
+    assert main([*args, "--external", str(lungs), "--record"]) == 0
+    out = capsys.readouterr().out
+    assert "openist_normal (OpenIST, all normal): 3 images" in out
+    assert "1 duplicates of a training-source image" in out
+    saved = json.loads(model.with_suffix(".metrics.json").read_text())
+    rec = saved["external"]["collections"]["openist_normal"]
+    assert rec["n"] == 3 and sum(rec["subsets"]["all"]["called"].values()) == 3
+    assert rec["subsets"]["segmenter_unseen"]["n"] == 0  # all three in the segmenter's training
+    assert len(rec["predictions"]) == 3
+    assert "--external" in saved["external"]["command"]
+    assert "splits" not in saved  # the manifest itself was not scored
+
+
+def test_cli_adds_the_external_check_to_a_recorded_alternative(
+    tmp_path, tiny_model_path, cxr_dir, capsys
+):
+    from cxrlib.model import load_classifier
+
+    lungs = _tiny_lung_set(tmp_path, cxr_dir, 2)
+    sha = load_classifier(tiny_model_path).weights_sha256
+    metrics = tmp_path / "committed.metrics.json"
+    before = {
+        "weights_sha256": "committed",
+        "alternatives": {"tiny": {"weights_sha256": sha, "n": 9}},
+    }
+    metrics.write_text(json.dumps(before))
+    import pandas as pd
+
+    pd.read_csv(cxr_dir / "manifest.csv").head(3).to_csv(tmp_path / "m.csv", index=False)
+    args = ["--model", str(tiny_model_path), "--manifest", str(tmp_path / "m.csv")]
+    args += ["--root", str(cxr_dir), "--external", str(lungs), "--record-into", str(metrics)]
+    # An alternative not recorded for these weights is refused before any scoring.
+    assert main([*args, "--record-alternative", "other"]) == 2
+    assert "no alternative 'other'" in capsys.readouterr().err
+    assert json.loads(metrics.read_text()) == before
+    assert main([*args, "--record-alternative", "tiny"]) == 0
+    alt = json.loads(metrics.read_text())["alternatives"]["tiny"]
+    assert alt["n"] == 9  # what was recorded stays
+    rec = alt["external"]["collections"]["openist_normal"]
+    assert rec["subsets"]["all"]["n"] == 2 and "predictions" not in rec
+    assert "--record-alternative tiny" in alt["external"]["command"]

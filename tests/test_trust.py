@@ -250,3 +250,102 @@ def test_comparisons_set_each_alternative_against_the_committed_model():
     # Nothing to compare with: no lines, no rows.
     assert trust.comparisons(meta, {"splits": metrics["splits"]}) == []
     assert trust.describe_comparisons(rows[:1]) == []
+
+
+def _external(called: dict[str, int], unseen: dict[str, int] | None = None) -> dict:
+    from cxrlib.external import answers
+
+    names = ("covid", "normal", "pneumonia")
+
+    def subset(counts):
+        return answers(np.repeat([names.index(c) for c in counts], list(counts.values())), names)
+
+    subsets = {"all": subset(called)}
+    if unseen:
+        subsets["segmenter_unseen"] = subset(unseen)
+    return {
+        "views": 9,
+        "collections": {
+            "openist_normal": {
+                "name": "OpenIST",
+                "description": "normal adults of a teaching website",
+                "label": "normal",
+                "population": "adult",
+                "n": sum(called.values()),
+                "subsets": subsets,
+                "input_check_refused": 1,
+                "duplicates": {"found": 0, "highest_similarity": 0.953},
+            }
+        },
+    }
+
+
+def test_external_check_in_words_and_as_a_table():
+    section = _external({"normal": 159, "covid": 116}, {"normal": 47, "covid": 36})
+    (line,) = trust.describe_external(section)
+    assert line.startswith("**OpenIST** (normal adults of a teaching website): of its 275 normal")
+    # Its own class first, then the others most often given; a class never given is left out.
+    assert "'normal' for **58%** (95% CI 52-64%) and 'covid' for **42%** (95% CI 36-48%)" in line
+    assert "pneumonia" not in line
+    assert "averaged over 9 views" in line and "highest thumbnail correlation 0.95" in line
+    assert line.endswith("The input check refused 1 of them.")
+    table = trust.external_table(section)
+    assert list(table.index) == [
+        ("OpenIST (normal)", "all"),
+        ("OpenIST (normal)", "not in the segmenter's training"),
+    ]
+    assert table.loc[("OpenIST (normal)", "all"), "called covid"] == pytest.approx(
+        116 / 275, abs=1e-4
+    )
+    assert table["n"].tolist() == [275, 83]
+    assert trust.describe_external({}) == [] and trust.external_table({}).empty
+    # A record without its counts is skipped, not a crash.
+    assert trust.describe_external({"collections": {"x": {"name": "X"}}}) == []
+
+
+def test_track_record_quotes_an_outside_collection_given_this_answer():
+    metrics = metrics_with({("nih", "normal"): {"normal": 3}}, {})
+    metrics["external"] = _external({"normal": 159, "covid": 116})
+    covid = trust.track_record(metrics, "covid")
+    assert covid.called_elsewhere == (("OpenIST", "normal adult", 275, 0.4218),)
+    assert (
+        "Of 275 normal adult chest X-rays from a collection no training image came from "
+        "(OpenIST), it answered 'covid' for **42%**."
+    ) in trust.describe_track_record(covid)
+    # Its own class is no warning, and a share under a fifth is not quoted.
+    assert trust.track_record(metrics, "normal").called_elsewhere == ()
+    metrics["external"] = _external({"normal": 240, "pneumonia": 35})
+    assert trust.track_record(metrics, "pneumonia").called_elsewhere == ()
+
+
+def test_the_comparison_says_where_an_alternative_did_better_outside():
+    meta = {"preprocess": {"size": 160, "lung_crop": True}, "train_config": {"arch": "mobilenetv2"}}
+    metrics = {
+        "splits": {"test": {"balanced_accuracy": 0.91, "per_class": {}}},
+        "ablation": {"split": "test", "lungs_erased": {"balanced_accuracy": 0.35}},
+        "external": _external({"normal": 159, "covid": 116}),
+        "alternatives": {
+            "whole": {
+                **_alternative(0.92, 0.46),
+                "external": _external({"normal": 187, "covid": 88}),
+            },
+            "close": {
+                **_alternative(0.90, 0.36),
+                "external": _external({"normal": 165, "covid": 110}),
+            },
+            "unmeasured": _alternative(0.93, 0.60),
+        },
+    }
+    rows = {r.name: r for r in trust.comparisons(meta, metrics)}
+    assert rows["this app's model"].outside == (("OpenIST", "normal", 0.5782),)
+    assert rows["unmeasured"].outside == ()
+    lines = {line.split("**")[1]: line for line in trust.describe_comparisons(list(rows.values()))}
+    assert lines["whole"].endswith(
+        "On OpenIST's normal images, which neither model trained on, it did better: 68% called "
+        "normal, against 58%."
+    )
+    assert "OpenIST" not in lines["close"]  # 60% against 58%: within the margin
+    assert "OpenIST" not in lines["unmeasured"]
+    table = trust.comparison_table(list(rows.values()))
+    column = table["OpenIST: normal called normal"]
+    assert column["whole"] == pytest.approx(0.68) and np.isnan(column["unmeasured"])

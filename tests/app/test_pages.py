@@ -416,3 +416,38 @@ def test_the_model_card_says_why_a_higher_scoring_model_is_not_used(app_env, mon
     assert "Why that counts against a model" in page
     table = next(d.value for d in at.dataframe if "lungs erased: bal. accuracy" in d.value)
     assert list(table.index) == ["this app's model", "whole-image ResNet"]
+
+
+def test_the_model_card_and_metrics_show_the_collection_it_never_trained_on(
+    app_env, monkeypatch, tmp_path
+):
+    at = new_app().run()
+    at.switch_page("pages/model_card.py").run()
+    assert "A collection it never trained on" not in texts(at)  # not measured yet
+
+    from cxrlib.external import answers
+
+    counts = np.repeat([0, 1], [116, 159])  # covid, normal
+    external = {
+        "views": 9,
+        "collections": {
+            "openist_normal": {
+                "name": "OpenIST",
+                "description": "normal adults",
+                "label": "normal",
+                "population": "adult",
+                "n": 275,
+                "subsets": {"all": answers(counts, ("covid", "normal", "pneumonia"))},
+                "input_check_refused": 0,
+            }
+        },
+    }
+    at = _model_card_with(app_env, monkeypatch, tmp_path, external=external)
+    page = texts(at)
+    assert "A collection it never trained on" in page
+    assert "'covid' for **42%** (95% CI 36-48%)" in page
+    table = next(d.value for d in at.dataframe if "called covid" in d.value)
+    assert table["n"].tolist() == [275]
+    at.switch_page("pages/metrics.py").run()
+    _no_exception(at)
+    assert "'covid' for **42%**" in texts(at)
