@@ -141,15 +141,29 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | No
     return round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)
 
 
-def answers(pred: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
-    """How many of ``pred`` (class indices) went to each class, with shares and intervals."""
-    n = len(pred)
+#: An answer given with at least this probability counts as a confident one.
+CONFIDENT = 0.9
+
+
+def answers(probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """How many images (rows of ``probs``) got each answer, with shares and intervals,
+    and how many of them with a probability of at least :data:`CONFIDENT`."""
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1, len(class_names))
+    n = len(probs)
+    pred = np.argmax(probs, axis=1)
+    top = probs.max(axis=1) if n else np.zeros(0)
     called = {c: int(np.sum(pred == i)) for i, c in enumerate(class_names)}
+    confident = {
+        c: int(np.sum((pred == i) & (top >= CONFIDENT))) for i, c in enumerate(class_names)
+    }
     return {
         "n": n,
         "called": called,
         "share": {c: round(k / n, 4) if n else None for c, k in called.items()},
         "ci95": {c: wilson_interval(k, n) for c, k in called.items()},
+        "confident": confident,
+        "confident_share": {c: round(k / n, 4) if n else None for c, k in confident.items()},
+        "confident_at": CONFIDENT,
     }
 
 
@@ -172,12 +186,11 @@ def check_collection(
         nearest: Each image's highest thumbnail correlation with a training-source
             image (N; :func:`nearest_similarity`).
     """
-    pred = np.argmax(probs, axis=1)
     split = frame["split"].to_numpy()
     subsets = {}
     for key, splits in SUBSETS.items():
         keep = np.ones(len(frame), bool) if splits is None else np.isin(split, splits)
-        subsets[key] = answers(pred[keep], classifier.class_names)
+        subsets[key] = answers(probs[keep], classifier.class_names)
     return {
         "name": collection.name,
         "description": collection.description,

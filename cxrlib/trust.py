@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from cxrlib.appstate import METHOD_LABELS
+from cxrlib.external import CONFIDENT
 from cxrlib.modelcard import describe_input_and_trunk
 
 # What each source of ../shared/cxr is, in a few words (its SOURCES.md), for sentences
@@ -28,6 +29,27 @@ SOURCE_NAMES = {
     "cxnet": "COVID-CXNet",
     "figure1": "Figure 1 initiative",
 }
+
+
+@dataclass(frozen=True)
+class OutsideCall:
+    """How often a collection no training image came from got one answer.
+
+    Attributes:
+        name: The collection.
+        people: Its class and population ("normal adult").
+        n: Its images.
+        share: The share that got the answer.
+        confident_share: The share that got it with a probability of at least ``confident_at``.
+        confident_at: That probability.
+    """
+
+    name: str
+    people: str
+    n: int
+    share: float
+    confident_share: float | None = None
+    confident_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -49,10 +71,11 @@ class TrackRecord:
             leave-one-source-out runs (``loso_full``): a class that a model trained without
             that source found under half of, where that matters for this answer: a disease
             missed, for a 'normal' answer; normal chests missed, for a disease answer.
-        called_elsewhere: ``(collection, its class and population, images, share)`` from
-            the external
-            check (``external``): a collection of another class that got this answer for
-            at least ``min_share`` of its images.
+        called_elsewhere: From the external check (``external``): each collection of
+            another class that got this answer for at least ``min_share`` of its images.
+        confident_calls: Internal test images it gave this answer with a probability of
+            at least :data:`cxrlib.external.CONFIDENT`.
+        confident_right: Of those, the ones whose label is ``label``.
     """
 
     label: str
@@ -63,7 +86,9 @@ class TrackRecord:
     confusions: tuple[tuple[str, str, int, int], ...]
     held_out_schedule: str = ""
     missed_elsewhere: tuple[tuple[str, str, float], ...] = ()
-    called_elsewhere: tuple[tuple[str, str, int, float], ...] = ()
+    called_elsewhere: tuple[OutsideCall, ...] = ()
+    confident_calls: int = 0
+    confident_right: int = 0
 
 
 #: A class a held-out model found less often than this counts as missed elsewhere.
@@ -91,12 +116,16 @@ def track_record(
     matrix = np.asarray(cm["matrix"], dtype=np.int64)
     k = labels.index(label)
     groups: dict[tuple[str, str], list[int]] = {}
+    sure = [0, 0]  # answers of this label at CONFIDENT or more: given, right
     for r in split.get("predictions") or []:
         if r.get("label") not in labels or len(r.get("probs", [])) != len(labels):
             continue
         g = groups.setdefault((str(r.get("source", "unknown")), r["label"]), [0, 0])
         g[0] += 1
         g[1] += int(np.argmax(r["probs"]) == k)
+        if np.argmax(r["probs"]) == k and max(r["probs"]) >= CONFIDENT:
+            sure[0] += 1
+            sure[1] += int(r["label"] == label)
     confusions = sorted(
         (
             (source, true, called, n)
@@ -136,17 +165,21 @@ def track_record(
         held_out_schedule=run,
         missed_elsewhere=tuple(sorted(missed, key=lambda m: m[2])),
         called_elsewhere=tuple(
-            (
-                rec["name"],
-                " ".join(filter(None, (rec["label"], rec.get("population")))),
-                sub["n"],
-                share,
+            OutsideCall(
+                name=rec["name"],
+                people=" ".join(filter(None, (rec["label"], rec.get("population")))),
+                n=int(sub["n"]),
+                share=float(share),
+                confident_share=(sub.get("confident_share") or {}).get(label),
+                confident_at=sub.get("confident_at"),
             )
             for rec, sub in external_records((metrics or {}).get("external") or {})
             if rec["label"] != label
             and (share := (sub.get("share") or {}).get(label)) is not None
             and share >= min_share
         ),
+        confident_calls=sure[0],
+        confident_right=sure[1],
     )
 
 
@@ -168,11 +201,22 @@ def describe_track_record(r: TrackRecord) -> list[str]:
             f"in turn), it was right on **{100 * r.held_out_accuracy:.0f}%** of the left-out "
             "images."
         )
-    for name, true, n, share in r.called_elsewhere:
-        lines.append(
-            f"Of {n:,} {true} chest X-rays from a collection no training image came from "
-            f"({name}), it answered '{r.label}' for **{100 * share:.0f}%**."
+    for o in r.called_elsewhere:
+        text = (
+            f"Of {o.n:,} {o.people} chest X-rays from a collection no training image came from "
+            f"({o.name}), it answered '{r.label}' for **{100 * o.share:.0f}%**"
         )
+        if o.confident_share and o.confident_at:
+            at = f"{100 * o.confident_at:.0f}%"
+            text += f", for **{100 * o.confident_share:.0f}%** with a probability of {at} or more"
+            if r.confident_calls:
+                text += (
+                    f". On the internal test split its '{r.label}' answers that sure were right "
+                    f"{100 * r.confident_right / r.confident_calls:.0f}% of the time "
+                    f"({r.confident_right:,} of {r.confident_calls:,}): outside the hospitals it "
+                    "learnt from, a high probability is no guarantee"
+                )
+        lines.append(text + ".")
     for source, true, called, n in r.confusions:
         where = SOURCE_NAMES.get(source, source)
         lines.append(
@@ -443,6 +487,7 @@ def describe_external(section: dict[str, Any]) -> list[str]:
         if not parts:
             continue
         dup = rec.get("duplicates") or {}
+        sure = sum(v or 0 for c, v in (sub.get("confident_share") or {}).items() if c != label)
         line = (
             f"**{rec['name']}** ({rec.get('description') or 'a collection'}): of its "
             f"{sub['n']:,} {label} images, from no source it was trained on, it answered "
@@ -450,6 +495,11 @@ def describe_external(section: dict[str, Any]) -> list[str]:
             + (f", averaged over {views} views as the app predicts" if views and views > 1 else "")
             + "."
         )
+        if sure and sub.get("confident_at"):
+            line += (
+                f" {100 * sure:.0f}% got a wrong answer with a probability of "
+                f"{100 * sub['confident_at']:.0f}% or more."
+            )
         if dup.get("found") == 0 and dup.get("highest_similarity") is not None:
             line += (
                 " None of them is a copy of an image in its data (highest thumbnail "

@@ -53,11 +53,16 @@ def test_wilson_interval(k, n, expected):
     assert external.wilson_interval(0, 0) is None
 
 
-def test_answers_counts_each_class():
-    got = external.answers(np.array([1, 1, 0, 1]), ("covid", "normal", "pneumonia"))
+def test_answers_counts_each_class_and_the_confident_ones():
+    probs = np.array([[0.05, 0.9, 0.05], [0.2, 0.7, 0.1], [0.95, 0.04, 0.01], [0.3, 0.6, 0.1]])
+    got = external.answers(probs, ("covid", "normal", "pneumonia"))
     assert got["called"] == {"covid": 1, "normal": 3, "pneumonia": 0}
     assert got["share"] == {"covid": 0.25, "normal": 0.75, "pneumonia": 0.0}
     assert got["ci95"]["pneumonia"][0] == 0.0 and got["ci95"]["normal"][1] < 1
+    # 0.9 counts as confident (at least CONFIDENT); 0.7 and 0.6 do not.
+    assert got["confident"] == {"covid": 1, "normal": 1, "pneumonia": 0}
+    assert got["confident_share"]["covid"] == 0.25 and got["confident_at"] == 0.9
+    assert external.answers(np.zeros((0, 3)), ("a", "b", "c"))["share"]["a"] is None
 
 
 def test_collection_frame_reads_one_source_of_the_lung_set(tmp_path, cxr_dir):

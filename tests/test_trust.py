@@ -252,13 +252,21 @@ def test_comparisons_set_each_alternative_against_the_committed_model():
     assert trust.describe_comparisons(rows[:1]) == []
 
 
-def _external(called: dict[str, int], unseen: dict[str, int] | None = None) -> dict:
+def _external(
+    called: dict[str, int], unseen: dict[str, int] | None = None, confident: int = 0
+) -> dict:
+    """An ``external`` section whose collection got ``called[c]`` answers of each class,
+    ``confident`` of its COVID answers with a probability of 0.95."""
     from cxrlib.external import answers
 
     names = ("covid", "normal", "pneumonia")
 
     def subset(counts):
-        return answers(np.repeat([names.index(c) for c in counts], list(counts.values())), names)
+        pred = np.repeat([names.index(c) for c in counts], list(counts.values()))
+        probs = np.full((len(pred), 3), 0.1)
+        probs[np.arange(len(pred)), pred] = 0.8
+        probs[np.flatnonzero(pred == 0)[:confident]] = [0.95, 0.03, 0.02]
+        return answers(probs, names)
 
     subsets = {"all": subset(called)}
     if unseen:
@@ -281,14 +289,18 @@ def _external(called: dict[str, int], unseen: dict[str, int] | None = None) -> d
 
 
 def test_external_check_in_words_and_as_a_table():
-    section = _external({"normal": 159, "covid": 116}, {"normal": 47, "covid": 36})
+    section = _external({"normal": 159, "covid": 116}, {"normal": 47, "covid": 36}, confident=33)
     (line,) = trust.describe_external(section)
     assert line.startswith("**OpenIST** (normal adults of a teaching website): of its 275 normal")
     # Its own class first, then the others most often given; a class never given is left out.
     assert "'normal' for **58%** (95% CI 52-64%) and 'covid' for **42%** (95% CI 36-48%)" in line
     assert "pneumonia" not in line
     assert "averaged over 9 views" in line and "highest thumbnail correlation 0.95" in line
+    assert "12% got a wrong answer with a probability of 90% or more." in line  # 33 of 275
     assert line.endswith("The input check refused 1 of them.")
+    assert (
+        "wrong answer" not in trust.describe_external(_external({"normal": 159, "covid": 116}))[0]
+    )
     table = trust.external_table(section)
     assert list(table.index) == [
         ("OpenIST (normal)", "all"),
@@ -304,14 +316,33 @@ def test_external_check_in_words_and_as_a_table():
 
 
 def test_track_record_quotes_an_outside_collection_given_this_answer():
-    metrics = metrics_with({("nih", "normal"): {"normal": 3}}, {})
-    metrics["external"] = _external({"normal": 159, "covid": 116})
+    # Internally: 3 confident covid answers (2 right), 1 unsure one.
+    metrics = metrics_with({("rad", "covid"): {"covid": 3}, ("rad", "normal"): {"covid": 1}}, {})
+    preds = metrics["splits"]["test"]["predictions"]
+    preds[:] = [dict(r) for r in preds]  # metrics_with repeats one dict per group
+    for r, top in zip(preds, (0.95, 0.95, 0.6, 0.92)):
+        r["probs"] = [top, 1 - top, 0.0]
+    metrics["external"] = _external({"normal": 159, "covid": 116}, confident=33)
     covid = trust.track_record(metrics, "covid")
-    assert covid.called_elsewhere == (("OpenIST", "normal adult", 275, 0.4218),)
+    assert (covid.confident_calls, covid.confident_right) == (3, 2)
+    (outside,) = covid.called_elsewhere
+    assert (outside.name, outside.people, outside.n, outside.share) == (
+        "OpenIST",
+        "normal adult",
+        275,
+        0.4218,
+    )
+    assert outside.confident_share == 0.12 and outside.confident_at == 0.9
     assert (
         "Of 275 normal adult chest X-rays from a collection no training image came from "
-        "(OpenIST), it answered 'covid' for **42%**."
+        "(OpenIST), it answered 'covid' for **42%**, for **12%** with a probability of 90% or "
+        "more. On the internal test split its 'covid' answers that sure were right 67% of the "
+        "time (2 of 3): outside the hospitals it learnt from, a high probability is no guarantee."
     ) in trust.describe_track_record(covid)
+    # Without confident answers recorded, the share alone.
+    metrics["external"] = _external({"normal": 159, "covid": 116})
+    lines = trust.describe_track_record(trust.track_record(metrics, "covid"))
+    assert lines[1].endswith("(OpenIST), it answered 'covid' for **42%**.")
     # Its own class is no warning, and a share under a fifth is not quoted.
     assert trust.track_record(metrics, "normal").called_elsewhere == ()
     metrics["external"] = _external({"normal": 240, "pneumonia": 35})

@@ -437,7 +437,7 @@ def test_the_model_card_and_metrics_show_the_collection_it_never_trained_on(
                 "label": "normal",
                 "population": "adult",
                 "n": 275,
-                "subsets": {"all": answers(counts, ("covid", "normal", "pneumonia"))},
+                "subsets": {"all": answers(np.eye(3)[counts], ("covid", "normal", "pneumonia"))},
                 "input_check_refused": 0,
             }
         },
