@@ -153,7 +153,8 @@ def describe_input_and_trunk(pre: dict[str, Any], cfg: dict[str, Any]) -> str:
     if pre.get("lung_mask"):
         sees = "the lungs only (masked)"
     elif pre.get("lung_crop"):
-        sees = "the lung box"
+        margin = pre.get("lung_margin")
+        sees = "the lung box" + (f" + {100 * float(margin):.0f}%" if margin is not None else "")
     elif float(pre.get("border_crop", 0) or 0) > 0:
         sees = "the image less its borders"
     else:

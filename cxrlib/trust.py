@@ -687,9 +687,16 @@ def comparison_note(rows: Sequence[Comparison]) -> str | None:
     alternative is judged so."""
     if not reads_outside(rows):
         return None
-    return (
+    note = (
         "Why that counts against a model: what it reads outside the lungs (burned-in text, "
         "image borders, how one hospital positions and exposes its patients) earns marks on "
         "the internal test split, whose images come from the same hospitals as the training "
         "images, and would not carry over to a new hospital."
     )
+    if any(_outside_note(r, rows[0]) for r in reads_outside(rows)):
+        note += (
+            " The outside collection points the other way for some of them. It is one class "
+            "(normal chests) from one place; models/experiments.md sets it beside the "
+            "leave-one-source-out runs, and neither covers disease at a new hospital."
+        )
+    return note

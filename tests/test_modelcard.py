@@ -99,3 +99,13 @@ def test_making_commands_lists_training_then_each_later_step():
         "python -m cxrlib.calibrate --views",
     ]
     assert modelcard.making_commands({}).startswith("python -m cxrlib.train")
+
+
+def test_a_lung_box_model_says_its_margin():
+    cfg = {"arch": "mobilenetv2", "alpha": 0.5}
+    wide = modelcard.describe_input_and_trunk(
+        {"lung_crop": True, "lung_margin": 0.12, "size": 160}, cfg
+    )
+    assert wide == "the lung box + 12%, MobileNetV2 (width 0.5), 160 px"
+    # Files written before the margin was recorded: no figure, rather than a guessed one.
+    assert modelcard.describe_input_and_trunk({"lung_crop": True}, cfg).startswith("the lung box,")

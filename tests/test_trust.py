@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from saved_metrics import metrics_with
@@ -378,5 +380,10 @@ def test_the_comparison_says_where_an_alternative_did_better_outside():
     assert "OpenIST" not in lines["close"]  # 60% against 58%: within the margin
     assert "OpenIST" not in lines["unmeasured"]
     table = trust.comparison_table(list(rows.values()))
+    assert "points the other way" in trust.comparison_note(list(rows.values()))
+    # Only where an alternative did better outside does the note say so.
+    unmeasured = dataclasses.replace(rows["whole"], outside=())
+    others = [r for r in rows.values() if r.name != "whole"]
+    assert "points the other way" not in trust.comparison_note([*others, unmeasured])
     column = table["OpenIST: normal called normal"]
     assert column["whole"] == pytest.approx(0.68) and np.isnan(column["unmeasured"])
