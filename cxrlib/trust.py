@@ -598,8 +598,9 @@ def comparison_table(rows: Sequence[Comparison]) -> Any:
                 "internal bal. accuracy": r.balanced_accuracy,
                 "lungs erased: bal. accuracy": r.erased_balanced_accuracy,
                 "lungs erased: COVID AUC": r.erased_covid_auc,
+                # Then the outside collection, the one figure from beyond the training sources.
+                **{f"{name} {label}s called {label}": share for name, label, share in r.outside},
                 "COVID sensitivity": r.covid_sensitivity,
-                **{f"{name}: {label} called {label}": share for name, label, share in r.outside},
                 "sees, trunk, input": r.described,
                 "parameters": f"{r.params / 1e6:.2f} M" if r.params else None,
             }

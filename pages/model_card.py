@@ -179,7 +179,8 @@ def main() -> None:
             "Each model scored on the same internal test split as it predicts, intact and with "
             "the lung fields filled with the image's mean (the audit's ablation). Recorded by "
             "`python -m cxrlib.evaluate --model <other model> --split test --ablate "
-            "--record-alternative <name>`."
+            "--record-alternative <name>`; the outside collection's column by the same with "
+            "`--external ../shared/lungs` in place of `--split test --ablate`, where it was measured."
         )
 
     st.subheader("Provenance")

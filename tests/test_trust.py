@@ -385,5 +385,6 @@ def test_the_comparison_says_where_an_alternative_did_better_outside():
     unmeasured = dataclasses.replace(rows["whole"], outside=())
     others = [r for r in rows.values() if r.name != "whole"]
     assert "points the other way" not in trust.comparison_note([*others, unmeasured])
-    column = table["OpenIST: normal called normal"]
+    assert list(table.columns)[3] == "OpenIST normals called normal"  # before the rest
+    column = table["OpenIST normals called normal"]
     assert column["whole"] == pytest.approx(0.68) and np.isnan(column["unmeasured"])
