@@ -168,7 +168,7 @@ def answers(probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
 
 
 def check_collection(
-    classifier: Classifier,
+    class_names: Sequence[str],
     frame: pd.DataFrame,
     collection: Collection,
     probs: np.ndarray,
@@ -178,7 +178,7 @@ def check_collection(
     """One collection's record, from its predictions and checks.
 
     Args:
-        classifier: The model that made ``probs`` (for its class order).
+        class_names: The model's classes, in the order of ``probs``'s columns.
         frame: :func:`collection_frame`.
         collection: What it is.
         probs: Probabilities (N, K) as the model predicts.
@@ -190,7 +190,7 @@ def check_collection(
     subsets = {}
     for key, splits in SUBSETS.items():
         keep = np.ones(len(frame), bool) if splits is None else np.isin(split, splits)
-        subsets[key] = answers(probs[keep], classifier.class_names)
+        subsets[key] = answers(probs[keep], class_names)
     return {
         "name": collection.name,
         "description": collection.description,
@@ -198,9 +198,7 @@ def check_collection(
         "population": collection.population,
         "n": len(frame),
         "subsets": subsets,
-        "mean_probs": {
-            c: round(float(v), 4) for c, v in zip(classifier.class_names, probs.mean(0))
-        },
+        "mean_probs": {c: round(float(v), 4) for c, v in zip(class_names, probs.mean(0))},
         "input_check_refused": int(np.sum(refused)),
         "duplicates": {
             "similarity_threshold": DUPLICATE_SIMILARITY,
@@ -247,10 +245,12 @@ def external_check(
         frame = collection_frame(lungs_root, c)
         files = list(frame["file"])
         probs = predict_files(classifier, files, views=views)
-        refused = np.array([not ood.assess(load_gray(f)).is_cxr for f in files])
-        nearest = nearest_similarity(file_thumbnails(files), reference)
+        # Read once for both checks (predict_files reads its own, in batches).
+        grays = [load_gray(f) for f in files]
+        refused = np.array([not ood.assess(g).is_cxr for g in grays])
+        nearest = nearest_similarity(np.stack([thumbnail(g) for g in grays]), reference)
         out["collections"][c.source] = check_collection(
-            classifier, frame, c, probs, refused, nearest
+            classifier.class_names, frame, c, probs, refused, nearest
         )
     used = classifier.resolve_views(views)
     out["views"] = 1 + len(used) if used else 1

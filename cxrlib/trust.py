@@ -121,9 +121,10 @@ def track_record(
         if r.get("label") not in labels or len(r.get("probs", [])) != len(labels):
             continue
         g = groups.setdefault((str(r.get("source", "unknown")), r["label"]), [0, 0])
+        answered = bool(np.argmax(r["probs"]) == k)
         g[0] += 1
-        g[1] += int(np.argmax(r["probs"]) == k)
-        if np.argmax(r["probs"]) == k and max(r["probs"]) >= CONFIDENT:
+        g[1] += answered
+        if answered and max(r["probs"]) >= CONFIDENT:
             sure[0] += 1
             sure[1] += int(r["label"] == label)
     confusions = sorted(
