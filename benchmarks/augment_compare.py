@@ -1,7 +1,8 @@
 """Each augmentation (and contrast normalisation) on its own, judged away from home.
 
     python benchmarks/augment_compare.py --data ../shared/cxr [--hold-out radiography]
-        [--variants all,none,...] [--seeds 0] [--epochs 3 --steps 120] [--out FILE.jsonl]
+        [--variants all,none,...] [--seeds 0] [--epochs 3 --steps 120] [--adversary S]
+        [--out FILE.jsonl]
 
 Every variant trains the committed recipe (lung crop, MobileNetV2 alpha 0.5 at
 160 px, the committed sampling; ``--arch resnet [--width N]`` swaps the trunk for
@@ -72,15 +73,17 @@ VARIANTS: dict[str, tuple[dict[str, float], str]] = {
     "all+erase": ({"p_erase_lungs": 0.15}, "clahe"),
     "all+erase+only": ({"p_erase_lungs": 0.15, "p_lungs_only": 0.15}, "clahe"),
     "all+mixup": ({"mixup": 0.2}, "clahe"),
+    # Twelfth session: exposure beyond one gamma per image (a tone curve, a brightness field).
+    "all+exposure": ({"p_tone": 0.5, "p_bias": 0.5}, "clahe"),
 }
 
 
-def run_name(variant: str, arch: str | None, width: int | None) -> str:
+def run_name(variant: str, arch: str | None, width: int | None, adversary: float = 0.0) -> str:
     """A run's name in the table: the variant, prefixed by the trunk unless it is the
-    committed MobileNetV2 (rows written before ``--arch`` existed have no ``arch``)."""
-    if arch in (None, "mobilenetv2"):
-        return variant
-    return f"{arch}{width or ''}:{variant}"
+    committed MobileNetV2 (rows written before ``--arch`` existed have no ``arch``), and
+    suffixed by the source adversary's strength when one trained along."""
+    name = variant if arch in (None, "mobilenetv2") else f"{arch}{width or ''}:{variant}"
+    return f"{name}+adversary{adversary:g}" if adversary else name
 
 
 def _cell(values: list[float]) -> str:
@@ -136,6 +139,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=120, help="batches of 32 per epoch")
     p.add_argument("--arch", default="mobilenetv2", choices=["mobilenetv2", "resnet"])
     p.add_argument("--width", type=int, default=None, help="resnet first-stage filters")
+    p.add_argument(
+        "--adversary",
+        type=float,
+        default=0.0,
+        help="train every variant with a class-conditional source adversary of this strength",
+    )
     p.add_argument("--out", default="artifacts/augment_compare.jsonl")
     p.add_argument("--table", action="store_true", help="print --out as a table; train nothing")
     a = p.parse_args()
@@ -167,7 +176,7 @@ def main() -> None:
     rows = []
     for seed in (int(s) for s in a.seeds.split(",")):
         for name in names:
-            label = run_name(name, a.arch, a.width)
+            label = run_name(name, a.arch, a.width, a.adversary)
             if (label, seed, a.epochs, a.steps) in done:
                 print(f"{label} seed {seed}: already in {out}, skipped")
                 continue
@@ -175,6 +184,7 @@ def main() -> None:
             cfg = TrainConfig(
                 arch=a.arch,
                 width=a.width,
+                adversary=a.adversary,
                 epochs=a.epochs,
                 steps_per_epoch=a.steps,
                 patience=a.epochs,
@@ -195,6 +205,7 @@ def main() -> None:
                 "variant": label,
                 "arch": a.arch,
                 "width": a.width,
+                "adversary": a.adversary,
                 "seed": seed,
                 "epochs": a.epochs,
                 "steps": a.steps,

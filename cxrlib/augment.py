@@ -4,7 +4,11 @@ Besides the usual geometric jitter, it simulates what differs between
 hospitals and what the shortcut-prone sources carry: gamma and contrast,
 blur, noise, lost resolution, JPEG artefacts, and burned-in letters and
 arrows pasted near the borders (outside the lung fields), so that text and
-markers stop predicting a class.
+markers stop predicting a class. Two optional exposure augmentations (off by
+default) go further than one gamma per image: a random monotone tone curve
+(:func:`tone_curve`) and a smooth brightness field that lightens one region and
+darkens another (:func:`brightness_field`), because outside its sources the
+committed model's COVID probability was found to follow the lungs' grey level.
 
 Two optional augmentations use the lung mask (in model-input geometry) and
 turn the shortcut audit's ablations into training signal
@@ -40,6 +44,13 @@ class AugmentConfig:
     # Mixup (Zhang et al. 2018): each image of a batch blended with another one of the same
     # batch, targets alike, with a weight drawn from Beta(mixup, mixup). 0 = off.
     mixup: float = 0.0
+    # Exposure (off by default): a random monotone tone curve, and a smooth multiplicative
+    # brightness field whose log varies by up to ``bias`` across the image.
+    p_tone: float = 0.0
+    p_bias: float = 0.0
+    tone_knots: float = 4
+    tone_concentration: float = 8.0
+    bias: float = 0.3
 
     @property
     def uses_lungs(self) -> bool:
@@ -123,6 +134,36 @@ def _paste_marks(img: np.ndarray, rng: np.random.Generator) -> None:
             cv2.arrowedLine(img, (x, y), (x2, y2), colour, int(rng.integers(1, 3)), tipLength=0.3)
 
 
+def tone_curve(
+    rng: np.random.Generator, knots: float = 4, concentration: float = 8.0
+) -> np.ndarray:
+    """A random monotone grey-level lookup table (256 uint8 values from 0 to 255).
+
+    The curve is piecewise linear through ``knots + 1`` evenly spaced inputs; the rise over
+    each piece is a Dirichlet draw, so the curve always runs from 0 to 255 and never turns
+    back. A higher ``concentration`` keeps it nearer the identity.
+    """
+    knots = max(1, int(knots))  # settings arrive as floats from ``--augment``
+    rises = rng.dirichlet(np.full(knots, concentration))
+    ys = np.concatenate([[0.0], np.cumsum(rises)])
+    xs = np.linspace(0.0, 1.0, knots + 1)
+    lut = np.interp(np.arange(256) / 255.0, xs, ys) * 255.0
+    return np.clip(np.round(lut), 0, 255).astype(np.uint8)
+
+
+def brightness_field(
+    shape: tuple[int, int], rng: np.random.Generator, strength: float
+) -> np.ndarray:
+    """A smooth multiplicative field (float32, ``shape``): ``exp`` of a 3 x 3 random grid
+    upsampled bicubically, scaled so its log spans at most ``strength`` either way. It
+    changes how bright one region is relative to another, as uneven exposure does."""
+    grid = rng.uniform(-1.0, 1.0, (3, 3)).astype(np.float32)
+    h, w = shape
+    smooth = cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
+    scale = rng.uniform(0.0, strength) / max(1e-6, float(np.abs(smooth).max()))
+    return np.exp(smooth * scale).astype(np.float32)
+
+
 def augment(
     img: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig = AugmentConfig()
 ) -> np.ndarray:
@@ -149,7 +190,13 @@ def augment(
         out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     if cfg.p_blur and rng.random() < cfg.p_blur:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.5))
+    # The exposure draws come only when switched on, so that the committed recipe's random
+    # stream (and with it every recorded run) stays as it was.
+    if cfg.p_tone and rng.random() < cfg.p_tone:
+        out = cv2.LUT(out, tone_curve(rng, cfg.tone_knots, cfg.tone_concentration))
     x = out.astype(np.float32) / 255.0
+    if cfg.p_bias and rng.random() < cfg.p_bias:
+        x = x * brightness_field(x.shape, rng, cfg.bias)
     if cfg.gamma:
         x = x ** float(np.exp(rng.uniform(-cfg.gamma, cfg.gamma)))
     if cfg.contrast:

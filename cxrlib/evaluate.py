@@ -556,6 +556,7 @@ def loso_config(classifier: Classifier, epochs: int, steps: int) -> Any:
         sampling_power=tc.get("sampling_power", 0.5),
         sampling_floor=tc.get("sampling_floor", 1),
         ema=tc.get("ema", 0.0),
+        adversary=tc.get("adversary", 0.0),
         preprocess=classifier.preprocess,
         # Older JSONs without an augmentation record trained with the defaults.
         augment=AugmentConfig.from_dict(tc.get("augment", {})),

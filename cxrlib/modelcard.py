@@ -44,6 +44,8 @@ _AUGMENT_WORDS = (
     ("p_erase_lungs", "lungs blanked out with a no-opinion (uniform) target ({:.0%})"),
     ("p_lungs_only", "everything but the lungs blanked out ({:.0%})"),
     ("mixup", "mixup (images and labels of two images blended, Beta({:g}) weights)"),
+    ("p_tone", "random tone curve ({:.0%})"),
+    ("p_bias", "uneven exposure, a smooth brightness field ({:.0%})"),
 )
 
 
@@ -126,6 +128,12 @@ def describe_training(cfg: dict[str, Any]) -> str:
     augmentation = "augmentation: " + ", ".join(used) if used else "no augmentation"
     ema = cfg.get("ema") or 0.0
     averaged = f"; weights kept as a moving average (decay {ema:g})" if ema else ""
+    adversary = cfg.get("adversary") or 0.0
+    if adversary:
+        averaged += (
+            f"; a source adversary (strength {adversary:g}) penalised features that tell the "
+            "sources apart within a class"
+        )
     return f"{sampling}; {augmentation}{averaged}."
 
 

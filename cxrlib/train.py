@@ -26,6 +26,7 @@ from typing import Any
 import keras  # noqa: E402  (after cxrlib.model set the TF log level)
 import numpy as np
 
+from cxrlib.adversary import SOURCE_OUTPUT, source_codes, with_source_adversary
 from cxrlib.augment import AugmentConfig, augment, lung_ablation
 from cxrlib.data import load_geometry, lung_geometry_masks, read_manifest, sampling_weights
 from cxrlib.model import (
@@ -56,6 +57,8 @@ class TrainConfig:
     sampling_floor: int = 1
     steps_per_epoch: int | None = None  # default: one pass over the training set
     ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
+    # Strength of the class-conditional source adversary (cxrlib.adversary); 0 = off.
+    adversary: float = 0.0
     exclude_sources: tuple[str, ...] = ()
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -80,13 +83,21 @@ class AugmentedBatches(keras.utils.PyDataset):
         steps: int,
         lungs: np.ndarray | None = None,
         n_classes: int = len(CLASS_NAMES),
+        sources: np.ndarray | None = None,
+        n_sources: int = 0,
     ) -> None:
         """``lungs``: boolean lung masks in input geometry, needed by the lung ablation
-        augmentations (``cfg.augment.uses_lungs``)."""
+        augmentations (``cfg.augment.uses_lungs``). ``sources``: each image's source code
+        (of ``n_sources``), needed by the source adversary (``cfg.adversary``)."""
         super().__init__(workers=2, use_multiprocessing=False, max_queue_size=8)
         if cfg.augment.uses_lungs and lungs is None:
             raise ValueError("the lung ablation augmentations need lung masks")
+        if cfg.adversary and (sources is None or n_sources < 1):
+            raise ValueError("the source adversary needs each image's source")
+        if cfg.adversary and cfg.augment.mixup:
+            raise ValueError("mixup and the source adversary cannot be combined")
         self.images, self.labels, self.probs, self.lungs = images, labels, probs, lungs
+        self.sources = None if sources is None else np.eye(n_sources, dtype=np.float32)[sources]
         self.cfg, self.steps, self.epoch = cfg, steps, 0
         self.targets = np.eye(n_classes, dtype=np.float32)
         self.uniform = np.full(n_classes, 1.0 / n_classes, np.float32)  # lungs erased
@@ -94,9 +105,10 @@ class AugmentedBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return self.steps
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
         """Images ``(B, size, size, 1)`` float32 and one-hot (or, for an image whose lungs
-        were erased, uniform) targets ``(B, n_classes)``."""
+        were erased, uniform) targets ``(B, n_classes)``. With the source adversary, both
+        are dicts: the image and its class target in, the class and source targets out."""
         # Seeded per (epoch, batch) so a run is reproducible whatever the thread order.
         rng = np.random.default_rng((self.cfg.seed, self.epoch, i))
         idx = rng.choice(len(self.labels), size=self.cfg.batch_size, p=self.probs)
@@ -111,6 +123,8 @@ class AugmentedBatches(keras.utils.PyDataset):
         xs, ts = np.stack(x)[..., None].astype(np.float32), np.stack(t)
         if aug.mixup:
             xs, ts = mixup(xs, ts, rng, aug.mixup)
+        if self.cfg.adversary:
+            return {"image": xs, "given_class": ts}, {"probs": ts, SOURCE_OUTPUT: self.sources[idx]}
         return xs, ts
 
     def on_epoch_end(self) -> None:
@@ -165,9 +179,14 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 class EpochMetrics(keras.callbacks.Callback):
     """Per-epoch macro-F1 on validation and a fixed training subset; early stopping."""
 
-    def __init__(self, x_val, y_val, x_tr, y_tr, patience: int, log=print) -> None:
+    def __init__(
+        self, x_val, y_val, x_tr, y_tr, patience: int, log=print, scored: keras.Model | None = None
+    ) -> None:
+        """``scored``: the classifier to score and keep, when training runs through a
+        larger model that shares its layers (the source adversary's)."""
         super().__init__()
         self.x_val, self.y_val, self.x_tr, self.y_tr = x_val, y_val, x_tr, y_tr
+        self.scored = scored
         self.patience, self.log = patience, log
         self.history: dict[str, list[float]] = {
             k: []
@@ -176,7 +195,7 @@ class EpochMetrics(keras.callbacks.Callback):
         self.best_f1, self.best_epoch, self.best_weights = -1.0, -1, None
 
     def _score(self, x, y) -> tuple[float, float, float]:
-        p = self.model.predict(x, batch_size=128, verbose=0)
+        p = (self.scored or self.model).predict(x, batch_size=128, verbose=0)
         pred = p.argmax(1)
         loss = float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-7)))
         return loss, float(np.mean(pred == y)), macro_f1(y, pred, p.shape[1])
@@ -187,7 +206,8 @@ class EpochMetrics(keras.callbacks.Callback):
         v_loss, v_acc, v_f1 = self._score(self.x_val, self.y_val)
         h = self.history
         h["loss"].append(float(logs.get("loss", np.nan)))
-        h["accuracy"].append(float(logs.get("accuracy", np.nan)))
+        # With the adversary, Keras names the classifier's accuracy after its output.
+        h["accuracy"].append(float(logs.get("accuracy", logs.get("probs_accuracy", np.nan))))
         h["macro_f1"].append(tr_f1)
         h["val_loss"].append(v_loss)
         h["val_accuracy"].append(v_acc)
@@ -195,7 +215,7 @@ class EpochMetrics(keras.callbacks.Callback):
         mark = ""
         if v_f1 > self.best_f1:
             self.best_f1, self.best_epoch = v_f1, epoch
-            self.best_weights = self.model.get_weights()
+            self.best_weights = (self.scored or self.model).get_weights()
             mark = "  * best"
         self.log(
             f"epoch {epoch + 1}: loss {h['loss'][-1]:.4f} acc {h['accuracy'][-1]:.4f} "
@@ -292,21 +312,30 @@ def train(
         from cxrlib.lungs import default_segmenter
 
         lungs = lung_geometry_masks(list(tr["file"]), pre, default_segmenter(), cache=cache)
-    batches = AugmentedBatches(x_tr_raw, y_tr, probs, cfg, steps, lungs=lungs)
+    sources, source_names = source_codes(list(tr["source"]))
+    batches = AugmentedBatches(
+        x_tr_raw, y_tr, probs, cfg, steps, lungs=lungs, sources=sources, n_sources=len(source_names)
+    )
     model = build_classifier(pre.size, cfg.arch, alpha=cfg.alpha, width=cfg.width, seed=cfg.seed)
+    fitted, loss, metrics = model, "categorical_crossentropy", ["accuracy"]
+    if cfg.adversary:
+        # Trained through a larger model; ``model`` shares its layers and is what is saved.
+        fitted = with_source_adversary(model, len(source_names), cfg.adversary)
+        loss = {"probs": loss, SOURCE_OUTPUT: "categorical_crossentropy"}
+        metrics = {"probs": metrics}
     total = steps * cfg.epochs
     warm = min(steps, max(1, total // 10))
     schedule = keras.optimizers.schedules.CosineDecay(
         cfg.lr * 0.05, decay_steps=max(1, total - warm), warmup_target=cfg.lr, warmup_steps=warm
     )
-    model.compile(
+    fitted.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-        loss="categorical_crossentropy",  # targets are one-hot, or uniform (lungs erased)
-        metrics=["accuracy"],
+        loss=loss,  # class targets are one-hot, or uniform (lungs erased)
+        metrics=metrics,
     )
-    metrics_cb = EpochMetrics(x_va, y_va, x_tr_eval, y_tr[sub], cfg.patience, log=log)
+    metrics_cb = EpochMetrics(x_va, y_va, x_tr_eval, y_tr[sub], cfg.patience, log=log, scored=model)
     callbacks = ([WeightAverage(cfg.ema)] if cfg.ema else []) + [metrics_cb]
-    model.fit(batches, epochs=cfg.epochs, callbacks=callbacks, verbose=verbose)
+    fitted.fit(batches, epochs=cfg.epochs, callbacks=callbacks, verbose=verbose)
     if metrics_cb.best_weights is not None:
         model.set_weights(metrics_cb.best_weights)
 
@@ -335,6 +364,7 @@ def train(
         "train_counts": {
             f"{s}/{lab}": int(n) for (s, lab), n in tr.groupby(["source", "label"]).size().items()
         },
+        **({"adversary_sources": source_names} if cfg.adversary else {}),
         "best_epoch": metrics_cb.best_epoch + 1,
         "epochs_run": len(metrics_cb.history["loss"]),
         "history": metrics_cb.history,
@@ -385,6 +415,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=d.ema,
         help="score, early-stop and keep an exponential moving average of the weights "
         "with this decay (e.g. 0.998); 0 = off",
+    )
+    p.add_argument(
+        "--adversary",
+        type=float,
+        default=d.adversary,
+        help="strength of a class-conditional source adversary (cxrlib.adversary), e.g. 0.1; "
+        "0 = off",
     )
     p.add_argument(
         "--sampling-power",
@@ -489,6 +526,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         sampling_power=a.sampling_power,
         sampling_floor=a.sampling_floor,
         ema=a.ema,
+        adversary=a.adversary,
         steps_per_epoch=a.steps_per_epoch,
         exclude_sources=tuple(a.exclude_source),
         preprocess=pre,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from cxrlib.augment import AugmentConfig, augment, lung_ablation
+from cxrlib.augment import AugmentConfig, augment, brightness_field, lung_ablation, tone_curve
 
 OFF = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
@@ -76,3 +78,45 @@ def test_config_round_trips_and_knows_when_it_needs_lungs() -> None:
     # A model JSON from before the lung ablations existed reads as "off".
     old = {k: v for k, v in AugmentConfig().to_dict().items() if "lung" not in k}
     assert AugmentConfig.from_dict(old) == AugmentConfig()
+
+
+def test_tone_curve_is_monotone_from_black_to_white_and_near_identity_when_concentrated() -> None:
+    rng = np.random.default_rng(0)
+    curves = [tone_curve(rng) for _ in range(50)]
+    for lut in curves:
+        assert lut.shape == (256,) and lut.dtype == np.uint8
+        assert lut[0] == 0 and lut[255] == 255
+        assert (np.diff(lut.astype(int)) >= 0).all()
+    # The curves differ from each other and from the identity...
+    identity = np.arange(256)
+    assert np.mean([np.abs(c.astype(int) - identity).max() for c in curves]) > 10
+    assert len({c.tobytes() for c in curves}) == 50
+    # ...and a high concentration keeps them close to it.
+    tight = tone_curve(rng, knots=4.0, concentration=1e5)
+    assert np.abs(tight.astype(int) - identity).max() <= 3
+
+
+def test_brightness_field_is_smooth_positive_and_bounded() -> None:
+    rng = np.random.default_rng(0)
+    logs = [np.log(brightness_field((40, 60), rng, 0.3)) for _ in range(30)]
+    for log in logs:
+        assert log.shape == (40, 60)
+        assert np.abs(log).max() <= 0.3 + 1e-5
+        # Smooth: neighbouring pixels differ by a small part of the range.
+        assert np.abs(np.diff(log, axis=1)).max() < 0.05
+    assert max(float(log.max() - log.min()) for log in logs) > 0.2
+    np.testing.assert_allclose(brightness_field((8, 8), rng, 0.0), 1.0)
+
+
+def test_exposure_augmentations_change_grey_levels_only_where_asked(chest) -> None:
+    img, _ = chest
+    # A tone curve alone maps each grey level to one grey level, in the same order.
+    toned = augment(img, np.random.default_rng(2), replace(OFF, p_tone=1))
+    assert not np.array_equal(toned, img)
+    order = np.argsort(img, axis=None, kind="stable")
+    assert (np.diff(toned.ravel()[order].astype(int)) >= 0).all()
+    # A brightness field alone scales each pixel by a smooth factor: a flat image stops being flat.
+    flat = np.full((64, 64), 128, np.uint8)
+    lit = augment(flat, np.random.default_rng(4), replace(OFF, p_bias=1))
+    assert lit.max() - lit.min() > 5
+    assert np.abs(np.diff(lit.astype(int), axis=0)).max() <= 3

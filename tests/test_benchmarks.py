@@ -53,6 +53,7 @@ def test_every_variant_is_a_valid_recipe(augment_compare):
         ("none", [], ["rotate_deg", "scale", "shift", "gamma", "p_text", "p_blur"]),
         ("geometric", ["rotate_deg", "scale", "shift"], ["gamma", "contrast", "p_text", "p_jpeg"]),
         ("geo+jpeg", ["rotate_deg", "p_jpeg"], ["gamma", "p_blur", "p_text"]),
+        ("all+exposure", ["gamma", "p_text", "p_tone", "p_bias", "bias"], ["p_erase_lungs"]),
         (
             "light",
             ["rotate_deg", "gamma", "contrast", "p_text"],
@@ -109,6 +110,8 @@ def test_runs_of_another_trunk_are_named_apart(augment_compare):
     assert augment_compare.run_name("all", None, None) == "all"
     assert augment_compare.run_name("all", "mobilenetv2", None) == "all"
     assert augment_compare.run_name("all", "resnet", 32) == "resnet32:all"
+    assert augment_compare.run_name("all", None, None, 0.3) == "all+adversary0.3"
+    assert augment_compare.run_name("all", "resnet", 32, 1.0) == "resnet32:all+adversary1"
     rows = [
         _row("all", 0, 0.6, 0.5),
         _row(augment_compare.run_name("all", "resnet", 32), 0, 0.4, 0.5),

@@ -36,6 +36,7 @@ def test_describe_training_names_sampling_and_each_augmentation_in_use() -> None
     assert "n^0.5" in text and "under" not in text
     assert "rotation ±10 deg" in text and "JPEG artefacts (20%)" in text
     assert "letters and arrows" in text and "blanked" not in text
+    assert "tone curve" not in text and "brightness field" not in text
     erase = AugmentConfig(p_erase_lungs=0.15, p_jpeg=0).to_dict()
     text = modelcard.describe_training(
         {"sampling_power": 0.25, "sampling_floor": 50, "augment": erase}
@@ -49,8 +50,18 @@ def test_describe_training_names_sampling_and_each_augmentation_in_use() -> None
     assert mixed.endswith(
         "augmentation: mixup (images and labels of two images blended, Beta(0.2) weights)."
     )
+    exposure = modelcard.describe_training({"augment": {**off, "p_tone": 0.5, "p_bias": 0.25}})
+    assert exposure.endswith(
+        "random tone curve (50%), uneven exposure, a smooth brightness field (25%)."
+    )
     averaged = modelcard.describe_training({"augment": off, "ema": 0.998})
     assert averaged.endswith("no augmentation; weights kept as a moving average (decay 0.998).")
+    assert "adversary" not in averaged
+    adversarial = modelcard.describe_training({"augment": off, "adversary": 0.3})
+    assert adversarial.endswith(
+        "no augmentation; a source adversary (strength 0.3) penalised features that tell the "
+        "sources apart within a class."
+    )
 
 
 def test_describe_architecture_names_the_trunk_and_its_width() -> None:
