@@ -109,6 +109,8 @@ def test_leave_one_source_out_scores_only_the_held_out_source(tiny_manifest, cxr
     assert [v for _, v in read if v] == [views]
     assert not any("/cxnet/" in x for f, v in read if not v for x in f)
     assert held["with_views"]["n"] == n_held
+    # The tiny manifest has no test split: no internal figure, rather than a mean of nothing.
+    assert "test" not in set(m.split) and held["internal_test_balanced_accuracy"] is None
 
 
 def test_flat_map_focus_is_the_lung_share_of_the_view():
