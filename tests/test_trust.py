@@ -388,3 +388,54 @@ def test_the_comparison_says_where_an_alternative_did_better_outside():
     assert list(table.columns)[3] == "OpenIST normals called normal"  # before the rest
     column = table["OpenIST normals called normal"]
     assert column["whole"] == pytest.approx(0.68) and np.isnan(column["unmeasured"])
+
+
+def test_a_reseeded_copy_of_the_recipe_is_shown_as_chance_not_as_a_rival():
+    recipe = {"arch": "mobilenetv2", "alpha": 0.5, "augment": {"p_jpeg": 0.2}}
+    pre = {"size": 160, "lung_crop": True}
+    meta = {"preprocess": pre, "train_config": {**recipe, "seed": 0}}
+    # Recorded later, the copy spells out settings the committed JSON predates, at their
+    # old values: still the same recipe.
+    later = {**recipe, "seed": 1, "ema": 0.0, "adversary": 0.0, "sampling_floor": 1}
+    later["augment"] = {"p_jpeg": 0.2, "p_tone": 0.0}
+    copy = {**_alternative(0.93, 0.50), "preprocess": {**pre, "lung_mask": False}}
+    copy["train_config"] = later
+    copy["external"] = _external({"normal": 176, "covid": 99})
+    assert trust.reseeded(meta, copy) == 1
+    # Anything else that differs makes it another recipe; so does the same seed.
+    assert trust.reseeded(meta, {**copy, "train_config": {**later, "ema": 0.998}}) is None
+    assert trust.reseeded(meta, {**copy, "preprocess": {**pre, "lung_margin": 0.12}}) is None
+    other_aug = {**later, "augment": {"p_jpeg": 0.2, "p_tone": 0.5}}
+    assert trust.reseeded(meta, {**copy, "train_config": other_aug}) is None
+    assert trust.reseeded(meta, {**copy, "train_config": {**later, "seed": 0}}) is None
+    assert trust.reseeded(meta, _alternative(0.93, 0.5)) is None
+    metrics = {
+        "splits": {"test": {"balanced_accuracy": 0.912, "per_class": {}}},
+        "ablation": {"split": "test", "lungs_erased": {"balanced_accuracy": 0.352}},
+        "external": _external({"normal": 159, "covid": 116}),
+        "alternatives": {"seed 1": copy, "whole": _alternative(0.93, 0.50)},
+    }
+    rows = {r.name: r for r in trust.comparisons(meta, metrics)}
+    assert rows["seed 1"].reseeded == 1 and rows["whole"].reseeded is None
+    lines = {line.split("**")[1]: line for line in trust.describe_comparisons(list(rows.values()))}
+    # Higher inside, higher erased, better outside: for a rival all three would be said;
+    # for a reseeded copy they are what chance does.
+    assert "trained again with seed 1: how far each figure moves by chance alone" in lines["seed 1"]
+    assert "64% of OpenIST's normal images called normal" in lines["seed 1"]
+    assert "did better" not in lines["seed 1"] and "Not the model used" not in lines["seed 1"]
+    assert "Not the model used" in lines["whole"]
+    assert [r.name for r in trust.reads_outside(list(rows.values()))] == ["whole"]
+    # Where a rival did better outside, the note says how far the seed alone moved it there.
+    better = {
+        **metrics["alternatives"]["whole"],
+        "external": _external({"normal": 187, "covid": 88}),
+    }
+    metrics["alternatives"]["whole"] = better
+    note = trust.comparison_note(trust.comparisons(meta, metrics))
+    assert "points the other way" in note
+    assert note.endswith(
+        "moved that collection's figure by 6 points: differences of that size there are chance."
+    )
+    # A copy that moved it by no more than the margin adds nothing.
+    copy["external"] = _external({"normal": 165, "covid": 110})
+    assert "another seed" not in trust.comparison_note(trust.comparisons(meta, metrics))
