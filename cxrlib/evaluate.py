@@ -541,25 +541,24 @@ def run_audits(
 def loso_config(classifier: Classifier, epochs: int, steps: int) -> Any:
     """The leave-one-source-out runs' :class:`cxrlib.train.TrainConfig`: the model's own
     recipe (architecture, sampling, preprocessing, augmentation, seed) on a short schedule."""
-    from cxrlib.augment import AugmentConfig
     from cxrlib.train import TrainConfig
 
-    tc = classifier.meta.get("train_config", {})
+    # Settings a model's JSON predates come back at their defaults, as it trained then.
+    tc = TrainConfig.from_dict(classifier.meta.get("train_config") or {})
     return TrainConfig(
-        arch=tc.get("arch", "mobilenetv2"),
-        alpha=tc.get("alpha", 0.5),
-        width=tc.get("width"),
+        arch=tc.arch,
+        alpha=tc.alpha,
+        width=tc.width,
         epochs=epochs,
         steps_per_epoch=steps,
         patience=epochs,
-        seed=tc.get("seed", 0),
-        sampling_power=tc.get("sampling_power", 0.5),
-        sampling_floor=tc.get("sampling_floor", 1),
-        ema=tc.get("ema", 0.0),
-        adversary=tc.get("adversary", 0.0),
+        seed=tc.seed,
+        sampling_power=tc.sampling_power,
+        sampling_floor=tc.sampling_floor,
+        ema=tc.ema,
+        adversary=tc.adversary,
         preprocess=classifier.preprocess,
-        # Older JSONs without an augmentation record trained with the defaults.
-        augment=AugmentConfig.from_dict(tc.get("augment", {})),
+        augment=tc.augment,
     )
 
 

@@ -70,6 +70,23 @@ class TrainConfig:
         d["augment"] = self.augment.to_dict()
         return d
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """A recorded ``train_config`` back as a config. A setting the record predates takes
+        its default, which is what the model trained with before the setting existed;
+        settings since retired are ignored."""
+        known = {f.name for f in dataclasses.fields(cls)} - {
+            "preprocess",
+            "augment",
+            "exclude_sources",
+        }
+        return cls(
+            **{k: v for k, v in data.items() if k in known},
+            exclude_sources=tuple(data.get("exclude_sources") or ()),
+            preprocess=PreprocessConfig.from_dict(data.get("preprocess") or {}),
+            augment=AugmentConfig.from_dict(data.get("augment") or {}),
+        )
+
 
 class AugmentedBatches(keras.utils.PyDataset):
     """Endless balanced, augmented batches from a uint8 image array."""
@@ -312,7 +329,8 @@ def train(
         from cxrlib.lungs import default_segmenter
 
         lungs = lung_geometry_masks(list(tr["file"]), pre, default_segmenter(), cache=cache)
-    sources, source_names = source_codes(list(tr["source"]))
+    # The adversary's classes; without it the batches need no sources.
+    sources, source_names = source_codes(list(tr["source"])) if cfg.adversary else (None, [])
     batches = AugmentedBatches(
         x_tr_raw, y_tr, probs, cfg, steps, lungs=lungs, sources=sources, n_sources=len(source_names)
     )

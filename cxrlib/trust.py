@@ -533,24 +533,13 @@ class Comparison:
     reseeded: int | None = None
 
 
-#: Training settings added after some models were recorded, at the values that reproduce
-#: what those models did (as :func:`cxrlib.evaluate.loso_config` reads them).
-_LATER_SETTINGS = {"width": None, "sampling_floor": 1, "ema": 0.0, "adversary": 0.0}
-
-
 def _recipe(preprocess: dict[str, Any], train_config: dict[str, Any]) -> dict[str, Any]:
     """What makes a model, less its seed and the schedule's bookkeeping; settings a record
-    predates are filled in as they were then."""
-    from cxrlib.augment import AugmentConfig
-    from cxrlib.preprocess import PreprocessConfig
+    predates take the values it trained with (:meth:`cxrlib.train.TrainConfig.from_dict`)."""
+    from cxrlib.train import TrainConfig
 
-    skip = {"seed", "steps_per_epoch", "augment"}
-    return {
-        **_LATER_SETTINGS,
-        **{k: v for k, v in train_config.items() if k not in skip},
-        "augment": AugmentConfig.from_dict(train_config.get("augment") or {}).to_dict(),
-        "preprocess": PreprocessConfig.from_dict(preprocess).to_dict(),
-    }
+    recipe = TrainConfig.from_dict({**train_config, "preprocess": preprocess}).to_dict()
+    return {k: v for k, v in recipe.items() if k not in ("seed", "steps_per_epoch")}
 
 
 def reseeded(meta: dict[str, Any], alt: dict[str, Any]) -> int | None:
@@ -706,10 +695,15 @@ def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> l
 OUTSIDE_MARGIN = 0.05
 
 
+def _shares(row: Comparison) -> dict[tuple[str, str], float]:
+    """A model's outside figures by (collection, class)."""
+    return {(name, label): share for name, label, share in row.outside}
+
+
 def _outside_note(alt: Comparison, ours: Comparison) -> list[str]:
     """Where an alternative did better on a collection neither model trained on: said,
     since it cuts against the choice."""
-    mine = {(name, label): share for name, label, share in ours.outside}
+    mine = _shares(ours)
     return [
         f" On {name}'s {label} images, which neither model trained on, it did better: "
         f"{100 * share:.0f}% called {label}, against {100 * mine[(name, label)]:.0f}%."
@@ -737,7 +731,8 @@ def reads_outside(rows: Sequence[Comparison]) -> list[Comparison]:
 def comparison_note(rows: Sequence[Comparison]) -> str | None:
     """Why a score kept with the lungs erased counts against a model; None when no
     alternative is judged so."""
-    if not reads_outside(rows):
+    rivals = reads_outside(rows)
+    if not rivals:
         return None
     note = (
         "Why that counts against a model: what it reads outside the lungs (burned-in text, "
@@ -745,13 +740,13 @@ def comparison_note(rows: Sequence[Comparison]) -> str | None:
         "the internal test split, whose images come from the same hospitals as the training "
         "images, and would not carry over to a new hospital."
     )
-    if any(_outside_note(r, rows[0]) for r in reads_outside(rows)):
+    if any(_outside_note(r, rows[0]) for r in rivals):
         note += (
             " The outside collection points the other way for some of them. It is one class "
             "(normal chests) from one place; models/experiments.md sets it beside the "
             "leave-one-source-out runs, and neither covers disease at a new hospital."
         )
-        mine = {(name, label): share for name, label, share in rows[0].outside}
+        mine = _shares(rows[0])
         moved = [
             abs(share - mine[(name, label)])
             for r in rows[1:]

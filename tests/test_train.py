@@ -287,3 +287,23 @@ def test_training_loads_without_tensorflow():
         assert not any(m.split(".")[0] == "tensorflow" for m in imports), module
         todo += [m for m in imports if m.startswith("cxrlib.") and m not in seen]
     assert {"cxrlib.model", "cxrlib.data", "cxrlib.augment", "cxrlib.preprocess"} <= seen
+
+
+def test_train_config_reads_back_and_fills_what_an_old_record_predates():
+    cfg = TrainConfig(
+        seed=3,
+        ema=0.99,
+        exclude_sources=("nih",),
+        augment=AugmentConfig(p_jpeg=0.0),
+        preprocess=PreprocessConfig(size=96, lung_margin=0.12),
+    )
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    # A JSON written before ema, the adversary and the newer augmentations existed, with a
+    # setting since retired: the missing ones come back at their defaults.
+    old = {k: v for k, v in cfg.to_dict().items() if k not in ("ema", "adversary")}
+    old["augment"] = {"p_jpeg": 0.0}
+    old["retired_setting"] = 1
+    back = TrainConfig.from_dict(old)
+    assert (back.ema, back.adversary, back.seed) == (0.0, 0.0, 3)
+    assert back.augment == AugmentConfig(p_jpeg=0.0)
+    assert back.exclude_sources == ("nih",) and back.preprocess.lung_margin == 0.12
