@@ -389,6 +389,9 @@ def train(
         "params": int(model.count_params()),
         "train_seconds": round(time.time() - t0, 1),
         "keras_version": keras.__version__,
+        # The committed recipe trained through JAX kept more COVID signal outside the lungs
+        # than through TensorFlow (models/experiments.md), so the path is part of the record.
+        "keras_backend": keras.backend.backend(),
     }
     if pre.uses_lungs or cfg.augment.uses_lungs:
         from cxrlib.lungs import default_segmenter

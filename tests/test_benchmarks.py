@@ -154,6 +154,15 @@ def test_gpu_pack_holds_the_geometry_and_trains_like_the_cli(tiny_manifest, cxr_
         gpu.run(folder, tmp_path / "out", [f"u={args} --size 64 --lung-crop"], workers=2)
     # Nothing stays patched for the rest of the process.
     assert cxrlib.train.load_geometry is load_geometry
+    # --parallel: one process per run, each with its share of threads and GPU memory.
+    specs = [f"p{seed}={args} --seed {seed} {' '.join(switches)}" for seed in (3, 4)]
+    commands = gpu.parallel_commands(folder, tmp_path / "par", specs, workers=6)
+    assert [cmd[cmd.index("--run") + 1] for cmd, _ in commands] == specs
+    assert {cmd[cmd.index("--workers") + 1] for cmd, _ in commands} == {"3"}
+    assert {env["XLA_PYTHON_CLIENT_MEM_FRACTION"] for _, env in commands} == {"0.45"}
+    assert gpu.run_parallel(folder, tmp_path / "par", specs, workers=2) == 0
+    seeds = [json.loads((tmp_path / "par" / f"p{s}.json").read_text())["seed"] for s in (3, 4)]
+    assert seeds == [3, 4]
     assert "cxrlib.lungs" not in sys.modules or hasattr(
         sys.modules["cxrlib.lungs"], "LungSegmenter"
     )

@@ -30,6 +30,10 @@ def test_one_step_training_writes_model_and_metadata(tiny_model_path, tiny_manif
     assert meta["input_size"] == 64 and meta["preprocess"]["size"] == 64
     assert meta["seed"] == 0 and meta["temperature"] > 0
     assert len(meta["manifest_sha256"]) == 64
+    # Which backend trained it is recorded: the GPU path's JAX runs differ on the ablation.
+    import keras
+
+    assert meta["keras_backend"] == keras.backend.backend() == "tensorflow"
     for key in ("loss", "accuracy", "macro_f1", "val_loss", "val_accuracy", "val_macro_f1"):
         assert len(meta["history"][key]) == 1
     clf = load_classifier(tiny_model_path)  # also checks the weights hash
