@@ -373,6 +373,7 @@ def alternative_record(
         "preprocess": meta.get("preprocess") or {},
         "train_config": meta.get("train_config") or {},
         "params": meta.get("params"),
+        "keras_backend": meta.get("keras_backend"),
         "weights_sha256": weights_sha256,
         "split": abl.get("split"),
         "n": res["n"],

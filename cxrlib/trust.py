@@ -542,11 +542,20 @@ def _recipe(preprocess: dict[str, Any], train_config: dict[str, Any]) -> dict[st
     return {k: v for k, v in recipe.items() if k not in ("seed", "steps_per_epoch")}
 
 
+def _backend(record: dict[str, Any]) -> str:
+    return record.get("keras_backend") or "tensorflow"
+
+
 def reseeded(meta: dict[str, Any], alt: dict[str, Any]) -> int | None:
     """The seed of an alternative trained by exactly the committed model's recipe with another
     seed; None for any other alternative (or when either record lacks its recipe)."""
     mine, theirs = meta.get("train_config") or {}, alt.get("train_config") or {}
     if not mine or not theirs or mine.get("seed") == theirs.get("seed"):
+        return None
+    # Trained through another backend, the same recipe read more outside the lungs
+    # (models/experiments.md, thirteenth session): that is not chance alone. Records made
+    # before the backend was recorded were trained by TensorFlow.
+    if _backend(meta) != _backend(alt):
         return None
     same = _recipe(meta.get("preprocess") or {}, mine) == _recipe(
         alt.get("preprocess") or {}, theirs

@@ -298,6 +298,7 @@ def test_cli_records_an_alternative_beside_the_committed_metrics(
         "covid_auc": erased["auc"]["covid"],
     }
     assert alt["preprocess"]["size"] == 64 and alt["train_config"]["arch"] == "small"
+    assert alt["keras_backend"] == "tensorflow"  # trained by the fixture, here
     assert "--record-alternative" in alt["command"]
     # The committed model is no alternative to itself.
     metrics.write_text(json.dumps({"weights_sha256": alt["weights_sha256"]}))

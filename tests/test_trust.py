@@ -409,6 +409,10 @@ def test_a_reseeded_copy_of_the_recipe_is_shown_as_chance_not_as_a_rival():
     assert trust.reseeded(meta, {**copy, "train_config": other_aug}) is None
     assert trust.reseeded(meta, {**copy, "train_config": {**later, "seed": 0}}) is None
     assert trust.reseeded(meta, _alternative(0.93, 0.5)) is None
+    # Trained through another Keras backend it is not chance alone; through the one the
+    # committed model's record predates (TensorFlow), it still is.
+    assert trust.reseeded(meta, {**copy, "keras_backend": "jax"}) is None
+    assert trust.reseeded(meta, {**copy, "keras_backend": "tensorflow"}) == 1
     metrics = {
         "splits": {"test": {"balanced_accuracy": 0.912, "per_class": {}}},
         "ablation": {"split": "test", "lungs_erased": {"balanced_accuracy": 0.352}},
