@@ -15,6 +15,8 @@ The adversary exists only while training: the saved classifier is the plain flat
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 from keras import ops
@@ -31,11 +33,11 @@ class GradientReversal(keras.layers.Layer):
     ``stop_gradient((1 + s) * x) - s * x`` equals ``x``, and its gradient is ``-s``.
     """
 
-    def __init__(self, strength: float = 0.1, **kwargs) -> None:
+    def __init__(self, strength: float = 0.1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.strength = float(strength)
 
-    def call(self, x):
+    def call(self, x: Any) -> Any:
         s = self.strength
         return ops.stop_gradient((1.0 + s) * x) - s * x
 

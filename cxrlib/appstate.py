@@ -275,10 +275,9 @@ def load_resources(
         :class:`Resources`; a component that failed is None with its reason in ``errors``.
     """
     t0 = time.perf_counter()
-    res = Resources(
-        model_path=resolve(model) if model else model_path(),
-        segmenter_path=resolve(segmenter) if segmenter else segmenter_path(),
-    )
+    model_file = resolve(model) if model else model_path()
+    segmenter_file = resolve(segmenter) if segmenter else segmenter_path()
+    res = Resources(model_path=model_file, segmenter_path=segmenter_file)
     try:
         res.device = device_description()
     except Exception as exc:  # noqa: BLE001
@@ -287,14 +286,14 @@ def load_resources(
     try:
         from cxrlib.lungs import load_segmenter
 
-        res.segmenter = load_segmenter(res.segmenter_path)
+        res.segmenter = load_segmenter(segmenter_file)
     except Exception as exc:  # noqa: BLE001
         res.errors["segmenter"] = str(exc)
     try:
         from cxrlib.model import load_classifier
 
         # A lung-crop classifier frames its input with the same segmenter the page uses.
-        res.classifier = load_classifier(res.model_path, segmenter=res.segmenter)
+        res.classifier = load_classifier(model_file, segmenter=res.segmenter)
     except Exception as exc:  # noqa: BLE001 - shown to the user, the app keeps running
         res.errors["classifier"] = str(exc)
     if res.classifier is not None:
@@ -609,9 +608,10 @@ def run_diagnosis(
     """
     from cxrlib.diagnose import diagnose
 
-    if res.classifier is None or res.explainer is None:
+    classifier, pixels = res.classifier, decoded.pixels
+    if classifier is None or res.explainer is None:
         raise RuntimeError(res.errors.get("classifier") or "no classifier is loaded")
-    if decoded.pixels is None:
+    if pixels is None:
         raise ValueError("the upload was not decoded")
     base = ("diagnosis", decoded.sha256, res.model_id, res.segmenter_id, method)
     predicted = cache.get(("predicted", decoded.sha256, res.model_id))
@@ -622,9 +622,7 @@ def run_diagnosis(
 
     def compute() -> Diagnosis:
         count("heatmaps")
-        return diagnose(
-            res.classifier, decoded.pixels, res.explainer, segmenter, method, class_index
-        )
+        return diagnose(classifier, pixels, res.explainer, segmenter, method, class_index)
 
     diagnosis = cache.get_or_compute(key, compute)
     cache.put(("predicted", decoded.sha256, res.model_id), int(diagnosis.predicted_index))

@@ -131,7 +131,7 @@ def ablation(
     return out
 
 
-def _summary(values: Sequence[float]) -> dict[str, float | int | None]:
+def _summary(values: Sequence[float | None]) -> dict[str, float | int | None]:
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
     if not len(v):
         return {"n": 0, "mean": None, "median": None}

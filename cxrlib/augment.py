@@ -173,7 +173,7 @@ def augment(
     if cfg.rotate_deg or cfg.scale or cfg.shift:
         angle = rng.uniform(-cfg.rotate_deg, cfg.rotate_deg)
         scale = 1.0 + rng.uniform(-cfg.scale, cfg.scale)
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+        m = np.asarray(cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale), np.float64)
         m[:, 2] += rng.uniform(-cfg.shift, cfg.shift, 2) * (w, h)
         out = cv2.warpAffine(
             out, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
@@ -207,6 +207,7 @@ def augment(
     out = np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if cfg.p_jpeg and rng.random() < cfg.p_jpeg:
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
-        if ok:
-            out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else None
+        if decoded is not None:
+            out = decoded
     return out

@@ -26,6 +26,7 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ def calibrate(
     n_images: int = 4000,
     seed: int = 0,
     command: str = "",
-    log=print,
+    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Re-estimates BN statistics and the temperature; saves only if val macro-F1 holds."""
     t0 = time.time()
@@ -136,7 +137,7 @@ def fit_view_temperature(
     data: str | Path,
     views: tuple[View, ...] = DEFAULT_VIEWS,
     command: str = "",
-    log=print,
+    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Fits the temperature of the mean logits over ``views`` on the validation split.
 
@@ -159,7 +160,7 @@ def fit_view_temperature(
         m = compute_metrics(y, probs, clf.class_names, n_boot=0, curves=False)
         return {k: m[k] for k in ("balanced_accuracy", "macro_f1", "ece", "brier")}
 
-    record = {
+    record: dict[str, Any] = {
         "views": [v.name for v in views],
         "temperature": temperature,
         "fitted_on": "val",

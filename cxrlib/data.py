@@ -165,6 +165,8 @@ def lung_geometry_masks(
             # cv2.imread (load_gray) applies EXIF orientation; a quarter turn swaps the sides.
             if exif_orientation(im) in (5, 6, 7, 8):
                 w, h = h, w
+        if small is None:  # lung_frames(masks=True) gives every file a mask
+            raise ValueError(f"no lung mask for {f}")
         full = lung_view(small, (h, w), dilation=0.0).astype(np.uint8) * 255
         out[i] = to_geometry(full, plain, config.used_frame(box, None)[0]) >= 128
     return out

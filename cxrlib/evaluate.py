@@ -27,9 +27,9 @@ import json
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
@@ -38,12 +38,15 @@ from cxrlib.data import load_gray, lung_inputs, read_manifest
 from cxrlib.model import DEFAULT_MODEL_PATH, Classifier, load_classifier
 from cxrlib.views import DEFAULT_VIEWS, View
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def _safe_div(a: float, b: float) -> float | None:
     return float(a / b) if b else None
 
 
-def _round(x: float | None, n: int = 4) -> float | None:
+def _round(x: SupportsFloat | None, n: int = 4) -> float | None:
     return None if x is None else round(float(x), n)
 
 
@@ -448,7 +451,10 @@ def record_alternative_external(
 
 
 def save_model_metrics(
-    model_path: str | Path, data: str | Path, n_boot: int = 1000, log=print
+    model_path: str | Path,
+    data: str | Path,
+    n_boot: int = 1000,
+    log: Callable[[str], None] = print,
 ) -> Path:
     """Evaluates val and test of the shared manifest; writes ``<model>.metrics.json``."""
     clf = load_classifier(model_path)
@@ -465,7 +471,7 @@ def save_model_metrics(
     return path
 
 
-def _stratified(df, max_images: int | None, seed: int = 0):
+def _stratified(df: pd.DataFrame, max_images: int | None, seed: int = 0) -> pd.DataFrame:
     """At most ``max_images`` rows, spread evenly over (source, label) groups."""
     if not max_images or len(df) <= max_images:
         return df
@@ -476,12 +482,12 @@ def _stratified(df, max_images: int | None, seed: int = 0):
 
 def run_audits(
     classifier: Classifier,
-    df,
+    df: pd.DataFrame,
     ablate: bool = False,
     explain: bool = False,
     max_images: int | None = None,
     segmenter_path: str | None = None,
-    log=print,
+    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """The shortcut audit on manifest rows ``df``: lungs-erased / lungs-only
     ablation and Grad-CAM lung focus + faithfulness (see :mod:`cxrlib.audit`)."""

@@ -19,7 +19,7 @@ and the collection states no licence, so no image of it is committed or shown.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,7 +218,7 @@ def external_check(
     training_files: Sequence[str],
     views: Sequence[View] | None = None,
     collections: Sequence[Collection] = COLLECTIONS,
-    log=print,
+    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Scores ``classifier`` on every external collection of the lung set.
 

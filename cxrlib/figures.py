@@ -43,7 +43,7 @@ def _layout(fig: go.Figure, height: int, title: str | None = None, **kw: Any) ->
 
 def probability_bar(
     class_names: Sequence[str],
-    probabilities: Sequence[float],
+    probabilities: np.ndarray | Sequence[float],
     ranges: np.ndarray | Sequence[Sequence[float]] | None = None,
     predicted: int | None = None,
     title: str | None = None,
@@ -147,7 +147,7 @@ def training_curves(history: dict[str, Sequence[float]]) -> go.Figure:
 
 
 def confusion_figure(
-    matrix: Sequence[Sequence[float]],
+    matrix: np.ndarray | Sequence[Sequence[float]],
     labels: Sequence[str],
     normalise: bool = False,
     title: str | None = None,

@@ -186,7 +186,7 @@ def _variants(
     out = [x, _fill(x, _top_mask(hm, valid, k), sigma)]
     grid = max(2, s // 16)
     for _ in range(n_random):
-        field = cv2.resize(
+        field: np.ndarray = cv2.resize(
             rng.random((grid, grid), dtype=np.float32), (s, s), interpolation=cv2.INTER_LINEAR
         )
         field += rng.random((s, s), dtype=np.float32) * 1e-4  # break ties

@@ -48,7 +48,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
@@ -79,6 +79,11 @@ _FORMAT_NAMES = {"MPO": "JPEG", "WEBP": "WebP"}
 _COLOUR_NOTICE = 0.02
 _DEFLATED_UID = b"1.2.840.10008.1.2.1.99"
 _RLE_LOSSLESS = "1.2.840.10008.1.2.5"
+# JPEG start-of-frame markers (ITU T.81 B.1.1.3, every process incl. lossless) and JPEG-LS's.
+_JPEG_SOF = frozenset(
+    {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), 0xCD, 0xCE, 0xCF}
+)
+_JPEG_LS_SOF = 0xF7
 _CS_VALUE = re.compile(r"[A-Z0-9 _]{1,16}")
 _UID_VALUE = re.compile(r"[0-9.]{1,64}")
 _BOMB_PIXELS = re.compile(r"Image size \((\d+) pixels\)")
@@ -544,7 +549,7 @@ def _decode_pillow(data: bytes, kind: str) -> DecodedImage:
         _check_dimensions(*im.size)
         _tick()
 
-        frame = im
+        frame: Image.Image = im
         if exif_orientation(im) in (2, 3, 4, 5, 6, 7, 8):
             try:
                 frame = ImageOps.exif_transpose(im)
@@ -618,7 +623,8 @@ def _pillow_to_gray(im: Image.Image, notices: list[str]) -> tuple[np.ndarray, di
             alpha = rgba.getchannel("A")
             rgb = rgba.convert("RGB")
             del rgba
-            if alpha.getextrema()[0] < 255:
+            lowest, _ = cast(tuple[int, int], alpha.getextrema())  # one band: (min, max)
+            if lowest < 255:
                 notices.append("Transparent areas shown as black")
             else:
                 alpha = None
@@ -686,9 +692,9 @@ def _dicom_meta(ds: Any, ts_name: str) -> dict[str, Any]:
         if value is not None:
             meta[keyword] = value
     for keyword in ("Rows", "Columns", "BitsStored", "BitsAllocated", "SamplesPerPixel"):
-        value = _dicom_int(ds, keyword)
-        if value is not None:
-            meta[keyword] = value
+        number = _dicom_int(ds, keyword)
+        if number is not None:
+            meta[keyword] = number
     return meta
 
 
@@ -717,21 +723,59 @@ def _transfer_syntax(ds: Any) -> tuple[Any, str]:
     return ts, name
 
 
+def jpeg_frame_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the frame header of a JPEG or JPEG-LS stream, or None.
+
+    Covers every JPEG process (baseline, extended, progressive, lossless; ITU T.81)
+    and JPEG-LS, which Pillow cannot open: the header is read, never the image.
+    """
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+            continue
+        if marker == 0xDA:  # a scan before any frame header
+            return None
+        if marker in _JPEG_SOF or marker == _JPEG_LS_SOF:
+            if i + 9 > len(data):
+                return None
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            # A height of 0 is left to a later DNL marker (T.81 B.2.5): unknown here.
+            return (width, height) if height and width else None
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
+
+
 def _check_encapsulated_size(ds: Any, frames: int, rows: int, cols: int) -> None:
-    """Refuse a JPEG/JPEG 2000 first frame whose own header claims a huge size."""
+    """Refuse a compressed first frame whose own header claims a huge or another size.
+
+    Read from the frame header before any decoder runs, so a small DICOM header over
+    a JPEG that claims 60,000 x 60,000 pixels is refused without allocating them.
+    """
     from pydicom.encaps import get_frame
 
     try:
-        fragment = get_frame(ds.PixelData, 0, number_of_frames=frames)
+        fragment = bytes(get_frame(ds.PixelData, 0, number_of_frames=frames)[:65536])
     except Exception:  # noqa: BLE001 - pydicom's decoder will report the damage
         return
-    try:
-        with Image.open(io.BytesIO(bytes(fragment[:65536])), ["JPEG", "JPEG2000"]) as inner:
-            width, height = inner.size
-    except Image.DecompressionBombError as exc:
-        raise _bomb_error(exc) from None
-    except Exception:  # noqa: BLE001 - not a format Pillow can size; nothing to check
-        return
+    size = jpeg_frame_size(fragment)
+    if size is None:
+        try:
+            with Image.open(io.BytesIO(fragment), formats=["JPEG2000"]) as inner:
+                size = inner.size
+        except Image.DecompressionBombError as exc:
+            raise _bomb_error(exc) from None
+        except Exception:  # noqa: BLE001 - not a format that can be sized; nothing to check
+            return
+    width, height = size
     _check_dimensions(width, height)
     if (width, height) != (cols, rows):
         raise ImageError(
@@ -907,7 +951,8 @@ def _dicom_mono(
     meta: dict[str, Any],
     notices: list[str],
 ) -> np.ndarray:
-    """Modality LUT, then VOI LUT / window / used range, then MONOCHROME1 inversion."""
+    """Modality LUT, then VOI LUT / window / used range, then MONOCHROME1 or
+    Presentation LUT Shape INVERSE inversion."""
     from pydicom.pixels import apply_modality_lut, apply_voi
 
     if ds.get("ModalityLUTSequence"):
@@ -966,6 +1011,11 @@ def _dicom_mono(
     if photometric == "MONOCHROME1":
         pixels = 255 - pixels
         notices.append("MONOCHROME1 image inverted so that bone appears white")
+    elif _dicom_code(ds, "PresentationLUTShape") == "INVERSE":
+        # PS3.3 C.11.6: the stored values are to be shown inverted. (With MONOCHROME1,
+        # INVERSE is the same instruction as the photometric interpretation, not a second.)
+        pixels = 255 - pixels
+        notices.append("Inverted as the DICOM file asks (Presentation LUT Shape INVERSE)")
     return pixels
 
 

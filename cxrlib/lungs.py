@@ -448,7 +448,7 @@ def augment(
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0,
     )
-    x = image.astype(np.float32) / 255.0
+    x: np.ndarray = image.astype(np.float32) / 255.0
     x = x ** rng.uniform(0.7, 1.4)
     x = (x - 0.5) * rng.uniform(0.8, 1.2) + 0.5 + rng.uniform(-0.08, 0.08)
     if rng.random() < 0.25:

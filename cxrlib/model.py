@@ -304,7 +304,7 @@ class Classifier:
         self, model_map: np.ndarray, shape: tuple[int, ...], crop: Box | None = None
     ) -> np.ndarray:
         """Maps a map over the model input back onto the original image of ``shape``."""
-        return heatmap_to_image(model_map, tuple(shape[:2]), self.preprocess, crop)
+        return heatmap_to_image(model_map, (shape[0], shape[1]), self.preprocess, crop)
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Logits for prepared inputs of shape (N, size, size) or (N, size, size, 1)."""

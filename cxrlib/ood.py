@@ -172,7 +172,7 @@ def _hog(sq: np.ndarray) -> np.ndarray:
     c = HOG_SIZE // HOG_GRID
     idx = np.arange(HOG_SIZE) // c
     cell = idx[:, None] * HOG_GRID + idx[None, :]
-    h = np.bincount(
+    h: np.ndarray = np.bincount(
         (cell * HOG_BINS + b).ravel(), weights=mag.ravel(), minlength=HOG_GRID**2 * HOG_BINS
     ).reshape(HOG_GRID**2, HOG_BINS)
     # Per-cell L2 normalisation with a floor tied to the image's mean gradient,
@@ -222,8 +222,13 @@ def _looks_like_text(gray: np.ndarray) -> bool:
     h, w = gray.shape
     scale = 384.0 / max(h, w)
     if scale < 1.0:
+        # Bilinear, not area averaging: averaging greys small print into solid bands
+        # (a 1000 x 800 page of 12 px text then reads as noise, tests/test_ood.py),
+        # while the sharper bilinear sample keeps the glyphs apart.
         gray = cv2.resize(
-            gray, (max(1, round(w * scale)), max(1, round(h * scale))), cv2.INTER_AREA
+            gray,
+            (max(1, round(w * scale)), max(1, round(h * scale))),
+            interpolation=cv2.INTER_LINEAR,
         )
     _, bw = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     if _glyphs_in_lines(bw):
@@ -401,7 +406,7 @@ class OODGate:
         """Writes ``path`` (npz, arrays) and ``path`` with ``.json`` (threshold, provenance)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {
+        arrays: dict[str, Any] = {
             k: np.asarray(getattr(self, k), np.float32)
             for k in (
                 "thumb_mean",

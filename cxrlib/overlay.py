@@ -58,7 +58,7 @@ def _map_u8(heatmap: np.ndarray, shape: tuple[int, int] | None = None) -> np.nda
     allocate as little as possible: at 1024 px, fresh multi-megabyte buffers
     (page faults) cost more than the arithmetic.
     """
-    hm = np.asarray(heatmap, dtype=np.float32)
+    hm: np.ndarray = np.asarray(heatmap, dtype=np.float32)
     if hm.ndim != 2:
         raise ValueError(f"heatmap must be 2-D, got {hm.shape}")
     if shape is not None and hm.shape != shape:
@@ -97,7 +97,7 @@ def hottest_mask(heatmap: np.ndarray, percent: float) -> np.ndarray:
 
 
 def _draw_outline(img: np.ndarray, mask: np.ndarray, color: tuple[int, int, int]) -> None:
-    m = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
+    m: np.ndarray = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
     if m.shape != img.shape[:2]:
         m = cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
     contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)

@@ -210,9 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--focus", action="store_true", help="add Grad-CAM lung focus (slower)")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     clf = load_classifier(a.model)
-    gate = None
+    gate: Callable[..., Any] | None = None
     if not a.no_gate:
-        from cxrlib.ood import assess as gate
+        from cxrlib.ood import assess
+
+        gate = assess
     focus = None
     if a.focus:
         from cxrlib.explain import Explainer

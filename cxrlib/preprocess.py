@@ -158,7 +158,7 @@ def lung_view(mask: np.ndarray, shape: tuple[int, int], dilation: float = 0.02) 
     """The part of an image of ``shape`` that a lung-mask model sees: the lung mask (any
     resolution, resized to ``shape``) dilated by ``dilation`` of the image's longer side."""
     h, w = shape[:2]
-    m = np.asarray(mask, np.float32)
+    m: np.ndarray = np.asarray(mask, np.float32)
     if m.ndim != 2:
         raise ValueError(f"expected a 2-D lung mask, got shape {m.shape}")
     if m.shape != (h, w):
@@ -263,7 +263,7 @@ def heatmap_to_image(
         float32 map of ``shape``; 0 outside the crop.
     """
     s = config.size
-    hm = heatmap.astype(np.float32)
+    hm: np.ndarray = heatmap.astype(np.float32)
     if hm.shape != (s, s):
         hm = cv2.resize(hm, (s, s), interpolation=cv2.INTER_LINEAR)
     p = placement(shape, config, crop)

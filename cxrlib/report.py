@@ -216,8 +216,8 @@ def build_report(data: ReportData) -> bytes:
         lines.append(("Input check", data.gate_text))
     if data.lung_focus_text:
         lines.append(("Lung focus", data.lung_focus_text))
-    for w in data.warnings:
-        lines.append(("Warning", w))
+    for warning in data.warnings:
+        lines.append(("Warning", warning))
     settings = ", ".join(f"{k}: {v}" for k, v in data.settings.items())
     lines.append(("Explanation", f"{data.method} for class '{data.explained_class}'"))
     if settings:

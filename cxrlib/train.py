@@ -19,6 +19,7 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,18 +131,19 @@ class AugmentedBatches(keras.utils.PyDataset):
         rng = np.random.default_rng((self.cfg.seed, self.epoch, i))
         idx = rng.choice(len(self.labels), size=self.cfg.batch_size, p=self.probs)
         pre, aug = self.cfg.preprocess, self.cfg.augment
+        lungs, sources = self.lungs, self.sources  # present when needed (see __init__)
         x, t = [], []
         for j in idx:
             img, erased = self.images[j], False
-            if aug.uses_lungs:
-                img, erased = lung_ablation(img, self.lungs[j], rng, aug)
+            if aug.uses_lungs and lungs is not None:
+                img, erased = lung_ablation(img, lungs[j], rng, aug)
             x.append(normalize_contrast(augment(img, rng, aug), pre))
             t.append(self.uniform if erased else self.targets[self.labels[j]])
         xs, ts = np.stack(x)[..., None].astype(np.float32), np.stack(t)
         if aug.mixup:
             xs, ts = mixup(xs, ts, rng, aug.mixup)
-        if self.cfg.adversary:
-            return {"image": xs, "given_class": ts}, {"probs": ts, SOURCE_OUTPUT: self.sources[idx]}
+        if self.cfg.adversary and sources is not None:
+            return {"image": xs, "given_class": ts}, {"probs": ts, SOURCE_OUTPUT: sources[idx]}
         return xs, ts
 
     def on_epoch_end(self) -> None:
@@ -197,7 +199,14 @@ class EpochMetrics(keras.callbacks.Callback):
     """Per-epoch macro-F1 on validation and a fixed training subset; early stopping."""
 
     def __init__(
-        self, x_val, y_val, x_tr, y_tr, patience: int, log=print, scored: keras.Model | None = None
+        self,
+        x_val: np.ndarray,
+        y_val: np.ndarray,
+        x_tr: np.ndarray,
+        y_tr: np.ndarray,
+        patience: int,
+        log: Callable[[str], None] = print,
+        scored: keras.Model | None = None,
     ) -> None:
         """``scored``: the classifier to score and keep, when training runs through a
         larger model that shares its layers (the source adversary's)."""
@@ -211,13 +220,13 @@ class EpochMetrics(keras.callbacks.Callback):
         }
         self.best_f1, self.best_epoch, self.best_weights = -1.0, -1, None
 
-    def _score(self, x, y) -> tuple[float, float, float]:
+    def _score(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
         p = (self.scored or self.model).predict(x, batch_size=128, verbose=0)
         pred = p.argmax(1)
         loss = float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-7)))
         return loss, float(np.mean(pred == y)), macro_f1(y, pred, p.shape[1])
 
-    def on_epoch_end(self, epoch: int, logs=None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         _, _, tr_f1 = self._score(self.x_tr, self.y_tr)
         v_loss, v_acc, v_f1 = self._score(self.x_val, self.y_val)
@@ -264,22 +273,22 @@ class WeightAverage(keras.callbacks.Callback):
         self._trained: list[np.ndarray] | None = None
         self._updates = 0
 
-    def on_train_begin(self, logs=None) -> None:
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.average = [np.array(w, np.float32) for w in self.model.get_weights()]
         self._updates = 0
 
-    def on_train_batch_end(self, batch: int, logs=None) -> None:
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._updates += 1
         d = min(self.decay, (1 + self._updates) / (10 + self._updates))
         for avg, w in zip(self.average, self.model.get_weights(), strict=True):
             avg *= d
             avg += (1.0 - d) * w
 
-    def on_epoch_end(self, epoch: int, logs=None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._trained = self.model.get_weights()
         self.model.set_weights(self.average)
 
-    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._trained is not None:
             self.model.set_weights(self._trained)
             self._trained = None
@@ -298,7 +307,7 @@ def train(
     command: str | None = None,
     verbose: int = 1,
     cache: bool = True,
-    log=print,
+    log: Callable[[str], None] = print,
 ) -> tuple[keras.Model, dict[str, Any]]:
     """Trains, calibrates and saves a classifier; returns (model, metadata)."""
     t0 = time.time()
@@ -335,7 +344,9 @@ def train(
         x_tr_raw, y_tr, probs, cfg, steps, lungs=lungs, sources=sources, n_sources=len(source_names)
     )
     model = build_classifier(pre.size, cfg.arch, alpha=cfg.alpha, width=cfg.width, seed=cfg.seed)
-    fitted, loss, metrics = model, "categorical_crossentropy", ["accuracy"]
+    loss: Any = "categorical_crossentropy"
+    metrics: Any = ["accuracy"]
+    fitted = model
     if cfg.adversary:
         # Trained through a larger model; ``model`` shares its layers and is what is saved.
         fitted = with_source_adversary(model, len(source_names), cfg.adversary)

@@ -143,8 +143,11 @@ def track_record(
         run = f"{epochs} epochs of {steps} steps"
     else:
         run = f"{epochs} full epochs" if epochs else ""
-    accs = [as_predicted(v).get("accuracy") for v in sources.values() if isinstance(v, dict)]
-    accs = [a for a in accs if a is not None]
+    accs = [
+        float(a)
+        for v in sources.values()
+        if isinstance(v, dict) and (a := as_predicted(v).get("accuracy")) is not None
+    ]
     missed = [
         (source, c, float(found))
         for source, v in loso_sources((metrics or {}).get("loso_full") or {}).items()

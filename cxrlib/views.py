@@ -47,11 +47,12 @@ class View:
         if self.shift != (0.0, 0.0) or self.scale != 1.0:
             h, w = img.shape
             cx, cy = (w - 1) / 2, (h - 1) / 2
-            m = np.float32(
+            m = np.array(
                 [
                     [self.scale, 0, (1 - self.scale) * cx + self.shift[0] * w],
                     [0, self.scale, (1 - self.scale) * cy + self.shift[1] * h],
-                ]
+                ],
+                np.float32,
             )
             out = cv2.warpAffine(
                 out, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE

@@ -230,7 +230,9 @@ def external_section(metrics: dict, level: str = "subheader") -> None:
     """The external check (``external`` of metrics.json): a collection no training image
     came from, if it was recorded."""
     ext = metrics.get("external")
-    lines = trust.describe_external(ext) if isinstance(ext, dict) else []
+    if not isinstance(ext, dict):
+        return
+    lines = trust.describe_external(ext)
     if not lines:
         return
     title = "A collection it never trained on"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from lossless_jpeg import lossless_jpeg
 from PIL import Image, ImageFile
 
 from cxrlib import imaging
@@ -34,7 +35,10 @@ from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
 from pydicom.encaps import encapsulate  # noqa: E402
 from pydicom.uid import (  # noqa: E402
     ExplicitVRLittleEndian,
+    HTJ2KLossless,
     JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLosslessSV1,
     JPEGLSLossless,
     RLELossless,
     generate_uid,
@@ -93,7 +97,9 @@ def make_dicom(
     return data if preamble else data[132:]
 
 
-def make_encapsulated_dicom(transfer_syntax, frame: bytes, rows=256, cols=256) -> bytes:
+def make_encapsulated_dicom(
+    transfer_syntax, frame: bytes, rows=256, cols=256, bits_stored=12
+) -> bytes:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -104,7 +110,8 @@ def make_encapsulated_dicom(transfer_syntax, frame: bytes, rows=256, cols=256) -
     ds.Rows, ds.Columns = rows, cols
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
+    ds.BitsAllocated = 8 if bits_stored <= 8 else 16
+    ds.BitsStored, ds.HighBit = bits_stored, bits_stored - 1
     ds.PixelRepresentation = 0
     ds.PixelData = encapsulate([frame])
     ds["PixelData"].VR = "OB"
@@ -326,6 +333,19 @@ def test_dicom_monochrome1_is_inverted():
     assert any("MONOCHROME1" in n for n in mono1.notices)
     assert mono1.meta["PhotometricInterpretation"] == "MONOCHROME1"
     assert mono2.meta["Modality"] == "DX" and mono2.meta["BitsStored"] == 12
+
+
+def test_dicom_presentation_lut_shape_inverse():
+    src = gradient(lo=0, hi=4000, dtype=np.uint16)
+    plain = decode_image(make_dicom(src, "MONOCHROME2"), "a.dcm").pixels
+    identity = decode_image(make_dicom(src, PresentationLUTShape="IDENTITY"), "b.dcm")
+    inverse = decode_image(make_dicom(src, PresentationLUTShape="INVERSE"), "c.dcm")
+    np.testing.assert_array_equal(identity.pixels, plain)
+    np.testing.assert_array_equal(inverse.pixels, 255 - plain)
+    assert any("Presentation LUT Shape INVERSE" in n for n in inverse.notices)
+    # MONOCHROME1 with INVERSE (how DX files are written) is inverted once, not twice.
+    both = decode_image(make_dicom(src, "MONOCHROME1", PresentationLUTShape="INVERSE"), "d.dcm")
+    np.testing.assert_array_equal(both.pixels, 255 - plain)
 
 
 def test_dicom_without_window_uses_the_used_range():
@@ -586,16 +606,98 @@ def test_refuse_dicom_without_pixel_data():
     assert "no image" in refused(make_dicom(None, PatientName="X^Y"), "report.dcm")
 
 
-def test_refuse_jpeg_ls_dicom_that_cannot_be_decoded():
-    data = make_encapsulated_dicom(JPEGLSLossless, b"\xff\xd8\xff\xf7" + b"\x13" * 500)
+def test_refuse_htj2k_dicom_that_cannot_be_decoded():
+    # High-Throughput JPEG 2000 (DICOM 2023): no decoder is installed for it.
+    data = make_encapsulated_dicom(HTJ2KLossless, b"\xff\x4f\xff\x51" + b"\x13" * 500)
     msg = refused(data)
-    assert "JPEG-LS" in msg and "cannot decode" in msg
+    assert "High-Throughput JPEG 2000" in msg and "cannot decode" in msg
+
+
+def test_refuse_jpeg_ls_dicom_with_garbage_data():
+    data = make_encapsulated_dicom(JPEGLSLossless, b"\xff\xd8\xff\xf7" + b"\x13" * 500)
+    assert "DICOM file is damaged" in refused(data)
+
+
+@pytest.mark.parametrize("precision", [8, 12, 15])
+def test_jpeg_lossless_dicom_matches_uncompressed(precision):
+    # JPEG Lossless (process 14) is how many CR/DX systems store chest X-rays.
+    rng = np.random.default_rng(precision)
+    top = (1 << precision) - 1
+    ramp = np.linspace(0, top, 150 * 180).reshape(150, 180)
+    noisy = np.clip(ramp + rng.normal(0, top / 40, ramp.shape), 0, top)
+    arr = np.round(noisy).astype(np.uint8 if precision == 8 else np.uint16)
+    data = make_encapsulated_dicom(
+        JPEGLosslessSV1, lossless_jpeg(arr, precision), 150, 180, bits_stored=precision
+    )
+    out = decode_image(data)
+    plain = decode_image(make_dicom(arr, bits_stored=precision))
+    assert out.meta["TransferSyntax"].startswith("JPEG Lossless")
+    np.testing.assert_array_equal(out.pixels, plain.pixels)
+
+
+def test_jpeg_frame_size_reads_every_process_and_refuses_garbage():
+    img = Image.fromarray(gradient(70, 90))
+    assert imaging.jpeg_frame_size(pil_bytes(img, "JPEG")) == (90, 70)
+    assert imaging.jpeg_frame_size(pil_bytes(img, "JPEG", progressive=True)) == (90, 70)
+    assert imaging.jpeg_frame_size(lossless_jpeg(gradient(30, 40), 8)) == (40, 30)
+    jpeg_ls = b"\xff\xd8\xff\xf7" + struct.pack(">HBHHB", 11, 8, 33, 44, 1) + b"\x01\x11\x00"
+    assert imaging.jpeg_frame_size(jpeg_ls) == (44, 33)
+    assert imaging.jpeg_frame_size(b"\xff\xd8\xff\xda" + bytes(20)) is None  # scan first
+    assert imaging.jpeg_frame_size(pil_bytes(img, "JPEG")[:4]) is None  # cut short
+    assert imaging.jpeg_frame_size(pil_bytes(img, "PNG")) is None
 
 
 def test_refuse_jpeg2000_dicom_with_garbage_data():
     data = make_encapsulated_dicom(JPEG2000Lossless, np.random.default_rng(5).bytes(700))
     msg = refused(data)
     assert "DICOM" in msg and ("damaged" in msg or "cannot decode" in msg)
+
+
+def _claiming(frame: bytes, width: int, height: int) -> bytes:
+    """``frame`` (a JPEG stream) with its frame header claiming width x height."""
+    data = bytearray(frame)
+    sof = next(i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC3))
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)  # after length and precision
+    return bytes(data)
+
+
+def test_jpeg_baseline_dicom_decodes():
+    src = gradient(150, 200)
+    frame = pil_bytes(Image.fromarray(src), "JPEG", quality=95)
+    out = decode_image(make_encapsulated_dicom(JPEGBaseline8Bit, frame, 150, 200, bits_stored=8))
+    assert out.format == "DICOM" and out.pixels.shape == (150, 200)
+    assert np.abs(out.pixels.astype(int) - src).mean() < 2
+
+
+def test_refuse_jpeg_dicom_whose_frame_does_not_match_its_stated_size():
+    frame = pil_bytes(Image.fromarray(gradient(200, 300)), "JPEG")
+    data = make_encapsulated_dicom(JPEGBaseline8Bit, frame, 256, 256, bits_stored=8)
+    assert "does not match its stated size" in refused(data)
+
+
+@pytest.mark.parametrize(
+    ("syntax", "encode", "side", "expected"),
+    [
+        (JPEGBaseline8Bit, lambda a: pil_bytes(Image.fromarray(a), "JPEG"), 9000, "81.0"),
+        (JPEGLosslessSV1, lambda a: lossless_jpeg(a, 8), 20000, "400"),
+    ],
+    ids=["baseline", "lossless"],
+)
+def test_refuse_jpeg_dicom_whose_frame_claims_a_huge_size_before_decoding(
+    syntax, encode, side, expected
+):
+    # The DICOM header says 256 x 256; the JPEG inside claims side x side (81 MP is under
+    # Pillow's own bomb limit): refused from the frame header, before any decoder runs.
+    frame = _claiming(encode(gradient(48, 64)), side, side)
+    data = make_encapsulated_dicom(syntax, frame, bits_stored=8)
+    tracemalloc.start()
+    try:
+        msg = refused(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert msg.startswith(f"The image has {expected} megapixels; the limit is 50")
+    assert peak < 20 * 1024 * 1024
 
 
 def test_refuse_non_dicom_named_dcm():

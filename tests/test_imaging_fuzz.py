@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lossless_jpeg import lossless_jpeg
 from PIL import Image
 
 from cxrlib.imaging import MIN_SIDE, DecodedImage, ImageError, decode_image
@@ -35,6 +36,7 @@ from pydicom.uid import (  # noqa: E402
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
+    JPEGLosslessSV1,
     RLELossless,
     generate_uid,
 )
@@ -124,6 +126,9 @@ def base_corpus() -> dict[str, bytes]:
         "dicom_rle": _dicom(g16, transfer_syntax=RLELossless),
         "dicom_jpeg": _dicom(
             frame=_save(gray_im, "JPEG", quality=70), transfer_syntax=JPEGBaseline8Bit
+        ),
+        "dicom_jpeg_lossless": _dicom(
+            frame=lossless_jpeg(gray, 8), transfer_syntax=JPEGLosslessSV1
         ),
         "dicom_j2k": _dicom(
             frame=_save(gray_im, "JPEG2000", no_jp2=True), transfer_syntax=JPEG2000Lossless

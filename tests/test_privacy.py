@@ -63,7 +63,7 @@ FORBIDDEN = [
     "55417732",
     "Qwerty",
 ]
-IGNORED_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis", ".git"}
+IGNORED_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis", ".git"}
 
 _RECORDING: list[tuple[str, str]] | None = None
 
