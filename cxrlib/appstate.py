@@ -67,19 +67,6 @@ METHOD_LABELS: dict[str, str] = {
     "scorecam": "Faster Score-CAM",
     "smoothgrad": "SmoothGrad",
 }
-#: Upload types offered by the file pickers (the bytes are sniffed anyway).
-UPLOAD_TYPES: tuple[str, ...] = (
-    "png",
-    "jpg",
-    "jpeg",
-    "tif",
-    "tiff",
-    "dcm",
-    "dicom",
-    "bmp",
-    "gif",
-    "webp",
-)
 
 #: Process-wide counters: ``heatmaps`` (calls of :func:`run_diagnosis`), ``decodes``, ...
 COUNTERS: Counter[str] = Counter()
@@ -854,7 +841,7 @@ def count_items(items: Sequence[tuple[str, bytes]]) -> int:
     import io
     import zipfile
 
-    from cxrlib.predict import IMAGE_SUFFIXES
+    from cxrlib.predict import is_image_name
 
     total = 0
     for name, data in items:
@@ -862,12 +849,7 @@ def count_items(items: Sequence[tuple[str, bytes]]) -> int:
             try:
                 with zipfile.ZipFile(io.BytesIO(data)) as zf:
                     total += sum(
-                        1
-                        for i in zf.infolist()
-                        if not i.is_dir()
-                        and not i.filename.rsplit("/", 1)[-1].startswith(".")
-                        and "__MACOSX" not in i.filename
-                        and Path(i.filename).suffix.lower() in IMAGE_SUFFIXES
+                        1 for i in zf.infolist() if not i.is_dir() and is_image_name(i.filename)
                     )
             except (zipfile.BadZipFile, OSError, ValueError):
                 total += 1

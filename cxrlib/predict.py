@@ -26,7 +26,23 @@ from cxrlib.model import DEFAULT_MODEL_PATH, Classifier, load_classifier
 MAX_ZIP_MEMBERS = 2000
 MAX_ZIP_MEMBER_BYTES = 60_000_000
 MAX_ZIP_TOTAL_BYTES = 1_000_000_000
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom", ".gif", ""}
+# "" because DICOM files from PACS exports and DICOMDIR folders often have no extension.
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom", ".gif", ".webp", ""}
+)
+
+
+def is_image_name(relative_path: str) -> bool:
+    """Whether a file found in a folder or zip archive is one to score.
+
+    Its name has an image suffix or none, and no part of its path is hidden
+    (``.DS_Store``, ``.git/``) or macOS metadata (``__MACOSX/``).
+    """
+    path = relative_path.replace("\\", "/")
+    parts = [p for p in path.split("/") if p]
+    if not parts or path.endswith("/") or any(p.startswith(".") or p == "__MACOSX" for p in parts):
+        return False
+    return Path(parts[-1]).suffix.lower() in IMAGE_SUFFIXES
 
 
 @dataclass
@@ -76,10 +92,7 @@ def expand_zip(name: str, data: bytes) -> Iterator[tuple[str, bytes]]:
     if sum(i.file_size for i in infos) > MAX_ZIP_TOTAL_BYTES:
         raise ImageError(f"{name} unpacks to more than {MAX_ZIP_TOTAL_BYTES // 1_000_000:,} MB")
     for info in infos:
-        base = info.filename.rsplit("/", 1)[-1]
-        if base.startswith(".") or "__MACOSX" in info.filename:
-            continue
-        if Path(base).suffix.lower() not in IMAGE_SUFFIXES:
+        if not is_image_name(info.filename):
             continue
         if info.file_size > MAX_ZIP_MEMBER_BYTES:
             yield f"{name}/{info.filename}", b""  # scored as an error below
@@ -189,7 +202,8 @@ def iter_paths(paths: Iterable[str]) -> Iterator[tuple[str, bytes]]:
     for p in map(Path, paths):
         if p.is_dir():
             for f in sorted(p.rglob("*")):
-                if f.is_file() and (f.suffix.lower() in IMAGE_SUFFIXES | {".zip"}):
+                inside = f.relative_to(p).as_posix()
+                if f.is_file() and (is_image_name(inside) or f.suffix.lower() == ".zip"):
                     yield str(f), f.read_bytes()
         elif p.exists():
             yield str(p), p.read_bytes()

@@ -32,7 +32,7 @@ def main() -> None:
     )
     files = st.file_uploader(
         "Images or zip archives",
-        type=[*appstate.UPLOAD_TYPES, "zip"],
+        type=None,  # any name: DICOM exports often have no extension; the bytes decide
         accept_multiple_files=True,
         key="batch_upload",
         help="Kept in memory for this session only; never written to disk.",

@@ -51,10 +51,12 @@ def _choose() -> tuple[str, bytes, str, str] | None:
     """The chosen image as (display name, bytes, known label or "", stable key)."""
     up = st.file_uploader(
         "Upload a frontal chest X-ray (PNG, JPEG, TIFF or DICOM)",
-        type=list(appstate.UPLOAD_TYPES),
+        # Any name: DICOM exports often have no extension, and the bytes decide the format.
+        type=None,
         key="diag_upload",
-        help="The file stays in this server's memory for this session only; it is never "
-        "written to disk. DICOM patient fields are never read out or shown.",
+        help="Any file name: DICOM files without an extension are fine. The file stays in "
+        "this server's memory for this session only; it is never written to disk. DICOM "
+        "patient fields are never read out or shown.",
     )
     choice = st.session_state.get(CHOICE)
     if up is not None and st.session_state.get("_diag_upload_id") != up.file_id:

@@ -700,6 +700,33 @@ def test_refuse_jpeg_dicom_whose_frame_claims_a_huge_size_before_decoding(
     assert peak < 20 * 1024 * 1024
 
 
+def test_pydicom_test_files_decode_or_are_refused_cleanly():
+    """Every DICOM that pydicom ships for its own tests (big-endian, implicit VR, no meta,
+    DICOMDIRs, reports, waveforms, RT plans, palette, YBR, RLE, JPEG, JPEG-LS, JPEG 2000,
+    truncated, bad VRs): a grey image or an ImageError, never another exception."""
+    root = Path(pydicom.__file__).parent / "data" / "test_files"
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in ("", ".dcm"))
+    assert len(files) > 100
+    decoded, problems = set(), []
+    for path in files:
+        try:
+            out = decode_image(path.read_bytes(), path.name)
+        except ImageError:
+            continue
+        except Exception as exc:  # noqa: BLE001 - collected, then reported together
+            problems.append(f"{path.relative_to(root)}: {type(exc).__name__}: {exc}")
+            continue
+        if out.pixels.ndim != 2 or out.pixels.dtype != np.uint8:
+            problems.append(f"{path.name}: {out.pixels.shape} {out.pixels.dtype}")
+        decoded.add(path.name)
+    assert not problems, "\n".join(problems)
+    # Large enough to show, in encodings a hospital sends: palette, YBR colour, JPEG 2000,
+    # 12-bit JPEG Extended (pylibjpeg) and big-endian CT.
+    expected = {"examples_palette.dcm", "examples_ybr_color.dcm", "693_J2KI.dcm"}
+    expected |= {"JPGExtended.dcm", "liver_expb_1frame.dcm", "SC_rgb_jpeg_dcmd.dcm"}
+    assert expected <= decoded
+
+
 def test_refuse_non_dicom_named_dcm():
     assert "not a valid DICOM" in refused(np.random.default_rng(2).bytes(3000), "x.dcm")
 

@@ -12,7 +12,15 @@ from PIL import Image
 
 from cxrlib.explain import Explainer
 from cxrlib.model import load_classifier
-from cxrlib.predict import expand_items, gradcam_lung_focus, main, rows_to_csv, score_items
+from cxrlib.predict import (
+    expand_items,
+    gradcam_lung_focus,
+    is_image_name,
+    iter_paths,
+    main,
+    rows_to_csv,
+    score_items,
+)
 
 
 def _png(value: int = 90, size: tuple[int, int] = (200, 160)) -> bytes:
@@ -55,6 +63,38 @@ def test_zip_members_are_expanded_and_bad_ones_listed(clf):
     table = list(csv.DictReader(io.StringIO(rows_to_csv(rows, clf.class_names))))
     assert [t["file"] for t in table] == ["scans.zip/a.png", "scans.zip/b.png", "c.png"]
     assert table[1]["predicted"] == "" and table[1]["error"]
+
+
+@pytest.mark.parametrize(
+    ("name", "scored"),
+    [
+        ("a.png", True),
+        ("scan.WEBP", True),
+        ("DICOM/PT0/ST0/IM000001", True),  # PACS exports: no extension
+        ("series\\x.dcm", True),
+        ("notes.txt", False),
+        (".DS_Store", False),
+        ("__MACOSX/._a.png", False),
+        (".git/objects/ab", False),
+        ("dir/", False),
+    ],
+)
+def test_is_image_name(name, scored):
+    assert is_image_name(name) is scored
+
+
+def test_folder_and_zip_scans_take_the_same_files(tmp_path):
+    names = ["a.png", "IM000001", "b.webp", "readme.txt", ".DS_Store", ".hidden/c.png"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    from_folder = sorted(p.rsplit("/", 1)[-1] for p, _ in iter_paths([str(tmp_path)]))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name in names:
+            zf.writestr(name, b"x")
+    from_zip = sorted(n.rsplit("/", 1)[-1] for n, _ in expand_items([("s.zip", buf.getvalue())]))
+    assert from_folder == from_zip == ["IM000001", "a.png", "b.webp"]
 
 
 def test_lung_focus_is_none_without_lungs_and_a_share_with_them(clf):

@@ -212,8 +212,9 @@ def test_diagnose_and_batch_in_a_real_browser(server, browser, tmp_path):
     assert _overlay_src(page) != before
     _shot(page, "03_diagnose_opacity.png")
 
-    # DICOM upload (the synthetic sample).
-    dcm = SAMPLES / "normal_nih_00003353_006_synthetic.dcm"
+    # DICOM upload (the synthetic sample), named as PACS exports name files: no extension.
+    dcm = tmp_path / "IM000001"
+    dcm.write_bytes((SAMPLES / "normal_nih_00003353_006_synthetic.dcm").read_bytes())
     t = time.monotonic()
     page.locator('input[type="file"]').first.set_input_files(str(dcm))
     page.get_by_text("DICOM display window applied").first.wait_for(timeout=60_000)
