@@ -511,6 +511,13 @@ class Decoded:
         value = self.meta.get("colourfulness")
         return None if value is None else float(value)
 
+    @property
+    def header_concerns(self) -> list[str]:
+        """What a DICOM header says against a frontal chest X-ray (:func:`cxrlib.ood.header_concerns`)."""
+        from cxrlib.ood import header_concerns
+
+        return header_concerns(self.meta)
+
 
 def fit_display(gray: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
     """``gray`` shrunk (area interpolation) so its longer side is at most ``max_side``."""

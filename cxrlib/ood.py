@@ -49,7 +49,8 @@ data. Rotated (90/180/270 degrees) and inverted (negative) X-rays are rejected
 with a reason that says so; mirror images (left-right flips) are accepted. Lateral views are
 not detected by a dedicated rule: there are no lateral images here to fit or
 measure on, so whether one is rejected depends on how unlike a frontal view it
-scores (not measured). The gate is a plausibility check, not a guarantee: an
+scores (not measured); for a DICOM file, :func:`header_concerns` warns when its
+header names a lateral or oblique view, another modality or another body part. The gate is a plausibility check, not a guarantee: an
 unusual real X-ray can be rejected and an X-ray-like picture can pass.
 
 Usage::
@@ -68,7 +69,7 @@ import shlex
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -489,6 +490,66 @@ def assess(gray: np.ndarray, colourfulness: float | None = None) -> OODResult:
         ValueError: ``gray`` is not a non-empty 2-D uint8 array.
     """
     return default_gate().assess(gray, colourfulness)
+
+
+# --------------------------------------------------------------------------- DICOM header
+
+#: Modalities that are radiographs (or may wrap one: other, secondary capture).
+RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "DR", "RG", "OT", "SC"})
+_MODALITY_NAMES = {
+    "CT": "computed tomography",
+    "MR": "magnetic resonance",
+    "US": "ultrasound",
+    "MG": "mammography",
+    "NM": "nuclear medicine",
+    "PT": "PET",
+    "XA": "angiography",
+    "RF": "fluoroscopy",
+    "IO": "intra-oral radiography",
+    "PX": "panoramic dental radiography",
+}
+_LATERAL_VIEWS = frozenset({"LL", "RL", "LLD", "RLD", "LAT", "LATERAL"})
+_OBLIQUE_VIEWS = frozenset({"LAO", "RAO", "LPO", "RPO", "LLO", "RLO", "OBL", "OBLIQUE"})
+_CHEST_WORDS = ("CHEST", "THORAX", "TORAX", "THORAKS", "LUNG", "BRUST", "PECHO", "POITRINE")
+
+
+def header_concerns(meta: Mapping[str, Any]) -> list[str]:
+    """What a DICOM header says against a frontal chest X-ray, as sentences to show.
+
+    Complements :func:`assess`, which sees only pixels and has no rule for lateral
+    views. Only the code-string fields that :func:`cxrlib.imaging.decode_image` keeps
+    are read (``Modality``, ``ViewPosition``, ``BodyPartExamined``). Headers are often
+    incomplete or wrong, so these are warnings: absent or unknown values say nothing.
+
+    Args:
+        meta: ``DecodedImage.meta`` (any image; only DICOM files carry these fields).
+
+    Returns:
+        Plain sentences, empty when the header raises no concern.
+    """
+    concerns = []
+    modality = str(meta.get("Modality") or "").strip().upper()
+    if modality and modality not in RADIOGRAPH_MODALITIES:
+        what = _MODALITY_NAMES.get(modality)
+        named = f"{modality} ({what})" if what else modality
+        concerns.append(
+            f"The DICOM header gives the modality as {named}, not a radiograph "
+            "(CR or DX): the model only knows chest X-rays."
+        )
+    view = str(meta.get("ViewPosition") or "").strip().upper()
+    kind = "lateral" if view in _LATERAL_VIEWS else "oblique" if view in _OBLIQUE_VIEWS else ""
+    if kind:
+        concerns.append(
+            f"The DICOM header says this is a {kind} view (View Position {view}): the "
+            "model was trained on frontal (PA or AP) chest X-rays only."
+        )
+    part = str(meta.get("BodyPartExamined") or "").strip().upper()
+    if part and not any(word in part for word in _CHEST_WORDS):
+        concerns.append(
+            f"The DICOM header gives the body part as {part}, not the chest: the model "
+            "only knows chest X-rays."
+        )
+    return concerns
 
 
 # --------------------------------------------------------------------------- fitting

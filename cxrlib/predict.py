@@ -22,6 +22,7 @@ from typing import Any
 
 from cxrlib.imaging import ImageError, decode_image
 from cxrlib.model import DEFAULT_MODEL_PATH, Classifier, load_classifier
+from cxrlib.ood import header_concerns
 
 MAX_ZIP_MEMBERS = 2000
 MAX_ZIP_MEMBER_BYTES = 60_000_000
@@ -141,6 +142,7 @@ def score_items(
             decoded = decode_image(data, name)
             gray = decoded.pixels
             row.flags.extend(decoded.notices)
+            row.flags.extend(header_concerns(decoded.meta))
             if gate is not None:
                 verdict = gate(gray, colourfulness=decoded.meta.get("colourfulness"))
                 row.is_cxr, row.ood_score = bool(verdict.is_cxr), float(verdict.score)

@@ -219,6 +219,8 @@ def main() -> None:
                 f"Rejected by the input check: {gate.reason}",
                 icon=":material/block:",
             )
+        for concern in decoded.header_concerns:
+            st.warning(concern, icon=":material/warning:")
         focus_slot = st.container()
         record = appstate.answer_record(res, base.predicted_name)
         if record:
@@ -312,7 +314,7 @@ def main() -> None:
         "lung outline": "on" if mask is not None else "off",
         "hottest region only": f"{share}%" if hottest else "off",
     }
-    warnings = []
+    warnings = list(decoded.header_concerns)
     if gate is not None and not gate.is_cxr:
         warnings.append(f"Analysed although the input check rejected the image ({gate.reason}).")
     report = partial(

@@ -269,3 +269,31 @@ def test_fit_needs_enough_images() -> None:
     rng = np.random.default_rng(1)
     with pytest.raises(ValueError):
         ood.fit_gate([_synthetic_xray(rng) for _ in range(3)], [_synthetic_xray(rng)])
+
+
+@pytest.mark.parametrize(
+    ("meta", "expected"),
+    [
+        ({}, []),
+        ({"colourfulness": 0.0}, []),  # a PNG: no header fields
+        ({"Modality": "DX", "ViewPosition": "PA", "BodyPartExamined": "CHEST"}, []),
+        ({"Modality": "CR", "ViewPosition": "AP", "BodyPartExamined": "PORT CHEST"}, []),
+        ({"Modality": "OT", "ViewPosition": "", "BodyPartExamined": "THORAX"}, []),
+        ({"ViewPosition": "LL"}, ["lateral view (View Position LL)"]),
+        ({"ViewPosition": "rl"}, ["lateral view (View Position RL)"]),
+        ({"ViewPosition": "RAO"}, ["oblique view (View Position RAO)"]),
+        ({"Modality": "CT"}, ["modality as CT (computed tomography)"]),
+        ({"Modality": "XC"}, ["modality as XC, not a radiograph"]),
+        ({"BodyPartExamined": "KNEE"}, ["body part as KNEE, not the chest"]),
+        (
+            {"Modality": "MR", "ViewPosition": "LATERAL", "BodyPartExamined": "HEAD"},
+            ["modality as MR", "lateral view", "body part as HEAD"],
+        ),
+    ],
+)
+def test_header_concerns(meta, expected) -> None:
+    concerns = ood.header_concerns(meta)
+    assert len(concerns) == len(expected), concerns
+    for sentence, fragment in zip(concerns, expected, strict=True):
+        assert fragment in sentence
+        assert sentence.startswith("The DICOM header")

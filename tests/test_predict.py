@@ -97,6 +97,29 @@ def test_folder_and_zip_scans_take_the_same_files(tmp_path):
     assert from_folder == from_zip == ["IM000001", "a.png", "b.webp"]
 
 
+def test_a_dicom_header_naming_a_lateral_view_is_flagged(clf):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    rows = []
+    for view in ("PA", "LL"):
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.Modality, ds.ViewPosition = "DX", view
+        ds.set_pixel_data(
+            np.random.default_rng(4).integers(0, 4000, (200, 160), np.uint16), "MONOCHROME2", 12
+        )
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        rows += score_items([(f"{view}.dcm", buf.getvalue())], clf)
+    assert rows[0].predicted and not any("lateral" in f for f in rows[0].flags)
+    assert rows[1].predicted and any("lateral view (View Position LL)" in f for f in rows[1].flags)
+
+
 def test_lung_focus_is_none_without_lungs_and_a_share_with_them(clf):
     gray = np.random.default_rng(0).integers(0, 255, (160, 128), dtype=np.uint8)
     explainer = Explainer(clf)

@@ -178,7 +178,23 @@ def test_dicom_upload(app_env):
     page = texts(at)
     assert "DICOM display window applied" in page
     assert "DICOM, 384 x 384 px" in page
+    assert "The DICOM header" not in page
     assert _plotly_count(at) == 1
+
+
+def test_dicom_header_of_a_lateral_view_is_a_warning(app_env):
+    import pydicom
+
+    ds = pydicom.dcmread(SAMPLES / DICOM)
+    ds.ViewPosition = "LL"
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    at = new_app().run()
+    _upload(at, "lateral.dcm", buf.getvalue(), "application/dicom")
+    _no_exception(at)
+    warnings = [w.value for w in at.warning]
+    assert any("lateral view (View Position LL)" in w for w in warnings), warnings
+    assert _plotly_count(at) == 1  # a warning, not a refusal: headers are often wrong
 
 
 def test_gallery_sample_opens(app_env):
