@@ -623,6 +623,50 @@ def run_diagnosis(
     return diagnosis
 
 
+@dataclass(frozen=True)
+class MethodComparison:
+    """Every explanation method's diagnosis of one image for one class.
+
+    Attributes:
+        diagnoses: One per method, in :data:`METHOD_LABELS` order.
+        agreement: :func:`cxrlib.focus.hot_region_agreement` of their heatmaps.
+        percent: The hottest share of the image compared.
+    """
+
+    diagnoses: tuple[Diagnosis, ...]
+    agreement: float
+    percent: float
+
+    def caption(self, d: Diagnosis) -> str:
+        """A method's name with its lung focus, under its overlay."""
+        focus = "" if d.lung_focus is None else f" · {100 * d.lung_focus:.0f}% in the lungs"
+        return METHOD_LABELS.get(d.method, d.method) + focus
+
+    def text(self) -> str:
+        """How far the methods agree, in words."""
+        return (
+            f"The {len(self.diagnoses)} methods' hottest {self.percent:g}% regions overlap by "
+            f"**{100 * self.agreement:.0f}%** on average (intersection over union of each pair; "
+            "100% would be the same region). Where methods disagree, no single map is the "
+            "model's reason: each is one way of asking the same network where it looked."
+        )
+
+
+def compare_methods(
+    res: Resources,
+    cache: LRUCache,
+    decoded: Decoded,
+    class_index: int | None = None,
+    percent: float = 15.0,
+) -> MethodComparison:
+    """:func:`run_diagnosis` for every method (each cached as usual) and their agreement."""
+    from cxrlib.focus import hot_region_agreement
+
+    diagnoses = tuple(run_diagnosis(res, cache, decoded, m, class_index) for m in METHOD_LABELS)
+    agreement = hot_region_agreement([d.heatmap for d in diagnoses], percent)
+    return MethodComparison(diagnoses, agreement, percent)
+
+
 def hottest_percent(enabled: bool, percent: float = 15.0) -> float | None:
     """The ``hottest_percent`` argument of :func:`cxrlib.overlay.overlay`."""
     return percent if enabled else None

@@ -56,6 +56,35 @@ def lung_focus(heatmap: np.ndarray, mask: np.ndarray) -> float:
     return float(min(1.0, max(0.0, hm[m].sum() / total)))
 
 
+def hot_region_agreement(heatmaps: Sequence[np.ndarray], percent: float = 15.0) -> float:
+    """How far several heatmaps of one image point at the same place, in [0, 1].
+
+    The mean, over every pair of maps, of the intersection over union of their
+    hottest ``percent`` % regions (the regions the app's "hottest region only"
+    view shows, :func:`cxrlib.overlay.hottest_mask`). 1 means the same region,
+    0 none in common. Explanation methods often disagree on one image; where they
+    do, no single map is *the* reason for the answer.
+
+    Raises:
+        ValueError: fewer than two maps, or maps of different shapes.
+    """
+    from cxrlib.overlay import hottest_mask
+
+    if len(heatmaps) < 2:
+        raise ValueError("agreement needs at least two heatmaps")
+    shapes = {np.shape(h) for h in heatmaps}
+    if len(shapes) != 1:
+        raise ValueError(f"heatmaps differ in shape: {sorted(shapes)}")
+    hot = [hottest_mask(h, percent) for h in heatmaps]
+    scores = []
+    for i in range(len(hot)):
+        for j in range(i + 1, len(hot)):
+            union = np.count_nonzero(hot[i] | hot[j])
+            both = np.count_nonzero(hot[i] & hot[j])
+            scores.append(both / union if union else 1.0)
+    return float(np.mean(scores))
+
+
 @dataclass(frozen=True)
 class ConfidenceDrop:
     """Target-class probabilities before and after blurring parts of the input.

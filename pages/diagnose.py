@@ -274,15 +274,20 @@ def main() -> None:
     from cxrlib.overlay import heatmap_rgb, overlay
 
     mask = diagnosis.lung_mask if outline else None
-    over = overlay(
-        decoded.pixels,
-        diagnosis.heatmap,
-        opacity=float(opacity),
-        colormap=colormap,
-        hottest_percent=appstate.hottest_percent(hottest, share),
-        lung_mask=mask,
-        frame=diagnosis.model_crop,
-    )
+
+    def overlay_of(d):
+        """The image with ``d``'s heatmap under the current display settings."""
+        return overlay(
+            decoded.pixels,
+            d.heatmap,
+            opacity=float(opacity),
+            colormap=colormap,
+            hottest_percent=appstate.hottest_percent(hottest, share),
+            lung_mask=d.lung_mask if outline else None,
+            frame=d.model_crop,
+        )
+
+    over = overlay_of(diagnosis)
     i1, i2, i3 = st.columns(3)
     i1.image(decoded.pixels, caption="Image", width="stretch")
     i2.image(
@@ -301,6 +306,18 @@ def main() -> None:
             ":material/masks: Everything outside the lung mask was filled with grey before the "
             "model looked: only the lungs, and their outline, reach it."
         )
+    if st.toggle(
+        "Compare all methods",
+        key="diag_compare",
+        help="Every heatmap method side by side for the same class, with the display settings "
+        "above. Each map is computed once per image and class, then reused.",
+    ):
+        with st.spinner("Computing the other methods..."):
+            compared = appstate.compare_methods(res, cache, decoded, cls)
+        for col, d in zip(st.columns(len(compared.diagnoses)), compared.diagnoses, strict=True):
+            col.image(overlay_of(d), caption=compared.caption(d), width="stretch")
+        st.caption(compared.text())
+
     with focus_slot:
         st.markdown(f"**Lung focus** ({appstate.METHOD_LABELS[method]}, '{diagnosis.target_name}')")
         if res.segmenter is None:

@@ -12,6 +12,7 @@ from cxrlib.focus import (
     confidence_drop,
     confidence_drops,
     heatmap_to_input,
+    hot_region_agreement,
     lung_focus,
 )
 from cxrlib.model import Classifier
@@ -131,3 +132,22 @@ def test_confidence_drop_arguments(clf: Classifier) -> None:
         assert 0.0 <= p <= 1.0
     assert d.drop_hot == pytest.approx(d.p_original - d.p_hot)
     assert d.score == pytest.approx(d.drop_hot - d.drop_random)
+
+
+def _disc(cy: int, cx: int, size: int = 64, r: int = 8) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    return np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2.0 * r * r)).astype(np.float32)
+
+
+def test_hot_region_agreement():
+    a, far, near = _disc(16, 16), _disc(48, 48), _disc(16, 20)
+    assert hot_region_agreement([a, a.copy()]) == pytest.approx(1.0)
+    assert hot_region_agreement([a, far]) == pytest.approx(0.0)
+    partial = hot_region_agreement([a, near])
+    assert 0.3 < partial < 0.9
+    # The mean over pairs: (a, a) agree fully, each with `far` not at all.
+    assert hot_region_agreement([a, a, far]) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="at least two"):
+        hot_region_agreement([a])
+    with pytest.raises(ValueError, match="differ in shape"):
+        hot_region_agreement([a, _disc(10, 10, size=32)])

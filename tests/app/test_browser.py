@@ -212,6 +212,14 @@ def test_diagnose_and_batch_in_a_real_browser(server, browser, tmp_path):
     assert _overlay_src(page) != before
     _shot(page, "03_diagnose_opacity.png")
 
+    # Every method side by side, then back to one.
+    page.get_by_text("Compare all methods").first.click()
+    page.get_by_text("regions overlap by").first.wait_for(timeout=60_000)
+    _idle(page)
+    _shot(page, "03b_diagnose_compare.png")
+    page.get_by_text("Compare all methods").first.click()
+    page.get_by_text("regions overlap by").first.wait_for(state="detached", timeout=30_000)
+
     # DICOM upload (the synthetic sample), named as PACS exports name files: no extension.
     dcm = tmp_path / "IM000001"
     dcm.write_bytes((SAMPLES / "normal_nih_00003353_006_synthetic.dcm").read_bytes())

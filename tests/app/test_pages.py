@@ -127,6 +127,31 @@ def test_display_controls_never_recompute_the_heatmap(app_env, heatmap_calls):
     assert heatmap_calls["n"] == computed + 1
 
 
+def test_comparing_all_methods_computes_each_once(app_env, heatmap_calls):
+    # An image no other test opens: the heatmap cache lives as long as the process.
+    flipped = Image.open(io.BytesIO(png_of("covid_cxnet_265.jpg"))).transpose(
+        Image.Transpose.FLIP_LEFT_RIGHT
+    )
+    buf = io.BytesIO()
+    flipped.save(buf, "PNG")
+    at = new_app().run()
+    _upload(at, "mirrored.png", buf.getvalue(), "image/png")
+    before = heatmap_calls["n"]
+    at.toggle(key="diag_compare").set_value(True).run()
+    _no_exception(at)
+    # Grad-CAM was already there; the other four are computed once each.
+    assert heatmap_calls["n"] == before + len(appstate.METHOD_LABELS) - 1
+    captions = [c for img in at.image for c in img.captions]
+    for label in appstate.METHOD_LABELS.values():
+        assert any(c.startswith(label + " · ") and "in the lungs" in c for c in captions), label
+    assert "regions overlap by" in texts(at)
+    shown = [img.value[0] for img in at.image]
+    at.slider(key="diag_opacity").set_value(0.8).run()
+    _no_exception(at)
+    assert heatmap_calls["n"] == before + len(appstate.METHOD_LABELS) - 1
+    assert [img.value[0] for img in at.image] != shown
+
+
 def test_explaining_another_class(app_env, heatmap_calls):
     at = new_app().run()
     _upload(at, "chest.png", png_of("normal_nih_00002576_008.jpg"), "image/png")
