@@ -629,13 +629,29 @@ class MethodComparison:
 
     Attributes:
         diagnoses: One per method, in :data:`METHOD_LABELS` order.
-        agreement: :func:`cxrlib.focus.hot_region_agreement` of their heatmaps.
+        ious: :func:`cxrlib.focus.hot_region_ious` of their heatmaps.
         percent: The hottest share of the image compared.
     """
 
     diagnoses: tuple[Diagnosis, ...]
-    agreement: float
+    ious: np.ndarray
     percent: float
+
+    @property
+    def agreement(self) -> float:
+        """The mean IoU over every pair of methods."""
+        return float(self.ious[np.triu_indices(len(self.ious), k=1)].mean())
+
+    def same_region(self, at_least: float = 0.95) -> list[tuple[str, str]]:
+        """Pairs of methods (their labels) whose hottest regions (nearly) coincide."""
+        labels = [METHOD_LABELS.get(d.method, d.method) for d in self.diagnoses]
+        n = len(labels)
+        return [
+            (labels[i], labels[j])
+            for i in range(n)
+            for j in range(i + 1, n)
+            if self.ious[i, j] >= at_least
+        ]
 
     def caption(self, d: Diagnosis) -> str:
         """A method's name with its lung focus, under its overlay."""
@@ -644,12 +660,25 @@ class MethodComparison:
 
     def text(self) -> str:
         """How far the methods agree, in words."""
-        return (
+        out = (
             f"The {len(self.diagnoses)} methods' hottest {self.percent:g}% regions overlap by "
             f"**{100 * self.agreement:.0f}%** on average (intersection over union of each pair; "
             "100% would be the same region). Where methods disagree, no single map is the "
             "model's reason: each is one way of asking the same network where it looked."
         )
+        same = self.same_region()
+        if same:
+            pairs = "; ".join(f"{a} and {b}" for a, b in same)
+            out += f" Here {pairs} mark the same region."
+        if (METHOD_LABELS["gradcampp"], METHOD_LABELS["layercam"]) in same:
+            # With a global-average-pooling head the gradient of a class score is the same
+            # at every position of a channel, and both weightings keep its positive part.
+            out += (
+                " That is expected of this model: after global average pooling and one dense "
+                "layer, Grad-CAM++ and LayerCAM both sum the channels that count for the "
+                "class, so they are not two independent opinions."
+            )
+        return out
 
 
 def compare_methods(
@@ -660,11 +689,12 @@ def compare_methods(
     percent: float = 15.0,
 ) -> MethodComparison:
     """:func:`run_diagnosis` for every method (each cached as usual) and their agreement."""
-    from cxrlib.focus import hot_region_agreement
+    from cxrlib.focus import hot_region_ious
 
     diagnoses = tuple(run_diagnosis(res, cache, decoded, m, class_index) for m in METHOD_LABELS)
-    agreement = hot_region_agreement([d.heatmap for d in diagnoses], percent)
-    return MethodComparison(diagnoses, agreement, percent)
+    return MethodComparison(
+        diagnoses, hot_region_ious([d.heatmap for d in diagnoses], percent), percent
+    )
 
 
 def hottest_percent(enabled: bool, percent: float = 15.0) -> float | None:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, SupportsFloat
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
 
-from cxrlib.data import load_gray, lung_inputs, read_manifest
+from cxrlib.data import load_gray, lung_inputs, read_manifest, stratified_sample
 from cxrlib.model import DEFAULT_MODEL_PATH, Classifier, load_classifier
 from cxrlib.views import DEFAULT_VIEWS, View
 
@@ -471,15 +471,6 @@ def save_model_metrics(
     return path
 
 
-def _stratified(df: pd.DataFrame, max_images: int | None, seed: int = 0) -> pd.DataFrame:
-    """At most ``max_images`` rows, spread evenly over (source, label) groups."""
-    if not max_images or len(df) <= max_images:
-        return df
-    groups = df.groupby(["source", "label"], group_keys=False)
-    per = max(1, max_images // groups.ngroups)
-    return groups.apply(lambda g: g.sample(min(len(g), per), random_state=seed))
-
-
 def run_audits(
     classifier: Classifier,
     df: pd.DataFrame,
@@ -498,7 +489,7 @@ def run_audits(
     if not (ablate or explain):
         return out
     seg = load_segmenter(segmenter_path or DEFAULT_SEGMENTER_PATH)
-    sub = _stratified(df, max_images)
+    sub = stratified_sample(df, max_images)
     grays = [load_gray(f) for f in sub["file"]]
     y = sub["y"].to_numpy()
     if ablate:

@@ -42,6 +42,7 @@ linear copy the weights are the paper's post-softmax class probabilities.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import OrderedDict
@@ -261,6 +262,10 @@ class Explainer:
             # One clone with a linear output serves every visualiser (clone=False below).
             gradcam = Gradcam(self.model, model_modifier=ReplaceToLinear(), clone=True)
             linear = gradcam.model
+            # Score-CAM scores its masked inputs with ``model.predict``, whose default
+            # progress bar would print to the server log on every map: silenced on this
+            # private copy (never saved; the other visualisers call the model directly).
+            linear.predict = functools.partial(type(linear).predict, linear, verbose=0)
             self._vis = {
                 "gradcam": gradcam,
                 "gradcampp": GradcamPlusPlus(linear, clone=False),

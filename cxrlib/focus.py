@@ -56,14 +56,14 @@ def lung_focus(heatmap: np.ndarray, mask: np.ndarray) -> float:
     return float(min(1.0, max(0.0, hm[m].sum() / total)))
 
 
-def hot_region_agreement(heatmaps: Sequence[np.ndarray], percent: float = 15.0) -> float:
-    """How far several heatmaps of one image point at the same place, in [0, 1].
+def hot_region_ious(heatmaps: Sequence[np.ndarray], percent: float = 15.0) -> np.ndarray:
+    """Intersection over union of the hottest ``percent`` % regions of every pair of maps.
 
-    The mean, over every pair of maps, of the intersection over union of their
-    hottest ``percent`` % regions (the regions the app's "hottest region only"
-    view shows, :func:`cxrlib.overlay.hottest_mask`). 1 means the same region,
-    0 none in common. Explanation methods often disagree on one image; where they
-    do, no single map is *the* reason for the answer.
+    The regions are those the app's "hottest region only" view shows
+    (:func:`cxrlib.overlay.hottest_mask`). Two maps without any hot pixel agree (1).
+
+    Returns:
+        (n, n) symmetric float array with ones on the diagonal.
 
     Raises:
         ValueError: fewer than two maps, or maps of different shapes.
@@ -76,13 +76,27 @@ def hot_region_agreement(heatmaps: Sequence[np.ndarray], percent: float = 15.0) 
     if len(shapes) != 1:
         raise ValueError(f"heatmaps differ in shape: {sorted(shapes)}")
     hot = [hottest_mask(h, percent) for h in heatmaps]
-    scores = []
+    out = np.ones((len(hot), len(hot)))
     for i in range(len(hot)):
         for j in range(i + 1, len(hot)):
             union = np.count_nonzero(hot[i] | hot[j])
             both = np.count_nonzero(hot[i] & hot[j])
-            scores.append(both / union if union else 1.0)
-    return float(np.mean(scores))
+            out[i, j] = out[j, i] = both / union if union else 1.0
+    return out
+
+
+def hot_region_agreement(heatmaps: Sequence[np.ndarray], percent: float = 15.0) -> float:
+    """How far several heatmaps of one image point at the same place, in [0, 1].
+
+    The mean over every pair of maps of :func:`hot_region_ious`: 1 means the same
+    region, 0 none in common. Explanation methods often disagree on one image;
+    where they do, no single map is *the* reason for the answer.
+
+    Raises:
+        ValueError: fewer than two maps, or maps of different shapes.
+    """
+    ious = hot_region_ious(heatmaps, percent)
+    return float(ious[np.triu_indices(len(ious), k=1)].mean())
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 from cxrlib import data
@@ -140,3 +141,25 @@ def test_lung_geometry_masks_follow_exif_rotation(tmp_path: Path, monkeypatch) -
     mask = data.lung_geometry_masks([str(f)], cfg, seg)[0]
     geo = data.load_geometry([str(f)], cfg, cache=False, segmenter=seg)[0]
     assert geo.min() > 100 and mask.mean() > 0.97
+
+
+def test_stratified_sample_keeps_every_column_and_spreads_over_groups():
+    df = pd.DataFrame(
+        {
+            "source": ["a"] * 10 + ["b"] * 10 + ["b"] * 2,
+            "label": ["x"] * 10 + ["x"] * 10 + ["y"] * 2,
+            "file": [f"f{i}" for i in range(22)],
+            "y": [0] * 20 + [1] * 2,
+        }
+    )
+    out = data.stratified_sample(df, 9, seed=1)
+    assert list(out.columns) == list(df.columns)
+    # Three groups, 9 // 3 = 3 each; the group of two gives both.
+    assert out.groupby(["source", "label"]).size().to_dict() == {
+        ("a", "x"): 3,
+        ("b", "x"): 3,
+        ("b", "y"): 2,
+    }
+    assert out["file"].is_unique and set(out["file"]) <= set(df["file"])
+    assert list(data.stratified_sample(df, 9, seed=1)["file"]) == list(out["file"])  # seeded
+    assert data.stratified_sample(df, None) is df and data.stratified_sample(df, 22) is df

@@ -163,6 +163,15 @@ def test_deterministic_smoothgrad_and_scorecam(explainer: Explainer) -> None:
         np.testing.assert_array_equal(explainer.explain(gray, m, 1), explainer.explain(gray, m, 1))
 
 
+def test_scorecam_prints_no_progress_bar(explainer: Explainer, capfd) -> None:
+    # tf-keras-vis scores Score-CAM's masked inputs with model.predict: no progress bar
+    # may reach the app's server log or the CLI's output.
+    capfd.readouterr()
+    explainer.explain(blob_image(np.random.default_rng(9), (20, 40)), "scorecam", 1)
+    out, err = capfd.readouterr()
+    assert "step" not in out and "step" not in err
+
+
 def test_module_explain_and_cache(clf: Classifier, explainer: Explainer) -> None:
     gray = stretched(blob_image(np.random.default_rng(9), (44, 44)), h=80, w=64)
     assert get_explainer(clf) is get_explainer(clf)

@@ -13,6 +13,7 @@ from cxrlib.focus import (
     confidence_drops,
     heatmap_to_input,
     hot_region_agreement,
+    hot_region_ious,
     lung_focus,
 )
 from cxrlib.model import Classifier
@@ -151,3 +152,13 @@ def test_hot_region_agreement():
         hot_region_agreement([a])
     with pytest.raises(ValueError, match="differ in shape"):
         hot_region_agreement([a, _disc(10, 10, size=32)])
+
+
+def test_hot_region_ious_is_a_symmetric_pair_table():
+    a, far, near = _disc(16, 16), _disc(48, 48), _disc(16, 20)
+    ious = hot_region_ious([a, far, near])
+    assert ious.shape == (3, 3)
+    np.testing.assert_allclose(ious, ious.T)
+    np.testing.assert_allclose(np.diag(ious), 1.0)
+    assert ious[0, 1] == 0.0 and 0.3 < ious[0, 2] < 0.9
+    assert hot_region_agreement([a, far, near]) == pytest.approx(ious[np.triu_indices(3, 1)].mean())
