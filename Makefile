@@ -47,6 +47,7 @@ models: install
 	$(BIN)/python -m cxrlib.calibrate --model models/cxr_classifier.keras --data ../shared/cxr --views
 	$(BIN)/python -m cxrlib.evaluate --save-metrics --data ../shared/cxr
 	$(BIN)/python -m cxrlib.evaluate --data ../shared/cxr --split test --ablate --explain --record --bootstrap 200
+	$(BIN)/python -m cxrlib.evaluate --data ../shared/cxr --split test --methods --methods-images 120 --record
 	$(BIN)/python -m cxrlib.ood fit --data ../shared/cxr --lungs ../shared/lungs --out models/ood.npz
 
 clean:

@@ -821,16 +821,16 @@ def probability_note(d: Diagnosis) -> str:
 _RECORD_MEMO: dict[tuple[str, float], tuple[dict[str, Any] | None, dict[str, list[str]]]] = {}
 
 
-def answer_record(res: Resources, label: str) -> list[str]:
-    """:func:`cxrlib.trust.describe_track_record` of an answer ``label`` by the loaded classifier,
-    from its metrics file (read and described once per file version); [] without one."""
+def _metrics_entry(res: Resources) -> tuple[Any, dict[str, list[str]]] | None:
+    """The loaded classifier's metrics file and a memo of sentences made from it, read
+    once per file version; None without one."""
     if res.model_path is None:
-        return []
+        return None
     path = Path(res.model_path).with_suffix(".metrics.json")
     try:
         key = (str(path), path.stat().st_mtime)
     except OSError:
-        return []
+        return None
     entry = _RECORD_MEMO.get(key)
     if entry is None:
         # One model per process: keep only the current version. (Sessions are threads;
@@ -838,6 +838,36 @@ def answer_record(res: Resources, label: str) -> list[str]:
         entry = (read_json(path), {})
         _RECORD_MEMO.clear()
         _RECORD_MEMO[key] = entry
+    return entry
+
+
+def randomisation_note(res: Resources) -> str | None:
+    """For "Compare all methods": which methods' maps hardly changed when the network's
+    weights were re-drawn at random (metrics file, ``explain_methods``), or None."""
+    entry = _metrics_entry(res)
+    section = (entry[0] or {}).get("explain_methods") if entry else None
+    if not isinstance(section, dict):
+        return None
+    from cxrlib.trust import STAYS_ALIKE, image_driven_methods
+
+    alike = image_driven_methods(section)
+    if not alike:
+        return None
+    named = ", ".join(f"{name} ({rho:.2f})" for name, rho in alike)
+    return (
+        f"In the model-randomisation check ({section.get('n', 0):,} test images, Trust page), "
+        f"the maps of {named} kept a rank correlation of {STAYS_ALIKE:g} or more with those of the same "
+        "network with random weights: they show the image's structure as much as what this "
+        "model learnt."
+    )
+
+
+def answer_record(res: Resources, label: str) -> list[str]:
+    """:func:`cxrlib.trust.describe_track_record` of an answer ``label`` by the loaded classifier,
+    from its metrics file (read and described once per file version); [] without one."""
+    entry = _metrics_entry(res)
+    if entry is None:
+        return []
     metrics, lines = entry
     if label not in lines:
         from cxrlib.trust import describe_track_record, track_record  # (it imports this)

@@ -10,6 +10,10 @@ Three checks, each a pure function of a classifier and images, used by
 * :func:`explanation_summary`: Grad-CAM lung focus per class and source, and
   a faithfulness figure (confidence drop when the hottest 20% is blurred out,
   against a random 20%).
+* :func:`compare_explanations`: every heatmap method on the same images: how far
+  they agree, and the model-randomisation check (Adebayo et al., "Sanity checks for
+  saliency maps", NeurIPS 2018): a map that hardly changes when the network's weights
+  are re-drawn at random shows the image, not what the model learnt.
 * :func:`leave_one_source_out`: retrain with one source held out and test on
   it: what the model does on a hospital it has never seen.
 """
@@ -24,7 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from cxrlib.focus import confidence_drops, lung_focus, model_view_focus
+from cxrlib.focus import (
+    confidence_drops,
+    hot_region_ious,
+    lung_focus,
+    map_rank_correlation,
+    model_view_focus,
+)
 from cxrlib.lungs import erase_lungs, lungs_only
 from cxrlib.model import Classifier
 
@@ -204,6 +214,106 @@ def explanation_summary(
         },
         "faithfulness": faith(all_idx),
         "faithfulness_per_class": {names[c]: faith(y == c) for c in np.unique(y)},
+    }
+
+
+def randomised_classifier(classifier: Classifier, seed: int = 0) -> Classifier:
+    """The same architecture, preprocessing and framing with freshly initialised weights."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    fresh = keras.models.clone_model(classifier.model)  # new layers, new initial weights
+    return Classifier(fresh, classifier.meta, segmenter=classifier.segmenter)
+
+
+def compare_explanations(
+    classifier: Classifier,
+    segmenter: Any,
+    grays: Sequence[np.ndarray],
+    y: np.ndarray,
+    methods: Sequence[str] | None = None,
+    percent: float = 15.0,
+    seeds: Sequence[int] = (0, 1, 2),
+) -> dict[str, Any]:
+    """Every method's map of the predicted class, from the model and from re-initialised copies.
+
+    Per image: the predicted class (as the app predicts it), each method's map of it,
+    the intersection over union of every pair of methods' hottest ``percent`` %
+    regions (:func:`cxrlib.focus.hot_region_ious`), each map's lung focus, and how
+    alike each map is to the same method's map from :func:`randomised_classifier`
+    (rank correlation over the model's view, :func:`cxrlib.focus.map_rank_correlation`,
+    and hot-region IoU). Both networks explain the same class in the same crop. One
+    random network per seed: how alike the maps stay moves with the draw, so the
+    figures are means over the seeds, with their range.
+
+    Returns:
+        ``{"n", "percent", "seeds", "methods", "agreement": {mean, median, p10, p90},
+        "pairwise_iou": {"a~b": mean}, "lung_focus": {method: mean},
+        "randomised": {method: {"rank_correlation", "rank_correlation_range",
+        "hot_iou", "hot_iou_range"}}}``.
+    """
+    from cxrlib.explain import METHODS, Explainer
+
+    methods = list(methods or METHODS)
+    if len(methods) < 2:
+        raise ValueError("comparing methods needs at least two")
+    mine = Explainer(classifier)
+    theirs = [Explainer(randomised_classifier(classifier, s)) for s in seeds]
+    preds = classifier.predict(list(grays)).argmax(axis=1)
+    masks = segmenter.segment_many(list(grays), [None] * len(grays))
+    n = len(methods)
+    ious, agreement = np.zeros((n, n)), []
+    focus: dict[str, list[float]] = {m: [] for m in methods}
+    # [method][seed] -> one value per image
+    rho: dict[str, list[list[float]]] = {m: [[] for _ in seeds] for m in methods}
+    hot: dict[str, list[list[float]]] = {m: [[] for _ in seeds] for m in methods}
+    for gray, mask, k in zip(grays, masks, preds, strict=True):
+        box = classifier.crop_box(gray)
+        maps = [mine.explain(gray, m, int(k)) for m in methods]
+        table = hot_region_ious(maps, percent)
+        ious += table
+        agreement.append(float(table[np.triu_indices(n, k=1)].mean()))
+        for m, own in zip(methods, maps, strict=True):
+            if np.any(mask):
+                focus[m].append(lung_focus(own, mask))
+            for i, explainer in enumerate(theirs):
+                other = explainer.explain(gray, m, int(k))
+                rho[m][i].append(map_rank_correlation(own, other, box))
+                hot[m][i].append(float(hot_region_ious([own, other], percent)[0, 1]))
+    ious /= max(1, len(agreement))
+    a = np.asarray(agreement)
+
+    def mean(v: Sequence[float]) -> float | None:
+        finite = [x for x in v if np.isfinite(x)]
+        return round(float(np.mean(finite)), 4) if finite else None
+
+    def over_seeds(per_seed: list[list[float]], name: str) -> dict[str, Any]:
+        means = [x for x in (mean(v) for v in per_seed) if x is not None]
+        if not means:
+            return {name: None, f"{name}_range": None}
+        return {name: mean(means), f"{name}_range": [min(means), max(means)]}
+
+    return {
+        "n": len(agreement),
+        "percent": percent,
+        "seeds": list(seeds),
+        "methods": methods,
+        "agreement": {
+            "mean": round(float(a.mean()), 4),
+            "median": round(float(np.median(a)), 4),
+            "p10": round(float(np.percentile(a, 10)), 4),
+            "p90": round(float(np.percentile(a, 90)), 4),
+        },
+        "pairwise_iou": {
+            f"{methods[i]}~{methods[j]}": round(float(ious[i, j]), 4)
+            for i in range(n)
+            for j in range(i + 1, n)
+        },
+        "lung_focus": {m: mean(v) for m, v in focus.items()},
+        "randomised": {
+            m: {**over_seeds(rho[m], "rank_correlation"), **over_seeds(hot[m], "hot_iou")}
+            for m in methods
+        },
     }
 
 

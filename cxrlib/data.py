@@ -75,14 +75,17 @@ def read_manifest(
 
 def stratified_sample(df: pd.DataFrame, max_images: int | None, seed: int = 0) -> pd.DataFrame:
     """At most ``max_images`` rows of a manifest, spread evenly over its (source, label)
-    groups (each group gives ``max_images // groups`` rows, or all it has); every column
-    kept. ``None`` or a number at least ``len(df)`` returns ``df`` itself."""
+    groups (each group gives ``max_images // groups`` rows, at least one, or all it has;
+    with more groups than rows, a seeded choice of them); every column kept. ``None`` or
+    a number at least ``len(df)`` returns ``df`` itself."""
     if not max_images or len(df) <= max_images:
         return df
     groups = [g for _, g in df.groupby(["source", "label"], sort=True)]
     per = max(1, max_images // len(groups))
     # Not groupby().apply(): pandas 3 drops the grouping columns from its result.
-    return pd.concat([g.sample(min(len(g), per), random_state=seed) for g in groups])
+    out = pd.concat([g.sample(min(len(g), per), random_state=seed) for g in groups])
+    # More groups than images: one row from each of a seeded choice of groups.
+    return out.sample(max_images, random_state=seed) if len(out) > max_images else out
 
 
 def load_gray(file: str | Path) -> np.ndarray:

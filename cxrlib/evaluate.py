@@ -12,6 +12,10 @@ and PR curve points and per-image probabilities.
 ``--save-metrics`` evaluates the val and test splits of the shared manifest
 and writes ``models/<name>.metrics.json`` for the app's Metrics page.
 
+``--methods`` compares every heatmap method on a stratified sample (``--methods-images``)
+and runs the model-randomisation check (:func:`cxrlib.audit.compare_explanations`; with
+``--record``, stored as ``explain_methods``).
+
 ``--external ../shared/lungs`` scores the lung set's collections that no training
 image came from (:mod:`cxrlib.external`; with ``--record``, stored as ``external``).
 
@@ -536,6 +540,26 @@ def run_audits(
     return out
 
 
+def format_methods(section: dict[str, Any]) -> str:
+    """The ``--methods`` result as a plain-text table."""
+    agree = section["agreement"]
+    lines = [
+        f"== heatmap methods on {section['n']} images: hottest {section['percent']:g}% regions "
+        f"overlap by {agree['mean']:.3f} on average (10th-90th percentile "
+        f"{agree['p10']:.3f}-{agree['p90']:.3f}) ==",
+        f"{'method':<12} {'lung focus':>10} {'vs random weights: rank corr.':>30} {'hot IoU':>8}",
+    ]
+    for m in section["methods"]:
+        r = section["randomised"][m]
+        cells = [section["lung_focus"][m], r["rank_correlation"], r["hot_iou"]]
+        f = ["-" if v is None else f"{v:.3f}" for v in cells]
+        spread = r.get("rank_correlation_range")
+        if spread:
+            f[1] += f" ({spread[0]:.2f} to {spread[1]:.2f})"
+        lines.append(f"{m:<12} {f[0]:>10} {f[1]:>30} {f[2]:>8}")
+    return "\n".join(lines)
+
+
 def loso_config(classifier: Classifier, epochs: int, steps: int) -> Any:
     """The leave-one-source-out runs' :class:`cxrlib.train.TrainConfig`: the model's own
     recipe (architecture, sampling, preprocessing, augmentation, seed) on a short schedule."""
@@ -628,6 +652,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="audit at most this many images (stratified by source and label)",
     )
     p.add_argument(
+        "--methods",
+        action="store_true",
+        help="every heatmap method on the same images: their agreement, and how much each "
+        "map changes when the network's weights are re-drawn at random",
+    )
+    p.add_argument(
+        "--methods-images",
+        type=int,
+        default=200,
+        help="images for --methods (stratified by source and label; two networks x five "
+        "methods each, about 2 s per image on 2 cores)",
+    )
+    p.add_argument(
         "--segmenter", default=None, help="lung segmenter (default models/lung_segmenter.keras)"
     )
     p.add_argument(
@@ -710,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
     views = DEFAULT_VIEWS if a.views else (() if a.single_view else None)
     clf = None
     res: dict[str, Any] = {}
-    if not a.save_metrics and not a.loso and not a.external:
+    if not a.save_metrics and not a.loso and not a.external and not a.methods:
         clf = load_classifier(a.model)
         if a.record_alternative:
             # Refused before minutes of scoring, not after them.
@@ -741,6 +778,23 @@ def main(argv: list[str] | None = None) -> int:
             val["split"] = a.split
             val["command"] = command
             sections[key] = val
+    if a.methods:
+        from cxrlib.audit import compare_explanations
+        from cxrlib.lungs import DEFAULT_SEGMENTER_PATH, load_segmenter
+
+        clf = clf or load_classifier(a.model)
+        df = read_manifest(manifest, root=a.root, split=a.split, class_names=clf.class_names)
+        sub = stratified_sample(df, a.methods_images)
+        t0 = time.time()
+        section = compare_explanations(
+            clf,
+            load_segmenter(a.segmenter or DEFAULT_SEGMENTER_PATH),
+            [load_gray(f) for f in sub["file"]],
+            sub["y"].to_numpy(),
+        )
+        section.update(split=a.split, command=command, seconds=round(time.time() - t0, 1))
+        sections["explain_methods"] = section
+        print(format_methods(section))
     if a.loso:
         from cxrlib.audit import leave_one_source_out
 

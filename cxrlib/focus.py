@@ -85,6 +85,30 @@ def hot_region_ious(heatmaps: Sequence[np.ndarray], percent: float = 15.0) -> np
     return out
 
 
+def map_rank_correlation(
+    a: np.ndarray, b: np.ndarray, box: Box | None = None, size: int = 64
+) -> float:
+    """Spearman rank correlation of two heatmaps of one image, over the model's view.
+
+    Only ``box`` (the crop the model saw, if any) counts: outside it every map is 0 by
+    construction, which would make any two maps look alike. Both are area-averaged to
+    ``size`` x ``size`` first; tied values share their mean rank. NaN when either map
+    is flat there (a correlation is undefined).
+    """
+    from scipy.stats import spearmanr
+
+    if box is not None:
+        top, bottom, left, right = box
+        a, b = a[top:bottom, left:right], b[top:bottom, left:right]
+    small = [
+        cv2.resize(np.asarray(m, np.float32), (size, size), interpolation=cv2.INTER_AREA)
+        for m in (a, b)
+    ]
+    if any(float(np.ptp(m)) == 0.0 for m in small):
+        return float("nan")
+    return float(spearmanr(small[0].ravel(), small[1].ravel()).statistic)
+
+
 def hot_region_agreement(heatmaps: Sequence[np.ndarray], percent: float = 15.0) -> float:
     """How far several heatmaps of one image point at the same place, in [0, 1].
 

@@ -742,7 +742,7 @@ def jpeg_frame_size(data: bytes) -> tuple[int, int] | None:
         if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
             i += 2
             continue
-        if marker == 0xDA:  # a scan before any frame header
+        if marker in (0xDA, 0xD9):  # a scan, or the end, before any frame header
             return None
         if marker in _JPEG_SOF or marker == _JPEG_LS_SOF:
             if i + 9 > len(data):

@@ -333,6 +333,103 @@ def explain_tables(section: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Rank correlation with the re-initialised network's map at or above which a method's
+#: maps "changed little", and below which "completely" (Adebayo et al. 2018 read theirs
+#: the same way; the bands are this project's wording, not a standard).
+STAYS_ALIKE = 0.5
+CHANGES_COMPLETELY = 0.2
+
+
+def methods_table(section: dict[str, Any]) -> Any:
+    """``metrics.json["explain_methods"]``: one row per heatmap method."""
+    import pandas as pd
+
+    methods = [m for m in section.get("methods") or [] if isinstance(m, str)]
+    pairs = section.get("pairwise_iou") or {}
+    rows = []
+    for m in methods:
+        mine = [v for k, v in pairs.items() if m in k.split("~") and v is not None]
+        r = (section.get("randomised") or {}).get(m) or {}
+        rows.append(
+            {
+                "method": METHOD_LABELS.get(m, m),
+                "lung focus": (section.get("lung_focus") or {}).get(m),
+                "hottest region shared with the other methods (mean IoU)": (
+                    float(np.mean(mine)) if mine else None
+                ),
+                "random weights: rank correlation of the maps": r.get("rank_correlation"),
+                "its range over the random draws": (
+                    f"{r['rank_correlation_range'][0]:.2f} to {r['rank_correlation_range'][1]:.2f}"
+                    if r.get("rank_correlation_range")
+                    else None
+                ),
+                "random weights: hottest region shared (IoU)": r.get("hot_iou"),
+            }
+        )
+    return pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame()
+
+
+def _randomised_bands(section: dict[str, Any]) -> dict[str, list[tuple[str, float]]]:
+    bands: dict[str, list[tuple[str, float]]] = {"alike": [], "partly": [], "completely": []}
+    for m in section.get("methods") or []:
+        rho = ((section.get("randomised") or {}).get(m) or {}).get("rank_correlation")
+        if rho is None:
+            continue
+        band = (
+            "alike"
+            if rho >= STAYS_ALIKE
+            else "completely"
+            if rho < CHANGES_COMPLETELY
+            else "partly"
+        )
+        bands[band].append((METHOD_LABELS.get(m, m), float(rho)))
+    return bands
+
+
+def describe_methods(section: dict[str, Any]) -> list[str]:
+    """The method comparison and the model-randomisation check, in words."""
+    n, agree = section.get("n", 0), section.get("agreement") or {}
+    lines = []
+    if agree.get("mean") is not None:
+        lines.append(
+            f"On {n:,} images of the {section.get('split') or 'given'} split, the methods' "
+            f"hottest {section.get('percent', 15):g}% regions overlap by "
+            f"**{100 * agree['mean']:.0f}%** on average (intersection over union of each pair; "
+            f"10th-90th percentile {100 * agree.get('p10', 0):.0f}-"
+            f"{100 * agree.get('p90', 0):.0f}%)."
+        )
+    bands = _randomised_bands(section)
+
+    def named(items: list[tuple[str, float]]) -> str:
+        return _join([f"{name} ({rho:.2f})" for name, rho in items])
+
+    if any(bands.values()):
+        seeds = section.get("seeds") or [section.get("seed", 0)]
+        drawn = "once" if len(seeds) == 1 else f"{len(seeds)} times"
+        text = (
+            "**Model-randomisation check**: the same network with its weights re-drawn at "
+            f"random ({drawn}) explained the same class. A map that explains *this* model "
+            "should change. Mean rank correlation with the random network's map:"
+        )
+        if bands["completely"]:
+            text += f" changed completely for {named(bands['completely'])};"
+        if bands["partly"]:
+            text += f" changed partly for {named(bands['partly'])}, which keep some of the image's structure;"
+        if bands["alike"]:
+            text += (
+                f" changed little for {named(bands['alike'])}: those maps show the image's "
+                "structure (edges, contrast) as much as what the model learnt."
+            )
+        lines.append(text.rstrip(";") + ("" if text.endswith(".") else "."))
+    return lines
+
+
+def image_driven_methods(section: dict[str, Any]) -> list[tuple[str, float]]:
+    """Methods whose maps changed little when the weights were re-drawn, with their rank
+    correlation (the Diagnose page's warning under "Compare all methods")."""
+    return _randomised_bands(section)["alike"]
+
+
 def as_predicted(result: dict[str, Any]) -> dict[str, Any]:
     """A held-out source's figures as the app predicts: averaged over the test-time views
     where that was measured (``with_views``), else on the image alone."""

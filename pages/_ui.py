@@ -160,7 +160,7 @@ LOSO_SECTIONS = (
     ),
 )
 #: The metrics sections :func:`audit_sections` shows.
-AUDIT_KEYS = ("explain", "ablation", *(key for key, *_ in LOSO_SECTIONS))
+AUDIT_KEYS = ("explain", "explain_methods", "ablation", *(key for key, *_ in LOSO_SECTIONS))
 
 
 def audit_sections(metrics: dict, level: str = "subheader") -> None:
@@ -202,6 +202,16 @@ def audit_sections(metrics: dict, level: str = "subheader") -> None:
                 "large random area."
             )
             metric_table(t["faithfulness"])
+    methods = metrics.get("explain_methods")
+    if isinstance(methods, dict):
+        heading(bold("Do the heatmap methods agree, and do they explain the model?"))
+        st.markdown("\n\n".join(trust.describe_methods(methods)))
+        metric_table(trust.methods_table(methods))
+        st.caption(
+            "Lung focus: share of the map inside the lungs. Random weights: the same network "
+            "re-initialised (Adebayo et al., Sanity checks for saliency maps, 2018); a rank "
+            "correlation near 0 means the map depends on what the model learnt."
+        )
     ab = metrics.get("ablation")
     if isinstance(ab, dict):
         heading(bold("Ablation: lungs erased, lungs only"))

@@ -318,6 +318,9 @@ def main() -> None:
         for col, d in zip(st.columns(len(compared.diagnoses)), compared.diagnoses, strict=True):
             col.image(overlay_of(d), caption=compared.caption(d), width="stretch")
         st.caption(compared.text())
+        note = appstate.randomisation_note(res)
+        if note:
+            st.caption(f":material/warning: {note}")
 
     with focus_slot:
         st.markdown(f"**Lung focus** ({appstate.METHOD_LABELS[method]}, '{diagnosis.target_name}')")

@@ -163,3 +163,5 @@ def test_stratified_sample_keeps_every_column_and_spreads_over_groups():
     assert out["file"].is_unique and set(out["file"]) <= set(df["file"])
     assert list(data.stratified_sample(df, 9, seed=1)["file"]) == list(out["file"])  # seeded
     assert data.stratified_sample(df, None) is df and data.stratified_sample(df, 22) is df
+    # More groups than images: still at most that many.
+    assert len(data.stratified_sample(df, 2)) == 2

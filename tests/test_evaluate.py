@@ -138,6 +138,19 @@ def test_cli_records_the_views_it_averaged(tmp_path, tiny_model_path, cxr_dir):
     assert res["n"] == 3 and res["views"] == ["original"] + [v.name for v in DEFAULT_VIEWS]
 
 
+def test_cli_methods_compares_every_method_on_a_stratified_sample(
+    tmp_path, tiny_model_path, cxr_dir, capsys
+):
+    from cxrlib.explain import METHODS
+
+    _, res = _run_cli(tmp_path, tiny_model_path, cxr_dir, 2, "--methods", "--methods-images", "3")
+    section = res["explain_methods"]
+    assert section["n"] == 3 and section["methods"] == list(METHODS)
+    assert "--methods" in section["command"] and section["split"] is None
+    assert "n" not in res  # the standalone audit does not score the manifest again
+    assert "heatmap methods on 3 images" in capsys.readouterr().out
+
+
 def test_view_average_is_the_apps_prediction(tmp_path):
     import cv2
     from blobs import blob_image, blob_model

@@ -643,6 +643,7 @@ def test_jpeg_frame_size_reads_every_process_and_refuses_garbage():
     jpeg_ls = b"\xff\xd8\xff\xf7" + struct.pack(">HBHHB", 11, 8, 33, 44, 1) + b"\x01\x11\x00"
     assert imaging.jpeg_frame_size(jpeg_ls) == (44, 33)
     assert imaging.jpeg_frame_size(b"\xff\xd8\xff\xda" + bytes(20)) is None  # scan first
+    assert imaging.jpeg_frame_size(b"\xff\xd8\xff\xd9\xff\xc0" + bytes(20)) is None  # ended
     assert imaging.jpeg_frame_size(pil_bytes(img, "JPEG")[:4]) is None  # cut short
     assert imaging.jpeg_frame_size(pil_bytes(img, "PNG")) is None
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from saved_metrics import metrics_with
+from saved_metrics import METHODS_SECTION, metrics_with
 
 from cxrlib import trust
 
@@ -443,3 +443,25 @@ def test_a_reseeded_copy_of_the_recipe_is_shown_as_chance_not_as_a_rival():
     # A copy that moved it by no more than the margin adds nothing.
     copy["external"] = _external({"normal": 165, "covid": 110})
     assert "another seed" not in trust.comparison_note(trust.comparisons(meta, metrics))
+
+
+def test_methods_table():
+    t = trust.methods_table(METHODS_SECTION)
+    assert list(t.index) == ["Grad-CAM", "LayerCAM", "SmoothGrad"]
+    shared = t["hottest region shared with the other methods (mean IoU)"]
+    assert shared.tolist() == pytest.approx([0.5, 0.55, 0.25])  # mean of each one's pairs
+    assert t["random weights: rank correlation of the maps"].tolist() == [0.01, 0.32, 0.59]
+    assert t["its range over the random draws"].iloc[2] == "0.43 to 0.70"
+    assert t["its range over the random draws"].iloc[:2].isna().all()
+    assert trust.methods_table({}).empty
+
+
+def test_describe_methods_puts_each_method_in_its_band():
+    lines = trust.describe_methods(METHODS_SECTION)
+    assert "On 200 images of the test split" in lines[0] and "**55%**" in lines[0]
+    check = lines[1]
+    assert "changed completely for Grad-CAM (0.01)" in check
+    assert "changed partly for LayerCAM (0.32)" in check
+    assert "changed little for SmoothGrad (0.59)" in check
+    assert trust.image_driven_methods(METHODS_SECTION) == [("SmoothGrad", 0.59)]
+    assert trust.describe_methods({}) == []

@@ -406,6 +406,23 @@ def _model_card_with(app_env, monkeypatch, tmp_path, **sections):
     return at
 
 
+def test_the_method_check_shows_on_the_model_card_and_under_the_comparison(
+    app_env, monkeypatch, tmp_path
+):
+    from saved_metrics import METHODS_SECTION
+
+    at = _model_card_with(app_env, monkeypatch, tmp_path, explain_methods=METHODS_SECTION)
+    page = texts(at)
+    assert "Do the heatmap methods agree, and do they explain the model?" in page
+    assert "changed little for SmoothGrad (0.59)" in page
+    assert any("random weights: rank correlation of the maps" in d.value for d in at.dataframe)
+    at.switch_page("pages/diagnose.py").run()
+    _upload(at, "chest.png", png_of("covid_cxnet_265.jpg"), "image/png")
+    at.toggle(key="diag_compare").set_value(True).run()
+    _no_exception(at)
+    assert "the maps of SmoothGrad (0.59) kept a rank correlation of 0.5 or more" in texts(at)
+
+
 def test_the_model_card_shows_the_full_recipe_held_out(app_env, monkeypatch, tmp_path):
     at = new_app().run()
     at.switch_page("pages/model_card.py").run()
