@@ -354,16 +354,14 @@ def methods_table(section: dict[str, Any]) -> Any:
             {
                 "method": METHOD_LABELS.get(m, m),
                 "lung focus": (section.get("lung_focus") or {}).get(m),
-                "hottest region shared with the other methods (mean IoU)": (
-                    float(np.mean(mine)) if mine else None
-                ),
-                "random weights: rank correlation of the maps": r.get("rank_correlation"),
-                "its range over the random draws": (
+                "overlap with the other methods (IoU)": (float(np.mean(mine)) if mine else None),
+                "random weights: rank correlation": r.get("rank_correlation"),
+                "range over the draws": (
                     f"{r['rank_correlation_range'][0]:.2f} to {r['rank_correlation_range'][1]:.2f}"
                     if r.get("rank_correlation_range")
                     else None
                 ),
-                "random weights: hottest region shared (IoU)": r.get("hot_iou"),
+                "random weights: overlap (IoU)": r.get("hot_iou"),
             }
         )
     return pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame()

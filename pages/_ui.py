@@ -113,7 +113,16 @@ def component_errors(res: appstate.Resources, names: tuple[str, ...]) -> None:
         st.caption(f"Details: {res.errors[name]}")
 
 
-PERCENT_COLUMNS = ("sensitivity", "specificity", "PPV", "NPV", "accuracy", "mean", "median")
+PERCENT_COLUMNS = (
+    "sensitivity",
+    "specificity",
+    "PPV",
+    "NPV",
+    "accuracy",
+    "mean",
+    "median",
+    "lung focus",
+)
 DECIMAL_COLUMNS = ("F1", "AUC", "macro-F1")
 
 
@@ -134,6 +143,8 @@ def metric_table(df) -> None:
             name in DECIMAL_COLUMNS
             or name.startswith(("confidence drop", "difference"))
             or name.endswith(" AUC")
+            or "IoU" in name
+            or "correlation" in name
         ):
             formats[c] = "{:.3f}"
         elif df[c].dtype.kind in "iuf":
