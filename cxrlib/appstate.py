@@ -908,11 +908,14 @@ def report_bytes(
     settings: dict[str, object] | None = None,
     gate: GateVerdict | None = None,
     warnings: Sequence[str] = (),
+    comparison: Sequence[tuple[str, np.ndarray]] = (),
+    comparison_text: str = "",
 ) -> bytes:
     """The PDF report of one analysed upload (see :mod:`cxrlib.report`), in memory.
 
     Only computed values go in: no file name, no DICOM field other than the
-    decoder's technical notices.
+    decoder's technical notices. ``comparison``: (caption, overlay) of every method
+    when the user compared them (:class:`MethodComparison`), with ``comparison_text``.
     """
     from cxrlib.report import ReportData, build_report
 
@@ -940,6 +943,8 @@ def report_bytes(
         gate_text=gate_text(gate),
         warnings=list(warnings),
         notices=list(decoded.notices),
+        comparison=[(c, np.asarray(o, dtype=np.uint8)) for c, o in comparison],
+        comparison_text=comparison_text,
     )
     return build_report(data)
 

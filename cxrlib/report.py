@@ -76,6 +76,8 @@ class ReportData:
         gate_text: The out-of-distribution verdict in words, or "".
         warnings: Extra warnings (e.g. "analysed although the gate rejected it").
         notices: Decoding notices (technical, never patient data).
+        comparison: (caption, RGB overlay) of every method, when the user compared them.
+        comparison_text: How far those methods agree, in words.
         created: Timestamp (UTC now when None).
     """
 
@@ -97,6 +99,8 @@ class ReportData:
     gate_text: str = ""
     warnings: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    comparison: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    comparison_text: str = ""
     created: datetime | None = None
 
 
@@ -231,7 +235,33 @@ def build_report(data: ReportData) -> bytes:
         pdf.cell(32, 5, pdf_text(label))
         pdf.set_font("Helvetica", "", 9)
         pdf.multi_cell(width - 32, 5, pdf_text(text), new_x="LMARGIN", new_y="NEXT")
+    if data.comparison:
+        _comparison(pdf, data, width)
     return bytes(pdf.output())
+
+
+def _comparison(pdf: FPDF, data: ReportData, width: float) -> None:
+    """Every method's overlay in a row, each captioned, then the agreement sentence."""
+    n, gap = len(data.comparison), 3.0
+    size = (width - gap * (n - 1)) / n
+    if pdf.get_y() + size + 30 > pdf.h - pdf.b_margin:
+        pdf.add_page()
+    pdf.ln(3)
+    pdf.set_font("Helvetica", "B", 11)
+    pdf.cell(0, 6, pdf_text(f"All methods compared (class '{data.explained_class}')"))
+    pdf.ln(7)
+    top = pdf.get_y()
+    for i, (caption, rgb) in enumerate(data.comparison):
+        x = pdf.l_margin + i * (size + gap)
+        pdf.image(_png(rgb, 400), x=x, y=top, w=size, h=size, keep_aspect_ratio=True)
+        pdf.set_xy(x, top + size + 1)
+        pdf.set_font("Helvetica", "", 7)
+        pdf.multi_cell(size, 3.2, pdf_text(caption), align="C")
+    pdf.set_xy(pdf.l_margin, top + size + 9)
+    if data.comparison_text:
+        pdf.set_font("Helvetica", "", 8.5)
+        text = data.comparison_text.replace("**", "")
+        pdf.multi_cell(width, 4.5, pdf_text(text), new_x="LMARGIN", new_y="NEXT")
 
 
 def overlay_png(rgb: np.ndarray) -> bytes:

@@ -275,6 +275,8 @@ def main() -> None:
     from cxrlib.overlay import heatmap_rgb, overlay
 
     mask = diagnosis.lung_mask if outline else None
+    strip: list = []  # every method's overlay, when compared (also in the PDF report)
+    comparison_text = ""
 
     def overlay_of(d):
         """The image with ``d``'s heatmap under the current display settings."""
@@ -315,9 +317,11 @@ def main() -> None:
     ):
         with st.spinner("Computing the other methods..."):
             compared = appstate.compare_methods(res, cache, decoded, cls)
-        for col, d in zip(st.columns(len(compared.diagnoses)), compared.diagnoses, strict=True):
-            col.image(overlay_of(d), caption=compared.caption(d), width="stretch")
-        st.caption(compared.text())
+        strip = [(compared.caption(d), overlay_of(d)) for d in compared.diagnoses]
+        for col, (caption, image) in zip(st.columns(len(strip)), strip, strict=True):
+            col.image(image, caption=caption, width="stretch")
+        comparison_text = compared.text()
+        st.caption(comparison_text)
         note = appstate.randomisation_note(res)
         if note:
             st.caption(f":material/warning: {note}")
@@ -348,6 +352,8 @@ def main() -> None:
         settings=settings,
         gate=gate,
         warnings=warnings,
+        comparison=strip,
+        comparison_text=comparison_text,
     )
     d1, d2, _ = st.columns([1, 1, 2])
     d1.download_button(

@@ -102,3 +102,20 @@ def test_overlay_png_round_trips():
 
     back = np.asarray(Image.open(io.BytesIO(overlay_png(rgb))))
     np.testing.assert_array_equal(back, rgb)
+
+
+def test_report_with_every_method_compared():
+    rng = np.random.default_rng(1)
+    strip = [
+        (f"Method {i} · {60 + i}% in the lungs", rng.integers(0, 255, (120, 100, 3), np.uint8))
+        for i in range(5)
+    ]
+    plain = pdf_plaintext(build_report(_data()))
+    text = pdf_plaintext(
+        build_report(_data(comparison=strip, comparison_text="They overlap by **55%**."))
+    )
+    assert "All methods compared (class 'pneumonia')" in text
+    assert "Method 4 - 64% in the lungs" in text and "They overlap by 55%." in text
+    # Five more images than the report without a comparison.
+    assert text.count("/Subtype /Image") == plain.count("/Subtype /Image") + 5
+    assert "All methods compared" not in plain

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_report import pdf_plaintext
 
 from cxrlib.server import free_port, streamlit_command, wait_healthy
 
@@ -217,6 +218,10 @@ def test_diagnose_and_batch_in_a_real_browser(server, browser, tmp_path):
     page.get_by_text("regions overlap by").first.wait_for(timeout=60_000)
     _idle(page)
     _shot(page, "03b_diagnose_compare.png")
+    with page.expect_download(timeout=60_000) as info:
+        page.get_by_role("button", name="Download PDF report").click()
+    report = pdf_plaintext(Path(info.value.path()).read_bytes())
+    assert "All methods compared" in report and "regions overlap by" in report
     page.get_by_text("Compare all methods").first.click()
     page.get_by_text("regions overlap by").first.wait_for(state="detached", timeout=30_000)
 
