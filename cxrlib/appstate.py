@@ -640,7 +640,9 @@ class MethodComparison:
     @property
     def agreement(self) -> float:
         """The mean IoU over every pair of methods."""
-        return float(self.ious[np.triu_indices(len(self.ious), k=1)].mean())
+        from cxrlib.focus import mean_over_pairs
+
+        return mean_over_pairs(self.ious)
 
     def same_region(self, at_least: float = 0.95) -> list[tuple[str, str]]:
         """Pairs of methods (their labels) whose hottest regions (nearly) coincide."""
@@ -848,18 +850,9 @@ def randomisation_note(res: Resources) -> str | None:
     section = (entry[0] or {}).get("explain_methods") if entry else None
     if not isinstance(section, dict):
         return None
-    from cxrlib.trust import STAYS_ALIKE, image_driven_methods
+    from cxrlib.trust import image_driven_note
 
-    alike = image_driven_methods(section)
-    if not alike:
-        return None
-    named = ", ".join(f"{name} ({rho:.2f})" for name, rho in alike)
-    return (
-        f"In the model-randomisation check ({section.get('n', 0):,} test images, Trust page), "
-        f"the maps of {named} kept a rank correlation of {STAYS_ALIKE:g} or more with those of the same "
-        "network with random weights: they show the image's structure as much as what this "
-        "model learnt."
-    )
+    return image_driven_note(section)
 
 
 def answer_record(res: Resources, label: str) -> list[str]:

@@ -33,6 +33,7 @@ from cxrlib.focus import (
     hot_region_ious,
     lung_focus,
     map_rank_correlation,
+    mean_over_pairs,
     model_view_focus,
 )
 from cxrlib.lungs import erase_lungs, lungs_only
@@ -272,7 +273,7 @@ def compare_explanations(
         maps = [mine.explain(gray, m, int(k)) for m in methods]
         table = hot_region_ious(maps, percent)
         ious += table
-        agreement.append(float(table[np.triu_indices(n, k=1)].mean()))
+        agreement.append(mean_over_pairs(table))
         for m, own in zip(methods, maps, strict=True):
             if np.any(mask):
                 focus[m].append(lung_focus(own, mask))
@@ -283,15 +284,11 @@ def compare_explanations(
     ious /= max(1, len(agreement))
     a = np.asarray(agreement)
 
-    def mean(v: Sequence[float]) -> float | None:
-        finite = [x for x in v if np.isfinite(x)]
-        return round(float(np.mean(finite)), 4) if finite else None
-
     def over_seeds(per_seed: list[list[float]], name: str) -> dict[str, Any]:
-        means = [x for x in (mean(v) for v in per_seed) if x is not None]
+        means = [m for m in (_summary(v)["mean"] for v in per_seed) if m is not None]
         if not means:
             return {name: None, f"{name}_range": None}
-        return {name: mean(means), f"{name}_range": [min(means), max(means)]}
+        return {name: _summary(means)["mean"], f"{name}_range": [min(means), max(means)]}
 
     return {
         "n": len(agreement),
@@ -309,7 +306,7 @@ def compare_explanations(
             for i in range(n)
             for j in range(i + 1, n)
         },
-        "lung_focus": {m: mean(v) for m, v in focus.items()},
+        "lung_focus": {m: _summary(v)["mean"] for m, v in focus.items()},
         "randomised": {
             m: {**over_seeds(rho[m], "rank_correlation"), **over_seeds(hot[m], "hot_iou")}
             for m in methods

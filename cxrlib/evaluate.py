@@ -661,8 +661,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--methods-images",
         type=int,
         default=200,
-        help="images for --methods (stratified by source and label; two networks x five "
-        "methods each, about 2 s per image on 2 cores)",
+        help="images for --methods (stratified by source and label; the model and three "
+        "random copies x five methods each, about 3 s per image on 2 cores)",
     )
     p.add_argument(
         "--segmenter", default=None, help="lung segmenter (default models/lung_segmenter.keras)"

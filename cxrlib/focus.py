@@ -109,6 +109,11 @@ def map_rank_correlation(
     return float(spearmanr(small[0].ravel(), small[1].ravel()).statistic)
 
 
+def mean_over_pairs(table: np.ndarray) -> float:
+    """The mean of a symmetric pair table (:func:`hot_region_ious`) above its diagonal."""
+    return float(table[np.triu_indices(len(table), k=1)].mean())
+
+
 def hot_region_agreement(heatmaps: Sequence[np.ndarray], percent: float = 15.0) -> float:
     """How far several heatmaps of one image point at the same place, in [0, 1].
 
@@ -119,8 +124,7 @@ def hot_region_agreement(heatmaps: Sequence[np.ndarray], percent: float = 15.0) 
     Raises:
         ValueError: fewer than two maps, or maps of different shapes.
     """
-    ious = hot_region_ious(heatmaps, percent)
-    return float(ious[np.triu_indices(len(ious), k=1)].mean())
+    return mean_over_pairs(hot_region_ious(heatmaps, percent))
 
 
 @dataclass(frozen=True)

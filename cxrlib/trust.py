@@ -384,6 +384,10 @@ def _randomised_bands(section: dict[str, Any]) -> dict[str, list[tuple[str, floa
     return bands
 
 
+def _named(items: list[tuple[str, float]]) -> str:
+    return _join([f"{name} ({rho:.2f})" for name, rho in items])
+
+
 def describe_methods(section: dict[str, Any]) -> list[str]:
     """The method comparison and the model-randomisation check, in words."""
     n, agree = section.get("n", 0), section.get("agreement") or {}
@@ -397,10 +401,6 @@ def describe_methods(section: dict[str, Any]) -> list[str]:
             f"{100 * agree.get('p90', 0):.0f}%)."
         )
     bands = _randomised_bands(section)
-
-    def named(items: list[tuple[str, float]]) -> str:
-        return _join([f"{name} ({rho:.2f})" for name, rho in items])
-
     if any(bands.values()):
         seeds = section.get("seeds") or [section.get("seed", 0)]
         drawn = "once" if len(seeds) == 1 else f"{len(seeds)} times"
@@ -410,12 +410,12 @@ def describe_methods(section: dict[str, Any]) -> list[str]:
             "should change. Mean rank correlation with the random network's map:"
         )
         if bands["completely"]:
-            text += f" changed completely for {named(bands['completely'])};"
+            text += f" changed completely for {_named(bands['completely'])};"
         if bands["partly"]:
-            text += f" changed partly for {named(bands['partly'])}, which keep some of the image's structure;"
+            text += f" changed partly for {_named(bands['partly'])}, which keep some of the image's structure;"
         if bands["alike"]:
             text += (
-                f" changed little for {named(bands['alike'])}: those maps show the image's "
+                f" changed little for {_named(bands['alike'])}: those maps show the image's "
                 "structure (edges, contrast) as much as what the model learnt."
             )
         lines.append(text.rstrip(";") + ("" if text.endswith(".") else "."))
@@ -426,6 +426,20 @@ def image_driven_methods(section: dict[str, Any]) -> list[tuple[str, float]]:
     """Methods whose maps changed little when the weights were re-drawn, with their rank
     correlation (the Diagnose page's warning under "Compare all methods")."""
     return _randomised_bands(section)["alike"]
+
+
+def image_driven_note(section: dict[str, Any]) -> str | None:
+    """The Diagnose page's sentence under "Compare all methods" about those methods, or
+    None when every method's maps changed with the weights."""
+    alike = image_driven_methods(section)
+    if not alike:
+        return None
+    return (
+        f"In the model-randomisation check ({section.get('n', 0):,} test images, Trust page), "
+        f"the maps of {_named(alike)} kept a rank correlation of {STAYS_ALIKE:g} or more with "
+        "those of the same network with random weights: they show the image's structure as "
+        "much as what this model learnt."
+    )
 
 
 def as_predicted(result: dict[str, Any]) -> dict[str, Any]:
