@@ -38,17 +38,18 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python tests/sizes.py
 
 # Re-train every committed model (slow: see README for times).
 models: install
-	$(BIN)/python -m cxrlib.lungs train --data ../shared/lungs --out models/
+	$(BIN)/python -m cxrlib.infer.lungs train --data ../shared/lungs --out models/
 	$(BIN)/python -m cxrlib.train --data ../shared/cxr --out models/
-	$(BIN)/python -m cxrlib.calibrate --model models/cxr_classifier.keras --data ../shared/cxr
-	$(BIN)/python -m cxrlib.calibrate --model models/cxr_classifier.keras --data ../shared/cxr --views
+	$(BIN)/python -m cxrlib.train.calibrate --model models/cxr_classifier.keras --data ../shared/cxr
+	$(BIN)/python -m cxrlib.train.calibrate --model models/cxr_classifier.keras --data ../shared/cxr --views
 	$(BIN)/python -m cxrlib.evaluate --save-metrics --data ../shared/cxr
 	$(BIN)/python -m cxrlib.evaluate --data ../shared/cxr --split test --ablate --explain --record --bootstrap 200
 	$(BIN)/python -m cxrlib.evaluate --data ../shared/cxr --split test --methods --methods-images 120 --record
-	$(BIN)/python -m cxrlib.ood fit --data ../shared/cxr --lungs ../shared/lungs --out models/ood.npz
+	$(BIN)/python -m cxrlib.infer.gate fit --data ../shared/cxr --lungs ../shared/lungs --out models/ood.npz
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

@@ -13,7 +13,7 @@ import os
 
 import streamlit as st
 
-from cxrlib import appstate
+from cxrlib.app import state as appstate
 from pages import _ui
 
 _ui.fast_reruns()

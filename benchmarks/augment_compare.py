@@ -9,13 +9,13 @@ Every variant trains the committed recipe (lung crop, MobileNetV2 alpha 0.5 at
 every variant) on the same short schedule as the
 leave-one-source-out audit, with the ``--hold-out`` source(s) left out, and
 changes one thing: which augmentations are on, the contrast normalisation, or
-the lung ablation augmentations (:func:`cxrlib.augment.lung_ablation`). It is
+the lung ablation augmentations (:func:`cxrlib.train.augment.lung_ablation`). It is
 scored on:
 
 - the held-out source(s), all splits: what carries to a hospital never seen;
 - the validation split of the other sources (never test): balanced accuracy,
   and balanced accuracy and COVID AUC with the lungs erased (the audit's
-  ablation, :func:`cxrlib.audit.ablation`), i.e. how much it reads outside the lungs.
+  ablation, :func:`cxrlib.evaluate.audit.ablation`), i.e. how much it reads outside the lungs.
 
 One JSON line per (variant, seed), appended to ``--out``; a (variant, seed)
 already there is skipped, so an interrupted run resumes. The last line printed
@@ -36,14 +36,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cxrlib.audit import ablation, held_out_scores  # noqa: E402
-from cxrlib.augment import AugmentConfig  # noqa: E402
-from cxrlib.data import load_gray, read_manifest  # noqa: E402
-from cxrlib.evaluate import predict_files  # noqa: E402
-from cxrlib.lungs import default_segmenter  # noqa: E402
-from cxrlib.model import Classifier  # noqa: E402
-from cxrlib.preprocess import PreprocessConfig  # noqa: E402
-from cxrlib.train import TrainConfig, train  # noqa: E402
+from cxrlib.evaluate.audit import ablation, held_out_scores  # noqa: E402
+from cxrlib.train.augment import AugmentConfig  # noqa: E402
+from cxrlib.train.data import load_gray, read_manifest  # noqa: E402
+from cxrlib.evaluate.cli import predict_files  # noqa: E402
+from cxrlib.infer.lungs import default_segmenter  # noqa: E402
+from cxrlib.infer.classifier import Classifier  # noqa: E402
+from cxrlib.infer.preprocess import PreprocessConfig  # noqa: E402
+from cxrlib.train.classifier import TrainConfig, train  # noqa: E402
 
 _OFF = {f.name: 0.0 for f in dataclasses.fields(AugmentConfig)}
 _GEOMETRIC = {k: getattr(AugmentConfig(), k) for k in ("rotate_deg", "scale", "shift")}

@@ -1,17 +1,17 @@
-"""Runs ``cxrlib.train`` on a lent GPU machine, with Keras on the JAX backend.
+"""Runs ``cxrlib.train.classifier`` on a lent GPU machine, with Keras on the JAX backend.
 
 The device machine has JAX but no TensorFlow, and it cannot see ``../shared``. So this
 script has two halves:
 
 ``pack`` (here, on the CPU machine) writes what training reads into a folder (default
 ``.dev/``, ignored by git): the manifest's columns, and the *geometry step* of the
-preprocessing (lung crop, resize; :func:`cxrlib.data.load_geometry`) of every train and
+preprocessing (lung crop, resize; :func:`cxrlib.train.data.load_geometry`) of every train and
 val image as JPEG bytes, since the uint8 arrays (330 MB) do not fit the 64 MiB that may
 travel. JPEG at quality 80 changes a pixel by about 1.5 grey levels on average; a run
 of the committed recipe through this path is the control for that.
 
-``run`` (there) unpacks, answers :func:`cxrlib.data.load_geometry` from the pack, and
-calls :func:`cxrlib.train.main` with the usual arguments once per ``--run``, writing
+``run`` (there) unpacks, answers :func:`cxrlib.train.data.load_geometry` from the pack, and
+calls :func:`cxrlib.train.classifier.main` with the usual arguments once per ``--run``, writing
 each model and its JSON to ``--out`` as soon as it is trained. The trained ``.keras``
 files load under TensorFlow here; calibrate and evaluate them here as any other model.
 
@@ -68,8 +68,8 @@ def pack(
     import cv2
     import pandas as pd
 
-    from cxrlib.data import load_geometry, read_manifest
-    from cxrlib.train import config_from_args, parse_args
+    from cxrlib.train.data import load_geometry, read_manifest
+    from cxrlib.train.classifier import config_from_args, parse_args
 
     cfg = config_from_args(parse_args(["--data", "unused", "--out", "unused", *train_args]))
     out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +95,7 @@ def pack(
     settings = geometry_settings(cfg.preprocess.to_dict())
     (out / "geometry.json").write_text(json.dumps(settings, indent=2) + "\n")
     if cfg.preprocess.uses_lungs:
-        from cxrlib.lungs import default_segmenter
+        from cxrlib.infer.lungs import default_segmenter
 
         (out / "segmenter_sha256").write_text(default_segmenter().meta["weights_sha256"])
 
@@ -115,7 +115,7 @@ def unpack(folder: Path) -> dict[str, np.ndarray]:
 
 def run(folder: Path, out: Path, runs: Sequence[str], workers: int = 12) -> None:
     """Trains once per ``"name=train arguments"`` in ``runs`` on the packed images."""
-    import cxrlib.train as train_mod
+    import cxrlib.train.classifier as train_mod
 
     t0 = time.time()
     images = unpack(folder)
@@ -142,9 +142,9 @@ def run(folder: Path, out: Path, runs: Sequence[str], workers: int = 12) -> None
     if sha_file.exists():
         # train() records the lung segmenter's hash; the segmenter needs TensorFlow.
         meta = {"weights_sha256": sha_file.read_text().strip()}
-        lungs = types.ModuleType("cxrlib.lungs")
+        lungs = types.ModuleType("cxrlib.infer.lungs")
         lungs.default_segmenter = lambda: types.SimpleNamespace(meta=meta)
-        stubs["cxrlib.lungs"] = lungs
+        stubs["cxrlib.infer.lungs"] = lungs
     with (
         mock.patch.object(train_mod, "load_geometry", packed_geometry),
         mock.patch.object(train_mod.AugmentedBatches, "__init__", more_workers),

@@ -14,7 +14,7 @@ One process, warm runs (after two warm-ups), medians in milliseconds:
   them alike and the ``*_x_forward`` ratios stay fair.
 * ``segment_ms``: lung mask of the decoded image, segmented afresh each run (null
   without a segmenter).
-* ``overlay_ms``: :func:`cxrlib.overlay.overlay` at 1024 x 1024 with a lung outline
+* ``overlay_ms``: :func:`cxrlib.infer.overlay.overlay` at 1024 x 1024 with a lung outline
   (``overlay_cpu_ms``: the same, CPU time of the calling thread).
 * ``diagnose_ms``: bytes -> probabilities + test-time ranges + Grad-CAM + lung mask
   + lung focus + overlay (the app's whole first result), the image's segmentation
@@ -100,8 +100,8 @@ def pick_image(cxr_dir: Path) -> Path:
 
 def build_temp(folder: Path) -> tuple[Path, Path]:
     """Saves an untrained default classifier and segmenter (timing stand-ins only)."""
-    from cxrlib.lungs import build_unet
-    from cxrlib.model import build_classifier, save_classifier
+    from cxrlib.infer.lungs import build_unet
+    from cxrlib.infer.classifier import build_classifier, save_classifier
 
     folder.mkdir(parents=True, exist_ok=True)
     model_path = folder / "cxr_classifier.keras"
@@ -122,9 +122,9 @@ def build_temp(folder: Path) -> tuple[Path, Path]:
 
 def decoder() -> tuple[Callable[[bytes, str], np.ndarray], str]:
     try:
-        from cxrlib.imaging import read_image
+        from cxrlib.io.imaging import read_image
 
-        return read_image, "cxrlib.imaging.read_image"
+        return read_image, "cxrlib.io.imaging.read_image"
     except ImportError:  # not written yet: plain OpenCV
         return (
             lambda data, _name: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE),
@@ -144,10 +144,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.runs < 20 or args.slow_runs < 20:
         ap.error("use at least 20 runs")
 
-    from cxrlib.diagnose import diagnose
-    from cxrlib.explain import Explainer
-    from cxrlib.model import load_classifier
-    from cxrlib.overlay import overlay
+    from cxrlib.infer.diagnose import diagnose
+    from cxrlib.infer.explain import Explainer
+    from cxrlib.infer.classifier import load_classifier
+    from cxrlib.infer.overlay import overlay
 
     untrained = False
     if args.build_temp:
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         model_path, seg_path = args.model, args.segmenter
     segmenter = None
     if seg_path.exists():
-        from cxrlib.lungs import load_segmenter
+        from cxrlib.infer.lungs import load_segmenter
 
         segmenter = load_segmenter(seg_path)
     # As the app does: the classifier crops with the same segmenter that gives lung focus.

@@ -60,7 +60,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cxrlib.server import free_port, streamlit_command, wait_healthy  # noqa: E402
+from cxrlib.app.server import free_port, streamlit_command, wait_healthy  # noqa: E402
 
 CHROMIUM = os.environ.get("CXR_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -77,7 +77,7 @@ RSS_EVERY = 50
 
 # Reads what the Diagnose page shows (see pages/diagnose.py): the "Most likely"
 # line, the "image SHA-256 <16 hex>..." caption, the value labels of the
-# probability chart (cxrlib.figures.probability_bar: one annotation per class,
+# probability chart (cxrlib.describe.figures.probability_bar: one annotation per class,
 # in the model's class order) and any refusal or error box.
 EXTRACT_JS = r"""() => {
   const main = document.querySelector('[data-testid="stMain"]') || document.body;
@@ -248,9 +248,9 @@ def pick_images(data: Path, n: int, seed: int) -> list[tuple[Path, str]]:
 
 def expected_results(images: list[tuple[Path, str]]) -> tuple[list[Expected], list[str]]:
     """The app's probabilities for each image, computed here with cxrlib."""
-    from cxrlib.appstate import fit_display, model_path
-    from cxrlib.imaging import read_image
-    from cxrlib.model import load_classifier
+    from cxrlib.app.state import fit_display, model_path
+    from cxrlib.io.imaging import read_image
+    from cxrlib.infer.classifier import load_classifier
 
     clf = load_classifier(model_path())
     out, grays = [], []

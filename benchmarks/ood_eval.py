@@ -1,12 +1,12 @@
 """How well the OOD gate separates chest X-rays from other pictures: ONE JSON line.
 
-Every image goes the app's way: encoded bytes -> :func:`cxrlib.imaging.decode_image`
+Every image goes the app's way: encoded bytes -> :func:`cxrlib.io.imaging.decode_image`
 (pixels + ``meta["colourfulness"]``) -> :meth:`OODGate.assess`.
 
 * ``cxr_test_accept_rate``: share of ALL ``shared/cxr`` test-split images accepted.
 * ``lungs_test_accept_rate``: the same for the ``shared/lungs`` test split.
 * ``negatives_reject_rate``: share of a locally made set of non-X-rays rejected
-  (:func:`cxrlib.ood.make_negatives`: bundled scikit-image / scikit-learn pictures
+  (:func:`cxrlib.infer.gate.make_negatives`: bundled scikit-image / scikit-learn pictures
   and crops of them, faces, text pages, UI-like screenshots, shapes, noise,
   gradients, flat images, checkerboards, tiles; colour pictures are encoded as
   colour PNGs). ``negatives_reject_rate_gray_only``: the same images in grey
@@ -42,8 +42,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cxrlib import ood  # noqa: E402
-from cxrlib.imaging import ImageError, decode_image  # noqa: E402
+from cxrlib.infer import gate as ood  # noqa: E402
+from cxrlib.io.imaging import ImageError, decode_image  # noqa: E402
 
 
 def _png(arr: np.ndarray) -> bytes:

@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 
-from cxrlib.data import load_geometry, read_manifest
-from cxrlib.model import Classifier
-from cxrlib.preprocess import PreprocessConfig, normalize_contrast
-from cxrlib.train import TrainConfig, train
+from cxrlib.train.data import load_geometry, read_manifest
+from cxrlib.infer.classifier import Classifier
+from cxrlib.infer.preprocess import PreprocessConfig, normalize_contrast
+from cxrlib.train.classifier import TrainConfig, train
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Streamlit glue shared by the pages: cached resources, the banner, small widgets.
 
-Logic lives in :mod:`cxrlib` (mainly :mod:`cxrlib.appstate`); this module
+Logic lives in :mod:`cxrlib` (mainly :mod:`cxrlib.app.state`); this module
 only wraps it in Streamlit caches and draws recurring bits of layout.
 """
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cxrlib import appstate, trust
+from cxrlib.app import state as appstate
+from cxrlib.describe import trust
 
 
 def page_setup() -> None:

@@ -6,7 +6,7 @@ import hashlib
 
 import streamlit as st
 
-from cxrlib import appstate
+from cxrlib.app import state as appstate
 from pages import _ui
 
 RESULTS = "batch_results"
@@ -73,7 +73,7 @@ def main() -> None:
                 _ui.component_errors(res, ("segmenter", "explainer"))
             else:
                 focus = appstate.focus_function(res)
-        from cxrlib.predict import rows_to_csv, score_items
+        from cxrlib.predict.batch import rows_to_csv, score_items
 
         items = [(f.name, f.getvalue()) for f in files]
         total = appstate.count_items(items)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from cxrlib import appstate
+from cxrlib.app import state as appstate
 from pages import _ui
 
 CHOICE = "diag_choice"  # {"kind": "upload" | "sample" | "dataset", ...}
@@ -199,7 +199,7 @@ def main() -> None:
                 "or changes with small shifts of the image.",
                 icon=":material/help:",
             )
-        from cxrlib.figures import probability_bar
+        from cxrlib.describe.figures import probability_bar
 
         st.plotly_chart(
             probability_bar(names, base.probabilities, base.uncertainty, predicted),
@@ -272,7 +272,7 @@ def main() -> None:
     with st.spinner("Computing the heatmap..."):
         diagnosis = appstate.run_diagnosis(res, cache, decoded, method, cls)
 
-    from cxrlib.overlay import heatmap_rgb, overlay
+    from cxrlib.infer.overlay import heatmap_rgb, overlay
 
     mask = diagnosis.lung_mask if outline else None
     strip: list = []  # every method's overlay, when compared (also in the PDF report)
@@ -377,7 +377,7 @@ def main() -> None:
 
 
 def _colormaps():
-    from cxrlib.overlay import COLORMAPS
+    from cxrlib.infer.overlay import COLORMAPS
 
     return COLORMAPS
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cxrlib import appstate, figures, modelcard, results
+from cxrlib.app import state as appstate
+from cxrlib.describe import figures
+from cxrlib.describe import modelcard
+from cxrlib.describe import results
 from pages import _ui
 
 CHART = {"displayModeBar": False}

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cxrlib import appstate, modelcard, results, trust
+from cxrlib.app import state as appstate
+from cxrlib.describe import modelcard
+from cxrlib.describe import results
+from cxrlib.describe import trust
 from pages import _ui
 
 CONFOUNDS = """

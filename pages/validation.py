@@ -8,7 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from cxrlib import appstate, results
+from cxrlib.app import state as appstate
+from cxrlib.describe import results
 from pages import _ui
 
 PER_PAGE = 16

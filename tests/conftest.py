@@ -50,8 +50,8 @@ def tiny_manifest(cxr_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_path(tiny_manifest, cxr_dir, tmp_path_factory) -> Path:
     """A 64 px small CNN trained for one step by the real training function."""
-    from cxrlib.preprocess import PreprocessConfig
-    from cxrlib.train import TrainConfig, train
+    from cxrlib.infer.preprocess import PreprocessConfig
+    from cxrlib.train.classifier import TrainConfig, train
 
     out = tmp_path_factory.mktemp("tiny_model")
     cfg = TrainConfig(

@@ -1,4 +1,4 @@
-"""cxrlib.adversary: the gradient reversal, the training model, and training through it."""
+"""cxrlib.train.adversary: the gradient reversal, the training model, and training through it."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cxrlib.adversary import SOURCE_OUTPUT, GradientReversal, source_codes, with_source_adversary
-from cxrlib.augment import AugmentConfig
-from cxrlib.data import sampling_weights
-from cxrlib.model import build_classifier, load_classifier
-from cxrlib.preprocess import PreprocessConfig
-from cxrlib.train import AugmentedBatches, TrainConfig, config_from_args, main, parse_args
+from cxrlib.train.adversary import SOURCE_OUTPUT, GradientReversal, source_codes, with_source_adversary
+from cxrlib.train.augment import AugmentConfig
+from cxrlib.train.data import sampling_weights
+from cxrlib.infer.classifier import build_classifier, load_classifier
+from cxrlib.infer.preprocess import PreprocessConfig
+from cxrlib.train.classifier import AugmentedBatches, TrainConfig, config_from_args, main, parse_args
 
 
 @pytest.mark.parametrize("strength", [0.1, 1.0, 2.5])
@@ -85,7 +85,7 @@ def test_batches_for_the_adversary_carry_each_image_source() -> None:
 def test_training_with_the_adversary_moves_the_trunk_and_saves_a_plain_classifier(
     tiny_manifest, cxr_dir, tmp_path
 ) -> None:
-    from cxrlib.evaluate import loso_config
+    from cxrlib.evaluate.cli import loso_config
 
     assert config_from_args(parse_args([])).adversary == 0.0
     args = ["--data", str(cxr_dir), "--manifest", str(tiny_manifest), "--no-cache", "--quiet"]

@@ -1,12 +1,12 @@
-"""cxrlib.audit: ablations, explanation summaries and leave-one-source-out."""
+"""cxrlib.evaluate.audit: ablations, explanation summaries and leave-one-source-out."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cxrlib import audit
-from cxrlib.audit import (
+from cxrlib.evaluate import audit
+from cxrlib.evaluate.audit import (
     ablation,
     ablation_verdict,
     compare_explanations,
@@ -14,10 +14,10 @@ from cxrlib.audit import (
     leave_one_source_out,
     randomised_classifier,
 )
-from cxrlib.focus import flat_map_focus
-from cxrlib.model import load_classifier
-from cxrlib.preprocess import PreprocessConfig
-from cxrlib.train import TrainConfig
+from cxrlib.infer.focus import flat_map_focus
+from cxrlib.infer.classifier import load_classifier
+from cxrlib.infer.preprocess import PreprocessConfig
+from cxrlib.train.classifier import TrainConfig
 
 
 class BoxSegmenter:
@@ -76,8 +76,8 @@ def test_verdict_wording_follows_the_numbers():
 def test_leave_one_source_out_scores_only_the_held_out_source(tiny_manifest, cxr_dir, monkeypatch):
     import pandas as pd
 
-    import cxrlib.evaluate
-    from cxrlib.diagnose import DEFAULT_VIEWS
+    import cxrlib.evaluate.cli
+    from cxrlib.infer.diagnose import DEFAULT_VIEWS
 
     cfg = TrainConfig(
         arch="small",
@@ -87,13 +87,13 @@ def test_leave_one_source_out_scores_only_the_held_out_source(tiny_manifest, cxr
         preprocess=PreprocessConfig(size=64),
     )
     read = []  # (files, views) of every batch of images the audit reads and scores
-    real = cxrlib.evaluate.file_view_logits
+    real = cxrlib.evaluate.cli.file_view_logits
 
     def spy(clf, files, views=(), *args, **kwargs):
         read.append((tuple(files), tuple(views)))
         return real(clf, files, views, *args, **kwargs)
 
-    monkeypatch.setattr(cxrlib.evaluate, "file_view_logits", spy)
+    monkeypatch.setattr(cxrlib.evaluate.cli, "file_view_logits", spy)
     views = DEFAULT_VIEWS[:2]
     res = leave_one_source_out(
         tiny_manifest, cfg, ["cxnet"], root=cxr_dir, log=lambda *_: None, views=views
@@ -131,7 +131,7 @@ def test_flat_map_focus_is_the_lung_share_of_the_view():
 
 
 def test_explanation_summary_reports_focus_against_a_flat_map(tiny):
-    from cxrlib.explain import Explainer
+    from cxrlib.infer.explain import Explainer
 
     grays, y = _images(6)
     seg = BoxSegmenter()
@@ -143,7 +143,7 @@ def test_explanation_summary_reports_focus_against_a_flat_map(tiny):
 
 
 def test_explanation_summary_explains_the_models_own_prediction(tiny, monkeypatch):
-    from cxrlib.explain import Explainer
+    from cxrlib.infer.explain import Explainer
 
     grays, y = _images(4)
     explainer = Explainer(tiny)
@@ -173,7 +173,7 @@ def test_randomised_classifier_keeps_the_framing_and_redraws_the_weights(tiny):
 
 
 def test_compare_explanations(tiny):
-    from cxrlib.explain import METHODS
+    from cxrlib.infer.explain import METHODS
 
     grays, y = _images(3)
     res = compare_explanations(tiny, BoxSegmenter(), grays, y)

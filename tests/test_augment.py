@@ -1,4 +1,4 @@
-"""cxrlib.augment: training-time perturbations and the lung ablations."""
+"""cxrlib.train.augment: training-time perturbations and the lung ablations."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from cxrlib.augment import AugmentConfig, augment, brightness_field, lung_ablation, tone_curve
+from cxrlib.train.augment import AugmentConfig, augment, brightness_field, lung_ablation, tone_curve
 
 OFF = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 

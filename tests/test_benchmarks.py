@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cxrlib.augment import AugmentConfig
+from cxrlib.train.augment import AugmentConfig
 
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,15 +122,15 @@ def test_runs_of_another_trunk_are_named_apart(augment_compare):
 
 def test_gpu_pack_holds_the_geometry_and_trains_like_the_cli(tiny_manifest, cxr_dir, tmp_path):
     """benchmarks/gpu_train.py: what travels to a GPU machine is the images that
-    cxrlib.train would read here, and training from it goes through cxrlib.train."""
+    cxrlib.train.classifier would read here, and training from it goes through cxrlib.train.classifier."""
     import json
     import sys
 
     import numpy as np
 
-    import cxrlib.train
-    from cxrlib.data import load_geometry, read_manifest
-    from cxrlib.preprocess import PreprocessConfig
+    import cxrlib.train.classifier
+    from cxrlib.train.data import load_geometry, read_manifest
+    from cxrlib.infer.preprocess import PreprocessConfig
 
     gpu = _load("gpu_train")
     folder = tmp_path / "pack"
@@ -153,7 +153,7 @@ def test_gpu_pack_holds_the_geometry_and_trains_like_the_cli(tiny_manifest, cxr_
     with pytest.raises(ValueError, match="pack holds"):
         gpu.run(folder, tmp_path / "out", [f"u={args} --size 64 --lung-crop"], workers=2)
     # Nothing stays patched for the rest of the process.
-    assert cxrlib.train.load_geometry is load_geometry
+    assert cxrlib.train.classifier.load_geometry is load_geometry
     # --parallel: one process per run, each with its share of threads and GPU memory.
     specs = [f"p{seed}={args} --seed {seed} {' '.join(switches)}" for seed in (3, 4)]
     commands = gpu.parallel_commands(folder, tmp_path / "par", specs, workers=6)
@@ -163,6 +163,6 @@ def test_gpu_pack_holds_the_geometry_and_trains_like_the_cli(tiny_manifest, cxr_
     assert gpu.run_parallel(folder, tmp_path / "par", specs, workers=2) == 0
     seeds = [json.loads((tmp_path / "par" / f"p{s}.json").read_text())["seed"] for s in (3, 4)]
     assert seeds == [3, 4]
-    assert "cxrlib.lungs" not in sys.modules or hasattr(
-        sys.modules["cxrlib.lungs"], "LungSegmenter"
+    assert "cxrlib.infer.lungs" not in sys.modules or hasattr(
+        sys.modules["cxrlib.infer.lungs"], "LungSegmenter"
     )

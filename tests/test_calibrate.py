@@ -1,4 +1,4 @@
-"""cxrlib.calibrate: BatchNorm statistics become the plain average over the given images."""
+"""cxrlib.train.calibrate: BatchNorm statistics become the plain average over the given images."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from cxrlib.calibrate import calibrate, recalibrate_batchnorm
-from cxrlib.model import build_classifier, load_classifier
+from cxrlib.train.calibrate import calibrate, recalibrate_batchnorm
+from cxrlib.infer.classifier import build_classifier, load_classifier
 
 
 def test_moving_mean_equals_mean_of_first_conv_activations():
@@ -77,15 +77,15 @@ def test_view_temperature_is_fitted_on_val_and_only_the_json_changes(
 ):
     import pandas as pd
 
-    import cxrlib.evaluate
-    from cxrlib.calibrate import fit_view_temperature
-    from cxrlib.train import fit_temperature
-    from cxrlib.views import DEFAULT_VIEWS
+    import cxrlib.evaluate.cli
+    from cxrlib.train.calibrate import fit_view_temperature
+    from cxrlib.train.classifier import fit_temperature
+    from cxrlib.infer.views import DEFAULT_VIEWS
 
     model, data = _copy_model_and_data(tiny_model_path, tiny_manifest, cxr_dir, tmp_path)
     weights = model.read_bytes()
     read = []
-    real = cxrlib.evaluate.file_view_logits
+    real = cxrlib.evaluate.cli.file_view_logits
 
     def spy(clf, files, views=(), *args, **kwargs):
         read.append(list(files))
@@ -93,7 +93,7 @@ def test_view_temperature_is_fitted_on_val_and_only_the_json_changes(
         read.append(out)
         return out
 
-    monkeypatch.setattr(cxrlib.evaluate, "file_view_logits", spy)
+    monkeypatch.setattr(cxrlib.evaluate.cli, "file_view_logits", spy)
     views = DEFAULT_VIEWS[:4]
     rec = fit_view_temperature(model, data, views, command="test", log=lambda *_: None)
     files, z = read

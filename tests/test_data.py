@@ -1,4 +1,4 @@
-"""cxrlib.data: manifests, geometry loading and the lung-box cache."""
+"""cxrlib.train.data: manifests, geometry loading and the lung-box cache."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrlib import data
-from cxrlib.preprocess import PreprocessConfig, to_geometry
+from cxrlib.train import data
+from cxrlib.infer.preprocess import PreprocessConfig, to_geometry
 
 
 class BrightBoxSegmenter:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from blobs import S, blob_image, blob_model
 
-from cxrlib.diagnose import (
+from cxrlib.infer.diagnose import (
     DEFAULT_VIEWS,
     FOCUS_GOOD,
     FOCUS_LOW,
@@ -20,9 +20,9 @@ from cxrlib.diagnose import (
     focus_verdict,
     image_hash,
 )
-from cxrlib.explain import Explainer
-from cxrlib.focus import lung_focus
-from cxrlib.model import Classifier, build_classifier, softmax
+from cxrlib.infer.explain import Explainer
+from cxrlib.infer.focus import lung_focus
+from cxrlib.infer.classifier import Classifier, build_classifier, softmax
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def gray() -> np.ndarray:
 
 
 class BoxSegmenter:
-    """Stands in for cxrlib.lungs.LungSegmenter: a fixed rectangle as 'lungs'."""
+    """Stands in for cxrlib.infer.lungs.LungSegmenter: a fixed rectangle as 'lungs'."""
 
     def __init__(self, top: int, bottom: int, left: int, right: int) -> None:
         self.box = (top, bottom, left, right)

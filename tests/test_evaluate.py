@@ -1,4 +1,4 @@
-"""cxrlib.evaluate: metrics checked against numbers worked out by hand."""
+"""cxrlib.evaluate.cli: metrics checked against numbers worked out by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from cxrlib.evaluate import compute_metrics, expected_calibration_error, format_table, main
+from cxrlib.evaluate.cli import compute_metrics, expected_calibration_error, format_table, main
 
 CLASSES = ("covid", "normal", "pneumonia")
 
@@ -113,12 +113,12 @@ def _run_cli(tmp_path, model, cxr_dir, per_class: int, *extra: str):
 
 
 def test_cli_on_tiny_manifest_matches_direct_prediction(tmp_path, tiny_model_path, cxr_dir):
-    from cxrlib.model import load_classifier
+    from cxrlib.infer.classifier import load_classifier
 
     rows, res = _run_cli(tmp_path, tiny_model_path, cxr_dir, 3)
     assert res["n"] == 9 and len(res["predictions"]) == 9
     # The CLI's per-image probabilities are the classifier's own.
-    from cxrlib.data import load_gray
+    from cxrlib.train.data import load_gray
 
     clf = load_classifier(tiny_model_path)
     direct = clf.predict([load_gray(cxr_dir / p) for p in rows["path"]])
@@ -132,7 +132,7 @@ def test_cli_on_tiny_manifest_matches_direct_prediction(tmp_path, tiny_model_pat
 
 
 def test_cli_records_the_views_it_averaged(tmp_path, tiny_model_path, cxr_dir):
-    from cxrlib.diagnose import DEFAULT_VIEWS
+    from cxrlib.infer.diagnose import DEFAULT_VIEWS
 
     _, res = _run_cli(tmp_path, tiny_model_path, cxr_dir, 1, "--views")
     assert res["n"] == 3 and res["views"] == ["original"] + [v.name for v in DEFAULT_VIEWS]
@@ -141,7 +141,7 @@ def test_cli_records_the_views_it_averaged(tmp_path, tiny_model_path, cxr_dir):
 def test_cli_methods_compares_every_method_on_a_stratified_sample(
     tmp_path, tiny_model_path, cxr_dir, capsys
 ):
-    from cxrlib.explain import METHODS
+    from cxrlib.infer.explain import METHODS
 
     _, res = _run_cli(tmp_path, tiny_model_path, cxr_dir, 2, "--methods", "--methods-images", "3")
     section = res["explain_methods"]
@@ -155,9 +155,9 @@ def test_view_average_is_the_apps_prediction(tmp_path):
     import cv2
     from blobs import blob_image, blob_model
 
-    from cxrlib.diagnose import DEFAULT_VIEWS, diagnose
-    from cxrlib.evaluate import predict_files
-    from cxrlib.model import Classifier, softmax
+    from cxrlib.infer.diagnose import DEFAULT_VIEWS, diagnose
+    from cxrlib.evaluate.cli import predict_files
+    from cxrlib.infer.classifier import Classifier, softmax
 
     # A purpose-trained model (class 1 = a bright blob) whose outputs the views do move.
     meta = {"preprocess": {"size": 64, "contrast": "none"}, "temperature": 2.0}
@@ -195,8 +195,8 @@ def test_cli_follows_the_models_views_unless_told(tmp_path, tiny_model_path, cxr
     import json
     import shutil
 
-    from cxrlib.diagnose import DEFAULT_VIEWS
-    from cxrlib.model import load_classifier, softmax
+    from cxrlib.infer.diagnose import DEFAULT_VIEWS
+    from cxrlib.infer.classifier import load_classifier, softmax
 
     model = tmp_path / "m.keras"
     shutil.copy(tiny_model_path, model)
@@ -208,7 +208,7 @@ def test_cli_follows_the_models_views_unless_told(tmp_path, tiny_model_path, cxr
     _, single = _run_cli(tmp_path, model, cxr_dir, 1, "--single-view")
     assert own["views"] == ["original"] + names and "views" not in single
     clf = load_classifier(model)
-    from cxrlib.data import load_gray
+    from cxrlib.train.data import load_gray
 
     grays = [load_gray(cxr_dir / p) for p in rows["path"]]
     got = np.array([r["probs"] for r in own["predictions"]])
@@ -222,9 +222,9 @@ def test_cli_follows_the_models_views_unless_told(tmp_path, tiny_model_path, cxr
 def test_leave_one_source_out_reruns_the_models_own_recipe(tiny_model_path):
     import dataclasses
 
-    from cxrlib.augment import AugmentConfig
-    from cxrlib.evaluate import loso_config
-    from cxrlib.model import load_classifier
+    from cxrlib.train.augment import AugmentConfig
+    from cxrlib.evaluate.cli import loso_config
+    from cxrlib.infer.classifier import load_classifier
 
     clf = load_classifier(tiny_model_path)
     tc = clf.meta["train_config"]
@@ -250,8 +250,8 @@ def test_leave_one_source_out_reruns_the_models_own_recipe(tiny_model_path):
 def test_a_loso_run_on_the_full_schedule_is_kept_apart_from_the_short_one(tiny_model_path):
     import dataclasses
 
-    from cxrlib.evaluate import loso_section
-    from cxrlib.model import load_classifier
+    from cxrlib.evaluate.cli import loso_section
+    from cxrlib.infer.classifier import load_classifier
 
     clf = load_classifier(tiny_model_path)
     ran = dataclasses.replace(clf, meta={**clf.meta, "epochs_run": 14})
@@ -268,7 +268,7 @@ def test_a_loso_run_on_the_full_schedule_is_kept_apart_from_the_short_one(tiny_m
 
 
 def test_a_recorded_loso_run_adds_its_sources_to_the_same_schedule():
-    from cxrlib.evaluate import merge_loso
+    from cxrlib.evaluate.cli import merge_loso
 
     full = {"epochs": 14, "steps_per_epoch": 0}
     old = {"schedule": full, "sources": {"nih": {"accuracy": 0.35}}, "command": "run nih"}
@@ -289,7 +289,7 @@ def test_a_recorded_loso_run_adds_its_sources_to_the_same_schedule():
 def test_cli_records_an_alternative_beside_the_committed_metrics(
     tmp_path, tiny_model_path, cxr_dir
 ):
-    from cxrlib.model import load_classifier
+    from cxrlib.infer.classifier import load_classifier
 
     metrics = tmp_path / "committed.metrics.json"
     metrics.write_text(json.dumps({"weights_sha256": "committed", "splits": {"test": {"n": 1}}}))
@@ -341,7 +341,7 @@ def _tiny_lung_set(tmp_path, cxr_dir, n: int):
     import cv2
     import pandas as pd
 
-    from cxrlib.data import load_gray
+    from cxrlib.train.data import load_gray
 
     m = pd.read_csv(cxr_dir / "manifest.csv")
     lungs = tmp_path / "lungs"
@@ -395,7 +395,7 @@ def test_cli_records_the_external_check_beside_the_committed_metrics(
 def test_cli_adds_the_external_check_to_a_recorded_alternative(
     tmp_path, tiny_model_path, cxr_dir, capsys
 ):
-    from cxrlib.model import load_classifier
+    from cxrlib.infer.classifier import load_classifier
 
     lungs = _tiny_lung_set(tmp_path, cxr_dir, 2)
     sha = load_classifier(tiny_model_path).weights_sha256

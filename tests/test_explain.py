@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from blobs import S, blob_image, blob_model
 
-from cxrlib.explain import (
+from cxrlib.infer.explain import (
     FAST_METHODS,
     METHOD_NAMES,
     METHODS,
@@ -16,7 +16,7 @@ from cxrlib.explain import (
     get_explainer,
     normalize_map,
 )
-from cxrlib.model import Classifier
+from cxrlib.infer.classifier import Classifier
 
 META = {"preprocess": {"size": S, "contrast": "none"}, "temperature": 1.0}
 

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrlib import external
-from cxrlib.data import ManifestError, load_gray
+from cxrlib.evaluate import external
+from cxrlib.train.data import ManifestError, load_gray
 
 
 def _lung_set(tmp_path, rows):
@@ -87,8 +87,8 @@ def test_collection_frame_reads_one_source_of_the_lung_set(tmp_path, cxr_dir):
 
 
 def test_external_check_scores_as_the_model_predicts(tmp_path, cxr_dir, tiny_model_path):
-    from cxrlib.evaluate import predict_files
-    from cxrlib.model import load_classifier
+    from cxrlib.evaluate.cli import predict_files
+    from cxrlib.infer.classifier import load_classifier
 
     grays = _real_grays(cxr_dir, 4)
     root = _lung_set(

@@ -1,4 +1,4 @@
-"""cxrlib.figures: the Plotly figures hold the numbers they are given."""
+"""cxrlib.describe.figures: the Plotly figures hold the numbers they are given."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from cxrlib import figures
+from cxrlib.describe import figures
 
 NAMES = ["covid", "normal", "pneumonia"]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from blobs import S, blob_image, blob_model
 
-from cxrlib.focus import (
+from cxrlib.infer.focus import (
     ConfidenceDrop,
     confidence_drop,
     confidence_drops,
@@ -16,8 +16,8 @@ from cxrlib.focus import (
     hot_region_ious,
     lung_focus,
 )
-from cxrlib.model import Classifier
-from cxrlib.preprocess import PreprocessConfig, heatmap_to_image
+from cxrlib.infer.classifier import Classifier
+from cxrlib.infer.preprocess import PreprocessConfig, heatmap_to_image
 
 
 # ------------------------------------------------------------------ lung_focus

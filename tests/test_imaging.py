@@ -1,4 +1,4 @@
-"""cxrlib.imaging: every supported format decodes correctly; everything else is refused.
+"""cxrlib.io.imaging: every supported format decodes correctly; everything else is refused.
 
 Fixtures are built in memory with Pillow and pydicom (nothing is written to disk),
 plus one real chest X-ray shipped in tests/fixtures/imaging.
@@ -20,8 +20,8 @@ import pytest
 from lossless_jpeg import lossless_jpeg
 from PIL import Image, ImageFile
 
-from cxrlib import imaging
-from cxrlib.imaging import (
+from cxrlib.io import imaging
+from cxrlib.io.imaging import (
     MAX_BYTES,
     MIN_SIDE,
     DecodedImage,

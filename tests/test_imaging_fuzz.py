@@ -1,4 +1,4 @@
-"""Fuzzing cxrlib.imaging.decode_image with malformed inputs.
+"""Fuzzing cxrlib.io.imaging.decode_image with malformed inputs.
 
 Every input must either decode to a valid 2-D uint8 image with sides of at least
 MIN_SIDE, or raise ImageError; any other outcome fails. The corpus is built in
@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from lossless_jpeg import lossless_jpeg
 from PIL import Image
 
-from cxrlib.imaging import MIN_SIDE, DecodedImage, ImageError, decode_image
+from cxrlib.io.imaging import MIN_SIDE, DecodedImage, ImageError, decode_image
 
 pydicom = pytest.importorskip("pydicom")
 from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402

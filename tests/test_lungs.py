@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrlib import lungs
-from cxrlib.model import ModelError
+from cxrlib.infer import lungs
+from cxrlib.infer.classifier import ModelError
 
 HERE = Path(__file__).resolve().parent
 LUNG_FIXTURES = HERE / "fixtures" / "lungs"

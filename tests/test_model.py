@@ -1,4 +1,4 @@
-"""cxrlib.model: building, saving, loading and calling the classifier."""
+"""cxrlib.infer.classifier: building, saving, loading and calling the classifier."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from cxrlib.model import (
+from cxrlib.infer.classifier import (
     CLASS_NAMES,
     Classifier,
     ModelError,
@@ -80,9 +80,9 @@ def _averaging_meta(views: list[str], temperature: float) -> dict:
 
 
 def test_test_time_views_average_the_logits_at_their_own_temperature():
-    from cxrlib.model import average_views, softmax
-    from cxrlib.preprocess import PreprocessConfig, to_geometry
-    from cxrlib.views import view_batch, views_by_name
+    from cxrlib.infer.classifier import average_views, softmax
+    from cxrlib.infer.preprocess import PreprocessConfig, to_geometry
+    from cxrlib.infer.views import view_batch, views_by_name
 
     m = build_classifier(size=64, arch="small", seed=3)
     names = ["shift right", "zoom in", "darker"]
@@ -118,8 +118,8 @@ def test_committed_model_classifies_shared_test_images_as_its_metrics_say(cxr_di
     """The committed model, its JSON and its metrics file agree, and it classifies real images."""
     import pandas as pd
 
-    from cxrlib.data import load_gray
-    from cxrlib.model import DEFAULT_MODEL_PATH
+    from cxrlib.train.data import load_gray
+    from cxrlib.infer.classifier import DEFAULT_MODEL_PATH
 
     if not DEFAULT_MODEL_PATH.exists():
         pytest.skip("no committed model")

@@ -1,8 +1,8 @@
-"""cxrlib.modelcard: a model described in words, from its JSON."""
+"""cxrlib.describe.modelcard: a model described in words, from its JSON."""
 
 from __future__ import annotations
 
-from cxrlib import modelcard
+from cxrlib.describe import modelcard
 
 
 def test_train_counts_table():
@@ -28,7 +28,7 @@ def test_describe_preprocessing_names_the_framing() -> None:
 
 
 def test_describe_training_names_sampling_and_each_augmentation_in_use() -> None:
-    from cxrlib.augment import AugmentConfig
+    from cxrlib.train.augment import AugmentConfig
 
     text = modelcard.describe_training(
         {"sampling_power": 0.5, "sampling_floor": 1, "augment": AugmentConfig().to_dict()}
@@ -101,13 +101,13 @@ def test_describe_scoring_says_how_the_saved_predictions_were_made():
 def test_making_commands_lists_training_then_each_later_step():
     meta = {
         "command": "python -m cxrlib.train --data D --out M",
-        "post_training": {"command": "python -m cxrlib.calibrate --model M/c.keras"},
-        "test_time_views": {"views": ["darker"], "command": "python -m cxrlib.calibrate --views"},
+        "post_training": {"command": "python -m cxrlib.train.calibrate --model M/c.keras"},
+        "test_time_views": {"views": ["darker"], "command": "python -m cxrlib.train.calibrate --views"},
     }
     assert modelcard.making_commands(meta).splitlines() == [
         "python -m cxrlib.train --data D --out M",
-        "python -m cxrlib.calibrate --model M/c.keras",
-        "python -m cxrlib.calibrate --views",
+        "python -m cxrlib.train.calibrate --model M/c.keras",
+        "python -m cxrlib.train.calibrate --views",
     ]
     assert modelcard.making_commands({}).startswith("python -m cxrlib.train")
 

@@ -1,4 +1,4 @@
-"""The out-of-distribution gate (cxrlib.ood): real X-rays in, other pictures out."""
+"""The out-of-distribution gate (cxrlib.infer.gate): real X-rays in, other pictures out."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from cxrlib import ood
+from cxrlib.infer import gate as ood
 
 GATE_PATH = ood.DEFAULT_GATE_PATH
 PREFIX = "This does not look like a frontal chest X-ray"
@@ -20,7 +20,7 @@ PREFIX = "This does not look like a frontal chest X-ray"
 @pytest.fixture(scope="module")
 def gate() -> ood.OODGate:
     if not GATE_PATH.exists():
-        pytest.fail(f"committed gate missing: {GATE_PATH} (run python -m cxrlib.ood fit)")
+        pytest.fail(f"committed gate missing: {GATE_PATH} (run python -m cxrlib.infer.gate fit)")
     return ood.load_gate(GATE_PATH)
 
 
@@ -209,7 +209,7 @@ def test_committed_gate_files_are_small_and_documented() -> None:
     meta = json.loads(GATE_PATH.with_suffix(".json").read_text())
     for key in ("threshold", "orient_min", "seed", "command", "fitted_on", "val_accept_rate"):
         assert key in meta, key
-    assert meta["command"].startswith("python -m cxrlib.ood fit")
+    assert meta["command"].startswith("python -m cxrlib.infer.gate fit")
     assert meta["val_accept_rate"] >= 0.99
 
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cxrlib.overlay import COLORMAPS, HOTTEST_COLOR, heatmap_rgb, hottest_mask, overlay
+from cxrlib.infer.overlay import COLORMAPS, HOTTEST_COLOR, heatmap_rgb, hottest_mask, overlay
 
 H, W = 120, 90
 

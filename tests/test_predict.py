@@ -1,4 +1,4 @@
-"""cxrlib.predict: batch scoring of files, folders and zips, and its CSV."""
+"""cxrlib.predict.batch: batch scoring of files, folders and zips, and its CSV."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrlib.explain import Explainer
-from cxrlib.model import load_classifier
-from cxrlib.predict import (
+from cxrlib.infer.explain import Explainer
+from cxrlib.infer.classifier import load_classifier
+from cxrlib.predict.batch import (
     expand_items,
     gradcam_lung_focus,
     is_image_name,

@@ -1,4 +1,4 @@
-"""cxrlib.preprocess: the one path from grayscale image to model input."""
+"""cxrlib.infer.preprocess: the one path from grayscale image to model input."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cxrlib.preprocess import (
+from cxrlib.infer.preprocess import (
     PreprocessConfig,
     heatmap_to_image,
     mask_outside_lungs,

@@ -43,7 +43,7 @@ from app_helpers import (  # noqa: E402, F401
     texts,
 )
 
-from cxrlib import appstate  # noqa: E402
+from cxrlib.app import state as appstate  # noqa: E402
 
 PATIENT = {
     "PatientName": "Zyxwvut^Quorraline",
@@ -226,7 +226,7 @@ def test_upload_session_writes_no_file_and_leaks_no_patient_field(
         page += _all_strings(at)
 
         # The report exactly as the page's download button builds it.
-        from cxrlib.overlay import overlay
+        from cxrlib.infer.overlay import overlay
         from pages import _ui
 
         cache = _ui.cache()

@@ -1,4 +1,4 @@
-"""cxrlib.report: a PDF in memory with the analysis, the disclaimer and no patient data."""
+"""cxrlib.describe.report: a PDF in memory with the analysis, the disclaimer and no patient data."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 from PIL import Image
 
-from cxrlib.report import ReportData, build_report, overlay_png, pdf_text
+from cxrlib.describe.report import ReportData, build_report, overlay_png, pdf_text
 
 
 def pdf_plaintext(pdf: bytes) -> str:

@@ -1,11 +1,11 @@
-"""cxrlib.results: the saved metrics as the Metrics and Validation pages show them."""
+"""cxrlib.describe.results: the saved metrics as the Metrics and Validation pages show them."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cxrlib import results
+from cxrlib.describe import results
 
 
 def test_threshold_rule_moves_images_only_to_and_from_the_positive_class():

@@ -1,4 +1,4 @@
-"""cxrlib.train: the real training function on a handful of images."""
+"""cxrlib.train.classifier: the real training function on a handful of images."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from cxrlib.augment import AugmentConfig
-from cxrlib.data import sampling_weights
-from cxrlib.model import load_classifier
-from cxrlib.preprocess import PreprocessConfig
-from cxrlib.train import (
+from cxrlib.train.augment import AugmentConfig
+from cxrlib.train.data import sampling_weights
+from cxrlib.infer.classifier import load_classifier
+from cxrlib.infer.preprocess import PreprocessConfig
+from cxrlib.train.classifier import (
     AugmentedBatches,
     TrainConfig,
     WeightAverage,
@@ -168,7 +168,7 @@ def test_weight_average_follows_the_ramped_decay_and_swaps_per_epoch():
 def test_training_with_weight_average_runs_and_is_recorded(tiny_manifest, cxr_dir, tmp_path):
     import dataclasses
 
-    from cxrlib.evaluate import loso_config
+    from cxrlib.evaluate.cli import loso_config
 
     assert config_from_args(parse_args([])).ema == 0.0
     args = ["--data", str(cxr_dir), "--manifest", str(tiny_manifest), "--out", str(tmp_path)]
@@ -269,7 +269,7 @@ def _top_level_imports(module: str) -> set[str]:
 
     import cxrlib
 
-    path = Path(cxrlib.__file__).with_name(f"{module.removeprefix('cxrlib.')}.py")
+    path = Path(cxrlib.__file__).parent.joinpath(*module.split(".")[1:]).with_suffix(".py")
     found = set()
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.Import):
@@ -283,14 +283,14 @@ def test_training_loads_without_tensorflow():
     """``KERAS_BACKEND=jax python -m cxrlib.train`` must run where TensorFlow is not
     installed (a lent GPU machine; benchmarks/gpu_train.py): no module that training
     imports may import TensorFlow when it loads, only inside what needs it."""
-    todo, seen = ["cxrlib.train"], set()
+    todo, seen = ["cxrlib.train.classifier"], set()
     while todo:
         module = todo.pop()
         seen.add(module)
         imports = _top_level_imports(module)
         assert not any(m.split(".")[0] == "tensorflow" for m in imports), module
         todo += [m for m in imports if m.startswith("cxrlib.") and m not in seen]
-    assert {"cxrlib.model", "cxrlib.data", "cxrlib.augment", "cxrlib.preprocess"} <= seen
+    assert {"cxrlib.infer.classifier", "cxrlib.train.data", "cxrlib.train.augment", "cxrlib.infer.preprocess"} <= seen
 
 
 def test_train_config_reads_back_and_fills_what_an_old_record_predates():

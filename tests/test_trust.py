@@ -1,4 +1,4 @@
-"""cxrlib.trust: the shortcut audit's tables, the comparison and the track record."""
+"""cxrlib.describe.trust: the shortcut audit's tables, the comparison and the track record."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from saved_metrics import METHODS_SECTION, metrics_with
 
-from cxrlib import trust
+from cxrlib.describe import trust
 
 
 def test_ablation_table_rows_are_the_three_image_versions():
@@ -259,7 +259,7 @@ def _external(
 ) -> dict:
     """An ``external`` section whose collection got ``called[c]`` answers of each class,
     ``confident`` of its COVID answers with a probability of 0.95."""
-    from cxrlib.external import answers
+    from cxrlib.evaluate.external import answers
 
     names = ("covid", "normal", "pneumonia")
 

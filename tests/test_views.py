@@ -1,12 +1,12 @@
-"""cxrlib.views: the test-time views, named in a model's JSON."""
+"""cxrlib.infer.views: the test-time views, named in a model's JSON."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cxrlib.preprocess import PreprocessConfig
-from cxrlib.views import DEFAULT_VIEWS, View, view_batch, views_by_name
+from cxrlib.infer.preprocess import PreprocessConfig
+from cxrlib.infer.views import DEFAULT_VIEWS, View, view_batch, views_by_name
 
 
 def test_views_by_name_keeps_the_given_order():

@@ -54,14 +54,14 @@ def texts(at) -> str:
 
 @pytest.fixture(scope="session")
 def app_model(tiny_model_path, cxr_dir, tmp_path_factory) -> Path:
-    """A copy of the tiny fixture model with a metrics.json made by cxrlib.evaluate.
+    """A copy of the tiny fixture model with a metrics.json made by cxrlib.evaluate.cli.
 
     The metrics are the tiny model's real predictions on 12 validation and 12 test
     images (4 per class), in the exact format ``evaluate --save-metrics`` writes,
     plus audit sections (made-up numbers, real layout) so their display is exercised.
     """
-    from cxrlib.evaluate import evaluate_manifest
-    from cxrlib.model import load_classifier
+    from cxrlib.evaluate.cli import evaluate_manifest
+    from cxrlib.infer.classifier import load_classifier
 
     out = tmp_path_factory.mktemp("app_model")
     model = out / "cxr_classifier.keras"
@@ -81,7 +81,7 @@ def app_model(tiny_model_path, cxr_dir, tmp_path_factory) -> Path:
         metrics["splits"][split] = evaluate_manifest(
             clf, manifest, root=cxr_dir, split=split, n_boot=20
         )
-    # Audit sections in the layout cxrlib.audit writes; the numbers are made up (the
+    # Audit sections in the layout cxrlib.evaluate.audit writes; the numbers are made up (the
     # tiny model has no segmenter to audit with) and only exercise the pages.
     score = {
         "accuracy": 0.5,
@@ -147,7 +147,7 @@ def app_env(app_model, segmenter_path, monkeypatch) -> Path:
 @pytest.fixture
 def heatmap_calls(monkeypatch) -> dict[str, int]:
     """Counts every heatmap computation of the explainer (fast path and tf-keras-vis path)."""
-    from cxrlib.explain import Explainer
+    from cxrlib.infer.explain import Explainer
 
     calls = {"n": 0}
     fast, raw = Explainer.fast_cams, Explainer.raw

@@ -1,4 +1,4 @@
-"""cxrlib.appstate: the pages' logic without Streamlit."""
+"""cxrlib.app.state: the pages' logic without Streamlit."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from app_helpers import SAMPLES, png_of
 from saved_metrics import metrics_with
 
-from cxrlib import appstate
+from cxrlib.app import state as appstate
 
 
 def test_safe_image_path_stays_inside_the_folder(tmp_path):
@@ -110,7 +110,7 @@ def test_run_diagnosis_caches_per_image_method_and_class(app_env, heatmap_calls)
 def test_same_weights_fed_another_way_are_another_model_for_the_cache(app_env):
     import dataclasses
 
-    from cxrlib.model import Classifier
+    from cxrlib.infer.classifier import Classifier
 
     res = appstate.get_resources()
     clf = res.classifier
@@ -130,7 +130,7 @@ def test_same_weights_fed_another_way_are_another_model_for_the_cache(app_env):
 
 
 def test_report_bytes_from_a_diagnosis(app_env):
-    from cxrlib.overlay import overlay
+    from cxrlib.infer.overlay import overlay
 
     res = appstate.get_resources()
     cache = appstate.LRUCache()
@@ -175,7 +175,7 @@ def test_every_gallery_sample_passes_the_committed_gate():
 
     if not (ROOT / "models" / "ood.npz").exists():
         pytest.skip("no committed OOD gate")
-    from cxrlib import ood
+    from cxrlib.infer import gate as ood
 
     gate = ood.load_gate(ROOT / "models" / "ood.npz")
     for s in appstate.list_samples():
@@ -185,7 +185,7 @@ def test_every_gallery_sample_passes_the_committed_gate():
 
 
 def _diagnosis(probs, ranges, averaged: bool):
-    from cxrlib.diagnose import Diagnosis
+    from cxrlib.infer.diagnose import Diagnosis
 
     probs = np.asarray(probs, np.float32)
     names = ("covid", "normal", "pneumonia")

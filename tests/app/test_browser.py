@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 from test_report import pdf_plaintext
 
-from cxrlib.server import free_port, streamlit_command, wait_healthy
+from cxrlib.app.server import free_port, streamlit_command, wait_healthy
 
 pytestmark = pytest.mark.browser
 

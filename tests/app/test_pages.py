@@ -10,7 +10,7 @@ import pytest
 from app_helpers import ROOT, SAMPLES, new_app, png_of, texts
 from PIL import Image
 
-from cxrlib import appstate
+from cxrlib.app import state as appstate
 
 PAGES = (
     "pages/diagnose.py",
@@ -486,7 +486,7 @@ def test_the_model_card_and_metrics_show_the_collection_it_never_trained_on(
     at.switch_page("pages/model_card.py").run()
     assert "A collection it never trained on" not in texts(at)  # not measured yet
 
-    from cxrlib.external import answers
+    from cxrlib.evaluate.external import answers
 
     counts = np.repeat([0, 1], [116, 159])  # covid, normal
     external = {

@@ -6,7 +6,7 @@ bytes flipped, integers smashed, cut short or spliced) go through:
 * the Diagnose path without Streamlit: ``appstate.decode_upload`` -> input
   check -> ``appstate.run_diagnosis`` for whatever decodes, exactly what the
   page calls;
-* the Batch path: ``cxrlib.predict.score_items`` on all of them at once;
+* the Batch path: ``cxrlib.predict.batch.score_items`` on all of them at once;
 * the real page: a seeded sample of them through AppTest's file uploader,
   checking the page shows an error or a result and no exception.
 """
@@ -39,7 +39,7 @@ def corpus() -> list[tuple[str, bytes]]:
 
 
 def test_diagnose_path_survives_every_input(corpus, app_env):
-    from cxrlib import appstate
+    from cxrlib.app import state as appstate
 
     res = appstate.load_resources()
     assert res.classifier is not None and res.gate is not None
@@ -62,9 +62,9 @@ def test_diagnose_path_survives_every_input(corpus, app_env):
 
 
 def test_batch_path_scores_or_lists_every_input(corpus, tiny_model_path):
-    from cxrlib.model import load_classifier
-    from cxrlib.ood import assess
-    from cxrlib.predict import rows_to_csv, score_items
+    from cxrlib.infer.classifier import load_classifier
+    from cxrlib.infer.gate import assess
+    from cxrlib.predict.batch import rows_to_csv, score_items
 
     clf = load_classifier(tiny_model_path)
     rows = score_items(corpus, clf, gate=assess)

@@ -1,0 +1,66 @@
+"""Starting the Streamlit app as a local server (for the browser test and the load benchmark).
+
+Only the command line and a health check: nothing here imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def streamlit_command(port: int, python: str | None = None) -> list[str]:
+    """``streamlit run app.py`` headless on ``127.0.0.1:port``, without usage statistics.
+
+    Args:
+        port: The port to serve on.
+        python: The interpreter whose Streamlit runs it (default: this one).
+    """
+    return [
+        python or sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> float:
+    """Seconds until ``url``'s ``/_stcore/health`` answers 200.
+
+    Raises:
+        RuntimeError: the server process exited first.
+        TimeoutError: it did not answer within ``timeout`` seconds.
+    """
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return time.monotonic() - t0
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"the server did not become healthy within {timeout:.0f} s")

@@ -1,0 +1,177 @@
+"""A model described in words, from its JSON: the Model card's preprocessing, trunk,
+training and calibration lines, the commands that made it, and its training counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def describe_preprocessing(pre: dict[str, Any]) -> str:
+    """One sentence on how a model's input is made, from its JSON ``preprocess``."""
+    geometry = "squash" if pre.get("geometry", "resize") == "resize" else "pad"
+    size = pre.get("size", "?")
+    if pre.get("lung_crop"):
+        framing = (
+            "crop to the lung fields found by the lung segmenter (plus "
+            f"{100 * float(pre.get('lung_margin', 0)):.0f}% of the image on each side; the "
+            "whole image when no lungs are found)"
+        )
+    else:
+        framing = f"crop {100 * float(pre.get('border_crop', 0)):.0f}% of each border"
+    if pre.get("lung_mask"):
+        framing += (
+            "; fill everything outside the lung mask (widened by "
+            f"{100 * float(pre.get('mask_dilation', 0)):.0f}% of the image) with the lungs' mean"
+        )
+    return (
+        f"decode to 8-bit grayscale; {framing}; {geometry} to {size} x {size} px; "
+        f"contrast `{pre.get('contrast', '?')}`."
+    )
+
+
+_AUGMENT_WORDS = (
+    # (setting, how to say it); probabilities as a share of images, ranges as ±
+    ("rotate_deg", "rotation ±{:g} deg"),
+    ("scale", "scale ±{:.0%}"),
+    ("shift", "shift ±{:.0%}"),
+    ("gamma", "gamma"),
+    ("contrast", "contrast and brightness"),
+    ("p_blur", "blur ({:.0%})"),
+    ("p_noise", "noise ({:.0%})"),
+    ("p_downscale", "lost resolution ({:.0%})"),
+    ("p_jpeg", "JPEG artefacts ({:.0%})"),
+    ("p_text", "synthetic letters and arrows near the borders ({:.0%})"),
+    ("p_erase_lungs", "lungs blanked out with a no-opinion (uniform) target ({:.0%})"),
+    ("p_lungs_only", "everything but the lungs blanked out ({:.0%})"),
+    ("mixup", "mixup (images and labels of two images blended, Beta({:g}) weights)"),
+    ("p_tone", "random tone curve ({:.0%})"),
+    ("p_bias", "uneven exposure, a smooth brightness field ({:.0%})"),
+)
+
+
+def describe_architecture(cfg: dict[str, Any]) -> str:
+    """The trunk a model was built with, from its JSON ``train_config``."""
+    arch = cfg.get("arch", "?")
+    if arch == "mobilenetv2":
+        return f"`mobilenetv2` (MobileNetV2 cut at stride 16, width {cfg.get('alpha')})"
+    if arch == "resnet":
+        width = cfg.get("width")  # recorded as built by cxrlib.train.classifier
+        filters = f"; {width}-{2 * width}-{4 * width} filters" if width else ""
+        return f"`resnet` (ResNet-18's stem and first three stages, cut at stride 16{filters})"
+    return f"`{arch}`"
+
+
+def making_commands(meta: dict[str, Any]) -> str:
+    """The commands that made a model, one per line, from its JSON: training, then any
+    post-training calibration and the fitting of its test-time views."""
+    lines = [meta.get("command") or "python -m cxrlib.train --data ../shared/cxr --out models/"]
+    for key in ("post_training", "test_time_views"):
+        step = meta.get(key) or {}
+        if isinstance(step, dict) and step.get("command"):
+            lines.append(step["command"])
+    return "\n".join(lines)
+
+
+#: How the app names the test-time views (cxrlib.infer.views.DEFAULT_VIEWS) to a reader.
+COPIES = "slightly shifted, zoomed, darker and brighter copies"
+
+
+def describe_calibration(meta: dict[str, Any]) -> str:
+    """How a model's probabilities are made, from its JSON (temperature, test-time views)."""
+    text = (
+        "temperature scaling on the validation split "
+        f"(T = {float(meta.get('temperature', 1.0)):.3f})"
+    )
+    ttv = meta.get("test_time_views") or {}
+    if not ttv.get("views"):
+        return text + "; each image is scored once."
+    n = len(ttv["views"])
+    gain = ""
+    one, avg = ttv.get("val_one_view") or {}, ttv.get("val_averaged") or {}
+    if "balanced_accuracy" in one and "balanced_accuracy" in avg:
+        gain = (
+            f"; validation balanced accuracy {one['balanced_accuracy']:.3f} with the image "
+            f"alone, {avg['balanced_accuracy']:.3f} averaged"
+        )
+    return (
+        f"each image is scored with {n} {COPIES} ({', '.join(ttv['views'])}); the probabilities are those of the mean logits over "
+        f"the {n + 1}, with their own temperature fitted on the validation split "
+        f"(T = {float(ttv.get('temperature', 1.0)):.3f}){gain}. Without the copies: " + text + "."
+    )
+
+
+def describe_scoring(split: dict[str, Any]) -> str:
+    """How a saved split's predictions were made (one view, or the mean over its views)."""
+    views = split.get("views") or []
+    if len(views) > 1:
+        return (
+            f"Each image scored as the app scores it: the mean over the image and "
+            f"{len(views) - 1} {COPIES}."
+        )
+    return "Each image scored once, as it is."
+
+
+def describe_training(cfg: dict[str, Any]) -> str:
+    """One sentence on a model's batches and augmentation, from its JSON ``train_config``."""
+    power = cfg.get("sampling_power")
+    floor = int(cfg.get("sampling_floor", 1) or 1)
+    if power is None:
+        sampling = "class-balanced batches"
+    else:
+        sampling = (
+            f"class-balanced batches; within a class, a source of n images weighs n^{power:g}"
+        )
+        if floor > 1:
+            sampling += f" (sources under {floor} images weighted as {floor})"
+    aug = cfg.get("augment") or {}
+    used = [words.format(aug[k]) for k, words in _AUGMENT_WORDS if aug.get(k)]
+    augmentation = "augmentation: " + ", ".join(used) if used else "no augmentation"
+    ema = cfg.get("ema") or 0.0
+    averaged = f"; weights kept as a moving average (decay {ema:g})" if ema else ""
+    adversary = cfg.get("adversary") or 0.0
+    if adversary:
+        averaged += (
+            f"; a source adversary (strength {adversary:g}) penalised features that tell the "
+            "sources apart within a class"
+        )
+    return f"{sampling}; {augmentation}{averaged}."
+
+
+def train_counts_table(meta: dict[str, Any]) -> Any:
+    """A source x class DataFrame of training images from the model JSON ``train_counts``."""
+    import pandas as pd
+
+    counts = meta.get("train_counts") or {}
+    recs = []
+    for key, n in counts.items():
+        source, _, label = str(key).partition("/")
+        recs.append({"source": source, "label": label, "n": int(n)})
+    if not recs:
+        return pd.DataFrame()
+    df = pd.DataFrame(recs).pivot_table(
+        index="source", columns="label", values="n", aggfunc="sum", fill_value=0
+    )
+    df["total"] = df.sum(axis=1)
+    df.loc["total"] = df.sum(axis=0)
+    return df.astype(int)
+
+
+def describe_input_and_trunk(pre: dict[str, Any], cfg: dict[str, Any]) -> str:
+    """A few words on what a model sees and its trunk: 'the whole image, ResNet (64), 128 px'."""
+    if pre.get("lung_mask"):
+        sees = "the lungs only (masked)"
+    elif pre.get("lung_crop"):
+        margin = pre.get("lung_margin")
+        sees = "the lung box" + (f" + {100 * float(margin):.0f}%" if margin is not None else "")
+    elif float(pre.get("border_crop", 0) or 0) > 0:
+        sees = "the image less its borders"
+    else:
+        sees = "the whole image"
+    arch = cfg.get("arch", "?")
+    if arch == "mobilenetv2":
+        trunk = f"MobileNetV2 (width {cfg.get('alpha')})"
+    elif arch == "resnet":
+        trunk = f"ResNet ({cfg.get('width')} filters first)"
+    else:
+        trunk = str(arch)
+    return f"{sees}, {trunk}, {pre.get('size', '?')} px"

@@ -1,0 +1,271 @@
+"""A one-page PDF report of one analysed image, built in memory with fpdf2.
+
+The report holds only what the app computed: the image, the overlay, the
+probabilities and their test-time range, the explanation settings, the lung
+focus, the model's version and weights hash, the date and the disclaimer.
+It has no patient fields and no file name (a file name can hold a patient's
+name); the image is identified by the first 16 hex digits of its SHA-256.
+Nothing is written to disk: :func:`build_report` returns the PDF's bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+from fpdf import FPDF
+from PIL import Image
+
+DISCLAIMER = (
+    "Research demo, not for diagnosis. CXR Lens is a research and teaching tool, not a "
+    "medical device. Its output has not been validated for clinical use and must not be "
+    "used to make decisions about patients."
+)
+
+_REPLACEMENTS = {
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2212": "-",
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u2265": ">=",
+    "\u2264": "<=",
+    "\u00b7": "-",
+    "\u2022": "-",
+    "\u2026": "...",
+    "\u00d7": "x",
+}
+
+
+def pdf_text(text: object) -> str:
+    """Text the PDF's core fonts can print (Latin-1; other characters replaced)."""
+    s = str(text)
+    for a, b in _REPLACEMENTS.items():
+        s = s.replace(a, b)
+    s = unicodedata.normalize("NFKC", s)
+    return s.encode("latin-1", errors="replace").decode("latin-1")
+
+
+@dataclass
+class ReportData:
+    """What goes into a report.
+
+    Attributes:
+        image: 2-D uint8 grayscale image as analysed.
+        overlay: RGB uint8 overlay as shown.
+        class_names: Class names in the model's order.
+        probabilities: (K,) calibrated probabilities.
+        ranges: (K, 2) lowest/highest probability over test-time views, or None.
+        predicted: Predicted class name.
+        method: Explanation method's display name.
+        explained_class: Class the heatmap explains.
+        settings: Display settings (opacity, colour map, outline, hottest area...).
+        model_version: Short model description.
+        weights_sha256: The model file's SHA-256.
+        image_sha256: SHA-256 of the uploaded bytes.
+        lung_focus_text: The lung-focus sentence, or "".
+        probability_note: How the probabilities were computed, or "".
+        track_record: How often the model's earlier answers of the predicted class
+            were right (:func:`cxrlib.describe.trust.describe_track_record`), plain text.
+        gate_text: The out-of-distribution verdict in words, or "".
+        warnings: Extra warnings (e.g. "analysed although the gate rejected it").
+        notices: Decoding notices (technical, never patient data).
+        comparison: (caption, RGB overlay) of every method, when the user compared them.
+        comparison_text: How far those methods agree, in words.
+        created: Timestamp (UTC now when None).
+    """
+
+    image: np.ndarray
+    overlay: np.ndarray
+    class_names: Sequence[str]
+    probabilities: Sequence[float]
+    predicted: str
+    method: str
+    explained_class: str
+    model_version: str
+    weights_sha256: str
+    image_sha256: str
+    ranges: np.ndarray | None = None
+    settings: dict[str, object] = field(default_factory=dict)
+    lung_focus_text: str = ""
+    probability_note: str = ""
+    track_record: list[str] = field(default_factory=list)
+    gate_text: str = ""
+    warnings: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    comparison: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    comparison_text: str = ""
+    created: datetime | None = None
+
+
+def _png(array: np.ndarray, max_side: int = 900) -> Image.Image:
+    arr = np.asarray(array)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {arr.dtype}")
+    img = Image.fromarray(arr, "L" if arr.ndim == 2 else "RGB")
+    if max(img.size) > max_side:
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return img
+
+
+class _Report(FPDF):
+    def footer(self) -> None:
+        self.set_y(-14)
+        self.set_font("Helvetica", "I", 7.5)
+        self.set_text_color(110, 110, 110)
+        self.multi_cell(0, 3.5, pdf_text(DISCLAIMER), align="C")
+
+
+def build_report(data: ReportData) -> bytes:
+    """Builds the PDF in memory.
+
+    Args:
+        data: The analysis to report.
+
+    Returns:
+        The PDF file's bytes.
+    """
+    created = data.created or datetime.now(UTC)
+    pdf = _Report(orientation="P", unit="mm", format="A4")
+    pdf.set_creator("CXR Lens")
+    pdf.set_title("CXR Lens research report")
+    pdf.set_creation_date(created)
+    pdf.set_auto_page_break(auto=True, margin=18)
+    pdf.set_margins(15, 14, 15)
+    pdf.add_page()
+    width = pdf.w - pdf.l_margin - pdf.r_margin
+
+    pdf.set_font("Helvetica", "B", 16)
+    pdf.set_text_color(27, 42, 53)
+    pdf.cell(0, 8, "CXR Lens - research report", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_fill_color(253, 236, 200)
+    pdf.set_text_color(120, 60, 0)
+    pdf.set_font("Helvetica", "B", 10)
+    pdf.multi_cell(
+        0,
+        6,
+        pdf_text("RESEARCH DEMO, NOT FOR DIAGNOSIS"),
+        fill=True,
+        align="C",
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+    pdf.ln(1)
+    pdf.set_text_color(27, 42, 53)
+    pdf.set_font("Helvetica", "", 9)
+    stamp = created.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    pdf.cell(0, 5, pdf_text(f"Date: {stamp}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(
+        0,
+        5,
+        pdf_text(f"Image SHA-256 (first 16): {data.image_sha256[:16]}"),
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+    pdf.ln(2)
+
+    # Images side by side.
+    gap = 6
+    img_w = (width - gap) / 2
+    top = pdf.get_y()
+    left_img, right_img = _png(data.image), _png(data.overlay)
+    h_left = img_w * left_img.height / left_img.width
+    h_right = img_w * right_img.height / right_img.width
+    img_h = min(max(h_left, h_right), 95)
+    pdf.set_font("Helvetica", "B", 9)
+    pdf.cell(img_w, 5, "Image (as analysed)")
+    pdf.set_x(pdf.l_margin + img_w + gap)
+    pdf.cell(img_w, 5, pdf_text(f"{data.method} for '{data.explained_class}'"))
+    pdf.ln(6)
+    top = pdf.get_y()
+    pdf.image(left_img, x=pdf.l_margin, y=top, w=img_w, h=img_h, keep_aspect_ratio=True)
+    pdf.image(
+        right_img, x=pdf.l_margin + img_w + gap, y=top, w=img_w, h=img_h, keep_aspect_ratio=True
+    )
+    pdf.set_y(top + img_h + 4)
+
+    # Result.
+    pdf.set_font("Helvetica", "B", 11)
+    pdf.cell(0, 6, "Model output (calibrated probabilities)", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 9)
+    col = [45, 35, 70]
+    pdf.set_fill_color(235, 241, 245)
+    for text, w in zip(("class", "probability", "range over test-time views"), col):
+        pdf.cell(w, 6, text, border=1, fill=True)
+    pdf.ln()
+    probs = np.asarray(data.probabilities, dtype=float)
+    ranges = None if data.ranges is None else np.asarray(data.ranges, dtype=float)
+    for i, name in enumerate(data.class_names):
+        bold = name == data.predicted
+        pdf.set_font("Helvetica", "B" if bold else "", 9)
+        pdf.cell(col[0], 6, pdf_text(name + ("  (predicted)" if bold else "")), border=1)
+        pdf.cell(col[1], 6, f"{100 * probs[i]:.1f}%", border=1)
+        rng = "-" if ranges is None else f"{100 * ranges[i, 0]:.1f}% - {100 * ranges[i, 1]:.1f}%"
+        pdf.cell(col[2], 6, pdf_text(rng), border=1)
+        pdf.ln()
+    pdf.ln(2)
+
+    lines: list[tuple[str, str]] = []
+    if data.probability_note:
+        lines.append(("Probabilities", data.probability_note))
+    for line in data.track_record:
+        lines.append(("Track record", line))
+    if data.gate_text:
+        lines.append(("Input check", data.gate_text))
+    if data.lung_focus_text:
+        lines.append(("Lung focus", data.lung_focus_text))
+    for warning in data.warnings:
+        lines.append(("Warning", warning))
+    settings = ", ".join(f"{k}: {v}" for k, v in data.settings.items())
+    lines.append(("Explanation", f"{data.method} for class '{data.explained_class}'"))
+    if settings:
+        lines.append(("Display", settings))
+    if data.notices:
+        lines.append(("Image notes", "; ".join(data.notices)))
+    lines.append(("Model", data.model_version))
+    lines.append(("Weights SHA-256", data.weights_sha256 or "unknown"))
+    for label, text in lines:
+        pdf.set_font("Helvetica", "B", 9)
+        pdf.cell(32, 5, pdf_text(label))
+        pdf.set_font("Helvetica", "", 9)
+        pdf.multi_cell(width - 32, 5, pdf_text(text), new_x="LMARGIN", new_y="NEXT")
+    if data.comparison:
+        _comparison(pdf, data, width)
+    return bytes(pdf.output())
+
+
+def _comparison(pdf: FPDF, data: ReportData, width: float) -> None:
+    """Every method's overlay in a row, each captioned, then the agreement sentence."""
+    n, gap = len(data.comparison), 3.0
+    size = (width - gap * (n - 1)) / n
+    if pdf.get_y() + size + 30 > pdf.h - pdf.b_margin:
+        pdf.add_page()
+    pdf.ln(3)
+    pdf.set_font("Helvetica", "B", 11)
+    pdf.cell(0, 6, pdf_text(f"All methods compared (class '{data.explained_class}')"))
+    pdf.ln(7)
+    top = pdf.get_y()
+    for i, (caption, rgb) in enumerate(data.comparison):
+        x = pdf.l_margin + i * (size + gap)
+        pdf.image(_png(rgb, 400), x=x, y=top, w=size, h=size, keep_aspect_ratio=True)
+        pdf.set_xy(x, top + size + 1)
+        pdf.set_font("Helvetica", "", 7)
+        pdf.multi_cell(size, 3.2, pdf_text(caption), align="C")
+    pdf.set_xy(pdf.l_margin, top + size + 9)
+    if data.comparison_text:
+        pdf.set_font("Helvetica", "", 8.5)
+        text = data.comparison_text.replace("**", "")
+        pdf.multi_cell(width, 4.5, pdf_text(text), new_x="LMARGIN", new_y="NEXT")
+
+
+def overlay_png(rgb: np.ndarray) -> bytes:
+    """PNG bytes of an RGB (or grayscale) uint8 array, encoded in memory."""
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="PNG", optimize=False)
+    return buf.getvalue()

@@ -1,0 +1,257 @@
+"""External check: chest X-rays from a collection that no training image came from.
+
+The classifier learnt from ``../shared/cxr`` alone, and its internal test split
+shares every source with training. The lung-segmentation set ``../shared/lungs``
+holds one collection that is in none of those sources: normal adult chest X-rays
+from OpenIST (``openist_normal``, images of a radiology teaching website). Scoring
+the classifier on them measures what the internal split cannot: how often it calls
+a normal adult from elsewhere normal.
+
+What it does not measure, and is recorded beside the figures: it is one class
+only (no sensitivity to disease, no AUC); the lung segmenter that crops the
+classifier's input was trained on part of it (``split == "train"`` of the lung
+set), so the figures are also given for the images the segmenter never trained on;
+and the collection states no licence, so no image of it is committed or shown.
+
+    python -m cxrlib.evaluate --external ../shared/lungs --record
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from cxrlib.train.data import ManifestError, load_gray
+from cxrlib.infer.classifier import Classifier
+from cxrlib.infer.views import View
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A collection of the lung set that is not among the classifier's sources.
+
+    Attributes:
+        source: Its ``source`` value in the lung set's manifest.
+        name: Its name in a sentence.
+        label: The class every image of it has.
+        description: What it is, in a few words.
+        population: Whose chests they are ("adult", "paediatric"), for a sentence.
+    """
+
+    source: str
+    name: str
+    label: str
+    description: str
+    population: str = ""
+
+
+COLLECTIONS = (
+    Collection(
+        source="openist_normal",
+        name="OpenIST",
+        label="normal",
+        description="normal adult chest X-rays of a radiology teaching website, collected in "
+        "github.com/pi-null-mezon/OpenIST",
+        population="adult",
+    ),
+)
+
+#: Rows of the external table: every image, and those the segmenter never trained on.
+SUBSETS = {"all": None, "segmenter_unseen": ("val", "test")}
+
+#: Two images whose thumbnails correlate at least this well are counted as the same
+#: picture. A resized, squashed and re-encoded copy scores above 0.999; the closest
+#: pair between the internal test split and the training split (patient-disjoint)
+#: scores 0.972, because all frontal chest X-rays share one layout.
+DUPLICATE_SIMILARITY = 0.98
+
+
+def collection_frame(lungs_root: str | Path, collection: Collection) -> pd.DataFrame:
+    """The images of ``collection`` as a manifest frame.
+
+    Returns:
+        Columns ``path`` (relative to ``lungs_root``), ``file`` (absolute),
+        ``label``, ``source`` and ``split`` (the lung set's, i.e. the segmenter's).
+
+    Raises:
+        ManifestError: the lung set's manifest is missing, lacks columns or holds
+            no image of the collection.
+    """
+    manifest = Path(lungs_root) / "manifest.csv"
+    if not manifest.exists():
+        raise ManifestError(f"{manifest} does not exist: is {lungs_root} the lung set?")
+    df = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    missing = {"image", "source", "split"} - set(df.columns)
+    if missing:
+        raise ManifestError(f"{manifest} lacks column(s): {', '.join(sorted(missing))}")
+    df = df[df["source"] == collection.source]
+    if df.empty:
+        raise ManifestError(f"{manifest}: no image of {collection.source!r}")
+    root = Path(lungs_root).resolve()
+    return pd.DataFrame(
+        {
+            "path": df["image"].to_numpy(),
+            "file": [str(root / p) for p in df["image"]],
+            "label": collection.label,
+            "source": collection.source,
+            "split": df["split"].to_numpy(),
+        }
+    )
+
+
+def thumbnail(gray: np.ndarray, size: int = 32) -> np.ndarray:
+    """An image's ``size`` x ``size`` thumbnail, zero-mean and of unit length, so
+    that the dot product of two is their correlation (contrast and brightness aside)."""
+    t = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    t -= t.mean()
+    return t / max(float(np.linalg.norm(t)), 1e-6)
+
+
+def file_thumbnails(files: Sequence[str], workers: int = 4) -> np.ndarray:
+    """:func:`thumbnail` of image files, one row each."""
+    with ThreadPoolExecutor(workers) as pool:
+        rows = list(pool.map(lambda f: thumbnail(load_gray(f)), files))
+    return np.stack(rows) if rows else np.zeros((0, 32 * 32), np.float32)
+
+
+def nearest_similarity(thumbs: np.ndarray, reference: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """For each row of ``thumbs``, its highest correlation with any ``reference`` row."""
+    if not len(reference):
+        return np.full(len(thumbs), -1.0, np.float32)
+    return np.concatenate(
+        [(thumbs[i : i + chunk] @ reference.T).max(1) for i in range(0, len(thumbs), chunk)]
+    )
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """95% Wilson score interval of a share ``k / n`` (None when ``n`` is 0)."""
+    if n <= 0:
+        return None
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)
+
+
+#: An answer given with at least this probability counts as a confident one.
+CONFIDENT = 0.9
+
+
+def answers(probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """How many images (rows of ``probs``) got each answer, with shares and intervals,
+    and how many of them with a probability of at least :data:`CONFIDENT`."""
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1, len(class_names))
+    n = len(probs)
+    pred = np.argmax(probs, axis=1)
+    top = probs.max(axis=1) if n else np.zeros(0)
+    called = {c: int(np.sum(pred == i)) for i, c in enumerate(class_names)}
+    confident = {
+        c: int(np.sum((pred == i) & (top >= CONFIDENT))) for i, c in enumerate(class_names)
+    }
+    return {
+        "n": n,
+        "called": called,
+        "share": {c: round(k / n, 4) if n else None for c, k in called.items()},
+        "ci95": {c: wilson_interval(k, n) for c, k in called.items()},
+        "confident": confident,
+        "confident_share": {c: round(k / n, 4) if n else None for c, k in confident.items()},
+        "confident_at": CONFIDENT,
+    }
+
+
+def check_collection(
+    class_names: Sequence[str],
+    frame: pd.DataFrame,
+    collection: Collection,
+    probs: np.ndarray,
+    refused: np.ndarray,
+    nearest: np.ndarray,
+) -> dict[str, Any]:
+    """One collection's record, from its predictions and checks.
+
+    Args:
+        class_names: The model's classes, in the order of ``probs``'s columns.
+        frame: :func:`collection_frame`.
+        collection: What it is.
+        probs: Probabilities (N, K) as the model predicts.
+        refused: Whether the app's input check refused each image (N,).
+        nearest: Each image's highest thumbnail correlation with a training-source
+            image (N; :func:`nearest_similarity`).
+    """
+    split = frame["split"].to_numpy()
+    subsets = {}
+    for key, splits in SUBSETS.items():
+        keep = np.ones(len(frame), bool) if splits is None else np.isin(split, splits)
+        subsets[key] = answers(probs[keep], class_names)
+    return {
+        "name": collection.name,
+        "description": collection.description,
+        "label": collection.label,
+        "population": collection.population,
+        "n": len(frame),
+        "subsets": subsets,
+        "mean_probs": {c: round(float(v), 4) for c, v in zip(class_names, probs.mean(0))},
+        "input_check_refused": int(np.sum(refused)),
+        "duplicates": {
+            "similarity_threshold": DUPLICATE_SIMILARITY,
+            "found": int(np.sum(nearest >= DUPLICATE_SIMILARITY)),
+            "highest_similarity": round(float(nearest.max()), 4) if len(nearest) else None,
+        },
+        "predictions": [
+            {"path": p, "split": s, "probs": [round(float(v), 5) for v in pr]}
+            for p, s, pr in zip(frame["path"], split, probs)
+        ],
+    }
+
+
+def external_check(
+    classifier: Classifier,
+    lungs_root: str | Path,
+    training_files: Sequence[str],
+    views: Sequence[View] | None = None,
+    collections: Sequence[Collection] = COLLECTIONS,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Scores ``classifier`` on every external collection of the lung set.
+
+    Args:
+        classifier: The model, predicting as the app does unless ``views`` says otherwise
+            (see :func:`cxrlib.evaluate.cli.predict_files`).
+        lungs_root: The lung set's folder (``../shared/lungs``).
+        training_files: The images the classifier's sources hold, to confirm that none
+            of a collection is among them (:func:`nearest_similarity`).
+        views: As :func:`cxrlib.evaluate.cli.predict_files`.
+        collections: Which collections.
+
+    Returns:
+        ``{"collections": {source: record}, "views": n, "reference_images": n}``
+        (records as :func:`check_collection`).
+    """
+    from cxrlib.infer import gate as ood
+    from cxrlib.evaluate.cli import predict_files
+
+    log(f"reading {len(training_files):,} training-source images to look for duplicates")
+    reference = file_thumbnails(training_files)
+    out: dict[str, Any] = {"collections": {}, "reference_images": len(reference)}
+    for c in collections:
+        frame = collection_frame(lungs_root, c)
+        files = list(frame["file"])
+        probs = predict_files(classifier, files, views=views)
+        # Read once for both checks (predict_files reads its own, in batches).
+        grays = [load_gray(f) for f in files]
+        refused = np.array([not ood.assess(g).is_cxr for g in grays])
+        nearest = nearest_similarity(np.stack([thumbnail(g) for g in grays]), reference)
+        out["collections"][c.source] = check_collection(
+            classifier.class_names, frame, c, probs, refused, nearest
+        )
+    used = classifier.resolve_views(views)
+    out["views"] = 1 + len(used) if used else 1
+    return out

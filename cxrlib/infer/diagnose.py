@@ -1,0 +1,305 @@
+"""The app's pipeline: one grayscale X-ray -> probabilities, spread, heatmap, lung focus.
+
+Pure and cache-friendly: the same image, model, method and class always give
+the same :class:`Diagnosis` (the test-time views are fixed, SmoothGrad is
+seeded), and the result is a picklable dataclass of NumPy arrays and plain
+values, so the app can cache it under :func:`image_hash` of the upload.
+Overlay rendering is separate (:mod:`cxrlib.infer.overlay`): changing the opacity or
+colour map needs no model call. The out-of-distribution gate
+(:func:`cxrlib.infer.gate.assess`) is the app's job, before this runs.
+
+Speed: for the Grad-CAM family the original image and its test-time views go
+through ONE compiled forward pass that returns every view's logits and the
+original's CAM (see :meth:`cxrlib.infer.explain.Explainer.fast_cams`).
+
+Lung-focus verdict thresholds: the lungs cover roughly 30-45 % of a frontal
+chest X-ray, so a map that ignores anatomy puts about that share inside them.
+``>= 60 %`` is "good"; ``40-60 %`` is "caution" (no better than a map that
+ignores the lungs); ``< 40 %`` is "warning" (most of the attention is
+elsewhere: text, markers, devices, borders; a shortcut is likely).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from cxrlib.infer.explain import FAST_METHODS, Explainer, _check_method, get_explainer
+from cxrlib.infer.focus import lung_focus as _lung_focus
+from cxrlib.infer.focus import model_view_focus
+from cxrlib.infer.classifier import Classifier
+from cxrlib.infer.preprocess import to_geometry
+from cxrlib.infer.views import DEFAULT_VIEWS, View, view_batch
+
+__all__ = [
+    "DEFAULT_VIEWS",
+    "Diagnosis",
+    "View",
+    "diagnose",
+    "diagnose_bytes",
+    "focus_verdict",
+    "image_hash",
+    "view_batch",
+]
+
+FOCUS_GOOD = 0.60
+FOCUS_LOW = 0.40
+FOCUS_LEVELS: tuple[str, ...] = ("good", "caution", "warning", "unknown")
+
+
+class Segmenter(Protocol):
+    """What :func:`diagnose` needs of :class:`cxrlib.infer.lungs.LungSegmenter`."""
+
+    def segment(self, gray: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, eq=False)
+class Diagnosis:
+    """Everything the app shows about one image (rendering excluded).
+
+    Attributes:
+        class_names: Class names, in the model's order.
+        probabilities: (K,) calibrated probabilities: the model's prediction,
+            averaged over the test-time views when the model has them
+            (:meth:`cxrlib.infer.classifier.Classifier.combine_views`), else the original's.
+        predicted_index: Index of the most probable class.
+        predicted_name: Its name.
+        uncertainty: (K, 2) lowest and highest calibrated probability of each
+            class over the original image and its test-time views.
+        view_probabilities: (V, K) calibrated probabilities of every view
+            (row 0 is the original).
+        view_names: Names of the views ("original" first).
+        averaged: The probabilities are the average over the views.
+        target_index: The class the heatmap explains.
+        target_name: Its name.
+        method: The explanation method.
+        heatmap: float32 map in [0, 1] at the image's size.
+        lung_mask: Boolean lung mask at the image's size, or None without a segmenter.
+        lung_focus: Share of the heatmap inside the lungs, or None when unknown.
+        lung_area: Share of the image covered by the lungs, or None.
+        focus_level: One of :data:`FOCUS_LEVELS`.
+        focus_verdict: One sentence (or two) for the user.
+        model_crop: ``(top, bottom, left, right)`` of the part of the image the
+            model saw (a lung-crop model's lung box), or None for the whole image.
+    """
+
+    class_names: tuple[str, ...]
+    probabilities: np.ndarray
+    predicted_index: int
+    predicted_name: str
+    uncertainty: np.ndarray
+    view_probabilities: np.ndarray
+    view_names: tuple[str, ...]
+    target_index: int
+    target_name: str
+    method: str
+    heatmap: np.ndarray
+    lung_mask: np.ndarray | None
+    lung_focus: float | None
+    lung_area: float | None
+    focus_level: str
+    focus_verdict: str
+    model_crop: tuple[int, int, int, int] | None = None
+    averaged: bool = False
+
+    @property
+    def confidence(self) -> float:
+        """Calibrated probability of the predicted class."""
+        return float(self.probabilities[self.predicted_index])
+
+    def summary(self) -> dict[str, Any]:
+        """Plain-Python summary (no arrays but the probabilities) for reports and JSON."""
+        return {
+            "predicted": self.predicted_name,
+            "confidence": self.confidence,
+            "probabilities": {n: float(p) for n, p in zip(self.class_names, self.probabilities)},
+            "range": {
+                n: [float(lo), float(hi)] for n, (lo, hi) in zip(self.class_names, self.uncertainty)
+            },
+            "averaged_over_views": len(self.view_names) if self.averaged else 1,
+            "explained_class": self.target_name,
+            "method": self.method,
+            "lung_focus": self.lung_focus,
+            "lung_area": self.lung_area,
+            "focus_level": self.focus_level,
+            "focus_verdict": self.focus_verdict,
+        }
+
+
+def image_hash(data: bytes) -> str:
+    """SHA-256 hex digest of the uploaded bytes (the cache key of an upload)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def focus_verdict(
+    focus: float | None,
+    lung_area: float | None,
+    heatmap_empty: bool = False,
+    view_share: float | None = None,
+) -> tuple[str, str]:
+    """Level and sentence for a lung-focus value (thresholds in the module docstring).
+
+    Args:
+        focus: Share of the heatmap inside the lungs, or None without a mask.
+        lung_area: Share of the image covered by the mask, or None.
+        heatmap_empty: The heatmap is all zero.
+        view_share: For a model that sees only a crop, the lungs' share of that crop
+            (what a flat heatmap would score), or None.
+
+    Returns:
+        ``(level, text)`` with level in :data:`FOCUS_LEVELS`.
+    """
+    if focus is None or lung_area is None:
+        return "unknown", "Lung focus is not available: no lung segmentation was run."
+    if lung_area <= 0:
+        return (
+            "warning",
+            "No lungs were found in this image, so the heatmap cannot be checked against "
+            "them. Is this a frontal chest X-ray?",
+        )
+    if heatmap_empty:
+        return "unknown", "The heatmap is empty for this class, so there is nothing to check."
+    text = (
+        f"{round(100 * focus)}% of the heatmap lies inside the lungs "
+        f"(which cover {round(100 * lung_area)}% of the image"
+        + (
+            f" and {round(100 * view_share)}% of the region the model sees)."
+            if view_share is not None
+            else ")."
+        )
+    )
+    if focus >= FOCUS_GOOD:
+        return "good", text
+    if focus >= FOCUS_LOW:
+        return (
+            "caution",
+            text + " Much of the model's attention is outside the lungs; look at the heatmap "
+            "before trusting the prediction.",
+        )
+    return (
+        "warning",
+        text + " Most of the model's attention is outside the lungs: it may rely on text, "
+        "markers, devices or borders instead of the lungs (a shortcut). Do not trust this "
+        "prediction.",
+    )
+
+
+def _lung_mask(segmenter: Segmenter, gray: np.ndarray) -> np.ndarray:
+    mask = np.asarray(segmenter.segment(gray)).astype(bool)
+    if mask.shape != gray.shape[:2]:
+        mask = cv2.resize(
+            mask.view(np.uint8), (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_NEAREST
+        ).astype(bool)
+    return mask
+
+
+def diagnose(
+    classifier: Classifier,
+    gray: np.ndarray,
+    explainer: Explainer | None = None,
+    segmenter: Segmenter | None = None,
+    method: str = "gradcam",
+    class_index: int | None = None,
+    views: tuple[View, ...] | None = None,
+) -> Diagnosis:
+    """Runs the whole pipeline on one grayscale image.
+
+    Args:
+        classifier: The classifier.
+        gray: 2-D uint8 image (decoded upload).
+        explainer: The classifier's :class:`~cxrlib.infer.explain.Explainer`
+            (``None``: the cached one of ``classifier``).
+        segmenter: A lung segmenter with ``.segment(gray) -> bool mask``, or None.
+        method: Explanation method (:data:`cxrlib.infer.explain.METHODS`).
+        class_index: Class to explain; ``None`` = the predicted class.
+        views: Test-time views for the probability ranges (batched with the
+            original); ``None``: the model's own (:attr:`Classifier.views`), or
+            :data:`DEFAULT_VIEWS` for a model that does not average. A model that
+            averages averages over the views given here.
+
+    Returns:
+        A :class:`Diagnosis`.
+    """
+    _check_method(method)
+    explainer = get_explainer(classifier) if explainer is None else explainer
+    if explainer.classifier is not classifier:
+        raise ValueError("the explainer belongs to a different classifier")
+    names = classifier.class_names
+    if class_index is not None and not 0 <= int(class_index) < len(names):
+        raise ValueError(f"class_index {class_index} out of range 0..{len(names) - 1}")
+    views = (classifier.views or DEFAULT_VIEWS) if views is None else tuple(views)
+    cfg = classifier.preprocess
+    crop, lung_mask = classifier.lung_frames([gray])[0]
+    geo = to_geometry(gray, cfg, crop, lung_mask)
+    batch = view_batch(geo, cfg, views)
+    if method in FAST_METHODS:
+        res = explainer.fast_cams(batch, class_index)
+        logits, raw, target = res.logits, res.cam(method)[0], int(res.targets[0])
+        probs, probs_all = classifier.combine_views(logits)
+        predicted = int(np.argmax(probs))
+        if class_index is None and target != predicted:
+            # The views' average can disagree with the original alone: explain what is shown.
+            res = explainer.fast_cams(batch[:1], predicted)
+            raw, target = res.cam(method)[0], predicted
+    else:
+        logits = classifier.logits(batch)
+        probs, probs_all = classifier.combine_views(logits)
+        predicted = int(np.argmax(probs))
+        target = predicted if class_index is None else int(class_index)
+        raw, _ = explainer.raw(batch[0], method, target)
+    heatmap = explainer.to_image(raw, gray.shape, crop)
+    mask = focus = area = None
+    if segmenter is not None:
+        mask = _lung_mask(segmenter, gray)
+        area = float(mask.mean())
+        focus = _lung_focus(heatmap, mask)
+    # Only a model that sees part of the image gets "the region the model sees".
+    framed = crop is not None or lung_mask is not None
+    share = model_view_focus(classifier, gray, mask) if mask is not None and framed else None
+    level, verdict = focus_verdict(
+        focus, area, heatmap_empty=not heatmap.max() > 0, view_share=share
+    )
+    return Diagnosis(
+        class_names=tuple(names),
+        probabilities=probs,
+        predicted_index=predicted,
+        predicted_name=names[predicted],
+        uncertainty=np.stack([probs_all.min(axis=0), probs_all.max(axis=0)], axis=1),
+        view_probabilities=probs_all,
+        view_names=("original",) + tuple(v.name for v in views),
+        target_index=target,
+        target_name=names[target],
+        method=method,
+        heatmap=heatmap,
+        lung_mask=mask,
+        lung_focus=focus,
+        lung_area=area,
+        focus_level=level,
+        focus_verdict=verdict,
+        model_crop=crop,
+        averaged=bool(classifier.views),
+    )
+
+
+def diagnose_bytes(
+    classifier: Classifier,
+    data: bytes,
+    filename: str = "",
+    explainer: Explainer | None = None,
+    segmenter: Segmenter | None = None,
+    method: str = "gradcam",
+    class_index: int | None = None,
+) -> tuple[np.ndarray, Diagnosis]:
+    """Decodes an upload (in memory, via :func:`cxrlib.io.imaging.read_image`) and diagnoses it.
+
+    Returns:
+        ``(gray, diagnosis)``; raises :class:`cxrlib.io.imaging.ImageError` for unreadable files.
+    """
+    from cxrlib.io.imaging import read_image
+
+    gray = read_image(data, filename)
+    return gray, diagnose(classifier, gray, explainer, segmenter, method, class_index)

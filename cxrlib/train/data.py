@@ -1,0 +1,274 @@
+"""Manifests and image loading for training and evaluation.
+
+A manifest is a CSV with at least ``path,label`` (optionally ``source``,
+``split``, ...); paths are relative to a root folder (by default the
+manifest's own folder).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from cxrlib.infer.classifier import CLASS_NAMES
+from cxrlib.infer.preprocess import Box, PreprocessConfig, lung_view, small_mask, to_geometry
+
+CACHE_DIR = Path(__file__).resolve().parents[2] / "artifacts" / "cache"
+
+
+class ManifestError(ValueError):
+    """The manifest is missing columns or names unknown labels."""
+
+
+def read_manifest(
+    path: str | Path,
+    root: str | Path | None = None,
+    split: str | None = None,
+    class_names: Sequence[str] = CLASS_NAMES,
+) -> pd.DataFrame:
+    """Reads a manifest CSV and resolves image paths.
+
+    Args:
+        path: The CSV file.
+        root: Folder the ``path`` column is relative to; default the CSV's folder.
+        split: Keep only rows whose ``split`` equals this (if the column exists).
+        class_names: Allowed labels; ``y`` is the label's index in this order.
+
+    Returns:
+        DataFrame with the CSV's columns plus ``file`` (absolute path), ``y``
+        (class index) and ``source`` (``"unknown"`` where absent).
+
+    Raises:
+        ManifestError: on missing columns, unknown labels or an empty selection.
+    """
+    path = Path(path)
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"path", "label"} - set(df.columns)
+    if missing:
+        raise ManifestError(f"{path} lacks column(s): {', '.join(sorted(missing))}")
+    if split is not None:
+        if "split" not in df.columns:
+            raise ManifestError(f"{path} has no split column; cannot select split {split!r}")
+        df = df[df["split"] == split]
+    if df.empty:
+        raise ManifestError(f"{path}: no rows" + (f" with split == {split!r}" if split else ""))
+    bad = sorted(set(df["label"]) - set(class_names))
+    if bad:
+        raise ManifestError(f"{path}: unknown label(s) {bad}; expected {list(class_names)}")
+    base = Path(root) if root is not None else path.parent
+    df = df.reset_index(drop=True).copy()
+    df["file"] = [str((base / p).resolve()) for p in df["path"]]
+    df["y"] = [class_names.index(label) for label in df["label"]]
+    if "source" not in df.columns:
+        df["source"] = "unknown"
+    return df
+
+
+def stratified_sample(df: pd.DataFrame, max_images: int | None, seed: int = 0) -> pd.DataFrame:
+    """At most ``max_images`` rows of a manifest, spread evenly over its (source, label)
+    groups (each group gives ``max_images // groups`` rows, at least one, or all it has;
+    with more groups than rows, a seeded choice of them); every column kept. ``None`` or
+    a number at least ``len(df)`` returns ``df`` itself."""
+    if not max_images or len(df) <= max_images:
+        return df
+    groups = [g for _, g in df.groupby(["source", "label"], sort=True)]
+    per = max(1, max_images // len(groups))
+    # Not groupby().apply(): pandas 3 drops the grouping columns from its result.
+    out = pd.concat([g.sample(min(len(g), per), random_state=seed) for g in groups])
+    # More groups than images: one row from each of a seeded choice of groups.
+    return out.sample(max_images, random_state=seed) if len(out) > max_images else out
+
+
+def load_gray(file: str | Path) -> np.ndarray:
+    """Reads a dataset image as 2-D uint8 (the shared datasets are clean JPEG/PNG)."""
+    img = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise FileNotFoundError(f"cannot read image {file}")
+    return img
+
+
+def load_geometry(
+    files: Sequence[str],
+    config: PreprocessConfig,
+    cache: bool = True,
+    workers: int = 4,
+    segmenter: Any = None,
+) -> np.ndarray:
+    """Loads images and applies the geometry step of preprocessing.
+
+    Returns uint8 ``(N, size, size)``. Results are cached under
+    ``artifacts/cache`` keyed by the file list and geometry settings, since
+    decoding 10,000 JPEGs costs about half a minute (and lung cropping, which
+    segments every image with ``segmenter`` (default: the committed one),
+    a few minutes).
+    """
+    settings: tuple[Any, ...] = (config.size, config.geometry, config.border_crop)
+    if config.uses_lungs:
+        if segmenter is None:
+            from cxrlib.infer.lungs import default_segmenter  # lazy: loads TensorFlow
+
+            segmenter = default_segmenter()
+        # (Kept as it was before masking existed, so older caches stay valid.)
+        settings += ("lung", config.lung_margin, segmenter.meta.get("weights_sha256", ""))
+        if not config.lung_crop:
+            settings += ("no-crop",)
+        if config.lung_mask:
+            settings += ("mask", config.mask_dilation)
+    key = hashlib.sha256(("\n".join(files) + repr(settings)).encode()).hexdigest()[:20]
+    cache_file = CACHE_DIR / f"geom_{key}.npy"
+    if cache and cache_file.exists():
+        return np.load(cache_file)
+
+    boxes, masks = lung_inputs(files, config, segmenter, cache=cache)
+
+    def one(i: int) -> np.ndarray:
+        return to_geometry(load_gray(files[i]), config, boxes[i], masks[i])
+
+    arr = np.zeros((len(files), config.size, config.size), np.uint8)
+    with ThreadPoolExecutor(workers) as pool:  # cv2 releases the GIL while decoding
+        for i, geo in enumerate(pool.map(one, range(len(files)))):
+            arr[i] = geo
+    if cache:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        np.save(cache_file, arr)
+    return arr
+
+
+def lung_inputs(
+    files: Sequence[str], config: PreprocessConfig, segmenter: Any, cache: bool = True
+) -> tuple[list[Box | None], list[np.ndarray | None]]:
+    """The crop box and lung mask of each file as ``config`` uses them
+    (:meth:`PreprocessConfig.used_frame`; all None when it uses no lungs), from
+    :func:`lung_frames`'s cache."""
+    if not config.uses_lungs:
+        return [None] * len(files), [None] * len(files)
+    boxes, masks = lung_frames(
+        files, config.lung_margin, segmenter, cache=cache, masks=config.lung_mask
+    )
+    used = [config.used_frame(b, m) for b, m in zip(boxes, masks, strict=True)]
+    return [u[0] for u in used], [u[1] for u in used]
+
+
+def lung_geometry_masks(
+    files: Sequence[str], config: PreprocessConfig, segmenter: Any, cache: bool = True
+) -> np.ndarray:
+    """Each file's lung mask (``full``, undilated) as it falls in the model input: cropped
+    and resized by ``config``'s geometry, boolean ``(N, size, size)``.
+
+    For the training-time lung ablations (:func:`cxrlib.train.augment.lung_ablation`). The
+    masks come from :func:`lung_frames`'s cache; only the image headers are read.
+    """
+    from PIL import Image  # header only: the pixel data is not decoded
+
+    from cxrlib.io.imaging import exif_orientation
+
+    boxes, masks = lung_frames(files, config.lung_margin, segmenter, cache=cache, masks=True)
+    plain = dataclasses.replace(config, lung_mask=False)
+    out = np.zeros((len(files), config.size, config.size), bool)
+    for i, (f, box, small) in enumerate(zip(files, boxes, masks, strict=True)):
+        with Image.open(f) as im:
+            w, h = im.size
+            # cv2.imread (load_gray) applies EXIF orientation; a quarter turn swaps the sides.
+            if exif_orientation(im) in (5, 6, 7, 8):
+                w, h = h, w
+        if small is None:  # lung_frames(masks=True) gives every file a mask
+            raise ValueError(f"no lung mask for {f}")
+        full = lung_view(small, (h, w), dilation=0.0).astype(np.uint8) * 255
+        out[i] = to_geometry(full, plain, config.used_frame(box, None)[0]) >= 128
+    return out
+
+
+def lung_frames(
+    files: Sequence[str],
+    margin: float,
+    segmenter: Any,
+    cache: bool = True,
+    masks: bool = False,
+    chunk: int = 256,
+) -> tuple[list[Box | None], list[np.ndarray | None]]:
+    """Lung-field crop boxes (:func:`cxrlib.infer.lungs.crop_box`) and, with ``masks``,
+    stored-size lung masks (:func:`cxrlib.infer.preprocess.small_mask`) of dataset images.
+
+    Both are kept per file (and segmenter and margin) in ``artifacts/cache``, so
+    the leave-one-source-out runs and repeated evaluations segment each image
+    once. Without ``masks`` the masks returned are None.
+    """
+    tag = hashlib.sha256(
+        repr((margin, segmenter.meta.get("weights_sha256", ""))).encode()
+    ).hexdigest()[:12]
+    store = CACHE_DIR / f"lungboxes_{tag}.json"
+    mask_store = CACHE_DIR / f"lungmasks_{tag}.npz"
+    known: dict[str, Any] = json.loads(store.read_text()) if cache and store.exists() else {}
+    known_masks: dict[str, np.ndarray] = {}
+    if masks and cache and mask_store.exists():
+        with np.load(mask_store) as z:
+            shape = tuple(z["shape"])
+            unpacked = np.unpackbits(z["bits"], axis=1)[:, : shape[0] * shape[1]]
+            known_masks = {
+                str(f): u.reshape(shape).astype(bool) for f, u in zip(z["files"], unpacked)
+            }
+    todo = [f for f in dict.fromkeys(files) if f not in known or (masks and f not in known_masks)]
+    for start in range(0, len(todo), chunk):
+        part = todo[start : start + chunk]
+        found = segmenter.frames([load_gray(f) for f in part], margin)
+        for f, (box, mask) in zip(part, found):
+            known[f] = None if box is None else [int(v) for v in box]
+            known_masks[f] = small_mask(mask)
+    if cache and todo:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        store.write_text(json.dumps(known))
+        if masks:
+            names = list(known_masks)
+            stack = np.stack([known_masks[f] for f in names])
+            np.savez(
+                mask_store,
+                files=np.array(names),
+                shape=np.array(stack.shape[1:]),
+                bits=np.packbits(stack.reshape(len(names), -1), axis=1),
+            )
+    boxes = [tuple(known[f]) if known[f] is not None else None for f in files]
+    return boxes, [known_masks[f] if masks else None for f in files]
+
+
+def sampling_weights(
+    labels: Iterable[int],
+    sources: Iterable[str],
+    power: float = 0.5,
+    floor: int = 1,
+) -> np.ndarray:
+    """Per-sample probabilities: every class gets equal mass; within a class,
+    a (source, label) group of n images gets mass proportional to n**power.
+
+    ``power=1`` is plain class balancing; ``power=0`` gives every source the
+    same share of its class (large sources no longer dominate, which is one
+    way to weaken source shortcuts).
+
+    Args:
+        floor: groups smaller than this are weighted per image like a group of
+            ``floor`` images (mass ``n / floor * floor**power``), so that two
+            images from a tiny source are not drawn as often as a whole hospital.
+    """
+    labels = np.asarray(list(labels))
+    sources = np.asarray(list(sources))
+    floor = max(1, int(floor))
+    w = np.zeros(len(labels), np.float64)
+    classes = np.unique(labels)
+    for c in classes:
+        in_c = labels == c
+        groups = np.unique(sources[in_c])
+        sizes = {g: float(np.sum(in_c & (sources == g))) for g in groups}
+        masses = {g: n * max(n, floor) ** (power - 1.0) for g, n in sizes.items()}
+        total = sum(masses.values())
+        for g in groups:
+            idx = in_c & (sources == g)
+            w[idx] = masses[g] / total / idx.sum()
+    return w / w.sum()
