@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(REQ_HASH)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 PORT ?= 8501
 
-.PHONY: install run test test-fast browser-deps lint models clean
+.PHONY: install run test test-fast browser-deps lint models clean serve
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ browser-deps:
 run: install
 	$(BIN)/streamlit run app.py --server.headless true --server.port $(PORT) --browser.gatherUsageStats false
 
+# The shared model on Ray Serve (Ctrl-C stops it); then `CXR_MODEL_SERVER=http://127.0.0.1:$(SERVE_PORT) make run`.
+SERVE_PORT ?= 8000
+serve: install
+	$(BIN)/python -m cxrlib.serve --port $(SERVE_PORT)
+
 test: install browser-deps
 	$(BIN)/python -m pytest -q
 
@@ -42,14 +47,14 @@ lint: install
 
 # Re-train every committed model (slow: see README for times).
 models: install
-	$(BIN)/python -m cxrlib.infer.lungs train --data ../shared/lungs --out models/
+	$(BIN)/python -m cxrlib.train.segmenter train --data ../shared/lungs --out models/
 	$(BIN)/python -m cxrlib.train --data ../shared/cxr --out models/
 	$(BIN)/python -m cxrlib.train.calibrate --model models/cxr_classifier.keras --data ../shared/cxr
 	$(BIN)/python -m cxrlib.train.calibrate --model models/cxr_classifier.keras --data ../shared/cxr --views
-	$(BIN)/python -m cxrlib.evaluate --save-metrics --data ../shared/cxr
-	$(BIN)/python -m cxrlib.evaluate --data ../shared/cxr --split test --ablate --explain --record --bootstrap 200
-	$(BIN)/python -m cxrlib.evaluate --data ../shared/cxr --split test --methods --methods-images 120 --record
-	$(BIN)/python -m cxrlib.infer.gate fit --data ../shared/cxr --lungs ../shared/lungs --out models/ood.npz
+	$(BIN)/python -m cxrlib.evaluate metrics --record --data ../shared/cxr
+	$(BIN)/python -m cxrlib.evaluate audit --data ../shared/cxr --split test --ablate --explain --record --bootstrap 200
+	$(BIN)/python -m cxrlib.evaluate methods --data ../shared/cxr --split test --images 120 --record
+	$(BIN)/python -m cxrlib.train.gate fit --data ../shared/cxr --lungs ../shared/lungs --out models/ood.npz
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

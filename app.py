@@ -9,20 +9,21 @@ file in pages/ and all logic is in cxrlib/. TensorFlow is imported lazily
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
-from cxrlib.app import state as appstate
-from pages import _ui
+from cxrlib.app.model_files import model_meta, model_version
+from cxrlib.app.resources import resources_ready, warm_up
+from cxrlib.app.texts import DISCLAIMER, DISCLAIMER_DETAIL
+from cxrlib.core.settings import model_path, warm_up_enabled
+from pages import _compat, _ui
 
-_ui.fast_reruns()
+_compat.fast_reruns()
 st.set_page_config(
     page_title="CXR Lens",
     page_icon=":material/radiology:",
     layout="wide",
     initial_sidebar_state="expanded",
-    menu_items={"About": f"CXR Lens. {appstate.DISCLAIMER}. {appstate.DISCLAIMER_DETAIL}"},
+    menu_items={"About": f"CXR Lens. {DISCLAIMER}. {DISCLAIMER_DETAIL}"},
 )
 
 PAGES = [
@@ -34,23 +35,23 @@ PAGES = [
 ]
 page = st.navigation(PAGES)
 
-warming = os.environ.get("CXR_NO_WARMUP", "") not in ("1", "true", "yes")
+warming = warm_up_enabled()
 
 with st.sidebar:
     st.markdown("### CXR Lens")
-    st.caption(f"{appstate.DISCLAIMER}.")
+    st.caption(f"{DISCLAIMER}.")
     status = st.container()
 
 
 def _status() -> None:
     """Model and device lines of the sidebar."""
-    model = appstate.model_path()
-    meta = appstate.model_meta(model)
-    res = appstate.resources_ready()
+    model = model_path()
+    meta = model_meta(model)
+    res = resources_ready()
     if not model.exists():
         st.error(f"No model at `{model.name}`", icon=":material/error:")
     else:
-        st.caption(f"**Model** {appstate.model_version(meta, model)}")
+        st.caption(f"**Model** {model_version(meta, model)}")
     if res is None:
         st.caption("**Device** loading TensorFlow ...")
         return
@@ -65,7 +66,7 @@ def _status() -> None:
 def _status_until_loaded() -> None:
     """Polls until the background load finishes, then refreshes the whole app once."""
     _status()
-    if appstate.resources_ready() is not None:
+    if resources_ready() is not None:
         st.rerun()
 
 
@@ -74,10 +75,10 @@ page.run()
 if warming:
     # Load TensorFlow and the models in the background while the user looks at
     # the page (started after it is drawn, so the import does not slow it down).
-    appstate.warm_up()
+    warm_up()
 # Filled after the page, so it reflects models the page may just have loaded.
 with status:
-    if warming and appstate.resources_ready() is None:
+    if warming and resources_ready() is None:
         _status_until_loaded()
     else:
         _status()

@@ -1,7 +1,7 @@
 """Training speed of the classifier architectures on this machine: one JSON line each.
 
 Times ``train_on_batch`` (AdamW, batch 32, random pixels, after three warm-up
-steps) for each architecture and input size of :func:`cxrlib.infer.classifier.build_classifier`.
+steps) for each architecture and input size of :func:`cxrlib.train.architectures.build_classifier`.
 This is the model's cost alone: a real run also augments every image on the same
 cores, so its images per second are lower.
 
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cxrlib.infer.classifier import build_classifier  # noqa: E402
+from cxrlib.train.architectures import build_classifier  # noqa: E402
 
 # arch:setting:size, where setting is MobileNetV2's alpha or the ResNet's width.
 DEFAULT = (

@@ -36,14 +36,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cxrlib.evaluate.audit import ablation, held_out_scores  # noqa: E402
-from cxrlib.train.augment import AugmentConfig  # noqa: E402
-from cxrlib.train.data import load_gray, read_manifest  # noqa: E402
-from cxrlib.evaluate.cli import predict_files  # noqa: E402
-from cxrlib.infer.lungs import default_segmenter  # noqa: E402
+from cxrlib.evaluate.audit import ablation  # noqa: E402
+from cxrlib.evaluate.metrics import held_out_scores  # noqa: E402
 from cxrlib.infer.classifier import Classifier  # noqa: E402
+from cxrlib.infer.lungs import default_segmenter  # noqa: E402
 from cxrlib.infer.preprocess import PreprocessConfig  # noqa: E402
-from cxrlib.train.classifier import TrainConfig, train  # noqa: E402
+from cxrlib.train.augment import AugmentConfig  # noqa: E402
+from cxrlib.train.classifier import train  # noqa: E402
+from cxrlib.train.config import TrainConfig  # noqa: E402
+from cxrlib.train.data import load_gray, read_manifest  # noqa: E402
+from cxrlib.train.file_scores import predict_files  # noqa: E402
 
 _OFF = {f.name: 0.0 for f in dataclasses.fields(AugmentConfig)}
 _GEOMETRIC = {k: getattr(AugmentConfig(), k) for k in ("rotate_deg", "scale", "shift")}
@@ -73,7 +75,7 @@ VARIANTS: dict[str, tuple[dict[str, float], str]] = {
     "all+erase": ({"p_erase_lungs": 0.15}, "clahe"),
     "all+erase+only": ({"p_erase_lungs": 0.15, "p_lungs_only": 0.15}, "clahe"),
     "all+mixup": ({"mixup": 0.2}, "clahe"),
-    # Twelfth session: exposure beyond one gamma per image (a tone curve, a brightness field).
+    # Exposure beyond one gamma per image (a tone curve, a brightness field; experiments.md E11).
     "all+exposure": ({"p_tone": 0.5, "p_bias": 0.5}, "clahe"),
 }
 

@@ -11,7 +11,7 @@ travel. JPEG at quality 80 changes a pixel by about 1.5 grey levels on average; 
 of the committed recipe through this path is the control for that.
 
 ``run`` (there) unpacks, answers :func:`cxrlib.train.data.load_geometry` from the pack, and
-calls :func:`cxrlib.train.classifier.main` with the usual arguments once per ``--run``, writing
+calls :func:`cxrlib.train.cli.main` with the usual arguments once per ``--run``, writing
 each model and its JSON to ``--out`` as soon as it is trained. The trained ``.keras``
 files load under TensorFlow here; calibrate and evaluate them here as any other model.
 
@@ -68,8 +68,8 @@ def pack(
     import cv2
     import pandas as pd
 
+    from cxrlib.train.cli import config_from_args, parse_args
     from cxrlib.train.data import load_geometry, read_manifest
-    from cxrlib.train.classifier import config_from_args, parse_args
 
     cfg = config_from_args(parse_args(["--data", "unused", "--out", "unused", *train_args]))
     out.mkdir(parents=True, exist_ok=True)
@@ -116,6 +116,7 @@ def unpack(folder: Path) -> dict[str, np.ndarray]:
 def run(folder: Path, out: Path, runs: Sequence[str], workers: int = 12) -> None:
     """Trains once per ``"name=train arguments"`` in ``runs`` on the packed images."""
     import cxrlib.train.classifier as train_mod
+    import cxrlib.train.cli as cli_mod
 
     t0 = time.time()
     images = unpack(folder)
@@ -155,7 +156,7 @@ def run(folder: Path, out: Path, runs: Sequence[str], workers: int = 12) -> None
             t = time.time()
             print(f"== {name}: {args}", flush=True)
             argv = ["--data", str(folder), "--out", str(out), "--name", name]
-            train_mod.main([*argv, *shlex.split(args)])
+            cli_mod.main([*argv, *shlex.split(args)])
             print(f"== {name} done in {(time.time() - t) / 60:.1f} min", flush=True)
 
 

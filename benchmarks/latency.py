@@ -5,11 +5,12 @@ One process, warm runs (after two warm-ups), medians in milliseconds:
 * ``forward_ms``: the compiled forward pass of one prepared image.
 * ``predict_ms``: upload bytes -> the model's calibrated probabilities (decode + prepare +
   forward; for a model with test-time views, the original and its views in one batch).
-* ``gradcam_ms`` ... ``smoothgrad_ms``: :meth:`Explainer.explain` on the decoded image
-  (prepare + heatmap + mapping back onto the image + normalisation).
+* ``<method>_ms`` for every method of :data:`cxrlib.core.methods.METHODS` (``gradcam_ms``
+  ... ``occlusion_ms``): :meth:`Explainer.explain` on the decoded image (prepare + heatmap +
+  mapping back onto the image + normalisation).
 * ``tfkv_gradcam_ms``: plain tf-keras-vis Grad-CAM (visualiser built once) on the
   prepared input, for comparison with the fast path.
-* forward, predict, the three fast CAMs and tf-keras-vis Grad-CAM are timed in
+* forward, predict, the fast CAMs and tf-keras-vis Grad-CAM are timed in
   turn within each round, so that load bursts on a shared machine hit all of
   them alike and the ``*_x_forward`` ratios stay fair.
 * ``segment_ms``: lung mask of the decoded image, segmented afresh each run (null
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import statistics
@@ -100,8 +102,8 @@ def pick_image(cxr_dir: Path) -> Path:
 
 def build_temp(folder: Path) -> tuple[Path, Path]:
     """Saves an untrained default classifier and segmenter (timing stand-ins only)."""
-    from cxrlib.infer.lungs import build_unet
-    from cxrlib.infer.classifier import build_classifier, save_classifier
+    from cxrlib.train.architectures import build_classifier, build_unet
+    from cxrlib.train.classifier import save_classifier
 
     folder.mkdir(parents=True, exist_ok=True)
     model_path = folder / "cxr_classifier.keras"
@@ -122,9 +124,9 @@ def build_temp(folder: Path) -> tuple[Path, Path]:
 
 def decoder() -> tuple[Callable[[bytes, str], np.ndarray], str]:
     try:
-        from cxrlib.io.imaging import read_image
+        from cxrlib.io.decode import read_image
 
-        return read_image, "cxrlib.io.imaging.read_image"
+        return read_image, "cxrlib.io.decode.read_image"
     except ImportError:  # not written yet: plain OpenCV
         return (
             lambda data, _name: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE),
@@ -139,14 +141,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--build-temp", type=Path, help="build untrained stand-in models here")
     ap.add_argument("--image", type=Path, help="default: a test image from ../shared/cxr")
     ap.add_argument("--runs", type=int, default=30)
-    ap.add_argument("--slow-runs", type=int, default=20, help="runs for scorecam/smoothgrad")
+    ap.add_argument(
+        "--slow-runs", type=int, default=20, help="runs for the methods off the fast path"
+    )
     args = ap.parse_args(argv)
     if args.runs < 20 or args.slow_runs < 20:
         ap.error("use at least 20 runs")
 
+    from cxrlib.core.methods import METHODS
+    from cxrlib.infer.classifier import load_classifier
     from cxrlib.infer.diagnose import diagnose
     from cxrlib.infer.explain import Explainer
-    from cxrlib.infer.classifier import load_classifier
     from cxrlib.infer.overlay import overlay
 
     untrained = False
@@ -178,9 +183,10 @@ def main(argv: list[str] | None = None) -> None:
             {
                 "forward_ms": lambda: clf.logits(x),
                 "predict_ms": lambda: clf.predict([read(data, image_path.name)]),
-                "gradcam_ms": lambda: explainer.explain(gray, "gradcam"),
-                "gradcampp_ms": lambda: explainer.explain(gray, "gradcampp"),
-                "layercam_ms": lambda: explainer.explain(gray, "layercam"),
+                **{
+                    f"{m}_ms": functools.partial(explainer.explain, gray, m)
+                    for m in explainer.fast_methods
+                },
                 "tfkv_gradcam_ms": lambda: explainer.reference(
                     x[0], "gradcam", target, expand_cam=True
                 ),
@@ -188,8 +194,11 @@ def main(argv: list[str] | None = None) -> None:
             runs,
         )
     )
-    out["scorecam_ms"] = median_ms(lambda: explainer.explain(gray, "scorecam"), slow, warmup=1)
-    out["smoothgrad_ms"] = median_ms(lambda: explainer.explain(gray, "smoothgrad"), slow, warmup=1)
+    for m in METHODS:
+        if m not in explainer.fast_methods:
+            out[f"{m}_ms"] = median_ms(
+                functools.partial(explainer.explain, gray, m), slow, warmup=1
+            )
 
     def segment_afresh() -> None:
         segmenter.forget_images()

@@ -248,9 +248,10 @@ def pick_images(data: Path, n: int, seed: int) -> list[tuple[Path, str]]:
 
 def expected_results(images: list[tuple[Path, str]]) -> tuple[list[Expected], list[str]]:
     """The app's probabilities for each image, computed here with cxrlib."""
-    from cxrlib.app.state import fit_display, model_path
-    from cxrlib.io.imaging import read_image
+    from cxrlib.core.settings import model_path
     from cxrlib.infer.classifier import load_classifier
+    from cxrlib.infer.pipeline import fit_display
+    from cxrlib.io.decode import read_image
 
     clf = load_classifier(model_path())
     out, grays = [], []

@@ -1,12 +1,12 @@
 """How well the OOD gate separates chest X-rays from other pictures: ONE JSON line.
 
-Every image goes the app's way: encoded bytes -> :func:`cxrlib.io.imaging.decode_image`
+Every image goes the app's way: encoded bytes -> :func:`cxrlib.io.decode.decode_image`
 (pixels + ``meta["colourfulness"]``) -> :meth:`OODGate.assess`.
 
 * ``cxr_test_accept_rate``: share of ALL ``shared/cxr`` test-split images accepted.
 * ``lungs_test_accept_rate``: the same for the ``shared/lungs`` test split.
 * ``negatives_reject_rate``: share of a locally made set of non-X-rays rejected
-  (:func:`cxrlib.infer.gate.make_negatives`: bundled scikit-image / scikit-learn pictures
+  (:func:`cxrlib.train.negatives.make_negatives`: bundled scikit-image / scikit-learn pictures
   and crops of them, faces, text pages, UI-like screenshots, shapes, noise,
   gradients, flat images, checkerboards, tiles; colour pictures are encoded as
   colour PNGs). ``negatives_reject_rate_gray_only``: the same images in grey
@@ -42,8 +42,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cxrlib.core.errors import ImageError  # noqa: E402
 from cxrlib.infer import gate as ood  # noqa: E402
-from cxrlib.io.imaging import ImageError, decode_image  # noqa: E402
+from cxrlib.io.decode import decode_image  # noqa: E402
+from cxrlib.train.gate import orientation_check  # noqa: E402
+from cxrlib.train.negatives import make_negatives  # noqa: E402
 
 
 def _png(arr: np.ndarray) -> bytes:
@@ -93,7 +96,7 @@ def main() -> int:
     out["lungs_test_accept_rate"] = round(float(np.mean([r.is_cxr for r in lungs])), 4)
     out["lungs_test_n"] = len(lungs)
 
-    negs = ood.make_negatives(args.seed, as_made=True)
+    negs = make_negatives(args.seed, as_made=True)
     verdicts, refused = [], 0
     for n, im, chroma in negs:
         try:
@@ -111,7 +114,7 @@ def main() -> int:
     out["negatives_accepted"] = [n for (n, _, _), r in zip(negs, verdicts) if r.is_cxr]
 
     sample = [decode_image(p.read_bytes(), p.name).pixels for p in cxr_paths[::7]]
-    out.update(ood.orientation_check(gate, sample))
+    out.update(orientation_check(gate, sample))
 
     out["ms_per_assess_median"] = round(float(np.median(times)), 2)
     out["ms_per_assess_p95"] = round(float(np.quantile(times, 0.95)), 2)

@@ -17,10 +17,11 @@ import time
 
 import numpy as np
 
-from cxrlib.train.data import load_geometry, read_manifest
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.preprocess import PreprocessConfig, normalize_contrast
-from cxrlib.train.classifier import TrainConfig, train
+from cxrlib.train.classifier import train
+from cxrlib.train.config import TrainConfig
+from cxrlib.train.data import load_geometry, read_manifest
 
 
 def main() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cxrlib.app import state as appstate
-from cxrlib.describe import figures
-from cxrlib.describe import modelcard
-from cxrlib.describe import results
-from pages import _ui
+from cxrlib.app.model_files import model_meta, model_version
+from cxrlib.core.metrics import Split
+from cxrlib.core.settings import model_path
+from cxrlib.describe import figures, modelcard, results
+from pages import _compat, _sections
 
 CHART = {"displayModeBar": False}
 
@@ -17,12 +17,20 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
-def _threshold_section(split: dict, names: list[str]) -> None:
-    preds = split.get("predictions") or []
-    if "covid" not in names or not preds:
+def _delta(v: float | None, ref: float | None) -> str | None:
+    if v is None or ref is None:
+        return None
+    diff = round(100 * (v - ref), 1)
+    if diff == 0:
+        return None
+    return f"{diff:+.1f} pts vs most-probable rule"
+
+
+def _threshold_section(split: Split, names: list[str]) -> None:
+    if "covid" not in names or not split.predictions:
         st.info("No saved per-image probabilities: the threshold explorer needs them.")
         return
-    probs, labels = results.predictions_arrays(preds, names)
+    probs, labels = results.predictions_arrays(split.predictions, names)
     pos = names.index("covid")
     st.markdown(
         "By default the model calls the most probable class. Here COVID is called whenever its "
@@ -31,25 +39,15 @@ def _threshold_section(split: dict, names: list[str]) -> None:
     )
     t = st.slider("COVID decision threshold", 0.05, 0.95, 0.50, 0.01, key="covid_threshold")
     r = results.threshold_confusion(probs, labels, pos, t)
-    base = (split.get("per_class") or {}).get("covid", {})
+    base = split.per_class.get("covid")
     c1, c2, c3, c4 = st.columns(4)
-
-    def delta(v: float | None, ref: float | None) -> str | None:
-        if v is None or ref is None:
-            return None
-        diff = round(100 * (v - ref), 1)
-        if diff == 0:
-            return None
-        return f"{diff:+.1f} pts vs most-probable rule"
-
-    c1.metric(
-        "COVID sensitivity", _pct(r.sensitivity), delta(r.sensitivity, base.get("sensitivity"))
-    )
-    c2.metric(
-        "COVID specificity", _pct(r.specificity), delta(r.specificity, base.get("specificity"))
-    )
-    c3.metric("PPV", _pct(r.ppv), delta(r.ppv, base.get("ppv")))
-    c4.metric("NPV", _pct(r.npv), delta(r.npv, base.get("npv")))
+    for col, name, value, ref in (
+        (c1, "COVID sensitivity", r.sensitivity, base.sensitivity if base else None),
+        (c2, "COVID specificity", r.specificity, base.specificity if base else None),
+        (c3, "PPV", r.ppv, base.ppv if base else None),
+        (c4, "NPV", r.npv, base.npv if base else None),
+    ):
+        col.metric(name, _pct(value), _delta(value, ref))
     a, b = st.columns(2)
     a.plotly_chart(
         figures.confusion_figure(r.matrix, names, False, f"Counts at threshold {t:.2f}"),
@@ -65,22 +63,7 @@ def _threshold_section(split: dict, names: list[str]) -> None:
     )
 
 
-def main() -> None:
-    st.title("Metrics")
-    path = appstate.model_path()
-    meta = appstate.model_meta(path)
-    metrics = appstate.model_metrics(path)
-    st.caption(
-        f"Model {appstate.model_version(meta, path)}. Everything here is read from "
-        f"`{path.with_suffix('.metrics.json').name}` and `{path.with_suffix('.json').name}`; "
-        "nothing is recomputed from images."
-    )
-    if metrics is None or not metrics.get("splits"):
-        st.warning(
-            f"No metrics file found at `{path.with_suffix('.metrics.json')}`. Create it with "
-            "`python -m cxrlib.evaluate --save-metrics --data ../shared/cxr`.",
-            icon=":material/warning:",
-        )
+def _training_curves(meta: dict) -> None:
     history = meta.get("history") or {}
     if history:
         st.subheader("Training curves")
@@ -88,10 +71,104 @@ def main() -> None:
         if best:
             st.caption(f"The saved weights are from epoch {best} (best validation macro-F1).")
         st.plotly_chart(figures.training_curves(history), width="stretch", config=CHART)
-    if not metrics or not metrics.get("splits"):
-        return
 
-    splits = metrics["splits"]
+
+def _summary(split: Split) -> None:
+    ci = split.ci95
+    st.subheader("Summary")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Images", f"{split.n or 0:,}")
+    c2.metric("Accuracy", _pct(split.accuracy))
+    c3.metric("Balanced accuracy", _pct(split.balanced_accuracy))
+    c4.metric("Macro-F1", f"{split.macro_f1 or 0:.3f}")
+    st.caption(
+        f"95% bootstrap intervals: accuracy {results.fmt_ci(split.accuracy, ci.get('accuracy'))}; "
+        f"balanced accuracy {results.fmt_ci(split.balanced_accuracy, ci.get('balanced_accuracy'))}. "
+        + modelcard.describe_scoring(split)
+    )
+
+
+def _confusion(split: Split) -> None:
+    st.subheader("Confusion matrix")
+    cm = split.confusion_matrix
+    if cm is not None and cm.matrix:
+        a, b = st.columns(2)
+        a.plotly_chart(
+            figures.confusion_figure(cm.matrix, cm.labels, False, "Counts"),
+            width="stretch",
+            config=CHART,
+            key="cm_counts",
+        )
+        b.plotly_chart(
+            figures.confusion_figure(cm.matrix, cm.labels, True, "Row-normalised (recall)"),
+            width="stretch",
+            config=CHART,
+            key="cm_norm",
+        )
+
+
+def _per_class(split: Split) -> None:
+    st.subheader("Per class")
+    _sections.metric_table(results.per_class_table(split))
+    if split.curves:
+        a, b = st.columns(2)
+        a.plotly_chart(
+            figures.roc_figure(split.curves, split.per_class), width="stretch", config=CHART
+        )
+        b.plotly_chart(
+            figures.pr_figure(split.curves, split.per_class), width="stretch", config=CHART
+        )
+
+
+def _calibration(split: Split) -> None:
+    st.subheader("Calibration")
+    if split.reliability:
+        a, b = st.columns([3, 2])
+        a.plotly_chart(
+            figures.reliability_figure(split.reliability, split.ece),
+            width="stretch",
+            config=CHART,
+        )
+        b.markdown(
+            f"Expected calibration error **{split.ece or 0:.3f}**, Brier score "
+            f"**{split.brier or 0:.3f}**.\n\nWhen the model says 80%, it should be right "
+            "about 80% of the time: bars on the diagonal mean honest probabilities."
+        )
+
+
+def _per_source(split: Split) -> None:
+    if split.per_source:
+        st.subheader("Accuracy by source")
+        st.caption(
+            "Sources differ in age group, hospital and image quality. A model that is accurate "
+            "overall can still fail on one source; see the Model card for the confounds."
+        )
+        a, b = st.columns([2, 3])
+        a.plotly_chart(figures.per_source_figure(split.per_source), width="stretch", config=CHART)
+        with b:
+            _sections.metric_table(results.per_source_table(split))
+
+
+def main() -> None:
+    st.title("Metrics")
+    path = model_path()
+    meta = model_meta(path)
+    metrics = _sections.load_metrics(path)
+    st.caption(
+        f"Model {model_version(meta, path)}. Everything here is read from "
+        f"`{path.with_suffix('.metrics.json').name}` and `{path.with_suffix('.json').name}`; "
+        "nothing is recomputed from images."
+    )
+    if metrics is None or not metrics.splits:
+        st.warning(
+            f"No metrics file found at `{path.with_suffix('.metrics.json')}`. Create it with "
+            "`python -m cxrlib.evaluate --save-metrics --data ../shared/cxr`.",
+            icon=":material/warning:",
+        )
+    _training_curves(meta)
+    if metrics is None or not metrics.splits:
+        return
+    splits = metrics.splits
     options = [s for s in ("test", "val") if s in splits] + [
         s for s in splits if s not in ("test", "val")
     ]
@@ -103,83 +180,18 @@ def main() -> None:
         key="metrics_split",
     )
     split = splits[split_name]
-    names = list(split.get("confusion_matrix", {}).get("labels") or meta.get("class_names") or [])
-    ci = split.get("ci95") or {}
-
-    st.subheader("Summary")
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Images", f"{split.get('n', 0):,}")
-    c2.metric("Accuracy", _pct(split.get("accuracy")))
-    c3.metric("Balanced accuracy", _pct(split.get("balanced_accuracy")))
-    c4.metric("Macro-F1", f"{split.get('macro_f1', 0):.3f}")
-    st.caption(
-        f"95% bootstrap intervals: accuracy {results.fmt_ci(split.get('accuracy'), ci.get('accuracy'))}; "
-        f"balanced accuracy {results.fmt_ci(split.get('balanced_accuracy'), ci.get('balanced_accuracy'))}. "
-        + modelcard.describe_scoring(split)
-    )
-
-    st.subheader("Confusion matrix")
-    cm = split.get("confusion_matrix") or {}
-    if cm.get("matrix"):
-        a, b = st.columns(2)
-        a.plotly_chart(
-            figures.confusion_figure(cm["matrix"], cm["labels"], False, "Counts"),
-            width="stretch",
-            config=CHART,
-            key="cm_counts",
-        )
-        b.plotly_chart(
-            figures.confusion_figure(cm["matrix"], cm["labels"], True, "Row-normalised (recall)"),
-            width="stretch",
-            config=CHART,
-            key="cm_norm",
-        )
-
-    st.subheader("Per class")
-    _ui.metric_table(results.per_class_table(split))
-    curves = split.get("curves") or {}
-    if curves:
-        a, b = st.columns(2)
-        a.plotly_chart(
-            figures.roc_figure(curves, split.get("per_class")), width="stretch", config=CHART
-        )
-        b.plotly_chart(
-            figures.pr_figure(curves, split.get("per_class")), width="stretch", config=CHART
-        )
-
-    st.subheader("Calibration")
-    if split.get("reliability"):
-        a, b = st.columns([3, 2])
-        a.plotly_chart(
-            figures.reliability_figure(split["reliability"], split.get("ece")),
-            width="stretch",
-            config=CHART,
-        )
-        b.markdown(
-            f"Expected calibration error **{split.get('ece', 0):.3f}**, Brier score "
-            f"**{split.get('brier', 0):.3f}**.\n\nWhen the model says 80%, it should be right "
-            "about 80% of the time: bars on the diagonal mean honest probabilities."
-        )
-
+    cm = split.confusion_matrix
+    names = list((cm.labels if cm else ()) or meta.get("class_names") or [])
+    _summary(split)
+    _confusion(split)
+    _per_class(split)
+    _calibration(split)
     st.subheader("COVID decision threshold")
     _threshold_section(split, names)
-
-    if split.get("per_source"):
-        st.subheader("Accuracy by source")
-        st.caption(
-            "Sources differ in age group, hospital and image quality. A model that is accurate "
-            "overall can still fail on one source; see the Model card for the confounds."
-        )
-        a, b = st.columns([2, 3])
-        a.plotly_chart(
-            figures.per_source_figure(split["per_source"]), width="stretch", config=CHART
-        )
-        with b:
-            _ui.metric_table(results.per_source_table(split))
-
-    _ui.audit_sections(metrics)
-    _ui.external_section(metrics)
+    _per_source(split)
+    _sections.audit_sections(metrics)
+    _sections.external_section(metrics)
 
 
-_ui.page_setup()
+_compat.page_setup()
 main()

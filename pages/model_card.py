@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from cxrlib.app import state as appstate
-from cxrlib.describe import modelcard
-from cxrlib.describe import results
-from cxrlib.describe import trust
-from pages import _ui
+from cxrlib.app.model_files import model_meta
+from cxrlib.core.metrics import Metrics
+from cxrlib.core.settings import model_path
+from cxrlib.describe import comparison, modelcard, results
+from pages import _compat, _sections
 
 CONFOUNDS = """
 The training data has shortcuts a network can exploit instead of looking at the lungs.
@@ -76,12 +78,7 @@ samples: `samples/PROVENANCE.md`.
 """
 
 
-def main() -> None:
-    st.title("Trust / Model card")
-    path = appstate.model_path()
-    meta = appstate.model_meta(path)
-    metrics = appstate.model_metrics(path) or {}
-
+def _intended_use() -> None:
     st.subheader("Intended use")
     st.error(
         "**Not for diagnosis.** CXR Lens is a research and teaching demo, not a medical device. "
@@ -102,6 +99,8 @@ def main() -> None:
         "any clinical decision."
     )
 
+
+def _training_data(meta: dict) -> None:
     st.subheader("Training data")
     counts = modelcard.train_counts_table(meta)
     if len(counts):
@@ -120,6 +119,31 @@ def main() -> None:
     if (meta.get("preprocess") or {}).get("lung_mask"):
         st.markdown(LUNG_MASK_NOTE)
 
+
+def _model_lines(meta: dict) -> list[str]:
+    """The preprocessing, architecture, probabilities, batches and training lines."""
+    cfg = meta.get("train_config") or {}
+    lines = [
+        "- **Preprocessing** (the same for training, evaluation and this app): "
+        + modelcard.describe_preprocessing(meta.get("preprocess") or {}),
+        f"- **Architecture:** {modelcard.describe_architecture(cfg)}, trained from scratch (no "
+        f"pretrained weights), {int(meta.get('params', 0)):,} parameters; Grad-CAM layer "
+        "`last_conv`.",
+        "- **Probabilities:** " + modelcard.describe_calibration(meta),
+    ]
+    if cfg:
+        lines.append("- **Batches:** " + modelcard.describe_training(cfg))
+    if meta.get("best_epoch"):
+        lines.append(
+            f"- **Training:** best epoch {meta['best_epoch']} of "
+            f"{meta.get('epochs_run', '?')} (validation macro-F1), "
+            f"{float(meta.get('train_seconds', 0)) / 60:.0f} min, "
+            f"Keras {meta.get('keras_version', '?')}."
+        )
+    return lines
+
+
+def _architecture(meta: dict, path: Path) -> None:
     st.subheader("Preprocessing and architecture")
     if not meta:
         st.warning(
@@ -128,66 +152,50 @@ def main() -> None:
             icon=":material/warning:",
         )
     else:
-        pre = meta.get("preprocess") or {}
-        cfg = meta.get("train_config") or {}
-        arch = modelcard.describe_architecture(cfg)
-        lines = [
-            "- **Preprocessing** (the same for training, evaluation and this app): "
-            + modelcard.describe_preprocessing(pre),
-            f"- **Architecture:** {arch}, trained from scratch (no pretrained weights), "
-            f"{int(meta.get('params', 0)):,} parameters; Grad-CAM layer `last_conv`.",
-            "- **Probabilities:** " + modelcard.describe_calibration(meta),
-        ]
-        if cfg:
-            lines.append("- **Batches:** " + modelcard.describe_training(cfg))
-        if meta.get("best_epoch"):
-            lines.append(
-                f"- **Training:** best epoch {meta['best_epoch']} of "
-                f"{meta.get('epochs_run', '?')} (validation macro-F1), "
-                f"{float(meta.get('train_seconds', 0)) / 60:.0f} min, "
-                f"Keras {meta.get('keras_version', '?')}."
-            )
-        st.markdown("\n".join(lines))
+        st.markdown("\n".join(_model_lines(meta)))
 
+
+def _performance(metrics: Metrics) -> None:
     st.subheader("Performance")
-    test = (metrics.get("splits") or {}).get("test")
+    test = metrics.test
     if test:
-        ci = test.get("ci95") or {}
+        ci = test.ci95
         st.markdown(
-            f"Internal **test** split ({test.get('n', 0):,} images, same sources as training): "
-            f"accuracy {results.fmt_ci(test.get('accuracy'), ci.get('accuracy'))}, balanced "
-            f"accuracy {results.fmt_ci(test.get('balanced_accuracy'), ci.get('balanced_accuracy'))}, "
-            f"macro-F1 {test.get('macro_f1', 0):.3f}, ECE {test.get('ece', 0):.3f}."
+            f"Internal **test** split ({test.n or 0:,} images, same sources as training): "
+            f"accuracy {results.fmt_ci(test.accuracy, ci.get('accuracy'))}, balanced "
+            f"accuracy {results.fmt_ci(test.balanced_accuracy, ci.get('balanced_accuracy'))}, "
+            f"macro-F1 {test.macro_f1 or 0:.3f}, ECE {test.ece or 0:.3f}."
         )
-        _ui.metric_table(results.per_class_table(test))
+        _sections.metric_table(results.per_class_table(test))
         st.caption(
             "These images come from the same sources as the training images, so they share "
             "the confounds above: expect lower accuracy on images from anywhere else."
         )
     else:
         st.info("No test metrics yet (models/cxr_classifier.metrics.json).")
-    _ui.external_section(metrics, level="markdown")
 
-    if any(k in metrics for k in _ui.AUDIT_KEYS):
-        st.subheader("Shortcut audit")
-        _ui.audit_sections(metrics, level="markdown")
-    rows = trust.comparisons(meta, metrics)
-    if len(rows) > 1:
-        st.markdown("**Why not a model that scores higher?**")
-        chance = (metrics.get("ablation") or {}).get("chance", 1 / 3)
-        st.markdown("\n".join(f"- {line}" for line in trust.describe_comparisons(rows, chance)))
-        note = trust.comparison_note(rows)
-        if note:
-            st.markdown(note)
-        _ui.metric_table(trust.comparison_table(rows))
-        st.caption(
-            "Each model scored on the same internal test split as it predicts, intact and with "
-            "the lung fields filled with the image's mean (the audit's ablation). Recorded by "
-            "`python -m cxrlib.evaluate --model <other model> --split test --ablate "
-            "--record-alternative <name>`; the outside collection's column by the same with "
-            "`--external ../shared/lungs` in place of `--split test --ablate`, where it was measured."
-        )
 
+def _comparison(meta: dict, metrics: Metrics) -> None:
+    rows = comparison.comparisons(meta, metrics)
+    if len(rows) <= 1:
+        return
+    st.markdown("**Why not a model that scores higher?**")
+    chance = comparison.chance(metrics)
+    st.markdown("\n".join(f"- {line}" for line in comparison.describe_comparisons(rows, chance)))
+    note = comparison.comparison_note(rows)
+    if note:
+        st.markdown(note)
+    _sections.metric_table(comparison.comparison_table(rows))
+    st.caption(
+        "Each model scored on the same internal test split as it predicts, intact and with "
+        "the lung fields filled with the image's mean (the audit's ablation). Recorded by "
+        "`python -m cxrlib.evaluate --model <other model> --split test --ablate "
+        "--record-alternative <name>`; the outside collection's column by the same with "
+        "`--external ../shared/lungs` in place of `--split test --ablate`, where it was measured."
+    )
+
+
+def _provenance(meta: dict, path: Path) -> None:
     st.subheader("Provenance")
     sha = meta.get("weights_sha256") or "unknown"
     st.markdown(f"**Weights SHA-256** `{sha}`  \n**Model file** `{path.name}`")
@@ -196,9 +204,25 @@ def main() -> None:
     if meta.get("manifest_sha256"):
         st.caption(f"Training manifest SHA-256 {meta['manifest_sha256']}")
 
+
+def main() -> None:
+    st.title("Trust / Model card")
+    path = model_path()
+    meta = model_meta(path)
+    metrics = _sections.load_metrics(path) or Metrics()
+    _intended_use()
+    _training_data(meta)
+    _architecture(meta, path)
+    _performance(metrics)
+    _sections.external_section(metrics, level="markdown")
+    if _sections.has_audit(metrics):
+        st.subheader("Shortcut audit")
+        _sections.audit_sections(metrics, level="markdown")
+    _comparison(meta, metrics)
+    _provenance(meta, path)
     st.subheader("Data licences and citations")
     st.markdown(CITATIONS)
 
 
-_ui.page_setup()
+_compat.page_setup()
 main()

@@ -8,17 +8,22 @@ from pathlib import Path
 
 import streamlit as st
 
-from cxrlib.app import state as appstate
+from cxrlib.app.gallery import safe_image_path, thumbnail
+from cxrlib.app.model_files import model_meta
+from cxrlib.app.texts import md_escape
+from cxrlib.core.metrics import Metrics
+from cxrlib.core.settings import DEFAULT_DATA_DIR, model_path, resolve
 from cxrlib.describe import results
-from pages import _ui
+from cxrlib.infer.pipeline import decode
+from pages import _compat, _sections, _ui
 
 PER_PAGE = 16
 COLUMNS = 4
 
 
 def _thumb(path: Path):
-    decoded = appstate.decode_upload(path.read_bytes(), path.name)
-    return None if decoded.pixels is None else appstate.thumbnail(decoded.pixels, 220)
+    decoded = decode(path.read_bytes(), path.name)
+    return None if decoded.pixels is None else thumbnail(decoded.pixels, 220)
 
 
 def _open(row: dict, path: str) -> None:
@@ -33,6 +38,95 @@ def _open(row: dict, path: str) -> None:
     st.session_state["_val_open"] = True
 
 
+def _folder() -> Path | None:
+    """The image folder chosen in the sidebar, or None (with a warning) when it is not the
+    shared CXR data folder."""
+    default = os.environ.get("CXR_DATA") or str(DEFAULT_DATA_DIR)
+    with st.sidebar:
+        st.markdown("**Validation browser**")
+        folder_text = st.text_input(
+            "Image folder",
+            value=default,
+            key="val_folder",
+            help="The shared CXR folder (with manifest.csv); relative paths are relative to "
+            "the app's folder.",
+        )
+    folder = resolve(folder_text.strip() or default)
+    if not folder.is_dir():
+        st.warning(
+            f"The image folder `{md_escape(folder_text)}` does not exist here. Set it "
+            "in the sidebar to the shared CXR data folder (../shared/cxr).",
+            icon=":material/folder_off:",
+        )
+        return None
+    if not (folder / "manifest.csv").is_file():
+        st.warning(
+            f"`{md_escape(folder_text)}` is not the shared CXR data folder (it has no "
+            "manifest.csv). Set it in the sidebar to ../shared/cxr.",
+            icon=":material/folder_off:",
+        )
+        return None
+    return folder
+
+
+def _saved(path: Path) -> tuple[Metrics, list[str]] | None:
+    """The metrics file and its splits with per-image predictions, or None (with a warning)."""
+    metrics = _sections.load_metrics(path)
+    if metrics is None or not metrics.splits:
+        st.warning(
+            f"No saved predictions: `{path.with_suffix('.metrics.json').name}` is missing. "
+            "Create it with `python -m cxrlib.evaluate --save-metrics --data ../shared/cxr`.",
+            icon=":material/warning:",
+        )
+        return None
+    splits = [s for s in ("val", "test") if s in metrics.splits and metrics.splits[s].predictions]
+    if not splits:
+        st.warning("The metrics file has no per-image predictions.")
+        return None
+    return metrics, splits
+
+
+def _card(row, folder: Path, split: str) -> bool:
+    """One image's card; False when the image is not in ``folder``."""
+    img_path = safe_image_path(folder, row["path"])
+    if img_path is None:
+        st.caption(f"missing: {row['path']}")
+        return False
+    thumb = _ui.cache().get_or_compute(("thumb220", str(img_path)), lambda p=img_path: _thumb(p))
+    if thumb is not None:
+        st.image(thumb, width="stretch")
+    mark = ":green[correct]" if row["correct"] else ":red[misclassified]"
+    st.markdown(
+        f"true **{row['label']}** · predicted **{row['predicted']}** "
+        f"{100 * row['confidence']:.0f}%  \n{mark} · {row['source']}"
+    )
+    st.button(
+        "Open in Diagnose",
+        key=f"open_{split}_{row['path']}",
+        width="stretch",
+        on_click=_open,
+        args=(row.to_dict(), str(img_path)),
+    )
+    return True
+
+
+def _grid(rows, folder: Path, split: str) -> None:
+    """The filtered images, a page of cards at a time."""
+    pages = max(1, math.ceil(len(rows) / PER_PAGE))
+    page = 1
+    if pages > 1:
+        page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key="val_page", width=160))
+    chunk = rows.iloc[(page - 1) * PER_PAGE : page * PER_PAGE]
+    missing = 0
+    for start in range(0, len(chunk), COLUMNS):
+        cols = st.columns(COLUMNS)
+        for col, (_, row) in zip(cols, chunk.iloc[start : start + COLUMNS].iterrows()):
+            with col.container(border=True):
+                missing += not _card(row, folder, split)
+    if missing:
+        st.caption(f"{missing} image(s) on this page are not in `{folder}`.")
+
+
 def main() -> None:
     if st.session_state.pop("_val_open", False):
         st.switch_page("pages/diagnose.py")
@@ -43,52 +137,19 @@ def main() -> None:
         "first. The validation split chose the training epoch and fitted the temperature; the "
         "test split was only ever scored."
     )
-    default = os.environ.get("CXR_DATA") or str(appstate.DEFAULT_DATA_DIR)
-    with st.sidebar:
-        st.markdown("**Validation browser**")
-        folder_text = st.text_input(
-            "Image folder",
-            value=default,
-            key="val_folder",
-            help="The shared CXR folder (with manifest.csv); relative paths are relative to "
-            "the app's folder.",
-        )
-    folder = appstate.resolve(folder_text.strip() or default)
-    path = appstate.model_path()
-    metrics = appstate.model_metrics(path)
-    meta = appstate.model_meta(path)
-    if not folder.is_dir():
-        st.warning(
-            f"The image folder `{appstate.md_escape(folder_text)}` does not exist here. Set it "
-            "in the sidebar to the shared CXR data folder (../shared/cxr).",
-            icon=":material/folder_off:",
-        )
+    folder = _folder()
+    path = model_path()
+    saved = _saved(path) if folder is not None else None
+    if folder is None or saved is None:
         return
-    if not (folder / "manifest.csv").is_file():
-        st.warning(
-            f"`{appstate.md_escape(folder_text)}` is not the shared CXR data folder (it has no "
-            "manifest.csv). Set it in the sidebar to ../shared/cxr.",
-            icon=":material/folder_off:",
-        )
-        return
-    if not metrics or not metrics.get("splits"):
-        st.warning(
-            f"No saved predictions: `{path.with_suffix('.metrics.json').name}` is missing. "
-            "Create it with `python -m cxrlib.evaluate --save-metrics --data ../shared/cxr`.",
-            icon=":material/warning:",
-        )
-        return
-    splits = [s for s in ("val", "test") if metrics["splits"].get(s, {}).get("predictions")]
-    if not splits:
-        st.warning("The metrics file has no per-image predictions.")
-        return
-    names = list(meta.get("class_names") or ["covid", "normal", "pneumonia"])
+    metrics, splits = saved
+    names = list(model_meta(path).get("class_names") or ["covid", "normal", "pneumonia"])
 
     f1, f2, f3, f4 = st.columns([1, 1.5, 2, 1.5])
     split = f1.selectbox(
         "Split", splits, format_func=lambda s: {"val": "validation", "test": "test"}[s]
     )
-    table = results.predictions_table(metrics["splits"][split]["predictions"], names)
+    table = results.predictions_table(metrics.splits[split].predictions, names)
     labels = f2.multiselect("True class", names, key="val_labels", placeholder="all classes")
     sources = f3.multiselect(
         "Source", sorted(table["source"].unique()), key="val_sources", placeholder="all sources"
@@ -102,42 +163,8 @@ def main() -> None:
     if not len(rows):
         st.info("No image matches these filters.")
         return
-    pages = max(1, math.ceil(len(rows) / PER_PAGE))
-    page = 1
-    if pages > 1:
-        page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key="val_page", width=160))
-    chunk = rows.iloc[(page - 1) * PER_PAGE : page * PER_PAGE]
-    cache = _ui.cache()
-    missing = 0
-    for start in range(0, len(chunk), COLUMNS):
-        cols = st.columns(COLUMNS)
-        for col, (_, row) in zip(cols, chunk.iloc[start : start + COLUMNS].iterrows()):
-            img_path = appstate.safe_image_path(folder, row["path"])
-            with col.container(border=True):
-                if img_path is None:
-                    missing += 1
-                    st.caption(f"missing: {row['path']}")
-                    continue
-                thumb = cache.get_or_compute(
-                    ("thumb220", str(img_path)), lambda p=img_path: _thumb(p)
-                )
-                if thumb is not None:
-                    st.image(thumb, width="stretch")
-                mark = ":green[correct]" if row["correct"] else ":red[misclassified]"
-                st.markdown(
-                    f"true **{row['label']}** · predicted **{row['predicted']}** "
-                    f"{100 * row['confidence']:.0f}%  \n{mark} · {row['source']}"
-                )
-                st.button(
-                    "Open in Diagnose",
-                    key=f"open_{split}_{row['path']}",
-                    width="stretch",
-                    on_click=_open,
-                    args=(row.to_dict(), str(img_path)),
-                )
-    if missing:
-        st.caption(f"{missing} image(s) on this page are not in `{folder}`.")
+    _grid(rows, folder, split)
 
 
-_ui.page_setup()
+_compat.page_setup()
 main()

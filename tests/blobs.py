@@ -13,7 +13,7 @@ import cv2
 import keras
 import numpy as np
 
-from cxrlib.infer.classifier import build_classifier
+from cxrlib.train.architectures import build_classifier
 
 S = 64
 

@@ -51,7 +51,8 @@ def tiny_manifest(cxr_dir, tmp_path_factory) -> Path:
 def tiny_model_path(tiny_manifest, cxr_dir, tmp_path_factory) -> Path:
     """A 64 px small CNN trained for one step by the real training function."""
     from cxrlib.infer.preprocess import PreprocessConfig
-    from cxrlib.train.classifier import TrainConfig, train
+    from cxrlib.train.classifier import train
+    from cxrlib.train.config import TrainConfig
 
     out = tmp_path_factory.mktemp("tiny_model")
     cfg = TrainConfig(

@@ -18,7 +18,9 @@ MAX_FUNCTION_LINES = 80
 
 def checked_files(root: Path = ROOT) -> list[Path]:
     """The product's Python: ``cxrlib/``, ``app.py`` and ``pages/``."""
-    return sorted([*(root / "cxrlib").rglob("*.py"), root / "app.py", *(root / "pages").glob("*.py")])
+    return sorted(
+        [*(root / "cxrlib").rglob("*.py"), root / "app.py", *(root / "pages").glob("*.py")]
+    )
 
 
 def oversized(path: Path, root: Path = ROOT) -> Iterator[str]:

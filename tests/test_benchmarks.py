@@ -129,8 +129,8 @@ def test_gpu_pack_holds_the_geometry_and_trains_like_the_cli(tiny_manifest, cxr_
     import numpy as np
 
     import cxrlib.train.classifier
-    from cxrlib.train.data import load_geometry, read_manifest
     from cxrlib.infer.preprocess import PreprocessConfig
+    from cxrlib.train.data import load_geometry, read_manifest
 
     gpu = _load("gpu_train")
     folder = tmp_path / "pack"

@@ -43,7 +43,11 @@ from app_helpers import (  # noqa: E402, F401
     texts,
 )
 
-from cxrlib.app import state as appstate  # noqa: E402
+from cxrlib.app.analysis import run_diagnosis  # noqa: E402
+from cxrlib.app.downloads import png_bytes, report_bytes  # noqa: E402
+from cxrlib.app.resources import get_resources  # noqa: E402
+from cxrlib.core.hashing import sha256_bytes  # noqa: E402
+from cxrlib.infer.pipeline import decode  # noqa: E402
 
 PATIENT = {
     "PatientName": "Zyxwvut^Quorraline",
@@ -205,7 +209,7 @@ def test_upload_session_writes_no_file_and_leaks_no_patient_field(
     data = dicom_with_patient_fields()
     assert all(s.encode() in data for s in ("Zyxwvut", "PID-88231907", "Qwerty"))
     # Load the models first (not part of handling an upload).
-    res = appstate.get_resources()
+    res = get_resources()
     assert res.classifier is not None
     warm = new_app().run()
     assert not warm.exception
@@ -230,13 +234,13 @@ def test_upload_session_writes_no_file_and_leaks_no_patient_field(
         from pages import _ui
 
         cache = _ui.cache()
-        sha = appstate.sha256_bytes(data)
+        sha = sha256_bytes(data)
         decoded = cache.get(("decoded", sha))
         assert decoded is not None and decoded.format == "DICOM"
-        diagnosis = appstate.run_diagnosis(res, cache, decoded, "gradcam")
+        diagnosis = run_diagnosis(res, cache, decoded, "gradcam")
         over = overlay(decoded.pixels, diagnosis.heatmap, 0.7, "jet")
-        pdf = appstate.report_bytes(res, decoded, diagnosis, over, "gradcam", {"opacity": "0.70"})
-        png = appstate.png_bytes(over)
+        pdf = report_bytes(res, decoded, diagnosis, over, "gradcam", {"opacity": "0.70"})
+        png = png_bytes(over)
 
         at.switch_page("pages/batch.py").run()
         at.file_uploader(key="batch_upload").set_value(
@@ -265,7 +269,7 @@ def test_upload_session_writes_no_file_and_leaks_no_patient_field(
 
 
 def test_decoded_metadata_has_no_patient_field():
-    d = appstate.decode_upload(dicom_with_patient_fields(), "x.dcm")
+    d = decode(dicom_with_patient_fields(), "x.dcm")
     assert d.ok
     blob = repr(d.meta) + repr(d.notices) + d.format
     for secret in FORBIDDEN:

@@ -1,8 +1,8 @@
 """Static checks of the package: its boundaries, its types and its style.
 
-DEVELOPERS.md fixes that ``cxrlib`` is importable, typed and never imports
-Streamlit (the pages call it, never the other way round). These tests hold the
-tree to that, so CI (``make test``) fails when it drifts.
+docs/architecture.md ("The dependency rule") fixes that ``cxrlib`` is typed, stays
+small and never imports Streamlit (the pages call it, never the other way round). These
+tests hold the tree to that, so CI (``make test``) fails when it drifts.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ def test_import_scan_sees_lazy_imports(tmp_path):
     assert _imported_modules(source) == {"os", "streamlit"}
 
 
-@pytest.mark.parametrize("module", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize(
+    "module", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
+)
 def test_cxrlib_never_imports_streamlit(module):
     assert "streamlit" not in _imported_modules(module)
 

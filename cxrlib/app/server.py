@@ -10,9 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from cxrlib.core.settings import ROOT
 
 
 def free_port() -> int:

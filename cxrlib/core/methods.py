@@ -1,26 +1,56 @@
-"""The heatmap methods CXR Lens offers: their keys and the names the app shows.
+"""The registry of heatmap methods: each method's key, the name the app shows, its class.
 
 This is the one list every consumer reads (the Diagnose menu, "Compare all
-methods", the PDF, ``evaluate methods`` and the audit tables). The code of each
-method lives in :mod:`cxrlib.infer.heatmaps`, which registers one class per key
-listed here; this module holds only names, so it imports no TensorFlow.
+methods", the PDF, ``evaluate methods`` and the audit tables). A method's code is
+one class in :mod:`cxrlib.infer.heatmaps`, named here by its import path and
+loaded only when it is used (:func:`cxrlib.infer.heatmaps.method_class`), so this
+module imports no TensorFlow. Adding a method is one module there plus one line
+here.
 """
 
 from __future__ import annotations
 
-#: Method key -> the name shown in the app, in menu order.
-METHOD_LABELS: dict[str, str] = {
-    "gradcam": "Grad-CAM",
-    "gradcampp": "Grad-CAM++",
-    "layercam": "LayerCAM",
-    "scorecam": "Faster Score-CAM",
-    "smoothgrad": "SmoothGrad",
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One registered heatmap method.
+
+    Attributes:
+        label: The name shown in the app, the PDF and the tables.
+        target: ``"module:Class"`` of its :class:`cxrlib.infer.heatmaps.base.HeatmapMethod`.
+    """
+
+    label: str
+    target: str
+
+
+_PKG = "cxrlib.infer.heatmaps"
+
+#: Method key -> its spec, in menu order.
+REGISTRY: dict[str, MethodSpec] = {
+    "gradcam": MethodSpec("Grad-CAM", f"{_PKG}.gradcam:GradCAM"),
+    "gradcampp": MethodSpec("Grad-CAM++", f"{_PKG}.gradcampp:GradCAMPlusPlus"),
+    "layercam": MethodSpec("LayerCAM", f"{_PKG}.layercam:LayerCAM"),
+    "scorecam": MethodSpec("Faster Score-CAM", f"{_PKG}.scorecam:ScoreCAM"),
+    "smoothgrad": MethodSpec("SmoothGrad", f"{_PKG}.smoothgrad:SmoothGrad"),
+    "occlusion": MethodSpec("Occlusion sensitivity", f"{_PKG}.occlusion:OcclusionSensitivity"),
 }
 
+#: Method key -> the name shown in the app, in menu order.
+METHOD_LABELS: dict[str, str] = {key: spec.label for key, spec in REGISTRY.items()}
+
 #: Method keys in menu order.
-METHODS: tuple[str, ...] = tuple(METHOD_LABELS)
+METHODS: tuple[str, ...] = tuple(REGISTRY)
 
 
-def method_label(method: str) -> str:
-    """The name shown for ``method`` (the key itself when unknown)."""
-    return METHOD_LABELS.get(method, method)
+def check_method(method: str) -> str:
+    """``method`` itself when it is registered.
+
+    Raises:
+        ValueError: For an unknown key.
+    """
+    if method not in REGISTRY:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    return method

@@ -5,12 +5,14 @@ Colours are fixed per class so a class looks the same on every chart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from cxrlib.core.metrics import ClassCurves, ClassScores, ReliabilityBin, SourceScores
 
 CLASS_COLORS: dict[str, str] = {
     "covid": "#b5563c",
@@ -189,17 +191,19 @@ def confusion_figure(
     return _layout(fig, 340, title)
 
 
-def roc_figure(curves: dict[str, Any], per_class: dict[str, Any] | None = None) -> go.Figure:
+def roc_figure(
+    curves: Mapping[str, ClassCurves], per_class: Mapping[str, ClassScores] | None = None
+) -> go.Figure:
     """One-vs-rest ROC curves per class with their AUC in the legend."""
     fig = go.Figure()
     for i, (name, c) in enumerate(curves.items()):
-        roc = c.get("roc") or {}
-        auc = (per_class or {}).get(name, {}).get("auc")
+        scores = (per_class or {}).get(name)
+        auc = scores.auc if scores else None
         label = f"{name} (AUC {auc:.3f})" if auc is not None else name
         fig.add_trace(
             go.Scatter(
-                x=roc.get("fpr", []),
-                y=roc.get("tpr", []),
+                x=list(c.roc.fpr) if c.roc else [],
+                y=list(c.roc.tpr) if c.roc else [],
                 mode="lines",
                 name=label,
                 line=dict(color=class_color(name, i), width=2),
@@ -219,15 +223,16 @@ def roc_figure(curves: dict[str, Any], per_class: dict[str, Any] | None = None) 
     return _layout(fig, 380, "ROC (one class vs the rest)", legend=dict(x=0.45, y=0.05))
 
 
-def pr_figure(curves: dict[str, Any], per_class: dict[str, Any] | None = None) -> go.Figure:
+def pr_figure(
+    curves: Mapping[str, ClassCurves], per_class: Mapping[str, ClassScores] | None = None
+) -> go.Figure:
     """Precision-recall curves per class (legend gives the class's PPV and support)."""
     fig = go.Figure()
     for i, (name, c) in enumerate(curves.items()):
-        pr = c.get("pr") or {}
         fig.add_trace(
             go.Scatter(
-                x=pr.get("recall", []),
-                y=pr.get("precision", []),
+                x=list(c.pr.recall) if c.pr else [],
+                y=list(c.pr.precision) if c.pr else [],
                 mode="lines",
                 name=name,
                 line=dict(color=class_color(name, i), width=2),
@@ -238,20 +243,20 @@ def pr_figure(curves: dict[str, Any], per_class: dict[str, Any] | None = None) -
     return _layout(fig, 380, "Precision-recall", legend=dict(x=0.02, y=0.05))
 
 
-def reliability_figure(bins: Sequence[dict[str, Any]], ece: float | None = None) -> go.Figure:
+def reliability_figure(bins: Sequence[ReliabilityBin], ece: float | None = None) -> go.Figure:
     """Reliability diagram: accuracy vs confidence per bin, bin counts as bar widths' hover."""
-    used = [b for b in bins if b.get("count")]
-    centres = [(b["lo"] + b["hi"]) / 2 for b in used]
+    used = [b for b in bins if b.count]
+    centres = [(b.lo + b.hi) / 2 for b in used]
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
             x=centres,
-            y=[b["accuracy"] for b in used],
-            width=[(b["hi"] - b["lo"]) * 0.9 for b in used],
+            y=[b.accuracy for b in used],
+            width=[(b.hi - b.lo) * 0.9 for b in used],
             marker_color=ACCENT,
             opacity=0.75,
             name="accuracy in bin",
-            customdata=[[b["count"], b["confidence"]] for b in used],
+            customdata=[[b.count, b.confidence] for b in used],
             hovertemplate="confidence %{customdata[1]:.2f}: accuracy %{y:.2f} "
             "(%{customdata[0]} images)<extra></extra>",
         )
@@ -271,11 +276,11 @@ def reliability_figure(bins: Sequence[dict[str, Any]], ece: float | None = None)
     return _layout(fig, 380, title, legend=dict(x=0.02, y=0.98), bargap=0)
 
 
-def per_source_figure(per_source: dict[str, Any]) -> go.Figure:
+def per_source_figure(per_source: Mapping[str, SourceScores]) -> go.Figure:
     """Accuracy per data source (bar), with n in the label."""
     names = list(per_source)
-    acc = [per_source[s].get("accuracy") or 0.0 for s in names]
-    labels = [f"{s} (n={per_source[s].get('n', 0):,})" for s in names]
+    acc = [per_source[s].accuracy or 0.0 for s in names]
+    labels = [f"{s} (n={per_source[s].n:,})" for s in names]
     fig = go.Figure(
         go.Bar(
             x=[100 * a for a in acc],

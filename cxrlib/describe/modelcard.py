@@ -3,7 +3,10 @@ training and calibration lines, the commands that made it, and its training coun
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from cxrlib.core.metrics import Split
 
 
 def describe_preprocessing(pre: dict[str, Any]) -> str:
@@ -100,9 +103,9 @@ def describe_calibration(meta: dict[str, Any]) -> str:
     )
 
 
-def describe_scoring(split: dict[str, Any]) -> str:
+def describe_scoring(split: Split) -> str:
     """How a saved split's predictions were made (one view, or the mean over its views)."""
-    views = split.get("views") or []
+    views = split.views
     if len(views) > 1:
         return (
             f"Each image scored as the app scores it: the mean over the image and "
@@ -156,7 +159,7 @@ def train_counts_table(meta: dict[str, Any]) -> Any:
     return df.astype(int)
 
 
-def describe_input_and_trunk(pre: dict[str, Any], cfg: dict[str, Any]) -> str:
+def describe_input_and_trunk(pre: Mapping[str, Any], cfg: Mapping[str, Any]) -> str:
     """A few words on what a model sees and its trunk: 'the whole image, ResNet (64), 128 px'."""
     if pre.get("lung_mask"):
         sees = "the lungs only (masked)"

@@ -72,7 +72,7 @@ class ReportData:
         lung_focus_text: The lung-focus sentence, or "".
         probability_note: How the probabilities were computed, or "".
         track_record: How often the model's earlier answers of the predicted class
-            were right (:func:`cxrlib.describe.trust.describe_track_record`), plain text.
+            were right (:func:`cxrlib.describe.track_record.describe_track_record`), plain text.
         gate_text: The out-of-distribution verdict in words, or "".
         warnings: Extra warnings (e.g. "analysed although the gate rejected it").
         notices: Decoding notices (technical, never patient data).
@@ -122,25 +122,8 @@ class _Report(FPDF):
         self.multi_cell(0, 3.5, pdf_text(DISCLAIMER), align="C")
 
 
-def build_report(data: ReportData) -> bytes:
-    """Builds the PDF in memory.
-
-    Args:
-        data: The analysis to report.
-
-    Returns:
-        The PDF file's bytes.
-    """
-    created = data.created or datetime.now(UTC)
-    pdf = _Report(orientation="P", unit="mm", format="A4")
-    pdf.set_creator("CXR Lens")
-    pdf.set_title("CXR Lens research report")
-    pdf.set_creation_date(created)
-    pdf.set_auto_page_break(auto=True, margin=18)
-    pdf.set_margins(15, 14, 15)
-    pdf.add_page()
-    width = pdf.w - pdf.l_margin - pdf.r_margin
-
+def _header(pdf: FPDF, data: ReportData, created: datetime) -> None:
+    """Title, the research-demo banner, the date and the image's hash."""
     pdf.set_font("Helvetica", "B", 16)
     pdf.set_text_color(27, 42, 53)
     pdf.cell(0, 8, "CXR Lens - research report", new_x="LMARGIN", new_y="NEXT")
@@ -170,10 +153,11 @@ def build_report(data: ReportData) -> bytes:
     )
     pdf.ln(2)
 
-    # Images side by side.
+
+def _images(pdf: FPDF, data: ReportData, width: float) -> None:
+    """The image as analysed and its overlay, side by side."""
     gap = 6
     img_w = (width - gap) / 2
-    top = pdf.get_y()
     left_img, right_img = _png(data.image), _png(data.overlay)
     h_left = img_w * left_img.height / left_img.width
     h_right = img_w * right_img.height / right_img.width
@@ -190,7 +174,9 @@ def build_report(data: ReportData) -> bytes:
     )
     pdf.set_y(top + img_h + 4)
 
-    # Result.
+
+def _probabilities(pdf: FPDF, data: ReportData) -> None:
+    """The probability table: each class, its probability and its test-time range."""
     pdf.set_font("Helvetica", "B", 11)
     pdf.cell(0, 6, "Model output (calibrated probabilities)", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 9)
@@ -211,6 +197,9 @@ def build_report(data: ReportData) -> bytes:
         pdf.ln()
     pdf.ln(2)
 
+
+def _labelled_lines(data: ReportData) -> list[tuple[str, str]]:
+    """The report's (label, text) lines, in order."""
     lines: list[tuple[str, str]] = []
     if data.probability_note:
         lines.append(("Probabilities", data.probability_note))
@@ -230,7 +219,31 @@ def build_report(data: ReportData) -> bytes:
         lines.append(("Image notes", "; ".join(data.notices)))
     lines.append(("Model", data.model_version))
     lines.append(("Weights SHA-256", data.weights_sha256 or "unknown"))
-    for label, text in lines:
+    return lines
+
+
+def build_report(data: ReportData) -> bytes:
+    """Builds the PDF in memory.
+
+    Args:
+        data: The analysis to report.
+
+    Returns:
+        The PDF file's bytes.
+    """
+    created = data.created or datetime.now(UTC)
+    pdf = _Report(orientation="P", unit="mm", format="A4")
+    pdf.set_creator("CXR Lens")
+    pdf.set_title("CXR Lens research report")
+    pdf.set_creation_date(created)
+    pdf.set_auto_page_break(auto=True, margin=18)
+    pdf.set_margins(15, 14, 15)
+    pdf.add_page()
+    width = pdf.w - pdf.l_margin - pdf.r_margin
+    _header(pdf, data, created)
+    _images(pdf, data, width)
+    _probabilities(pdf, data)
+    for label, text in _labelled_lines(data):
         pdf.set_font("Helvetica", "B", 9)
         pdf.cell(32, 5, pdf_text(label))
         pdf.set_font("Helvetica", "", 9)

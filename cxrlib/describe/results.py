@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from cxrlib.core.metrics import Prediction, Split
+
 
 @dataclass(frozen=True)
 class ThresholdResult:
@@ -98,19 +100,17 @@ def threshold_confusion(
 
 
 def predictions_arrays(
-    predictions: Sequence[dict[str, Any]], class_names: Sequence[str]
+    predictions: Sequence[Prediction], class_names: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(probs (N, K), labels (N,)) from metrics.json ``predictions`` (unknown labels dropped)."""
     index = {c: i for i, c in enumerate(class_names)}
-    rows = [
-        r for r in predictions if r.get("label") in index and len(r.get("probs", [])) == len(index)
-    ]
-    probs = np.array([r["probs"] for r in rows], dtype=np.float64).reshape(-1, len(index))
-    labels = np.array([index[r["label"]] for r in rows], dtype=np.int64)
+    rows = [r for r in predictions if r.label in index and len(r.probs) == len(index)]
+    probs = np.array([r.probs for r in rows], dtype=np.float64).reshape(-1, len(index))
+    labels = np.array([index[str(r.label)] for r in rows], dtype=np.int64)
     return probs, labels
 
 
-def predictions_table(predictions: Sequence[dict[str, Any]], class_names: Sequence[str]) -> Any:
+def predictions_table(predictions: Sequence[Prediction], class_names: Sequence[str]) -> Any:
     """A DataFrame of saved predictions: path, label, source, predicted, confidence, correct.
 
     Sorted misclassified first, then by confidence (most confident first), so
@@ -121,18 +121,18 @@ def predictions_table(predictions: Sequence[dict[str, Any]], class_names: Sequen
     names = list(class_names)
     recs = []
     for r in predictions:
-        probs = list(r.get("probs", []))
+        probs = list(r.probs)
         if len(probs) != len(names):
             continue
         k = int(np.argmax(probs))
         recs.append(
             {
-                "path": r.get("path", ""),
-                "label": r.get("label", ""),
-                "source": r.get("source", ""),
+                "path": r.path,
+                "label": "" if r.label is None else r.label,
+                "source": "" if r.source is None else r.source,
                 "predicted": names[k],
                 "confidence": float(probs[k]),
-                "correct": r.get("label") == names[k],
+                "correct": r.label == names[k],
                 **{f"p_{c}": float(p) for c, p in zip(names, probs)},
             }
         )
@@ -173,35 +173,35 @@ def filter_predictions(
     return df[mask].reset_index(drop=True)
 
 
-def per_class_table(split: dict[str, Any]) -> Any:
+def per_class_table(split: Split) -> Any:
     """Per-class metrics (support, sensitivity, specificity, PPV, NPV, F1, AUC) as a DataFrame."""
     import pandas as pd
 
     rows = []
-    for name, m in (split.get("per_class") or {}).items():
+    for name, m in split.per_class.items():
         rows.append(
             {
                 "class": name,
-                "support": m.get("support"),
-                "sensitivity": m.get("sensitivity"),
-                "specificity": m.get("specificity"),
-                "PPV": m.get("ppv"),
-                "NPV": m.get("npv"),
-                "F1": m.get("f1"),
-                "AUC": m.get("auc"),
+                "support": m.support,
+                "sensitivity": m.sensitivity,
+                "specificity": m.specificity,
+                "PPV": m.ppv,
+                "NPV": m.npv,
+                "F1": m.f1,
+                "AUC": m.auc,
             }
         )
     return pd.DataFrame(rows).set_index("class") if rows else pd.DataFrame()
 
 
-def per_source_table(split: dict[str, Any]) -> Any:
+def per_source_table(split: Split) -> Any:
     """Per-source accuracy, and per class the share called right (its sensitivity)."""
     import pandas as pd
 
     rows = []
-    for source, m in (split.get("per_source") or {}).items():
-        row = {"source": source, "n": m.get("n"), "accuracy": m.get("accuracy")}
-        for c, v in (m.get("per_class_accuracy") or {}).items():
+    for source, m in split.per_source.items():
+        row: dict[str, Any] = {"source": source, "n": m.n, "accuracy": m.accuracy}
+        for c, v in m.per_class_accuracy.items():
             row[f"{c} sensitivity"] = v
         rows.append(row)
     return pd.DataFrame(rows).set_index("source") if rows else pd.DataFrame()

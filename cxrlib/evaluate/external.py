@@ -13,7 +13,7 @@ classifier's input was trained on part of it (``split == "train"`` of the lung
 set), so the figures are also given for the images the segmenter never trained on;
 and the collection states no licence, so no image of it is committed or shown.
 
-    python -m cxrlib.evaluate --external ../shared/lungs --record
+    python -m cxrlib.evaluate external ../shared/lungs --record
 """
 
 from __future__ import annotations
@@ -29,9 +29,13 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from cxrlib.train.data import ManifestError, load_gray
+from cxrlib.core.errors import ManifestError
+from cxrlib.core.metrics import CONFIDENT
+from cxrlib.infer import gate
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.views import View
+from cxrlib.train.data import load_gray
+from cxrlib.train.file_scores import predict_files
 
 
 @dataclass(frozen=True)
@@ -141,10 +145,6 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | No
     return round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)
 
 
-#: An answer given with at least this probability counts as a confident one.
-CONFIDENT = 0.9
-
-
 def answers(probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
     """How many images (rows of ``probs``) got each answer, with shares and intervals,
     and how many of them with a probability of at least :data:`CONFIDENT`."""
@@ -224,20 +224,17 @@ def external_check(
 
     Args:
         classifier: The model, predicting as the app does unless ``views`` says otherwise
-            (see :func:`cxrlib.evaluate.cli.predict_files`).
+            (see :func:`cxrlib.train.file_scores.predict_files`).
         lungs_root: The lung set's folder (``../shared/lungs``).
         training_files: The images the classifier's sources hold, to confirm that none
             of a collection is among them (:func:`nearest_similarity`).
-        views: As :func:`cxrlib.evaluate.cli.predict_files`.
+        views: As :func:`cxrlib.train.file_scores.predict_files`.
         collections: Which collections.
 
     Returns:
         ``{"collections": {source: record}, "views": n, "reference_images": n}``
         (records as :func:`check_collection`).
     """
-    from cxrlib.infer import gate as ood
-    from cxrlib.evaluate.cli import predict_files
-
     log(f"reading {len(training_files):,} training-source images to look for duplicates")
     reference = file_thumbnails(training_files)
     out: dict[str, Any] = {"collections": {}, "reference_images": len(reference)}
@@ -247,7 +244,7 @@ def external_check(
         probs = predict_files(classifier, files, views=views)
         # Read once for both checks (predict_files reads its own, in batches).
         grays = [load_gray(f) for f in files]
-        refused = np.array([not ood.assess(g).is_cxr for g in grays])
+        refused = np.array([not gate.assess(g).is_cxr for g in grays])
         nearest = nearest_similarity(np.stack([thumbnail(g) for g in grays]), reference)
         out["collections"][c.source] = check_collection(
             classifier.class_names, frame, c, probs, refused, nearest
@@ -255,3 +252,21 @@ def external_check(
     used = classifier.resolve_views(views)
     out["views"] = 1 + len(used) if used else 1
     return out
+
+
+def format_external(section: dict[str, Any], class_names: Sequence[str]) -> str:
+    """A readable summary of :func:`external_check` output."""
+    lines = []
+    for source, rec in section["collections"].items():
+        dup = rec["duplicates"]
+        lines.append(
+            f"== {source} ({rec['name']}, all {rec['label']}): {rec['n']} images, "
+            f"{rec['input_check_refused']} refused by the input check, {dup['found']} duplicates "
+            f"of a training-source image (highest thumbnail correlation "
+            f"{dup['highest_similarity']}; {dup['similarity_threshold']} counts) =="
+        )
+        lines.append(f"{'subset':<18}{'n':>5}" + "".join(f"{c:>12}" for c in class_names))
+        for key, sub in rec["subsets"].items():
+            shares = "".join(f"{sub['share'][c] or 0:>12.1%}" for c in class_names)
+            lines.append(f"{key:<18}{sub['n']:>5}{shares}")
+    return "\n".join(lines)

@@ -3,52 +3,33 @@
 Pure and cache-friendly: the same image, model, method and class always give
 the same :class:`Diagnosis` (the test-time views are fixed, SmoothGrad is
 seeded), and the result is a picklable dataclass of NumPy arrays and plain
-values, so the app can cache it under :func:`image_hash` of the upload.
-Overlay rendering is separate (:mod:`cxrlib.infer.overlay`): changing the opacity or
-colour map needs no model call. The out-of-distribution gate
+values, so the app can cache it under :func:`cxrlib.core.hashing.sha256_bytes` of
+the upload. Overlay rendering is separate (:mod:`cxrlib.infer.overlay`): changing the
+opacity or colour map needs no model call. The out-of-distribution gate
 (:func:`cxrlib.infer.gate.assess`) is the app's job, before this runs.
 
 Speed: for the Grad-CAM family the original image and its test-time views go
 through ONE compiled forward pass that returns every view's logits and the
-original's CAM (see :meth:`cxrlib.infer.explain.Explainer.fast_cams`).
-
-Lung-focus verdict thresholds: the lungs cover roughly 30-45 % of a frontal
-chest X-ray, so a map that ignores anatomy puts about that share inside them.
-``>= 60 %`` is "good"; ``40-60 %`` is "caution" (no better than a map that
-ignores the lungs); ``< 40 %`` is "warning" (most of the attention is
-elsewhere: text, markers, devices, borders; a shortcut is likely).
+original's CAM (see :meth:`cxrlib.infer.explain.Explainer.fast_cams`). The lung-focus
+verdict and its thresholds are in :mod:`cxrlib.infer.verdict`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
-from cxrlib.infer.explain import FAST_METHODS, Explainer, _check_method, get_explainer
+from cxrlib.core.methods import check_method
+from cxrlib.infer.classifier import Classifier
+from cxrlib.infer.explain import Explainer, get_explainer
 from cxrlib.infer.focus import lung_focus as _lung_focus
 from cxrlib.infer.focus import model_view_focus
-from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.preprocess import to_geometry
+from cxrlib.infer.verdict import focus_verdict
 from cxrlib.infer.views import DEFAULT_VIEWS, View, view_batch
-
-__all__ = [
-    "DEFAULT_VIEWS",
-    "Diagnosis",
-    "View",
-    "diagnose",
-    "diagnose_bytes",
-    "focus_verdict",
-    "image_hash",
-    "view_batch",
-]
-
-FOCUS_GOOD = 0.60
-FOCUS_LOW = 0.40
-FOCUS_LEVELS: tuple[str, ...] = ("good", "caution", "warning", "unknown")
 
 
 class Segmenter(Protocol):
@@ -81,7 +62,7 @@ class Diagnosis:
         lung_mask: Boolean lung mask at the image's size, or None without a segmenter.
         lung_focus: Share of the heatmap inside the lungs, or None when unknown.
         lung_area: Share of the image covered by the lungs, or None.
-        focus_level: One of :data:`FOCUS_LEVELS`.
+        focus_level: One of :data:`cxrlib.infer.verdict.FOCUS_LEVELS`.
         focus_verdict: One sentence (or two) for the user.
         model_crop: ``(top, bottom, left, right)`` of the part of the image the
             model saw (a lung-crop model's lung box), or None for the whole image.
@@ -130,64 +111,6 @@ class Diagnosis:
         }
 
 
-def image_hash(data: bytes) -> str:
-    """SHA-256 hex digest of the uploaded bytes (the cache key of an upload)."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def focus_verdict(
-    focus: float | None,
-    lung_area: float | None,
-    heatmap_empty: bool = False,
-    view_share: float | None = None,
-) -> tuple[str, str]:
-    """Level and sentence for a lung-focus value (thresholds in the module docstring).
-
-    Args:
-        focus: Share of the heatmap inside the lungs, or None without a mask.
-        lung_area: Share of the image covered by the mask, or None.
-        heatmap_empty: The heatmap is all zero.
-        view_share: For a model that sees only a crop, the lungs' share of that crop
-            (what a flat heatmap would score), or None.
-
-    Returns:
-        ``(level, text)`` with level in :data:`FOCUS_LEVELS`.
-    """
-    if focus is None or lung_area is None:
-        return "unknown", "Lung focus is not available: no lung segmentation was run."
-    if lung_area <= 0:
-        return (
-            "warning",
-            "No lungs were found in this image, so the heatmap cannot be checked against "
-            "them. Is this a frontal chest X-ray?",
-        )
-    if heatmap_empty:
-        return "unknown", "The heatmap is empty for this class, so there is nothing to check."
-    text = (
-        f"{round(100 * focus)}% of the heatmap lies inside the lungs "
-        f"(which cover {round(100 * lung_area)}% of the image"
-        + (
-            f" and {round(100 * view_share)}% of the region the model sees)."
-            if view_share is not None
-            else ")."
-        )
-    )
-    if focus >= FOCUS_GOOD:
-        return "good", text
-    if focus >= FOCUS_LOW:
-        return (
-            "caution",
-            text + " Much of the model's attention is outside the lungs; look at the heatmap "
-            "before trusting the prediction.",
-        )
-    return (
-        "warning",
-        text + " Most of the model's attention is outside the lungs: it may rely on text, "
-        "markers, devices or borders instead of the lungs (a shortcut). Do not trust this "
-        "prediction.",
-    )
-
-
 def _lung_mask(segmenter: Segmenter, gray: np.ndarray) -> np.ndarray:
     mask = np.asarray(segmenter.segment(gray)).astype(bool)
     if mask.shape != gray.shape[:2]:
@@ -195,6 +118,59 @@ def _lung_mask(segmenter: Segmenter, gray: np.ndarray) -> np.ndarray:
             mask.view(np.uint8), (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_NEAREST
         ).astype(bool)
     return mask
+
+
+def _explain_views(
+    classifier: Classifier,
+    explainer: Explainer,
+    batch: np.ndarray,
+    method: str,
+    class_index: int | None,
+) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray]:
+    """The views' probabilities and the original's raw map of the class shown.
+
+    Returns:
+        ``(probabilities, per-view probabilities, predicted, explained class, raw map)``.
+    """
+    if method in explainer.fast_methods:
+        res = explainer.fast_cams(batch, class_index)
+        logits, raw, target = res.logits, res.cam(method)[0], int(res.targets[0])
+        probs, probs_all = classifier.combine_views(logits)
+        predicted = int(np.argmax(probs))
+        if class_index is None and target != predicted:
+            # The views' average can disagree with the original alone: explain what is shown.
+            res = explainer.fast_cams(batch[:1], predicted)
+            raw, target = res.cam(method)[0], predicted
+        return probs, probs_all, predicted, target, raw
+    probs, probs_all = classifier.combine_views(classifier.logits(batch))
+    predicted = int(np.argmax(probs))
+    target = predicted if class_index is None else int(class_index)
+    raw, _ = explainer.raw(batch[0], method, target)
+    return probs, probs_all, predicted, target, raw
+
+
+def _lung_check(
+    classifier: Classifier,
+    gray: np.ndarray,
+    heatmap: np.ndarray,
+    segmenter: Segmenter | None,
+    framed: bool,
+) -> tuple[np.ndarray | None, float | None, float | None, str, str]:
+    """Lung mask, lung focus, lung area, focus level and verdict of one heatmap.
+
+    ``framed``: the model sees part of the image (a crop box or a lung mask), so the
+    verdict also gives the lungs' share of that part.
+    """
+    mask = focus = area = None
+    if segmenter is not None:
+        mask = _lung_mask(segmenter, gray)
+        area = float(mask.mean())
+        focus = _lung_focus(heatmap, mask)
+    share = model_view_focus(classifier, gray, mask) if mask is not None and framed else None
+    level, verdict = focus_verdict(
+        focus, area, heatmap_empty=not heatmap.max() > 0, view_share=share
+    )
+    return mask, focus, area, level, verdict
 
 
 def diagnose(
@@ -214,7 +190,7 @@ def diagnose(
         explainer: The classifier's :class:`~cxrlib.infer.explain.Explainer`
             (``None``: the cached one of ``classifier``).
         segmenter: A lung segmenter with ``.segment(gray) -> bool mask``, or None.
-        method: Explanation method (:data:`cxrlib.infer.explain.METHODS`).
+        method: Explanation method (a key of :data:`cxrlib.core.methods.METHODS`).
         class_index: Class to explain; ``None`` = the predicted class.
         views: Test-time views for the probability ranges (batched with the
             original); ``None``: the model's own (:attr:`Classifier.views`), or
@@ -224,7 +200,7 @@ def diagnose(
     Returns:
         A :class:`Diagnosis`.
     """
-    _check_method(method)
+    check_method(method)
     explainer = get_explainer(classifier) if explainer is None else explainer
     if explainer.classifier is not classifier:
         raise ValueError("the explainer belongs to a different classifier")
@@ -234,35 +210,14 @@ def diagnose(
     views = (classifier.views or DEFAULT_VIEWS) if views is None else tuple(views)
     cfg = classifier.preprocess
     crop, lung_mask = classifier.lung_frames([gray])[0]
-    geo = to_geometry(gray, cfg, crop, lung_mask)
-    batch = view_batch(geo, cfg, views)
-    if method in FAST_METHODS:
-        res = explainer.fast_cams(batch, class_index)
-        logits, raw, target = res.logits, res.cam(method)[0], int(res.targets[0])
-        probs, probs_all = classifier.combine_views(logits)
-        predicted = int(np.argmax(probs))
-        if class_index is None and target != predicted:
-            # The views' average can disagree with the original alone: explain what is shown.
-            res = explainer.fast_cams(batch[:1], predicted)
-            raw, target = res.cam(method)[0], predicted
-    else:
-        logits = classifier.logits(batch)
-        probs, probs_all = classifier.combine_views(logits)
-        predicted = int(np.argmax(probs))
-        target = predicted if class_index is None else int(class_index)
-        raw, _ = explainer.raw(batch[0], method, target)
+    batch = view_batch(to_geometry(gray, cfg, crop, lung_mask), cfg, views)
+    probs, probs_all, predicted, target, raw = _explain_views(
+        classifier, explainer, batch, method, class_index
+    )
     heatmap = explainer.to_image(raw, gray.shape, crop)
-    mask = focus = area = None
-    if segmenter is not None:
-        mask = _lung_mask(segmenter, gray)
-        area = float(mask.mean())
-        focus = _lung_focus(heatmap, mask)
     # Only a model that sees part of the image gets "the region the model sees".
     framed = crop is not None or lung_mask is not None
-    share = model_view_focus(classifier, gray, mask) if mask is not None and framed else None
-    level, verdict = focus_verdict(
-        focus, area, heatmap_empty=not heatmap.max() > 0, view_share=share
-    )
+    mask, focus, area, level, verdict = _lung_check(classifier, gray, heatmap, segmenter, framed)
     return Diagnosis(
         class_names=tuple(names),
         probabilities=probs,
@@ -294,12 +249,12 @@ def diagnose_bytes(
     method: str = "gradcam",
     class_index: int | None = None,
 ) -> tuple[np.ndarray, Diagnosis]:
-    """Decodes an upload (in memory, via :func:`cxrlib.io.imaging.read_image`) and diagnoses it.
+    """Decodes an upload (in memory, via :func:`cxrlib.io.decode.read_image`) and diagnoses it.
 
     Returns:
-        ``(gray, diagnosis)``; raises :class:`cxrlib.io.imaging.ImageError` for unreadable files.
+        ``(gray, diagnosis)``; raises :class:`cxrlib.core.errors.ImageError` for unreadable files.
     """
-    from cxrlib.io.imaging import read_image
+    from cxrlib.io.decode import read_image
 
     gray = read_image(data, filename)
     return gray, diagnose(classifier, gray, explainer, segmenter, method, class_index)

@@ -1,6 +1,6 @@
 """`python -m cxrlib.predict`."""
 
-from cxrlib.predict.batch import main
+from cxrlib.predict.cli import main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,6 +1,6 @@
-"""`python -m cxrlib.train`."""
+"""``python -m cxrlib.train``: trains the classifier (:mod:`cxrlib.train.cli`)."""
 
-from cxrlib.train.classifier import main
+from cxrlib.train.cli import main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -10,7 +10,7 @@ the sources differ in their class mix, and an unconditional adversary would push
 forget the class itself.
 
 The adversary exists only while training: the saved classifier is the plain flat model
-(:func:`cxrlib.infer.classifier.build_classifier`), which shares its layers with the training model.
+(:func:`cxrlib.train.architectures.build_classifier`), which shares its layers with the training model.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def with_source_adversary(
     """The training model: the classifier plus a class-conditional source adversary.
 
     Args:
-        classifier: A flat classifier from :func:`cxrlib.infer.classifier.build_classifier`.
+        classifier: A flat classifier from :func:`cxrlib.train.architectures.build_classifier`.
         n_sources: Number of training sources (the adversary's classes).
         strength: How strongly the trunk is pushed away from what the adversary uses
             (the reversed gradient's scale).

@@ -5,8 +5,7 @@
 
 Trained from scratch for a few thousand steps on augmented batches, the
 BatchNorm moving statistics lag behind the weights and describe augmented,
-not real, images (../shared/STACK-NOTES.md measured 0.44 -> 0.91 balanced
-accuracy from re-estimating them). This re-estimates them as a plain average
+not real, images (models/experiments.md). This re-estimates them as a plain average
 over clean, prepared training images (one forward pass in training mode per
 batch, with the momentum set so each batch counts equally), refits the
 temperature on the validation split, and keeps the result only if validation
@@ -33,17 +32,13 @@ from typing import Any
 import keras
 import numpy as np
 
-from cxrlib.train.data import load_geometry, read_manifest
-from cxrlib.infer.classifier import (
-    Classifier,
-    average_views,
-    load_classifier,
-    meta_path,
-    save_classifier,
-)
+from cxrlib.infer.classifier import Classifier, average_views, load_classifier, meta_path
 from cxrlib.infer.preprocess import normalize_contrast
-from cxrlib.train.classifier import fit_temperature, macro_f1
 from cxrlib.infer.views import DEFAULT_VIEWS, View
+from cxrlib.train.classifier import save_classifier
+from cxrlib.train.data import load_geometry, read_manifest
+from cxrlib.train.file_scores import file_view_logits
+from cxrlib.train.scoring import compute_metrics, fit_temperature, macro_f1
 
 
 def _bn_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
@@ -145,8 +140,6 @@ def fit_view_temperature(
     one view and with all) into the model's JSON, so that the app, the batch CLI
     and the evaluation all predict with the average from then on.
     """
-    from cxrlib.evaluate.cli import compute_metrics, file_view_logits
-
     t0 = time.time()
     model_path = Path(model_path)
     clf = load_classifier(model_path)
@@ -184,14 +177,16 @@ def fit_view_temperature(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: BatchNorm re-estimation + temperature, or (``--views``) test-time averaging."""
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(
         prog="python -m cxrlib.train.calibrate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Re-estimate a trained classifier's BatchNorm statistics and refit its "
+        "temperature on the validation split (kept only if validation macro-F1 holds); "
+        "with --views, fit test-time averaging instead (JSON only).",
     )
-    p.add_argument("--model", default="models/cxr_classifier.keras")
-    p.add_argument("--data", default="../shared/cxr")
+    p.add_argument("--model", default="models/cxr_classifier.keras", help="the .keras to calibrate")
+    p.add_argument("--data", default="../shared/cxr", help="folder with manifest.csv")
     p.add_argument("--images", type=int, default=4000, help="training images for BN statistics")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

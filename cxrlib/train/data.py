@@ -19,14 +19,11 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from cxrlib.core.errors import ManifestError
 from cxrlib.infer.classifier import CLASS_NAMES
 from cxrlib.infer.preprocess import Box, PreprocessConfig, lung_view, small_mask, to_geometry
 
 CACHE_DIR = Path(__file__).resolve().parents[2] / "artifacts" / "cache"
-
-
-class ManifestError(ValueError):
-    """The manifest is missing columns or names unknown labels."""
 
 
 def read_manifest(
@@ -169,7 +166,7 @@ def lung_geometry_masks(
     """
     from PIL import Image  # header only: the pixel data is not decoded
 
-    from cxrlib.io.imaging import exif_orientation
+    from cxrlib.io.pillow import exif_orientation
 
     boxes, masks = lung_frames(files, config.lung_margin, segmenter, cache=cache, masks=True)
     plain = dataclasses.replace(config, lung_mask=False)

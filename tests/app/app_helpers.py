@@ -54,13 +54,13 @@ def texts(at) -> str:
 
 @pytest.fixture(scope="session")
 def app_model(tiny_model_path, cxr_dir, tmp_path_factory) -> Path:
-    """A copy of the tiny fixture model with a metrics.json made by cxrlib.evaluate.cli.
+    """A copy of the tiny fixture model with a metrics.json made by cxrlib.evaluate.metrics.
 
     The metrics are the tiny model's real predictions on 12 validation and 12 test
     images (4 per class), in the exact format ``evaluate --save-metrics`` writes,
     plus audit sections (made-up numbers, real layout) so their display is exercised.
     """
-    from cxrlib.evaluate.cli import evaluate_manifest
+    from cxrlib.evaluate.metrics import evaluate_manifest
     from cxrlib.infer.classifier import load_classifier
 
     out = tmp_path_factory.mktemp("app_model")

@@ -13,15 +13,19 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from test_report import pdf_plaintext
 
-from cxrlib.app.server import free_port, streamlit_command, wait_healthy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "describe"))
+
+from test_report import pdf_plaintext  # noqa: E402
+
+from cxrlib.app.server import free_port, streamlit_command, wait_healthy  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

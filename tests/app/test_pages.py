@@ -10,7 +10,12 @@ import pytest
 from app_helpers import ROOT, SAMPLES, new_app, png_of, texts
 from PIL import Image
 
-from cxrlib.app import state as appstate
+from cxrlib.app.gallery import list_samples
+from cxrlib.app.resources import device_description, get_resources
+from cxrlib.app.texts import DISCLAIMER
+from cxrlib.core.counters import COUNTERS
+from cxrlib.core.methods import METHOD_LABELS
+from cxrlib.infer.pipeline import GateVerdict
 
 PAGES = (
     "pages/diagnose.py",
@@ -48,7 +53,7 @@ def test_every_page_renders_with_the_disclaimer(app_env):
             at.switch_page(page).run()
         _no_exception(at)
         page_text = texts(at)
-        assert appstate.DISCLAIMER in page_text, page
+        assert DISCLAIMER in page_text, page
         assert at.title, page
 
 
@@ -68,7 +73,7 @@ def test_upload_png_gives_a_prediction(app_env):
     assert f"**Track record** of '{predicted}' answers" in page
     assert any(f"of its '{predicted}' answers were right" in i.value for i in at.info)
     sidebar = " ".join(c.value for c in at.sidebar.caption)
-    assert f"**Device** {appstate.device_description()}" in sidebar
+    assert f"**Device** {device_description()}" in sidebar
     assert "sha256" in sidebar
 
 
@@ -101,7 +106,7 @@ def test_display_controls_never_recompute_the_heatmap(app_env, heatmap_calls):
     _no_exception(at)
     computed = heatmap_calls["n"]
     assert computed >= 1
-    counter = appstate.COUNTERS["heatmaps"]
+    counter = COUNTERS["heatmaps"]
     url = _overlay_url(at)
 
     at.slider(key="diag_opacity").set_value(0.9).run()
@@ -115,7 +120,7 @@ def test_display_controls_never_recompute_the_heatmap(app_env, heatmap_calls):
     assert _overlay_url(at) != after_cmap
     _no_exception(at)
     assert heatmap_calls["n"] == computed, "a display control recomputed a heatmap"
-    assert appstate.COUNTERS["heatmaps"] == counter
+    assert COUNTERS["heatmaps"] == counter
 
     # A new method is a new heatmap (so the counter above can fail).
     at.selectbox(key="diag_method").set_value("layercam").run()
@@ -140,9 +145,9 @@ def test_comparing_all_methods_computes_each_once(app_env, heatmap_calls):
     at.toggle(key="diag_compare").set_value(True).run()
     _no_exception(at)
     # Grad-CAM was already there; the other four are computed once each.
-    assert heatmap_calls["n"] == before + len(appstate.METHOD_LABELS) - 1
+    assert heatmap_calls["n"] == before + len(METHOD_LABELS) - 1
     captions = [c for img in at.image for c in img.captions]
-    for label in appstate.METHOD_LABELS.values():
+    for label in METHOD_LABELS.values():
         assert any(c.startswith(label + " · ") and "in the lungs" in c for c in captions), label
     page = texts(at)
     assert "regions overlap by" in page
@@ -151,7 +156,7 @@ def test_comparing_all_methods_computes_each_once(app_env, heatmap_calls):
     shown = [img.value[0] for img in at.image]
     at.slider(key="diag_opacity").set_value(0.8).run()
     _no_exception(at)
-    assert heatmap_calls["n"] == before + len(appstate.METHOD_LABELS) - 1
+    assert heatmap_calls["n"] == before + len(METHOD_LABELS) - 1
     assert [img.value[0] for img in at.image] != shown
 
 
@@ -227,7 +232,7 @@ def test_dicom_header_of_a_lateral_view_is_a_warning(app_env):
 
 def test_gallery_sample_opens(app_env):
     at = new_app().run()
-    samples = appstate.list_samples()
+    samples = list_samples()
     assert len(samples) >= 12 and {s.label for s in samples} == {"covid", "normal", "pneumonia"}
     at.button(key=f"sample_{samples[0].file}").click().run()
     _no_exception(at)
@@ -248,11 +253,11 @@ def test_missing_segmenter_degrades(app_env, monkeypatch, tmp_path):
 
 def test_rejected_image_needs_analyse_anyway(app_env, monkeypatch):
     """The input check's verdict gates the probabilities (the gate itself is stubbed here)."""
-    res = appstate.get_resources()
+    res = get_resources()
     reason = "This does not look like a frontal chest X-ray (it looks like a photograph)."
 
     def reject_all(gray, colourfulness=None):
-        return appstate.GateVerdict(False, 3.2, reason)
+        return GateVerdict(False, 3.2, reason)
 
     monkeypatch.setattr(res, "gate", reject_all)
     at = new_app().run()
@@ -277,7 +282,7 @@ def test_rejected_image_needs_analyse_anyway(app_env, monkeypatch):
 )
 def test_the_real_gate_rejects_noise_and_accepts_a_chest_xray(app_env, monkeypatch):
     monkeypatch.delenv("CXR_OOD", raising=False)
-    res = appstate.get_resources()
+    res = get_resources()
     assert res.gate is not None, res.errors.get("gate")
     at = new_app().run()
     rng = np.random.default_rng(0)

@@ -3,10 +3,10 @@
 Over 1,000 inputs from the imaging fuzz corpus (random bytes, real files with
 bytes flipped, integers smashed, cut short or spliced) go through:
 
-* the Diagnose path without Streamlit: ``appstate.decode_upload`` -> input
-  check -> ``appstate.run_diagnosis`` for whatever decodes, exactly what the
+* the Diagnose path without Streamlit: ``pipeline.decode`` -> input
+  check -> ``analysis.run_diagnosis`` for whatever decodes, exactly what the
   page calls;
-* the Batch path: ``cxrlib.predict.batch.score_items`` on all of them at once;
+* the Batch path: ``cxrlib.predict.local.score_items`` on all of them at once;
 * the real page: a seeded sample of them through AppTest's file uploader,
   checking the page shows an error or a result and no exception.
 """
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from app_helpers import new_app, texts
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the fuzz corpus
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))  # the fuzz corpus
 from test_imaging_fuzz import FAMILIES, family_inputs  # noqa: E402
 
 N_INPUTS = 1050
@@ -39,21 +39,24 @@ def corpus() -> list[tuple[str, bytes]]:
 
 
 def test_diagnose_path_survives_every_input(corpus, app_env):
-    from cxrlib.app import state as appstate
+    from cxrlib.app.analysis import run_diagnosis
+    from cxrlib.app.resources import load_resources
+    from cxrlib.core.cache import LRUCache
+    from cxrlib.infer.pipeline import check_input, decode
 
-    res = appstate.load_resources()
+    res = load_resources()
     assert res.classifier is not None and res.gate is not None
-    cache = appstate.LRUCache(64)
+    cache = LRUCache(64)
     refused = analysed = 0
     for name, data in corpus:
-        decoded = appstate.decode_upload(data, name)
+        decoded = decode(data, name)
         if not decoded.ok:
             assert decoded.error and "Traceback" not in decoded.error
             refused += 1
             continue
-        verdict = appstate.run_gate(res, decoded)
+        verdict = check_input(res, decoded)
         assert verdict is not None and np.isfinite(verdict.score)
-        diagnosis = appstate.run_diagnosis(res, cache, decoded)
+        diagnosis = run_diagnosis(res, cache, decoded)
         assert np.isclose(float(np.sum(diagnosis.probabilities)), 1.0, atol=1e-4)
         assert diagnosis.heatmap.shape == decoded.pixels.shape
         analysed += 1
@@ -64,7 +67,8 @@ def test_diagnose_path_survives_every_input(corpus, app_env):
 def test_batch_path_scores_or_lists_every_input(corpus, tiny_model_path):
     from cxrlib.infer.classifier import load_classifier
     from cxrlib.infer.gate import assess
-    from cxrlib.predict.batch import rows_to_csv, score_items
+    from cxrlib.predict.local import score_items
+    from cxrlib.predict.output import rows_to_csv
 
     clf = load_classifier(tiny_model_path)
     rows = score_items(corpus, clf, gate=assess)

@@ -1,0 +1,112 @@
+"""One upload's diagnosis for the pages, and every heatmap method compared on it.
+
+The pages decode and check an upload with :mod:`cxrlib.infer.pipeline`
+directly; the diagnosis itself (the model's work) goes through
+:func:`run_diagnosis`, the one place where the app chooses who computes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cxrlib.core.cache import LRUCache
+from cxrlib.core.methods import METHOD_LABELS
+from cxrlib.infer.focus import hot_region_ious, mean_over_pairs
+from cxrlib.infer.pipeline import Decoded, diagnose_image
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cxrlib.app.resources import Resources
+    from cxrlib.infer.diagnose import Diagnosis
+
+
+def run_diagnosis(
+    res: Resources,
+    cache: LRUCache,
+    decoded: Decoded,
+    method: str = "gradcam",
+    class_index: int | None = None,
+) -> Diagnosis:
+    """Probabilities, test-time range, heatmap and lung focus of one upload, cached
+    (:func:`cxrlib.infer.pipeline.diagnose_image` with the loaded models).
+
+    Raises:
+        RuntimeError: No classifier or explainer is loaded (with the reason).
+    """
+    if res.classifier is None or res.explainer is None:
+        raise RuntimeError(res.errors.get("classifier") or "no classifier is loaded")
+    return diagnose_image(res, decoded, method, class_index, cache)
+
+
+@dataclass(frozen=True)
+class MethodComparison:
+    """Every explanation method's diagnosis of one image for one class.
+
+    Attributes:
+        diagnoses: One per method, in :data:`METHOD_LABELS` order.
+        ious: :func:`cxrlib.infer.focus.hot_region_ious` of their heatmaps.
+        percent: The hottest share of the image compared.
+    """
+
+    diagnoses: tuple[Diagnosis, ...]
+    ious: np.ndarray
+    percent: float
+
+    @property
+    def agreement(self) -> float:
+        """The mean IoU over every pair of methods."""
+        return mean_over_pairs(self.ious)
+
+    def same_region(self, at_least: float = 0.95) -> list[tuple[str, str]]:
+        """Pairs of methods (their labels) whose hottest regions (nearly) coincide."""
+        labels = [METHOD_LABELS.get(d.method, d.method) for d in self.diagnoses]
+        n = len(labels)
+        return [
+            (labels[i], labels[j])
+            for i in range(n)
+            for j in range(i + 1, n)
+            if self.ious[i, j] >= at_least
+        ]
+
+    def caption(self, d: Diagnosis) -> str:
+        """A method's name with its lung focus, under its overlay."""
+        focus = "" if d.lung_focus is None else f" · {100 * d.lung_focus:.0f}% in the lungs"
+        return METHOD_LABELS.get(d.method, d.method) + focus
+
+    def text(self) -> str:
+        """How far the methods agree, in words."""
+        out = (
+            f"The {len(self.diagnoses)} methods' hottest {self.percent:g}% regions overlap by "
+            f"**{100 * self.agreement:.0f}%** on average (intersection over union of each pair; "
+            "100% would be the same region). Where methods disagree, no single map is the "
+            "model's reason: each is one way of asking the same network where it looked."
+        )
+        same = self.same_region()
+        if same:
+            pairs = "; ".join(f"{a} and {b}" for a, b in same)
+            out += f" Here {pairs} mark the same region."
+        if (METHOD_LABELS["gradcampp"], METHOD_LABELS["layercam"]) in same:
+            # With a global-average-pooling head the gradient of a class score is the same
+            # at every position of a channel, and both weightings keep its positive part.
+            out += (
+                " That is expected of this model: after global average pooling and one dense "
+                "layer, Grad-CAM++ and LayerCAM both sum the channels that count for the "
+                "class, so they are not two independent opinions."
+            )
+        return out
+
+
+def compare_methods(
+    res: Resources,
+    cache: LRUCache,
+    decoded: Decoded,
+    class_index: int | None = None,
+    percent: float = 15.0,
+) -> MethodComparison:
+    """:func:`run_diagnosis` for every method (each cached as usual) and their agreement."""
+    diagnoses = tuple(run_diagnosis(res, cache, decoded, m, class_index) for m in METHOD_LABELS)
+    return MethodComparison(
+        diagnoses, hot_region_ious([d.heatmap for d in diagnoses], percent), percent
+    )

@@ -1,0 +1,91 @@
+"""What the Batch page computes: many uploads scored into rows and a CSV.
+
+The scoring itself is :func:`cxrlib.predict.local.score_items`, as on the
+command line; this module counts the work, adds the optional lung focus and
+sorts the rows for the page.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cxrlib.core.counters import count
+from cxrlib.core.hashing import sha256_bytes
+from cxrlib.predict.inputs import is_image_name
+from cxrlib.predict.local import score_items
+from cxrlib.predict.output import rows_to_csv
+from cxrlib.predict.rows import gradcam_lung_focus
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cxrlib.infer.pipeline import Models
+
+#: One scored row as the page keeps it (``BatchRow.as_dict``).
+Row = dict[str, Any]
+
+
+def signature(file_ids: Iterable[str], with_focus: bool = False) -> str:
+    """Identity of one set of uploads (and whether lung focus was asked for)."""
+    digest = sha256_bytes("".join(file_ids).encode())
+    return digest + ("+focus" if with_focus else "")
+
+
+def count_items(items: Sequence[tuple[str, bytes]]) -> int:
+    """How many images a batch holds (image members of zip archives counted)."""
+    total = 0
+    for name, data in items:
+        if name.lower().endswith(".zip") or data[:4] == b"PK\x03\x04":
+            try:
+                with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                    total += sum(
+                        1 for i in zf.infolist() if not i.is_dir() and is_image_name(i.filename)
+                    )
+            except (zipfile.BadZipFile, OSError, ValueError):
+                total += 1
+        else:
+            total += 1
+    return max(total, 1)
+
+
+def focus_function(res: Models) -> Callable[[np.ndarray, int | None], float | None]:
+    """``f(gray, class_index) -> lung focus`` of that class's Grad-CAM (None without lungs)."""
+    if res.explainer is None or res.segmenter is None:
+        raise RuntimeError("lung focus needs the explainer and the lung segmenter")
+    inner = gradcam_lung_focus(res.explainer, res.segmenter)
+
+    def focus(gray: np.ndarray, class_index: int | None = None) -> float | None:
+        count("heatmaps")
+        return inner(gray, class_index)
+
+    return focus
+
+
+def score_uploads(
+    res: Models,
+    items: Sequence[tuple[str, bytes]],
+    focus: Callable[[np.ndarray, int | None], float | None] | None = None,
+    progress: Callable[[int, str], None] | None = None,
+) -> tuple[list[Row], str]:
+    """Every upload scored (zip members one by one): the rows and their CSV.
+
+    Raises:
+        RuntimeError: No classifier is loaded.
+    """
+    if res.classifier is None:
+        raise RuntimeError("no classifier is loaded")
+    rows = score_items(items, res.classifier, gate=res.gate, focus=focus, progress=progress)
+    names = list(res.classifier.class_names)
+    return [r.as_dict(names) for r in rows], rows_to_csv(rows, names)
+
+
+def split_rows(rows: Sequence[Row]) -> tuple[list[Row], list[Row], list[Row]]:
+    """``(read, unreadable, rejected)``: rows scored, rows with an error, and the read
+    rows the input check rejected."""
+    good = [r for r in rows if not r["error"]]
+    bad = [r for r in rows if r["error"]]
+    rejected = [r for r in good if r.get("is_cxr") is False]
+    return good, bad, rejected

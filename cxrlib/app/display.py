@@ -1,0 +1,66 @@
+"""How the Diagnose page draws a heatmap: the display controls, applied to cached arrays.
+
+Changing any of them only calls :func:`cxrlib.infer.overlay.overlay` again; no
+model runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cxrlib.infer.overlay import overlay
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cxrlib.infer.diagnose import Diagnosis
+
+#: Hottest share of the image shown when "hottest region only" is on, by default.
+DEFAULT_SHARE = 15
+
+
+def hottest_percent(enabled: bool, percent: float = 15.0) -> float | None:
+    """The ``hottest_percent`` argument of :func:`cxrlib.infer.overlay.overlay`."""
+    return percent if enabled else None
+
+
+@dataclass(frozen=True)
+class DisplaySettings:
+    """The display controls of the heatmap.
+
+    Attributes:
+        opacity: Heatmap opacity, 0-1.
+        colormap: Colour map name (:data:`cxrlib.infer.overlay.COLORMAPS`).
+        outline: Draw the lung outline.
+        hottest: Show only the hottest region.
+        share: That region's share of the image, in percent.
+    """
+
+    opacity: float = 0.45
+    colormap: str = "jet"
+    outline: bool = True
+    hottest: bool = False
+    share: int = DEFAULT_SHARE
+
+    def overlay(self, pixels: np.ndarray, d: Diagnosis) -> np.ndarray:
+        """The image with ``d``'s heatmap drawn with these settings."""
+        return overlay(
+            pixels,
+            d.heatmap,
+            opacity=float(self.opacity),
+            colormap=self.colormap,
+            hottest_percent=hottest_percent(self.hottest, self.share),
+            lung_mask=d.lung_mask if self.outline else None,
+            frame=d.model_crop,
+        )
+
+    def described(self, d: Diagnosis) -> dict[str, object]:
+        """The settings in words, for the PDF report of ``d``."""
+        shown = self.outline and d.lung_mask is not None
+        return {
+            "opacity": f"{self.opacity:.2f}",
+            "colour map": self.colormap,
+            "lung outline": "on" if shown else "off",
+            "hottest region only": f"{self.share}%" if self.hottest else "off",
+        }

@@ -1,0 +1,79 @@
+"""What the Diagnose page offers to download: the overlay as PNG and the PDF report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cxrlib.app.model_files import model_version
+from cxrlib.app.record import answer_record
+from cxrlib.app.texts import gate_text, probability_note
+from cxrlib.core.methods import METHOD_LABELS
+from cxrlib.describe.report import ReportData, build_report, overlay_png
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cxrlib.infer.diagnose import Diagnosis
+    from cxrlib.infer.pipeline import Decoded, GateVerdict, Models
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """PNG bytes of an image array, encoded in memory."""
+    return overlay_png(rgb)
+
+
+def report_warnings(decoded: Decoded, gate: GateVerdict | None) -> list[str]:
+    """The report's warnings: the DICOM header's concerns and a rejection by the input check."""
+    warnings = list(decoded.header_concerns)
+    if gate is not None and not gate.is_cxr:
+        warnings.append(f"Analysed although the input check rejected the image ({gate.reason}).")
+    return warnings
+
+
+def report_bytes(
+    res: Models,
+    decoded: Decoded,
+    diagnosis: Diagnosis,
+    overlay_rgb: np.ndarray,
+    method: str,
+    settings: dict[str, object] | None = None,
+    gate: GateVerdict | None = None,
+    warnings: Sequence[str] = (),
+    comparison: Sequence[tuple[str, np.ndarray]] = (),
+    comparison_text: str = "",
+) -> bytes:
+    """The PDF report of one analysed upload (see :mod:`cxrlib.describe.report`), in memory.
+
+    Only computed values go in: no file name, no DICOM field other than the
+    decoder's technical notices. ``comparison``: (caption, overlay) of every method
+    when the user compared them (:class:`cxrlib.app.analysis.MethodComparison`), with
+    ``comparison_text``.
+    """
+    if res.classifier is None or decoded.pixels is None:
+        raise ValueError("nothing to report")
+    data = ReportData(
+        image=decoded.pixels,
+        overlay=np.asarray(overlay_rgb, dtype=np.uint8),
+        class_names=list(diagnosis.class_names),
+        probabilities=[float(p) for p in diagnosis.probabilities],
+        ranges=np.asarray(diagnosis.uncertainty, dtype=float),
+        predicted=diagnosis.predicted_name,
+        method=METHOD_LABELS.get(method, method),
+        explained_class=diagnosis.target_name,
+        settings=dict(settings or {}),
+        model_version=model_version(res.classifier.meta, res.model_path),
+        weights_sha256=res.classifier.weights_sha256,
+        image_sha256=decoded.sha256,
+        lung_focus_text=diagnosis.focus_verdict,
+        probability_note=probability_note(diagnosis),
+        track_record=[
+            line.replace("**", "") for line in answer_record(res, diagnosis.predicted_name)
+        ],
+        gate_text=gate_text(gate),
+        warnings=list(warnings),
+        notices=list(decoded.notices),
+        comparison=[(c, np.asarray(o, dtype=np.uint8)) for c, o in comparison],
+        comparison_text=comparison_text,
+    )
+    return build_report(data)

@@ -1,0 +1,259 @@
+"""The committed model against the models that were not committed: internal score against
+the score kept with the lungs erased, and the outside collection (the Model card's "Why not a
+model that scores higher?"), from the metrics file's ``alternatives``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cxrlib.core.metrics import Alternative, External, Metrics
+from cxrlib.core.recipe import recipe
+from cxrlib.describe.external_text import external_records
+from cxrlib.describe.modelcard import describe_input_and_trunk
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One model of the Trust page's comparison: internal score against lungs-erased score."""
+
+    name: str
+    described: str
+    params: int | None
+    balanced_accuracy: float
+    covid_sensitivity: float | None
+    erased_balanced_accuracy: float
+    erased_covid_auc: float | None
+    #: ``(collection, its class, share given that answer)`` from the external check.
+    outside: tuple[tuple[str, str, float], ...] = ()
+    #: For an alternative trained by the committed model's own recipe with another seed: that
+    #: seed. Its differences from the committed model are what chance alone does.
+    reseeded: int | None = None
+
+
+def reseeded(meta: Mapping[str, Any], alt: Alternative) -> int | None:
+    """The seed of an alternative trained by exactly the committed model's recipe with another
+    seed; None for any other alternative (or when either record lacks its recipe)."""
+    mine, theirs = meta.get("train_config") or {}, alt.train_config
+    if not mine or not theirs or mine.get("seed") == theirs.get("seed"):
+        return None
+    # Trained through another backend, the same recipe read more outside the lungs
+    # (models/experiments.md): that is not chance alone. Records made before the backend
+    # was recorded were trained by TensorFlow.
+    if (meta.get("keras_backend") or "tensorflow") != (alt.keras_backend or "tensorflow"):
+        return None
+    same = recipe(meta.get("preprocess") or {}, mine) == recipe(alt.preprocess, theirs)
+    return int(theirs["seed"]) if same and theirs.get("seed") is not None else None
+
+
+def _outside(section: External | None) -> tuple[tuple[str, str, float], ...]:
+    """:attr:`Comparison.outside` from an ``external`` section (or None)."""
+    return tuple(
+        (rec.name, rec.label, float(share))
+        for rec, sub in external_records(section)
+        if (share := sub.share.get(rec.label)) is not None
+    )
+
+
+def _alternative(name: str, alt: Alternative, meta: Mapping[str, Any]) -> Comparison:
+    return Comparison(
+        name=str(name),
+        described=describe_input_and_trunk(alt.preprocess, alt.train_config),
+        params=alt.params,
+        balanced_accuracy=float(alt.balanced_accuracy),
+        covid_sensitivity=alt.covid_sensitivity,
+        erased_balanced_accuracy=float(alt.lungs_erased.balanced_accuracy),
+        erased_covid_auc=alt.lungs_erased.covid_auc,
+        outside=_outside(alt.external),
+        reseeded=reseeded(meta, alt),
+    )
+
+
+def comparisons(meta: Mapping[str, Any], metrics: Metrics) -> list[Comparison]:
+    """The committed model, then every recorded alternative scored on the same split.
+
+    The committed model's figures are its headline test metrics and its recorded
+    ablation; an alternative's come from ``evaluate --ablate --record-alternative``.
+    Empty when the committed model has no test metrics or ablation to compare with.
+    """
+    test, abl = metrics.test, metrics.ablation
+    erased = abl.lungs_erased if abl else None
+    if test is None or abl is None or erased is None or test.balanced_accuracy is None:
+        return []
+    covid = test.per_class.get("covid")
+    out = [
+        Comparison(
+            name="this app's model",
+            described=describe_input_and_trunk(
+                meta.get("preprocess") or {}, meta.get("train_config") or {}
+            ),
+            params=meta.get("params"),
+            balanced_accuracy=float(test.balanced_accuracy),
+            covid_sensitivity=covid.sensitivity if covid else None,
+            erased_balanced_accuracy=float(erased.balanced_accuracy),
+            erased_covid_auc=erased.auc.get("covid"),
+            outside=_outside(metrics.external),
+        )
+    ]
+    for name, alt in sorted(metrics.alternatives.items()):
+        if alt.split == abl.split:  # figures from another split do not compare
+            out.append(_alternative(name, alt, meta))
+    return out
+
+
+def comparison_table(rows: Sequence[Comparison]) -> Any:
+    """The comparison as a table, one row per model."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                # The two figures being compared first, so a narrow screen shows them.
+                "model": r.name,
+                "internal bal. accuracy": r.balanced_accuracy,
+                "lungs erased: bal. accuracy": r.erased_balanced_accuracy,
+                "lungs erased: COVID AUC": r.erased_covid_auc,
+                # Then the outside collection, the one figure from beyond the training sources.
+                **{f"{name} {label}s called {label}": share for name, label, share in r.outside},
+                "COVID sensitivity": r.covid_sensitivity,
+                "sees, trunk, input": r.described,
+                "parameters": f"{r.params / 1e6:.2f} M" if r.params else None,
+            }
+            for r in rows
+        ]
+    ).set_index("model")
+
+
+#: How far above the committed model's lungs-erased score counts as "reads more outside".
+ERASED_MARGIN = 0.05
+
+
+def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> list[str]:
+    """One plain line per model: the committed model (``rows[0]``) first, then each
+    alternative with what its figures say against it (:func:`comparison_note` says, once,
+    why a score kept with the lungs erased counts against a model)."""
+    if len(rows) < 2:
+        return []
+    ours = rows[0]
+
+    def figures(r: Comparison) -> str:
+        return (
+            f"{100 * r.balanced_accuracy:.1f}% balanced accuracy on the internal test split, "
+            f"{100 * r.erased_balanced_accuracy:.0f}% with the lungs erased"
+        )
+
+    lines = [
+        f"**This app's model** ({ours.described}): {figures(ours)} (chance {100 * chance:.0f}%)."
+    ]
+    outside = reads_outside(rows)
+    for alt in rows[1:]:
+        extra = alt.erased_balanced_accuracy - ours.erased_balanced_accuracy
+        if alt.reseeded is not None:
+            lines.append(
+                f"**{alt.name}** ({alt.described}): {figures(alt)}"
+                + "".join(
+                    f"; {100 * share:.0f}% of {name}'s {label} images called {label}"
+                    for name, label, share in alt.outside
+                )
+                + f". The same recipe as this app's model, trained again with seed "
+                f"{alt.reseeded}: how far each figure moves by chance alone. Differences of "
+                "that size between the other models are not evidence either way."
+            )
+            continue
+        if alt.balanced_accuracy <= ours.balanced_accuracy:
+            verdict = "Lower on the internal test split."
+        elif alt in outside:
+            verdict = (
+                f"Higher on the internal test split, but {100 * extra:.0f} points higher with "
+                "the lungs erased too: part of its score is read outside the lungs. Not the "
+                "model used here."
+            )
+        else:
+            verdict = (
+                "Higher on the internal test split, and this ablation does not tell it apart; "
+                "models/experiments.md says why it is not used."
+            )
+        lines.append(
+            f"**{alt.name}** ({alt.described}): {figures(alt)}. {verdict}"
+            + "".join(_outside_note(alt, ours))
+        )
+    return lines
+
+
+#: How much more of an outside collection an alternative must call right to be said so.
+OUTSIDE_MARGIN = 0.05
+
+
+def _shares(row: Comparison) -> dict[tuple[str, str], float]:
+    """A model's outside figures by (collection, class)."""
+    return {(name, label): share for name, label, share in row.outside}
+
+
+def _outside_note(alt: Comparison, ours: Comparison) -> list[str]:
+    """Where an alternative did better on a collection neither model trained on: said,
+    since it cuts against the choice."""
+    mine = _shares(ours)
+    return [
+        f" On {name}'s {label} images, which neither model trained on, it did better: "
+        f"{100 * share:.0f}% called {label}, against {100 * mine[(name, label)]:.0f}%."
+        for name, label, share in alt.outside
+        if (name, label) in mine and share - mine[(name, label)] > OUTSIDE_MARGIN
+    ]
+
+
+def reads_outside(rows: Sequence[Comparison]) -> list[Comparison]:
+    """The alternatives that score higher than the committed model (``rows[0]``) on the
+    internal split and keep more than :data:`ERASED_MARGIN` more with the lungs erased
+    (a reseeded copy of its own recipe never counts: its differences are chance)."""
+    if not rows:
+        return []
+    ours = rows[0]
+    return [
+        r
+        for r in rows[1:]
+        if r.reseeded is None
+        and r.balanced_accuracy > ours.balanced_accuracy
+        and r.erased_balanced_accuracy - ours.erased_balanced_accuracy > ERASED_MARGIN
+    ]
+
+
+def comparison_note(rows: Sequence[Comparison]) -> str | None:
+    """Why a score kept with the lungs erased counts against a model; None when no
+    alternative is judged so."""
+    rivals = reads_outside(rows)
+    if not rivals:
+        return None
+    note = (
+        "Why that counts against a model: what it reads outside the lungs (burned-in text, "
+        "image borders, how one hospital positions and exposes its patients) earns marks on "
+        "the internal test split, whose images come from the same hospitals as the training "
+        "images, and would not carry over to a new hospital."
+    )
+    if any(_outside_note(r, rows[0]) for r in rivals):
+        note += (
+            " The outside collection points the other way for some of them. It is one class "
+            "(normal chests) from one place; models/experiments.md sets it beside the "
+            "leave-one-source-out runs, and neither covers disease at a new hospital."
+        )
+        mine = _shares(rows[0])
+        moved = [
+            abs(share - mine[(name, label)])
+            for r in rows[1:]
+            if r.reseeded is not None
+            for name, label, share in r.outside
+            if (name, label) in mine
+        ]
+        if moved and max(moved) > OUTSIDE_MARGIN:
+            note += (
+                f" This model's own recipe, trained again with another seed, moved that "
+                f"collection's figure by {100 * max(moved):.0f} points: differences of that "
+                "size there are chance."
+            )
+    return note
+
+
+def chance(metrics: Metrics) -> float:
+    """The balanced accuracy of a guess, as the ablation recorded it (a third by default)."""
+    abl = metrics.ablation
+    return abl.chance if abl is not None and abl.chance is not None else 1 / 3

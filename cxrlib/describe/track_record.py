@@ -1,0 +1,262 @@
+"""How the model's past answers of one class turned out: the track record the Diagnose page
+quotes beside an answer, from the metrics file (:mod:`cxrlib.core.metrics`).
+
+Every figure was measured by ``python -m cxrlib.evaluate`` and saved; these functions only
+select, order and word them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cxrlib.core.metrics import CONFIDENT, Loso, Metrics, Split
+from cxrlib.describe.external_text import external_records
+from cxrlib.describe.words import source_name
+
+
+@dataclass(frozen=True)
+class OutsideCall:
+    """How often a collection no training image came from got one answer.
+
+    Attributes:
+        name: The collection.
+        people: Its class and population ("normal adult").
+        n: Its images.
+        share: The share that got the answer.
+        confident_share: The share that got it with a probability of at least ``confident_at``.
+        confident_at: That probability.
+    """
+
+    name: str
+    people: str
+    n: int
+    share: float
+    confident_share: float | None = None
+    confident_at: float | None = None
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    """How the model's past answers of one class turned out, from its metrics file.
+
+    Attributes:
+        label: The class it answered.
+        calls: Internal test images it gave that answer.
+        right: Of those, the ones whose label is ``label``.
+        held_out_accuracy: Mean accuracy over the held-out sources of the
+            leave-one-source-out runs (views-averaged where recorded), or None.
+        held_out_sources: How many sources that mean is over.
+        held_out_schedule: Those runs' schedule in words ("3 epochs of 120 steps"),
+            or "" when not recorded.
+        confusions: ``(source, true label, called label, group size)`` for the groups
+            of the test split that most often got this answer wrongly, most often first.
+        missed_elsewhere: ``(source, class, share found)`` from the full-length
+            leave-one-source-out runs (``loso_full``): a class that a model trained without
+            that source found under half of, where that matters for this answer: a disease
+            missed, for a 'normal' answer; normal chests missed, for a disease answer.
+        called_elsewhere: From the external check (``external``): each collection of
+            another class that got this answer for at least ``min_share`` of its images.
+        confident_calls: Internal test images it gave this answer with a probability of
+            at least :data:`cxrlib.core.metrics.CONFIDENT`.
+        confident_right: Of those, the ones whose label is ``label``.
+    """
+
+    label: str
+    calls: int
+    right: int
+    held_out_accuracy: float | None
+    held_out_sources: int
+    confusions: tuple[tuple[str, str, int, int], ...]
+    held_out_schedule: str = ""
+    missed_elsewhere: tuple[tuple[str, str, float], ...] = ()
+    called_elsewhere: tuple[OutsideCall, ...] = ()
+    confident_calls: int = 0
+    confident_right: int = 0
+
+
+#: A class a held-out model found less often than this counts as missed elsewhere.
+MISSED_BELOW = 0.5
+#: ...when the source held that many images of it at least (where the count was recorded).
+MISSED_MIN_IMAGES = 20
+
+
+def _groups(
+    split: Split, labels: list[str], k: int, label: str
+) -> tuple[dict[tuple[str, str], list[int]], list[int]]:
+    """Per (source, true class): ``[images, answered label]``; and the answers of this
+    label at :data:`CONFIDENT` or more: ``[given, right]``."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    sure = [0, 0]
+    for r in split.predictions:
+        if r.label not in labels or len(r.probs) != len(labels):
+            continue
+        g = groups.setdefault((r.source or "unknown", r.label), [0, 0])
+        answered = bool(np.argmax(r.probs) == k)
+        g[0] += 1
+        g[1] += answered
+        if answered and max(r.probs) >= CONFIDENT:
+            sure[0] += 1
+            sure[1] += int(r.label == label)
+    return groups, sure
+
+
+def _schedule_words(loso: Loso | None) -> str:
+    """The leave-one-source-out runs' schedule: "3 epochs of 120 steps", or ""."""
+    schedule = loso.schedule if loso else {}
+    epochs, steps = schedule.get("epochs"), schedule.get("steps_per_epoch")
+    if epochs and steps:
+        return f"{epochs} epochs of {steps} steps"
+    return f"{epochs} full epochs" if epochs else ""
+
+
+def _held_out_accuracies(loso: Loso | None) -> list[float]:
+    sources = loso.sources.values() if loso else ()
+    return [float(a) for v in sources if (a := v.as_predicted().accuracy) is not None]
+
+
+def _missed(loso_full: Loso | None, label: str) -> list[tuple[str, str, float]]:
+    """:attr:`TrackRecord.missed_elsewhere`, most missed first."""
+    missed = [
+        (source, c, float(found))
+        for source, v in (loso_full.sources.items() if loso_full else ())
+        for c, found in v.as_predicted().per_class_accuracy.items()
+        # One side normal, the other not: a covid answer says nothing of missed pneumonia.
+        if (c == "normal") != (label == "normal")
+        and found is not None
+        and found < MISSED_BELOW
+        # A share of a handful of images is no record (runs before 'support' was kept: quoted).
+        and v.support.get(c, MISSED_MIN_IMAGES) >= MISSED_MIN_IMAGES
+    ]
+    return sorted(missed, key=lambda m: m[2])
+
+
+def _called_elsewhere(metrics: Metrics, label: str, min_share: float) -> tuple[OutsideCall, ...]:
+    """:attr:`TrackRecord.called_elsewhere` from the external check."""
+    return tuple(
+        OutsideCall(
+            name=rec.name,
+            people=" ".join(filter(None, (rec.label, rec.population))),
+            n=int(sub.n),
+            share=float(share),
+            confident_share=sub.confident_share.get(label),
+            confident_at=sub.confident_at,
+        )
+        for rec, sub in external_records(metrics.external)
+        if rec.label != label and (share := sub.share.get(label)) is not None and share >= min_share
+    )
+
+
+def track_record(
+    metrics: Metrics | None,
+    label: str,
+    min_group: int = 20,
+    min_share: float = 0.2,
+) -> TrackRecord | None:
+    """What the saved test predictions say about an answer of ``label``.
+
+    A (source, true class) group of at least ``min_group`` test images is a known
+    confusion when at least ``min_share`` of it was answered ``label``.
+    """
+    split = metrics.test if metrics else None
+    cm = split.confusion_matrix if split else None
+    if metrics is None or split is None or cm is None:
+        return None
+    labels = list(cm.labels)
+    if label not in labels or not cm.matrix:
+        return None
+    matrix = np.asarray(cm.matrix, dtype=np.int64)
+    k = labels.index(label)
+    groups, sure = _groups(split, labels, k, label)
+    confusions = sorted(
+        (
+            (source, true, called, n)
+            for (source, true), (n, called) in groups.items()
+            if true != label and n >= min_group and called >= min_share * n
+        ),
+        key=lambda c: -c[2] / c[3],
+    )
+    accs = _held_out_accuracies(metrics.loso)
+    return TrackRecord(
+        label=label,
+        calls=int(matrix[:, k].sum()),
+        right=int(matrix[k, k]),
+        held_out_accuracy=float(np.mean(accs)) if accs else None,
+        held_out_sources=len(accs),
+        confusions=tuple(confusions),
+        held_out_schedule=_schedule_words(metrics.loso),
+        missed_elsewhere=tuple(_missed(metrics.loso_full, label)),
+        called_elsewhere=_called_elsewhere(metrics, label, min_share),
+        confident_calls=sure[0],
+        confident_right=sure[1],
+    )
+
+
+def _outside_line(r: TrackRecord, o: OutsideCall) -> str:
+    text = (
+        f"Of {o.n:,} {o.people} chest X-rays from a collection no training image came from "
+        f"({o.name}), it answered '{r.label}' for **{100 * o.share:.0f}%**"
+    )
+    if o.confident_share and o.confident_at:
+        at = f"{100 * o.confident_at:.0f}%"
+        text += f", for **{100 * o.confident_share:.0f}%** with a probability of {at} or more"
+        if r.confident_calls:
+            text += (
+                f". On the internal test split its '{r.label}' answers that sure were right "
+                f"{100 * r.confident_right / r.confident_calls:.0f}% of the time "
+                f"({r.confident_right:,} of {r.confident_calls:,}): outside the hospitals it "
+                "learnt from, a high probability is no guarantee"
+            )
+    return text + "."
+
+
+def _missed_lines(r: TrackRecord) -> list[str]:
+    """One line per class missed, its held-out sources in turn (most missed first)."""
+    lines = []
+    for c in dict.fromkeys(c for _, c, _ in r.missed_elsewhere):
+        runs = [
+            (source_name(source), found)
+            for source, missed, found in r.missed_elsewhere
+            if missed == c
+        ]
+        if c == "normal":
+            what = "called only {pct} of their normal chest X-rays normal"
+            so = f"a '{r.label}' answer may be a normal chest X-ray"
+        else:
+            what = f"found only {{pct}} of their {c}"
+            so = f"a '{r.label}' answer does not rule {c} out"
+        (where, found), rest = runs[0], runs[1:]
+        text = f"Trained in full without the {where} images, it " + what.format(
+            pct=f"**{100 * found:.0f}%**"
+        )
+        text += "".join(f"; without the {w} images, **{100 * f:.0f}%**" for w, f in rest)
+        lines.append(f"{text}: at a hospital it has not seen, {so}.")
+    return lines
+
+
+def describe_track_record(r: TrackRecord) -> list[str]:
+    """The Diagnose page's "how often was this answer right" lines (markdown)."""
+    lines = []
+    if r.calls:
+        lines.append(
+            f"On the internal test split, **{100 * r.right / r.calls:.0f}%** of its "
+            f"'{r.label}' answers were right ({r.right:,} of {r.calls:,}). Those images come "
+            "from the hospitals it was trained on."
+        )
+    if r.held_out_accuracy is not None:
+        recipe = "the same recipe" + (
+            f", shortened to {r.held_out_schedule}" if r.held_out_schedule else ""
+        )
+        lines.append(
+            f"Retrained with one data source left out ({recipe}; {r.held_out_sources} sources "
+            f"in turn), it was right on **{100 * r.held_out_accuracy:.0f}%** of the left-out "
+            "images."
+        )
+    lines += [_outside_line(r, o) for o in r.called_elsewhere]
+    for source, true, called, n in r.confusions:
+        lines.append(
+            f"Known confusion: it also answered '{r.label}' for {called} of {n} "
+            f"{source_name(source)} {true} images in the test split."
+        )
+    return lines + _missed_lines(r)

@@ -1,0 +1,187 @@
+"""Every heatmap method on the same images: how far they agree, and whether each
+explains the model at all.
+
+The model-randomisation check (Adebayo et al., "Sanity checks for saliency maps",
+NeurIPS 2018): a map that hardly changes when the network's weights are re-drawn at
+random shows the image, not what the model learnt. Run by
+``python -m cxrlib.evaluate methods``; the methods are those of the registry,
+:data:`cxrlib.core.methods.METHODS`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cxrlib.core.methods import METHODS
+from cxrlib.core.settings import DEFAULT_SEGMENTER, resolve
+from cxrlib.evaluate.metrics import summary
+from cxrlib.infer.classifier import Classifier
+from cxrlib.infer.explain import Explainer
+from cxrlib.infer.focus import hot_region_ious, lung_focus, map_rank_correlation, mean_over_pairs
+from cxrlib.infer.lungs import load_segmenter
+from cxrlib.train.data import load_gray, stratified_sample
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def randomised_classifier(classifier: Classifier, seed: int = 0) -> Classifier:
+    """The same architecture, preprocessing and framing with freshly initialised weights."""
+    import keras  # the network is cloned with Keras itself
+
+    keras.utils.set_random_seed(seed)
+    fresh = keras.models.clone_model(classifier.model)  # new layers, new initial weights
+    return Classifier(fresh, classifier.meta, segmenter=classifier.segmenter)
+
+
+@dataclass
+class _Tally:
+    """What :func:`compare_explanations` gathers image by image."""
+
+    methods: list[str]
+    n_seeds: int
+    ious: np.ndarray = field(init=False)
+    agreement: list[float] = field(default_factory=list)
+    focus: dict[str, list[float]] = field(init=False)
+    # [method][seed] -> one value per image
+    rho: dict[str, list[list[float]]] = field(init=False)
+    hot: dict[str, list[list[float]]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.methods)
+        self.ious = np.zeros((n, n))
+        self.focus = {m: [] for m in self.methods}
+        self.rho = {m: [[] for _ in range(self.n_seeds)] for m in self.methods}
+        self.hot = {m: [[] for _ in range(self.n_seeds)] for m in self.methods}
+
+
+def _over_seeds(per_seed: list[list[float]], name: str) -> dict[str, Any]:
+    """The mean over seeds of each seed's mean, and their range."""
+    means = [m for m in (summary(v)["mean"] for v in per_seed) if m is not None]
+    if not means:
+        return {name: None, f"{name}_range": None}
+    return {name: summary(means)["mean"], f"{name}_range": [min(means), max(means)]}
+
+
+def _result(t: _Tally, percent: float, seeds: Sequence[int]) -> dict[str, Any]:
+    n, methods = len(t.methods), t.methods
+    ious = t.ious / max(1, len(t.agreement))
+    a = np.asarray(t.agreement)
+    return {
+        "n": len(t.agreement),
+        "percent": percent,
+        "seeds": list(seeds),
+        "methods": methods,
+        "agreement": {
+            "mean": round(float(a.mean()), 4),
+            "median": round(float(np.median(a)), 4),
+            "p10": round(float(np.percentile(a, 10)), 4),
+            "p90": round(float(np.percentile(a, 90)), 4),
+        },
+        "pairwise_iou": {
+            f"{methods[i]}~{methods[j]}": round(float(ious[i, j]), 4)
+            for i in range(n)
+            for j in range(i + 1, n)
+        },
+        "lung_focus": {m: summary(v)["mean"] for m, v in t.focus.items()},
+        "randomised": {
+            m: {**_over_seeds(t.rho[m], "rank_correlation"), **_over_seeds(t.hot[m], "hot_iou")}
+            for m in methods
+        },
+    }
+
+
+def compare_explanations(
+    classifier: Classifier,
+    segmenter: Any,
+    grays: Sequence[np.ndarray],
+    y: np.ndarray,
+    methods: Sequence[str] | None = None,
+    percent: float = 15.0,
+    seeds: Sequence[int] = (0, 1, 2),
+) -> dict[str, Any]:
+    """Every method's map of the predicted class, from the model and from re-initialised copies.
+
+    Per image: the predicted class (as the app predicts it), each method's map of it,
+    the intersection over union of every pair of methods' hottest ``percent`` %
+    regions (:func:`cxrlib.infer.focus.hot_region_ious`), each map's lung focus, and how
+    alike each map is to the same method's map from :func:`randomised_classifier`
+    (rank correlation over the model's view, :func:`cxrlib.infer.focus.map_rank_correlation`,
+    and hot-region IoU). Both networks explain the same class in the same crop. One
+    random network per seed: how alike the maps stay moves with the draw, so the
+    figures are means over the seeds, with their range.
+
+    Returns:
+        ``{"n", "percent", "seeds", "methods", "agreement": {mean, median, p10, p90},
+        "pairwise_iou": {"a~b": mean}, "lung_focus": {method: mean},
+        "randomised": {method: {"rank_correlation", "rank_correlation_range",
+        "hot_iou", "hot_iou_range"}}}``.
+    """
+    methods = list(methods or METHODS)
+    if len(methods) < 2:
+        raise ValueError("comparing methods needs at least two")
+    mine = Explainer(classifier)
+    theirs = [Explainer(randomised_classifier(classifier, s)) for s in seeds]
+    preds = classifier.predict(list(grays)).argmax(axis=1)
+    masks = segmenter.segment_many(list(grays), [None] * len(grays))
+    t = _Tally(methods, len(seeds))
+    for gray, mask, k in zip(grays, masks, preds, strict=True):
+        box = classifier.crop_box(gray)
+        maps = [mine.explain(gray, m, int(k)) for m in methods]
+        table = hot_region_ious(maps, percent)
+        t.ious += table
+        t.agreement.append(mean_over_pairs(table))
+        for m, own in zip(methods, maps, strict=True):
+            if np.any(mask):
+                t.focus[m].append(lung_focus(own, mask))
+            for i, explainer in enumerate(theirs):
+                other = explainer.explain(gray, m, int(k))
+                t.rho[m][i].append(map_rank_correlation(own, other, box))
+                t.hot[m][i].append(float(hot_region_ious([own, other], percent)[0, 1]))
+    return _result(t, percent, seeds)
+
+
+def methods_section(
+    classifier: Classifier,
+    df: pd.DataFrame,
+    images: int,
+    segmenter_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """:func:`compare_explanations` on a stratified sample of ``images`` manifest rows,
+    with its time in ``seconds``."""
+    sub = stratified_sample(df, images)
+    t0 = time.time()
+    section = compare_explanations(
+        classifier,
+        load_segmenter(segmenter_path or resolve(DEFAULT_SEGMENTER)),
+        [load_gray(f) for f in sub["file"]],
+        sub["y"].to_numpy(),
+    )
+    section["seconds"] = round(time.time() - t0, 1)
+    return section
+
+
+def format_methods(section: dict[str, Any]) -> str:
+    """The methods comparison as a plain-text table."""
+    agree = section["agreement"]
+    lines = [
+        f"== heatmap methods on {section['n']} images: hottest {section['percent']:g}% regions "
+        f"overlap by {agree['mean']:.3f} on average (10th-90th percentile "
+        f"{agree['p10']:.3f}-{agree['p90']:.3f}) ==",
+        f"{'method':<12} {'lung focus':>10} {'vs random weights: rank corr.':>30} {'hot IoU':>8}",
+    ]
+    for m in section["methods"]:
+        r = section["randomised"][m]
+        cells = [section["lung_focus"][m], r["rank_correlation"], r["hot_iou"]]
+        f = ["-" if v is None else f"{v:.3f}" for v in cells]
+        spread = r.get("rank_correlation_range")
+        if spread:
+            f[1] += f" ({spread[0]:.2f} to {spread[1]:.2f})"
+        lines.append(f"{m:<12} {f[0]:>10} {f[1]:>30} {f[2]:>8}")
+    return "\n".join(lines)

@@ -1,0 +1,137 @@
+"""Scoring a split: a classifier's metrics on a manifest, and the summaries the audits use.
+
+    python -m cxrlib.evaluate metrics --manifest ../shared/cxr/manifest.csv --split test
+
+The manifest needs ``path,label`` (optionally ``source``, ``split``); labels may be
+any subset of the model's classes. The numbers themselves are
+:func:`cxrlib.train.scoring.compute_metrics`'s.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cxrlib.infer.classifier import Classifier
+from cxrlib.infer.views import View
+from cxrlib.train.data import read_manifest
+from cxrlib.train.file_scores import predict_files
+from cxrlib.train.scoring import compute_metrics
+
+
+def evaluate_manifest(
+    classifier: Classifier,
+    manifest: str | Path,
+    root: str | Path | None = None,
+    split: str | None = None,
+    n_boot: int = 1000,
+    with_predictions: bool = True,
+    views: Sequence[View] | None = None,
+) -> dict[str, Any]:
+    """Evaluates ``classifier`` on a manifest; returns
+    :func:`cxrlib.train.scoring.compute_metrics` plus timings.
+
+    ``views``: as :func:`cxrlib.train.file_scores.predict_files` (default: the model's own
+    prediction). When the probabilities are averaged over views, their names are
+    recorded under ``"views"``.
+    """
+    t0 = time.time()
+    df = read_manifest(manifest, root=root, split=split, class_names=classifier.class_names)
+    probs = predict_files(classifier, list(df["file"]), views=views)
+    res = compute_metrics(
+        df["y"].to_numpy(), probs, classifier.class_names, sources=list(df["source"]), n_boot=n_boot
+    )
+    if with_predictions:
+        res["predictions"] = [
+            {"path": p, "label": lab, "source": s, "probs": [round(float(v), 5) for v in pr]}
+            for p, lab, s, pr in zip(df["path"], df["label"], df["source"], probs)
+        ]
+    used = classifier.resolve_views(views)
+    if used:
+        res["views"] = ["original"] + [v.name for v in used]
+    res["seconds"] = round(time.time() - t0, 2)
+    return res
+
+
+def _fmt(v: float | None) -> str:
+    return f"{v:>8.4f}" if v is not None else f"{'-':>8}"
+
+
+def format_table(res: dict[str, Any], title: str = "") -> str:
+    """A readable summary of :func:`cxrlib.train.scoring.compute_metrics` output."""
+    lines = [title] if title else []
+    ci = res.get("ci95", {})
+
+    def with_ci(key: str) -> str:
+        v = res[key]
+        return f"{v:.4f}" + (f"  [{ci[key][0]:.4f}, {ci[key][1]:.4f}]" if key in ci else "")
+
+    lines += [
+        f"n = {res['n']}   accuracy {with_ci('accuracy')}   balanced accuracy {with_ci('balanced_accuracy')}",
+        f"macro-F1 {res['macro_f1']:.4f}   ECE {res['ece']:.4f}   Brier {res['brier']:.4f}",
+        "",
+        f"{'class':<11}{'support':>8}{'sens':>8}{'spec':>8}{'PPV':>8}{'NPV':>8}{'F1':>8}{'AUC':>8}",
+    ]
+    for name, m in res["per_class"].items():
+        lines.append(
+            f"{name:<11}{m['support']:>8}"
+            + "".join(_fmt(m[k]) for k in ("sensitivity", "specificity", "ppv", "npv", "f1", "auc"))
+        )
+    cm = res["confusion_matrix"]
+    lines += [
+        "",
+        "confusion matrix (rows = true, columns = predicted)",
+        " " * 11 + "".join(f"{lab:>11}" for lab in cm["labels"]),
+    ]
+    for lab, row in zip(cm["labels"], cm["matrix"]):
+        lines.append(f"{lab:<11}" + "".join(f"{v:>11}" for v in row))
+    if "per_source" in res:
+        lines += ["", "per source"]
+        for s, m in res["per_source"].items():
+            pcs = ", ".join(f"{c} {v:.3f}" for c, v in m["per_class_accuracy"].items())
+            lines.append(f"  {s:<13} n={m['n']:<6} accuracy {m['accuracy']:.4f}   ({pcs})")
+    if "seconds" in res:
+        lines.append(f"\n{res['seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def headline_scores(y: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, macro-F1 and per-class sensitivity / AUC (no intervals)."""
+    m = compute_metrics(y, probs, class_names, n_boot=0, curves=False)
+    return {
+        "accuracy": m["accuracy"],
+        "balanced_accuracy": m["balanced_accuracy"],
+        "macro_f1": m["macro_f1"],
+        "sensitivity": {c: v["sensitivity"] for c, v in m["per_class"].items()},
+        "auc": {c: v["auc"] for c, v in m["per_class"].items()},
+    }
+
+
+def held_out_scores(y: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """Scores on a held-out source: :func:`headline_scores` plus ``n``, the accuracy within
+    each class present (``per_class_accuracy``) and its number of images (``support``)."""
+    y = np.asarray(y)
+    res = headline_scores(y, probs, class_names)
+    pred = np.asarray(probs).argmax(1)
+    res["n"] = int(len(y))
+    res["per_class_accuracy"] = {
+        class_names[c]: round(float(np.mean(pred[y == c] == c)), 4) for c in np.unique(y)
+    }
+    res["support"] = {class_names[c]: int(np.sum(y == c)) for c in np.unique(y)}
+    return res
+
+
+def summary(values: Sequence[float | None]) -> dict[str, float | int | None]:
+    """``n``, mean and median of the finite values (``None`` ones skipped)."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
+    if not len(v):
+        return {"n": 0, "mean": None, "median": None}
+    return {
+        "n": int(len(v)),
+        "mean": round(float(v.mean()), 4),
+        "median": round(float(np.median(v)), 4),
+    }

@@ -1,0 +1,48 @@
+"""Faster Score-CAM (Wang et al., CVPR-W 2020), run by tf-keras-vis.
+
+It runs on the ``ReplaceToLinear`` copy of the model, deliberately: tf-keras-vis 0.8.7
+applies a softmax to the model's outputs itself (``score(K.softmax(preds))``), so on the
+softmax model it would weight channels by a softmax *of probabilities* (all weights
+squeezed into ~[0.2, 0.6], which adds a class-independent map); on the linear copy the
+weights are the paper's post-softmax class probabilities.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cxrlib.infer.classifier import PENULTIMATE_LAYER
+from cxrlib.infer.heatmaps.base import ExplainedModel, HeatmapMethod
+
+
+class ScoreCAM(HeatmapMethod):
+    """Channels weighted by the class score of the input masked by each channel.
+
+    Args:
+        model: The model explained.
+        max_n: ``max_N`` of Faster Score-CAM (channels kept).
+    """
+
+    visualiser = "tf_keras_vis.scorecam:Scorecam"
+
+    def __init__(self, model: ExplainedModel, max_n: int = 10) -> None:
+        super().__init__(model)
+        self.max_n = max_n
+
+    def compute(self, xb: np.ndarray, target: int) -> np.ndarray:
+        return self.reference(xb, target, normalize=False)
+
+    def _visualise(
+        self, vis: Any, score: Any, xb: np.ndarray, expand_cam: bool, normalize: bool
+    ) -> Any:
+        return vis(
+            score,
+            xb,
+            max_N=self.max_n,
+            expand_cam=expand_cam,
+            normalize_cam=normalize,
+            penultimate_layer=PENULTIMATE_LAYER,
+            seek_penultimate_conv_layer=False,
+        )

@@ -1,0 +1,215 @@
+"""Raster formats through Pillow: PNG, JPEG (EXIF orientation applied), BMP, TIFF, GIF, WebP.
+
+Only the plugins in :data:`PIL_FORMATS` may open an upload. 16-bit, 32-bit and
+floating-point images are stretched from their used range to 0..255; alpha is
+composited on black; only the first frame of an animation or multi-page TIFF is
+decoded, and frames are counted from their headers under a short budget of their own.
+Truncated files are refused (Pillow's ``LOAD_TRUNCATED_IMAGES`` is left False and
+every image is fully loaded).
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import numpy as np
+from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
+
+from cxrlib.core.errors import ImageError
+from cxrlib.io.budget import FRAME_COUNT_S, DeadlineReader, TooSlow, tick, within
+from cxrlib.io.decoded import BLANK, DecodedImage, frames_notice, is_blank
+from cxrlib.io.intensity import COLOUR_CONVERTED, COLOUR_NOTICE, colourfulness, fmt_value, stretch
+from cxrlib.io.limits import PLEASE, bomb_error, check_dimensions
+from cxrlib.io.sniff import describe_text, not_an_image
+
+# Pillow plugins allowed to open uploads, and the name shown for each.
+# (MPO, multi-picture JPEG, is opened through the JPEG plugin.)
+PIL_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP")
+_FORMAT_NAMES = {"MPO": "JPEG", "WEBP": "WebP"}
+_OPEN_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError)
+_UPRIGHT_TAGS = (2, 3, 4, 5, 6, 7, 8)
+
+
+def decode_pillow(data: bytes, kind: str) -> DecodedImage:
+    """Decode a raster image's first frame to grayscale.
+
+    Args:
+        data: The file's bytes.
+        kind: The format sniffed from the content (named in refusals).
+    """
+    notices: list[str] = []
+    with _open(data, kind) as im:
+        fmt = _FORMAT_NAMES.get(str(im.format), str(im.format))
+        _load_first_frame(im, fmt)
+        pixels, meta = pillow_to_gray(_upright(im, notices), notices)
+        meta["mode"] = str(im.mode)
+        meta["frames"] = _note_frames(im, fmt, notices)
+    return DecodedImage(pixels=pixels, format=fmt, notices=notices, meta=meta)
+
+
+def exif_orientation(im: Image.Image) -> int | None:
+    """The image's EXIF orientation tag (1-8), or None when it has none or it is unreadable
+    (then the image is shown as stored)."""
+    try:
+        return im.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not stop the image
+        return None
+
+
+def pillow_to_gray(im: Image.Image, notices: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Convert any Pillow mode to 8-bit grayscale; returns (pixels, meta)."""
+    mode = im.mode
+    meta: dict[str, Any] = {"colourfulness": 0.0}
+    tick()
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return _wide_to_gray(im, meta, notices), meta
+    meta["bit_depth"] = 1 if mode == "1" else 8
+    if mode in ("L", "1"):
+        gray = im.convert("L") if mode == "1" else im
+    else:
+        gray, meta["colourfulness"] = _colour_to_gray(im, notices)
+    pixels = np.array(gray, dtype=np.uint8)
+    if is_blank(pixels):
+        notices.append(BLANK)
+    return pixels, meta
+
+
+def _open(data: bytes, kind: str) -> Image.Image:
+    """Open (not decode) the image with the allowed plugins, or refuse it."""
+    try:
+        return Image.open(DeadlineReader(data), formats=list(PIL_FORMATS))
+    except Image.DecompressionBombError as exc:
+        raise bomb_error(exc) from None
+    except UnidentifiedImageError as exc:
+        text = describe_text(data)
+        if text is not None:
+            raise not_an_image(text) from None
+        raise ImageError(f"The {kind} file is damaged and could not be read. {PLEASE}") from exc
+    except _OPEN_ERRORS as exc:
+        text = describe_text(data)
+        if text is not None:
+            raise not_an_image(text) from None
+        raise _pillow_failure(exc, kind) from exc
+
+
+def _load_first_frame(im: Image.Image, fmt: str) -> None:
+    """Check the header's size, then decode the first frame (and check its size again)."""
+    check_dimensions(*im.size)
+    try:
+        if im.tell() != 0:
+            im.seek(0)
+        im.load()
+    except Image.DecompressionBombError as exc:
+        raise bomb_error(exc) from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _pillow_failure(exc, fmt) from exc
+    check_dimensions(*im.size)
+    tick()
+
+
+def _upright(im: Image.Image, notices: list[str]) -> Image.Image:
+    """The image turned as its EXIF orientation tag says (as stored when it cannot be)."""
+    if exif_orientation(im) not in _UPRIGHT_TAGS:
+        return im
+    try:
+        frame = ImageOps.exif_transpose(im)
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001
+        notices.append("The photo's orientation tag could not be applied")
+        return im
+    notices.append("Rotated upright using the photo's orientation tag (EXIF)")
+    return frame
+
+
+def _note_frames(im: Image.Image, fmt: str, notices: list[str]) -> int:
+    """The number of frames to report, noting that only the first is shown."""
+    frames = _frame_count(im)
+    if frames is not None and frames > 1:
+        notices.append(frames_notice(fmt, frames))
+        return frames
+    if frames is None and fmt in ("GIF", "TIFF", "WebP"):
+        notices.append(f"Showing the first frame only (the rest of this {fmt} could not be read)")
+    return 1
+
+
+def _frame_count(im: Image.Image) -> int | None:
+    """Number of frames/pages, or None if they cannot be counted quickly.
+
+    Counting walks every frame header (never the pixel data), so it gets its
+    own short budget: a file with thousands of bloated TIFF directories must
+    not cost more than the first frame did.
+    """
+    try:
+        with within(FRAME_COUNT_S):
+            return int(getattr(im, "n_frames", 1))
+    except TooSlow:
+        return None
+    except Exception:  # noqa: BLE001 - a damaged later frame must not spoil the first
+        return None
+
+
+def _pillow_failure(exc: BaseException, kind: str) -> ImageError:
+    msg = str(exc).lower()
+    if isinstance(exc, EOFError) or any(
+        s in msg for s in ("truncated", "broken data stream", "premature end", "end of file")
+    ):
+        return ImageError(
+            f"The {kind} file is incomplete (it was cut short); please upload it again."
+        )
+    return ImageError(f"The {kind} file is damaged and could not be read. {PLEASE}")
+
+
+def _wide_to_gray(im: Image.Image, meta: dict[str, Any], notices: list[str]) -> np.ndarray:
+    """16-bit, 32-bit and floating-point modes, stretched from their used range."""
+    mode = im.mode
+    arr = np.asarray(im)
+    if arr.dtype.byteorder not in ("=", "|"):
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    bits = 16 if mode.startswith("I;16") else 32
+    meta["bit_depth"] = bits
+    pixels, lo, hi, nonfinite = stretch(arr)
+    what = "Floating-point" if mode == "F" else f"{bits}-bit"
+    if hi > lo:
+        notices.append(
+            f"{what} image rescaled to 8 bits "
+            f"(values {fmt_value(lo)} to {fmt_value(hi)} shown black to white)"
+        )
+    if nonfinite:
+        notices.append("Some pixels had no valid value (NaN or infinity)")
+    if hi <= lo:
+        notices.append(BLANK)
+    return pixels
+
+
+def _colour_to_gray(im: Image.Image, notices: list[str]) -> tuple[Image.Image, float]:
+    """Any colour or palette mode to gray, alpha composited on black; and its colourfulness.
+
+    Pillow images are converted in C; only small samples become numpy arrays
+    (np.asarray of a Pillow image copies it through tobytes()).
+    """
+    mode = im.mode
+    alpha = None
+    if "A" in mode or "a" in mode or "transparency" in im.info:
+        rgba = im if mode == "RGBA" else im.convert("RGBA")
+        alpha = rgba.getchannel("A")
+        rgb = rgba.convert("RGB")
+        del rgba
+        lowest, _ = cast(tuple[int, int], alpha.getextrema())  # one band: (min, max)
+        if lowest < 255:
+            notices.append("Transparent areas shown as black")
+        else:
+            alpha = None
+    else:
+        rgb = im if mode == "RGB" else im.convert("RGB")
+    tick()
+    colour = colourfulness(rgb, alpha)
+    gray = rgb.convert("L")
+    del rgb
+    if alpha is not None:
+        gray = ImageChops.multiply(gray, alpha)
+    if colour > COLOUR_NOTICE:
+        notices.append(COLOUR_CONVERTED)
+    return gray, colour

@@ -1,0 +1,126 @@
+"""The model server's client: the in-process pipeline's answers, computed by the server.
+
+:class:`RemoteAnalyser` sends image bytes to ``python -m cxrlib.serve`` and returns
+the objects :func:`cxrlib.infer.pipeline.analyse` returns in this process: an
+:class:`~cxrlib.infer.pipeline.Analysis` of the decoded image (decoded here, from the
+same bytes: decoding needs no model), the input gate's verdict and the diagnosis.
+Only the standard library talks HTTP; no Ray, no TensorFlow at import.
+
+Errors: a bad image raises :class:`cxrlib.core.errors.ImageError` (as in process);
+a server that is down, times out or answers nonsense raises
+:class:`cxrlib.core.errors.ModelServerError`.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from cxrlib.core.cache import LRUCache
+from cxrlib.core.errors import ImageError, ModelServerError
+from cxrlib.infer.pipeline import Analysis, Decoded, GateVerdict, decode
+from cxrlib.serve.codec import build
+
+TIMEOUT_S = 60.0
+
+
+class RemoteAnalyser:
+    """A client of one model server.
+
+    Args:
+        url: The server, e.g. ``http://127.0.0.1:8000`` (``$CXR_MODEL_SERVER``).
+        timeout: Seconds to wait for one answer.
+    """
+
+    def __init__(self, url: str, timeout: float = TIMEOUT_S) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def _request(self, path: str, data: bytes | None = None) -> dict[str, Any]:
+        req = urllib.request.Request(self.url + path, data=data, method="POST" if data else "GET")
+        if data is not None:
+            req.add_header("Content-Type", "application/octet-stream")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                body = resp.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+            if exc.code not in (400, 422):
+                raise ModelServerError(
+                    f"the model server at {self.url} answered {exc.code}"
+                ) from exc
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ModelServerError(
+                f"the model server at {self.url} is not reachable ({reason})"
+            ) from exc
+        try:
+            answer = json.loads(body)
+        except ValueError as exc:
+            raise ModelServerError(f"the model server at {self.url} sent no JSON") from exc
+        if not isinstance(answer, dict):
+            raise ModelServerError(f"the model server at {self.url} sent {type(answer).__name__}")
+        return answer
+
+    def health(self) -> dict[str, Any]:
+        """What the server serves (``model_id``, ``class_names``); raises ModelServerError."""
+        return self._request("/health")
+
+    def diagnose(
+        self,
+        data: bytes,
+        filename: str = "",
+        method: str = "gradcam",
+        class_index: int | None = None,
+    ) -> tuple[GateVerdict | None, Any, str]:
+        """``(gate verdict, diagnosis, image sha256)`` computed by the server."""
+        from cxrlib.infer.diagnose import Diagnosis  # the dataclass the page shows
+
+        query = {"method": method, "filename": filename}
+        if class_index is not None:
+            query["class_index"] = str(int(class_index))
+        answer = self._request("/analyse?" + urllib.parse.urlencode(query), data or b" ")
+        if "error" in answer:
+            err = answer["error"]
+            message = str(err.get("message", "the request could not be answered"))
+            if err.get("type") == "ImageError":
+                raise ImageError(message)
+            if err.get("type") == "ValueError":
+                raise ValueError(message)  # e.g. an unknown heatmap method or class
+            raise ModelServerError(f"the model server failed: {err.get('message', err)}")
+        try:
+            gate = build(GateVerdict, answer["gate"])
+            return gate, build(Diagnosis, answer["diagnosis"]), str(answer["sha256"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelServerError(f"the model server's answer is incomplete ({exc})") from exc
+
+    def analyse(
+        self,
+        data: bytes,
+        filename: str = "",
+        method: str = "gradcam",
+        class_index: int | None = None,
+        cache: LRUCache | None = None,
+    ) -> Analysis:
+        """:func:`cxrlib.infer.pipeline.analyse`, with the models on the server.
+
+        Raises:
+            ImageError: The bytes are not a usable image.
+            ValueError: An unknown method or class.
+            ModelServerError: The server is down or failed.
+        """
+        decoded: Decoded = decode(data, filename, cache=cache)
+        if not decoded.ok:
+            raise ImageError(decoded.error)
+        key = ("remote", decoded.sha256, self.url, method, class_index)
+        hit = None if cache is None else cache.get(key)
+        if hit is None:
+            hit = self.diagnose(data, filename, method, class_index)
+            if hit[2] != decoded.sha256:
+                raise ModelServerError("the model server answered for another image")
+            if cache is not None:
+                cache.put(key, hit)
+        return Analysis(decoded, hit[0], hit[1])

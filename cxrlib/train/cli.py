@@ -1,0 +1,215 @@
+"""Train the classifier from scratch.
+
+    python -m cxrlib.train --data ../shared/cxr --out models/
+
+Each image is cropped to its lung fields (the committed lung segmenter;
+--no-lung-crop keeps the whole image), sampled class-balanced, augmented,
+trained with AdamW and early stopping on validation macro-F1, then
+temperature-scaled on the validation split. Writes OUT/NAME.keras and
+OUT/NAME.json (see cxrlib.train.classifier).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+from pathlib import Path
+
+from cxrlib.infer.preprocess import PreprocessConfig
+from cxrlib.train.architectures import ARCHITECTURES
+from cxrlib.train.augment import AugmentConfig
+from cxrlib.train.classifier import train
+from cxrlib.train.config import TrainConfig
+
+
+def _data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="../shared/cxr", help="folder with manifest.csv")
+    p.add_argument(
+        "--manifest",
+        default=None,
+        help="manifest CSV (default DATA/manifest.csv); its paths are relative to DATA",
+    )
+    p.add_argument("--out", default="models", help="output folder")
+    p.add_argument("--name", default="cxr_classifier", help="output file stem")
+    p.add_argument(
+        "--exclude-source",
+        action="append",
+        default=[],
+        help="leave this source out of training (repeatable)",
+    )
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument("--arch", default=d.arch, choices=list(ARCHITECTURES))
+    p.add_argument("--alpha", type=float, default=d.alpha, help="MobileNetV2 width multiplier")
+    p.add_argument(
+        "--width", type=int, default=d.width, help="first-stage filters of resnet / small"
+    )
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--patience", type=int, default=d.patience)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=d.ema,
+        help="score, early-stop and keep an exponential moving average of the weights "
+        "with this decay (e.g. 0.998); 0 = off",
+    )
+    p.add_argument(
+        "--adversary",
+        type=float,
+        default=d.adversary,
+        help="strength of a class-conditional source adversary (cxrlib.train.adversary), e.g. 0.1; "
+        "0 = off",
+    )
+    p.add_argument(
+        "--sampling-power",
+        type=float,
+        default=d.sampling_power,
+        help="within-class source weighting n**power (1 = class balance only)",
+    )
+    p.add_argument(
+        "--sampling-floor",
+        type=int,
+        default=d.sampling_floor,
+        help="(source, class) groups smaller than this are weighted per image like a group "
+        "of this size, so tiny sources are not oversampled (1 = off)",
+    )
+    p.add_argument("--steps-per-epoch", type=int, default=None)
+
+
+def _preprocess_flags(p: argparse.ArgumentParser) -> None:
+    dp = PreprocessConfig()
+    p.add_argument("--size", type=int, default=dp.size)
+    p.add_argument("--geometry", default=dp.geometry, choices=["resize", "pad"])
+    p.add_argument("--contrast", default=dp.contrast, choices=["clahe", "equalize", "none"])
+    p.add_argument("--border-crop", type=float, default=dp.border_crop)
+    p.add_argument(
+        "--lung-crop",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="crop every image to its lung fields (committed lung segmenter) before resizing "
+        "(default: on, as the committed model; --no-lung-crop keeps the whole image)",
+    )
+    p.add_argument("--lung-margin", type=float, default=dp.lung_margin)
+    p.add_argument(
+        "--lung-mask",
+        action="store_true",
+        help="also fill everything outside the (dilated) lung mask with the lungs' mean",
+    )
+    p.add_argument("--mask-dilation", type=float, default=dp.mask_dilation)
+
+
+def _augment_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
+    p.add_argument("--no-text-augment", action="store_true", help="no synthetic letters/arrows")
+    p.add_argument(
+        "--augment",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set one augmentation setting (cxrlib.train.augment.AugmentConfig), e.g. p_jpeg=0 or "
+        "p_erase_lungs=0.15 (repeatable; applied after --no-augment / --no-text-augment)",
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line of ``python -m cxrlib.train``."""
+    p = argparse.ArgumentParser(
+        prog="python -m cxrlib.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _data_flags(p)
+    _model_flags(p)
+    _preprocess_flags(p)
+    _augment_flags(p)
+    return p.parse_args(argv)
+
+
+def parse_settings(pairs: list[str], cls: type) -> dict[str, float]:
+    """``["p_jpeg=0", ...]`` -> ``{"p_jpeg": 0.0}``, checked against dataclass ``cls``'s fields.
+
+    Raises:
+        SystemExit: (argparse style) on an unknown name or a value that is not a number.
+    """
+    known = {f.name for f in dataclasses.fields(cls)}
+    out: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        try:
+            if not sep or name not in known:
+                raise ValueError
+            out[name] = float(value)
+        except ValueError:
+            raise SystemExit(
+                f"--augment {pair!r}: expected NAME=NUMBER with NAME one of {sorted(known)}"
+            ) from None
+    return out
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    """The training run that parsed arguments ask for."""
+    pre = PreprocessConfig(
+        **{k: getattr(a, k) for k in ("size", "geometry", "contrast", "border_crop")},
+        lung_crop=a.lung_crop,
+        lung_margin=a.lung_margin,
+        lung_mask=a.lung_mask,
+        mask_dilation=a.mask_dilation,
+    )
+    if a.no_augment:
+        aug = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    elif a.no_text_augment:
+        aug = AugmentConfig(p_text=0.0)
+    else:
+        aug = AugmentConfig()
+    aug = dataclasses.replace(aug, **parse_settings(a.augment, AugmentConfig))
+    return TrainConfig(
+        arch=a.arch,
+        alpha=a.alpha,
+        width=a.width,
+        epochs=a.epochs,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        patience=a.patience,
+        seed=a.seed,
+        sampling_power=a.sampling_power,
+        sampling_floor=a.sampling_floor,
+        ema=a.ema,
+        adversary=a.adversary,
+        steps_per_epoch=a.steps_per_epoch,
+        exclude_sources=tuple(a.exclude_source),
+        preprocess=pre,
+        augment=aug,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Trains the classifier the command line asks for; the command goes into its JSON."""
+    argv = sys.argv[1:] if argv is None else argv
+    a = parse_args(argv)
+    manifest = a.manifest or str(Path(a.data) / "manifest.csv")
+    command = "python -m cxrlib.train " + " ".join(shlex.quote(x) for x in argv)
+    train(
+        manifest,
+        a.out,
+        config_from_args(a),
+        name=a.name,
+        root=a.data,
+        command=command,
+        verbose=0 if a.quiet else 1,
+        cache=not a.no_cache,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

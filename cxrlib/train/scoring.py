@@ -1,0 +1,224 @@
+"""Scores of a set of predictions: the metrics record, macro-F1 and the fitted temperature.
+
+Shared by training and calibration (:mod:`cxrlib.train`) and evaluation
+(:mod:`cxrlib.evaluate`, which writes :func:`compute_metrics`'s record to the metrics file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, SupportsFloat
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
+
+from cxrlib.infer.classifier import softmax
+
+
+def _safe_div(a: float, b: float) -> float | None:
+    return float(a / b) if b else None
+
+
+def _round(x: SupportsFloat | None, n: int = 4) -> float | None:
+    return None if x is None else round(float(x), n)
+
+
+def expected_calibration_error(
+    probs: np.ndarray, y: np.ndarray, n_bins: int = 15
+) -> tuple[float, list[dict]]:
+    """ECE over equal-width confidence bins of the top-class probability."""
+    conf = probs.max(1)
+    correct = probs.argmax(1) == y
+    edges = np.linspace(0, 1, n_bins + 1)
+    ece, bins = 0.0, []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
+        if m.any():
+            gap = abs(conf[m].mean() - correct[m].mean())
+            ece += m.mean() * gap
+            bins.append(
+                {
+                    "lo": round(float(lo), 4),
+                    "hi": round(float(hi), 4),
+                    "count": int(m.sum()),
+                    "confidence": round(float(conf[m].mean()), 4),
+                    "accuracy": round(float(correct[m].mean()), 4),
+                }
+            )
+    return float(ece), bins
+
+
+def _balanced_accuracy(y: np.ndarray, pred: np.ndarray, classes: Sequence[int]) -> float:
+    return float(np.mean([np.mean(pred[y == c] == c) for c in classes]))
+
+
+def _bootstrap_ci(
+    y: np.ndarray, pred: np.ndarray, classes: Sequence[int], n_boot: int, seed: int
+) -> dict[str, list[float]]:
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    accs, bals = np.empty(n_boot), np.empty(n_boot)
+    for b in range(n_boot):
+        i = rng.integers(0, n, n)
+        yb, pb = y[i], pred[i]
+        accs[b] = np.mean(yb == pb)
+        present = [c for c in classes if np.any(yb == c)]
+        bals[b] = _balanced_accuracy(yb, pb, present)
+    return {
+        "accuracy": [
+            round(float(np.percentile(accs, 2.5)), 4),
+            round(float(np.percentile(accs, 97.5)), 4),
+        ],
+        "balanced_accuracy": [
+            round(float(np.percentile(bals, 2.5)), 4),
+            round(float(np.percentile(bals, 97.5)), 4),
+        ],
+    }
+
+
+def _thin(xs: np.ndarray, ys: np.ndarray, max_points: int = 200) -> tuple[list[float], list[float]]:
+    if len(xs) > max_points:
+        idx = np.unique(np.linspace(0, len(xs) - 1, max_points).round().astype(int))
+        xs, ys = xs[idx], ys[idx]
+    return [round(float(v), 4) for v in xs], [round(float(v), 4) for v in ys]
+
+
+def compute_metrics(
+    y: np.ndarray,
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    sources: Sequence[str] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    curves: bool = True,
+) -> dict[str, Any]:
+    """All the numbers for one set of predictions.
+
+    Args:
+        y: True class indices (N,).
+        probs: Predicted probabilities (N, n_classes), rows summing to 1.
+        class_names: Names of the model's classes, in output order.
+        sources: Optional source name per image, for ``per_source``.
+        n_boot: Bootstrap resamples for ``ci95`` (0 to skip).
+        seed: Bootstrap seed.
+        curves: Include ROC / PR points per class.
+
+    Returns:
+        A JSON-ready dict (the ``splits`` records of ``models/*.metrics.json``). Metrics that are
+        undefined (e.g. AUC of a class with no positives) are ``None``.
+    """
+    y = np.asarray(y, int)
+    probs = np.asarray(probs, float)
+    pred = probs.argmax(1)
+    k = len(class_names)
+    present = [c for c in range(k) if np.any(y == c)]
+    cm = np.zeros((k, k), int)
+    np.add.at(cm, (y, pred), 1)
+    per_class: dict[str, Any] = {}
+    f1s = []
+    curve_pts: dict[str, Any] = {}
+    for c in present:
+        record, f1 = _class_record(cm, c, y == c, probs[:, c])
+        per_class[class_names[c]] = record
+        f1s.append(f1 or 0.0)
+        if curves and record["auc"] is not None:
+            curve_pts[class_names[c]] = _curves(y == c, probs[:, c])
+    ece, bins = expected_calibration_error(probs, y)
+    onehot = np.eye(k)[y]
+    out: dict[str, Any] = {
+        "n": len(y),
+        "accuracy": _round(np.mean(pred == y)),
+        "balanced_accuracy": _round(_balanced_accuracy(y, pred, present)),
+        "macro_f1": _round(np.mean(f1s)),
+        "per_class": per_class,
+        "confusion_matrix": {"labels": list(class_names), "matrix": cm.tolist()},
+        "ece": _round(ece),
+        "brier": _round(np.mean(np.sum((probs - onehot) ** 2, axis=1))),
+        "reliability": bins,
+    }
+    if sources is not None:
+        out["per_source"] = _per_source(y, pred, np.asarray(sources), class_names, present)
+    if n_boot:
+        out["ci95"] = _bootstrap_ci(y, pred, present, n_boot, seed)
+    if curves:
+        out["curves"] = curve_pts
+    return out
+
+
+def _class_record(
+    cm: np.ndarray, c: int, pos: np.ndarray, scores: np.ndarray
+) -> tuple[dict[str, Any], float | None]:
+    """One class's figures from the confusion matrix and its one-vs-rest scores, and its
+    unrounded F1."""
+    n = int(cm.sum())
+    tp = cm[c, c]
+    fn = cm[c].sum() - tp
+    fp = cm[:, c].sum() - tp
+    tn = n - tp - fn - fp
+    auc = float(roc_auc_score(pos, scores)) if 0 < pos.sum() < n else None
+    f1 = _safe_div(2 * tp, 2 * tp + fp + fn)
+    record = {
+        "support": int(pos.sum()),
+        "sensitivity": _round(_safe_div(tp, tp + fn)),
+        "specificity": _round(_safe_div(tn, tn + fp)),
+        "ppv": _round(_safe_div(tp, tp + fp)),
+        "npv": _round(_safe_div(tn, tn + fn)),
+        "f1": _round(f1),
+        "auc": _round(auc),
+    }
+    return record, f1
+
+
+def _curves(pos: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """ROC and precision-recall points of one class (at most 200 of each)."""
+    fpr, tpr, _ = roc_curve(pos, scores)
+    prec, rec, _ = precision_recall_curve(pos, scores)
+    fx, ty = _thin(fpr, tpr)
+    rx, py = _thin(rec[::-1], prec[::-1])
+    return {"roc": {"fpr": fx, "tpr": ty}, "pr": {"recall": rx, "precision": py}}
+
+
+def _per_source(
+    y: np.ndarray,
+    pred: np.ndarray,
+    src: np.ndarray,
+    class_names: Sequence[str],
+    present: Sequence[int],
+) -> dict[str, Any]:
+    """Accuracy per source, overall and per class."""
+    return {
+        s: {
+            "n": int(np.sum(src == s)),
+            "accuracy": _round(np.mean(pred[src == s] == y[src == s])),
+            "per_class_accuracy": {
+                class_names[c]: _round(np.mean(pred[(src == s) & (y == c)] == c))
+                for c in present
+                if np.any((src == s) & (y == c))
+            },
+        }
+        for s in sorted(set(src.tolist()))
+    }
+
+
+def macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    """Mean F1 over the classes that occur in ``y`` or ``pred`` (what early stopping watches)."""
+    f1s = []
+    for c in range(n_classes):
+        tp = np.sum((pred == c) & (y == c))
+        fp = np.sum((pred == c) & (y != c))
+        fn = np.sum((pred != c) & (y == c))
+        if tp + fp + fn:
+            f1s.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(f1s)) if f1s else 0.0
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature minimising the validation negative log-likelihood."""
+
+    def nll(log_t: float) -> float:
+        p = softmax(logits / np.exp(log_t))
+        return float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12)))
+
+    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))

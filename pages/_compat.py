@@ -1,0 +1,56 @@
+"""The two private Streamlit internals CXR Lens relies on, and nothing else.
+
+Streamlit offers no public switch for either (checked for Streamlit 1.67: no
+config option turns off the legacy ``pages/`` folder mode or the Keras cleanup
+after a run; ``runner.postScriptGC = false`` in .streamlit/config.toml covers
+the public half). tests/app/test_compat.py fails loudly when a Streamlit
+upgrade renames or changes what is touched here.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import script_runner
+
+
+def page_setup() -> None:
+    """First call of every page: makes sure the page runs inside app.py's navigation.
+
+    Streamlit treats a folder named ``pages/`` beside the main script as a
+    legacy (v1) multipage folder until the first ``st.navigation`` call of the
+    process (``PagesManager.uses_pages_directory``): the very first run after a
+    server start, if it is for a page URL such as ``/batch``, runs that page
+    file alone (no banner, no sidebar, every file listed as a page). When a page
+    finds itself in that mode it switches it off and reruns, so app.py (banner,
+    navigation, sidebar) always wraps the page.
+    """
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def _close_figures() -> None:
+    """The matplotlib half of Streamlit's cleanup after a run (never fails a rerun)."""
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        try:
+            plt.close("all")
+        except Exception:  # noqa: BLE001, S110 - never fail a rerun over cleanup
+            pass
+
+
+def fast_reruns() -> None:
+    """Stops Streamlit from clearing the Keras session after every run.
+
+    After each script run Streamlit calls ``keras.backend.clear_session()``
+    (``script_runner._clean_problem_modules``), which runs ``gc.collect()``
+    (0.25-0.45 s with TensorFlow loaded, twice per rerun, so every slider move
+    would lag by most of a second) and clears TensorFlow's kernel cache. That
+    cleanup is for scripts that build Keras models on every run; this app builds
+    them once per process, so it is replaced by one that only closes matplotlib
+    figures, the other half of Streamlit's cleanup.
+    """
+    script_runner._clean_problem_modules = _close_figures

@@ -1,0 +1,40 @@
+"""cxrlib.core.cache: the one LRU cache (bounded by entries and bytes, computes once)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from cxrlib.core.cache import LRUCache
+
+
+def test_lru_cache_bounds_and_computes_once():
+    cache = LRUCache(max_items=3, max_bytes=10_000)
+    calls = []
+    for i in range(5):
+        cache.get_or_compute(i, lambda i=i: calls.append(i) or np.zeros(10, np.uint8))
+    assert len(cache) == 3 and 0 not in cache and 4 in cache
+    cache.get_or_compute(4, lambda: calls.append("again"))
+    assert "again" not in calls
+    cache.put("big", np.zeros(9_000, np.uint8))
+    cache.put("big2", np.zeros(9_000, np.uint8))
+    assert "big" not in cache and "big2" in cache and cache.nbytes <= 10_000
+
+
+def test_lru_cache_concurrent_callers_compute_once():
+    cache = LRUCache()
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.2)
+        return 42
+
+    threads = [threading.Thread(target=lambda: cache.get_or_compute("k", slow)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [1] and cache.get("k") == 42

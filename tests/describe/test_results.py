@@ -1,0 +1,97 @@
+"""cxrlib.describe.results: the saved metrics as the Metrics and Validation pages show them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from saved_metrics import split
+
+from cxrlib.describe import results
+
+
+def test_threshold_rule_moves_images_only_to_and_from_the_positive_class():
+    probs = np.array(
+        [
+            [0.50, 0.30, 0.20],
+            [0.30, 0.20, 0.50],
+            [0.10, 0.60, 0.30],
+            [0.45, 0.10, 0.45],
+        ]
+    )
+    assert results.threshold_predictions(probs, 0, 0.5).tolist() == [0, 2, 1, 2]
+    assert results.threshold_predictions(probs, 0, 0.3).tolist() == [0, 0, 1, 0]
+    assert results.threshold_predictions(probs, 0, 0.9).tolist() == [1, 2, 1, 2]
+
+
+def test_threshold_confusion_counts_and_rates():
+    probs = np.array(
+        [
+            [0.9, 0.05, 0.05],  # covid, called covid
+            [0.4, 0.5, 0.1],  # covid, called covid only at t <= 0.4
+            [0.2, 0.7, 0.1],  # normal
+            [0.35, 0.05, 0.6],  # pneumonia, called covid at t <= 0.35
+        ]
+    )
+    y = np.array([0, 0, 1, 2])
+    r = results.threshold_confusion(probs, y, 0, 0.5)
+    assert r.matrix.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    assert r.sensitivity == pytest.approx(0.5)
+    assert r.specificity == pytest.approx(1.0)
+    assert r.ppv == pytest.approx(1.0)
+    assert r.npv == pytest.approx(2 / 3)
+    low = results.threshold_confusion(probs, y, 0, 0.3)
+    assert low.matrix.tolist() == [[2, 0, 0], [0, 1, 0], [1, 0, 0]]
+    assert low.sensitivity == 1.0 and low.specificity == pytest.approx(0.5)
+    assert low.matrix.sum() == r.matrix.sum() == 4
+
+
+def test_threshold_sweep_is_monotone_on_random_data():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), size=300)
+    y = rng.integers(0, 3, size=300)
+    sens = [results.threshold_confusion(probs, y, 0, t).sensitivity for t in np.linspace(0, 1, 21)]
+    spec = [results.threshold_confusion(probs, y, 0, t).specificity for t in np.linspace(0, 1, 21)]
+    assert all(a >= b for a, b in zip(sens, sens[1:]))
+    assert all(a <= b for a, b in zip(spec, spec[1:]))
+    assert sens[0] == 1.0 and spec[0] == 0.0
+
+
+def test_threshold_with_no_positives_gives_none():
+    r = results.threshold_confusion(np.array([[0.2, 0.8, 0.0]]), np.array([1]), 0, 0.5)
+    assert r.sensitivity is None and r.specificity == 1.0 and r.ppv is None
+
+
+def test_predictions_table_puts_confident_mistakes_first():
+    preds = [
+        {"path": "a.jpg", "label": "covid", "source": "s1", "probs": [0.9, 0.05, 0.05]},
+        {"path": "b.jpg", "label": "normal", "source": "s1", "probs": [0.6, 0.3, 0.1]},
+        {"path": "c.jpg", "label": "normal", "source": "s2", "probs": [0.8, 0.1, 0.1]},
+        {"path": "d.jpg", "label": "pneumonia", "source": "s2", "probs": [0.1, 0.1, 0.8]},
+    ]
+    saved = split({"predictions": preds}).predictions
+    df = results.predictions_table(saved, ["covid", "normal", "pneumonia"])
+    assert df["path"].tolist() == ["c.jpg", "b.jpg", "a.jpg", "d.jpg"]
+    assert df["correct"].tolist() == [False, False, True, True]
+    assert df.loc[0, "predicted"] == "covid" and df.loc[0, "confidence"] == pytest.approx(0.8)
+    wrong = results.filter_predictions(df, outcome="misclassified")
+    assert wrong["path"].tolist() == ["c.jpg", "b.jpg"]
+    s2 = results.filter_predictions(df, labels=["normal"], sources=["s2"])
+    assert s2["path"].tolist() == ["c.jpg"]
+    assert len(results.filter_predictions(df, outcome="correct")) == 2
+    with pytest.raises(ValueError):
+        results.filter_predictions(df, outcome="maybe")
+
+
+def test_per_source_table_gives_each_class_its_sensitivity():
+    saved = {
+        "per_source": {
+            "nih": {"n": 84, "accuracy": 0.595, "per_class_accuracy": {"normal": 0.867, "pneumonia": 0.282}},
+            "cxnet": {"n": 76, "accuracy": 0.908, "per_class_accuracy": {"covid": 0.908}},
+        }
+    }  # fmt: skip
+    table = results.per_source_table(split(saved))
+    assert list(table.index) == ["nih", "cxnet"]
+    assert table.loc["nih", "pneumonia sensitivity"] == 0.282
+    # A class a source does not have is missing (the page shows a dash), not zero.
+    assert np.isnan(table.loc["cxnet", "pneumonia sensitivity"])
+    assert results.per_source_table(split({})).empty

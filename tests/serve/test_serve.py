@@ -1,0 +1,88 @@
+"""cxrlib.serve: the served diagnosis is the in-process one; a server that is down is a typed error."""
+
+from __future__ import annotations
+
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from ray_procs import all_gone, descendants
+
+from cxrlib.core.errors import ImageError
+from cxrlib.core.settings import SAMPLES_DIR
+from cxrlib.infer.pipeline import analyse
+from cxrlib.serve import launch
+from cxrlib.serve.client import RemoteAnalyser
+from cxrlib.serve.service import load_models
+
+ray = pytest.importorskip("ray")
+
+# Ray, Serve, a replica loading three models, and the same models here: ~40-90 s on 2 cores.
+pytestmark = pytest.mark.slow
+
+SAMPLES = ["covid_cxnet_265.jpg", "normal_nih_00002576_008.jpg", "pneumonia_nih_00001200_000.jpg"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server():
+    """Serve on a local Ray of 2 CPUs; afterwards Serve and Ray are down, no process left."""
+    assert not ray.is_initialized()
+    url = launch.start(port=free_port(), num_cpus=2, max_batch_size=4)
+    ours = descendants()
+    yield url
+    launch.stop()
+    assert not ray.is_initialized()
+    assert all_gone(list(ours)), "Ray processes are still running after shutdown"
+
+
+@pytest.fixture(scope="module")
+def models():
+    return load_models()
+
+
+def _same_diagnosis(got, want):
+    assert got.class_names == want.class_names and got.view_names == want.view_names
+    np.testing.assert_allclose(got.probabilities, want.probabilities, atol=1e-5)
+    np.testing.assert_allclose(got.uncertainty, want.uncertainty, atol=1e-5)
+    np.testing.assert_allclose(got.view_probabilities, want.view_probabilities, atol=1e-5)
+    assert got.heatmap.dtype == want.heatmap.dtype and got.heatmap.shape == want.heatmap.shape
+    np.testing.assert_allclose(got.heatmap, want.heatmap, atol=1e-4)
+    assert (got.lung_mask != want.lung_mask).mean() < 1e-3
+    for name in ("predicted_index", "target_index", "method", "focus_level", "model_crop"):
+        assert getattr(got, name) == getattr(want, name), name
+    assert got.lung_focus == pytest.approx(want.lung_focus, abs=1e-4)
+    assert got.lung_area == pytest.approx(want.lung_area, abs=1e-3)
+
+
+def test_served_diagnosis_equals_in_process(server, models):
+    client = RemoteAnalyser(server)
+    assert client.health()["class_names"] == list(models.classifier.class_names)
+    blobs = [(SAMPLES_DIR / n).read_bytes() for n in SAMPLES]
+    # Sent at once, so the replica batches them.
+    with ThreadPoolExecutor(len(blobs)) as pool:
+        served = list(pool.map(lambda b: client.analyse(b, "x.jpg"), blobs))
+    for blob, got in zip(blobs, served, strict=True):
+        want = analyse(blob, models, "x.jpg")
+        assert got.decoded.sha256 == want.decoded.sha256
+        np.testing.assert_array_equal(got.decoded.pixels, want.decoded.pixels)
+        assert got.gate == want.gate
+        _same_diagnosis(got.diagnosis, want.diagnosis)
+    # Another method and class, as the Diagnose page asks for them.
+    got = client.analyse(blobs[0], "x.jpg", method="gradcampp", class_index=1).diagnosis
+    _same_diagnosis(got, analyse(blobs[0], models, "x.jpg", "gradcampp", 1).diagnosis)
+    assert got.target_index == 1
+
+
+def test_a_bad_image_is_an_image_error_from_the_server(server):
+    client = RemoteAnalyser(server)
+    with pytest.raises(ImageError):
+        client.analyse(b"\x89PNG\r\n\x1a\n truncated", "bad.png")
+    with pytest.raises(ValueError, match="no-such-method"):
+        client.analyse((SAMPLES_DIR / SAMPLES[0]).read_bytes(), method="no-such-method")

@@ -1,0 +1,331 @@
+"""cxrlib.train.classifier and its command line: the real training function on a handful of images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cxrlib.infer.classifier import load_classifier
+from cxrlib.infer.preprocess import PreprocessConfig
+from cxrlib.train.augment import AugmentConfig
+from cxrlib.train.batches import AugmentedBatches, mixup
+from cxrlib.train.callbacks import WeightAverage
+from cxrlib.train.cli import config_from_args, main, parse_args
+from cxrlib.train.config import TrainConfig
+from cxrlib.train.data import sampling_weights
+from cxrlib.train.scoring import fit_temperature, macro_f1
+
+
+def test_one_step_training_writes_model_and_metadata(tiny_model_path, tiny_manifest):
+    meta = json.loads(tiny_model_path.with_suffix(".json").read_text())
+    assert meta["class_names"] == ["covid", "normal", "pneumonia"]
+    assert meta["input_size"] == 64 and meta["preprocess"]["size"] == 64
+    assert meta["seed"] == 0 and meta["temperature"] > 0
+    assert len(meta["manifest_sha256"]) == 64
+    # Which backend trained it is recorded: the GPU path's JAX runs differ on the ablation.
+    import keras
+
+    assert meta["keras_backend"] == keras.backend.backend() == "tensorflow"
+    for key in ("loss", "accuracy", "macro_f1", "val_loss", "val_accuracy", "val_macro_f1"):
+        assert len(meta["history"][key]) == 1
+    clf = load_classifier(tiny_model_path)  # also checks the weights hash
+    probs = clf.predict([np.full((300, 200), 128, np.uint8)])
+    assert probs.shape == (1, 3) and np.isclose(probs.sum(), 1, atol=1e-5)
+    # No width was asked for: the JSON records the one built, not null.
+    assert meta["train_config"]["arch"] == "small"
+    assert meta["train_config"]["width"] == clf.model.get_layer("b0_conv").filters == 16
+
+
+def test_cli_trains_a_resnet_excluding_a_source(tiny_manifest, cxr_dir, tmp_path):
+    rc = main(
+        [
+            "--data",
+            str(cxr_dir),
+            "--manifest",
+            str(tiny_manifest),
+            "--out",
+            str(tmp_path),
+            "--arch",
+            "resnet",
+            "--width",
+            "8",
+            "--size",
+            "64",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "1",
+            "--batch-size",
+            "4",
+            "--exclude-source",
+            "kermany",
+            "--no-cache",
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    meta = json.loads((tmp_path / "cxr_classifier.json").read_text())
+    assert meta["train_config"]["exclude_sources"] == ["kermany"]
+    assert (meta["train_config"]["arch"], meta["train_config"]["width"]) == ("resnet", 8)
+    model = load_classifier(tmp_path / "cxr_classifier.keras").model
+    assert model.get_layer("s2b1_conv2").filters == 32  # width 8, doubled per stage
+    assert not any(k.startswith("kermany/") for k in meta["train_counts"])
+    assert meta["command"].startswith("python -m cxrlib.train ")
+    # The CLI's default is the committed recipe: lung-field crops from the committed segmenter.
+    assert meta["preprocess"]["lung_crop"] is True and len(meta["lung_segmenter_sha256"]) == 64
+
+
+def test_batches_are_balanced_reproducible_and_prepared():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (30, 32, 32), dtype=np.uint8)
+    labels = np.array([0] * 20 + [1] * 5 + [2] * 5)
+    probs = sampling_weights(labels, ["a"] * 30)
+    cfg = TrainConfig(batch_size=600, preprocess=PreprocessConfig(size=32))
+    x, y = AugmentedBatches(images, labels, probs, cfg, steps=2)[0]
+    assert x.shape == (600, 32, 32, 1) and x.dtype == np.float32
+    assert 0 <= x.min() and x.max() <= 255
+    assert y.shape == (600, 3) and np.all(y.sum(1) == 1) and np.all(y.max(1) == 1)  # one-hot
+    shares = y.mean(0)
+    assert np.all(np.abs(shares - 1 / 3) < 0.07), shares  # class-balanced despite 20/5/5
+    x2, y2 = AugmentedBatches(images, labels, probs, cfg, steps=2)[0]
+    np.testing.assert_array_equal(y, y2)
+    np.testing.assert_array_equal(x, x2)
+
+
+def test_batches_with_erased_lungs_train_towards_no_opinion():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (12, 32, 32), dtype=np.uint8)
+    labels = np.array([0, 1, 2] * 4)
+    lungs = np.zeros((12, 32, 32), bool)
+    lungs[:, 4:28, 4:14] = lungs[:, 4:28, 18:28] = True
+    geometric_off = dict(rotate_deg=0, scale=0, shift=0, p_text=0, p_downscale=0, p_jpeg=0)
+    aug = AugmentConfig(
+        **geometric_off, gamma=0, contrast=0, p_blur=0, p_noise=0, p_erase_lungs=0.5
+    )
+    cfg = TrainConfig(
+        batch_size=400, augment=aug, preprocess=PreprocessConfig(size=32, contrast="none")
+    )
+    probs = sampling_weights(labels, ["a"] * 12)
+    x, y = AugmentedBatches(images, labels, probs, cfg, steps=1, lungs=lungs)[0]
+    uniform = np.all(np.isclose(y, 1 / 3), axis=1)
+    assert 0.4 < uniform.mean() < 0.6  # about half erased, as asked
+    inside = x[..., 0][:, lungs[0]]
+    assert np.all(inside[uniform].std(1) < 5)  # erased rows: flat lungs ...
+    assert np.all(inside[~uniform].std(1) > 40)  # ... the others intact and one-hot
+    assert np.all(y[~uniform].max(1) == 1)
+    with pytest.raises(ValueError, match="lung masks"):
+        AugmentedBatches(images, labels, probs, cfg, steps=1)
+
+
+def test_cli_sets_any_augmentation_and_refuses_unknown_ones():
+    cfg = config_from_args(parse_args(["--augment", "p_jpeg=0", "--augment", "p-erase-lungs=0.15"]))
+    assert cfg.augment == AugmentConfig(p_jpeg=0.0, p_erase_lungs=0.15)
+    off = config_from_args(parse_args(["--no-augment", "--augment", "p_lungs_only=0.2"]))
+    assert off.augment.p_lungs_only == 0.2 and off.augment.p_jpeg == 0 and off.augment.gamma == 0
+    for bad in ("p_cat=1", "p_jpeg", "p_jpeg=lots"):
+        with pytest.raises(SystemExit, match="NAME=NUMBER"):
+            config_from_args(parse_args(["--augment", bad]))
+
+
+def _dense_model():
+    import keras
+
+    inp = keras.Input((2,))
+    return keras.Model(inp, keras.layers.Dense(1, name="d")(inp))
+
+
+def test_weight_average_follows_the_ramped_decay_and_swaps_per_epoch():
+    model = _dense_model()
+    w0 = [np.zeros_like(w) for w in model.get_weights()]
+    model.set_weights(w0)
+    ema = WeightAverage(0.9)
+    ema.set_model(model)
+    ema.on_train_begin()
+    expected = np.zeros_like(w0[0])
+    for n, value in enumerate([1.0, 3.0, 2.0], start=1):
+        model.set_weights([np.full_like(w, value) for w in w0])
+        ema.on_train_batch_end(n - 1)
+        d = min(0.9, (1 + n) / (10 + n))  # 0.18, 0.25, 0.31
+        expected = d * expected + (1 - d) * value
+    assert np.allclose(ema.average[0], expected) and not np.allclose(expected, 2.0)
+    # Scored on the average at the end of an epoch; trained on from where it was.
+    ema.on_epoch_end(0)
+    assert np.allclose(model.get_weights()[0], expected)
+    ema.on_epoch_begin(1)
+    assert np.allclose(model.get_weights()[0], 2.0)
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(1.0)
+
+
+def test_training_with_weight_average_runs_and_is_recorded(tiny_manifest, cxr_dir, tmp_path):
+    import dataclasses
+
+    from cxrlib.evaluate.loso import loso_config
+
+    assert config_from_args(parse_args([])).ema == 0.0
+    args = ["--data", str(cxr_dir), "--manifest", str(tiny_manifest), "--out", str(tmp_path)]
+    args += ["--arch", "small", "--size", "64", "--epochs", "1", "--steps-per-epoch", "2"]
+    args += ["--batch-size", "4", "--no-lung-crop", "--no-cache", "--quiet", "--ema", "0.9"]
+    assert main(args) == 0
+    clf = load_classifier(tmp_path / "cxr_classifier.keras")
+    assert clf.meta["train_config"]["ema"] == 0.9
+    assert np.isfinite(clf.predict([np.full((300, 200), 128, np.uint8)])).all()
+    tc = clf.meta["train_config"]
+    averaged = dataclasses.replace(clf, meta={**clf.meta, "train_config": {**tc, "ema": 0.99}})
+    assert loso_config(averaged, 2, 7).ema == 0.99
+    assert loso_config(clf, 2, 7).ema == tc.get("ema", 0.0)
+
+
+def test_sampling_weights_balance_sources_within_a_class():
+    labels = [0] * 90 + [0] * 10 + [1] * 50
+    sources = ["big"] * 90 + ["small"] * 10 + ["x"] * 50
+    w = sampling_weights(labels, sources, power=0.0)
+    assert w[:100].sum() == pytest.approx(0.5) and w[100:].sum() == pytest.approx(0.5)
+    assert w[:90].sum() == pytest.approx(w[90:100].sum())  # power 0: sources equal
+    w1 = sampling_weights(labels, sources, power=1.0)
+    assert w1[:90].sum() == pytest.approx(0.45)  # power 1: proportional to size
+
+
+def test_sampling_floor_keeps_tiny_groups_from_being_oversampled():
+    labels = [0] * 100 + [0] * 100 + [0] * 2
+    sources = ["a"] * 100 + ["b"] * 100 + ["tiny"] * 2
+    no_floor = sampling_weights(labels, sources, power=0.0)
+    assert no_floor[200:].sum() == pytest.approx(1 / 3)  # two images drawn like a hospital
+    w = sampling_weights(labels, sources, power=0.0, floor=50)
+    # The tiny group counts per image as a 50-image group would: 2/50 of a full share.
+    assert w[200:].sum() == pytest.approx(0.04 / 2.04)
+    assert w[:100].sum() == pytest.approx(w[100:200].sum())
+    # Groups at or above the floor are untouched.
+    assert np.allclose(
+        sampling_weights(labels[:200], sources[:200], power=0.25, floor=50),
+        sampling_weights(labels[:200], sources[:200], power=0.25),
+    )
+
+
+def test_macro_f1_and_temperature():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    assert macro_f1(y, y, 3) == 1.0
+    # class 0: TP 1 FP 1 FN 1 -> 0.5; class 1: TP 2 FP 1 -> 0.8; class 2: TP 1 FN 1 -> 2/3
+    assert macro_f1(y, np.array([0, 1, 1, 1, 2, 0]), 3) == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    # Over-confident logits that are often wrong want a temperature above 1.
+    rng = np.random.default_rng(0)
+    yy = rng.integers(0, 3, 500)
+    logits = rng.normal(0, 1, (500, 3))
+    logits[np.arange(500), yy] += 1.0
+    assert fit_temperature(logits * 8, yy) > 2.0
+
+
+def test_mixup_blends_images_and_targets_alike():
+    rng = np.random.default_rng(0)
+    n = 64
+    # Image i is flat at grey level 10 * i; its one-hot label is i mod 3.
+    x = np.repeat(10.0 * np.arange(n, dtype=np.float32), 16).reshape(n, 4, 4, 1)
+    labels = np.arange(n) % 3
+    t = np.eye(3, dtype=np.float32)[labels]
+    xm, tm = mixup(x, t, rng, alpha=0.4)
+    assert xm.shape == x.shape and tm.shape == t.shape
+    np.testing.assert_allclose(tm.sum(1), 1, atol=1e-6)
+    own = tm[np.arange(n), labels]
+    assert np.all(own >= 0.5 - 1e-6)  # each image stays mostly itself
+    assert np.any(own < 0.9)  # and some are really blended
+    for i in range(n):
+        level = xm[i].ravel()
+        assert np.ptp(level) < 1e-4  # a blend of two flat images is flat
+        partner = (level[0] - own[i] * 10 * i) / ((1 - own[i]) * 10) if own[i] < 1 else i
+        if own[i] < 0.999:
+            j = int(round(partner))
+            assert abs(partner - j) < 1e-2 and 0 <= j < n
+            if labels[j] != labels[i]:  # the target blends the partner's label by the same weight
+                assert np.isclose(tm[i, labels[j]], 1 - own[i], atol=1e-5)
+
+
+def test_batches_with_mixup_have_soft_targets():
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 255, (30, 32, 32), dtype=np.uint8)
+    labels = np.array([0, 1, 2] * 10)
+    probs = sampling_weights(labels, ["a"] * 30)
+    pre = PreprocessConfig(size=32)
+    plain = TrainConfig(batch_size=64, preprocess=pre)
+    mixed = TrainConfig(batch_size=64, preprocess=pre, augment=AugmentConfig(mixup=0.4))
+    x0, y0 = AugmentedBatches(images, labels, probs, plain, steps=1)[0]
+    x1, y1 = AugmentedBatches(images, labels, probs, mixed, steps=1)[0]
+    assert set(np.unique(y0)) == {0.0, 1.0}
+    assert (0 < y1).sum() > len(y1) and np.allclose(y1.sum(1), 1)  # soft, still distributions
+    assert not np.allclose(x0, x1)
+    assert 0 <= x1.min() and x1.max() <= 255
+
+
+def _module_path(module: str) -> Path:
+    import cxrlib
+
+    base = Path(cxrlib.__file__).parent.joinpath(*module.split(".")[1:])
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
+def _top_level_imports(module: str) -> set[str]:
+    """What ``module`` imports when it loads (``from package import submodule`` names both)."""
+    import ast
+
+    found = set()
+    for node in ast.parse(_module_path(module).read_text()).body:
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            for alias in node.names:
+                name = f"{node.module}.{alias.name}"
+                if name.startswith("cxrlib.") and _module_path(name).exists():
+                    found.add(name)
+    return found
+
+
+def test_training_loads_without_tensorflow():
+    """``KERAS_BACKEND=jax python -m cxrlib.train`` must run where TensorFlow is not
+    installed (a lent GPU machine; benchmarks/gpu_train.py): no module that any
+    training module imports may import TensorFlow when it loads, only inside what
+    needs it."""
+    import cxrlib.train
+
+    train_dir = Path(cxrlib.train.__file__).parent
+    todo = [f"cxrlib.train.{p.stem}" for p in sorted(train_dir.glob("*.py"))]
+    seen: set[str] = set()
+    while todo:
+        module = todo.pop()
+        seen.add(module)
+        imports = _top_level_imports(module)
+        assert not any(m.split(".")[0] == "tensorflow" for m in imports), module
+        todo += [m for m in imports if m.startswith("cxrlib.") and m not in seen]
+    assert {
+        "cxrlib.train.cli",
+        "cxrlib.train.segmenter",
+        "cxrlib.train.gate",
+        "cxrlib.infer.classifier",
+        "cxrlib.infer.lungs",
+        "cxrlib.infer.runtime",
+        "cxrlib.train.data",
+        "cxrlib.train.augment",
+        "cxrlib.infer.preprocess",
+    } <= seen
+
+
+def test_train_config_reads_back_and_fills_what_an_old_record_predates():
+    cfg = TrainConfig(
+        seed=3,
+        ema=0.99,
+        exclude_sources=("nih",),
+        augment=AugmentConfig(p_jpeg=0.0),
+        preprocess=PreprocessConfig(size=96, lung_margin=0.12),
+    )
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    # A JSON written before ema, the adversary and the newer augmentations existed, with a
+    # setting since retired: the missing ones come back at their defaults.
+    old = {k: v for k, v in cfg.to_dict().items() if k not in ("ema", "adversary")}
+    old["augment"] = {"p_jpeg": 0.0}
+    old["retired_setting"] = 1
+    back = TrainConfig.from_dict(old)
+    assert (back.ema, back.adversary, back.seed) == (0.0, 0.0, 3)
+    assert back.augment == AugmentConfig(p_jpeg=0.0)
+    assert back.exclude_sources == ("nih",) and back.preprocess.lung_margin == 0.12
