@@ -277,7 +277,7 @@ class SubsetCalls(Record):
     n: int
     called: Mapping[str, int] = field(default_factory=dict)
     share: Mapping[str, float | None] = field(default_factory=dict)
-    ci95: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    ci95: Mapping[str, tuple[float, ...] | None] = field(default_factory=dict)
     confident: Mapping[str, int] = field(default_factory=dict)
     confident_share: Mapping[str, float | None] = field(default_factory=dict)
     confident_at: float | None = None
@@ -340,7 +340,7 @@ class Alternative(Record):
     split: str | None = None
     n: int | None = None
     views: int | None = None
-    ci95: tuple[float, ...] = ()
+    ci95: tuple[float, ...] | None = ()
     covid_sensitivity: float | None = None
     ece: float | None = None
     lungs_only: AlternativeAblation | None = None
