@@ -181,6 +181,6 @@ def external_section(metrics: Metrics, level: str = "subheader") -> None:
         "normal, not how much disease is found. The lung segmenter that frames the model's "
         "input was trained on part of this collection, so the second row keeps the images "
         "it never trained on. The collection states no licence: its images are neither "
-        "shipped nor shown. Recorded by `python -m cxrlib.evaluate --external ../shared/lungs "
+        "shipped nor shown. Recorded by `python -m cxrlib.evaluate external ../shared/lungs "
         "--record`."
     )

@@ -162,7 +162,7 @@ def main() -> None:
     if metrics is None or not metrics.splits:
         st.warning(
             f"No metrics file found at `{path.with_suffix('.metrics.json')}`. Create it with "
-            "`python -m cxrlib.evaluate --save-metrics --data ../shared/cxr`.",
+            "`python -m cxrlib.evaluate metrics --record --data ../shared/cxr`.",
             icon=":material/warning:",
         )
     _training_curves(meta)

@@ -75,7 +75,7 @@ def _saved(path: Path) -> tuple[Metrics, list[str]] | None:
     if metrics is None or not metrics.splits:
         st.warning(
             f"No saved predictions: `{path.with_suffix('.metrics.json').name}` is missing. "
-            "Create it with `python -m cxrlib.evaluate --save-metrics --data ../shared/cxr`.",
+            "Create it with `python -m cxrlib.evaluate metrics --record --data ../shared/cxr`.",
             icon=":material/warning:",
         )
         return None

@@ -73,7 +73,7 @@ def metrics_with(groups: dict[tuple[str, str], dict[str, int]], loso: dict) -> d
     return {"splits": {"test": test}, "loso": {"sources": loso}}
 
 
-#: An ``explain_methods`` section (``evaluate --methods``) with one method in each band.
+#: An ``explain_methods`` section (``evaluate methods``) with one method in each band.
 METHODS_SECTION = {
     "n": 200,
     "split": "test",

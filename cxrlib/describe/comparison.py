@@ -74,7 +74,7 @@ def comparisons(meta: Mapping[str, Any], metrics: Metrics) -> list[Comparison]:
     """The committed model, then every recorded alternative scored on the same split.
 
     The committed model's figures are its headline test metrics and its recorded
-    ablation; an alternative's come from ``evaluate --ablate --record-alternative``.
+    ablation; an alternative's come from ``evaluate audit --ablate --record-alternative``.
     Empty when the committed model has no test metrics or ablation to compare with.
     """
     test, abl = metrics.test, metrics.ablation

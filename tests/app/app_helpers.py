@@ -57,7 +57,7 @@ def app_model(tiny_model_path, cxr_dir, tmp_path_factory) -> Path:
     """A copy of the tiny fixture model with a metrics.json made by cxrlib.evaluate.metrics.
 
     The metrics are the tiny model's real predictions on 12 validation and 12 test
-    images (4 per class), in the exact format ``evaluate --save-metrics`` writes,
+    images (4 per class), in the exact format ``evaluate metrics --record`` writes,
     plus audit sections (made-up numbers, real layout) so their display is exercised.
     """
     from cxrlib.evaluate.metrics import evaluate_manifest
