@@ -64,12 +64,7 @@ def _load_gate() -> Callable[..., Any]:
     """The input gate of :mod:`cxrlib.infer.gate` (raises when its fitted file is missing)."""
     from cxrlib.infer import gate as ood
 
-    gate = ood.load_gate(gate_path())
-
-    def assess(gray: np.ndarray, colourfulness: float | None = None) -> Any:
-        return gate.assess(gray, colourfulness)
-
-    return assess
+    return ood.load_gate(gate_path()).assess
 
 
 def _attempt(res: Resources, name: str, load: Callable[[], Any], prefix: str = "") -> Any:

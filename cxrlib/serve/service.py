@@ -52,12 +52,7 @@ def load_models(
     )
     seg = load_segmenter(paths[1])
     clf = load_classifier(paths[0], segmenter=seg)
-    fitted = load_gate(paths[2])
-
-    def assess(gray: np.ndarray, colourfulness: float | None = None) -> Any:
-        return fitted.assess(gray, colourfulness)
-
-    return Models(clf, Explainer(clf), seg, assess, *paths)
+    return Models(clf, Explainer(clf), seg, load_gate(paths[2]).assess, *paths)
 
 
 class DiagnosisService:
