@@ -7,24 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from lung_fixtures import fixture_pairs
 
 from cxrlib.core.errors import ModelError
 from cxrlib.infer import lungs
 
 TESTS = Path(__file__).resolve().parents[1]
-LUNG_FIXTURES = TESTS / "fixtures" / "lungs"
 COMMITTED = TESTS.parent / "models" / "lung_segmenter.keras"
-
-
-def _fixture_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
-    pairs = []
-    for img_path in sorted(LUNG_FIXTURES.glob("*_image.png")):
-        mask_path = img_path.with_name(img_path.name.replace("_image", "_mask"))
-        image = np.asarray(Image.open(img_path).convert("L"))
-        mask = np.asarray(Image.open(mask_path).convert("L")) > 127
-        pairs.append((image, mask))
-    return pairs
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +118,7 @@ def test_segment_blank_and_noise(committed: lungs.LungSegmenter) -> None:
 
 
 def test_committed_dice_on_fixtures(committed: lungs.LungSegmenter) -> None:
-    pairs = _fixture_pairs()
+    pairs = fixture_pairs()
     assert 4 <= len(pairs) <= 6
     # The fixtures carry V7 masks (retro-cardiac lung included): the "full" channel.
     scores = [lungs.dice(committed.segment(img, "full"), m) for img, m in pairs]
@@ -142,7 +131,7 @@ def test_committed_dice_on_fixtures(committed: lungs.LungSegmenter) -> None:
 
 def test_crop_boxes_hold_the_lungs(committed: lungs.LungSegmenter) -> None:
     """On real CXRs the crop box keeps the whole (full-convention) lung mask."""
-    pairs = _fixture_pairs()
+    pairs = fixture_pairs()
     boxes = committed.crop_boxes([img for img, _ in pairs], margin=0.04)
     for (img, mask), box in zip(pairs, boxes, strict=True):
         assert box is not None
@@ -156,7 +145,7 @@ def test_crop_boxes_hold_the_lungs(committed: lungs.LungSegmenter) -> None:
 def test_one_forward_pass_gives_crop_box_mask_and_focus_mask(
     committed: lungs.LungSegmenter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    img = _fixture_pairs()[1][0]
+    img = fixture_pairs()[1][0]
     expected = committed.segment(img, "visible")
     committed.forget_images()
     seen: list[int] = []
@@ -171,7 +160,7 @@ def test_one_forward_pass_gives_crop_box_mask_and_focus_mask(
 
 
 def test_module_segment_and_threads(committed: lungs.LungSegmenter) -> None:
-    img = _fixture_pairs()[0][0]
+    img = fixture_pairs()[0][0]
     expected = committed.segment(img)
     if lungs.DEFAULT_SEGMENTER_PATH == COMMITTED:
         np.testing.assert_array_equal(lungs.segment(img), expected)

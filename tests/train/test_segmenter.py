@@ -9,24 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from lung_fixtures import LUNG_FIXTURES, fixture_pairs
 
 from cxrlib.infer.lungs import dice, load_segmenter
 from cxrlib.train import segmenter
 from cxrlib.train.segmenter_data import augment
-
-TESTS = Path(__file__).resolve().parents[1]
-LUNG_FIXTURES = TESTS / "fixtures" / "lungs"
-
-
-def _fixture_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
-    pairs = []
-    for img_path in sorted(LUNG_FIXTURES.glob("*_image.png")):
-        mask_path = img_path.with_name(img_path.name.replace("_image", "_mask"))
-        image = np.asarray(Image.open(img_path).convert("L"))
-        mask = np.asarray(Image.open(mask_path).convert("L")) > 127
-        pairs.append((image, mask))
-    return pairs
 
 
 def test_augment_moves_image_and_mask_together() -> None:
@@ -83,7 +70,7 @@ def test_train_one_epoch_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "v7labs_ieee8023" in saved["dice"]["test"]["per_source"]
     seg = load_segmenter(out / "lung_segmenter.keras")
     assert seg.size == 32
-    mask = seg.segment(_fixture_pairs()[0][0])
+    mask = seg.segment(fixture_pairs()[0][0])
     assert mask.shape == (128, 128) and mask.dtype == bool
     # The evaluate subcommand scores the trained model per source.
     capsys.readouterr()
