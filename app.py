@@ -56,6 +56,8 @@ def _status() -> None:
         st.caption("**Device** loading TensorFlow ...")
         return
     st.caption(f"**Device** {res.device}")
+    if "model server" in res.errors:
+        st.caption("**Model server** not reachable: using the model in this process")
     missing = [k for k in ("classifier", "segmenter", "gate") if k in res.errors]
     if missing:
         names = {"classifier": "classifier", "segmenter": "lung segmenter", "gate": "input check"}

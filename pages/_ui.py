@@ -12,21 +12,23 @@ import streamlit as st
 from cxrlib.app.resources import Resources, get_resources, resources_ready
 from cxrlib.app.texts import DISCLAIMER, DISCLAIMER_DETAIL
 from cxrlib.core.cache import LRUCache
-from cxrlib.core.settings import model_path, segmenter_path
+from cxrlib.core.settings import model_path, model_server, segmenter_path
 
 
 @st.cache_resource(show_spinner=False)
-def _resources(model: str, segmenter: str) -> Resources:
+def _resources(model: str, segmenter: str, server: str) -> Resources:
+    # ``server`` is only part of the key: get_resources reads $CXR_MODEL_SERVER itself.
     return get_resources(model, segmenter)
 
 
 def resources() -> Resources:
-    """The loaded models for ``$CXR_MODEL`` / ``$CXR_SEGMENTER`` (once per process)."""
-    model, seg = str(model_path()), str(segmenter_path())
+    """The loaded models for ``$CXR_MODEL`` / ``$CXR_SEGMENTER``, or the client of
+    ``$CXR_MODEL_SERVER`` (once per process)."""
+    model, seg, server = str(model_path()), str(segmenter_path()), model_server() or ""
     if resources_ready(model, seg) is None:
         with st.spinner("Loading the model (first time only, a few seconds)..."):
-            return _resources(model, seg)
-    return _resources(model, seg)
+            return _resources(model, seg, server)
+    return _resources(model, seg, server)
 
 
 @st.cache_resource(show_spinner=False)
@@ -49,12 +51,25 @@ def component_errors(res: Resources, names: tuple[str, ...]) -> None:
         "lung-focus check.",
         "gate": "The input check (is this a chest X-ray?) is not available: images are "
         "analysed without it.",
+        "model server": "The model server (CXR_MODEL_SERVER) did not answer: this page uses "
+        "the model in this process instead.",
     }
     for name in names:
         if name not in res.errors:
             continue
         if name == "classifier":
             st.error(messages[name], icon=":material/error:")
+        elif name == "model server":
+            st.warning(messages[name], icon=":material/cloud_off:")
         else:
             st.info(messages[name], icon=":material/info:")
         st.caption(f"Details: {res.errors[name]}")
+
+
+def server_error(exc: Exception) -> None:
+    """The model server failed during this request: a plain message, the session goes on."""
+    st.error(
+        f"**The model server did not answer.** {exc}. Try again in a moment; if it stays "
+        "down, unset CXR_MODEL_SERVER to use the model in this process.",
+        icon=":material/cloud_off:",
+    )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cxrlib.app.batch import count_items, focus_function, score_uploads, signature, split_rows
+from cxrlib.app.batch import count_items, score_uploads, signature, split_rows
+from cxrlib.core.errors import ModelServerError
 from pages import _compat, _ui
 
 RESULTS = "batch_results"
@@ -44,16 +45,13 @@ def _score(files, with_focus: bool, key: str) -> dict | None:
         return None
     st.session_state.pop("_batch_requested", None)
     res = _ui.resources()
-    if res.classifier is None:
+    if not res.can_diagnose:
         _ui.component_errors(res, ("classifier",))
         return None
     _ui.component_errors(res, ("gate",))
-    focus = None
-    if with_focus:
-        if res.segmenter is None or res.explainer is None:
-            _ui.component_errors(res, ("segmenter", "explainer"))
-        else:
-            focus = focus_function(res)
+    if with_focus and not res.has_segmenter:
+        _ui.component_errors(res, ("segmenter",))
+        with_focus = False
     items = [(f.name, f.getvalue()) for f in files]
     total = count_items(items)
     bar = st.progress(0.0, text=f"Scoring 0 of {total}...")
@@ -62,7 +60,11 @@ def _score(files, with_focus: bool, key: str) -> dict | None:
         done = i + 1
         bar.progress(min(1.0, done / max(total, done)), text=f"Scored {done} of {total}")
 
-    rows, csv_text = score_uploads(res, items, focus=focus, progress=progress)
+    try:
+        rows, csv_text = score_uploads(res, items, with_focus, progress)
+    except ModelServerError as exc:
+        _ui.server_error(exc)
+        return None
     bar.progress(1.0, text=f"Scored {len(rows)} file(s)")
     return {"signature": key, "rows": rows, "csv": csv_text}
 

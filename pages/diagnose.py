@@ -7,16 +7,17 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from cxrlib.app.analysis import compare_methods, run_diagnosis
+from cxrlib.app.analysis import check_image, compare_methods, run_diagnosis
 from cxrlib.app.display import DEFAULT_SHARE, DisplaySettings
 from cxrlib.app.downloads import png_bytes, report_bytes, report_warnings
 from cxrlib.app.gallery import Chosen
 from cxrlib.app.record import answer_record, randomisation_note
 from cxrlib.app.resources import Resources
 from cxrlib.app.texts import gate_text, is_unsure, md_escape, probability_headline, probability_note
+from cxrlib.core.errors import ModelServerError
 from cxrlib.core.methods import METHOD_LABELS
 from cxrlib.infer.overlay import COLORMAPS, heatmap_rgb
-from cxrlib.infer.pipeline import Decoded, GateVerdict, check_input
+from cxrlib.infer.pipeline import Decoded, GateVerdict
 from pages import _choose, _compat, _ui
 
 COLORMAP_HELP = "Colour scale of the heatmap: red/yellow = where the model looked most."
@@ -40,9 +41,9 @@ def _heading(chosen: Chosen, decoded: Decoded) -> None:
 # ----------------------------------------------------------------------------- the result
 
 
-def _gate_section(res: Resources, decoded: Decoded) -> tuple[bool, GateVerdict | None]:
+def _gate_section(res: Resources, decoded: Decoded, data: bytes) -> tuple[bool, GateVerdict | None]:
     """Shows the input check; returns (go on to the model?, the verdict or None)."""
-    verdict = check_input(res, decoded, _ui.cache())
+    verdict = check_image(res, _ui.cache(), decoded, data=data, method=_method())
     if verdict is None or verdict.is_cxr:
         return True, verdict
     st.error(
@@ -147,10 +148,10 @@ def _controls(res: Resources, base, sha: str) -> tuple[str, int | None, DisplayS
     t1, t2, t3 = st.columns([1, 1, 2])
     outline = t1.checkbox(
         "Show lung outline",
-        value=res.segmenter is not None,
+        value=res.has_segmenter,
         key="diag_outline",
-        disabled=res.segmenter is None,
-        help=None if res.segmenter is not None else "No lung segmenter is loaded.",
+        disabled=not res.has_segmenter,
+        help=None if res.has_segmenter else "No lung segmenter is loaded.",
     )
     hottest = t2.checkbox("Show hottest region only", key="diag_hottest")
     share = DEFAULT_SHARE
@@ -182,7 +183,7 @@ def _heatmap_images(res: Resources, decoded: Decoded, d, shown: DisplaySettings)
             ":material/crop: This model sees only the lung region that the lung segmenter "
             "found (cyan box); the heatmap is mapped back onto the whole image."
         )
-    if res.classifier.preprocess.lung_mask:
+    if res.lung_mask_input:
         st.caption(
             ":material/masks: Everything outside the lung mask was filled with grey before the "
             "model looked: only the lungs, and their outline, reach it."
@@ -191,7 +192,7 @@ def _heatmap_images(res: Resources, decoded: Decoded, d, shown: DisplaySettings)
 
 
 def _comparison(
-    res: Resources, decoded: Decoded, cls: int | None, shown: DisplaySettings
+    res: Resources, decoded: Decoded, data: bytes, cls: int | None, shown: DisplaySettings
 ) -> tuple[list[tuple[str, np.ndarray]], str]:
     """ "Compare all methods": every method's overlay and their agreement, when asked."""
     if not st.toggle(
@@ -202,7 +203,7 @@ def _comparison(
     ):
         return [], ""
     with st.spinner("Computing the other methods..."):
-        compared = compare_methods(res, _ui.cache(), decoded, cls)
+        compared = compare_methods(res, _ui.cache(), decoded, cls, data=data)
     strip = [(compared.caption(d), shown.overlay(decoded.pixels, d)) for d in compared.diagnoses]
     for col, (caption, image) in zip(st.columns(len(strip)), strip, strict=True):
         col.image(image, caption=caption, width="stretch")
@@ -216,7 +217,7 @@ def _comparison(
 
 def _focus_section(res: Resources, d) -> None:
     st.markdown(f"**Lung focus** ({METHOD_LABELS[d.method]}, '{d.target_name}')")
-    if res.segmenter is None:
+    if not res.has_segmenter:
         _ui.component_errors(res, ("segmenter",))
         return
     box = {"good": st.success, "caution": st.warning, "warning": st.error}.get(
@@ -266,21 +267,24 @@ def _downloads(res, decoded, d, over, shown, gate, strip, comparison_text) -> No
 # ----------------------------------------------------------------------------- the page
 
 
-def _analyse(res: Resources, decoded: Decoded, gate: GateVerdict | None) -> None:
+def _method() -> str:
+    """The heatmap method: its widget is drawn further down the page, so its last value
+    is read from the session (the probabilities do not depend on it)."""
+    return st.session_state.get("diag_method", next(iter(METHOD_LABELS)))
+
+
+def _analyse(res: Resources, decoded: Decoded, data: bytes, gate: GateVerdict | None) -> None:
     """Everything below the input check, for an image the model may look at."""
     cache = _ui.cache()
-    # The probabilities do not depend on the method; the method widget is drawn
-    # further down, so its last value is read from the session here.
-    method = st.session_state.get("diag_method", next(iter(METHOD_LABELS)))
     with st.spinner("Analysing..."):
-        base = run_diagnosis(res, cache, decoded, method, None)
+        base = run_diagnosis(res, cache, decoded, _method(), None, data=data)
     focus_slot = _result_section(res, decoded, base, gate)
     st.subheader("Where the model looked")
     method, cls, shown = _controls(res, base, decoded.sha256)
     with st.spinner("Computing the heatmap..."):
-        diagnosis = run_diagnosis(res, cache, decoded, method, cls)
+        diagnosis = run_diagnosis(res, cache, decoded, method, cls, data=data)
     over = _heatmap_images(res, decoded, diagnosis, shown)
-    strip, comparison_text = _comparison(res, decoded, cls, shown)
+    strip, comparison_text = _comparison(res, decoded, data, cls, shown)
     with focus_slot:
         _focus_section(res, diagnosis)
     _downloads(res, decoded, diagnosis, over, shown, gate, strip, comparison_text)
@@ -302,15 +306,19 @@ def main() -> None:
         st.error(f"**This file cannot be used.** {decoded.error}", icon=":material/error:")
         return
     res = _ui.resources()
+    _ui.component_errors(res, ("model server",))
     _heading(chosen, decoded)
-    proceed, gate = _gate_section(res, decoded)
-    if proceed and (res.classifier is None or res.explainer is None):
-        _ui.component_errors(res, ("classifier", "explainer"))
-        proceed = False
-    if not proceed:
-        st.image(decoded.pixels, caption="The uploaded image", width=420)
-        return
-    _analyse(res, decoded, gate)
+    try:
+        proceed, gate = _gate_section(res, decoded, chosen.data)
+        if proceed and not res.can_diagnose:
+            _ui.component_errors(res, ("classifier", "explainer"))
+            proceed = False
+        if not proceed:
+            st.image(decoded.pixels, caption="The uploaded image", width=420)
+            return
+        _analyse(res, decoded, chosen.data, gate)
+    except ModelServerError as exc:
+        _ui.server_error(exc)
 
 
 _compat.page_setup()

@@ -15,14 +15,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cxrlib.core.counters import count
+from cxrlib.core.errors import ImageError
 from cxrlib.core.hashing import sha256_bytes
-from cxrlib.predict.inputs import is_image_name
+from cxrlib.predict.inputs import zip_members
 from cxrlib.predict.local import score_items
 from cxrlib.predict.output import rows_to_csv
-from cxrlib.predict.rows import gradcam_lung_focus
+from cxrlib.predict.rows import BatchRow, gradcam_lung_focus
 
 if TYPE_CHECKING:  # pragma: no cover
+    from cxrlib.app.resources import Resources
     from cxrlib.infer.pipeline import Models
+    from cxrlib.serve.client import RemoteAnalyser
 
 #: One scored row as the page keeps it (``BatchRow.as_dict``).
 Row = dict[str, Any]
@@ -41,10 +44,8 @@ def count_items(items: Sequence[tuple[str, bytes]]) -> int:
         if name.lower().endswith(".zip") or data[:4] == b"PK\x03\x04":
             try:
                 with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                    total += sum(
-                        1 for i in zf.infolist() if not i.is_dir() and is_image_name(i.filename)
-                    )
-            except (zipfile.BadZipFile, OSError, ValueError):
+                    total += len(zip_members(zf, name))
+            except (zipfile.BadZipFile, OSError, ValueError, ImageError):
                 total += 1
         else:
             total += 1
@@ -65,21 +66,51 @@ def focus_function(res: Models) -> Callable[[np.ndarray, int | None], float | No
 
 
 def score_uploads(
-    res: Models,
+    res: Resources,
     items: Sequence[tuple[str, bytes]],
-    focus: Callable[[np.ndarray, int | None], float | None] | None = None,
+    with_focus: bool = False,
     progress: Callable[[int, str], None] | None = None,
 ) -> tuple[list[Row], str]:
     """Every upload scored (zip members one by one): the rows and their CSV.
 
+    With a model server (``res.remote``) each upload is sent there and scored the
+    same way; else the models of this process score them.
+
+    Args:
+        res: The loaded models (or the model server).
+        items: (file name, bytes) of each upload.
+        with_focus: Add the lung focus of the predicted class (needs the segmenter).
+        progress: Called as ``progress(i, name)`` after each scored file.
+
     Raises:
         RuntimeError: No classifier is loaded.
+        ModelServerError: The model server is down or failed.
     """
-    if res.classifier is None:
-        raise RuntimeError("no classifier is loaded")
-    rows = score_items(items, res.classifier, gate=res.gate, focus=focus, progress=progress)
-    names = list(res.classifier.class_names)
+    if res.remote is not None:
+        rows = _score_remote(res.remote, items, with_focus, progress)
+        names = list(res.served.get("class_names", []))
+    else:
+        if res.classifier is None:
+            raise RuntimeError("no classifier is loaded")
+        focus = focus_function(res) if with_focus else None
+        rows = score_items(items, res.classifier, gate=res.gate, focus=focus, progress=progress)
+        names = list(res.classifier.class_names)
     return [r.as_dict(names) for r in rows], rows_to_csv(rows, names)
+
+
+def _score_remote(
+    remote: RemoteAnalyser,
+    items: Sequence[tuple[str, bytes]],
+    with_focus: bool,
+    progress: Callable[[int, str], None] | None,
+) -> list[BatchRow]:
+    rows: list[BatchRow] = []
+    for name, data in items:
+        for row in remote.score(name, data, with_focus)[0]:  # a zip: one row per member
+            rows.append(row)
+            if progress is not None:
+                progress(len(rows) - 1, row.name)
+    return rows
 
 
 def split_rows(rows: Sequence[Row]) -> tuple[list[Row], list[Row], list[Row]]:

@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cxrlib.app.model_files import model_version
 from cxrlib.app.record import answer_record
 from cxrlib.app.texts import gate_text, probability_note
 from cxrlib.core.methods import METHOD_LABELS
 from cxrlib.describe.report import ReportData, build_report, overlay_png
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cxrlib.infer.diagnose import Diagnosis
-    from cxrlib.infer.pipeline import Decoded, GateVerdict, Models
+    from cxrlib.app.resources import Resources
+    from cxrlib.infer.diagnosis import Diagnosis
+    from cxrlib.infer.pipeline import Decoded, GateVerdict
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
@@ -32,7 +32,7 @@ def report_warnings(decoded: Decoded, gate: GateVerdict | None) -> list[str]:
 
 
 def report_bytes(
-    res: Models,
+    res: Resources,
     decoded: Decoded,
     diagnosis: Diagnosis,
     overlay_rgb: np.ndarray,
@@ -50,7 +50,7 @@ def report_bytes(
     when the user compared them (:class:`cxrlib.app.analysis.MethodComparison`), with
     ``comparison_text``.
     """
-    if res.classifier is None or decoded.pixels is None:
+    if not res.can_diagnose or decoded.pixels is None:
         raise ValueError("nothing to report")
     data = ReportData(
         image=decoded.pixels,
@@ -62,8 +62,8 @@ def report_bytes(
         method=METHOD_LABELS.get(method, method),
         explained_class=diagnosis.target_name,
         settings=dict(settings or {}),
-        model_version=model_version(res.classifier.meta, res.model_path),
-        weights_sha256=res.classifier.weights_sha256,
+        model_version=res.model_version,
+        weights_sha256=res.weights_sha256,
         image_sha256=decoded.sha256,
         lung_focus_text=diagnosis.focus_verdict,
         probability_note=probability_note(diagnosis),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cxrlib.app.model_files import model_version
 from cxrlib.core.errors import ModelServerError
 from cxrlib.core.settings import gate_path, model_path, model_server, resolve, segmenter_path
 from cxrlib.infer.pipeline import Models
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.infer.classifier import Classifier
     from cxrlib.infer.explain import Explainer
     from cxrlib.infer.lungs import LungSegmenter
+    from cxrlib.serve.client import RemoteAnalyser
 
 PathLike = str | os.PathLike[str]
 
@@ -42,22 +44,49 @@ class Resources(Models):
     errors: dict[str, str] = field(default_factory=dict)
     device: str = "CPU"
     seconds: float = 0.0
+    remote: RemoteAnalyser | None = None
+    served: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def can_diagnose(self) -> bool:
+        """A diagnosis can be made: by the model server, or by a loaded classifier and explainer."""
+        return self.remote is not None or (
+            self.classifier is not None and self.explainer is not None
+        )
 
-def device_description() -> str:
-    """``"GPU: <name>"`` when TensorFlow sees a GPU, else ``"CPU"`` (imports TensorFlow)."""
-    import tensorflow as tf  # heavy: only when the models are loaded
+    @property
+    def has_segmenter(self) -> bool:
+        """A lung segmenter is there (here or on the server): lung outline and lung focus."""
+        if self.remote is not None:
+            return bool(self.served.get("segmenter"))
+        return self.segmenter is not None
 
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "CPU"
-    try:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        name = details.get("device_name") or gpus[0].name
-    except Exception:  # noqa: BLE001 - details are optional
-        name = gpus[0].name
-    more = f" (+{len(gpus) - 1} more)" if len(gpus) > 1 else ""
-    return f"GPU: {name}{more}"
+    @property
+    def lung_mask_input(self) -> bool:
+        """The classifier sees only the lungs (everything else greyed before it looks)."""
+        if self.remote is not None:
+            return bool(self.served.get("lung_mask"))
+        return self.classifier is not None and bool(self.classifier.preprocess.lung_mask)
+
+    @property
+    def weights_sha256(self) -> str:
+        """The classifier's weights hash ("" when unknown)."""
+        if self.remote is not None:
+            return str(self.served.get("weights_sha256") or "")
+        return "" if self.classifier is None else str(self.classifier.weights_sha256 or "")
+
+    @property
+    def model_version(self) -> str:
+        """The classifier's short version (:func:`cxrlib.app.model_files.model_version`)."""
+        path = self.model_path or self.served.get("model_path") or None
+        return model_version(self.model_meta, path)
+
+    @property
+    def model_meta(self) -> dict[str, Any]:
+        """The classifier's metadata (its JSON sidecar; {} without one)."""
+        if self.remote is not None:
+            return dict(self.served.get("meta") or {})
+        return {} if self.classifier is None else dict(self.classifier.meta or {})
 
 
 def _load_gate() -> Callable[..., Any]:
@@ -137,6 +166,8 @@ def load_resources(
         gate_path=gate_path() if gate else None,
     )
     try:
+        from cxrlib.infer.runtime import device_description  # imports TensorFlow
+
         res.device = device_description()
     except Exception as exc:  # noqa: BLE001
         res.device = "CPU"
@@ -152,9 +183,10 @@ def load_resources(
 def remote_resources(url: str) -> Resources:
     """The models of the model server at ``url`` (``$CXR_MODEL_SERVER``), without TensorFlow.
 
-    The seam of issue 23: here the app holds a client of that server
-    (:class:`cxrlib.serve.client.RemoteAnalyser`) instead of loading the models, and
-    :func:`cxrlib.app.analysis.run_diagnosis` will send each upload to it.
+    The app then holds only a client (:class:`cxrlib.serve.client.RemoteAnalyser`):
+    :mod:`cxrlib.app.analysis` and :mod:`cxrlib.app.batch` send the upload's bytes to
+    the server. The classifier's metrics file (track record, randomisation note) is
+    read from this checkout's copy of the served model, when it has one.
 
     Raises:
         ModelServerError: The server is not reachable (the caller falls back to the
@@ -162,14 +194,32 @@ def remote_resources(url: str) -> Resources:
     """
     from cxrlib.serve.client import RemoteAnalyser  # the client only: no Ray, no TensorFlow
 
-    health = RemoteAnalyser(url).health()
-    return Resources(
-        errors={
-            "classifier": f"CXR_MODEL_SERVER is set ({url}) and the server answers "
-            f"(model {health.get('model_id', '?')}), but the pages cannot use it yet: "
-            "unset it to use the model in this process."
-        }
+    t0 = time.perf_counter()
+    client = RemoteAnalyser(url)
+    health = client.health()
+    res = Resources(
+        model_path=_local_copy(str(health.get("model_path") or "")),
+        remote=client,
+        served=health,
+        device=f"model server {client.url} ({health.get('device', '?')})",
     )
+    if not health.get("segmenter"):
+        res.errors["segmenter"] = f"the model server at {client.url} has no lung segmenter"
+    if not health.get("gate"):
+        res.errors["gate"] = f"the model server at {client.url} has no input gate"
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _local_copy(served_path: str) -> Path | None:
+    """This checkout's file of the model the server serves (same name), or None."""
+    if not served_path:
+        return None
+    name = Path(served_path).name
+    for candidate in (model_path(), model_path().parent / name):
+        if candidate.name == name and candidate.exists():
+            return candidate
+    return None
 
 
 def _trace(res: Resources) -> None:
@@ -192,17 +242,19 @@ def _trace(res: Resources) -> None:
         res.errors.setdefault("warm-up", str(exc))
 
 
-_LOADED: dict[tuple[str, str], Resources] = {}
+_LOADED: dict[tuple[str, str, str], Resources] = {}
 _LOAD_LOCK = threading.Lock()
-_WARM: set[tuple[str, str]] = set()
+_WARM: set[tuple[str, str, str]] = set()
 _WARM_LOCK = threading.Lock()
 
 
-def _key(model: PathLike | None, segmenter: PathLike | None) -> tuple[str, str]:
-    """The (classifier, segmenter) paths that identify one set of resources."""
+def _key(model: PathLike | None, segmenter: PathLike | None) -> tuple[str, str, str]:
+    """The (classifier, segmenter) paths and the model server that identify one set of
+    resources."""
     return (
         str(resolve(model) if model else model_path()),
         str(resolve(segmenter) if segmenter else segmenter_path()),
+        model_server() or "",
     )
 
 
@@ -211,7 +263,7 @@ def get_resources(model: PathLike | None = None, segmenter: PathLike | None = No
     key = _key(model, segmenter)
     with _LOAD_LOCK:
         if key not in _LOADED:
-            _LOADED[key] = load_resources(*key)
+            _LOADED[key] = load_resources(key[0], key[1])
         return _LOADED[key]
 
 
@@ -236,5 +288,5 @@ def warm_up(model: PathLike | None = None, segmenter: PathLike | None = None) ->
         if key in _WARM:
             return False
         _WARM.add(key)
-    threading.Thread(target=get_resources, args=key, name="cxr-warm-up", daemon=True).start()
+    threading.Thread(target=get_resources, args=key[:2], name="cxr-warm-up", daemon=True).start()
     return True

@@ -12,7 +12,7 @@ import numpy as np
 from cxrlib.describe.modelcard import COPIES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cxrlib.infer.diagnose import Diagnosis
+    from cxrlib.infer.diagnosis import Diagnosis
     from cxrlib.infer.pipeline import GateVerdict
 
 DISCLAIMER = "Research demo, not for diagnosis"

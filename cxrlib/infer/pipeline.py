@@ -47,7 +47,7 @@ from cxrlib.io.header_checks import header_concerns
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.infer.classifier import Classifier
-    from cxrlib.infer.diagnose import Diagnosis
+    from cxrlib.infer.diagnosis import Diagnosis
     from cxrlib.infer.explain import Explainer
     from cxrlib.infer.lungs import LungSegmenter
 

@@ -68,3 +68,19 @@ def per_image(
             known[keys[i]] = value
             memo.put(keys[i], value)
     return [known[k] for k in keys]
+
+
+def device_description() -> str:
+    """``"GPU: <name>"`` when TensorFlow sees a GPU, else ``"CPU"``."""
+    import tensorflow as tf  # not at the top: Keras may run on JAX (training on a GPU machine)
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    try:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        name = details.get("device_name") or gpus[0].name
+    except Exception:  # noqa: BLE001 - details are optional
+        name = gpus[0].name
+    more = f" (+{len(gpus) - 1} more)" if len(gpus) > 1 else ""
+    return f"GPU: {name}{more}"

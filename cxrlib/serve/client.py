@@ -21,10 +21,13 @@ from typing import Any
 
 from cxrlib.core.cache import LRUCache
 from cxrlib.core.errors import ImageError, ModelServerError
+from cxrlib.infer.diagnosis import Diagnosis
 from cxrlib.infer.pipeline import Analysis, Decoded, GateVerdict, decode
+from cxrlib.predict.rows import BatchRow
 from cxrlib.serve.codec import build
 
 TIMEOUT_S = 60.0
+HEALTH_TIMEOUT_S = 5.0
 
 
 class RemoteAnalyser:
@@ -39,12 +42,14 @@ class RemoteAnalyser:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    def _request(self, path: str, data: bytes | None = None) -> dict[str, Any]:
+    def _request(
+        self, path: str, data: bytes | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
         req = urllib.request.Request(self.url + path, data=data, method="POST" if data else "GET")
         if data is not None:
             req.add_header("Content-Type", "application/octet-stream")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
                 body = resp.read()
         except urllib.error.HTTPError as exc:
             body = exc.read()
@@ -67,7 +72,8 @@ class RemoteAnalyser:
 
     def health(self) -> dict[str, Any]:
         """What the server serves (``model_id``, ``class_names``); raises ModelServerError."""
-        return self._request("/health")
+        # Short: the app asks this at start-up and falls back to its own model.
+        return self._request("/health", timeout=HEALTH_TIMEOUT_S)
 
     def diagnose(
         self,
@@ -77,8 +83,6 @@ class RemoteAnalyser:
         class_index: int | None = None,
     ) -> tuple[GateVerdict | None, Any, str]:
         """``(gate verdict, diagnosis, image sha256)`` computed by the server."""
-        from cxrlib.infer.diagnose import Diagnosis  # the dataclass the page shows
-
         query = {"method": method, "filename": filename}
         if class_index is not None:
             query["class_index"] = str(int(class_index))
@@ -96,6 +100,41 @@ class RemoteAnalyser:
             return gate, build(Diagnosis, answer["diagnosis"]), str(answer["sha256"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelServerError(f"the model server's answer is incomplete ({exc})") from exc
+
+    def score(
+        self, name: str, data: bytes, with_focus: bool = False
+    ) -> tuple[list[BatchRow], bool]:
+        """The Batch page's rows of one upload (a zip: one per member) and whether they
+        have a lung focus, computed by the server (raises ModelServerError)."""
+        query = urllib.parse.urlencode({"name": name, "focus": "1" if with_focus else "0"})
+        answer = self._request("/score?" + query, data or b" ")
+        try:
+            rows = [build(BatchRow, r) for r in answer["rows"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelServerError(f"the model server's answer is incomplete ({exc})") from exc
+        return rows, bool(answer.get("focus"))
+
+    def answer(
+        self,
+        data: bytes,
+        decoded: Decoded,
+        method: str = "gradcam",
+        class_index: int | None = None,
+        cache: LRUCache | None = None,
+        filename: str = "",
+    ) -> tuple[GateVerdict | None, Diagnosis]:
+        """The server's (gate verdict, diagnosis) of ``data``, which decoded to ``decoded``,
+        kept in ``cache`` under ``("remote", image, server, method, class)``."""
+        key = ("remote", decoded.sha256, self.url, method, class_index)
+        hit = None if cache is None else cache.get(key)
+        if hit is None:
+            gate, diagnosis, sha = self.diagnose(data, filename, method, class_index)
+            if sha != decoded.sha256:
+                raise ModelServerError("the model server answered for another image")
+            hit = (gate, diagnosis)
+            if cache is not None:
+                cache.put(key, hit)
+        return hit
 
     def analyse(
         self,
@@ -115,12 +154,5 @@ class RemoteAnalyser:
         decoded: Decoded = decode(data, filename, cache=cache)
         if not decoded.ok:
             raise ImageError(decoded.error)
-        key = ("remote", decoded.sha256, self.url, method, class_index)
-        hit = None if cache is None else cache.get(key)
-        if hit is None:
-            hit = self.diagnose(data, filename, method, class_index)
-            if hit[2] != decoded.sha256:
-                raise ModelServerError("the model server answered for another image")
-            if cache is not None:
-                cache.put(key, hit)
-        return Analysis(decoded, hit[0], hit[1])
+        gate, diagnosis = self.answer(data, decoded, method, class_index, cache, filename)
+        return Analysis(decoded, gate, diagnosis)

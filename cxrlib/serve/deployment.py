@@ -5,6 +5,9 @@ Routes (under the application's route prefix, ``/`` by default):
 * ``POST /analyse?method=gradcam&class_index=2&filename=x.png`` with the image
   bytes as the body: ``{"sha256", "gate", "diagnosis"}`` as :mod:`cxrlib.serve.codec`
   encodes them, or ``{"error": {"type", "message"}}`` (HTTP 422) for a bad image;
+* ``POST /score?name=x.zip&focus=1`` with one upload (an image or a zip) as the
+  body: ``{"rows": [...], "focus"}``, the Batch page's rows of
+  :func:`cxrlib.predict.local.score_items` (unreadable files are error rows);
 * ``GET /health``: ``{"ok": true, "model_id", "class_names", ...}``.
 
 Each replica holds the classifier, its heatmap code, the lung segmenter and the
@@ -71,6 +74,15 @@ def build_app(
             path = request.url.path.rstrip("/").rsplit("/", 1)[-1]
             if request.method == "GET" and path == "health":
                 return JSONResponse(self.service.health())
+            if request.method == "POST" and path == "score":
+                query = dict(request.query_params)
+                rows = await asyncio.to_thread(
+                    self.service.score,
+                    query.get("name", ""),
+                    await request.body(),
+                    query.get("focus", "") in ("1", "true"),
+                )
+                return JSONResponse(rows)
             if request.method != "POST" or path != "analyse":
                 return JSONResponse({"error": {"type": "NotFound", "message": path}}, 404)
             try:

@@ -23,6 +23,8 @@ from cxrlib.core.cache import LRUCache
 from cxrlib.core.errors import CxrError
 from cxrlib.core.settings import gate_path, model_path, resolve, segmenter_path
 from cxrlib.infer.pipeline import Models, analyse, decode
+from cxrlib.predict.local import score_items
+from cxrlib.predict.rows import gradcam_lung_focus
 from cxrlib.serve.codec import encode
 
 
@@ -67,6 +69,9 @@ class DiagnosisService:
     ) -> None:
         self.models = load_models(model, segmenter, gate)
         self.cache = LRUCache(max_items=cache_items)
+        from cxrlib.infer.runtime import device_description  # imports TensorFlow
+
+        self.device = device_description()
         self._trace()
 
     def _trace(self) -> None:
@@ -79,7 +84,7 @@ class DiagnosisService:
         diagnose(clf, synthetic, self.models.explainer, self.models.segmenter, "gradcam")
 
     def health(self) -> dict[str, Any]:
-        """What this replica serves."""
+        """What this replica serves: what the pages show about the model, in plain JSON."""
         clf = self.models.classifier
         assert clf is not None
         return {
@@ -87,6 +92,12 @@ class DiagnosisService:
             "model_id": self.models.model_id,
             "class_names": list(clf.class_names),
             "model_path": str(self.models.model_path),
+            "weights_sha256": clf.weights_sha256,
+            "meta": encode(clf.meta),
+            "lung_mask": bool(clf.preprocess.lung_mask),
+            "segmenter": self.models.segmenter is not None,
+            "gate": self.models.gate is not None,
+            "device": self.device,
         }
 
     def _frame_all(self, requests: list[AnalyseRequest]) -> None:
@@ -116,3 +127,13 @@ class DiagnosisService:
         """The answers of a batch of requests, in order."""
         self._frame_all(requests)
         return [self.answer(r) for r in requests]
+
+    def score(self, name: str, data: bytes, with_focus: bool = False) -> dict[str, Any]:
+        """The Batch page's rows of one upload (a zip gives one per member), encoded."""
+        m = self.models
+        assert m.classifier is not None
+        focus = None
+        if with_focus and m.explainer is not None and m.segmenter is not None:
+            focus = gradcam_lung_focus(m.explainer, m.segmenter)
+        rows = score_items([(name, data)], m.classifier, gate=m.gate, focus=focus)
+        return {"rows": encode(rows), "focus": focus is not None}

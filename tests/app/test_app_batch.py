@@ -39,7 +39,7 @@ def test_score_uploads_scores_and_lists(app_env):
         ("c.jpg", (SAMPLES / "normal_kermany_tr_IM-0675-0001.jpg").read_bytes()),
     ]
     seen = []
-    focus = batch.focus_function(res) if res.segmenter is not None else None
+    focus = res.segmenter is not None
     counted = COUNTERS["heatmaps"]
     rows, csv_text = batch.score_uploads(res, items, focus, lambda i, name: seen.append(name))
     assert [r["file"] for r in rows] == ["a.png", "b.png", "c.jpg"] and len(seen) == 3
@@ -47,6 +47,6 @@ def test_score_uploads_scores_and_lists(app_env):
     good, bad, rejected = batch.split_rows(rows)
     assert [r["file"] for r in good] == ["a.png", "c.jpg"] and [r["file"] for r in bad] == ["b.png"]
     assert all(r.get("is_cxr") is False for r in rejected)
-    if focus is not None:
+    if focus:
         assert COUNTERS["heatmaps"] == counted + 2
         assert all(r["lung_focus"] is not None for r in good)

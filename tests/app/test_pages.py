@@ -11,11 +11,12 @@ from app_helpers import ROOT, SAMPLES, new_app, png_of, texts
 from PIL import Image
 
 from cxrlib.app.gallery import list_samples
-from cxrlib.app.resources import device_description, get_resources
+from cxrlib.app.resources import get_resources
 from cxrlib.app.texts import DISCLAIMER
 from cxrlib.core.counters import COUNTERS
 from cxrlib.core.methods import METHOD_LABELS
 from cxrlib.infer.pipeline import GateVerdict
+from cxrlib.infer.runtime import device_description
 
 PAGES = (
     "pages/diagnose.py",
@@ -84,6 +85,22 @@ def test_user_file_names_are_shown_as_text(app_env):
     heading = next(m.value for m in at.markdown if m.value.startswith("Analysing:"))
     assert "[link](http" not in heading and "**b**" not in heading
     assert heading.replace("\\", "") == "Analysing: [link](http://x.invalid) **b**.png"
+
+
+def test_a_model_server_that_is_down_falls_back_with_a_message(app_env, monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("CXR_MODEL_SERVER", f"http://127.0.0.1:{closed}")
+    at = new_app().run()
+    _upload(at, "chest.png", png_of("pneumonia_nih_00007408_000.jpg"), "image/png")
+    _no_exception(at)
+    assert any("model server (CXR_MODEL_SERVER) did not answer" in w.value for w in at.warning)
+    assert "Most likely:" in texts(at) and _plotly_count(at) == 1
+    sidebar = " ".join(c.value for c in at.sidebar.caption)
+    assert "**Model server** not reachable" in sidebar
 
 
 def test_missing_model_is_a_message_not_a_crash(app_env, monkeypatch, tmp_path):

@@ -13,16 +13,6 @@ def test_missing_models_are_reported_not_raised(tmp_path):
     assert res.model_path == tmp_path / "none.keras" and res.gate_path is None
 
 
-def test_device_description_matches_tensorflow():
-    import tensorflow as tf
-
-    text = resources.device_description()
-    if tf.config.list_physical_devices("GPU"):
-        assert text.startswith("GPU: ")
-    else:
-        assert text == "CPU"
-
-
 def test_resources_are_loaded_once_per_paths(app_env):
     res = resources.get_resources()
     assert res.classifier is not None and res.explainer is not None

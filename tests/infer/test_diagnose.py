@@ -11,7 +11,8 @@ from blobs import S, blob_image, blob_model
 
 from cxrlib.core.methods import METHODS
 from cxrlib.infer.classifier import Classifier, softmax
-from cxrlib.infer.diagnose import Diagnosis, diagnose
+from cxrlib.infer.diagnose import diagnose
+from cxrlib.infer.diagnosis import Diagnosis
 from cxrlib.infer.explain import Explainer
 from cxrlib.infer.focus import lung_focus
 from cxrlib.infer.verdict import FOCUS_GOOD, FOCUS_LOW

@@ -70,3 +70,16 @@ def test_the_app_falls_back_to_its_own_model_when_the_server_is_down(monkeypatch
     assert url in message and "not reachable" in message and "make serve" in message
     assert "in this process" in message
     assert res.classifier is not None and res.explainer is not None
+
+
+def test_a_server_that_stops_answering_is_a_typed_error_in_the_app():
+    from cxrlib.app.analysis import run_diagnosis
+    from cxrlib.app.resources import Resources
+    from cxrlib.core.cache import LRUCache
+    from cxrlib.core.errors import ModelServerError
+    from cxrlib.infer.pipeline import decode
+
+    res = Resources(remote=RemoteAnalyser(f"http://127.0.0.1:{_closed_port()}", timeout=5))
+    data = (SAMPLES_DIR / "covid_cxnet_265.jpg").read_bytes()
+    with pytest.raises(ModelServerError, match="not reachable"):
+        run_diagnosis(res, LRUCache(), decode(data), data=data)

@@ -86,3 +86,77 @@ def test_a_bad_image_is_an_image_error_from_the_server(server):
         client.analyse(b"\x89PNG\r\n\x1a\n truncated", "bad.png")
     with pytest.raises(ValueError, match="no-such-method"):
         client.analyse((SAMPLES_DIR / SAMPLES[0]).read_bytes(), method="no-such-method")
+
+
+def test_the_app_sends_uploads_and_batches_to_the_server(server, models, monkeypatch):
+    from cxrlib.app.analysis import check_image, run_diagnosis
+    from cxrlib.app.batch import score_uploads
+    from cxrlib.app.resources import load_resources
+    from cxrlib.core.cache import LRUCache
+    from cxrlib.infer.pipeline import decode
+    from cxrlib.predict.local import score_items
+    from cxrlib.predict.rows import gradcam_lung_focus
+
+    monkeypatch.setenv("CXR_MODEL_SERVER", server)
+    res = load_resources()
+    assert res.remote is not None and res.classifier is None and res.errors == {}
+    assert res.can_diagnose and res.has_segmenter and res.device.startswith("model server")
+    assert res.weights_sha256 == models.classifier.weights_sha256
+    data = (SAMPLES_DIR / SAMPLES[1]).read_bytes()
+    cache = LRUCache()
+    decoded = decode(data, "x.jpg", cache=cache)
+    want = analyse(data, models, "x.jpg")
+    assert check_image(res, cache, decoded, data=data) == want.gate
+    _same_diagnosis(run_diagnosis(res, cache, decoded, data=data), want.diagnosis)
+    # The Batch page: the server's rows are the local engine's, bad file included.
+    items = [("a.jpg", data), ("bad.png", b"not an image")]
+    rows, csv_text = score_uploads(res, items, with_focus=True)
+    focus = gradcam_lung_focus(models.explainer, models.segmenter)
+    names = list(models.classifier.class_names)
+    local = score_items(items, models.classifier, gate=models.gate, focus=focus)
+    assert [r["file"] for r in rows] == ["a.jpg", "bad.png"] and rows[1]["error"]
+    for got, exp in zip(rows, (r.as_dict(names) for r in local), strict=True):
+        assert got.keys() == exp.keys()
+        for k, v in exp.items():
+            assert got[k] == (pytest.approx(v, abs=2e-4) if isinstance(v, float) else v), k
+    assert csv_text.splitlines()[0].startswith("file,")
+
+
+# The Diagnose page in a fresh interpreter that only has the model server: it shows the
+# server's diagnosis, and neither TensorFlow nor Keras is ever imported.
+_PAGE_SCRIPT = """
+import sys
+sys.path.insert(0, {helpers!r})
+from app_helpers import new_app, texts
+at = new_app().run()
+at.switch_page("pages/diagnose.py").run()
+with open({sample!r}, "rb") as f:
+    at.file_uploader(key="diag_upload").set_value(("x.jpg", f.read(), "image/jpeg")).run()
+assert not at.exception, at.exception
+print("HEAVY", sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
+print("TEXT", texts(at).replace(chr(10), " | "))
+"""
+
+
+def test_the_diagnose_page_uses_the_server_without_tensorflow(server, models):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from cxrlib.app.texts import probability_headline
+
+    helpers = str(Path(__file__).resolve().parents[1] / "app")
+    sample = str(SAMPLES_DIR / SAMPLES[2])
+    code = _PAGE_SCRIPT.format(helpers=helpers, sample=sample)
+    env = {**os.environ, "CXR_MODEL_SERVER": server, "CXR_NO_WARMUP": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+    assert lines["HEAVY"] == "[]"
+    want = analyse((SAMPLES_DIR / SAMPLES[2]).read_bytes(), models, "x.jpg").diagnosis
+    assert probability_headline(want) in lines["TEXT"]
+    assert "did not answer" not in lines["TEXT"]
+
