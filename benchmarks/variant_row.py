@@ -2,7 +2,7 @@
 
     python benchmarks/variant_row.py --audit test_audit.json [--loso loso.json] [--name NAME]
 
-``--audit``: the JSON of ``python -m cxrlib.evaluate --split test --ablate --explain --json``;
+``--audit``: the JSON of ``python -m cxrlib.evaluate audit --split test --ablate --explain --json``;
 ``--loso``: a JSON holding a ``loso`` section (``evaluate --loso ... --json``, or a model's
 metrics file). A model's metrics file (``models/cxr_classifier.metrics.json``) also works
 as ``--audit``.

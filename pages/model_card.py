@@ -189,9 +189,10 @@ def _comparison(meta: dict, metrics: Metrics) -> None:
     st.caption(
         "Each model scored on the same internal test split as it predicts, intact and with "
         "the lung fields filled with the image's mean (the audit's ablation). Recorded by "
-        "`python -m cxrlib.evaluate --model <other model> --split test --ablate "
-        "--record-alternative <name>`; the outside collection's column by the same with "
-        "`--external ../shared/lungs` in place of `--split test --ablate`, where it was measured."
+        "`python -m cxrlib.evaluate audit --model <other model> --split test --ablate "
+        "--record-alternative <name>`; the outside collection's column by "
+        "`python -m cxrlib.evaluate external ../shared/lungs --model <other model> "
+        "--record-alternative <name>`, where it was measured."
     )
 
 
