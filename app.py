@@ -15,6 +15,7 @@ from cxrlib.app.model_files import model_meta, model_version
 from cxrlib.app.resources import resources_ready, warm_up
 from cxrlib.app.texts import DISCLAIMER, DISCLAIMER_DETAIL
 from cxrlib.core.settings import model_path, warm_up_enabled
+from cxrlib.core.timings import timed
 from pages import _compat, _ui
 
 _compat.fast_reruns()
@@ -73,7 +74,8 @@ def _status_until_loaded() -> None:
 
 
 _ui.disclaimer()
-page.run()
+with timed("rerun"):
+    page.run()
 if warming:
     # Load TensorFlow and the models in the background while the user looks at
     # the page (started after it is drawn, so the import does not slow it down).

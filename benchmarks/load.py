@@ -20,6 +20,19 @@ Memory: the server's resident set (the process and its children, from
 /proc) right after start-up, after a warm-up upload, after every 50 uploads
 and at the end; it should level off (the app's caches are bounded).
 
+Where the time goes: the app (and the model server) are started with
+``$CXR_TIMINGS`` naming a temporary file, so every stage of every diagnosis
+(:data:`cxrlib.core.timings.STAGES`: decode, input gate, lung segmentation, the
+test-time views, heatmap, figures, images, the whole script run) appends its wall
+and CPU seconds there; after the run a table gives each stage's count per upload,
+wall p50 / p95 and mean CPU time (warm-up excluded). CPU much below wall means the
+stage waited (for the interpreter lock or the cores).
+
+``--server`` starts ``python -m cxrlib.serve`` (Ray Serve, a local Ray) on a free
+port first and runs the app with ``CXR_MODEL_SERVER`` pointing at it
+(``--server-url URL`` uses one already running); the model server's memory is
+reported beside the app's.
+
 Prints progress lines and a summary, then ONE JSON line (the last line) with
 ``sessions, uploads, p50_s, p95_s, errors, crosstalk, rss_mb_start,
 rss_mb_after_warmup, rss_mb_end, rss_mb_series`` and a few more details.
@@ -34,6 +47,7 @@ Usage::
     CXR_MODEL=/tmp/m/cxr_classifier.keras .venv/bin/python benchmarks/load.py
     .venv/bin/python benchmarks/load.py --mode reupload   # re-upload in the same page
     .venv/bin/python benchmarks/load.py | tail -1         # the JSON line only
+    .venv/bin/python benchmarks/load.py --server          # through Ray Serve
 """
 
 from __future__ import annotations
@@ -49,8 +63,10 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +77,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cxrlib.app.server import free_port, streamlit_command, wait_healthy  # noqa: E402
+from cxrlib.core.timings import STAGES  # noqa: E402
 
 CHROMIUM = os.environ.get("CXR_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -109,14 +126,18 @@ EXTRACT_JS = r"""() => {
 # ----------------------------------------------------------------------------- server
 
 
-class Server:
-    """``streamlit run app.py`` in its own process group, its output kept in memory."""
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
 
-    def __init__(self, port: int, env: dict[str, str]) -> None:
+
+class Server:
+    """``streamlit run app.py`` (or another command) in its own process group, its output
+    kept in memory."""
+
+    def __init__(self, port: int, env: dict[str, str], cmd: list[str] | None = None) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        venv_python = ROOT / ".venv" / "bin" / "python"
-        cmd = streamlit_command(port, str(venv_python) if venv_python.exists() else None)
+        cmd = cmd or streamlit_command(port, PYTHON)
         self.log: deque[str] = deque(maxlen=300)
         self.tracebacks = 0
         self.proc = subprocess.Popen(
@@ -163,6 +184,63 @@ class Server:
                     pass
                 self.proc.wait(5)
         self._reader.join(2)
+
+
+def start_model_server(env: dict[str, str], timeout: float) -> Server:
+    """``python -m cxrlib.serve`` on a free port, healthy (raises if it is not in time)."""
+    port = free_port()
+    cmd = [PYTHON, "-m", "cxrlib.serve", "--port", str(port)]
+    server = Server(port, env, cmd)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if server.proc.poll() is not None:
+            raise RuntimeError("the model server exited:\n" + "\n".join(list(server.log)[-20:]))
+        try:
+            with urllib.request.urlopen(server.url + "/health", timeout=2) as resp:
+                if resp.status == 200:
+                    print(f"model server {server.url} healthy after {time.monotonic() - t0:.0f} s")
+                    return server
+        except OSError:
+            time.sleep(0.5)
+    server.stop()
+    raise TimeoutError(f"the model server did not answer within {timeout:.0f} s")
+
+
+def read_timings(path: Path, skip: int = 0) -> list[dict[str, Any]]:
+    """The stage lines of ``$CXR_TIMINGS`` after the first ``skip``."""
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()[skip:]
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def stage_table(lines: list[dict[str, Any]], uploads: int) -> dict[str, dict[str, Any]]:
+    """Stage -> n, per upload, wall p50 / p95 / mean and mean CPU seconds (STAGES order)."""
+    out: dict[str, dict[str, Any]] = {}
+    for stage in STAGES:
+        rows = [r for r in lines if r["stage"] == stage]
+        if not rows:
+            continue
+        wall = [r["wall"] for r in rows]
+        out[stage] = {
+            "n": len(rows),
+            "per_upload": round(len(rows) / max(uploads, 1), 2),
+            "wall_p50_s": round(percentile(wall, 50) or 0.0, 4),
+            "wall_p95_s": round(percentile(wall, 95) or 0.0, 4),
+            "wall_mean_s": round(sum(wall) / len(wall), 4),
+            "cpu_mean_s": round(sum(r["cpu"] for r in rows) / len(rows), 4),
+        }
+    return out
+
+
+def print_stage_table(table: dict[str, dict[str, Any]]) -> None:
+    print(f"{'stage':<9} {'n':>5} {'/upload':>7} {'wall p50':>9} {'wall p95':>9} "
+          f"{'cpu mean':>9}  what")  # fmt: skip
+    for stage, t in table.items():
+        print(
+            f"{stage:<9} {t['n']:>5} {t['per_upload']:>7} {t['wall_p50_s']:>8.3f}s "
+            f"{t['wall_p95_s']:>8.3f}s {t['cpu_mean_s']:>8.3f}s  {STAGES[stage]}"
+        )
 
 
 def _children() -> dict[int, list[int]]:
@@ -456,9 +534,14 @@ async def session(
 
 
 async def drive(
-    server: Server, expected: list[Expected], names: list[str], args: argparse.Namespace
-) -> tuple[Stats, float]:
-    """Warm-up upload, then the concurrent sessions; returns the stats and RSS after warm-up."""
+    server: Server,
+    expected: list[Expected],
+    names: list[str],
+    args: argparse.Namespace,
+    timings: Path,
+) -> tuple[Stats, float, int]:
+    """Warm-up upload, then the concurrent sessions; returns the stats, the RSS after
+    warm-up and how many stage lines the warm-up wrote."""
     from playwright.async_api import async_playwright
 
     stats = Stats()
@@ -482,6 +565,7 @@ async def drive(
                 flush=True,
             )
             rss_warm = round(server.rss_mb(), 1)
+            skip = len(read_timings(timings))
             print(f"server RSS after warm-up: {rss_warm:.0f} MB", flush=True)
 
             queue: asyncio.Queue[int] = asyncio.Queue()
@@ -495,7 +579,7 @@ async def drive(
             )
         finally:
             await browser.close()
-    return stats, rss_warm
+    return stats, rss_warm, skip
 
 
 # ----------------------------------------------------------------------------- main
@@ -515,6 +599,9 @@ def main() -> int:
                     help="allowed |shown - computed| per probability, percentage points")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--server", action="store_true",
+                    help="start a Ray Serve model server and send the app's images there")  # fmt: skip
+    ap.add_argument("--server-url", default="", help="use this running model server")
     args = ap.parse_args()
     if args.sessions < 1 or args.uploads < 1:
         ap.error("--sessions and --uploads must be >= 1")
@@ -526,7 +613,17 @@ def main() -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     images = pick_images(Path(args.data), args.uploads + 1, args.seed)  # +1: warm-up
-    server = Server(free_port(), dict(os.environ))
+    fd, timings_name = tempfile.mkstemp(prefix="cxr_timings_", suffix=".jsonl")
+    os.close(fd)
+    timings = Path(timings_name)
+    env = {**os.environ, "CXR_TIMINGS": str(timings)}
+    model_server = None
+    if args.server and not args.server_url:
+        model_server = start_model_server(env, args.start_timeout)
+    url = args.server_url or (model_server.url if model_server else "")
+    if url:
+        env["CXR_MODEL_SERVER"] = url
+    server = Server(free_port(), env)
     try:
         health = server.wait_healthy(args.start_timeout)
         rss_start = round(server.rss_mb(), 1)
@@ -541,9 +638,10 @@ def main() -> int:
             flush=True,
         )
         t_run = time.monotonic()
-        stats, rss_warm = asyncio.run(drive(server, expected, names, args))
+        stats, rss_warm, skip = asyncio.run(drive(server, expected, names, args, timings))
         wall = time.monotonic() - t_run
         rss_end = round(server.rss_mb(), 1)
+        rss_model_server = round(model_server.rss_mb(), 1) if model_server else None
     except KeyboardInterrupt:
         print("interrupted: stopping the server", file=sys.stderr)
         return 130
@@ -553,7 +651,11 @@ def main() -> int:
         raise
     finally:
         server.stop()
+        if model_server is not None:
+            model_server.stop()
 
+    stages = stage_table(read_timings(timings, skip), stats.done)
+    timings.unlink(missing_ok=True)
     for m in stats.messages[:20]:
         print("  " + m)
     r = lambda v: None if v is None else round(v, 3)  # noqa: E731
@@ -577,7 +679,11 @@ def main() -> int:
         "mode": args.mode,
         "wall_s": round(wall, 1),
         "model": os.environ.get("CXR_MODEL") or "models/cxr_classifier.keras",
+        "model_server": url or None,
+        "rss_mb_model_server": rss_model_server,
+        "stages": stages,
     }
+    print_stage_table(stages)
     print(
         f"{stats.done} uploads by {args.sessions} sessions in {wall:.0f} s: time to result "
         f"p50 {summary['p50_s']} s, p95 {summary['p95_s']} s (whole page p50 "

@@ -16,6 +16,7 @@ from cxrlib.app.resources import Resources
 from cxrlib.app.texts import gate_text, is_unsure, md_escape, probability_headline, probability_note
 from cxrlib.core.errors import ModelServerError
 from cxrlib.core.methods import METHOD_LABELS
+from cxrlib.core.timings import timed
 from cxrlib.infer.overlay import COLORMAPS, heatmap_rgb
 from cxrlib.infer.pipeline import Decoded, GateVerdict
 from pages import _choose, _compat, _ui
@@ -77,14 +78,15 @@ def _probabilities(base) -> None:
             "or changes with small shifts of the image.",
             icon=":material/help:",
         )
-    st.plotly_chart(
-        probability_bar(
-            list(base.class_names), base.probabilities, base.uncertainty, base.predicted_index
-        ),
-        width="stretch",
-        config={"displayModeBar": False},
-        key="diag_probs",
-    )
+    with timed("figures"):
+        st.plotly_chart(
+            probability_bar(
+                list(base.class_names), base.probabilities, base.uncertainty, base.predicted_index
+            ),
+            width="stretch",
+            config={"displayModeBar": False},
+            key="diag_probs",
+        )
     st.caption(probability_note(base))
 
 
@@ -169,15 +171,16 @@ def _controls(res: Resources, base, sha: str) -> tuple[str, int | None, DisplayS
 
 def _heatmap_images(res: Resources, decoded: Decoded, d, shown: DisplaySettings) -> np.ndarray:
     """Image, heatmap and overlay side by side (and what the model saw); returns the overlay."""
-    over = shown.overlay(decoded.pixels, d)
     i1, i2, i3 = st.columns(3)
-    i1.image(decoded.pixels, caption="Image", width="stretch")
-    i2.image(
-        heatmap_rgb(d.heatmap, shown.colormap),
-        caption=f"{METHOD_LABELS[d.method]} for '{d.target_name}'",
-        width="stretch",
-    )
-    i3.image(over, caption="Overlay", width="stretch")
+    with timed("images"):
+        over = shown.overlay(decoded.pixels, d)
+        i1.image(decoded.pixels, caption="Image", width="stretch")
+        i2.image(
+            heatmap_rgb(d.heatmap, shown.colormap),
+            caption=f"{METHOD_LABELS[d.method]} for '{d.target_name}'",
+            width="stretch",
+        )
+        i3.image(over, caption="Overlay", width="stretch")
     if d.model_crop is not None:
         st.caption(
             ":material/crop: This model sees only the lung region that the lung segmenter "

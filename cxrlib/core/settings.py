@@ -10,6 +10,7 @@ CXR_OOD            models/ood.npz                          the fitted input gate
 CXR_DATA           ../shared/cxr                           the dataset (Validation, gallery)
 CXR_NO_WARMUP      unset                                   1: do not load models at start
 CXR_MODEL_SERVER   unset                                   URL of a ``cxrlib.serve`` server
+CXR_TIMINGS        unset                                   file that collects stage times
 ================== ======================================= ==================================
 
 Relative paths are taken from the repository root, so the app and the command
@@ -36,6 +37,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "CXR_DATA": (str(DEFAULT_DATA_DIR), "the dataset (Validation page, gallery)"),
     "CXR_NO_WARMUP": ("", "1: do not load the models in the background at start"),
     "CXR_MODEL_SERVER": ("", "URL of a `python -m cxrlib.serve` server"),
+    "CXR_TIMINGS": ("", "a file that collects the time of each stage (`benchmarks/load.py`)"),
 }
 
 
@@ -73,3 +75,8 @@ def warm_up_enabled() -> bool:
 def model_server() -> str:
     """``$CXR_MODEL_SERVER`` (a URL) or "" for the in-process model."""
     return os.environ.get("CXR_MODEL_SERVER", "").strip()
+
+
+def timings_file() -> str:
+    """``$CXR_TIMINGS`` (a file stage times are appended to) or "" when off."""
+    return os.environ.get("CXR_TIMINGS", "").strip()

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from cxrlib.core.methods import check_method
+from cxrlib.core.timings import timed
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.diagnosis import Diagnosis
 from cxrlib.infer.explain import Explainer, get_explainer
@@ -136,15 +137,20 @@ def diagnose(
         raise ValueError(f"class_index {class_index} out of range 0..{len(names) - 1}")
     views = (classifier.views or DEFAULT_VIEWS) if views is None else tuple(views)
     cfg = classifier.preprocess
-    crop, lung_mask = classifier.lung_frames([gray])[0]
-    batch = view_batch(to_geometry(gray, cfg, crop, lung_mask), cfg, views)
-    probs, probs_all, predicted, target, raw = _explain_views(
-        classifier, explainer, batch, method, class_index
-    )
-    heatmap = explainer.to_image(raw, gray.shape, crop)
-    # Only a model that sees part of the image gets "the region the model sees".
-    framed = crop is not None or lung_mask is not None
-    mask, focus, area, level, verdict = _lung_check(classifier, gray, heatmap, segmenter, framed)
+    with timed("segment"):
+        crop, lung_mask = classifier.lung_frames([gray])[0]
+    with timed("views"):
+        batch = view_batch(to_geometry(gray, cfg, crop, lung_mask), cfg, views)
+        probs, probs_all, predicted, target, raw = _explain_views(
+            classifier, explainer, batch, method, class_index
+        )
+    with timed("heatmap"):
+        heatmap = explainer.to_image(raw, gray.shape, crop)
+        # Only a model that sees part of the image gets "the region the model sees".
+        framed = crop is not None or lung_mask is not None
+        mask, focus, area, level, verdict = _lung_check(
+            classifier, gray, heatmap, segmenter, framed
+        )
     return Diagnosis(
         class_names=tuple(names),
         probabilities=probs,

@@ -42,6 +42,7 @@ from cxrlib.core.cache import LRUCache
 from cxrlib.core.counters import count
 from cxrlib.core.errors import ImageError
 from cxrlib.core.hashing import sha256_bytes
+from cxrlib.core.timings import timed
 from cxrlib.io.decode import decode_image
 from cxrlib.io.header_checks import header_concerns
 
@@ -173,7 +174,8 @@ def fit_display(gray: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarra
 def _decode(data: bytes, filename: str, sha: str) -> Decoded:
     count("decodes")
     try:
-        image = decode_image(data, filename)
+        with timed("decode"):
+            image = decode_image(data, filename)
     except ImageError as exc:
         return Decoded(sha, error=str(exc))
     pixels = fit_display(image.pixels)
@@ -214,7 +216,8 @@ def check_input(
         return None
 
     def compute() -> GateVerdict:
-        out = gate(pixels, colourfulness=decoded.colourfulness)
+        with timed("gate"):
+            out = gate(pixels, colourfulness=decoded.colourfulness)
         return GateVerdict(bool(out.is_cxr), float(out.score), str(getattr(out, "reason", "")))
 
     if cache is None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from cxrlib.core.cache import LRUCache
 from cxrlib.core.errors import ImageError, ModelServerError
+from cxrlib.core.timings import timed
 from cxrlib.infer.diagnosis import Diagnosis
 from cxrlib.infer.pipeline import Analysis, Decoded, GateVerdict, decode
 from cxrlib.predict.rows import BatchRow
@@ -86,7 +87,8 @@ class RemoteAnalyser:
         query = {"method": method, "filename": filename}
         if class_index is not None:
             query["class_index"] = str(int(class_index))
-        answer = self._request("/analyse?" + urllib.parse.urlencode(query), data or b" ")
+        with timed("remote"):
+            answer = self._request("/analyse?" + urllib.parse.urlencode(query), data or b" ")
         if "error" in answer:
             err = answer["error"]
             message = str(err.get("message", "the request could not be answered"))

@@ -159,4 +159,3 @@ def test_the_diagnose_page_uses_the_server_without_tensorflow(server, models):
     want = analyse((SAMPLES_DIR / SAMPLES[2]).read_bytes(), models, "x.jpg").diagnosis
     assert probability_headline(want) in lines["TEXT"]
     assert "did not answer" not in lines["TEXT"]
-

@@ -1,0 +1,57 @@
+"""Where one diagnosis spends its time: named stages, timed where they run.
+
+Off (free) unless ``$CXR_TIMINGS`` names a file. Then every :func:`timed` block
+appends one JSON line to it: ``{"stage", "wall", "cpu", "pid"}``, the seconds the
+block took and the CPU seconds its thread used meanwhile (less than ``wall`` when
+the thread waited, e.g. for the interpreter lock). Only stage names and seconds
+are written, never image data. ``benchmarks/load.py`` sets the variable for the
+app (and the model server) it starts and reads the file back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from cxrlib.core.settings import timings_file
+
+#: Stage -> what it is, in the order of one diagnosis (the benchmark's table).
+STAGES: dict[str, str] = {
+    "decode": "decode the upload",
+    "gate": "input gate",
+    "segment": "lung segmentation (the model's crop)",
+    "views": "classifier over the original and its test-time views (+ Grad-CAM)",
+    "heatmap": "heatmap back onto the image, lung focus",
+    "remote": "model server round trip (gate + diagnosis)",
+    "figures": "probability chart (Plotly)",
+    "images": "image, heatmap and overlay sent to the page",
+    "rerun": "one Streamlit script run of the page (holds the interpreter when cpu ~ wall)",
+}
+_LOCK = threading.Lock()
+
+
+def record(stage: str, wall: float, cpu: float) -> None:
+    """Appends one stage time to ``$CXR_TIMINGS`` (nothing when it is unset)."""
+    path = timings_file()
+    if not path:
+        return
+    line = json.dumps({"stage": stage, "wall": wall, "cpu": cpu, "pid": os.getpid()})
+    with _LOCK, open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
+@contextmanager
+def timed(stage: str) -> Iterator[None]:
+    """Times the block as ``stage`` (a key of :data:`STAGES`) when timings are on."""
+    if not timings_file():
+        yield
+        return
+    w0, c0 = time.perf_counter(), time.thread_time()
+    try:
+        yield
+    finally:
+        record(stage, time.perf_counter() - w0, time.thread_time() - c0)
