@@ -5,10 +5,16 @@ environment passed through, e.g. ``CXR_MODEL``), waits for
 ``/_stcore/health``, then drives ``--sessions`` headless Chromium sessions
 (Playwright, Debian's ``/usr/bin/chromium``; never ``playwright install``),
 each in its own browser context (its own cookies, its own Streamlit session).
-Every session repeatedly opens the Diagnose page, uploads a DIFFERENT real
-image from the test split of ``../shared/cxr`` (classes interleaved; file
-paths are passed straight to the browser, nothing is written) and waits for
-the result, until ``--uploads`` uploads have been done across the sessions.
+Every upload is a DIFFERENT real image from the test split of ``../shared/cxr``
+(classes interleaved; file paths are passed straight to the browser, nothing is
+written), until ``--uploads`` uploads have been done across the sessions.
+``--mode`` says how the sessions upload:
+
+* ``together`` (default, the issue's test): every session opens the Diagnose
+  page and waits idle; then, round after round, all sessions upload at the same
+  moment and the round ends when every one has its result.
+* ``reload``: each session on its own, opening the page afresh before each upload.
+* ``reupload``: each session on its own, uploading again into the same page.
 
 Each result is checked against what :mod:`cxrlib` computes for the same bytes
 in this process (``read_image`` -> ``fit_display`` -> ``Classifier.predict``,
@@ -94,20 +100,15 @@ RSS_EVERY = 50
 
 # Reads what the Diagnose page shows (see pages/diagnose.py): the "Most likely"
 # line, the "image SHA-256 <16 hex>..." caption, the value labels of the
-# probability chart (cxrlib.describe.figures.probability_bar: one annotation per class,
+# probability chart (cxrlib.describe.probability_svg: one text.cxr-value per class,
 # in the model's class order) and any refusal or error box.
 EXTRACT_JS = r"""() => {
   const main = document.querySelector('[data-testid="stMain"]') || document.body;
-  const text = main.innerText || '';
+  const text = main.textContent || '';
   const most = text.match(/Most likely:\s*([A-Za-z_-]+),\s*(\d+)%/);
   const sha = text.match(/image SHA-256 ([0-9a-f]{16})/);
-  const plot = main.querySelector('.js-plotly-plot');
-  let ann = [];
-  if (plot) {
-    ann = [...plot.querySelectorAll('g.annotation')]
-      .map(g => [Number(g.getAttribute('data-index') || 0), g.textContent.trim()])
-      .sort((a, b) => a[0] - b[0]).map(a => a[1]);
-  }
+  const ann = [...main.querySelectorAll('svg.cxr-probabilities text.cxr-value')]
+    .map(t => t.textContent.trim());
   const status = document.querySelector('[data-testid="stStatusWidget"]');
   return {
     most: most ? [most[1], Number(most[2])] : null,
@@ -117,7 +118,7 @@ EXTRACT_JS = r"""() => {
     unusable: text.includes('This file cannot be used'),
     no_model: text.includes('could not be loaded, so no prediction'),
     exception: !!main.querySelector('[data-testid="stException"]'),
-    running: !!status && (status.innerText || '').includes('Running'),
+    running: !!status && (status.textContent || '').includes('Running'),
     full: text.includes('Overlay'),
   };
 }"""
@@ -408,6 +409,17 @@ class Stats:
     messages: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Run:
+    """What every session of one benchmark run shares."""
+
+    server: Server
+    expected: list[Expected]
+    names: list[str]
+    stats: Stats
+    args: argparse.Namespace
+
+
 async def upload_once(
     page: Any,
     url: str,
@@ -458,18 +470,62 @@ async def new_page(browser: Any) -> tuple[Any, Any]:
     return context, await context.new_page()
 
 
-async def session(
-    idx: int,
-    browser: Any,
-    url: str,
-    queue: asyncio.Queue,
-    expected: list[Expected],
-    names: list[str],
-    stats: Stats,
-    server: Server,
-    args: argparse.Namespace,
-) -> None:
+def record(
+    run: Run, idx: int, i: int, outcome: tuple[dict[str, Any], float, float] | BaseException
+) -> bool:
+    """Counts upload ``i``'s outcome; returns False when the page must be reloaded."""
+    exp, names, stats, args = run.expected[i], run.names, run.stats, run.args
+    ok = not isinstance(outcome, BaseException)
+    if isinstance(outcome, BaseException):
+        stats.errors += 1
+        stats.messages.append(f"session {idx} upload {i}: {type(outcome).__name__}: {outcome}")
+    else:
+        shown, t_result, t_full = outcome
+        if shown["exception"] or shown["unusable"] or shown["no_model"]:
+            stats.errors += 1
+            what = [k for k in ("exception", "unusable", "no_model") if shown[k]]
+            stats.messages.append(f"session {idx} upload {i} ({exp.path.name}): {what}")
+        else:
+            problem = check(shown, exp, names, args.tol_pp)
+            if problem:
+                stats.crosstalk += 1
+                if any(e.sha16 == shown["sha"] for e in run.expected if e is not exp):
+                    stats.crosstalk_other_image += 1
+                stats.messages.append(f"session {idx} upload {i} ({exp.path.name}): {problem}")
+            else:
+                stats.ok += 1
+            stats.gate_rejected += bool(shown["rejected"])
+            stats.times.append(t_result)
+            stats.full_times.append(t_full)
+    stats.done += 1
+    if args.verbose:
+        seen = (
+            "failed"
+            if isinstance(outcome, BaseException)
+            else f"{outcome[0]['most']} chart {outcome[0]['ann']}"
+        )
+        want = ", ".join(f"{n} {100 * p:.1f}%" for n, p in zip(names, exp.probs))
+        print(
+            f"  session {idx}: upload {stats.done}/{args.uploads} {exp.path.name} "
+            f"({exp.label}): page {seen}; cxrlib {want}",
+            flush=True,
+        )
+    if stats.done % RSS_EVERY == 0 or stats.done == args.uploads:
+        rss = round(run.server.rss_mb(), 1)
+        stats.rss_series.append({"uploads": stats.done, "rss_mb": rss})
+        p50 = percentile(stats.times, 50)
+        print(
+            f"after {stats.done} uploads: server RSS {rss:.0f} MB, errors {stats.errors}, "
+            f"cross-talk {stats.crosstalk}, p50 so far "
+            f"{'-' if p50 is None else f'{p50:.2f} s'}",
+            flush=True,
+        )
+    return ok
+
+
+async def session(run: Run, idx: int, browser: Any, queue: asyncio.Queue) -> None:
     """One user: takes uploads from ``queue`` until it is empty."""
+    args = run.args
     context, page = await new_page(browser)
     previous_sha: str | None = None
     fresh = True
@@ -479,58 +535,77 @@ async def session(
                 i = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            exp = expected[i]
             reload = fresh or args.mode == "reload"
+            outcome: tuple[dict[str, Any], float, float] | Exception
             try:
-                shown, t_result, t_full = await upload_once(
-                    page, url, exp, names, args, reload, None if reload else previous_sha
+                outcome = await upload_once(
+                    page,
+                    run.server.url,
+                    run.expected[i],
+                    run.names,
+                    args,
+                    reload,
+                    None if reload else previous_sha,
                 )
             except Exception as exc:  # noqa: BLE001 - counted, the session goes on
-                stats.errors += 1
-                stats.messages.append(f"session {idx} upload {i}: {type(exc).__name__}: {exc}")
-                fresh = True
-            else:
-                fresh = False
-                previous_sha = shown["sha"]
-                if shown["exception"] or shown["unusable"] or shown["no_model"]:
-                    stats.errors += 1
-                    what = [k for k in ("exception", "unusable", "no_model") if shown[k]]
-                    stats.messages.append(f"session {idx} upload {i} ({exp.path.name}): {what}")
-                else:
-                    problem = check(shown, exp, names, args.tol_pp)
-                    if problem:
-                        stats.crosstalk += 1
-                        if any(e.sha16 == shown["sha"] for e in expected if e is not exp):
-                            stats.crosstalk_other_image += 1
-                        stats.messages.append(
-                            f"session {idx} upload {i} ({exp.path.name}): {problem}"
-                        )
-                    else:
-                        stats.ok += 1
-                    stats.gate_rejected += bool(shown["rejected"])
-                    stats.times.append(t_result)
-                    stats.full_times.append(t_full)
-            stats.done += 1
-            if args.verbose:
-                seen = "failed" if fresh else f"{shown['most']} chart {shown['ann']}"
-                want = ", ".join(f"{n} {100 * p:.1f}%" for n, p in zip(names, exp.probs))
-                print(
-                    f"  session {idx}: upload {stats.done}/{args.uploads} {exp.path.name} "
-                    f"({exp.label}): page {seen}; cxrlib {want}",
-                    flush=True,
-                )
-            if stats.done % RSS_EVERY == 0 or stats.done == args.uploads:
-                rss = round(server.rss_mb(), 1)
-                stats.rss_series.append({"uploads": stats.done, "rss_mb": rss})
-                p50 = percentile(stats.times, 50)
-                print(
-                    f"after {stats.done} uploads: server RSS {rss:.0f} MB, errors {stats.errors}, "
-                    f"cross-talk {stats.crosstalk}, p50 so far "
-                    f"{'-' if p50 is None else f'{p50:.2f} s'}",
-                    flush=True,
-                )
+                outcome = exc
+            fresh = not record(run, idx, i, outcome)
+            if not fresh:
+                previous_sha = outcome[0]["sha"]  # type: ignore[index]
     finally:
         await context.close()
+
+
+async def open_idle(page: Any, url: str, args: argparse.Namespace) -> None:
+    """Opens the Diagnose page and waits until its script has finished."""
+    await page.goto(url, wait_until="domcontentloaded", timeout=args.timeout * 1000)
+    await page.locator('input[type="file"]').first.wait_for(
+        state="attached", timeout=args.timeout * 1000
+    )
+    await page.wait_for_function(
+        "() => !window.__cxrExtract().running", timeout=args.timeout * 1000, polling=100
+    )
+
+
+async def together(run: Run, browser: Any) -> None:
+    """Every session opens its page first; then, round after round, all of them upload
+    a different image at the same moment (page loads are not timed)."""
+    url, args = run.server.url, run.args
+    pages = [await new_page(browser) for _ in range(args.sessions)]
+    try:
+        await asyncio.gather(*(open_idle(page, url, args) for _, page in pages))
+        previous: list[str | None] = [None] * args.sessions
+        i = 0
+        while i < args.uploads:
+            batch = list(range(i, min(i + args.sessions, args.uploads)))
+            i += len(batch)
+            await asyncio.sleep(1.0)  # let the previous round's last reruns settle
+            if args.verbose:
+                print(f"round starts at {time.time():.1f}", flush=True)
+            outcomes = await asyncio.gather(
+                *(
+                    upload_once(
+                        pages[k][1], url, run.expected[j], run.names, args, False, previous[k]
+                    )
+                    for k, j in enumerate(batch)
+                ),
+                return_exceptions=True,
+            )
+            times = sorted(o[1] for o in outcomes if not isinstance(o, BaseException))
+            if times:
+                print(
+                    f"round of {len(batch)}: time to result {times[0]:.2f} .. {times[-1]:.2f} s",
+                    flush=True,
+                )
+            for k, (j, outcome) in enumerate(zip(batch, outcomes)):
+                if record(run, k, j, outcome) and not isinstance(outcome, BaseException):
+                    previous[k] = outcome[0]["sha"]
+                else:
+                    await open_idle(pages[k][1], url, args)
+                    previous[k] = None
+    finally:
+        for context, _ in pages:
+            await context.close()
 
 
 async def drive(
@@ -545,6 +620,7 @@ async def drive(
     from playwright.async_api import async_playwright
 
     stats = Stats()
+    run = Run(server, expected, names, stats, args)
     async with async_playwright() as p:
         browser = await p.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
@@ -568,15 +644,15 @@ async def drive(
             skip = len(read_timings(timings))
             print(f"server RSS after warm-up: {rss_warm:.0f} MB", flush=True)
 
-            queue: asyncio.Queue[int] = asyncio.Queue()
-            for i in range(args.uploads):
-                queue.put_nowait(i)
-            await asyncio.gather(
-                *(
-                    session(k, browser, server.url, queue, expected, names, stats, server, args)
-                    for k in range(args.sessions)
+            if args.mode == "together":
+                await together(run, browser)
+            else:
+                queue: asyncio.Queue[int] = asyncio.Queue()
+                for i in range(args.uploads):
+                    queue.put_nowait(i)
+                await asyncio.gather(
+                    *(session(run, k, browser, queue) for k in range(args.sessions))
                 )
-            )
         finally:
             await browser.close()
     return stats, rss_warm, skip
@@ -590,9 +666,11 @@ def main() -> int:
     ap.add_argument("--sessions", type=int, default=10, help="concurrent browser sessions")
     ap.add_argument("--uploads", type=int, default=200, help="uploads across all sessions")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "cxr"))
-    ap.add_argument("--mode", choices=("reload", "reupload"), default="reload",
-                    help="reload: a fresh page (new Streamlit session) per upload; "
-                    "reupload: replace the file in the same page")  # fmt: skip
+    ap.add_argument("--mode", choices=("together", "reload", "reupload"), default="together",
+                    help="together: all sessions open the page, then upload at the same "
+                    "moment, round after round; reload: a fresh page (new Streamlit "
+                    "session) per upload; reupload: replace the file in the same page, "
+                    "each session at its own pace")  # fmt: skip
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds per upload")
     ap.add_argument("--start-timeout", type=float, default=180.0, help="server start, s")
     ap.add_argument("--tol-pp", type=float, default=1.0,

@@ -17,6 +17,7 @@ from cxrlib.app.texts import gate_text, is_unsure, md_escape, probability_headli
 from cxrlib.core.errors import ModelServerError
 from cxrlib.core.methods import METHOD_LABELS
 from cxrlib.core.timings import timed
+from cxrlib.describe.probability_svg import probability_svg
 from cxrlib.infer.overlay import COLORMAPS, heatmap_rgb
 from cxrlib.infer.pipeline import Decoded, GateVerdict
 from pages import _choose, _compat, _ui
@@ -69,8 +70,6 @@ def _gate_section(res: Resources, decoded: Decoded, data: bytes) -> tuple[bool, 
 
 def _probabilities(base) -> None:
     """The headline, the unsure warning and the probability chart."""
-    from cxrlib.describe.figures import probability_bar  # plotly: only with a result
-
     st.markdown(probability_headline(base))
     if is_unsure(base):
         st.warning(
@@ -79,14 +78,12 @@ def _probabilities(base) -> None:
             icon=":material/help:",
         )
     with timed("figures"):
-        st.plotly_chart(
-            probability_bar(
-                list(base.class_names), base.probabilities, base.uncertainty, base.predicted_index
-            ),
-            width="stretch",
-            config={"displayModeBar": False},
-            key="diag_probs",
+        chart = probability_svg(
+            list(base.class_names), base.probabilities, base.uncertainty, base.predicted_index
         )
+        # Markup built by cxrlib from numbers and escaped class names; st.html's
+        # sanitiser drops SVG, markdown with raw HTML keeps it.
+        st.markdown(chart, unsafe_allow_html=True)
     st.caption(probability_note(base))
 
 

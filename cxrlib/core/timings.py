@@ -27,7 +27,7 @@ STAGES: dict[str, str] = {
     "views": "classifier over the original and its test-time views (+ Grad-CAM)",
     "heatmap": "heatmap back onto the image, lung focus",
     "remote": "model server round trip (gate + diagnosis)",
-    "figures": "probability chart (Plotly)",
+    "figures": "probability chart (SVG)",
     "images": "image, heatmap and overlay sent to the page",
     "rerun": "one Streamlit script run of the page (holds the interpreter when cpu ~ wall)",
 }

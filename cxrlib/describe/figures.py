@@ -1,6 +1,7 @@
 """Plotly figures for the app (pure: data in, ``go.Figure`` out; no Streamlit).
 
-Colours are fixed per class so a class looks the same on every chart.
+Colours come from :mod:`cxrlib.describe.palette`; the Diagnose page's probability
+chart is SVG (:mod:`cxrlib.describe.probability_svg`).
 """
 
 from __future__ import annotations
@@ -13,21 +14,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cxrlib.core.metrics import ClassCurves, ClassScores, ReliabilityBin, SourceScores
+from cxrlib.describe.palette import ACCENT, FONT_FAMILY, INK, NEUTRAL, class_color
 
-CLASS_COLORS: dict[str, str] = {
-    "covid": "#b5563c",
-    "normal": "#3f7f5f",
-    "pneumonia": "#3f6fa0",
-}
-NEUTRAL = "#9aa7b1"
-ACCENT = "#1f6f8b"
-FONT = dict(family="Source Sans Pro, Helvetica, Arial, sans-serif", size=13, color="#1b2a35")
-
-
-def class_color(name: str, i: int = 0) -> str:
-    """The fixed colour of a class (a neutral palette for unknown names)."""
-    palette = ("#8a6d3b", "#6b5b95", "#5b8a8a", "#8a5b6b")
-    return CLASS_COLORS.get(name, palette[i % len(palette)])
+FONT = dict(family=FONT_FAMILY, size=13, color=INK)
 
 
 def _layout(fig: go.Figure, height: int, title: str | None = None, **kw: Any) -> go.Figure:
@@ -41,78 +30,6 @@ def _layout(fig: go.Figure, height: int, title: str | None = None, **kw: Any) ->
         **kw,
     )
     return fig
-
-
-def probability_bar(
-    class_names: Sequence[str],
-    probabilities: np.ndarray | Sequence[float],
-    ranges: np.ndarray | Sequence[Sequence[float]] | None = None,
-    predicted: int | None = None,
-    title: str | None = None,
-) -> go.Figure:
-    """Horizontal bars of calibrated probabilities with their test-time range.
-
-    Args:
-        class_names: Class names (drawn top to bottom in this order).
-        probabilities: (K,) probabilities in [0, 1].
-        ranges: (K, 2) lowest and highest probability over test-time views, or None.
-        predicted: Index of the predicted class (drawn in its colour, the rest gray).
-        title: Optional title.
-
-    Returns:
-        The figure; x axis in percent.
-    """
-    names = list(class_names)
-    p = np.asarray(probabilities, dtype=float)
-    if p.shape != (len(names),):
-        raise ValueError(f"{len(names)} classes but probabilities of shape {p.shape}")
-    predicted = int(np.argmax(p)) if predicted is None else int(predicted)
-    colors = [class_color(n, i) if i == predicted else NEUTRAL for i, n in enumerate(names)]
-    error_x = None
-    hover = [f"{n}: {100 * v:.1f}%" for n, v in zip(names, p)]
-    label_x = p.copy()
-    if ranges is not None:
-        r = np.asarray(ranges, dtype=float).reshape(len(names), 2)
-        lo, hi = np.minimum(r[:, 0], p), np.maximum(r[:, 1], p)
-        label_x = hi
-        error_x = dict(
-            type="data",
-            symmetric=False,
-            array=100 * (hi - p),
-            arrayminus=100 * (p - lo),
-            color="#1b2a35",
-            thickness=1.5,
-            width=7,
-        )
-        hover = [
-            f"{n}: {100 * v:.1f}% (range {100 * a:.0f}-{100 * b:.0f}% over test-time views)"
-            for n, v, a, b in zip(names, p, lo, hi)
-        ]
-    fig = go.Figure(
-        go.Bar(
-            x=100 * p,
-            y=names,
-            orientation="h",
-            marker_color=colors,
-            error_x=error_x,
-            hovertext=hover,
-            hoverinfo="text",
-            name="probability",
-        )
-    )
-    # Value labels just right of each bar's whisker, so they never overlap it.
-    for i, (name, v, x) in enumerate(zip(names, p, label_x)):
-        fig.add_annotation(
-            x=100 * x + 1.5,
-            y=name,
-            text=f"<b>{100 * v:.0f}%</b>" if i == predicted else f"{100 * v:.0f}%",
-            showarrow=False,
-            xanchor="left",
-            font=dict(size=14),
-        )
-    fig.update_xaxes(range=[0, 112], ticksuffix="%", gridcolor="#e6ebef", zeroline=False)
-    fig.update_yaxes(autorange="reversed", tickfont=dict(size=14))
-    return _layout(fig, 60 + 45 * len(names), title, showlegend=False, bargap=0.35)
 
 
 def training_curves(history: dict[str, Sequence[float]]) -> go.Figure:

@@ -105,7 +105,7 @@ def _png_bytes() -> bytes:
 
 
 def _wait_result(page, timeout: float = 120_000) -> None:
-    page.wait_for_selector(".js-plotly-plot", timeout=timeout)
+    page.wait_for_selector("svg.cxr-probabilities", timeout=timeout)
     page.get_by_text("Most likely:").first.wait_for(timeout=timeout)
     page.get_by_text("Overlay").first.wait_for(timeout=timeout)
 
@@ -191,7 +191,7 @@ def test_diagnose_and_batch_in_a_real_browser(server, browser, tmp_path):
     _wait_result(page)
     timings["png_upload_to_result_cold"] = time.monotonic() - t
     _idle(page)
-    assert page.locator(".js-plotly-plot").count() >= 1
+    assert page.locator("svg.cxr-probabilities text.cxr-value").count() == 3
     before = _overlay_src(page)
     assert before, "no overlay image"
     _shot(page, "02_diagnose_png.png")

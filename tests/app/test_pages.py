@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import numpy as np
 import pytest
@@ -39,8 +40,13 @@ def _overlay_url(at) -> str:
     raise AssertionError("no overlay image on the page")
 
 
-def _plotly_count(at) -> int:
-    return len(at.get("plotly_chart"))
+def _charts(at) -> list[list[str]]:
+    """The value labels of each probability chart (SVG markup) on the page."""
+    return [
+        re.findall(r'<text class="cxr-value"[^>]*>([^<]*)</text>', md.value)
+        for md in at.markdown
+        if md.value.startswith('<svg class="cxr-probabilities"')
+    ]
 
 
 def _upload(at, name: str, data: bytes, mime: str):
@@ -64,7 +70,12 @@ def test_upload_png_gives_a_prediction(app_env):
     _no_exception(at)
     page = texts(at)
     assert "Most likely:" in page
-    assert _plotly_count(at) == 1
+    (values,) = _charts(at)
+    # One label per class, and the headline's class and percentage are the chart's top bar.
+    shown = [int(v.rstrip("%")) for v in values]
+    most = re.search(r"Most likely: \*\*(\w+)\*\*, (\d+)%", page)
+    assert len(shown) == 3 and most, page
+    assert int(most.group(2)) == max(shown)
     captions = [c for img in at.image for c in img.captions]
     assert "Image" in captions and "Overlay" in captions
     assert any(c.startswith("Grad-CAM for") for c in captions)
@@ -98,7 +109,7 @@ def test_a_model_server_that_is_down_falls_back_with_a_message(app_env, monkeypa
     _upload(at, "chest.png", png_of("pneumonia_nih_00007408_000.jpg"), "image/png")
     _no_exception(at)
     assert any("model server (CXR_MODEL_SERVER) did not answer" in w.value for w in at.warning)
-    assert "Most likely:" in texts(at) and _plotly_count(at) == 1
+    assert "Most likely:" in texts(at) and len(_charts(at)) == 1
     sidebar = " ".join(c.value for c in at.sidebar.caption)
     assert "**Model server** not reachable" in sidebar
 
@@ -111,7 +122,7 @@ def test_missing_model_is_a_message_not_a_crash(app_env, monkeypatch, tmp_path):
     _upload(at, "chest.png", png_of("covid_cxnet_330.jpg"), "image/png")
     _no_exception(at)
     assert any("classifier could not be loaded" in e.value for e in at.error)
-    assert _plotly_count(at) == 0
+    assert _charts(at) == []
     for page in PAGES[1:]:
         at.switch_page(page).run()
         _no_exception(at)
@@ -206,7 +217,7 @@ def test_a_bad_file_shows_an_error_not_an_exception(app_env, name, data):
     _no_exception(at)
     errors = [e.value for e in at.error]
     assert any("This file cannot be used" in e for e in errors), errors
-    assert _plotly_count(at) == 0
+    assert _charts(at) == []
     assert "Traceback" not in texts(at)
 
 
@@ -218,7 +229,7 @@ def test_tiff_and_jpeg_uploads(app_env, fmt, mime):
     _upload(at, f"chest.{fmt.lower()}", buf.getvalue(), mime)
     _no_exception(at)
     assert f"{fmt}, 384 x 325 px" in texts(at)
-    assert _plotly_count(at) == 1
+    assert len(_charts(at)) == 1
 
 
 def test_dicom_upload(app_env):
@@ -229,7 +240,7 @@ def test_dicom_upload(app_env):
     assert "DICOM display window applied" in page
     assert "DICOM, 384 x 384 px" in page
     assert "The DICOM header" not in page
-    assert _plotly_count(at) == 1
+    assert len(_charts(at)) == 1
 
 
 def test_dicom_header_of_a_lateral_view_is_a_warning(app_env):
@@ -244,7 +255,7 @@ def test_dicom_header_of_a_lateral_view_is_a_warning(app_env):
     _no_exception(at)
     warnings = [w.value for w in at.warning]
     assert any("lateral view (View Position LL)" in w for w in warnings), warnings
-    assert _plotly_count(at) == 1  # a warning, not a refusal: headers are often wrong
+    assert len(_charts(at)) == 1  # a warning, not a refusal: headers are often wrong
 
 
 def test_gallery_sample_opens(app_env):
@@ -265,7 +276,7 @@ def test_missing_segmenter_degrades(app_env, monkeypatch, tmp_path):
     _no_exception(at)
     assert "No lung segmenter is loaded" in texts(at)
     assert at.checkbox(key="diag_outline").disabled
-    assert _plotly_count(at) == 1
+    assert len(_charts(at)) == 1
 
 
 def test_rejected_image_needs_analyse_anyway(app_env, monkeypatch):
@@ -285,11 +296,11 @@ def test_rejected_image_needs_analyse_anyway(app_env, monkeypatch):
     _no_exception(at)
     assert reason in texts(at)
     assert "No class probabilities are shown" in texts(at)
-    assert _plotly_count(at) == 0
+    assert _charts(at) == []
     box = next(c for c in at.checkbox if c.label == "Analyse anyway")
     box.check().run()
     _no_exception(at)
-    assert _plotly_count(at) == 1
+    assert len(_charts(at)) == 1
     assert "Analysed although the input check rejected this image" in texts(at)
     assert f"Rejected by the input check: {reason}" in texts(at)
 
@@ -309,12 +320,12 @@ def test_the_real_gate_rejects_noise_and_accepts_a_chest_xray(app_env, monkeypat
     _upload(at, "noise.png", buf.getvalue(), "image/png")
     _no_exception(at)
     assert "No class probabilities are shown" in texts(at)
-    assert _plotly_count(at) == 0
+    assert _charts(at) == []
     _upload(at, "chest.png", png_of("normal_nih_00002576_008.jpg"), "image/png")
     _no_exception(at)
     assert "Looks like a frontal chest X-ray" in texts(at)
     assert "over 1.00 is refused" in texts(at)  # the score with its limit, not bare
-    assert _plotly_count(at) == 1
+    assert len(_charts(at)) == 1
 
 
 def test_batch_scores_good_files_and_lists_bad_ones(app_env):
@@ -342,7 +353,8 @@ def test_metrics_threshold_slider_updates_numbers(app_env):
     at = new_app().run()
     at.switch_page("pages/metrics.py").run()
     _no_exception(at)
-    assert _plotly_count(at) >= 6  # curves, 2 confusion, ROC, PR, reliability, threshold ...
+    # Curves, two confusion matrices, ROC, PR, reliability, threshold ...
+    assert len(at.get("plotly_chart")) >= 6
     sens = lambda: next(m.value for m in at.metric if m.label == "COVID sensitivity")  # noqa: E731
     at.slider(key="covid_threshold").set_value(0.05).run()
     low = sens()

@@ -3,39 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
-import pytest
 from saved_metrics import split
 
 from cxrlib.describe import figures
 
 NAMES = ["covid", "normal", "pneumonia"]
-
-
-def test_probability_bar_values_whiskers_and_colours():
-    p = np.array([0.1, 0.7, 0.2])
-    ranges = np.array([[0.05, 0.2], [0.6, 0.8], [0.15, 0.3]])
-    fig = figures.probability_bar(NAMES, p, ranges, predicted=1)
-    bar = fig.data[0]
-    assert isinstance(bar, go.Bar) and bar.orientation == "h"
-    np.testing.assert_allclose(bar.x, 100 * p)
-    assert list(bar.y) == NAMES
-    np.testing.assert_allclose(bar.error_x.array, 100 * (ranges[:, 1] - p))
-    np.testing.assert_allclose(bar.error_x.arrayminus, 100 * (p - ranges[:, 0]))
-    assert bar.marker.color[1] == figures.CLASS_COLORS["normal"]
-    assert bar.marker.color[0] == bar.marker.color[2] == figures.NEUTRAL
-    labels = [a.text for a in fig.layout.annotations]
-    assert labels == ["10%", "<b>70%</b>", "20%"]
-    # Labels sit right of the whiskers.
-    assert [a.x for a in fig.layout.annotations] == pytest.approx(100 * ranges[:, 1] + 1.5)
-
-
-def test_probability_bar_without_ranges_and_shape_check():
-    fig = figures.probability_bar(NAMES, [0.2, 0.3, 0.5])
-    assert fig.data[0].error_x.array is None
-    assert fig.data[0].marker.color[2] == figures.CLASS_COLORS["pneumonia"]
-    with pytest.raises(ValueError):
-        figures.probability_bar(NAMES, [0.5, 0.5])
 
 
 def test_confusion_figure_counts_and_row_normalised():

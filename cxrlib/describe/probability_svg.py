@@ -1,0 +1,109 @@
+"""The Diagnose page's probability chart as a small inline SVG (no Plotly, no JavaScript).
+
+Horizontal bars in percent, the predicted class in its colour, the test-time range as
+a whisker, the value right of it; drawn as markup, so the browser lays it out like text.
+It replaced a Plotly bar chart that made every session load and run plotly.js, the
+page's largest cost when many sessions upload at once (models/experiments.md, E17).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+import numpy as np
+
+from cxrlib.describe.palette import FONT_FAMILY, INK, NEUTRAL, class_color
+
+WIDTH = 480  # viewBox units: about the column width, so text keeps its size
+LABEL_W = 100  # class names
+RIGHT_PAD = 12
+ROW_H = 45
+TOP, BOTTOM = 10, 34  # room for the axis labels
+AXIS_MAX = 112.0  # percent: room for the value labels right of a 100% bar
+GRID = "#e6ebef"
+
+
+def _x(pct: float) -> float:
+    return LABEL_W + (WIDTH - LABEL_W - RIGHT_PAD) * min(max(pct, 0.0), AXIS_MAX) / AXIS_MAX
+
+
+def probability_svg(
+    class_names: Sequence[str],
+    probabilities: np.ndarray | Sequence[float],
+    ranges: np.ndarray | Sequence[Sequence[float]] | None = None,
+    predicted: int | None = None,
+) -> str:
+    """Horizontal bars of calibrated probabilities with their test-time range, as SVG.
+
+    Args:
+        class_names: Class names (drawn top to bottom in this order).
+        probabilities: (K,) probabilities in [0, 1].
+        ranges: (K, 2) lowest and highest probability over test-time views, or None.
+        predicted: Index of the predicted class (drawn in its colour, the rest gray).
+
+    Returns:
+        One ``<svg>`` element; each value label is a ``<text class="cxr-value">`` in
+        class order, and each bar has a ``<title>`` with the exact figures.
+    """
+    names = list(class_names)
+    p = np.asarray(probabilities, dtype=float)
+    if p.shape != (len(names),):
+        raise ValueError(f"{len(names)} classes but probabilities of shape {p.shape}")
+    predicted = int(np.argmax(p)) if predicted is None else int(predicted)
+    lo, hi = p.copy(), p.copy()
+    if ranges is not None:
+        r = np.asarray(ranges, dtype=float).reshape(len(names), 2)
+        lo, hi = np.minimum(r[:, 0], p), np.maximum(r[:, 1], p)
+    height = TOP + ROW_H * len(names) + BOTTOM
+    plot_bottom = TOP + ROW_H * len(names)
+    parts = [
+        f'<svg class="cxr-probabilities" viewBox="0 0 {WIDTH} {height}" width="100%" '
+        f'role="img" aria-label="{escape(_summary(names, p))}" '
+        f'style="font-family:{FONT_FAMILY};color:{INK};max-width:{WIDTH}px">'
+    ]
+    for tick in range(0, 101, 20):
+        x = _x(tick)
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{plot_bottom}" stroke="{GRID}"/>'
+            f'<text x="{x:.1f}" y="{plot_bottom + 22}" font-size="13" text-anchor="middle" '
+            f'fill="{INK}">{tick}%</text>'
+        )
+    for i, name in enumerate(names):
+        parts.append(_row(i, name, p[i], lo[i], hi[i], i == predicted, ranges is not None))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _row(i: int, name: str, v: float, lo: float, hi: float, top: bool, whisker: bool) -> str:
+    """One class: its name, bar, whisker and value label."""
+    mid = TOP + ROW_H * i + ROW_H / 2
+    bar_h = ROW_H * 0.65  # a gap of 0.35 row between bars, as the Plotly chart had
+    color = class_color(name, i) if top else NEUTRAL
+    tip = f"{name}: {100 * v:.1f}%"
+    if whisker:
+        tip += f" (range {100 * lo:.0f}-{100 * hi:.0f}% over test-time views)"
+    out = [
+        f"<g><title>{escape(tip)}</title>"
+        f'<text x="{LABEL_W - 10}" y="{mid + 5:.1f}" font-size="14" text-anchor="end" '
+        f'fill="{INK}">{escape(name)}</text>'
+        f'<rect x="{_x(0):.1f}" y="{mid - bar_h / 2:.1f}" width="{_x(100 * v) - _x(0):.1f}" '
+        f'height="{bar_h:.1f}" fill="{color}"/>'
+    ]
+    if whisker:
+        a, b = _x(100 * lo), _x(100 * hi)
+        out.append(
+            f'<path d="M{a:.1f} {mid:.1f}H{b:.1f}M{a:.1f} {mid - 7:.1f}V{mid + 7:.1f}'
+            f'M{b:.1f} {mid - 7:.1f}V{mid + 7:.1f}" stroke="{INK}" stroke-width="1.5" '
+            'fill="none"/>'
+        )
+    weight = ' font-weight="bold"' if top else ""
+    out.append(
+        f'<text class="cxr-value" x="{_x(100 * hi) + 8:.1f}" y="{mid + 5:.1f}" font-size="14"'
+        f'{weight} fill="{INK}">{100 * v:.0f}%</text></g>'
+    )
+    return "".join(out)
+
+
+def _summary(names: list[str], p: np.ndarray) -> str:
+    return "Probabilities: " + ", ".join(f"{n} {100 * v:.0f}%" for n, v in zip(names, p))
