@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from cxrlib.app.analysis import check_image, compare_methods, run_diagnosis
-from cxrlib.app.display import DEFAULT_SHARE, DisplaySettings
+from cxrlib.app.display import DisplaySettings
 from cxrlib.app.downloads import png_bytes, report_bytes, report_warnings
 from cxrlib.app.gallery import Chosen
 from cxrlib.app.record import answer_record, randomisation_note
@@ -28,6 +28,30 @@ METHOD_HELP = (
     "SmoothGrad a few seconds. On this model (global average pooling, then one dense layer) "
     "Grad-CAM++ and LayerCAM give practically the same map."
 )
+_SHOWN = DisplaySettings()
+#: The heatmap controls whose values carry over from one image to the next.
+DISPLAY_STATE = {
+    "diag_method": next(iter(METHOD_LABELS)),
+    "diag_cmap": _SHOWN.colormap,
+    "diag_opacity": _SHOWN.opacity,
+    "diag_outline": _SHOWN.outline,
+    "diag_hottest": _SHOWN.hottest,
+    "diag_share": _SHOWN.share,
+    "diag_compare": False,
+}
+
+
+def _keep_display_state() -> None:
+    """Carries the heatmap controls' values over runs that do not draw them.
+
+    Streamlit forgets a widget's value in a run that does not draw it, and replacing an
+    upload runs the page once with no file, so without the controls. The browser may
+    still send the old values with the new file: the overlay was then drawn with the old
+    opacity while the slider, drawn afresh, showed its default. Set through the session,
+    the values stay, and the widgets (given no defaults of their own) show them.
+    """
+    for key, first in DISPLAY_STATE.items():
+        st.session_state[key] = st.session_state.get(key, first)
 
 
 def _heading(chosen: Chosen, decoded: Decoded) -> None:
@@ -143,22 +167,22 @@ def _controls(res: Resources, base, sha: str) -> tuple[str, int | None, DisplayS
         help="Which class the heatmap explains: where the evidence FOR this class lies.",
     )
     colormap = c3.selectbox("Colour map", list(COLORMAPS), key="diag_cmap", help=COLORMAP_HELP)
-    opacity = c4.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="diag_opacity")
+    opacity = c4.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key="diag_opacity")
     t1, t2, t3 = st.columns([1, 1, 2])
+    if not res.has_segmenter:
+        st.session_state["diag_outline"] = False
     outline = t1.checkbox(
         "Show lung outline",
-        value=res.has_segmenter,
         key="diag_outline",
         disabled=not res.has_segmenter,
         help=None if res.has_segmenter else "No lung segmenter is loaded.",
     )
     hottest = t2.checkbox("Show hottest region only", key="diag_hottest")
-    share = DEFAULT_SHARE
+    share = _SHOWN.share
     if hottest:
         share = t3.select_slider(
             "Hottest share of the image",
             [5, 10, 15, 20, 30],
-            value=DEFAULT_SHARE,
             key="diag_share",
             format_func=lambda v: f"{v}%",
         )
@@ -270,7 +294,7 @@ def _downloads(res, decoded, d, over, shown, gate, strip, comparison_text) -> No
 def _method() -> str:
     """The heatmap method: its widget is drawn further down the page, so its last value
     is read from the session (the probabilities do not depend on it)."""
-    return st.session_state.get("diag_method", next(iter(METHOD_LABELS)))
+    return st.session_state["diag_method"]
 
 
 def _analyse(res: Resources, decoded: Decoded, data: bytes, gate: GateVerdict | None) -> None:
@@ -291,6 +315,7 @@ def _analyse(res: Resources, decoded: Decoded, data: bytes, gate: GateVerdict | 
 
 
 def main() -> None:
+    _keep_display_state()
     st.title("Diagnose")
     st.caption(
         "How a convolutional network sorts a chest X-ray into covid / normal / pneumonia, "

@@ -110,6 +110,19 @@ def _wait_result(page, timeout: float = 120_000) -> None:
     page.get_by_text("Overlay").first.wait_for(timeout=timeout)
 
 
+def _slider(page):
+    """The heatmap opacity slider's thumb."""
+    slider = page.get_by_role("slider", name="Heatmap opacity")
+    if slider.count() == 0:
+        slider = page.locator('[data-testid="stSlider"] [role="slider"]')
+    return slider.first
+
+
+def _slider_value(page) -> str:
+    """The value the opacity slider shows."""
+    return page.locator('[data-testid="stSliderThumbValue"]').first.text_content().strip()
+
+
 def _overlay_src(page) -> str:
     """The src of the overlay image (the image whose caption is "Overlay")."""
     return page.evaluate(
@@ -197,10 +210,7 @@ def test_diagnose_and_batch_in_a_real_browser(server, browser, tmp_path):
     _shot(page, "02_diagnose_png.png")
 
     # Move the opacity slider with the keyboard.
-    slider = page.get_by_role("slider", name="Heatmap opacity")
-    if slider.count() == 0:
-        slider = page.locator('[data-testid="stSlider"] [role="slider"]').first
-    slider.first.focus()
+    _slider(page).focus()
     t = time.monotonic()
     for _ in range(6):
         page.keyboard.press("ArrowRight")
@@ -239,6 +249,16 @@ def test_diagnose_and_batch_in_a_real_browser(server, browser, tmp_path):
     timings["dicom_upload_to_result_warm"] = time.monotonic() - t
     _idle(page)
     page.get_by_text("DICOM, 384 x 384 px").first.wait_for(timeout=60_000)
+    # The display settings carry over to the new image, and the slider shows the opacity
+    # the overlay was drawn with: one step up and back down redraws the same overlay.
+    assert _slider_value(page) == "0.75"
+    drawn = _overlay_src(page)
+    _slider(page).focus()
+    page.keyboard.press("ArrowRight")
+    _idle(page)
+    page.keyboard.press("ArrowLeft")
+    _idle(page)
+    assert _slider_value(page) == "0.75" and _overlay_src(page) == drawn
     _shot(page, "04_diagnose_dicom.png")
 
     # A file that is not an image.

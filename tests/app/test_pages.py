@@ -160,6 +160,21 @@ def test_display_controls_never_recompute_the_heatmap(app_env, heatmap_calls):
     assert heatmap_calls["n"] == computed + 1
 
 
+def test_display_settings_carry_over_to_the_next_image(app_env):
+    at = new_app().run()
+    _upload(at, "first.png", png_of("covid_cxnet_265.jpg"), "image/png")
+    at.slider(key="diag_opacity").set_value(0.8).run()
+    at.selectbox(key="diag_cmap").set_value("viridis").run()
+    # Replacing an upload runs the page once with no file, so without the controls.
+    at.file_uploader(key="diag_upload").set_value(None).run()
+    _no_exception(at)
+    assert not at.slider
+    _upload(at, "second.png", png_of("normal_nih_00002576_008.jpg"), "image/png")
+    _no_exception(at)
+    assert at.slider(key="diag_opacity").value == 0.8
+    assert at.selectbox(key="diag_cmap").value == "viridis"
+
+
 def test_comparing_all_methods_computes_each_once(app_env, heatmap_calls):
     # An image no other test opens: the heatmap cache lives as long as the process.
     flipped = Image.open(io.BytesIO(png_of("covid_cxnet_265.jpg"))).transpose(
