@@ -81,7 +81,7 @@ def _add_metrics(sub: argparse._SubParsersAction) -> None:
         parents=[_parent("model", "data", "split", "views")],
         help="score a manifest or one split",
         description="Accuracy, balanced accuracy, macro-F1, per-class rates and AUC, "
-        "calibration, per-source accuracy and bootstrap 95%% intervals. The model predicts "
+        "calibration, per-source accuracy and bootstrap 95% intervals. The model predicts "
         "as its JSON says (test-time views or not) unless --views / --single-view. "
         "--record scores val and test of DATA and writes them into the metrics file.",
     )
