@@ -15,21 +15,31 @@ from typing import Any
 
 import numpy as np
 
+_MAX_DEPTH = 6  # a result's arrays sit a few levels down (dataclass -> list -> tuple -> array)
 
-def _nbytes(value: Any) -> int:
-    """Rough memory size of a cached value (arrays inside dataclasses and tuples)."""
+
+def _nbytes(value: Any, depth: int = 0, seen: set[int] | None = None) -> int:
+    """Rough memory size of a cached value (arrays inside dataclasses and tuples).
+
+    Looks a few levels deep and at each object once: a cached model or explainer is a
+    large cyclic object graph whose arrays are not what this cache bounds.
+    """
+    seen = set() if seen is None else seen
+    if id(value) in seen or depth > _MAX_DEPTH:
+        return 0
+    seen.add(id(value))
     if isinstance(value, np.ndarray):
         return int(value.nbytes)
     if isinstance(value, bytes | bytearray):
         return len(value)
     if isinstance(value, tuple | list):
-        return sum(_nbytes(v) for v in value)
+        return sum(_nbytes(v, depth + 1, seen) for v in value)
     if isinstance(value, dict):
-        return sum(_nbytes(v) for v in value.values())
+        return sum(_nbytes(v, depth + 1, seen) for v in value.values())
     if hasattr(value, "__dict__"):
-        return sum(_nbytes(v) for v in vars(value).values())
+        return sum(_nbytes(v, depth + 1, seen) for v in vars(value).values())
     if hasattr(value, "__dataclass_fields__"):
-        return sum(_nbytes(getattr(value, f)) for f in value.__dataclass_fields__)
+        return sum(_nbytes(getattr(value, f), depth + 1, seen) for f in value.__dataclass_fields__)
     return 64
 
 

@@ -16,7 +16,6 @@ Conventions (output channels, in order):
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import threading
@@ -30,6 +29,7 @@ import numpy as np
 from scipy import ndimage
 
 from cxrlib.core import settings
+from cxrlib.core.cache import LRUCache
 from cxrlib.core.errors import ModelError
 from cxrlib.core.hashing import sha256_file
 from cxrlib.infer.preprocess import Box, PreprocessConfig, heatmap_to_image, prepare, small_mask
@@ -278,10 +278,16 @@ def load_segmenter(path: str | os.PathLike[str] = DEFAULT_SEGMENTER_PATH) -> Lun
     return LungSegmenter(model, meta)
 
 
-@functools.lru_cache(maxsize=1)
+#: The committed segmenter once loaded (the project's one cache, for one entry).
+_DEFAULT = LRUCache(max_items=1)
+
+
 def default_segmenter() -> LungSegmenter:
-    """The committed segmenter, loaded once."""
-    return load_segmenter(DEFAULT_SEGMENTER_PATH)
+    """The committed segmenter, loaded once per process."""
+    return _DEFAULT.get_or_compute(
+        ("segmenter", str(DEFAULT_SEGMENTER_PATH)),
+        lambda: load_segmenter(DEFAULT_SEGMENTER_PATH),
+    )
 
 
 def segment(gray: np.ndarray, convention: str | None = None) -> np.ndarray:

@@ -38,3 +38,22 @@ def test_lru_cache_concurrent_callers_compute_once():
     for t in threads:
         t.join()
     assert calls == [1] and cache.get("k") == 42
+
+
+class _Node:
+    """An object graph with a cycle, as a loaded model is."""
+
+    def __init__(self) -> None:
+        self.weights = np.zeros(1000, np.uint8)
+        self.parent = self
+        self.children = [self, {"again": self}]
+
+
+def test_lru_cache_sizes_cyclic_objects_and_nested_arrays():
+    cache = LRUCache(max_items=4, max_bytes=2500)
+    node = cache.get_or_compute("model", _Node)  # raised RecursionError before
+    assert cache.get_or_compute("model", lambda: None) is node
+    # The arrays of a nested result count, each once: 2 x 1000 bytes fit, 3 x 1000 do not.
+    shared = np.zeros(1000, np.uint8)
+    cache.put("result", ([shared, shared], {"map": np.zeros(1000, np.uint8)}))
+    assert "result" in cache and "model" not in cache
