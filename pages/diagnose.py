@@ -24,8 +24,9 @@ from pages import _choose, _compat, _ui
 
 COLORMAP_HELP = "Colour scale of the heatmap: red/yellow = where the model looked most."
 METHOD_HELP = (
-    "Grad-CAM, Grad-CAM++ and LayerCAM are instant; Faster Score-CAM takes about a second and "
-    "SmoothGrad a few seconds. On this model (global average pooling, then one dense layer) "
+    "Grad-CAM, Grad-CAM++ and LayerCAM are instant; Faster Score-CAM and occlusion sensitivity "
+    "(no gradients: how much covering each part of the lungs lowers the score) take a fraction "
+    "of a second to a second, SmoothGrad a few seconds. On this model (global average pooling, then one dense layer) "
     "Grad-CAM++ and LayerCAM give practically the same map."
 )
 _SHOWN = DisplaySettings()
