@@ -26,18 +26,18 @@ COLORMAP_HELP = "Colour scale of the heatmap: red/yellow = where the model looke
 METHOD_HELP = (
     "Grad-CAM, Grad-CAM++ and LayerCAM are instant; Faster Score-CAM and occlusion sensitivity "
     "(no gradients: how much covering each part of the lungs lowers the score) take a fraction "
-    "of a second to a second, SmoothGrad a few seconds. On this model (global average pooling, then one dense layer) "
-    "Grad-CAM++ and LayerCAM give practically the same map."
+    "of a second to a second, SmoothGrad a few seconds. On this model (global average "
+    "pooling, then one dense layer) Grad-CAM++ and LayerCAM give practically the same map."
 )
-_SHOWN = DisplaySettings()
+_DEFAULTS = DisplaySettings()
 #: The heatmap controls whose values carry over from one image to the next.
 DISPLAY_STATE = {
     "diag_method": next(iter(METHOD_LABELS)),
-    "diag_cmap": _SHOWN.colormap,
-    "diag_opacity": _SHOWN.opacity,
-    "diag_outline": _SHOWN.outline,
-    "diag_hottest": _SHOWN.hottest,
-    "diag_share": _SHOWN.share,
+    "diag_cmap": _DEFAULTS.colormap,
+    "diag_opacity": _DEFAULTS.opacity,
+    "diag_outline": _DEFAULTS.outline,
+    "diag_hottest": _DEFAULTS.hottest,
+    "diag_share": _DEFAULTS.share,
     "diag_compare": False,
 }
 
@@ -179,7 +179,7 @@ def _controls(res: Resources, base, sha: str) -> tuple[str, int | None, DisplayS
         help=None if res.has_segmenter else "No lung segmenter is loaded.",
     )
     hottest = t2.checkbox("Show hottest region only", key="diag_hottest")
-    share = _SHOWN.share
+    share = _DEFAULTS.share
     if hottest:
         share = t3.select_slider(
             "Hottest share of the image",
