@@ -12,6 +12,7 @@ from cxrlib.infer.pipeline import Decoded, decode
 from pages import _ui
 
 CHOICE = "diag_choice"  # {"kind": "upload" | "sample" | "dataset", ...}
+GALLERY = "diag_gallery"  # whether the sample gallery is open
 UPLOAD_HELP = (
     "Any file name: DICOM files without an extension are fine. The file stays in this "
     "server's memory for this session only; it is never written to disk. DICOM patient "
@@ -44,7 +45,13 @@ def _gallery() -> None:
 
 
 def _pick_sample(file: str) -> None:
-    st.session_state[CHOICE] = {"kind": "sample", "file": file}
+    _new_choice({"kind": "sample", "file": file})
+
+
+def _new_choice(choice: dict) -> None:
+    """A new image was chosen: it becomes the choice and the gallery closes."""
+    st.session_state[CHOICE] = choice
+    st.session_state[GALLERY] = False
 
 
 def _thumb(path) -> np.ndarray | None:
@@ -64,7 +71,7 @@ def _uploader():
     choice = st.session_state.get(CHOICE)
     if up is not None and st.session_state.get("_diag_upload_id") != up.file_id:
         st.session_state["_diag_upload_id"] = up.file_id
-        st.session_state[CHOICE] = {"kind": "upload"}
+        _new_choice({"kind": "upload"})
     if up is None:
         st.session_state.pop("_diag_upload_id", None)
         if choice and choice.get("kind") == "upload":
@@ -75,15 +82,24 @@ def _uploader():
 def choose() -> Chosen | None:
     """The chosen image: an upload, a gallery sample or a dataset image."""
     up = _uploader()
+    # Closed until the user opens it, and drawn only while open: a first upload then has
+    # no thumbnails to take down, and replacing an upload (which runs the page once
+    # without a file) does not open and close it again (E18).
     with st.expander(
-        "Sample gallery: real test-set images", expanded=st.session_state.get(CHOICE) is None
-    ):
-        st.caption(
-            "Twelve chest X-rays from the test split (never used for training), four per "
-            "class, plus one DICOM. Labels are the datasets' labels, not clinical readings. "
-            "Sources and licences: samples/PROVENANCE.md."
-        )
-        _gallery()
+        "Sample gallery: real test-set images", key=GALLERY, on_change="rerun"
+    ) as gallery:
+        if gallery.open:
+            st.caption(
+                "Twelve chest X-rays from the test split (never used for training), four per "
+                "class, plus one DICOM. Labels are the datasets' labels, not clinical readings. "
+                "Sources and licences: samples/PROVENANCE.md."
+            )
+            _gallery()
+    return _chosen(up)
+
+
+def _chosen(up) -> Chosen | None:
+    """The current choice as bytes, or None."""
     choice = st.session_state.get(CHOICE)
     if not choice:
         return None

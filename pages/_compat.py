@@ -1,15 +1,18 @@
-"""The two private Streamlit internals CXR Lens relies on, and nothing else.
+"""The three private Streamlit internals CXR Lens relies on, and nothing else.
 
-Streamlit offers no public switch for either (checked for Streamlit 1.67: no
+Streamlit offers no public switch for any of them (checked for Streamlit 1.67: no
 config option turns off the legacy ``pages/`` folder mode or the Keras cleanup
-after a run; ``runner.postScriptGC = false`` in .streamlit/config.toml covers
-the public half). tests/app/test_compat.py fails loudly when a Streamlit
+after a run, and none loads a widget's frontend code before the widget is first
+drawn; ``runner.postScriptGC = false`` in .streamlit/config.toml covers the public
+half of the cleanup). tests/app/test_compat.py fails loudly when a Streamlit
 upgrade renames or changes what is touched here.
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
@@ -54,3 +57,45 @@ def fast_reruns() -> None:
     figures, the other half of Streamlit's cleanup.
     """
     script_runner._clean_problem_modules = _close_figures
+
+
+#: Streamlit's frontend code, one ES module per chunk, named ``<Name>.<hash>.js``.
+FRONTEND_JS = Path(st.__file__).parent / "static" / "static" / "js"
+#: The chunks a Diagnose result needs that its empty page does not: the result's widgets
+#: and images, the markup of the probability chart (rehype-raw) and the upload (axios).
+RESULT_CHUNKS = (
+    "Selectbox",
+    "Slider",
+    "Checkbox",
+    "DownloadButton",
+    "ImageList",
+    "Spinner",
+    "rehype-raw",
+    "axios",
+)
+
+
+def frontend_chunks(names: tuple[str, ...]) -> list[str]:
+    """The file names of the frontend chunks called ``names`` (one each, sorted)."""
+    wanted = set(names)
+    return sorted(f.name for f in FRONTEND_JS.glob("*.js") if f.name.split(".", 1)[0] in wanted)
+
+
+def prefetch_frontend(names: tuple[str, ...]) -> None:
+    """Loads the named frontend chunks now, in the background, without drawing anything.
+
+    The frontend fetches and compiles a widget's code the first time that widget is
+    drawn, so a browser's first result waited for some thirty files. Imported while
+    the page is idle, the same modules are already loaded when the result needs them
+    (a module is loaded once per page, by its URL). The chunks sit beside the main
+    script, whose URL gives their folder under any ``server.baseUrlPath``.
+    """
+    files = json.dumps(frontend_chunks(names))
+    st.html(
+        "<script>(() => {"
+        "const main = [...document.scripts].map(s => s.src)"
+        ".find(u => /\\/static\\/js\\/index\\.[^/]*\\.js$/.test(u));"
+        f"if (main) for (const f of {files}) import(new URL(f, main).href).catch(() => {{}});"
+        "})();</script>",
+        unsafe_allow_javascript=True,
+    )

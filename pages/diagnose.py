@@ -325,6 +325,9 @@ def main() -> None:
     chosen = _choose.choose()
     if chosen is None:
         st.info("Upload an image or pick one from the gallery to start.", icon=":material/upload:")
+        if not st.session_state.get("_diag_prefetched"):  # once: the modules stay loaded
+            _compat.prefetch_frontend(_compat.RESULT_CHUNKS)
+            st.session_state["_diag_prefetched"] = True
         return
     decoded = _choose.decoded(chosen)
     st.divider()

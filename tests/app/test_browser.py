@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "describe"))
 from test_report import pdf_plaintext  # noqa: E402
 
 from cxrlib.app.server import free_port, streamlit_command, wait_healthy  # noqa: E402
+from pages import _compat  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -192,6 +193,18 @@ def test_diagnose_and_batch_in_a_real_browser(server, browser, tmp_path):
     page.get_by_text("Research demo, not for diagnosis").first.wait_for(timeout=60_000)
     page.get_by_text("Sample gallery").first.wait_for(timeout=60_000)
     timings["first_page_since_start"] = time.monotonic() - server["t0"]
+    _idle(page)
+    # While it waits for an image, the page loads the code its result will need.
+    for chunk in _compat.RESULT_CHUNKS:
+        page.wait_for_function(
+            """c => performance.getEntriesByType('resource')
+                .some(e => e.name.split('/').pop().startsWith(c + '.'))""",
+            arg=chunk,
+            timeout=30_000,
+        )
+    # The sample gallery opens on a click (a rerun draws its thumbnails).
+    assert page.locator('[data-testid="stImage"]').count() == 0
+    page.get_by_text("Sample gallery").first.click()
     page.locator('[data-testid="stImage"] img').first.wait_for(timeout=60_000)
     _idle(page)
     _shot(page, "01_diagnose_empty.png")
@@ -205,6 +218,8 @@ def test_diagnose_and_batch_in_a_real_browser(server, browser, tmp_path):
     timings["png_upload_to_result_cold"] = time.monotonic() - t
     _idle(page)
     assert page.locator("svg.cxr-probabilities text.cxr-value").count() == 3
+    # The upload closed the gallery: its thumbnails are gone from the page.
+    assert page.locator('[data-testid="stExpander"] [data-testid="stImage"]').count() == 0
     before = _overlay_src(page)
     assert before, "no overlay image"
     _shot(page, "02_diagnose_png.png")

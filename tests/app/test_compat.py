@@ -76,3 +76,26 @@ def test_fast_reruns_keeps_the_keras_session_and_closes_figures(monkeypatch):
     _compat.fast_reruns()
     script_runner._clean_problem_modules()
     assert cleared == [] and closed == ["all"]
+
+
+def test_the_prefetched_frontend_chunks_exist_one_per_name():
+    """A Streamlit upgrade that renames a chunk the Diagnose page prefetches fails here."""
+    files = _compat.frontend_chunks(_compat.RESULT_CHUNKS)
+    assert sorted(f.split(".", 1)[0] for f in files) == sorted(_compat.RESULT_CHUNKS), files
+    assert all((_compat.FRONTEND_JS / f).is_file() for f in files)
+    # The frontend imports each of them lazily by the same URL: "./<file>" beside the others.
+    sources = [p.read_text(errors="ignore") for p in _compat.FRONTEND_JS.glob("*.js")]
+    for f in files:
+        assert any(f"import(`./{f}`)" in src for src in sources), f
+
+
+def test_prefetch_frontend_imports_each_chunk_beside_the_main_script(monkeypatch):
+    bodies = []
+    monkeypatch.setattr(_compat.st, "html", lambda body, **kw: bodies.append((body, kw)))
+    _compat.prefetch_frontend(("Slider", "NoSuchChunk"))
+    ((body, kw),) = bodies
+    assert kw == {"unsafe_allow_javascript": True}
+    assert body.startswith("<script>") and body.endswith("</script>")
+    slider = _compat.frontend_chunks(("Slider",))[0]
+    assert f'["{slider}"]' in body  # the unknown name is left out
+    assert "import(new URL(f, main).href)" in body

@@ -277,11 +277,58 @@ def test_gallery_sample_opens(app_env):
     at = new_app().run()
     samples = list_samples()
     assert len(samples) >= 12 and {s.label for s in samples} == {"covid", "normal", "pneumonia"}
+    at.session_state["diag_gallery"] = True  # the user opens the gallery
+    at.run()
     at.button(key=f"sample_{samples[0].file}").click().run()
     _no_exception(at)
     page = texts(at)
     assert "Most likely:" in page
     assert f"dataset label: **{samples[0].label}**" in page
+
+
+def _gallery_buttons(at) -> list[str]:
+    return [b.key for b in at.button if b.key and b.key.startswith("sample_")]
+
+
+def test_the_gallery_draws_its_thumbnails_only_while_open(app_env):
+    at = new_app().run()
+    assert [e.label for e in at.expander] == ["Sample gallery: real test-set images"]
+    assert not _gallery_buttons(at)  # closed on the first view, thumbnails not drawn
+    at.session_state["diag_gallery"] = True
+    at.run()
+    assert len(_gallery_buttons(at)) == len(list_samples())
+    # A new upload closes it ...
+    _upload(at, "chest.png", png_of("covid_cxnet_330.jpg"), "image/png")
+    _no_exception(at)
+    assert "Most likely:" in texts(at) and not _gallery_buttons(at)
+    # ... and replacing the upload (a run without a file, then one with) leaves it closed.
+    at.file_uploader(key="diag_upload").set_value(None).run()
+    _no_exception(at)
+    assert "Upload an image or pick one from the gallery" in texts(at)
+    assert not _gallery_buttons(at)
+    # Opened again, picking a sample closes it.
+    at.session_state["diag_gallery"] = True
+    at.run()
+    at.button(key=_gallery_buttons(at)[0]).click().run()
+    _no_exception(at)
+    assert "Most likely:" in texts(at) and not _gallery_buttons(at)
+
+
+def test_the_empty_page_loads_the_results_frontend_code(app_env):
+    """While the page waits for an image it imports the result's widget code (one st.html
+    script), once per session: the modules stay loaded in the browser."""
+    from pages import _compat
+
+    at = new_app().run()
+    scripts = [h.value for h in at.html if "import(" in h.value]
+    assert len(scripts) == 1
+    for name in _compat.frontend_chunks(_compat.RESULT_CHUNKS):
+        assert f'"{name}"' in scripts[0]
+    _upload(at, "chest.png", png_of("covid_cxnet_330.jpg"), "image/png")
+    assert not [h for h in at.html if "import(" in h.value]
+    at.file_uploader(key="diag_upload").set_value(None).run()
+    assert "Upload an image or pick one from the gallery" in texts(at)
+    assert not [h for h in at.html if "import(" in h.value]
 
 
 def test_missing_segmenter_degrades(app_env, monkeypatch, tmp_path):
