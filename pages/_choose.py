@@ -45,11 +45,12 @@ def _gallery() -> None:
 
 
 def _pick_sample(file: str) -> None:
-    _new_choice({"kind": "sample", "file": file})
+    new_choice({"kind": "sample", "file": file})
 
 
-def _new_choice(choice: dict) -> None:
-    """A new image was chosen: it becomes the choice and the gallery closes."""
+def new_choice(choice: dict) -> None:
+    """A new image was chosen (here or on the Validation page): it becomes the choice and
+    the gallery closes."""
     st.session_state[CHOICE] = choice
     st.session_state[GALLERY] = False
 
@@ -71,7 +72,7 @@ def _uploader():
     choice = st.session_state.get(CHOICE)
     if up is not None and st.session_state.get("_diag_upload_id") != up.file_id:
         st.session_state["_diag_upload_id"] = up.file_id
-        _new_choice({"kind": "upload"})
+        new_choice({"kind": "upload"})
     if up is None:
         st.session_state.pop("_diag_upload_id", None)
         if choice and choice.get("kind") == "upload":

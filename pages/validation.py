@@ -15,7 +15,7 @@ from cxrlib.core.metrics import Metrics
 from cxrlib.core.settings import DEFAULT_DATA_DIR, model_path, resolve
 from cxrlib.describe import results
 from cxrlib.infer.pipeline import decode
-from pages import _compat, _sections, _ui
+from pages import _choose, _compat, _sections, _ui
 
 PER_PAGE = 16
 COLUMNS = 4
@@ -28,13 +28,15 @@ def _thumb(path: Path):
 
 def _open(row: dict, path: str) -> None:
     """Button callback: remember the image; the page body then switches to Diagnose."""
-    st.session_state["diag_choice"] = {
-        "kind": "dataset",
-        "path": path,
-        "rel": row["path"],
-        "label": row["label"],
-        "source": row["source"],
-    }
+    _choose.new_choice(
+        {
+            "kind": "dataset",
+            "path": path,
+            "rel": row["path"],
+            "label": row["label"],
+            "source": row["source"],
+        }
+    )
     st.session_state["_val_open"] = True
 
 
