@@ -161,6 +161,17 @@ def audit_sections(metrics: Metrics, level: str = "subheader") -> None:
         _methods_section(metrics.explain_methods, heading)
     if metrics.ablation is not None:
         _ablation_section(metrics.ablation, heading)
+    if metrics.shortcuts is not None:
+        heading("Resolution and hospital")
+        st.markdown(
+            "\n".join(f"- {line}" for line in audit_text.describe_shortcuts(metrics.shortcuts))
+        )
+        st.caption(
+            "Recorded by `python -m cxrlib.evaluate audit --shortcuts` on the "
+            f"{metrics.shortcuts.split or 'test'} split: nih images are 384 px and quex 256 px, "
+            "so each is re-saved at the other's size (Lanczos, JPEG quality 90); the probe is a "
+            "logistic regression, cross-validated by patient group, within each class."
+        )
     for key, title, intro, in_words in LOSO_SECTIONS:
         lo = getattr(metrics, key)
         if lo is not None:

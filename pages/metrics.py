@@ -86,6 +86,9 @@ def _summary(split: Split) -> None:
         f"balanced accuracy {results.fmt_ci(split.balanced_accuracy, ci.get('balanced_accuracy'))}. "
         + modelcard.describe_scoring(split)
     )
+    adults = results.describe_adults(split)
+    if adults:
+        st.markdown(adults)
 
 
 def _confusion(split: Split) -> None:

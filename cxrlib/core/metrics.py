@@ -45,6 +45,27 @@ class ClassScores(Record):
     npv: float | None = None
     f1: float | None = None
     auc: float | None = None
+    sensitivity_ci95: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdultGroup(Record):
+    """The adult images of one class: how many, the share answered right and its interval."""
+
+    n: int
+    sensitivity: float | None = None  # of the pneumonias, called pneumonia
+    specificity: float | None = None  # of the normals, called normal
+    ci95: tuple[float, ...] | None = None
+    answers: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Adults(Record):
+    """``splits.<name>.adults``: the pneumonias and normals of the adult sources."""
+
+    sources: tuple[str, ...]
+    pneumonia: AdultGroup
+    normal: AdultGroup
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,6 +145,7 @@ class Split(Record):
     brier: float | None = None
     reliability: tuple[ReliabilityBin, ...] = ()
     per_source: Mapping[str, SourceScores] = field(default_factory=dict)
+    adults: Adults | None = None
     ci95: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     curves: Mapping[str, ClassCurves] = field(default_factory=dict)
     predictions: tuple[Prediction, ...] = ()
@@ -159,6 +181,38 @@ class Ablation(Record):
     mask_convention: str | None = None
     seconds: float | None = None
     split: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResolutionSwap(Record):
+    """One source's test images re-saved at another size: the answers that changed."""
+
+    n: int
+    longer_side: int
+    changed: float
+    original: AblationScores
+    resaved: AblationScores
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceProbe(Record):
+    """Within one class, a cross-validated guess of the source from the model's features."""
+
+    sources: tuple[str, ...]
+    balanced_accuracy: float
+    chance: float
+    n: Mapping[str, int] = field(default_factory=dict)
+    confusion: tuple[tuple[int, ...], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Shortcuts(Record):
+    """``shortcuts``: the resolution swaps and the source probe (``evaluate audit --shortcuts``)."""
+
+    resolution: Mapping[str, ResolutionSwap] = field(default_factory=dict)
+    source_probe: Mapping[str, SourceProbe] = field(default_factory=dict)
+    split: str | None = None
+    command: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -359,6 +413,7 @@ class Metrics(Record):
     splits: Mapping[str, Split] = field(default_factory=dict)
     ablation: Ablation | None = None
     explain: Explain | None = None
+    shortcuts: Shortcuts | None = None
     loso: Loso | None = None
     alternatives: Mapping[str, Alternative] = field(default_factory=dict)
     loso_full: Loso | None = None

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from cxrlib.core.methods import METHOD_LABELS
-from cxrlib.core.metrics import Ablation, Explain, Faithfulness, FocusSummary
+from cxrlib.core.metrics import Ablation, Explain, Faithfulness, FocusSummary, Shortcuts
 from cxrlib.describe.loso_text import scores_row
+from cxrlib.describe.words import join, source_name
 
 #: The ablation's image versions, in the table's order, and their names.
 ABLATION_ROWS = (
@@ -122,3 +123,23 @@ def describe_ablation_size(section: Ablation) -> str | None:
     if section.chance is None:
         return None
     return f"{section.n or 0:,} images; chance balanced accuracy {100 * section.chance:.0f}%."
+
+
+def describe_shortcuts(section: Shortcuts) -> list[str]:
+    """The resolution swaps and the source probe, a sentence each (markdown)."""
+    lines = []
+    for source, r in section.resolution.items():
+        lines.append(
+            f"The {source_name(source)} test images re-saved at {r.longer_side} px: "
+            f"**{100 * r.changed:.0f}%** of {r.n} answers changed; balanced accuracy "
+            f"{100 * r.original.balanced_accuracy:.0f}% -> {100 * r.resaved.balanced_accuracy:.0f}%."
+        )
+    for label, p in section.source_probe.items():
+        lines.append(
+            f"Among the {label} X-rays, a simple model reading the network's internal features "
+            f"named the collection ({join([source_name(s) for s in p.sources])}) "
+            f"**{100 * p.balanced_accuracy:.0f}%** of the time, where guessing gives "
+            f"{100 * p.chance:.0f}%: the further above guessing, the more the network's view "
+            "of an image carries where it was taken."
+        )
+    return lines

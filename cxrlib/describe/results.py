@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from cxrlib.core.metrics import Prediction, Split
+from cxrlib.describe.words import join, source_name
 
 
 @dataclass(frozen=True)
@@ -220,3 +221,19 @@ def fmt_ci(value: float | None, ci: Sequence[float] | None = None, pct: bool = T
     if ci and len(ci) == 2:
         text += f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})"
     return text
+
+
+def describe_adults(split: Split) -> str | None:
+    """The adult figures in one sentence: pneumonias found and normals called normal, with
+    their intervals (None when the split has no adult pneumonias and normals)."""
+    a = split.adults
+    if a is None:
+        return None
+    p, n = a.pneumonia, a.normal
+    found = p.answers.get("pneumonia", 0)
+    cleared = n.answers.get("normal", 0)
+    return (
+        f"Adults ({join([source_name(s) for s in a.sources])} images): {found} of {p.n} "
+        f"pneumonias called pneumonia, {fmt_ci(p.sensitivity, p.ci95)}; {cleared} of {n.n} "
+        f"normals called normal, {fmt_ci(n.specificity, n.ci95)}."
+    )

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 # that name a source to someone who has not read it.
 SOURCE_NAMES = {
     "nih": "adult NIH Clinical Center",
+    "quex": "adult RSNA challenge (COVID-QU-Ex)",
     "kermany": "paediatric Guangzhou",
     "radiography": "COVID-19 Radiography Database",
     "ieee8023": "publication-figure (Cohen et al.)",

@@ -99,6 +99,12 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--ablate", action="store_true", help="score with the lungs erased / alone")
     p.add_argument("--explain", action="store_true", help="Grad-CAM lung focus, faithfulness")
+    p.add_argument(
+        "--shortcuts",
+        action="store_true",
+        help="nih re-saved at 256 px and quex at 384 px (changed answers), and a source probe "
+        "on the penultimate features within each class (needs DATA/groups.csv)",
+    )
     p.add_argument("--max-images", type=int, help="audit at most this many images")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for ci95")
 
@@ -209,8 +215,8 @@ def _check(sub: argparse.ArgumentParser, a: argparse.Namespace) -> None:
             sub.error(
                 "--record-alternative needs --ablate (the comparison is the lungs-erased score)"
             )
-        if not (a.ablate or a.explain):
-            sub.error("audit needs --ablate, --explain or both")
+        if not (a.ablate or a.explain or a.shortcuts):
+            sub.error("audit needs --ablate, --explain, --shortcuts or a mix")
     if getattr(a, "record_alternative", None) and not Path(a.record_into).exists():
         sub.error(f"{a.record_into} does not exist: record the committed model's metrics first")
 

@@ -15,12 +15,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from cxrlib.evaluate import record
 from cxrlib.evaluate.audit import run_audits
 from cxrlib.evaluate.external import external_check, format_external
 from cxrlib.evaluate.loso import leave_one_source_out, loso_config, loso_section
 from cxrlib.evaluate.methods import format_methods, methods_section
 from cxrlib.evaluate.metrics import evaluate_manifest, format_table
+from cxrlib.evaluate.shortcuts import format_shortcuts, shortcut_checks
 from cxrlib.infer.classifier import Classifier, load_classifier
 from cxrlib.infer.views import DEFAULT_VIEWS, View
 from cxrlib.train.data import read_manifest
@@ -113,6 +116,10 @@ def run_audit(a: argparse.Namespace, command: str) -> int:
         max_images=a.max_images,
         segmenter_path=a.segmenter,
     )
+    if a.shortcuts:
+        groups = pd.read_csv(Path(a.data) / "groups.csv").set_index("path")["group"]
+        audits["shortcuts"] = shortcut_checks(clf, df, groups)
+        print(format_shortcuts(audits["shortcuts"]))
     sections = {key: {**val, "split": a.split, "command": command} for key, val in audits.items()}
     _finish(a, clf, res, sections)
     if a.record_alternative:

@@ -15,6 +15,10 @@ from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
 
 from cxrlib.infer.classifier import softmax
 
+#: The sources whose normals and pneumonias are adults' (NIH Clinical Center images): the
+#: figures an adult patient's answer should be judged by (``adults`` in the record).
+ADULT_SOURCES = ("nih", "quex")
+
 
 def _safe_div(a: float, b: float) -> float | None:
     return float(a / b) if b else None
@@ -75,6 +79,39 @@ def _bootstrap_ci(
             round(float(np.percentile(bals, 97.5)), 4),
         ],
     }
+
+
+def _rate_ci(hits: np.ndarray, n_boot: int, seed: int) -> list[float] | None:
+    """Percentile bootstrap 95% interval of the share of True in ``hits``."""
+    if not len(hits):
+        return None
+    rng = np.random.default_rng(seed)
+    means = rng.choice(hits.astype(float), (n_boot, len(hits))).mean(1)
+    return [round(float(np.percentile(means, q)), 4) for q in (2.5, 97.5)]
+
+
+def _adults(
+    y: np.ndarray, pred: np.ndarray, src: np.ndarray, class_names: Sequence[str], n_boot: int
+) -> dict[str, Any] | None:
+    """Adult pneumonias called pneumonia (sensitivity) and adult normals called normal
+    (specificity) on the :data:`ADULT_SOURCES` images, each with its bootstrap interval."""
+    if not {"normal", "pneumonia"} <= set(class_names):
+        return None
+    adult = np.isin(src, ADULT_SOURCES)
+    out: dict[str, Any] = {"sources": [s for s in ADULT_SOURCES if np.any(src == s)]}
+    for label, figure in (("pneumonia", "sensitivity"), ("normal", "specificity")):
+        c = class_names.index(label)
+        rows = adult & (y == c)
+        if not rows.any():
+            return None
+        hits = pred[rows] == c
+        out[label] = {
+            "n": int(rows.sum()),
+            figure: _round(hits.mean()),
+            "ci95": _rate_ci(hits, n_boot, 0) if n_boot else None,
+            "answers": {name: int(np.sum(pred[rows] == k)) for k, name in enumerate(class_names)},
+        }
+    return out
 
 
 def _thin(xs: np.ndarray, ys: np.ndarray, max_points: int = 200) -> tuple[list[float], list[float]]:
@@ -139,8 +176,13 @@ def compute_metrics(
     }
     if sources is not None:
         out["per_source"] = _per_source(y, pred, np.asarray(sources), class_names, present)
+        out["adults"] = _adults(y, pred, np.asarray(sources), class_names, n_boot)
     if n_boot:
         out["ci95"] = _bootstrap_ci(y, pred, present, n_boot, seed)
+        for c in present:
+            per_class[class_names[c]]["sensitivity_ci95"] = _rate_ci(
+                pred[y == c] == c, n_boot, seed
+            )
     if curves:
         out["curves"] = curve_pts
     return out

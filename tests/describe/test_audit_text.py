@@ -31,3 +31,30 @@ def test_ablation_table_rows_are_the_three_image_versions():
     assert table.loc["lungs erased", "balanced accuracy"] == 0.4
     assert table.loc["original images", "covid sensitivity"] == pytest.approx(0.91)
     assert audit_text.ablation_table(read_section("ablation", {"chance": 1 / 3})).empty
+
+
+def test_shortcut_sentences_name_the_change_and_chance():
+
+    scores = {"balanced_accuracy": 0.8, "sensitivity": {}}
+    shortcuts = read_section(
+        "shortcuts",
+        {
+            "resolution": {
+                "nih": {
+                    "n": 84,
+                    "longer_side": 256,
+                    "changed": 0.036,
+                    "original": scores,
+                    "resaved": {**scores, "balanced_accuracy": 0.79},
+                }
+            },
+            "source_probe": {
+                "normal": {"sources": ["nih", "quex"], "balanced_accuracy": 0.71, "chance": 0.5}
+            },
+        },
+    )
+    first, probe = audit_text.describe_shortcuts(shortcuts)
+    assert "re-saved at 256 px: **4%** of 84 answers changed" in first
+    assert "80% -> 79%" in first
+    assert "**71%** of the time, where guessing gives 50%" in probe
+    assert "adult NIH Clinical Center" in probe

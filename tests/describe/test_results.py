@@ -95,3 +95,28 @@ def test_per_source_table_gives_each_class_its_sensitivity():
     # A class a source does not have is missing (the page shows a dash), not zero.
     assert np.isnan(table.loc["cxnet", "pneumonia sensitivity"])
     assert results.per_source_table(split({})).empty
+
+
+def test_adult_figures_count_the_adult_sources_only_and_carry_intervals():
+    from cxrlib.train.scoring import compute_metrics
+
+    names = ("covid", "normal", "pneumonia")
+    # nih / quex pneumonias: 3 of 4 called pneumonia (one called normal); their normals: 1 of
+    # 2 called normal. Kermany's are children's: they must not count.
+    y = [2, 2, 2, 2, 1, 1, 2, 1]
+    pred = [2, 2, 1, 2, 1, 2, 1, 2]
+    src = ["nih", "quex", "quex", "nih", "quex", "nih", "kermany", "kermany"]
+    probs = np.eye(3)[pred] * 0.8 + 0.2 / 3
+    rec = compute_metrics(np.array(y), probs, names, sources=src, n_boot=200)
+    adults = split(rec).adults
+    assert (adults.pneumonia.n, adults.pneumonia.sensitivity) == (4, 0.75)
+    assert (adults.normal.n, adults.normal.specificity) == (2, 0.5)
+    assert adults.pneumonia.answers == {"covid": 0, "normal": 1, "pneumonia": 3}
+    lo, hi = adults.pneumonia.ci95
+    assert 0 <= lo <= 0.75 <= hi <= 1
+    text = results.describe_adults(split(rec))
+    assert "3 of 4 pneumonias called pneumonia, 75.0% (95% CI" in text
+    assert "1 of 2 normals called normal, 50.0%" in text
+    # Without adult images there is no adult sentence.
+    no_adults = compute_metrics(np.array(y[-2:]), probs[-2:], names, sources=src[-2:], n_boot=0)
+    assert results.describe_adults(split(no_adults)) is None
