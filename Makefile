@@ -43,7 +43,6 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python tests/sizes.py
 
 # Re-train every committed model (slow: see README for times).
 models: install
@@ -52,8 +51,10 @@ models: install
 	$(BIN)/python -m cxrlib.train.calibrate --model models/cxr_classifier.keras --data ../shared/cxr
 	$(BIN)/python -m cxrlib.train.calibrate --model models/cxr_classifier.keras --data ../shared/cxr --views
 	$(BIN)/python -m cxrlib.evaluate metrics --record --data ../shared/cxr
-	$(BIN)/python -m cxrlib.evaluate audit --data ../shared/cxr --split test --ablate --explain --record --bootstrap 200
+	$(BIN)/python -m cxrlib.evaluate audit --data ../shared/cxr --split test --ablate --explain --shortcuts --record --bootstrap 200
 	$(BIN)/python -m cxrlib.evaluate methods --data ../shared/cxr --split test --images 120 --record
+	$(BIN)/python -m cxrlib.evaluate external ../shared/lungs --record
+	$(BIN)/python -m cxrlib.evaluate loso nih,quex --data ../shared/cxr --epochs 14 --steps 0 --views --record
 	$(BIN)/python -m cxrlib.train.gate fit --data ../shared/cxr --lungs ../shared/lungs --out models/ood.npz
 
 clean:

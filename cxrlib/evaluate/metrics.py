@@ -94,6 +94,15 @@ def format_table(res: dict[str, Any], title: str = "") -> str:
         for s, m in res["per_source"].items():
             pcs = ", ".join(f"{c} {v:.3f}" for c, v in m["per_class_accuracy"].items())
             lines.append(f"  {s:<13} n={m['n']:<6} accuracy {m['accuracy']:.4f}   ({pcs})")
+    adults = res.get("adults")
+    if adults:
+        pn, nm = adults["pneumonia"], adults["normal"]
+        lines += [
+            "",
+            f"adults ({' + '.join(adults['sources'])}): pneumonia sensitivity "
+            f"{pn['sensitivity']:.4f} {pn['ci95'] or ''} (n={pn['n']}), normal specificity "
+            f"{nm['specificity']:.4f} {nm['ci95'] or ''} (n={nm['n']})",
+        ]
     if "seconds" in res:
         lines.append(f"\n{res['seconds']:.1f} s")
     return "\n".join(lines)

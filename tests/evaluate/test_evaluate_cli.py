@@ -106,7 +106,7 @@ def test_an_unknown_flag_is_refused(capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["audit"], "needs --ablate, --explain or both"),
+        (["audit"], "needs --ablate, --explain, --shortcuts or a mix"),
         (["metrics", "--record", "--split", "test"], "leave out --split"),
         (["metrics", "--record", "--views"], "leave out --views"),
         (["loso"], "required: sources"),
