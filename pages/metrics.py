@@ -11,7 +11,7 @@ import streamlit as st
 from cxrlib.app.model_files import model_meta, model_version
 from cxrlib.core.metrics import Metrics, Split
 from cxrlib.core.settings import model_path
-from cxrlib.describe import figures, loso_text, modelcard, results
+from cxrlib.describe import card, figures, modelcard, results
 from cxrlib.describe.prose import METRICS_TABS, prose
 from pages import _compat, _sections
 
@@ -41,11 +41,10 @@ def _headline(split: Split, split_name: str, metrics: Metrics) -> None:
     c4.metric("Images", f"{split.n or 0:,}")
     st.markdown(results.describe_headline(split, split_name))
     st.caption("95% intervals: bootstrap over the images. " + modelcard.describe_scoring(split))
-    unseen = [results.describe_adults(split), loso_text.describe_unseen_adults(metrics)]
-    lines = [line for line in unseen if line]
+    lines = card.adult_patient_lines(metrics, split_name)
     if lines:
         st.warning(
-            "**For an adult patient at a hospital it has not seen.** " + " ".join(lines),
+            f"**{card.ADULT_PATIENT}**\n\n" + "\n".join(f"- {line}" for line in lines),
             icon=":material/person_alert:",
         )
 
@@ -110,10 +109,7 @@ def _calibration(split: Split) -> None:
     a.plotly_chart(
         figures.reliability_figure(split.reliability, split.ece), width="stretch", config=CHART
     )
-    b.markdown(
-        f"Expected calibration error **{split.ece or 0:.3f}**, Brier score "
-        f"**{split.brier or 0:.3f}**.\n\n" + prose("calibration")
-    )
+    b.markdown((results.describe_reliability(split) or "") + "\n\n" + prose("calibration"))
 
 
 def _by_source(split: Split) -> None:

@@ -14,7 +14,7 @@ import streamlit as st
 from cxrlib.app.model_files import model_meta
 from cxrlib.core.metrics import Metrics
 from cxrlib.core.settings import model_path
-from cxrlib.describe import card, comparison, figures, loso_text, modelcard, results
+from cxrlib.describe import card, comparison, figures, modelcard, results
 from cxrlib.describe.prose import METRICS_TABS, caveats, prose
 from pages import _compat, _sections
 
@@ -110,12 +110,11 @@ def _quantitative(meta: dict, metrics: Metrics) -> None:
     if test is None:
         st.info("No test metrics yet (models/cxr_classifier.metrics.json).")
     else:
-        lines = [
-            results.describe_headline(test, "test"),
-            results.describe_adults(test),
-            loso_text.describe_unseen_adults(metrics),
-        ]
-        _sections.bullets([line for line in lines if line])
+        _sections.bullets([results.describe_headline(test, "test")])
+        adults = card.adult_patient_lines(metrics)
+        if adults:
+            st.markdown(f"**{card.ADULT_PATIENT}**")
+            _sections.bullets(adults)
     st.markdown("Every figure, table and chart is on the Metrics page:")
     with st.container(horizontal=True):
         for tab in METRICS_TABS:

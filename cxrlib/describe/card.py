@@ -55,6 +55,24 @@ def model_details_markdown(meta: dict[str, Any], model_file: str) -> str:
     )
 
 
+#: The heading of :func:`adult_patient_lines`.
+ADULT_PATIENT = "For an adult patient"
+
+
+def adult_patient_lines(metrics: Metrics, split_name: str = "test") -> list[str]:
+    """What matters most for an adult patient (markdown): the split's adult figures, then
+    what a model that never saw the adult source found of it."""
+    split = metrics.splits.get(split_name)
+    lines = []
+    adults = results.describe_adults(split) if split is not None else None
+    if adults:
+        lines.append(adults)
+    unseen = loso_text.describe_unseen_adults(metrics)
+    if unseen:
+        lines.append(f"**At a hospital it has not seen.** {unseen}")
+    return lines
+
+
 def caveats_markdown(link: bool = False) -> str:
     """The most important caveats, each naming the Metrics tab with its evidence (a link
     into the app when ``link``), then the recommendations."""
@@ -95,13 +113,12 @@ def _reliability_table(split: Split) -> Any:
 def _split_blocks(name: str, split: Split) -> Iterator[str]:
     """One split's headline, confusion matrix, per-class, calibration and per-source figures."""
     yield results.describe_headline(split, name)
-    yield results.describe_adults(split) or ""
     yield "Confusion matrix (rows: true class):\n\n" + markdown_table(_confusion_table(split))
     yield "Per class:\n\n" + markdown_table(results.per_class_table(split))
-    if split.ece is not None:
-        yield (
-            f"Calibration: expected calibration error {split.ece:.3f}, Brier score "
-            f"{split.brier or 0:.3f}. Reliability:\n\n" + markdown_table(_reliability_table(split))
+    reliability = results.describe_reliability(split)
+    if reliability:
+        yield f"Calibration: {reliability} Reliability:\n\n" + markdown_table(
+            _reliability_table(split)
         )
     yield "By source:\n\n" + markdown_table(results.per_source_table(split))
 
@@ -178,10 +195,10 @@ def quantitative_markdown(meta: dict[str, Any], metrics: Metrics) -> str:
         split = metrics.splits[name]
         blocks.append(f"### {results.split_label(name).capitalize()}")
         blocks.extend(_split_blocks(name, split))
+    adults = adult_patient_lines(metrics)
+    if adults:
+        blocks.append(f"### {ADULT_PATIENT}\n\n" + _bullets(adults))
     blocks.append("### Beyond the internal test split")
-    unseen = loso_text.describe_unseen_adults(metrics)
-    if unseen:
-        blocks.append(unseen)
     blocks.extend(_outside_blocks(metrics))
     blocks.extend(_audit_blocks(meta, metrics))
     return "\n\n".join(b for b in blocks if b)

@@ -271,3 +271,11 @@ def describe_headline(split: Split, name: str) -> str:
         f"accuracy {fmt_ci(split.accuracy, ci.get('accuracy'))}, macro-F1 "
         f"{split.macro_f1 or 0:.3f}."
     )
+
+
+def describe_reliability(split: Split) -> str | None:
+    """The split's calibration figures in words (None when they were not recorded)."""
+    if split.ece is None:
+        return None
+    brier = f", Brier score **{split.brier:.3f}**" if split.brier is not None else ""
+    return f"Expected calibration error **{split.ece:.3f}**{brier}."

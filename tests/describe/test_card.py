@@ -70,7 +70,7 @@ def test_the_card_carries_the_numbers_behind_each_figure(text):
     assert results.describe_headline(typed({"splits": {"test": TEST}}).test, "test") in text
     assert "| true \\ predicted | covid | normal |" in text
     assert "| normal | 2 | 2 |" in text  # the confusion matrix's counts
-    assert "expected calibration error 0.123" in text
+    assert "Calibration: Expected calibration error **0.123**, Brier score **0.400**." in text
     assert "| 0.50-0.60 | 4 | 55.0% | 25.0% |" in text  # the reliability diagram's bins
     assert "| nih | 6 | 50.0% | 50.0% |" in text  # accuracy by source
     assert "**A collection it never trained on.**" in text and "OpenIST" in text
@@ -97,3 +97,23 @@ def test_the_committed_model_has_a_card():
     text = card.model_card_markdown(meta, metrics, path.name)
     assert "### Internal test split" in text and "### Validation split" in text
     assert "Leave one source out, the full recipe" in text
+
+
+def test_the_adult_patient_lines_put_the_seen_hospitals_before_the_unseen():
+    import numpy as np
+
+    from cxrlib.train.scoring import compute_metrics
+
+    names = ("covid", "normal", "pneumonia")
+    y, pred = [2, 2, 1, 1], [2, 1, 1, 2]
+    probs = np.eye(3)[pred] * 0.8 + 0.2 / 3
+    scored = compute_metrics(np.array(y), probs, names, sources=["nih", "quex"] * 2, n_boot=20)
+    nih = {"nih": {"per_class_accuracy": {"pneumonia": 0.1}}}
+    metrics = typed({"splits": {"test": scored}, "loso_full": {"sources": nih}})
+    seen, unseen = card.adult_patient_lines(metrics)
+    assert seen == results.describe_adults(metrics.test)
+    assert unseen.startswith("**At a hospital it has not seen.** Trained without the adult NIH")
+    assert "**10%** of its pneumonia" in unseen
+    assert card.adult_patient_lines(typed({"splits": {"test": TEST}})) == []
+    text = card.model_card_markdown(META, metrics, "m.keras")
+    assert f"### {card.ADULT_PATIENT}\n\n- {seen}\n- {unseen}" in text

@@ -147,3 +147,9 @@ def test_the_headline_names_its_split_sources_and_intervals():
 def test_splits_read_test_first():
     assert results.split_order(["val", "extra", "test"]) == ["test", "val", "extra"]
     assert results.split_label("val") == "validation split"
+
+
+def test_describe_reliability_says_ece_and_brier_when_recorded():
+    text = results.describe_reliability(split({"ece": 0.0104, "brier": 0.175}))
+    assert text == "Expected calibration error **0.010**, Brier score **0.175**."
+    assert results.describe_reliability(split({})) is None
