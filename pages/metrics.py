@@ -148,8 +148,7 @@ def main() -> None:
     metrics = _sections.load_metrics(path)
     st.caption(
         f"Model {model_version(meta, path)}. Everything here is read from "
-        f"`{path.with_suffix('.metrics.json').name}`; nothing is recomputed from images. "
-        "What the model is for, and when not to trust it: the Model card."
+        f"`{path.with_suffix('.metrics.json').name}`; nothing is recomputed from images."
     )
     if metrics is None or not metrics.splits:
         st.warning(
@@ -158,12 +157,18 @@ def main() -> None:
             icon=":material/warning:",
         )
         return
-    split_name = st.radio(
+    choice, card_link = st.columns([2, 1], vertical_alignment="bottom")
+    split_name = choice.radio(
         "Data split",
         results.split_order(metrics.splits),
         horizontal=True,
         format_func=results.split_label,
         key="metrics_split",
+    )
+    card_link.page_link(
+        "pages/model_card.py",
+        label="Model card: when not to trust it",
+        icon=":material/verified_user:",
     )
     split = metrics.splits[split_name]
     cm = split.confusion_matrix

@@ -436,7 +436,9 @@ def test_the_metrics_page_opens_on_its_headline_and_overview(app_env):
     assert [e.label for e in at.expander] == ["ROC and precision-recall curves"]
     assert any("sensitivity" in d.value.columns for d in at.dataframe)
     assert "Lung focus of the heatmaps" not in page and not at.slider
-    # The validation split is one click away.
+    # The Model card is one click away ...
+    assert [p.proto.label for p in at.get("page_link")] == ["Model card: when not to trust it"]
+    # ... and so is the validation split.
     at.radio(key="metrics_split").set_value("val").run()
     assert "On the **validation split**" in texts(at)
 
