@@ -497,6 +497,30 @@ def test_the_model_card_answers_its_three_questions_first(app_env):
     assert "a source of n images weighs n^" in texts(at) and "rotation ±" in texts(at)
 
 
+@pytest.mark.parametrize(
+    "section, text",
+    [
+        ("Metrics", "metrics_chosen"),
+        ("Evaluation data", "evaluation_data"),
+        ("Ethical considerations", "ethics"),
+        ("Recommendations", "recommendations"),
+        ("Licences and citations", "citations"),
+    ],
+)
+def test_each_model_card_section_opens_from_its_link(app_env, section, text):
+    from cxrlib.describe.prose import prose
+
+    at = new_app().run()
+    at.query_params["section"] = section
+    at.switch_page("pages/model_card.py").run()
+    _no_exception(at)
+    assert at.segmented_control(key="section").value == section
+    page = texts(at)
+    assert prose(text).splitlines()[0] in page
+    for other in ("metrics_chosen", "ethics", "citations"):
+        assert (prose(other).splitlines()[0] in page) == (other == text)
+
+
 def test_the_model_card_downloads_as_one_markdown_file(app_env):
     at = new_app().run()
     at.switch_page("pages/model_card.py").run()
@@ -718,3 +742,29 @@ def test_outside_data_shows_the_collection_it_never_trained_on(app_env, monkeypa
     at.switch_page("pages/model_card.py").run()
     _no_exception(at)
     assert "'covid' for **42%**" not in texts(at)
+
+
+def test_the_shortcut_audit_shows_resolution_and_hospital(app_env, monkeypatch, tmp_path):
+    scores = {"balanced_accuracy": 0.8, "accuracy": 0.8}
+    shortcuts = {
+        "split": "test",
+        "resolution": {
+            "nih": {
+                "n": 84,
+                "longer_side": 256,
+                "changed": 0.036,
+                "original": scores,
+                "resaved": {**scores, "balanced_accuracy": 0.79},
+            }
+        },
+        "source_probe": {
+            "normal": {"sources": ["nih", "quex"], "balanced_accuracy": 0.71, "chance": 0.5}
+        },
+    }
+    at = _metrics_with(
+        app_env, monkeypatch, tmp_path, "pages/metrics.py", "Shortcut audit", shortcuts=shortcuts
+    )
+    page = texts(at)
+    assert "Resolution and hospital" in [s.value for s in at.subheader]
+    assert "re-saved at 256 px: **4%** of 84 answers changed" in page
+    assert "Ablation: lungs erased, lungs only" in page  # the fixture's ablation stays
