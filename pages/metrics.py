@@ -1,7 +1,7 @@
 """Metrics: how good the model is, and on what; read from models/*.json only.
 
 The headline answers the page's question; the rest sits in tabs bound to the ``tab`` query
-parameter, so ``/metrics?tab=Calibration`` opens that tab.
+parameter, so ``/metrics?tab=Calibration`` (or ``?tab=calibration``) opens that tab.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from cxrlib.app.model_files import model_meta, model_version
 from cxrlib.core.metrics import Metrics, Split
 from cxrlib.core.settings import model_path
 from cxrlib.describe import card, figures, modelcard, results
-from cxrlib.describe.prose import METRICS_TABS, prose
+from cxrlib.describe.prose import METRICS_TABS, metrics_tab, prose
 from pages import _compat, _sections
 
 CHART = {"displayModeBar": False}
@@ -125,6 +125,9 @@ def _by_source(split: Split) -> None:
 
 def _tabs(split: Split, metrics: Metrics, names: list[str]) -> None:
     """The page's tabs; only the open one runs (its name is the ``tab`` query parameter)."""
+    asked = st.query_params.get("tab")
+    if asked and asked not in METRICS_TABS and metrics_tab(asked):
+        st.session_state["tab"] = metrics_tab(asked)  # ?tab=calibration as ?tab=Calibration
     tabs = st.tabs(list(METRICS_TABS), key="tab", bind="query-params", on_change="rerun")
     draw = {
         "Overview": lambda: _overview(split),

@@ -24,6 +24,13 @@ METRICS_TABS = (
 )
 
 
+def metrics_tab(name: str) -> str | None:
+    """The Metrics tab a link names, however it is written ("calibration", "shortcut-audit",
+    "Outside+data"); None for no tab."""
+    wanted = " ".join(name.lower().replace("-", " ").replace("_", " ").replace("+", " ").split())
+    return next((tab for tab in METRICS_TABS if tab.lower() == wanted), None)
+
+
 @cache
 def prose(name: str) -> str:
     """The Markdown of ``text/<name>.md``, without its trailing newline."""

@@ -353,6 +353,9 @@ def test_metrics_and_model_card_fit_their_first_screens(server, browser, tmp_pat
         assert "tab=" + tab.replace(" ", "+") in page.url.replace("%20", "+")
         assert page.locator('[data-testid="stException"]').count() == 0
         _shot(page, f"07{chr(ord('a') + i)}_metrics_{tab.lower().replace(' ', '_')}.png")
+    # A link may name the tab in lower case, as people type it.
+    _open(page, f"{server['url']}/metrics?tab=calibration", "Metrics")
+    assert page.get_by_role("tab", name="Calibration").get_attribute("aria-selected") == "true"
     # The threshold slider redraws its confusion matrix.
     _open(page, f"{server['url']}/metrics?tab=Threshold", "Metrics")
     assert page.get_by_role("tab", name="Threshold").get_attribute("aria-selected") == "true"

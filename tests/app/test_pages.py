@@ -474,6 +474,11 @@ def test_each_metrics_tab_opens_from_its_link(app_env, tab, shown):
     assert DISCLAIMER in page
 
 
+def test_a_link_may_name_the_tab_in_lower_case(app_env):
+    at = _metrics_tab(new_app().run(), "shortcut-audit")
+    assert "Fixture verdict sentence." in texts(at)
+
+
 def test_the_model_card_answers_its_three_questions_first(app_env):
     from cxrlib.describe.prose import caveats
 

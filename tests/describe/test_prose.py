@@ -53,3 +53,11 @@ def test_the_sources_table_lists_the_seven_sources():
     assert all(r["what it is"] and r["stored as"] and r["licence"] for r in rows)
     quex = rows[-1]
     assert "256 x 256" in quex["stored as"] and "lung opacity" in quex["what it is"]
+
+
+def test_a_link_may_name_a_metrics_tab_in_lower_case_or_with_dashes():
+    assert prose.metrics_tab("calibration") == "Calibration"
+    assert prose.metrics_tab("shortcut-audit") == "Shortcut audit"
+    assert prose.metrics_tab("Outside+data") == "Outside data"
+    assert prose.metrics_tab("by_source") == "By source"
+    assert prose.metrics_tab("nowhere") is None
