@@ -1,31 +1,20 @@
-"""Streamlit sections of the metrics file shared by the Metrics and Model card pages: the
-metrics table, the shortcut audit and the external check.
+"""Streamlit sections of the metrics file: the metrics table (both pages) and the Metrics
+page's Heatmaps, Shortcut audit and Outside data tabs.
 
 The figures and sentences come from :mod:`cxrlib.describe`; this module only lays them out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
 
 from cxrlib.app.model_files import model_metrics
-from cxrlib.core.metrics import Ablation, Explain, ExplainMethods, Loso, Metrics, MetricsSchemaError
+from cxrlib.core.metrics import Explain, ExplainMethods, Loso, Metrics, MetricsSchemaError
 from cxrlib.describe import audit_text, external_text, loso_text, methods_text
-
-PERCENT_COLUMNS = (
-    "sensitivity",
-    "specificity",
-    "PPV",
-    "NPV",
-    "accuracy",
-    "mean",
-    "median",
-    "lung focus",
-)
-DECIMAL_COLUMNS = ("F1", "AUC", "macro-F1")
+from cxrlib.describe.prose import prose
+from cxrlib.describe.tables import column_formats
 
 
 def load_metrics(path: Path) -> Metrics | None:
@@ -42,69 +31,30 @@ def load_metrics(path: Path) -> Metrics | None:
         return None
 
 
-def metric_table(df) -> None:
-    """A metrics DataFrame with rates as percentages (one decimal), F1/AUC to 3 decimals,
-    counts as whole numbers, and a dash where a figure does not exist (a class a source
-    does not have), not "None"."""
-    formats: dict = {}
-    for c in df.columns:
-        name = str(c)
-        if (
-            name in PERCENT_COLUMNS
-            or name.endswith((" accuracy", " sensitivity"))
-            or "called " in name
-        ):
-            formats[c] = "{:.1%}"
-        elif (
-            name in DECIMAL_COLUMNS
-            or name.startswith(("confidence drop", "difference"))
-            or name.endswith(" AUC")
-            or "IoU" in name
-            or "correlation" in name
-        ):
-            formats[c] = "{:.3f}"
-        elif df[c].dtype.kind in "iuf":
-            formats[c] = "{:,.0f}"
-    st.dataframe(df.style.format(formats), width="stretch", placeholder="–")
+def metric_table(df, column_config: dict | None = None) -> None:
+    """A metrics DataFrame formatted by :func:`cxrlib.describe.tables.column_formats`, with
+    a dash where a figure does not exist (a class a source does not have)."""
+    st.dataframe(
+        df.style.format(column_formats(df)),
+        width="stretch",
+        placeholder="–",
+        column_config=column_config,
+    )
 
 
-# (metrics key, heading, introduction, each source also in words)
-LOSO_SECTIONS = (
-    (
-        "loso",
-        "Leave one source out",
-        "Each row is a model trained WITHOUT that source (the same recipe on a short "
-        "schedule, not the committed model's full run) and tested on all of it: roughly "
-        "what to expect from a hospital the model has never seen.",
-        False,
-    ),
-    (
-        "loso_full",
-        "Leave one source out, the full recipe",
-        "The same question for the sources that matter most, with the committed model's own "
-        "training run in full (not shortened): each model below never saw that source.",
-        True,  # few sources
-    ),
-)
+def bullets(lines: list[str]) -> None:
+    """Sentences as a Markdown list."""
+    st.markdown("\n".join(f"- {line}" for line in lines))
 
 
-def has_audit(metrics: Metrics) -> bool:
-    """Whether the metrics file holds any section :func:`audit_sections` shows."""
-    sections = (metrics.explain, metrics.explain_methods, metrics.ablation)
-    loso = tuple(getattr(metrics, key) for key, *_ in LOSO_SECTIONS)
-    return any(s is not None for s in sections + loso)
+def not_recorded(command: str) -> None:
+    """What to run when a section of the metrics file is missing."""
+    st.info(f"Not recorded for this model yet: `{command}` records it.", icon=":material/info:")
 
 
-def _heading(level: str) -> Callable[[str], object]:
-    """A section heading: a subheader, or a bold line inside a page's own section."""
-    if level == "subheader":
-        return st.subheader
-    return lambda text: st.markdown(f"**{text}**")
-
-
-def _explain_section(ex: Explain, heading: Callable[[str], object]) -> None:
+def _explain_section(ex: Explain) -> None:
     t = audit_text.explain_tables(ex)
-    heading("Lung focus of the heatmaps")
+    st.subheader("Lung focus of the heatmaps")
     focus = audit_text.describe_lung_focus(ex)
     if focus:
         st.markdown(focus)
@@ -120,78 +70,68 @@ def _explain_section(ex: Explain, heading: Callable[[str], object]) -> None:
         metric_table(t["faithfulness"])
 
 
-def _methods_section(methods: ExplainMethods, heading: Callable[[str], object]) -> None:
-    heading("Do the heatmap methods agree, and do they explain the model?")
+def _methods_section(methods: ExplainMethods) -> None:
+    st.subheader("Do the heatmap methods agree, and do they explain the model?")
     st.markdown("\n\n".join(methods_text.describe_methods(methods)))
     metric_table(methods_text.methods_table(methods))
-    st.caption(
-        "Lung focus: share of the map inside the lungs. Random weights: the same network "
-        "re-initialised (Adebayo et al., Sanity checks for saliency maps, 2018); a rank "
-        "correlation near 0 means the map depends on what the model learnt."
-    )
+    st.caption(prose("methods_note"))
 
 
-def _ablation_section(ab: Ablation, heading: Callable[[str], object]) -> None:
-    heading("Ablation: lungs erased, lungs only")
-    if ab.verdict:
-        st.markdown(ab.verdict)
-    metric_table(audit_text.ablation_table(ab))
-    size = audit_text.describe_ablation_size(ab)
-    if size:
-        st.caption(size)
+def heatmap_sections(metrics: Metrics) -> None:
+    """Where the heatmaps lie and whether they explain the model (``explain``,
+    ``explain_methods``)."""
+    if metrics.explain is None and metrics.explain_methods is None:
+        not_recorded("python -m cxrlib.evaluate audit --explain --record")
+    if metrics.explain is not None:
+        _explain_section(metrics.explain)
+    if metrics.explain_methods is not None:
+        _methods_section(metrics.explain_methods)
 
 
-def _loso_section(lo: Loso, title: str, intro: str, in_words: bool, heading) -> None:
-    heading(title)
+def shortcut_sections(metrics: Metrics) -> None:
+    """The model with the lungs erased or alone, and the resolution and hospital checks."""
+    ab, cuts = metrics.ablation, metrics.shortcuts
+    if ab is None and cuts is None:
+        not_recorded("python -m cxrlib.evaluate audit --ablate --shortcuts --record")
+    if ab is not None:
+        st.subheader("Ablation: lungs erased, lungs only")
+        if ab.verdict:
+            st.markdown(ab.verdict)
+        metric_table(audit_text.ablation_table(ab))
+        size = audit_text.describe_ablation_size(ab)
+        if size:
+            st.caption(size)
+    if cuts is not None:
+        st.subheader("Resolution and hospital")
+        bullets(audit_text.describe_shortcuts(cuts))
+        st.caption(f"{(cuts.split or 'test').capitalize()} split. " + prose("shortcuts_note"))
+
+
+def _loso_section(lo: Loso, title: str, intro: str, in_words: bool) -> None:
+    st.subheader(title)
     st.markdown(intro)
     if lo.description:
         st.caption(lo.description)
     if in_words:
-        st.markdown("\n".join(f"- {line}" for line in loso_text.describe_loso(lo)))
+        bullets(loso_text.describe_loso(lo))
     metric_table(loso_text.loso_table(lo))
     st.caption(loso_text.describe_loso_scoring(lo))
 
 
-def audit_sections(metrics: Metrics, level: str = "subheader") -> None:
-    """The shortcut audit (explain / ablation / loso sections of metrics.json), if present."""
-    heading = _heading(level)
-    if metrics.explain is not None:
-        _explain_section(metrics.explain, heading)
-    if metrics.explain_methods is not None:
-        _methods_section(metrics.explain_methods, heading)
-    if metrics.ablation is not None:
-        _ablation_section(metrics.ablation, heading)
-    if metrics.shortcuts is not None:
-        heading("Resolution and hospital")
-        st.markdown(
-            "\n".join(f"- {line}" for line in audit_text.describe_shortcuts(metrics.shortcuts))
+def outside_sections(metrics: Metrics) -> None:
+    """Data the model never trained on: the leave-one-source-out runs (``loso_full`` in
+    words, a few sources; ``loso`` as a table) and the outside collection (``external``)."""
+    if metrics.loso_full is not None:
+        _loso_section(
+            metrics.loso_full, "Leave one source out, the full recipe", prose("loso_full"), True
         )
-        st.caption(
-            "Recorded by `python -m cxrlib.evaluate audit --shortcuts` on the "
-            f"{metrics.shortcuts.split or 'test'} split: nih images are 384 px and quex 256 px, "
-            "so each is re-saved at the other's size (Lanczos, JPEG quality 90); the probe is a "
-            "logistic regression, cross-validated by patient group, within each class."
-        )
-    for key, title, intro, in_words in LOSO_SECTIONS:
-        lo = getattr(metrics, key)
-        if lo is not None:
-            _loso_section(lo, title, intro, in_words, heading)
-
-
-def external_section(metrics: Metrics, level: str = "subheader") -> None:
-    """The external check (``external`` of metrics.json): a collection no training image
-    came from, if it was recorded."""
+    if metrics.loso is not None:
+        _loso_section(metrics.loso, "Leave one source out", prose("loso"), False)
     lines = external_text.describe_external(metrics.external)
-    if not lines:
-        return
-    _heading(level)("A collection it never trained on")
-    st.markdown("\n".join(f"- {line}" for line in lines))
-    metric_table(external_text.external_table(metrics.external))
-    st.caption(
-        "One class only: this measures how often a normal chest from elsewhere is called "
-        "normal, not how much disease is found. The lung segmenter that frames the model's "
-        "input was trained on part of this collection, so the second row keeps the images "
-        "it never trained on. The collection states no licence: its images are neither "
-        "shipped nor shown. Recorded by `python -m cxrlib.evaluate external ../shared/lungs "
-        "--record`."
-    )
+    if lines:
+        st.subheader("A collection it never trained on")
+        bullets(lines)
+        metric_table(external_text.external_table(metrics.external))
+        st.caption(prose("external_note"))
+    if metrics.loso is None and metrics.loso_full is None and not lines:
+        not_recorded("python -m cxrlib.evaluate external ../shared/lungs --record")

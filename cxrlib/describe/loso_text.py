@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cxrlib.core.metrics import Loso, LosoResult
+from cxrlib.core.metrics import Loso, LosoResult, Metrics
 from cxrlib.describe.words import join, source_name
 
 #: A share of fewer images of a class than this says how many it is of.
@@ -103,3 +103,17 @@ def describe_loso(section: Loso) -> list[str]:
     epochs = section.schedule.get("epochs")
     lines = [_source_line(source, v, epochs) for source, v in section.sources.items()]
     return [line for line in lines if line is not None]
+
+
+#: The held-out source that stands for an adult patient at a hospital the model has not seen.
+ADULT_SOURCE = "nih"
+
+
+def describe_unseen_adults(metrics: Metrics) -> str | None:
+    """The leave-one-source-out line of :data:`ADULT_SOURCE`, from the full-length runs where
+    they held it out, else the short ones; None when neither did."""
+    for section in (metrics.loso_full, metrics.loso):
+        if section is not None and ADULT_SOURCE in section.sources:
+            result = section.sources[ADULT_SOURCE]
+            return _source_line(ADULT_SOURCE, result, section.schedule.get("epochs"))
+    return None

@@ -124,7 +124,7 @@ def image_driven_note(section: ExplainMethods) -> str | None:
     if not alike:
         return None
     return (
-        f"In the model-randomisation check ({section.n or 0:,} test images, Trust page), "
+        f"In the model-randomisation check ({section.n or 0:,} test images, Metrics page, Heatmaps tab), "
         f"the maps of {_named(alike)} kept a rank correlation of {STAYS_ALIKE:g} or more with "
         "those of the same network with random weights: they show the image's structure as "
         "much as what this model learnt."

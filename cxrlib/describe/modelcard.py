@@ -1,5 +1,5 @@
 """A model described in words, from its JSON: the Model card's preprocessing, trunk,
-training and calibration lines, the commands that made it, and its training counts."""
+training and calibration lines, the commands that made it, and its training data."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from cxrlib.core.metrics import Split
+from cxrlib.describe.prose import markdown_rows
+from cxrlib.describe.words import join
 
 
 def describe_preprocessing(pre: dict[str, Any]) -> str:
@@ -140,23 +142,86 @@ def describe_training(cfg: dict[str, Any]) -> str:
     return f"{sampling}; {augmentation}{averaged}."
 
 
-def train_counts_table(meta: dict[str, Any]) -> Any:
-    """A source x class DataFrame of training images from the model JSON ``train_counts``."""
+def training_data_table(meta: dict[str, Any]) -> Any:
+    """Each source of ``../shared/cxr`` (``text/sources.md``) with the images of each class
+    this model trained on (its JSON ``train_counts``), a total row and column last."""
     import pandas as pd
 
-    counts = meta.get("train_counts") or {}
-    recs = []
-    for key, n in counts.items():
+    counts: dict[str, dict[str, int]] = {}
+    for key, n in (meta.get("train_counts") or {}).items():
         source, _, label = str(key).partition("/")
-        recs.append({"source": source, "label": label, "n": int(n)})
-    if not recs:
-        return pd.DataFrame()
-    df = pd.DataFrame(recs).pivot_table(
-        index="source", columns="label", values="n", aggfunc="sum", fill_value=0
+        counts.setdefault(source, {})[label] = int(n)
+    labels = sorted({c for per in counts.values() for c in per})
+    notes = {row["source"]: row for row in markdown_rows("sources")}
+    rows = []
+    for source in [*notes, *(s for s in counts if s not in notes)]:
+        per = counts.get(source, {})
+        note = notes.get(source, {})
+        rows.append(
+            {
+                "source": source,
+                **{c: per.get(c, 0) for c in labels},
+                "total": sum(per.values()),
+                "what it is": note.get("what it is"),
+                "stored as": note.get("stored as"),
+                "licence": note.get("licence"),
+            }
+        )
+    df = pd.DataFrame(rows).set_index("source")
+    df.loc["total"] = {c: df[c].sum() for c in [*labels, "total"]}
+    return df
+
+
+def describe_training_data(meta: dict[str, Any]) -> str:
+    """The training split's size, and any source of the data this model did not train on."""
+    text = (
+        f"This model's training split of `../shared/cxr`: {int(meta.get('n_train', 0)):,} "
+        f"images ({int(meta.get('n_val', 0)):,} more for validation)."
     )
-    df["total"] = df.sum(axis=1)
-    df.loc["total"] = df.sum(axis=0)
-    return df.astype(int)
+    trained = {str(k).partition("/")[0] for k in meta.get("train_counts") or {}}
+    unused = [row["source"] for row in markdown_rows("sources") if row["source"] not in trained]
+    if trained and unused:
+        text += (
+            f" {join(unused)} joined the data after this model was trained: it never trained "
+            f"on {'its' if len(unused) == 1 else 'their'} images, and the test figures include "
+            "them."
+        )
+    return text
+
+
+def model_lines(meta: dict[str, Any]) -> list[str]:
+    """The preprocessing, architecture, probabilities, batches and training lines (markdown)."""
+    cfg = meta.get("train_config") or {}
+    lines = [
+        "- **Preprocessing** (the same for training, evaluation and this app): "
+        + describe_preprocessing(meta.get("preprocess") or {}),
+        f"- **Architecture:** {describe_architecture(cfg)}, trained from scratch (no "
+        f"pretrained weights), {int(meta.get('params', 0)):,} parameters; Grad-CAM layer "
+        "`last_conv`.",
+        "- **Probabilities:** " + describe_calibration(meta),
+    ]
+    if cfg:
+        lines.append("- **Batches:** " + describe_training(cfg))
+    if meta.get("best_epoch"):
+        lines.append(
+            f"- **Training:** best epoch {meta['best_epoch']} of "
+            f"{meta.get('epochs_run', '?')} (validation macro-F1), "
+            f"{float(meta.get('train_seconds', 0)) / 60:.0f} min, "
+            f"Keras {meta.get('keras_version', '?')}."
+        )
+    return lines
+
+
+def provenance_lines(meta: dict[str, Any], model_file: str) -> list[str]:
+    """The weights' and the training manifest's hashes and the model file (markdown)."""
+    lines = [
+        f"- **Model file** `{model_file}`",
+        f"- **Weights SHA-256** `{meta.get('weights_sha256') or 'unknown'}`",
+        f"- **Seed** {meta.get('seed', 'unknown')}",
+    ]
+    if meta.get("manifest_sha256"):
+        lines.append(f"- **Training manifest SHA-256** `{meta['manifest_sha256']}`")
+    return lines
 
 
 def describe_input_and_trunk(pre: Mapping[str, Any], cfg: Mapping[str, Any]) -> str:

@@ -7,7 +7,7 @@ the reader picks. Pure functions of the saved JSON: nothing here runs a model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,3 +237,45 @@ def describe_adults(split: Split) -> str | None:
         f"pneumonias called pneumonia, {fmt_ci(p.sensitivity, p.ci95)}; {cleared} of {n.n} "
         f"normals called normal, {fmt_ci(n.specificity, n.ci95)}."
     )
+
+
+#: How the pages name a split of the metrics file, and what it is.
+SPLIT_NAMES = {
+    "test": ("internal test split", "held out from training but from the same sources"),
+    "val": ("validation split", "used to pick the epoch and the temperature"),
+}
+
+
+def split_order(names: Iterable[str]) -> list[str]:
+    """The splits of a metrics file in reading order: test, validation, then any other."""
+    names = list(names)
+    known = [s for s in SPLIT_NAMES if s in names]
+    return known + [s for s in names if s not in known]
+
+
+def split_label(name: str) -> str:
+    """A split as a reader knows it: "internal test split"."""
+    return SPLIT_NAMES.get(name, (f"{name} split", ""))[0]
+
+
+def describe_headline(split: Split, name: str) -> str:
+    """The split's headline figures with their 95% intervals, and the images and sources
+    they were measured on (markdown)."""
+    label, what = SPLIT_NAMES.get(name, (f"{name} split", ""))
+    sources = sorted(split.per_source)
+    made_of = f" from {len(sources)} sources ({join(sources)})" if sources else ""
+    ci = split.ci95
+    return (
+        f"On the **{label}**, {split.n or 0:,} images{made_of}{', ' + what if what else ''}: "
+        f"balanced accuracy **{fmt_ci(split.balanced_accuracy, ci.get('balanced_accuracy'))}**, "
+        f"accuracy {fmt_ci(split.accuracy, ci.get('accuracy'))}, macro-F1 "
+        f"{split.macro_f1 or 0:.3f}."
+    )
+
+
+def describe_reliability(split: Split) -> str | None:
+    """The split's calibration figures in words (None when they were not recorded)."""
+    if split.ece is None:
+        return None
+    brier = f", Brier score **{split.brier:.3f}**" if split.brier is not None else ""
+    return f"Expected calibration error **{split.ece:.3f}**{brier}."

@@ -2,7 +2,8 @@
 
 Starts ``streamlit run app.py`` on a free port, uploads a PNG and a DICOM on
 Diagnose, checks the probabilities chart and the overlay, moves the opacity
-slider, scores three files on Batch and downloads the CSV. Screenshots go to
+slider, scores three files on Batch and downloads the CSV; opens every tab of Metrics and
+the Model card, measures their first screens and downloads the card. Screenshots go to
 artifacts/screenshots/ (gitignored). Run with ``pytest -m browser``.
 """
 
@@ -309,20 +310,82 @@ def test_diagnose_and_batch_in_a_real_browser(server, browser, tmp_path):
     assert float(rows[0]["confidence"]) > 0
     assert rows[2]["error"] and not rows[2]["predicted"]
 
-    # The other pages render without an exception.
-    for name, shot in (
-        ("Metrics", "07_metrics.png"),
-        ("Validation browser", "08_validation.png"),
-        ("Trust / Model card", "09_model_card.png"),
-    ):
-        page.get_by_role("link", name=name).first.click()
-        page.get_by_role("heading", name=name).first.wait_for(timeout=60_000)
-        _settled(page)
-        assert page.locator('[data-testid="stException"]').count() == 0
-        _shot(page, shot)
+    # The validation browser renders without an exception.
+    page.get_by_role("link", name="Validation browser").first.click()
+    page.get_by_role("heading", name="Validation browser").first.wait_for(timeout=60_000)
+    _settled(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    _shot(page, "08_validation.png")
 
     context.close()
     lines = [f"{k}: {v:.2f} s" for k, v in timings.items()]
     (SHOTS / "timings.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     assert np.isfinite(list(timings.values())).all()
+
+
+#: The most a page may be tall at 1440 px wide with its first tab open and nothing expanded.
+FIRST_SCREENS_PX = 1800
+
+
+def _open(page, url: str, heading: str) -> None:
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
+    _settled(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_metrics_and_model_card_fit_their_first_screens(server, browser, tmp_path):
+    from cxrlib.describe.prose import METRICS_TABS
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+
+    _open(page, f"{server['url']}/metrics", "Metrics")
+    assert page.evaluate(MAIN_HEIGHT) <= FIRST_SCREENS_PX
+    _shot(page, "07_metrics.png")
+    # Each tab: its content appears, the address names it (so it can be sent to someone).
+    for i, tab in enumerate(METRICS_TABS[1:], start=1):
+        page.get_by_role("tab", name=tab).click()
+        _settled(page)
+        assert page.get_by_role("tab", name=tab).get_attribute("aria-selected") == "true"
+        assert "tab=" + tab.replace(" ", "+") in page.url.replace("%20", "+")
+        assert page.locator('[data-testid="stException"]').count() == 0
+        _shot(page, f"07{chr(ord('a') + i)}_metrics_{tab.lower().replace(' ', '_')}.png")
+    # A link may name the tab in lower case, as people type it.
+    _open(page, f"{server['url']}/metrics?tab=calibration", "Metrics")
+    assert page.get_by_role("tab", name="Calibration").get_attribute("aria-selected") == "true"
+    # The threshold slider redraws its confusion matrix.
+    _open(page, f"{server['url']}/metrics?tab=Threshold", "Metrics")
+    assert page.get_by_role("tab", name="Threshold").get_attribute("aria-selected") == "true"
+    slider = page.get_by_role("slider", name="COVID decision threshold").first
+    sensitivity = (
+        page.locator('[data-testid="stMetric"]')
+        .filter(has_text="COVID sensitivity")
+        .locator('[data-testid="stMetricValue"]')
+    )
+    before = sensitivity.text_content()
+    slider.focus()
+    for _ in range(20):
+        page.keyboard.press("ArrowLeft")
+    _settled(page)
+    assert sensitivity.text_content() != before
+
+    _open(page, f"{server['url']}/model_card", "Trust / Model card")
+    assert page.evaluate(MAIN_HEIGHT) <= FIRST_SCREENS_PX
+    _shot(page, "09_model_card.png")
+    for section in ("Model details", "Quantitative analyses"):
+        page.locator('[data-testid="stButtonGroup"]').get_by_text(section, exact=True).click()
+        _settled(page)
+        _shot(page, f"09_model_card_{section.lower().replace(' ', '_')}.png")
+    with page.expect_download(timeout=30_000) as info:
+        page.get_by_role("button", name="Download the model card").click()
+    text = Path(info.value.path()).read_text()
+    assert text.startswith("# Model card") and "## Quantitative analyses" in text
+    # A caveat's evidence link opens the Metrics page on that tab.
+    page.get_by_role("link", name="Evidence: Metrics › Shortcut audit").click()
+    page.get_by_role("heading", name="Metrics").first.wait_for(timeout=60_000)
+    _settled(page)
+    assert page.get_by_role("tab", name="Shortcut audit").get_attribute("aria-selected") == "true"
+    context.close()

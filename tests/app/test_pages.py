@@ -411,12 +411,40 @@ def test_batch_scores_good_files_and_lists_bad_ones(app_env):
     assert any(b.label == "Download results (CSV)" for b in at.get("download_button"))
 
 
-def test_metrics_threshold_slider_updates_numbers(app_env):
+def _metrics_tab(at, tab: str):
+    """The Metrics page opened on ``tab`` through its query parameter, as a link opens it."""
+    at.query_params["tab"] = tab
+    at.switch_page("pages/metrics.py").run()
+    _no_exception(at)
+    return at
+
+
+def test_the_metrics_page_opens_on_its_headline_and_overview(app_env):
     at = new_app().run()
     at.switch_page("pages/metrics.py").run()
     _no_exception(at)
-    # Curves, two confusion matrices, ROC, PR, reliability, threshold ...
-    assert len(at.get("plotly_chart")) >= 6
+    page = texts(at)
+    # The headline: its figures with their intervals, the split and its sources.
+    assert "On the **internal test split**, 12 images from" in page and "95% CI" in page
+    assert "Balanced accuracy" in [m.label for m in at.metric]
+    # The nih held-out sentence is not there (the fixture's loso has no nih) ...
+    assert "For an adult patient" not in page
+    # ... the Overview tab is: the confusion matrices, the per-class table, and the ROC and
+    # precision-recall curves in a closed expander; no other tab's content.
+    charts = at.get("plotly_chart")
+    assert [c.key for c in charts if c.key] == ["cm_counts", "cm_norm"] and len(charts) == 4
+    assert [e.label for e in at.expander] == ["ROC and precision-recall curves"]
+    assert any("sensitivity" in d.value.columns for d in at.dataframe)
+    assert "Lung focus of the heatmaps" not in page and not at.slider
+    # The Model card is one click away ...
+    assert [p.proto.label for p in at.get("page_link")] == ["Model card: when not to trust it"]
+    # ... and so is the validation split.
+    at.radio(key="metrics_split").set_value("val").run()
+    assert "On the **validation split**" in texts(at)
+
+
+def test_metrics_threshold_slider_updates_numbers(app_env):
+    at = _metrics_tab(new_app().run(), "Threshold")
     sens = lambda: next(m.value for m in at.metric if m.label == "COVID sensitivity")  # noqa: E731
     at.slider(key="covid_threshold").set_value(0.05).run()
     low = sens()
@@ -424,14 +452,88 @@ def test_metrics_threshold_slider_updates_numbers(app_env):
     high = sens()
     _no_exception(at)
     assert low == "100.0%" and low != high
+    assert len(at.get("plotly_chart")) == 2  # the live confusion matrix, counts and rows
+
+
+@pytest.mark.parametrize(
+    "tab, shown",
+    [
+        ("Calibration", ("Expected calibration error",)),
+        ("By source", ("Sources differ in age group",)),
+        ("Heatmaps", ("Lung focus of the heatmaps",)),
+        ("Shortcut audit", ("Ablation: lungs erased, lungs only", "Fixture verdict sentence.")),
+        ("Outside data", ("Leave one source out",)),
+    ],
+)
+def test_each_metrics_tab_opens_from_its_link(app_env, tab, shown):
+    at = _metrics_tab(new_app().run(), tab)
     page = texts(at)
-    for heading in ("Leave one source out", "Lung focus of the heatmaps", "Ablation"):
-        assert heading in page
+    for text in shown:
+        assert text in page, (tab, text)
+    assert "Confusion matrix (counts)" not in str([c.proto for c in at.get("plotly_chart")])
+    assert DISCLAIMER in page
+
+
+def test_a_link_may_name_the_tab_in_lower_case(app_env):
+    at = _metrics_tab(new_app().run(), "shortcut-audit")
+    assert "Fixture verdict sentence." in texts(at)
+
+
+def test_the_model_card_answers_its_three_questions_first(app_env):
+    from cxrlib.describe.prose import caveats
+
+    at = new_app().run()
     at.switch_page("pages/model_card.py").run()
     _no_exception(at)
-    assert "Fixture verdict sentence." in texts(at)
-    # The training recipe, read from the model's JSON: its sampling and augmentation.
+    page = texts(at)
+    assert "Not for diagnosis." in page and "What it is for:" in page
+    table = next(d.value for d in at.dataframe if "what it is" in d.value.columns)
+    assert list(table.index)[-1] == "total" and "quex" in table.index
+    links = [(p.proto.label, p.proto.page) for p in at.get("page_link")]
+    for c in caveats():
+        assert f"**{c.title}.**" in page
+        assert any(label == f"Evidence: Metrics › {c.tab}" for label, _ in links), links
+    # No figure of the Metrics page here; the other sections are closed.
+    assert not at.get("plotly_chart")
+    assert "a source of n images weighs n^" not in page
+    # The training recipe, read from the model's JSON, under "Model details".
+    at.segmented_control(key="section").set_value("Model details").run()
+    _no_exception(at)
     assert "a source of n images weighs n^" in texts(at) and "rotation ±" in texts(at)
+
+
+@pytest.mark.parametrize(
+    "section, text",
+    [
+        ("Metrics", "metrics_chosen"),
+        ("Evaluation data", "evaluation_data"),
+        ("Ethical considerations", "ethics"),
+        ("Recommendations", "recommendations"),
+        ("Licences and citations", "citations"),
+    ],
+)
+def test_each_model_card_section_opens_from_its_link(app_env, section, text):
+    from cxrlib.describe.prose import prose
+
+    at = new_app().run()
+    at.query_params["section"] = section
+    at.switch_page("pages/model_card.py").run()
+    _no_exception(at)
+    assert at.segmented_control(key="section").value == section
+    page = texts(at)
+    assert prose(text).splitlines()[0] in page
+    for other in ("metrics_chosen", "ethics", "citations"):
+        assert (prose(other).splitlines()[0] in page) == (other == text)
+
+
+def test_the_model_card_downloads_as_one_markdown_file(app_env):
+    at = new_app().run()
+    at.switch_page("pages/model_card.py").run()
+    button = next(b for b in at.get("download_button") if "model card" in b.proto.label)
+    assert button.proto.label == "Download the model card"
+    # A Markdown file (its text is cxrlib.describe.card's: tests/describe/test_card.py; the
+    # browser test downloads it).
+    assert button.proto.url.endswith(".md")
 
 
 def test_validation_browser_opens_an_image_in_diagnose(app_env):
@@ -480,13 +582,15 @@ def test_a_lung_mask_model_says_what_it_sees(app_env, segmenter_path, monkeypatc
     assert "Most likely:" in page and "cyan box" in page
     assert "Everything outside the lung mask was filled with grey" in page
     at.switch_page("pages/model_card.py").run()
+    at.segmented_control(key="section").set_value("Factors").run()
     _no_exception(at)
     assert "everything outside the lung mask" in texts(at)
+    at.segmented_control(key="section").set_value("Model details").run()
     assert "fill everything outside the lung mask" in texts(at)  # the preprocessing line
 
 
-def _model_card_with(app_env, monkeypatch, tmp_path, **sections):
-    """The Model card of a copy of the test model whose metrics file has ``sections`` added."""
+def _metrics_with(app_env, monkeypatch, tmp_path, page="pages/model_card.py", tab=None, **sections):
+    """A page of a copy of the test model whose metrics file has ``sections`` added."""
     import json
     import shutil
 
@@ -497,17 +601,26 @@ def _model_card_with(app_env, monkeypatch, tmp_path, **sections):
     model.with_suffix(".metrics.json").write_text(json.dumps({**metrics, **sections}))
     monkeypatch.setenv("CXR_MODEL", str(model))
     at = new_app().run()
-    at.switch_page("pages/model_card.py").run()
+    if tab:
+        at.query_params["tab"] = tab
+    at.switch_page(page).run()
     _no_exception(at)
     return at
 
 
-def test_the_method_check_shows_on_the_model_card_and_under_the_comparison(
+def test_the_method_check_shows_under_heatmaps_and_under_the_comparison(
     app_env, monkeypatch, tmp_path
 ):
     from saved_metrics import METHODS_SECTION
 
-    at = _model_card_with(app_env, monkeypatch, tmp_path, explain_methods=METHODS_SECTION)
+    at = _metrics_with(
+        app_env,
+        monkeypatch,
+        tmp_path,
+        "pages/metrics.py",
+        "Heatmaps",
+        explain_methods=METHODS_SECTION,
+    )
     page = texts(at)
     assert "Do the heatmap methods agree, and do they explain the model?" in page
     assert "changed little for SmoothGrad (0.59)" in page
@@ -519,38 +632,63 @@ def test_the_method_check_shows_on_the_model_card_and_under_the_comparison(
     assert "the maps of SmoothGrad (0.59) kept a rank correlation of 0.5 or more" in texts(at)
 
 
-def test_the_model_card_shows_the_full_recipe_held_out(app_env, monkeypatch, tmp_path):
-    at = new_app().run()
-    at.switch_page("pages/model_card.py").run()
-    _no_exception(at)
+FULL_RECIPE_NIH = {
+    "schedule": {"epochs": 14, "steps_per_epoch": 0},
+    "sources": {
+        "nih": {
+            "n": 501,
+            "accuracy": 0.35,
+            "balanced_accuracy": 0.35,
+            "per_class_accuracy": {"normal": 0.6, "pneumonia": 0.1},
+            "auc": {"pneumonia": 0.64},
+            "internal_test_balanced_accuracy": 0.91,
+        }
+    },
+}
+
+
+def test_outside_data_shows_the_full_recipe_held_out(app_env, monkeypatch, tmp_path):
+    at = _metrics_tab(new_app().run(), "Outside data")
     assert "Leave one source out, the full recipe" not in texts(at)  # not measured yet
 
-    full = {
-        "schedule": {"epochs": 14, "steps_per_epoch": 0},
-        "sources": {
-            "nih": {
-                "n": 501,
-                "accuracy": 0.35,
-                "balanced_accuracy": 0.35,
-                "per_class_accuracy": {"normal": 0.6, "pneumonia": 0.1},
-                "auc": {"pneumonia": 0.64},
-                "internal_test_balanced_accuracy": 0.91,
-            }
-        },
-    }
-    page = texts(_model_card_with(app_env, monkeypatch, tmp_path, loso_full=full))
+    page = texts(
+        _metrics_with(
+            app_env,
+            monkeypatch,
+            tmp_path,
+            "pages/metrics.py",
+            "Outside data",
+            loso_full=FULL_RECIPE_NIH,
+        )
+    )
     assert "Leave one source out, the full recipe" in page
     assert "**10%** of its pneumonia (AUC 0.64)" in page
-    assert "Leave one source out**" in page  # the short schedule's table stays
+    assert [s.value for s in at.subheader].count("Leave one source out") == 1  # the short runs
+
+
+def test_the_adult_at_an_unseen_hospital_leads_the_metrics_page(app_env, monkeypatch, tmp_path):
+    at = _metrics_with(
+        app_env, monkeypatch, tmp_path, "pages/metrics.py", loso_full=FULL_RECIPE_NIH
+    )
+    (warning,) = [w.value for w in at.warning if "For an adult patient" in w.value]
+    assert "Trained without the adult NIH Clinical Center images (14 epochs)" in warning
+    assert "**10%** of its pneumonia" in warning
+    # The Model card says it in the same words, under Quantitative analyses.
+    at.switch_page("pages/model_card.py").run()
+    at.segmented_control(key="section").set_value("Quantitative analyses").run()
+    _no_exception(at)
+    assert warning.split("seen.** ", 1)[1] in texts(at)
 
 
 def test_the_model_card_says_why_a_higher_scoring_model_is_not_used(app_env, monkeypatch, tmp_path):
     import json
 
     at = new_app().run()
+    at.query_params["section"] = "Quantitative analyses"
     at.switch_page("pages/model_card.py").run()
     _no_exception(at)
-    assert "Why not a model that scores higher?" not in texts(at)  # nothing recorded yet
+    assert "On the **internal test split**" in texts(at)  # the section is open ...
+    assert "Why not a model that scores higher?" not in texts(at)  # ... nothing recorded yet
 
     metrics = json.loads(app_env.with_suffix(".metrics.json").read_text())
     ours = metrics["splits"]["test"]["balanced_accuracy"]
@@ -565,7 +703,8 @@ def test_the_model_card_says_why_a_higher_scoring_model_is_not_used(app_env, mon
             "lungs_erased": {"balanced_accuracy": 0.65, "covid_auc": 0.8},
         }
     }
-    at = _model_card_with(app_env, monkeypatch, tmp_path, alternatives=alternatives)
+    at = _metrics_with(app_env, monkeypatch, tmp_path, alternatives=alternatives)
+    at.segmented_control(key="section").set_value("Quantitative analyses").run()
     page = texts(at)
     assert "Why not a model that scores higher?" in page
     assert "**whole-image ResNet** (the whole image, ResNet (64 filters first), 128 px)" in page
@@ -575,11 +714,8 @@ def test_the_model_card_says_why_a_higher_scoring_model_is_not_used(app_env, mon
     assert list(table.index) == ["this app's model", "whole-image ResNet"]
 
 
-def test_the_model_card_and_metrics_show_the_collection_it_never_trained_on(
-    app_env, monkeypatch, tmp_path
-):
-    at = new_app().run()
-    at.switch_page("pages/model_card.py").run()
+def test_outside_data_shows_the_collection_it_never_trained_on(app_env, monkeypatch, tmp_path):
+    at = _metrics_tab(new_app().run(), "Outside data")
     assert "A collection it never trained on" not in texts(at)  # not measured yet
 
     from cxrlib.evaluate.external import answers
@@ -599,12 +735,41 @@ def test_the_model_card_and_metrics_show_the_collection_it_never_trained_on(
             }
         },
     }
-    at = _model_card_with(app_env, monkeypatch, tmp_path, external=external)
+    at = _metrics_with(
+        app_env, monkeypatch, tmp_path, "pages/metrics.py", "Outside data", external=external
+    )
     page = texts(at)
     assert "A collection it never trained on" in page
     assert "'covid' for **42%** (95% CI 36-48%)" in page
     table = next(d.value for d in at.dataframe if "called covid" in d.value)
     assert table["n"].tolist() == [275]
-    at.switch_page("pages/metrics.py").run()
+    # Shown once: the Model card's page has no copy of it.
+    at.switch_page("pages/model_card.py").run()
     _no_exception(at)
-    assert "'covid' for **42%**" in texts(at)
+    assert "'covid' for **42%**" not in texts(at)
+
+
+def test_the_shortcut_audit_shows_resolution_and_hospital(app_env, monkeypatch, tmp_path):
+    scores = {"balanced_accuracy": 0.8, "accuracy": 0.8}
+    shortcuts = {
+        "split": "test",
+        "resolution": {
+            "nih": {
+                "n": 84,
+                "longer_side": 256,
+                "changed": 0.036,
+                "original": scores,
+                "resaved": {**scores, "balanced_accuracy": 0.79},
+            }
+        },
+        "source_probe": {
+            "normal": {"sources": ["nih", "quex"], "balanced_accuracy": 0.71, "chance": 0.5}
+        },
+    }
+    at = _metrics_with(
+        app_env, monkeypatch, tmp_path, "pages/metrics.py", "Shortcut audit", shortcuts=shortcuts
+    )
+    page = texts(at)
+    assert "Resolution and hospital" in [s.value for s in at.subheader]
+    assert "re-saved at 256 px: **4%** of 84 answers changed" in page
+    assert "Ablation: lungs erased, lungs only" in page  # the fixture's ablation stays

@@ -86,3 +86,21 @@ def test_describe_loso_says_what_each_held_out_model_found_per_class():
         other == "Trained without the somewhere images (14 epochs), it found **75%** of its covid."
     )
     assert loso_text.describe_loso(read_section("loso", {"sources": {}})) == []
+
+
+def test_the_unseen_adult_line_prefers_the_full_recipe_and_reads_like_its_list():
+    from saved_metrics import typed
+
+    def held_out(pneumonia: float) -> dict:
+        return {"sources": {"nih": {"per_class_accuracy": {"pneumonia": pneumonia}}}}
+
+    short_only = typed({"loso": held_out(0.3)})
+    both = typed(
+        {"loso": held_out(0.3), "loso_full": {**held_out(0.1), "schedule": {"epochs": 14}}}
+    )
+    assert "**30%** of its pneumonia" in loso_text.describe_unseen_adults(short_only)
+    line = loso_text.describe_unseen_adults(both)
+    assert "(14 epochs), it found **10%** of its pneumonia" in line
+    # The same sentence as the Outside data tab's list of held-out sources.
+    assert line in loso_text.describe_loso(both.loso_full)
+    assert loso_text.describe_unseen_adults(typed({"loso": {"sources": {}}})) is None

@@ -5,15 +5,30 @@ from __future__ import annotations
 from saved_metrics import split
 
 from cxrlib.describe import modelcard
+from cxrlib.describe.prose import markdown_rows
 
 
-def test_train_counts_table():
+def test_training_data_table_lists_every_source_with_this_models_counts():
     meta = {"train_counts": {"kermany/normal": 10, "kermany/pneumonia": 30, "cxnet/covid": 5}}
-    df = modelcard.train_counts_table(meta)
+    df = modelcard.training_data_table(meta)
     assert df.loc["kermany", "pneumonia"] == 30
     assert df.loc["cxnet", "normal"] == 0
+    assert df.loc["quex", "total"] == 0  # a source of the data this model never trained on
     assert df.loc["total", "total"] == 45
-    assert modelcard.train_counts_table({}).empty
+    assert list(df.index) == [
+        "ieee8023", "figure1", "cxnet", "radiography", "kermany", "nih", "quex", "total"
+    ]  # fmt: skip
+    assert "Guangzhou" in df.loc["kermany", "what it is"]
+    assert list(df.columns[:4]) == ["covid", "normal", "pneumonia", "total"]
+
+
+def test_describe_training_data_names_the_sources_it_did_not_train_on():
+    meta = {"n_train": 1200, "n_val": 300, "train_counts": {"kermany/normal": 10}}
+    text = modelcard.describe_training_data(meta)
+    assert text.startswith("This model's training split of `../shared/cxr`: 1,200 images (300")
+    assert "ieee8023, figure1, cxnet, radiography, nih and quex joined the data after" in text
+    every = {f"{r['source']}/normal": 1 for r in markdown_rows("sources")}
+    assert "joined" not in modelcard.describe_training_data({"train_counts": every})
 
 
 def test_describe_preprocessing_names_the_framing() -> None:

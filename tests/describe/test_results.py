@@ -120,3 +120,36 @@ def test_adult_figures_count_the_adult_sources_only_and_carry_intervals():
     # Without adult images there is no adult sentence.
     no_adults = compute_metrics(np.array(y[-2:]), probs[-2:], names, sources=src[-2:], n_boot=0)
     assert results.describe_adults(split(no_adults)) is None
+
+
+def test_the_headline_names_its_split_sources_and_intervals():
+    saved = {
+        "n": 2428,
+        "accuracy": 0.886,
+        "balanced_accuracy": 0.883,
+        "macro_f1": 0.8808,
+        "ci95": {"accuracy": [0.873, 0.899], "balanced_accuracy": [0.869, 0.897]},
+        "per_source": {
+            "quex": {"n": 217, "accuracy": 0.5},
+            "cxnet": {"n": 76, "accuracy": 0.9},
+        },
+    }
+    text = results.describe_headline(split(saved), "test")
+    assert text.startswith("On the **internal test split**, 2,428 images from 2 sources")
+    assert "(cxnet and quex), held out from training but from the same sources" in text
+    assert "balanced accuracy **88.3% (95% CI 86.9-89.7%)**" in text
+    assert "accuracy 88.6% (95% CI 87.3-89.9%), macro-F1 0.881." in text
+    # An unknown split keeps its name; no sources, no list.
+    other = results.describe_headline(split({"n": 5, "accuracy": 0.4}), "holdout")
+    assert other.startswith("On the **holdout split**, 5 images: ")
+
+
+def test_splits_read_test_first():
+    assert results.split_order(["val", "extra", "test"]) == ["test", "val", "extra"]
+    assert results.split_label("val") == "validation split"
+
+
+def test_describe_reliability_says_ece_and_brier_when_recorded():
+    text = results.describe_reliability(split({"ece": 0.0104, "brier": 0.175}))
+    assert text == "Expected calibration error **0.010**, Brier score **0.175**."
+    assert results.describe_reliability(split({})) is None

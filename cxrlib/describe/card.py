@@ -1,0 +1,229 @@
+"""The model card as one Markdown file, in the sections of Mitchell et al. 2019 ("Model
+Cards for Model Reporting"), with the numbers behind every figure of the Metrics page.
+
+The Model card page shows the same sections: their fixed prose comes from
+:mod:`cxrlib.describe.prose`, their sentences with figures from the functions used here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from cxrlib.core.metrics import Metrics, Split
+from cxrlib.describe import (
+    audit_text,
+    comparison,
+    external_text,
+    loso_text,
+    methods_text,
+    modelcard,
+    results,
+)
+from cxrlib.describe.prose import caveats, prose
+from cxrlib.describe.tables import markdown_table
+
+TITLE = "Model card: CXR Lens chest X-ray classifier"
+
+
+def factors_markdown(meta: dict[str, Any]) -> str:
+    """The factors (confounds) and what the model's input framing does about them."""
+    pre = meta.get("preprocess") or {}
+    parts = [prose("factors")]
+    if pre.get("lung_crop"):
+        parts.append(prose("lung_crop"))
+    if pre.get("lung_mask"):
+        parts.append(prose("lung_mask"))
+    return "\n\n".join(parts)
+
+
+def model_details_markdown(meta: dict[str, Any], model_file: str) -> str:
+    """What the model is, how it was made and how to make it again."""
+    if not meta:
+        return f"No model description found next to `{model_file}`."
+    return "\n".join(
+        [
+            *modelcard.model_lines(meta),
+            *modelcard.provenance_lines(meta, model_file),
+            "",
+            "Commands that made it:",
+            "",
+            "```bash",
+            modelcard.making_commands(meta),
+            "```",
+        ]
+    )
+
+
+#: The heading of :func:`adult_patient_lines`.
+ADULT_PATIENT = "For an adult patient"
+
+
+def adult_patient_lines(metrics: Metrics, split_name: str = "test") -> list[str]:
+    """What matters most for an adult patient (markdown): the split's adult figures, then
+    what a model that never saw the adult source found of it."""
+    split = metrics.splits.get(split_name)
+    lines = []
+    adults = results.describe_adults(split) if split is not None else None
+    if adults:
+        lines.append(adults)
+    unseen = loso_text.describe_unseen_adults(metrics)
+    if unseen:
+        lines.append(f"**At a hospital it has not seen.** {unseen}")
+    return lines
+
+
+def caveats_markdown(link: bool = False) -> str:
+    """The most important caveats, each naming the Metrics tab with its evidence (a link
+    into the app when ``link``), then the recommendations."""
+    lines = []
+    for c in caveats():
+        where = f"[Metrics › {c.tab}](metrics?tab={c.tab.replace(' ', '+')})"
+        evidence = where if link else f"the Metrics page, tab *{c.tab}*"
+        lines.append(f"- **{c.title}.** {c.body} Evidence: {evidence}.")
+    return "\n".join(lines) + "\n\n**Recommendations**\n\n" + prose("recommendations")
+
+
+def _confusion_table(split: Split) -> Any:
+    import pandas as pd
+
+    cm = split.confusion_matrix
+    if cm is None or not cm.matrix:
+        return pd.DataFrame()
+    df = pd.DataFrame(cm.matrix, index=list(cm.labels), columns=list(cm.labels))
+    df.index.name = "true \\ predicted"
+    return df
+
+
+def _reliability_table(split: Split) -> Any:
+    import pandas as pd
+
+    rows = [
+        {
+            "probability": f"{b.lo:.2f}-{b.hi:.2f}",
+            "images": b.count,
+            "mean confidence": f"{100 * b.confidence:.1f}%",
+            "accuracy": b.accuracy,
+        }
+        for b in split.reliability
+    ]
+    return pd.DataFrame(rows).set_index("probability") if rows else pd.DataFrame()
+
+
+def _split_blocks(name: str, split: Split) -> Iterator[str]:
+    """One split's headline, confusion matrix, per-class, calibration and per-source figures."""
+    yield results.describe_headline(split, name)
+    yield "Confusion matrix (rows: true class):\n\n" + markdown_table(_confusion_table(split))
+    yield "Per class:\n\n" + markdown_table(results.per_class_table(split))
+    reliability = results.describe_reliability(split)
+    if reliability:
+        yield f"Calibration: {reliability} Reliability:\n\n" + markdown_table(
+            _reliability_table(split)
+        )
+    yield "By source:\n\n" + markdown_table(results.per_source_table(split))
+
+
+def _bullets(lines: list[str]) -> str:
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def _block(title: str, *parts: str | None) -> str:
+    """A bold title, then each non-empty part as its own paragraph."""
+    return "\n\n".join([f"**{title}.**", *(p for p in parts if p)])
+
+
+def _outside_blocks(metrics: Metrics) -> Iterator[str]:
+    """The leave-one-source-out runs and the outside collection, in words and as tables."""
+    for key, title in (
+        ("loso_full", "Leave one source out, the full recipe"),
+        ("loso", "Leave one source out"),
+    ):
+        lo = getattr(metrics, key)
+        if lo is not None:
+            lines = loso_text.describe_loso(lo) if key == "loso_full" else []
+            yield _block(
+                title, prose(key), _bullets(lines), markdown_table(loso_text.loso_table(lo))
+            )
+    if metrics.external is not None:
+        yield _block(
+            "A collection it never trained on",
+            _bullets(external_text.describe_external(metrics.external)),
+            markdown_table(external_text.external_table(metrics.external)),
+            prose("external_note"),
+        )
+
+
+def _audit_blocks(meta: dict[str, Any], metrics: Metrics) -> Iterator[str]:
+    """The shortcut audit, the heatmap checks and the models not chosen."""
+    ab, cuts, ex, em = metrics.ablation, metrics.shortcuts, metrics.explain, metrics.explain_methods
+    if ab is not None:
+        yield _block(
+            "Ablation: lungs erased, lungs only",
+            ab.verdict,
+            markdown_table(audit_text.ablation_table(ab)),
+        )
+    if cuts is not None:
+        yield _block("Resolution and hospital", _bullets(audit_text.describe_shortcuts(cuts)))
+    if ex is not None:
+        t = audit_text.explain_tables(ex)
+        yield _block(
+            "Lung focus of the heatmaps",
+            audit_text.describe_lung_focus(ex),
+            markdown_table(t["per_class"]),
+            markdown_table(t["per_source"]),
+        )
+    if em is not None:
+        yield _block(
+            "Do the heatmap methods agree, and do they explain the model?",
+            *methods_text.describe_methods(em),
+            markdown_table(methods_text.methods_table(em)),
+        )
+    rows = comparison.comparisons(meta, metrics)
+    if len(rows) > 1:
+        yield _block(
+            "Why not a model that scores higher?",
+            _bullets(comparison.describe_comparisons(rows, comparison.chance(metrics))),
+            comparison.comparison_note(rows),
+            markdown_table(comparison.comparison_table(rows)),
+        )
+
+
+def quantitative_markdown(meta: dict[str, Any], metrics: Metrics) -> str:
+    """Every figure of the metrics file the Metrics page shows, in words and tables."""
+    blocks = []
+    for name in results.split_order(metrics.splits):
+        split = metrics.splits[name]
+        blocks.append(f"### {results.split_label(name).capitalize()}")
+        blocks.extend(_split_blocks(name, split))
+    adults = adult_patient_lines(metrics)
+    if adults:
+        blocks.append(f"### {ADULT_PATIENT}\n\n" + _bullets(adults))
+    blocks.append("### Beyond the internal test split")
+    blocks.extend(_outside_blocks(metrics))
+    blocks.extend(_audit_blocks(meta, metrics))
+    return "\n\n".join(b for b in blocks if b)
+
+
+def model_card_markdown(meta: dict[str, Any], metrics: Metrics, model_file: str) -> str:
+    """The whole model card as one Markdown document."""
+    training = "\n\n".join(
+        [
+            markdown_table(modelcard.training_data_table(meta)),
+            modelcard.describe_training_data(meta),
+            prose("training_note"),
+        ]
+    )
+    sections = (
+        ("Model details", model_details_markdown(meta, model_file)),
+        ("Intended use", prose("not_for_diagnosis") + "\n\n" + prose("intended_use")),
+        ("Factors", factors_markdown(meta)),
+        ("Metrics", prose("metrics_chosen")),
+        ("Evaluation data", prose("evaluation_data")),
+        ("Training data", training),
+        ("Quantitative analyses", quantitative_markdown(meta, metrics)),
+        ("Ethical considerations", prose("ethics")),
+        ("Caveats and recommendations", caveats_markdown()),
+        ("Data licences and citations", prose("citations")),
+    )
+    body = "\n\n".join(f"## {title}\n\n{text}" for title, text in sections)
+    return f"# {TITLE}\n\n{body}\n"
