@@ -5,7 +5,8 @@ A record written before a setting existed lacks it; it trained with the setting'
 below (the value the setting had before it was added, which is also its default in
 :class:`cxrlib.train.config.TrainConfig`, :class:`cxrlib.infer.preprocess.PreprocessConfig`
 and :class:`cxrlib.train.augment.AugmentConfig`; tests/describe/test_comparison.py checks
-that they agree).
+that they agree). The alternatives in a metrics file are records too, some of them of options
+training no longer offers: those settings are compared at the value that meant "off".
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ TRAIN_DEFAULTS: Mapping[str, Any] = {
     "sampling_power": 0.5,
     "sampling_floor": 1,
     "steps_per_epoch": None,
-    "ema": 0.0,
-    "adversary": 0.0,
     "exclude_sources": [],
 }
+
+#: Settings of retired training options, at the value that meant "off".
+RETIRED_TRAIN: Mapping[str, Any] = {"ema": 0.0, "adversary": 0.0}
 
 #: The same for a ``preprocess`` record.
 PREPROCESS_DEFAULTS: Mapping[str, Any] = {
@@ -59,6 +61,10 @@ AUGMENT_DEFAULTS: Mapping[str, Any] = {
     "p_downscale": 0.25,
     "p_jpeg": 0.2,
     "p_text": 0.3,
+}
+
+#: The same for retired augmentations.
+RETIRED_AUGMENT: Mapping[str, Any] = {
     "p_erase_lungs": 0.0,
     "p_lungs_only": 0.0,
     "mixup": 0.0,
@@ -81,8 +87,10 @@ def _filled(record: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str,
 def recipe(preprocess: Mapping[str, Any], train_config: Mapping[str, Any]) -> dict[str, Any]:
     """What makes a model, less its seed and the schedule's bookkeeping, every setting spelled
     out (a record's ``preprocess`` is the one it trained with)."""
-    out = _filled(train_config, TRAIN_DEFAULTS)
+    out = _filled(train_config, {**TRAIN_DEFAULTS, **RETIRED_TRAIN})
     out["exclude_sources"] = list(train_config.get("exclude_sources") or ())
     out["preprocess"] = _filled(preprocess, PREPROCESS_DEFAULTS)
-    out["augment"] = _filled(train_config.get("augment") or {}, AUGMENT_DEFAULTS)
+    out["augment"] = _filled(
+        train_config.get("augment") or {}, {**AUGMENT_DEFAULTS, **RETIRED_AUGMENT}
+    )
     return {k: v for k, v in out.items() if k not in NOT_RECIPE}

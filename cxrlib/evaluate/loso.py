@@ -38,8 +38,6 @@ def loso_config(classifier: Classifier, epochs: int, steps: int) -> TrainConfig:
         seed=tc.seed,
         sampling_power=tc.sampling_power,
         sampling_floor=tc.sampling_floor,
-        ema=tc.ema,
-        adversary=tc.adversary,
         preprocess=classifier.preprocess,
         augment=tc.augment,
     )

@@ -23,10 +23,10 @@ from cxrlib.infer.classifier import CLASS_NAMES, LOGITS_LAYER, PENULTIMATE_LAYER
 from cxrlib.infer.lungs import CONVENTIONS, OUTPUT_LAYER
 
 #: The classifier trunks :func:`build_classifier` knows (``--arch``).
-ARCHITECTURES: tuple[str, ...] = ("mobilenetv2", "resnet", "small")
+ARCHITECTURES: tuple[str, ...] = ("mobilenetv2", "small")
 
 #: First-stage filters of the trunks that have a width, when none is given.
-DEFAULT_WIDTHS: dict[str, int] = {"resnet": 32, "small": 16}
+DEFAULT_WIDTHS: dict[str, int] = {"small": 16}
 
 
 def _set_bn_momentum(model: keras.Model, momentum: float) -> None:
@@ -61,44 +61,6 @@ def _small_trunk(x: keras.KerasTensor, width: int) -> keras.KerasTensor:
     return x
 
 
-def _resnet_trunk(x: keras.KerasTensor, width: int) -> keras.KerasTensor:
-    """A narrow ResNet (basic blocks, 2-2-2) cut at stride 16, built on ``x``.
-
-    ResNet-18's stem and first three stages at ``width`` (ResNet-18: 64) filters;
-    its fourth stage is left out for the same Grad-CAM grid as the MobileNetV2
-    trunk (10 x 10 at 160 px). Plain 3 x 3 convolutions run faster per parameter
-    than depthwise ones on a 2-core CPU (``benchmarks/arch_speed.py``).
-    """
-    x = keras.layers.Conv2D(width, 5, strides=2, padding="same", use_bias=False, name="stem_conv")(
-        x
-    )
-    x = keras.layers.BatchNormalization(name="stem_bn")(x)
-    x = keras.layers.ReLU(name="stem_relu")(x)
-    x = keras.layers.MaxPooling2D(3, 2, padding="same", name="stem_pool")(x)
-    for stage in range(3):
-        filters = width * 2**stage
-        for block in range(2):
-            stride = 2 if stage > 0 and block == 0 else 1
-            name = f"s{stage}b{block}"
-            y = keras.layers.Conv2D(
-                filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1"
-            )(x)
-            y = keras.layers.BatchNormalization(name=f"{name}_bn1")(y)
-            y = keras.layers.ReLU(name=f"{name}_relu1")(y)
-            y = keras.layers.Conv2D(
-                filters, 3, padding="same", use_bias=False, name=f"{name}_conv2"
-            )(y)
-            y = keras.layers.BatchNormalization(name=f"{name}_bn2")(y)
-            if stride != 1 or x.shape[-1] != filters:
-                x = keras.layers.Conv2D(
-                    filters, 1, strides=stride, use_bias=False, name=f"{name}_proj"
-                )(x)
-                x = keras.layers.BatchNormalization(name=f"{name}_proj_bn")(x)
-            x = keras.layers.Add(name=f"{name}_add")([x, y])
-            x = keras.layers.ReLU(name=f"{name}_out")(x)
-    return x
-
-
 def build_classifier(
     size: int = 160,
     arch: str = "mobilenetv2",
@@ -114,11 +76,9 @@ def build_classifier(
 
     Args:
         size: Input side in pixels; the input is ``(size, size, 1)`` uint8-valued floats.
-        arch: ``"mobilenetv2"`` (stride-16 MobileNetV2 trunk), ``"resnet"`` (narrow
-            stride-16 ResNet) or ``"small"`` (4-block CNN).
+        arch: ``"mobilenetv2"`` (stride-16 MobileNetV2 trunk) or ``"small"`` (4-block CNN).
         alpha: MobileNetV2 width multiplier.
-        width: Filters of the first block of the ResNet or small CNN
-            (default: :data:`DEFAULT_WIDTHS`).
+        width: Filters of the small CNN's first block (default: :data:`DEFAULT_WIDTHS`).
         head_filters: Channels of the ``last_conv`` 1x1 convolution.
         dropout: Dropout before the logits.
         bn_momentum: BatchNorm momentum for every BN layer.
@@ -136,8 +96,6 @@ def build_classifier(
     if arch == "mobilenetv2":
         x = keras.layers.Concatenate(name="to_rgb")([x, x, x])
         trunk = _mobilenet_trunk(x, alpha)
-    elif arch == "resnet":
-        trunk = _resnet_trunk(x, width or DEFAULT_WIDTHS["resnet"])
     elif arch == "small":
         trunk = _small_trunk(x, width or DEFAULT_WIDTHS["small"])
     else:

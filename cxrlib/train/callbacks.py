@@ -1,5 +1,4 @@
-"""Keras callbacks of classifier training: per-epoch scores with early stopping, and a
-moving average of the weights."""
+"""The Keras callback of classifier training: per-epoch scores with early stopping."""
 
 from __future__ import annotations
 
@@ -23,13 +22,9 @@ class EpochMetrics(keras.callbacks.Callback):
         y_tr: np.ndarray,
         patience: int,
         log: Callable[[str], None] = print,
-        scored: keras.Model | None = None,
     ) -> None:
-        """``scored``: the classifier to score and keep, when training runs through a
-        larger model that shares its layers (the source adversary's)."""
         super().__init__()
         self.x_val, self.y_val, self.x_tr, self.y_tr = x_val, y_val, x_tr, y_tr
-        self.scored = scored
         self.patience, self.log = patience, log
         self.history: dict[str, list[float]] = {
             k: []
@@ -38,7 +33,7 @@ class EpochMetrics(keras.callbacks.Callback):
         self.best_f1, self.best_epoch, self.best_weights = -1.0, -1, None
 
     def _score(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-        p = (self.scored or self.model).predict(x, batch_size=128, verbose=0)
+        p = self.model.predict(x, batch_size=128, verbose=0)
         pred = p.argmax(1)
         loss = float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-7)))
         return loss, float(np.mean(pred == y)), macro_f1(y, pred, p.shape[1])
@@ -49,8 +44,7 @@ class EpochMetrics(keras.callbacks.Callback):
         v_loss, v_acc, v_f1 = self._score(self.x_val, self.y_val)
         h = self.history
         h["loss"].append(float(logs.get("loss", np.nan)))
-        # With the adversary, Keras names the classifier's accuracy after its output.
-        h["accuracy"].append(float(logs.get("accuracy", logs.get("probs_accuracy", np.nan))))
+        h["accuracy"].append(float(logs.get("accuracy", np.nan)))
         h["macro_f1"].append(tr_f1)
         h["val_loss"].append(v_loss)
         h["val_accuracy"].append(v_acc)
@@ -58,7 +52,7 @@ class EpochMetrics(keras.callbacks.Callback):
         mark = ""
         if v_f1 > self.best_f1:
             self.best_f1, self.best_epoch = v_f1, epoch
-            self.best_weights = (self.scored or self.model).get_weights()
+            self.best_weights = self.model.get_weights()
             mark = "  * best"
         self.log(
             f"epoch {epoch + 1}: loss {h['loss'][-1]:.4f} acc {h['accuracy'][-1]:.4f} "
@@ -67,45 +61,3 @@ class EpochMetrics(keras.callbacks.Callback):
         if epoch - self.best_epoch >= self.patience:
             self.log(f"early stop: no val macro-F1 gain for {self.patience} epochs")
             self.model.stop_training = True
-
-
-class WeightAverage(keras.callbacks.Callback):
-    """Exponential moving average of all the model's weights (BatchNorm statistics too).
-
-    The averaged weights are what each epoch is scored (and early-stopped) on:
-    they are swapped in at the end of an epoch and the trained ones back in at
-    the start of the next. Averaging smooths the epoch-to-epoch swings of
-    validation scores that a high learning rate and noisy batches cause. The
-    decay ramps up as ``(1 + n) / (10 + n)`` over the first updates, as in
-    ``tf.train.ExponentialMovingAverage``, so early weights are not overweighted.
-    Must come before :class:`EpochMetrics` in the callback list.
-    """
-
-    def __init__(self, decay: float) -> None:
-        super().__init__()
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"EMA decay must lie in (0, 1), got {decay}")
-        self.decay = decay
-        self.average: list[np.ndarray] = []
-        self._trained: list[np.ndarray] | None = None
-        self._updates = 0
-
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.average = [np.array(w, np.float32) for w in self.model.get_weights()]
-        self._updates = 0
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self._updates += 1
-        d = min(self.decay, (1 + self._updates) / (10 + self._updates))
-        for avg, w in zip(self.average, self.model.get_weights(), strict=True):
-            avg *= d
-            avg += (1.0 - d) * w
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._trained = self.model.get_weights()
-        self.model.set_weights(self.average)
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self._trained is not None:
-            self.model.set_weights(self._trained)
-            self._trained = None

@@ -25,12 +25,11 @@ import pandas as pd
 from cxrlib.core.hashing import sha256_file
 from cxrlib.infer.classifier import CLASS_NAMES, LOGITS_LAYER, PENULTIMATE_LAYER, meta_path
 from cxrlib.infer.preprocess import PreprocessConfig, normalize_contrast
-from cxrlib.train.adversary import SOURCE_OUTPUT, source_codes, with_source_adversary
 from cxrlib.train.architectures import DEFAULT_WIDTHS, build_classifier
 from cxrlib.train.batches import AugmentedBatches
-from cxrlib.train.callbacks import EpochMetrics, WeightAverage
+from cxrlib.train.callbacks import EpochMetrics
 from cxrlib.train.config import TrainConfig
-from cxrlib.train.data import load_geometry, lung_geometry_masks, read_manifest, sampling_weights
+from cxrlib.train.data import load_geometry, read_manifest, sampling_weights
 from cxrlib.train.scoring import fit_temperature
 
 #: Training images scored each epoch (a fixed random subset) beside the validation split.
@@ -94,60 +93,22 @@ def _load(
     )
 
 
-def _batches(
-    data: _Data, cfg: TrainConfig, steps: int, cache: bool
-) -> tuple[AugmentedBatches, list[str]]:
-    """The training batches, and the source names the adversary tells apart (if on)."""
-    tr = data.tr
-    probs = sampling_weights(
-        data.y_tr, tr["source"], power=cfg.sampling_power, floor=cfg.sampling_floor
-    )
-    lungs = None
-    if cfg.augment.uses_lungs:
-        # Loads the segmenter (Keras, TensorFlow) only when the augmentations need masks.
-        from cxrlib.infer.lungs import default_segmenter
-
-        files = list(tr["file"])
-        lungs = lung_geometry_masks(files, cfg.preprocess, default_segmenter(), cache=cache)
-    # The adversary's classes; without it the batches need no sources.
-    sources, source_names = source_codes(list(tr["source"])) if cfg.adversary else (None, [])
-    batches = AugmentedBatches(
-        data.x_tr_raw,
-        data.y_tr,
-        probs,
-        cfg,
-        steps,
-        lungs=lungs,
-        sources=sources,
-        n_sources=len(source_names),
-    )
-    return batches, source_names
-
-
-def _compiled(cfg: TrainConfig, steps: int, n_sources: int) -> tuple[keras.Model, keras.Model]:
-    """The classifier and the model that is fitted (the same one, or the adversary's)."""
+def _compiled(cfg: TrainConfig, steps: int) -> keras.Model:
+    """The classifier, compiled with AdamW on a warm-up then cosine-decay schedule."""
     model = build_classifier(
         cfg.preprocess.size, cfg.arch, alpha=cfg.alpha, width=cfg.width, seed=cfg.seed
     )
-    loss: Any = "categorical_crossentropy"
-    metrics: Any = ["accuracy"]
-    fitted = model
-    if cfg.adversary:
-        # Trained through a larger model; ``model`` shares its layers and is what is saved.
-        fitted = with_source_adversary(model, n_sources, cfg.adversary)
-        loss = {"probs": loss, SOURCE_OUTPUT: "categorical_crossentropy"}
-        metrics = {"probs": metrics}
     total = steps * cfg.epochs
     warm = min(steps, max(1, total // 10))
     schedule = keras.optimizers.schedules.CosineDecay(
         cfg.lr * 0.05, decay_steps=max(1, total - warm), warmup_target=cfg.lr, warmup_steps=warm
     )
-    fitted.compile(
+    model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-        loss=loss,  # class targets are one-hot, or uniform (lungs erased)
-        metrics=metrics,
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
     )
-    return model, fitted
+    return model
 
 
 def _record(
@@ -156,7 +117,6 @@ def _record(
     manifest: Path,
     command: str | None,
     temperature: float,
-    source_names: list[str],
     metrics_cb: EpochMetrics,
     model: keras.Model,
     t0: float,
@@ -179,7 +139,6 @@ def _record(
         "train_counts": {
             f"{s}/{lab}": int(n) for (s, lab), n in tr.groupby(["source", "label"]).size().items()
         },
-        **({"adversary_sources": source_names} if cfg.adversary else {}),
         "best_epoch": metrics_cb.best_epoch + 1,
         "epochs_run": len(metrics_cb.history["loss"]),
         "history": metrics_cb.history,
@@ -211,19 +170,15 @@ def train(
         cfg = dataclasses.replace(cfg, width=DEFAULT_WIDTHS[cfg.arch])
     data = _load(manifest, root, cfg, cache, log)
     steps = cfg.steps_per_epoch or max(1, len(data.tr) // cfg.batch_size)
-    batches, source_names = _batches(data, cfg, steps, cache)
-    model, fitted = _compiled(cfg, steps, len(source_names))
-    metrics_cb = EpochMetrics(
-        data.x_va,
-        data.y_va,
-        data.x_tr_eval,
-        data.y_tr[data.sub],
-        cfg.patience,
-        log=log,
-        scored=model,
+    probs = sampling_weights(
+        data.y_tr, data.tr["source"], power=cfg.sampling_power, floor=cfg.sampling_floor
     )
-    callbacks = ([WeightAverage(cfg.ema)] if cfg.ema else []) + [metrics_cb]
-    fitted.fit(batches, epochs=cfg.epochs, callbacks=callbacks, verbose=verbose)
+    batches = AugmentedBatches(data.x_tr_raw, data.y_tr, probs, cfg, steps)
+    model = _compiled(cfg, steps)
+    metrics_cb = EpochMetrics(
+        data.x_va, data.y_va, data.x_tr_eval, data.y_tr[data.sub], cfg.patience, log=log
+    )
+    model.fit(batches, epochs=cfg.epochs, callbacks=[metrics_cb], verbose=verbose)
     if metrics_cb.best_weights is not None:
         model.set_weights(metrics_cb.best_weights)
 
@@ -234,10 +189,8 @@ def train(
         f"best epoch {metrics_cb.best_epoch + 1} (val macro-F1 {metrics_cb.best_f1:.4f}); "
         f"temperature {temperature:.3f}"
     )
-    meta = _record(
-        cfg, data, Path(manifest), command, temperature, source_names, metrics_cb, model, t0
-    )
-    if cfg.preprocess.uses_lungs or cfg.augment.uses_lungs:
+    meta = _record(cfg, data, Path(manifest), command, temperature, metrics_cb, model, t0)
+    if cfg.preprocess.uses_lungs:
         # benchmarks/gpu_train.py stands in for this module on a machine without TensorFlow.
         from cxrlib.infer.lungs import default_segmenter
 

@@ -47,28 +47,12 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p.add_argument("--arch", default=d.arch, choices=list(ARCHITECTURES))
     p.add_argument("--alpha", type=float, default=d.alpha, help="MobileNetV2 width multiplier")
-    p.add_argument(
-        "--width", type=int, default=d.width, help="first-stage filters of resnet / small"
-    )
+    p.add_argument("--width", type=int, default=d.width, help="first-stage filters of small")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--patience", type=int, default=d.patience)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument(
-        "--ema",
-        type=float,
-        default=d.ema,
-        help="score, early-stop and keep an exponential moving average of the weights "
-        "with this decay (e.g. 0.998); 0 = off",
-    )
-    p.add_argument(
-        "--adversary",
-        type=float,
-        default=d.adversary,
-        help="strength of a class-conditional source adversary (cxrlib.train.adversary), e.g. 0.1; "
-        "0 = off",
-    )
     p.add_argument(
         "--sampling-power",
         type=float,
@@ -99,12 +83,6 @@ def _preprocess_flags(p: argparse.ArgumentParser) -> None:
         "(default: on, as the committed model; --no-lung-crop keeps the whole image)",
     )
     p.add_argument("--lung-margin", type=float, default=dp.lung_margin)
-    p.add_argument(
-        "--lung-mask",
-        action="store_true",
-        help="also fill everything outside the (dilated) lung mask with the lungs' mean",
-    )
-    p.add_argument("--mask-dilation", type=float, default=dp.mask_dilation)
 
 
 def _augment_flags(p: argparse.ArgumentParser) -> None:
@@ -115,8 +93,8 @@ def _augment_flags(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="set one augmentation setting (cxrlib.train.augment.AugmentConfig), e.g. p_jpeg=0 or "
-        "p_erase_lungs=0.15 (repeatable; applied after --no-augment / --no-text-augment)",
+        help="set one augmentation setting (cxrlib.train.augment.AugmentConfig), e.g. p_jpeg=0 "
+        "(repeatable; applied after --no-augment / --no-text-augment)",
     )
 
 
@@ -162,8 +140,6 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         **{k: getattr(a, k) for k in ("size", "geometry", "contrast", "border_crop")},
         lung_crop=a.lung_crop,
         lung_margin=a.lung_margin,
-        lung_mask=a.lung_mask,
-        mask_dilation=a.mask_dilation,
     )
     if a.no_augment:
         aug = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -183,8 +159,6 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         seed=a.seed,
         sampling_power=a.sampling_power,
         sampling_floor=a.sampling_floor,
-        ema=a.ema,
-        adversary=a.adversary,
         steps_per_epoch=a.steps_per_epoch,
         exclude_sources=tuple(a.exclude_source),
         preprocess=pre,

@@ -16,7 +16,7 @@ class TrainConfig:
 
     arch: str = "mobilenetv2"
     alpha: float = 0.5
-    width: int | None = None  # first-stage filters of "resnet" / "small"; None = the arch's default
+    width: int | None = None  # first-stage filters of "small"; None = the arch's default
     epochs: int = 14
     batch_size: int = 32
     lr: float = 2e-3
@@ -26,9 +26,6 @@ class TrainConfig:
     sampling_power: float = 0.5
     sampling_floor: int = 1
     steps_per_epoch: int | None = None  # default: one pass over the training set
-    ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
-    # Strength of the class-conditional source adversary (cxrlib.train.adversary); 0 = off.
-    adversary: float = 0.0
     exclude_sources: tuple[str, ...] = ()
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

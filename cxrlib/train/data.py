@@ -7,7 +7,6 @@ manifest's own folder).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -21,7 +20,7 @@ import pandas as pd
 
 from cxrlib.core.errors import ManifestError
 from cxrlib.infer.classifier import CLASS_NAMES
-from cxrlib.infer.preprocess import Box, PreprocessConfig, lung_view, small_mask, to_geometry
+from cxrlib.infer.preprocess import Box, PreprocessConfig, small_mask, to_geometry
 
 CACHE_DIR = Path(__file__).resolve().parents[2] / "artifacts" / "cache"
 
@@ -153,35 +152,6 @@ def lung_inputs(
     )
     used = [config.used_frame(b, m) for b, m in zip(boxes, masks, strict=True)]
     return [u[0] for u in used], [u[1] for u in used]
-
-
-def lung_geometry_masks(
-    files: Sequence[str], config: PreprocessConfig, segmenter: Any, cache: bool = True
-) -> np.ndarray:
-    """Each file's lung mask (``full``, undilated) as it falls in the model input: cropped
-    and resized by ``config``'s geometry, boolean ``(N, size, size)``.
-
-    For the training-time lung ablations (:func:`cxrlib.train.augment.lung_ablation`). The
-    masks come from :func:`lung_frames`'s cache; only the image headers are read.
-    """
-    from PIL import Image  # header only: the pixel data is not decoded
-
-    from cxrlib.io.pillow import exif_orientation
-
-    boxes, masks = lung_frames(files, config.lung_margin, segmenter, cache=cache, masks=True)
-    plain = dataclasses.replace(config, lung_mask=False)
-    out = np.zeros((len(files), config.size, config.size), bool)
-    for i, (f, box, small) in enumerate(zip(files, boxes, masks, strict=True)):
-        with Image.open(f) as im:
-            w, h = im.size
-            # cv2.imread (load_gray) applies EXIF orientation; a quarter turn swaps the sides.
-            if exif_orientation(im) in (5, 6, 7, 8):
-                w, h = h, w
-        if small is None:  # lung_frames(masks=True) gives every file a mask
-            raise ValueError(f"no lung mask for {f}")
-        full = lung_view(small, (h, w), dilation=0.0).astype(np.uint8) * 255
-        out[i] = to_geometry(full, plain, config.used_frame(box, None)[0]) >= 128
-    return out
 
 
 def lung_frames(

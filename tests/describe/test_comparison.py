@@ -187,9 +187,13 @@ def test_the_recipe_defaults_are_those_of_the_training_configs():
     assert train.pop("augment") == AugmentConfig().to_dict() == recipe.AUGMENT_DEFAULTS
     assert train == recipe.TRAIN_DEFAULTS
     # And the recipe of a record is what TrainConfig makes of it, less seed and schedule.
-    old = {"arch": "resnet", "width": 64, "seed": 3, "retired_setting": 1, "augment": {"p_jpeg": 0}}
+    # Settings of retired options are compared at their "off" values.
+    old = {"arch": "small", "width": 64, "seed": 3, "augment": {"p_jpeg": 0}}
     pre = {"size": 128, "lung_crop": True}
     made = TrainConfig.from_dict({**old, "preprocess": pre}).to_dict()
+    made["augment"] |= recipe.RETIRED_AUGMENT
     assert recipe.recipe(pre, old) == {
-        k: v for k, v in made.items() if k not in ("seed", "steps_per_epoch")
+        k: v
+        for k, v in (made | recipe.RETIRED_TRAIN).items()
+        if k not in ("seed", "steps_per_epoch")
     }
