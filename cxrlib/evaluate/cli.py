@@ -21,20 +21,6 @@ from cxrlib.core.settings import DEFAULT_DATA_DIR, DEFAULT_MODEL, DEFAULT_SEGMEN
 
 PROG = "python -m cxrlib.evaluate"
 
-#: A flag of the single command the subcommands replaced -> its new form.
-OLD_FLAGS = {
-    "--save-metrics": "metrics --record",
-    "--ablate": "audit --ablate",
-    "--explain": "audit --explain",
-    "--max-images": "audit --max-images N",
-    "--methods": "methods",
-    "--methods-images": "methods --images N",
-    "--loso": "loso A,B",
-    "--loso-epochs": "loso --epochs N",
-    "--loso-steps": "loso --steps N",
-    "--external": "external DIR",
-}
-
 
 def _parent(*adders: str) -> argparse.ArgumentParser:
     """A parent parser holding the shared options named in ``adders``."""
@@ -75,7 +61,7 @@ def _parent(*adders: str) -> argparse.ArgumentParser:
     return p
 
 
-def _add_metrics(sub: argparse._SubParsersAction) -> None:
+def _add_metrics(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "metrics",
         parents=[_parent("model", "data", "split", "views")],
@@ -86,9 +72,10 @@ def _add_metrics(sub: argparse._SubParsersAction) -> None:
         "--record scores val and test of DATA and writes them into the metrics file.",
     )
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for ci95")
+    return p
 
 
-def _add_audit(sub: argparse._SubParsersAction) -> None:
+def _add_audit(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "audit",
         parents=[_parent("model", "data", "split", "views", "segmenter", "alternative")],
@@ -107,9 +94,10 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-images", type=int, help="audit at most this many images")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for ci95")
+    return p
 
 
-def _add_methods(sub: argparse._SubParsersAction) -> None:
+def _add_methods(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "methods",
         parents=[_parent("model", "data", "split", "segmenter")],
@@ -121,9 +109,10 @@ def _add_methods(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--images", type=int, default=200, help="images to compare on (about 3 s each on 2 cores)"
     )
+    return p
 
 
-def _add_loso(sub: argparse._SubParsersAction) -> None:
+def _add_loso(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "loso",
         parents=[_parent("model", "data", "views")],
@@ -135,9 +124,10 @@ def _add_loso(sub: argparse._SubParsersAction) -> None:
     p.add_argument("sources", help="comma-separated sources to hold out, e.g. nih,cxnet")
     p.add_argument("--epochs", type=int, default=4, help="epochs of each run")
     p.add_argument("--steps", type=int, default=150, help="steps per epoch; 0 for whole epochs")
+    return p
 
 
-def _add_external(sub: argparse._SubParsersAction) -> None:
+def _add_external(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "external",
         parents=[_parent("model", "data", "views", "alternative")],
@@ -149,54 +139,25 @@ def _add_external(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "lungs", nargs="?", default="../shared/lungs", help="the lung set's folder (%(default)s)"
     )
+    return p
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser with one subparser per subcommand."""
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser, and its subparser for each subcommand."""
     p = argparse.ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
-    for add in (_add_metrics, _add_audit, _add_methods, _add_loso, _add_external):
-        add(sub)
-    return p
-
-
-def _subparser(p: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    action = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    sub: argparse.ArgumentParser = action.choices[name]
-    return sub
-
-
-def _old_style(p: argparse.ArgumentParser, argv: list[str]) -> None:
-    """Refuses the flags of the command the subcommands replaced, saying what replaces them."""
-    if argv and argv[0] in ("-h", "--help"):
-        return
-    if not argv or argv[0] not in _subparser_names(p):
-        found = [f"{f} -> {OLD_FLAGS[f]}" for f in argv if f in OLD_FLAGS]
-        hint = "; ".join(found) if found else "scoring a manifest is `metrics`"
-        p.error(f"give a subcommand first (metrics, audit, methods, loso, external): {hint}")
-
-
-def _subparser_names(p: argparse.ArgumentParser) -> list[str]:
-    action = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    return list(action.choices)
+    adders = (_add_metrics, _add_audit, _add_methods, _add_loso, _add_external)
+    subparsers = {sp.prog.split()[-1]: sp for sp in (add(sub) for add in adders)}
+    return p, subparsers
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parses and checks ``argv``; exits 2 with a message on a bad combination."""
-    p = build_parser()
-    _old_style(p, argv)
-    a, extra = p.parse_known_args(argv)
-    sub = _subparser(p, a.command)
-    moved = [f for f in extra if f in OLD_FLAGS]
-    if moved:
-        sub.error(
-            f"{moved[0]} is not an option of `{a.command}`: use `{PROG} {OLD_FLAGS[moved[0]]}`"
-        )
-    if extra:
-        sub.error(f"unrecognized arguments: {' '.join(extra)}")
-    _check(sub, a)
+    p, subparsers = build_parser()
+    a = p.parse_args(argv)
+    _check(subparsers[a.command], a)
     return a
 
 

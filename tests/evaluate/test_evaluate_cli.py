@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cxrlib.evaluate.cli import OLD_FLAGS, main, parse_args
+from cxrlib.evaluate.cli import main, parse_args
 
 SUBCOMMANDS = ("metrics", "audit", "methods", "loso", "external")
 
@@ -16,8 +16,6 @@ SUBCOMMANDS = ("metrics", "audit", "methods", "loso", "external")
     "extra, message",
     [
         (["audit", "--record-alternative", "x"], "needs --ablate"),
-        # Scoring one manifest and the external check are separate subcommands now.
-        (["audit", "--record-alternative", "x", "--ablate", "--external", "d"], "evaluate external DIR`"),
         (["audit", "--record-alternative", "x", "--ablate", "--record-into", "/nonexistent/m.json"], "does not exist"),
         (["external", "--record-alternative", "x", "--record-into", "/nonexistent/m.json"], "does not exist"),
     ],
@@ -73,28 +71,10 @@ def test_help_does_not_load_tensorflow():
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["--save-metrics", "--data", "../shared/cxr"], "--save-metrics -> metrics --record"),
-        (["--data", "d", "--split", "test", "--methods", "--methods-images", "120"], "--methods -> methods"),
-        (["--loso", "nih", "--loso-epochs", "14"], "--loso-epochs -> loso --epochs N"),
-        (["--manifest", "m.csv", "--split", "test"], "scoring a manifest is `metrics`"),
-        ([], "give a subcommand first"),
-    ],
-)  # fmt: skip
-def test_the_old_single_command_says_what_replaced_it(argv, message, capsys):
+def test_a_subcommand_is_required(capsys):
     with pytest.raises(SystemExit) as e:
-        parse_args(argv)
-    assert e.value.code == 2 and message in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("flag", sorted(OLD_FLAGS))
-def test_an_old_flag_after_a_subcommand_names_its_new_form(flag, capsys):
-    with pytest.raises(SystemExit) as e:
-        parse_args(["metrics", flag])
-    err = capsys.readouterr().err
-    assert e.value.code == 2 and f"python -m cxrlib.evaluate {OLD_FLAGS[flag]}" in err
+        parse_args([])
+    assert e.value.code == 2 and "required: SUBCOMMAND" in capsys.readouterr().err
 
 
 def test_an_unknown_flag_is_refused(capsys):
