@@ -6,7 +6,6 @@ What the model does on a hospital it has never seen, run by
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ def loso_config(classifier: Classifier, epochs: int, steps: int) -> TrainConfig:
     """The leave-one-source-out runs' :class:`cxrlib.train.config.TrainConfig`: the model's own
     recipe (architecture, sampling, preprocessing, augmentation, seed) on a short schedule."""
     # Settings a model's JSON predates come back at their defaults, as it trained then.
-    tc = TrainConfig.from_dict(classifier.meta.get("train_config") or {})
+    tc = TrainConfig.model_validate(classifier.meta.get("train_config") or {})
     return TrainConfig(
         arch=tc.arch,
         alpha=tc.alpha,
@@ -66,7 +65,7 @@ def _held_out_run(
 ) -> dict[str, Any]:
     """Trains without ``source`` and scores all of it (and the internal test split, of
     the manifest rows ``df``)."""
-    run_cfg = dataclasses.replace(cfg, exclude_sources=(source,))
+    run_cfg = cfg.model_copy(update={"exclude_sources": (source,)})
     log(f"leave-one-source-out: training without {source} ...")
     with tempfile.TemporaryDirectory() as tmp:
         model, meta = train(manifest, tmp, run_cfg, root=root, verbose=0, log=lambda *_: None)
@@ -118,7 +117,7 @@ def leave_one_source_out(
         schedule used.
     """
     df = read_manifest(manifest, root=root)
-    out: dict[str, Any] = {"schedule": cfg.to_dict(), "sources": {}}
+    out: dict[str, Any] = {"schedule": cfg.model_dump(mode="json"), "sources": {}}
     for s in sources:
         res = _held_out_run(manifest, df, cfg, s, root, views, log)
         out["sources"][s] = res

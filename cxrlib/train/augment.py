@@ -9,15 +9,15 @@ markers stop predicting a class.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-
 import cv2
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 
-@dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(BaseModel):
     """Probabilities and ranges of each augmentation (0 disables one)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     rotate_deg: float = 10.0
     scale: float = 0.12
@@ -30,13 +30,10 @@ class AugmentConfig:
     p_jpeg: float = 0.2
     p_text: float = 0.3
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     @classmethod
-    def from_dict(cls, data: dict) -> AugmentConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def off(cls) -> AugmentConfig:
+        """Every augmentation disabled."""
+        return cls(**dict.fromkeys(cls.model_fields, 0.0))
 
 
 _FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_PLAIN)

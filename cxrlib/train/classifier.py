@@ -10,7 +10,6 @@ the validation split. Writes ``<out>/<name>.keras`` and ``<out>/<name>.json``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -129,7 +128,7 @@ def _record(
         "preprocess": pre.to_dict(),
         "temperature": temperature,
         "penultimate_layer": PENULTIMATE_LAYER,
-        "train_config": cfg.to_dict(),
+        "train_config": cfg.model_dump(mode="json"),
         "command": command or "",
         "seed": cfg.seed,
         "manifest": str(manifest.name),
@@ -167,7 +166,7 @@ def train(
     keras.utils.set_random_seed(cfg.seed)
     # The JSON records the width actually built, not "the default" of the day.
     if cfg.width is None and cfg.arch in DEFAULT_WIDTHS:
-        cfg = dataclasses.replace(cfg, width=DEFAULT_WIDTHS[cfg.arch])
+        cfg = cfg.model_copy(update={"width": DEFAULT_WIDTHS[cfg.arch]})
     data = _load(manifest, root, cfg, cache, log)
     steps = cfg.steps_per_epoch or max(1, len(data.tr) // cfg.batch_size)
     probs = sampling_weights(

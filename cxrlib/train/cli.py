@@ -12,7 +12,6 @@ OUT/NAME.json (see cxrlib.train.classifier).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 import sys
 from pathlib import Path
@@ -112,13 +111,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def parse_settings(pairs: list[str], cls: type) -> dict[str, float]:
-    """``["p_jpeg=0", ...]`` -> ``{"p_jpeg": 0.0}``, checked against dataclass ``cls``'s fields.
+def parse_settings(pairs: list[str]) -> dict[str, float]:
+    """``["p_jpeg=0", ...]`` -> ``{"p_jpeg": 0.0}``, checked against :class:`AugmentConfig`.
 
     Raises:
         SystemExit: (argparse style) on an unknown name or a value that is not a number.
     """
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = set(AugmentConfig.model_fields)
     out: dict[str, float] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -142,12 +141,12 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         lung_margin=a.lung_margin,
     )
     if a.no_augment:
-        aug = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        aug = AugmentConfig.off()
     elif a.no_text_augment:
         aug = AugmentConfig(p_text=0.0)
     else:
         aug = AugmentConfig()
-    aug = dataclasses.replace(aug, **parse_settings(a.augment, AugmentConfig))
+    aug = aug.model_copy(update=parse_settings(a.augment))
     return TrainConfig(
         arch=a.arch,
         alpha=a.alpha,

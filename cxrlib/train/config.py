@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from cxrlib.infer.preprocess import PreprocessConfig
 from cxrlib.train.augment import AugmentConfig
 
 
-@dataclass
-class TrainConfig:
-    """Everything that determines a training run (saved in the model JSON)."""
+class TrainConfig(BaseModel):
+    """Everything that determines a training run (saved in the model JSON as
+    ``model_dump(mode="json")``; read back with ``model_validate``, which refuses a setting
+    it does not know and gives one the record lacks its default)."""
 
-    arch: str = "mobilenetv2"
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    arch: Literal["mobilenetv2", "small"] = "mobilenetv2"
     alpha: float = 0.5
     width: int | None = None  # first-stage filters of "small"; None = the arch's default
     epochs: int = 14
@@ -27,29 +30,14 @@ class TrainConfig:
     sampling_floor: int = 1
     steps_per_epoch: int | None = None  # default: one pass over the training set
     exclude_sources: tuple[str, ...] = ()
-    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k not in ("preprocess", "augment")}
-        d["exclude_sources"] = list(self.exclude_sources)
-        d["preprocess"] = self.preprocess.to_dict()
-        d["augment"] = self.augment.to_dict()
-        return d
-
+    @field_validator("preprocess", mode="before")
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """A recorded ``train_config`` back as a config. A setting the record predates takes
-        its default, which is what the model trained with before the setting existed;
-        settings since retired are ignored."""
-        known = {f.name for f in dataclasses.fields(cls)} - {
-            "preprocess",
-            "augment",
-            "exclude_sources",
-        }
-        return cls(
-            **{k: v for k, v in data.items() if k in known},
-            exclude_sources=tuple(data.get("exclude_sources") or ()),
-            preprocess=PreprocessConfig.from_dict(data.get("preprocess") or {}),
-            augment=AugmentConfig.from_dict(data.get("augment") or {}),
-        )
+    def _preprocess_from_record(cls, value: Any) -> Any:
+        return PreprocessConfig.from_dict(value) if isinstance(value, dict) else value
+
+    @field_serializer("preprocess")
+    def _preprocess_record(self, value: PreprocessConfig) -> dict[str, Any]:
+        return value.to_dict()

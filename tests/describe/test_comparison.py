@@ -182,15 +182,15 @@ def test_the_recipe_defaults_are_those_of_the_training_configs():
     from cxrlib.train.augment import AugmentConfig
     from cxrlib.train.config import TrainConfig
 
-    train = TrainConfig().to_dict()
+    train = TrainConfig().model_dump(mode="json")
     assert train.pop("preprocess") == PreprocessConfig().to_dict() == recipe.PREPROCESS_DEFAULTS
-    assert train.pop("augment") == AugmentConfig().to_dict() == recipe.AUGMENT_DEFAULTS
+    assert train.pop("augment") == AugmentConfig().model_dump() == recipe.AUGMENT_DEFAULTS
     assert train == recipe.TRAIN_DEFAULTS
     # And the recipe of a record is what TrainConfig makes of it, less seed and schedule.
     # Settings of retired options are compared at their "off" values.
     old = {"arch": "small", "width": 64, "seed": 3, "augment": {"p_jpeg": 0}}
     pre = {"size": 128, "lung_crop": True}
-    made = TrainConfig.from_dict({**old, "preprocess": pre}).to_dict()
+    made = TrainConfig.model_validate({**old, "preprocess": pre}).model_dump(mode="json")
     made["augment"] |= recipe.RETIRED_AUGMENT
     assert recipe.recipe(pre, old) == {
         k: v

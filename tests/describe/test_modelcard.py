@@ -48,20 +48,20 @@ def test_describe_training_names_sampling_and_each_augmentation_in_use() -> None
     from cxrlib.train.augment import AugmentConfig
 
     text = modelcard.describe_training(
-        {"sampling_power": 0.5, "sampling_floor": 1, "augment": AugmentConfig().to_dict()}
+        {"sampling_power": 0.5, "sampling_floor": 1, "augment": AugmentConfig().model_dump()}
     )
     assert "n^0.5" in text and "under" not in text
     assert "rotation ±10 deg" in text and "JPEG artefacts (20%)" in text
     assert "letters and arrows" in text and "blanked" not in text
     assert "tone curve" not in text and "brightness field" not in text
     # An older record, of an augmentation training no longer offers.
-    erase = {**AugmentConfig().to_dict(), "p_erase_lungs": 0.15, "p_jpeg": 0}
+    erase = {**AugmentConfig().model_dump(), "p_erase_lungs": 0.15, "p_jpeg": 0}
     text = modelcard.describe_training(
         {"sampling_power": 0.25, "sampling_floor": 50, "augment": erase}
     )
     assert "no-opinion (uniform) target (15%)" in text and "JPEG" not in text
     assert "under 50 images" in text
-    off = {k: 0 for k in AugmentConfig().to_dict()}
+    off = {k: 0 for k in AugmentConfig().model_dump()}
     assert modelcard.describe_training({"augment": off}).endswith("no augmentation.")
     assert "moving average" not in text
     mixed = modelcard.describe_training({"augment": {**off, "mixup": 0.2}})

@@ -24,7 +24,7 @@ def test_leave_one_source_out_reruns_the_models_own_recipe(tiny_model_path):
     wider = dataclasses.replace(clf, meta={**clf.meta, "train_config": {**tc, "width": 24}})
     assert (loso_config(wider, 2, 7).arch, loso_config(wider, 2, 7).width) == ("small", 24)
     assert cfg.preprocess == clf.preprocess
-    assert cfg.augment == AugmentConfig.from_dict(tc["augment"])
+    assert cfg.augment == AugmentConfig.model_validate(tc["augment"])
     # A recipe with other augmentation is rerun with that augmentation, not the defaults.
     other = dataclasses.replace(
         clf,

@@ -6,7 +6,7 @@ import numpy as np
 
 from cxrlib.train.augment import AugmentConfig, augment
 
-OFF = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+OFF = AugmentConfig.off()
 
 
 def test_augment_keeps_shape_and_type_and_is_seeded() -> None:
@@ -20,4 +20,4 @@ def test_augment_keeps_shape_and_type_and_is_seeded() -> None:
 
 def test_config_round_trips() -> None:
     cfg = AugmentConfig(p_jpeg=0.0, p_blur=0.15)
-    assert AugmentConfig.from_dict(cfg.to_dict()) == cfg != AugmentConfig()
+    assert AugmentConfig.model_validate(cfg.model_dump(mode="json")) == cfg != AugmentConfig()

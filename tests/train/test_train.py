@@ -196,7 +196,9 @@ def test_training_loads_without_tensorflow():
     } <= seen
 
 
-def test_train_config_reads_back_and_fills_what_an_old_record_predates():
+def test_train_config_reads_back_fills_what_a_record_lacks_and_refuses_the_unknown():
+    from pydantic import ValidationError
+
     cfg = TrainConfig(
         seed=3,
         sampling_floor=50,
@@ -204,13 +206,19 @@ def test_train_config_reads_back_and_fills_what_an_old_record_predates():
         augment=AugmentConfig(p_jpeg=0.0),
         preprocess=PreprocessConfig(size=96, lung_margin=0.12),
     )
-    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
-    # A JSON written before the sampling floor and the newer augmentations existed, with a
-    # setting since retired: the missing ones come back at their defaults.
-    old = {k: v for k, v in cfg.to_dict().items() if k != "sampling_floor"}
+    record = json.loads(json.dumps(cfg.model_dump(mode="json")))
+    assert TrainConfig.model_validate(record) == cfg
+    # A record without the sampling floor and with only one augmentation setting: the
+    # missing ones come back at their defaults.
+    old = {k: v for k, v in record.items() if k != "sampling_floor"}
     old["augment"] = {"p_jpeg": 0.0}
-    old["retired_setting"] = 1
-    back = TrainConfig.from_dict(old)
+    back = TrainConfig.model_validate(old)
     assert (back.sampling_floor, back.seed) == (1, 3)
     assert back.augment == AugmentConfig(p_jpeg=0.0)
     assert back.exclude_sources == ("nih",) and back.preprocess.lung_margin == 0.12
+    # A setting training does not know (a retired option) is refused, not ignored.
+    for retired in ({**record, "ema": 0.998}, {**record, "augment": {"mixup": 0.2}}):
+        with pytest.raises(ValidationError):
+            TrainConfig.model_validate(retired)
+    with pytest.raises(ValidationError):
+        TrainConfig(arch="resnet")
