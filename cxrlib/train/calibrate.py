@@ -72,7 +72,7 @@ def recalibrate_batchnorm(model: keras.Model, images: np.ndarray, batch_size: in
 
 def _val_scores(clf: Classifier, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     logits = np.concatenate([clf.logits(x[i : i + 128]) for i in range(0, len(x), 128)])
-    return logits, macro_f1(y, logits.argmax(1), logits.shape[1])
+    return logits, macro_f1(y, logits.argmax(1))
 
 
 def calibrate(

@@ -36,7 +36,7 @@ class EpochMetrics(keras.callbacks.Callback):
         p = self.model.predict(x, batch_size=128, verbose=0)
         pred = p.argmax(1)
         loss = float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-7)))
-        return loss, float(np.mean(pred == y)), macro_f1(y, pred, p.shape[1])
+        return loss, float(np.mean(pred == y)), macro_f1(y, pred)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}

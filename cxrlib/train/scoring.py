@@ -6,12 +6,20 @@ Shared by training and calibration (:mod:`cxrlib.train`) and evaluation
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, SupportsFloat
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
+from sklearn.metrics import (
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
 
 from cxrlib.infer.classifier import softmax
 
@@ -53,12 +61,16 @@ def expected_calibration_error(
     return float(ece), bins
 
 
-def _balanced_accuracy(y: np.ndarray, pred: np.ndarray, classes: Sequence[int]) -> float:
-    return float(np.mean([np.mean(pred[y == c] == c) for c in classes]))
+def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    """Mean recall over the classes present in ``y`` (a predicted class absent from ``y``
+    counts only against the recall of the classes it was given for)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+        return float(balanced_accuracy_score(y, pred))
 
 
 def _bootstrap_ci(
-    y: np.ndarray, pred: np.ndarray, classes: Sequence[int], n_boot: int, seed: int
+    y: np.ndarray, pred: np.ndarray, n_boot: int, seed: int
 ) -> dict[str, list[float]]:
     rng = np.random.default_rng(seed)
     n = len(y)
@@ -67,8 +79,7 @@ def _bootstrap_ci(
         i = rng.integers(0, n, n)
         yb, pb = y[i], pred[i]
         accs[b] = np.mean(yb == pb)
-        present = [c for c in classes if np.any(yb == c)]
-        bals[b] = _balanced_accuracy(yb, pb, present)
+        bals[b] = _balanced_accuracy(yb, pb)
     return {
         "accuracy": [
             round(float(np.percentile(accs, 2.5)), 4),
@@ -150,15 +161,12 @@ def compute_metrics(
     pred = probs.argmax(1)
     k = len(class_names)
     present = [c for c in range(k) if np.any(y == c)]
-    cm = np.zeros((k, k), int)
-    np.add.at(cm, (y, pred), 1)
+    cm = confusion_matrix(y, pred, labels=range(k))
     per_class: dict[str, Any] = {}
-    f1s = []
     curve_pts: dict[str, Any] = {}
     for c in present:
-        record, f1 = _class_record(cm, c, y == c, probs[:, c])
+        record = _class_record(cm, c, y == c, probs[:, c])
         per_class[class_names[c]] = record
-        f1s.append(f1 or 0.0)
         if curves and record["auc"] is not None:
             curve_pts[class_names[c]] = _curves(y == c, probs[:, c])
     ece, bins = expected_calibration_error(probs, y)
@@ -166,8 +174,8 @@ def compute_metrics(
     out: dict[str, Any] = {
         "n": len(y),
         "accuracy": _round(np.mean(pred == y)),
-        "balanced_accuracy": _round(_balanced_accuracy(y, pred, present)),
-        "macro_f1": _round(np.mean(f1s)),
+        "balanced_accuracy": _round(_balanced_accuracy(y, pred)),
+        "macro_f1": _round(f1_score(y, pred, labels=present, average="macro", zero_division=0)),
         "per_class": per_class,
         "confusion_matrix": {"labels": list(class_names), "matrix": cm.tolist()},
         "ece": _round(ece),
@@ -178,7 +186,7 @@ def compute_metrics(
         out["per_source"] = _per_source(y, pred, np.asarray(sources), class_names, present)
         out["adults"] = _adults(y, pred, np.asarray(sources), class_names, n_boot)
     if n_boot:
-        out["ci95"] = _bootstrap_ci(y, pred, present, n_boot, seed)
+        out["ci95"] = _bootstrap_ci(y, pred, n_boot, seed)
         for c in present:
             per_class[class_names[c]]["sensitivity_ci95"] = _rate_ci(
                 pred[y == c] == c, n_boot, seed
@@ -188,28 +196,23 @@ def compute_metrics(
     return out
 
 
-def _class_record(
-    cm: np.ndarray, c: int, pos: np.ndarray, scores: np.ndarray
-) -> tuple[dict[str, Any], float | None]:
-    """One class's figures from the confusion matrix and its one-vs-rest scores, and its
-    unrounded F1."""
+def _class_record(cm: np.ndarray, c: int, pos: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """One class's figures from the confusion matrix and its one-vs-rest scores."""
     n = int(cm.sum())
     tp = cm[c, c]
     fn = cm[c].sum() - tp
     fp = cm[:, c].sum() - tp
     tn = n - tp - fn - fp
     auc = float(roc_auc_score(pos, scores)) if 0 < pos.sum() < n else None
-    f1 = _safe_div(2 * tp, 2 * tp + fp + fn)
-    record = {
+    return {
         "support": int(pos.sum()),
         "sensitivity": _round(_safe_div(tp, tp + fn)),
         "specificity": _round(_safe_div(tn, tn + fp)),
         "ppv": _round(_safe_div(tp, tp + fp)),
         "npv": _round(_safe_div(tn, tn + fn)),
-        "f1": _round(f1),
+        "f1": _round(_safe_div(2 * tp, 2 * tp + fp + fn)),
         "auc": _round(auc),
     }
-    return record, f1
 
 
 def _curves(pos: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
@@ -243,16 +246,9 @@ def _per_source(
     }
 
 
-def macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
     """Mean F1 over the classes that occur in ``y`` or ``pred`` (what early stopping watches)."""
-    f1s = []
-    for c in range(n_classes):
-        tp = np.sum((pred == c) & (y == c))
-        fp = np.sum((pred == c) & (y != c))
-        fn = np.sum((pred != c) & (y == c))
-        if tp + fp + fn:
-            f1s.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(f1s)) if f1s else 0.0
+    return float(f1_score(y, pred, average="macro", zero_division=0))
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:

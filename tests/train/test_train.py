@@ -132,9 +132,11 @@ def test_sampling_floor_keeps_tiny_groups_from_being_oversampled():
 
 def test_macro_f1_and_temperature():
     y = np.array([0, 0, 1, 1, 2, 2])
-    assert macro_f1(y, y, 3) == 1.0
+    assert macro_f1(y, y) == 1.0
     # class 0: TP 1 FP 1 FN 1 -> 0.5; class 1: TP 2 FP 1 -> 0.8; class 2: TP 1 FN 1 -> 2/3
-    assert macro_f1(y, np.array([0, 1, 1, 1, 2, 0]), 3) == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    assert macro_f1(y, np.array([0, 1, 1, 1, 2, 0])) == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    # A class only predicted counts, with F1 0; one neither true nor predicted does not.
+    assert macro_f1(np.array([0, 0, 1]), np.array([0, 2, 1])) == pytest.approx((2 / 3 + 1 + 0) / 3)
     # Over-confident logits that are often wrong want a temperature above 1.
     rng = np.random.default_rng(0)
     yy = rng.integers(0, 3, 500)
