@@ -62,5 +62,5 @@ def tiny_model_path(tiny_manifest, cxr_dir, tmp_path_factory) -> Path:
         batch_size=8,
         preprocess=PreprocessConfig(size=64),
     )
-    train(tiny_manifest, out, cfg, root=cxr_dir, verbose=0, cache=False, log=lambda *_: None)
+    train(tiny_manifest, out, cfg, root=cxr_dir, verbose=0, cache=False)
     return out / "cxr_classifier.keras"

@@ -14,6 +14,7 @@ Two checks, each a pure function of a classifier and images, run by
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,6 +29,8 @@ from cxrlib.infer.explain import Explainer
 from cxrlib.infer.focus import confidence_drops, lung_focus, model_view_focus
 from cxrlib.infer.lungs import erase_lungs, load_segmenter, lungs_only
 from cxrlib.train.data import load_gray, stratified_sample
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -213,7 +216,6 @@ def run_audits(
     explain: bool = False,
     max_images: int | None = None,
     segmenter_path: str | Path | None = None,
-    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """The shortcut audit on manifest rows ``df``: lungs-erased / lungs-only
     ablation and Grad-CAM lung focus + faithfulness."""
@@ -231,7 +233,7 @@ def run_audits(
         out["ablation"] = ablation(classifier, seg, grays, y, masks=masks)
         out["ablation"]["mask_convention"] = "full"
         out["ablation"]["seconds"] = round(time.time() - t0, 1)
-        log(format_ablation(out["ablation"]))
+        logger.info(format_ablation(out["ablation"]))
     if explain:
         t0 = time.time()
         ex = explanation_summary(
@@ -239,5 +241,5 @@ def run_audits(
         )
         ex["seconds"] = round(time.time() - t0, 1)
         out["explain"] = ex
-        log(format_explain(ex))
+        logger.info(format_explain(ex))
     return out

@@ -13,6 +13,7 @@ command that produced it. ``python -m cxrlib.evaluate SUBCOMMAND --help`` lists 
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -184,6 +185,7 @@ def _check(sub: argparse.ArgumentParser, a: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs one subcommand; returns its exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     argv = sys.argv[1:] if argv is None else list(argv)
     a = parse_args(argv)
     from cxrlib.evaluate.commands import COMMANDS  # loads TensorFlow: not for --help

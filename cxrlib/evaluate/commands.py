@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +28,8 @@ from cxrlib.evaluate.shortcuts import format_shortcuts, shortcut_checks
 from cxrlib.infer.classifier import Classifier, load_classifier
 from cxrlib.infer.views import DEFAULT_VIEWS, View
 from cxrlib.train.data import read_manifest
+
+logger = logging.getLogger(__name__)
 
 
 def _views(a: argparse.Namespace) -> Sequence[View] | None:
@@ -60,7 +63,6 @@ def save_model_metrics(
     model_path: str | Path,
     data: str | Path,
     n_boot: int = 1000,
-    log: Callable[[str], None] = print,
 ) -> Path:
     """Evaluates val and test of the shared manifest; writes ``<model>.metrics.json``."""
     clf = load_classifier(model_path)
@@ -68,11 +70,11 @@ def save_model_metrics(
     splits = {}
     for split in ("val", "test"):
         res = evaluate_manifest(clf, manifest, split=split, n_boot=n_boot)
-        log(format_table(res, title=f"== {split} =="))
+        logger.info(format_table(res, title=f"== {split} =="))
         splits[split] = res
     sections = {"manifest": manifest.name, "splits": splits}
     path = record.update_metrics_file(model_path, clf.weights_sha256, sections)
-    log(f"wrote {path}")
+    logger.info(f"wrote {path}")
     return path
 
 

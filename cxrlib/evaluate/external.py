@@ -18,8 +18,9 @@ and the collection states no licence, so no image of it is committed or shown.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.views import View
 from cxrlib.train.data import load_gray
 from cxrlib.train.file_scores import predict_files
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,6 @@ def external_check(
     training_files: Sequence[str],
     views: Sequence[View] | None = None,
     collections: Sequence[Collection] = COLLECTIONS,
-    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Scores ``classifier`` on every external collection of the lung set.
 
@@ -235,7 +237,7 @@ def external_check(
         ``{"collections": {source: record}, "views": n, "reference_images": n}``
         (records as :func:`check_collection`).
     """
-    log(f"reading {len(training_files):,} training-source images to look for duplicates")
+    logger.info(f"reading {len(training_files):,} training-source images to look for duplicates")
     reference = file_thumbnails(training_files)
     out: dict[str, Any] = {"collections": {}, "reference_images": len(reference)}
     for c in collections:

@@ -6,8 +6,9 @@ What the model does on a hospital it has never seen, run by
 
 from __future__ import annotations
 
+import logging
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,8 @@ from cxrlib.train import file_scores
 from cxrlib.train.classifier import train
 from cxrlib.train.config import TrainConfig
 from cxrlib.train.data import read_manifest
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,14 +64,13 @@ def _held_out_run(
     source: str,
     root: str | Path | None,
     views: Sequence[Any],
-    log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Trains without ``source`` and scores all of it (and the internal test split, of
     the manifest rows ``df``)."""
     run_cfg = cfg.model_copy(update={"exclude_sources": (source,)})
-    log(f"leave-one-source-out: training without {source} ...")
+    logger.info(f"leave-one-source-out: training without {source} ...")
     with tempfile.TemporaryDirectory() as tmp:
-        model, meta = train(manifest, tmp, run_cfg, root=root, verbose=0, log=lambda *_: None)
+        model, meta = train(manifest, tmp, run_cfg, root=root, verbose=0)
         clf = Classifier(model, meta)
         held = df[df["source"] == source]
         z = file_scores.file_view_logits(clf, list(held["file"]), views)
@@ -82,7 +84,9 @@ def _held_out_run(
     res = held_out_scores(held["y"].to_numpy(), probs, clf.class_names)
     if probs_views is not None:
         res["with_views"] = held_out_scores(held["y"].to_numpy(), probs_views, clf.class_names)
-        log(f"  {source} with {len(views)} views: accuracy {res['with_views']['accuracy']:.3f}")
+        logger.info(
+            f"  {source} with {len(views)} views: accuracy {res['with_views']['accuracy']:.3f}"
+        )
     res["internal_test_balanced_accuracy"] = (
         None
         if probs_test is None
@@ -96,7 +100,6 @@ def leave_one_source_out(
     cfg: TrainConfig,
     sources: Sequence[str],
     root: str | Path | None = None,
-    log: Callable[[str], None] = print,
     views: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """For each source: train without it (``cfg``, usually a short schedule), test on all of it.
@@ -106,7 +109,6 @@ def leave_one_source_out(
         cfg: A :class:`cxrlib.train.config.TrainConfig`; ``exclude_sources`` is set per run.
         sources: The sources to hold out, one at a time.
         root: Folder the manifest's paths are relative to.
-        log: Progress messages.
         views: Test-time views (:class:`cxrlib.infer.views.View`): each held-out source is also
             scored with the logits averaged over the original and them, under
             ``"with_views"`` (from the same single read of its images).
@@ -119,7 +121,9 @@ def leave_one_source_out(
     df = read_manifest(manifest, root=root)
     out: dict[str, Any] = {"schedule": cfg.model_dump(mode="json"), "sources": {}}
     for s in sources:
-        res = _held_out_run(manifest, df, cfg, s, root, views, log)
+        res = _held_out_run(manifest, df, cfg, s, root, views)
         out["sources"][s] = res
-        log(f"  {s}: n={res['n']} accuracy {res['accuracy']:.3f} {res['per_class_accuracy']}")
+        logger.info(
+            f"  {s}: n={res['n']} accuracy {res['accuracy']:.3f} {res['per_class_accuracy']}"
+        )
     return out

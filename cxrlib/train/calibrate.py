@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shlex
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ from cxrlib.train.classifier import save_classifier
 from cxrlib.train.data import load_geometry, read_manifest
 from cxrlib.train.file_scores import file_view_logits
 from cxrlib.train.scoring import compute_metrics, fit_temperature, macro_f1
+
+logger = logging.getLogger(__name__)
 
 
 def _bn_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
@@ -81,7 +83,6 @@ def calibrate(
     n_images: int = 4000,
     seed: int = 0,
     command: str = "",
-    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Re-estimates BN statistics and the temperature; saves only if val macro-F1 holds."""
     t0 = time.time()
@@ -112,18 +113,18 @@ def calibrate(
         "kept": bool(f1_after >= f1_before),
         "seconds": round(time.time() - t0, 1),
     }
-    log(f"val macro-F1 {f1_before:.4f} -> {f1_after:.4f}; temperature {temperature:.3f}")
+    logger.info(f"val macro-F1 {f1_before:.4f} -> {f1_after:.4f}; temperature {temperature:.3f}")
     if report["kept"]:
         meta = {k: v for k, v in clf.meta.items() if k != "weights_sha256"}
         meta["temperature"] = temperature
         meta["post_training"] = report
         # New BN statistics move every view's logits: a view temperature would be stale.
         if meta.pop("test_time_views", None):
-            log("test-time averaging removed; refit it with --views")
+            logger.info("test-time averaging removed; refit it with --views")
         save_classifier(clf.model, meta, model_path)
-        log(f"saved {model_path}")
+        logger.info(f"saved {model_path}")
     else:
-        log("kept the original model (validation did not improve)")
+        logger.info("kept the original model (validation did not improve)")
     return report
 
 
@@ -132,7 +133,6 @@ def fit_view_temperature(
     data: str | Path,
     views: tuple[View, ...] = DEFAULT_VIEWS,
     command: str = "",
-    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Fits the temperature of the mean logits over ``views`` on the validation split.
 
@@ -167,17 +167,18 @@ def fit_view_temperature(
     meta["test_time_views"] = record
     meta_path(model_path).write_text(json.dumps(meta, indent=2) + "\n")
     one, avg = record["val_one_view"], record["val_averaged"]
-    log(
+    logger.info(
         f"validation balanced accuracy {one['balanced_accuracy']:.4f} (one view) -> "
         f"{avg['balanced_accuracy']:.4f} (mean over {len(views) + 1}); ECE {one['ece']:.4f} -> "
         f"{avg['ece']:.4f}; temperature of the mean {temperature:.3f}"
     )
-    log(f"wrote {meta_path(model_path)}")
+    logger.info(f"wrote {meta_path(model_path)}")
     return record
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: BatchNorm re-estimation + temperature, or (``--views``) test-time averaging."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(
         prog="python -m cxrlib.train.calibrate",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 from typing import Any
 
 import keras
 import numpy as np
 
 from cxrlib.train.scoring import macro_f1
+
+logger = logging.getLogger(__name__)
 
 
 class EpochMetrics(keras.callbacks.Callback):
@@ -21,11 +23,10 @@ class EpochMetrics(keras.callbacks.Callback):
         x_tr: np.ndarray,
         y_tr: np.ndarray,
         patience: int,
-        log: Callable[[str], None] = print,
     ) -> None:
         super().__init__()
         self.x_val, self.y_val, self.x_tr, self.y_tr = x_val, y_val, x_tr, y_tr
-        self.patience, self.log = patience, log
+        self.patience = patience
         self.history: dict[str, list[float]] = {
             k: []
             for k in ("loss", "accuracy", "macro_f1", "val_loss", "val_accuracy", "val_macro_f1")
@@ -54,10 +55,10 @@ class EpochMetrics(keras.callbacks.Callback):
             self.best_f1, self.best_epoch = v_f1, epoch
             self.best_weights = self.model.get_weights()
             mark = "  * best"
-        self.log(
+        logger.info(
             f"epoch {epoch + 1}: loss {h['loss'][-1]:.4f} acc {h['accuracy'][-1]:.4f} "
             f"train-F1 {tr_f1:.4f} | val loss {v_loss:.4f} acc {v_acc:.4f} F1 {v_f1:.4f}{mark}"
         )
         if epoch - self.best_epoch >= self.patience:
-            self.log(f"early stop: no val macro-F1 gain for {self.patience} epochs")
+            logger.info(f"early stop: no val macro-F1 gain for {self.patience} epochs")
             self.model.stop_training = True

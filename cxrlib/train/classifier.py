@@ -11,8 +11,8 @@ the validation split. Writes ``<out>/<name>.keras`` and ``<out>/<name>.json``.
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ from cxrlib.train.callbacks import EpochMetrics
 from cxrlib.train.config import TrainConfig
 from cxrlib.train.data import load_geometry, read_manifest, sampling_weights
 from cxrlib.train.scoring import fit_temperature
+
+logger = logging.getLogger(__name__)
 
 #: Training images scored each epoch (a fixed random subset) beside the validation split.
 TRAIN_EVAL_IMAGES = 1500
@@ -70,12 +72,11 @@ def _load(
     root: str | Path | None,
     cfg: TrainConfig,
     cache: bool,
-    log: Callable[[str], None],
 ) -> _Data:
     """Reads the splits and brings their images to model geometry."""
     tr, va = _splits(manifest, root, cfg)
     pre = cfg.preprocess
-    log(f"loading {len(tr)} train / {len(va)} val images at {pre.size} px ...")
+    logger.info(f"loading {len(tr)} train / {len(va)} val images at {pre.size} px ...")
     x_tr_raw = load_geometry(list(tr["file"]), pre, cache=cache)
     x_va = _prepared(load_geometry(list(va["file"]), pre, cache=cache), pre)
     rng = np.random.default_rng(cfg.seed)
@@ -159,7 +160,6 @@ def train(
     command: str | None = None,
     verbose: int = 1,
     cache: bool = True,
-    log: Callable[[str], None] = print,
 ) -> tuple[keras.Model, dict[str, Any]]:
     """Trains, calibrates and saves a classifier; returns (model, metadata)."""
     t0 = time.time()
@@ -167,7 +167,7 @@ def train(
     # The JSON records the width actually built, not "the default" of the day.
     if cfg.width is None and cfg.arch in DEFAULT_WIDTHS:
         cfg = cfg.model_copy(update={"width": DEFAULT_WIDTHS[cfg.arch]})
-    data = _load(manifest, root, cfg, cache, log)
+    data = _load(manifest, root, cfg, cache)
     steps = cfg.steps_per_epoch or max(1, len(data.tr) // cfg.batch_size)
     probs = sampling_weights(
         data.y_tr, data.tr["source"], power=cfg.sampling_power, floor=cfg.sampling_floor
@@ -175,7 +175,7 @@ def train(
     batches = AugmentedBatches(data.x_tr_raw, data.y_tr, probs, cfg, steps)
     model = _compiled(cfg, steps)
     metrics_cb = EpochMetrics(
-        data.x_va, data.y_va, data.x_tr_eval, data.y_tr[data.sub], cfg.patience, log=log
+        data.x_va, data.y_va, data.x_tr_eval, data.y_tr[data.sub], cfg.patience
     )
     model.fit(batches, epochs=cfg.epochs, callbacks=[metrics_cb], verbose=verbose)
     if metrics_cb.best_weights is not None:
@@ -184,7 +184,7 @@ def train(
     logits_model = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
     val_logits = logits_model.predict(data.x_va, batch_size=128, verbose=0)
     temperature = fit_temperature(val_logits, data.y_va)
-    log(
+    logger.info(
         f"best epoch {metrics_cb.best_epoch + 1} (val macro-F1 {metrics_cb.best_f1:.4f}); "
         f"temperature {temperature:.3f}"
     )
@@ -196,7 +196,7 @@ def train(
         meta["lung_segmenter_sha256"] = default_segmenter().meta["weights_sha256"]
     path = save_classifier(model, meta, Path(out_dir) / f"{name}.keras")
     meta = json.loads(path.with_suffix(".json").read_text())
-    log(
+    logger.info(
         f"saved {path} ({path.stat().st_size / 1e6:.1f} MB) in {meta['train_seconds'] / 60:.1f} min"
     )
     return model, meta

@@ -12,6 +12,7 @@ OUT/NAME.json (see cxrlib.train.classifier).
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -167,6 +168,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """Trains the classifier the command line asks for; the command goes into its JSON."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     argv = sys.argv[1:] if argv is None else argv
     a = parse_args(argv)
     manifest = a.manifest or str(Path(a.data) / "manifest.csv")

@@ -63,9 +63,10 @@ def expected_calibration_error(
 
 def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
     """Mean recall over the classes present in ``y`` (a predicted class absent from ``y``
-    counts only against the recall of the classes it was given for)."""
+    counts only against the recall of the classes it was given for; one class alone is fine)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+        warnings.filterwarnings("ignore", "A single label was found")
         return float(balanced_accuracy_score(y, pred))
 
 

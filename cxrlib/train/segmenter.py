@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shlex
 import sys
@@ -43,6 +44,8 @@ from cxrlib.train.segmenter_data import (
     training_arrays,
 )
 from cxrlib.train.segmenter_scores import evaluate, inference_ms, tune_thresholds
+
+logger = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -93,10 +96,9 @@ class _ValDice(keras.callbacks.Callback):
         seg = self._segmenter
         logs["val_dice_img"] = evaluate(seg, self.pairs)["dice"] if self.pairs else 0.0
         elapsed = time.perf_counter() - self.start
-        print(
+        logger.info(
             f"epoch {epoch + 1}: val Dice (image size) {logs['val_dice_img']:.4f}, "
-            f"{elapsed:.0f} s elapsed",
-            flush=True,
+            f"{elapsed:.0f} s elapsed"
         )
         if self.time_limit_s and elapsed > self.time_limit_s:
             self.stopped_for_time = True
@@ -325,6 +327,7 @@ def _train_command(args: argparse.Namespace, raw: list[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``train`` / ``evaluate``)."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = _parser().parse_args(argv)
     if args.cmd == "train":
         _train_command(args, sys.argv[1:] if argv is None else list(argv))

@@ -75,9 +75,7 @@ def test_leave_one_source_out_scores_only_the_held_out_source(tiny_manifest, cxr
 
     monkeypatch.setattr(cxrlib.train.file_scores, "file_view_logits", spy)
     views = DEFAULT_VIEWS[:2]
-    res = leave_one_source_out(
-        tiny_manifest, cfg, ["cxnet"], root=cxr_dir, log=lambda *_: None, views=views
-    )
+    res = leave_one_source_out(tiny_manifest, cfg, ["cxnet"], root=cxr_dir, views=views)
     m = pd.read_csv(tiny_manifest)
     n_held = int((m.source == "cxnet").sum())
     held = res["sources"]["cxnet"]

@@ -56,7 +56,7 @@ def test_calibrate_saves_only_when_validation_holds(
     meta = json.loads(model.with_suffix(".json").read_text())
     meta["test_time_views"] = {"views": ["darker"], "temperature": 1.1}
     model.with_suffix(".json").write_text(json.dumps(meta))
-    rep = calibrate(model, data, n_images=12, command="test", log=lambda *_: None)
+    rep = calibrate(model, data, n_images=12, command="test")
     assert rep["bn_images"] == 12 and rep["temperature_after"] > 0
     meta = json.loads(model.with_suffix(".json").read_text())
     if rep["kept"]:
@@ -96,7 +96,7 @@ def test_view_temperature_is_fitted_on_val_and_only_the_json_changes(
 
     monkeypatch.setattr(cxrlib.train.calibrate, "file_view_logits", spy)
     views = DEFAULT_VIEWS[:4]
-    rec = fit_view_temperature(model, data, views, command="test", log=lambda *_: None)
+    rec = fit_view_temperature(model, data, views, command="test")
     files, z = read
     m = pd.read_csv(data / "manifest.csv")
     val = m[m.split == "val"]
