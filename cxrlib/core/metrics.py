@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cxrlib.core.records import Record, SchemaError
+from pydantic import ValidationError
+
+from cxrlib.core.records import Float, Int, Record, SchemaError, Str
 
 #: A probability at or above which an answer counts as confident (the external check's
 #: ``confident_at``, the track record's "that sure" answers).
@@ -34,85 +35,76 @@ class MetricsSchemaError(SchemaError):
 # --- one split (val / test) ------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
 class ClassScores(Record):
     """One class's rates on a split."""
 
-    support: int | None = None
-    sensitivity: float | None = None
-    specificity: float | None = None
-    ppv: float | None = None
-    npv: float | None = None
-    f1: float | None = None
-    auc: float | None = None
-    sensitivity_ci95: tuple[float, ...] | None = None
+    support: Int | None = None
+    sensitivity: Float | None = None
+    specificity: Float | None = None
+    ppv: Float | None = None
+    npv: Float | None = None
+    f1: Float | None = None
+    auc: Float | None = None
+    sensitivity_ci95: tuple[Float, ...] | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class AdultGroup(Record):
     """The adult images of one class: how many, the share answered right and its interval."""
 
-    n: int
-    sensitivity: float | None = None  # of the pneumonias, called pneumonia
-    specificity: float | None = None  # of the normals, called normal
-    ci95: tuple[float, ...] | None = None
-    answers: Mapping[str, int] = field(default_factory=dict)
+    n: Int
+    sensitivity: Float | None = None  # of the pneumonias, called pneumonia
+    specificity: Float | None = None  # of the normals, called normal
+    ci95: tuple[Float, ...] | None = None
+    answers: Mapping[Str, Int] = {}
 
 
-@dataclass(frozen=True, kw_only=True)
 class Adults(Record):
     """``splits.<name>.adults``: the pneumonias and normals of the adult sources."""
 
-    sources: tuple[str, ...]
+    sources: tuple[Str, ...]
     pneumonia: AdultGroup
     normal: AdultGroup
 
 
-@dataclass(frozen=True, kw_only=True)
 class ConfusionMatrix(Record):
     """Rows: true class; columns: the answer; both in the order of ``labels``."""
 
-    labels: tuple[str, ...]
-    matrix: tuple[tuple[int, ...], ...]
+    labels: tuple[Str, ...]
+    matrix: tuple[tuple[Int, ...], ...]
 
 
-@dataclass(frozen=True, kw_only=True)
 class ReliabilityBin(Record):
     """One bin of the reliability diagram: mean confidence against accuracy."""
 
-    lo: float
-    hi: float
-    count: int
-    confidence: float
-    accuracy: float
+    lo: Float
+    hi: Float
+    count: Int
+    confidence: Float
+    accuracy: Float
 
 
-@dataclass(frozen=True, kw_only=True)
 class SourceScores(Record):
     """A split's figures on the images of one data source."""
 
-    n: int
-    accuracy: float
-    per_class_accuracy: Mapping[str, float | None] = field(default_factory=dict)
+    n: Int
+    accuracy: Float
+    per_class_accuracy: Mapping[Str, Float | None] = {}
 
 
-@dataclass(frozen=True, kw_only=True)
 class RocCurve(Record):
     """One class's ROC curve."""
 
-    fpr: tuple[float, ...]
-    tpr: tuple[float, ...]
+    fpr: tuple[Float, ...]
+    tpr: tuple[Float, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
 class PrCurve(Record):
     """One class's precision-recall curve."""
 
-    recall: tuple[float, ...]
-    precision: tuple[float, ...]
+    recall: tuple[Float, ...]
+    precision: tuple[Float, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
 class ClassCurves(Record):
     """One class's curves (one vs the rest)."""
 
@@ -120,192 +112,178 @@ class ClassCurves(Record):
     pr: PrCurve | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class Prediction(Record):
     """One scored image: its probabilities in the order of the class names."""
 
-    path: str
-    probs: tuple[float, ...]
-    label: str | None = None
-    source: str | None = None
-    split: str | None = None
+    path: Str
+    probs: tuple[Float, ...]
+    label: Str | None = None
+    source: Str | None = None
+    split: Str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class Split(Record):
     """``splits.<name>``: one split scored as the app predicts."""
 
-    n: int | None = None
-    accuracy: float | None = None
-    balanced_accuracy: float | None = None
-    macro_f1: float | None = None
-    per_class: Mapping[str, ClassScores] = field(default_factory=dict)
+    n: Int | None = None
+    accuracy: Float | None = None
+    balanced_accuracy: Float | None = None
+    macro_f1: Float | None = None
+    per_class: Mapping[Str, ClassScores] = {}
     confusion_matrix: ConfusionMatrix | None = None
-    ece: float | None = None
-    brier: float | None = None
+    ece: Float | None = None
+    brier: Float | None = None
     reliability: tuple[ReliabilityBin, ...] = ()
-    per_source: Mapping[str, SourceScores] = field(default_factory=dict)
+    per_source: Mapping[Str, SourceScores] = {}
     adults: Adults | None = None
-    ci95: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    curves: Mapping[str, ClassCurves] = field(default_factory=dict)
+    ci95: Mapping[Str, tuple[Float, ...]] = {}
+    curves: Mapping[Str, ClassCurves] = {}
     predictions: tuple[Prediction, ...] = ()
-    views: tuple[str, ...] = ()
-    seconds: float | None = None
+    views: tuple[Str, ...] = ()
+    seconds: Float | None = None
 
 
 # --- the shortcut audit ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
 class AblationScores(Record):
     """One version of the test images (original, lungs erased, lungs only)."""
 
-    balanced_accuracy: float
-    accuracy: float | None = None
-    macro_f1: float | None = None
-    sensitivity: Mapping[str, float | None] = field(default_factory=dict)
-    auc: Mapping[str, float | None] = field(default_factory=dict)
+    balanced_accuracy: Float
+    accuracy: Float | None = None
+    macro_f1: Float | None = None
+    sensitivity: Mapping[Str, Float | None] = {}
+    auc: Mapping[Str, Float | None] = {}
 
 
-@dataclass(frozen=True, kw_only=True)
 class Ablation(Record):
     """``ablation``: the model on the test images with the lungs erased or kept alone."""
 
-    n: int | None = None
+    n: Int | None = None
     original: AblationScores | None = None
     lungs_erased: AblationScores | None = None
     lungs_only: AblationScores | None = None
-    chance: float | None = None
-    empty_masks: int | None = None
-    verdict: str | None = None
-    mask_convention: str | None = None
-    seconds: float | None = None
-    split: str | None = None
+    chance: Float | None = None
+    empty_masks: Int | None = None
+    verdict: Str | None = None
+    mask_convention: Str | None = None
+    seconds: Float | None = None
+    split: Str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class ResolutionSwap(Record):
     """One source's test images re-saved at another size: the answers that changed."""
 
-    n: int
-    longer_side: int
-    changed: float
+    n: Int
+    longer_side: Int
+    changed: Float
     original: AblationScores
     resaved: AblationScores
 
 
-@dataclass(frozen=True, kw_only=True)
 class SourceProbe(Record):
     """Within one class, a cross-validated guess of the source from the model's features."""
 
-    sources: tuple[str, ...]
-    balanced_accuracy: float
-    chance: float
-    n: Mapping[str, int] = field(default_factory=dict)
-    confusion: tuple[tuple[int, ...], ...] = ()
+    sources: tuple[Str, ...]
+    balanced_accuracy: Float
+    chance: Float
+    n: Mapping[Str, Int] = {}
+    confusion: tuple[tuple[Int, ...], ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
 class Shortcuts(Record):
     """``shortcuts``: the resolution swaps and the source probe (``evaluate audit --shortcuts``)."""
 
-    resolution: Mapping[str, ResolutionSwap] = field(default_factory=dict)
-    source_probe: Mapping[str, SourceProbe] = field(default_factory=dict)
-    split: str | None = None
-    command: str | None = None
+    resolution: Mapping[Str, ResolutionSwap] = {}
+    source_probe: Mapping[Str, SourceProbe] = {}
+    split: Str | None = None
+    command: Str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class FocusSummary(Record):
     """The lung focus of a group of images."""
 
-    n: int | None = None
-    mean: float | None = None
-    median: float | None = None
+    n: Int | None = None
+    mean: Float | None = None
+    median: Float | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class Faithfulness(Record):
     """The confidence drop when the hottest area, or a random one, is blurred."""
 
-    drop_hot: float | None = None
-    drop_random: float | None = None
-    score: float | None = None
+    drop_hot: Float | None = None
+    drop_random: Float | None = None
+    score: Float | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class Explain(Record):
     """``explain``: one heatmap method's lung focus and faithfulness on a split."""
 
-    method: str | None = None
-    fraction: float | None = None
-    n: int | None = None
+    method: Str | None = None
+    fraction: Float | None = None
+    n: Int | None = None
     lung_focus: FocusSummary | None = None
     flat_map_focus: FocusSummary | None = None
-    lung_focus_per_class: Mapping[str, FocusSummary] = field(default_factory=dict)
-    lung_focus_per_source: Mapping[str, FocusSummary] = field(default_factory=dict)
+    lung_focus_per_class: Mapping[Str, FocusSummary] = {}
+    lung_focus_per_source: Mapping[Str, FocusSummary] = {}
     faithfulness: Faithfulness | None = None
-    faithfulness_per_class: Mapping[str, Faithfulness] = field(default_factory=dict)
-    seconds: float | None = None
-    split: str | None = None
-    command: str | None = None
+    faithfulness_per_class: Mapping[Str, Faithfulness] = {}
+    seconds: Float | None = None
+    split: Str | None = None
+    command: Str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class Randomised(Record):
     """One method's maps against the same network's with random weights."""
 
-    rank_correlation: float | None = None
-    rank_correlation_range: tuple[float, ...] | None = None
-    hot_iou: float | None = None
-    hot_iou_range: tuple[float, ...] | None = None
+    rank_correlation: Float | None = None
+    rank_correlation_range: tuple[Float, ...] | None = None
+    hot_iou: Float | None = None
+    hot_iou_range: tuple[Float, ...] | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class Agreement(Record):
     """How far the methods' hottest regions overlap (IoU over pairs)."""
 
-    mean: float | None = None
-    median: float | None = None
-    p10: float | None = None
-    p90: float | None = None
+    mean: Float | None = None
+    median: Float | None = None
+    p10: Float | None = None
+    p90: Float | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class ExplainMethods(Record):
     """``explain_methods``: every heatmap method compared, keyed by method name."""
 
-    n: int | None = None
-    percent: float | None = None
-    seeds: tuple[int, ...] = ()
-    seed: int | None = None
-    methods: tuple[str, ...] = ()
+    n: Int | None = None
+    percent: Float | None = None
+    seeds: tuple[Int, ...] = ()
+    seed: Int | None = None
+    methods: tuple[Str, ...] = ()
     agreement: Agreement | None = None
-    pairwise_iou: Mapping[str, float | None] = field(default_factory=dict)
-    lung_focus: Mapping[str, float | None] = field(default_factory=dict)
-    randomised: Mapping[str, Randomised] = field(default_factory=dict)
-    split: str | None = None
-    command: str | None = None
-    seconds: float | None = None
+    pairwise_iou: Mapping[Str, Float | None] = {}
+    lung_focus: Mapping[Str, Float | None] = {}
+    randomised: Mapping[Str, Randomised] = {}
+    split: Str | None = None
+    command: Str | None = None
+    seconds: Float | None = None
 
 
 # --- leave one source out, the external check, the alternatives ------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
 class LosoResult(Record):
     """A model trained without one source, on that source's images."""
 
-    accuracy: float | None = None
-    balanced_accuracy: float | None = None
-    macro_f1: float | None = None
-    sensitivity: Mapping[str, float | None] = field(default_factory=dict)
-    auc: Mapping[str, float | None] = field(default_factory=dict)
-    n: int | None = None
-    per_class_accuracy: Mapping[str, float | None] = field(default_factory=dict)
-    support: Mapping[str, int] = field(default_factory=dict)
+    accuracy: Float | None = None
+    balanced_accuracy: Float | None = None
+    macro_f1: Float | None = None
+    sensitivity: Mapping[Str, Float | None] = {}
+    auc: Mapping[Str, Float | None] = {}
+    n: Int | None = None
+    per_class_accuracy: Mapping[Str, Float | None] = {}
+    support: Mapping[Str, Int] = {}
     with_views: LosoResult | None = None
-    internal_test_balanced_accuracy: float | None = None
+    internal_test_balanced_accuracy: Float | None = None
 
     def as_predicted(self) -> LosoResult:
         """These figures as the app predicts: averaged over the test-time views where that
@@ -313,109 +291,101 @@ class LosoResult(Record):
         return self.with_views or self
 
 
-@dataclass(frozen=True, kw_only=True)
 class Loso(Record):
     """``loso`` / ``loso_full``: one result per held-out source, and the runs' schedule."""
 
-    sources: Mapping[str, LosoResult]
-    schedule: Mapping[str, Any] = field(default_factory=dict)
-    description: str | None = None
-    command: str | None = None
-    commands: tuple[str, ...] = ()
+    sources: Mapping[Str, LosoResult]
+    schedule: Mapping[Str, Any] = {}
+    description: Str | None = None
+    command: Str | None = None
+    commands: tuple[Str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
 class SubsetCalls(Record):
     """How often the images of one subset of an outside collection got each answer."""
 
-    n: int
-    called: Mapping[str, int] = field(default_factory=dict)
-    share: Mapping[str, float | None] = field(default_factory=dict)
-    ci95: Mapping[str, tuple[float, ...] | None] = field(default_factory=dict)
-    confident: Mapping[str, int] = field(default_factory=dict)
-    confident_share: Mapping[str, float | None] = field(default_factory=dict)
-    confident_at: float | None = None
+    n: Int
+    called: Mapping[Str, Int] = {}
+    share: Mapping[Str, Float | None] = {}
+    ci95: Mapping[Str, tuple[Float, ...] | None] = {}
+    confident: Mapping[Str, Int] = {}
+    confident_share: Mapping[Str, Float | None] = {}
+    confident_at: Float | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class Duplicates(Record):
     """The search of an outside collection for copies of training images."""
 
-    similarity_threshold: float | None = None
-    found: int | None = None
-    highest_similarity: float | None = None
+    similarity_threshold: Float | None = None
+    found: Int | None = None
+    highest_similarity: Float | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class Collection(Record):
     """One outside collection (of one class) no training image came from."""
 
-    name: str
-    label: str
-    subsets: Mapping[str, SubsetCalls]
-    description: str | None = None
-    population: str | None = None
-    n: int | None = None
-    mean_probs: Mapping[str, float] = field(default_factory=dict)
-    input_check_refused: int | None = None
+    name: Str
+    label: Str
+    subsets: Mapping[Str, SubsetCalls]
+    description: Str | None = None
+    population: Str | None = None
+    n: Int | None = None
+    mean_probs: Mapping[Str, Float] = {}
+    input_check_refused: Int | None = None
     duplicates: Duplicates | None = None
     predictions: tuple[Prediction, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
 class External(Record):
     """``external``: the outside collections, keyed by id."""
 
-    collections: Mapping[str, Collection] = field(default_factory=dict)
-    reference_images: int | None = None
-    views: int | None = None
-    command: str | None = None
+    collections: Mapping[Str, Collection] = {}
+    reference_images: Int | None = None
+    views: Int | None = None
+    command: Str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class AlternativeAblation(Record):
     """An alternative's score on one version of the test images."""
 
-    balanced_accuracy: float
-    covid_auc: float | None = None
+    balanced_accuracy: Float
+    covid_auc: Float | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class Alternative(Record):
     """``alternatives.<name>``: a model not committed, scored on a split."""
 
-    balanced_accuracy: float
+    balanced_accuracy: Float
     lungs_erased: AlternativeAblation
-    preprocess: Mapping[str, Any] = field(default_factory=dict)
-    train_config: Mapping[str, Any] = field(default_factory=dict)
-    keras_backend: str | None = None
-    params: int | None = None
-    weights_sha256: str | None = None
-    split: str | None = None
-    n: int | None = None
-    views: int | None = None
-    ci95: tuple[float, ...] | None = ()
-    covid_sensitivity: float | None = None
-    ece: float | None = None
+    preprocess: Mapping[Str, Any] = {}
+    train_config: Mapping[Str, Any] = {}
+    keras_backend: Str | None = None
+    params: Int | None = None
+    weights_sha256: Str | None = None
+    split: Str | None = None
+    n: Int | None = None
+    views: Int | None = None
+    ci95: tuple[Float, ...] | None = ()
+    covid_sensitivity: Float | None = None
+    ece: Float | None = None
     lungs_only: AlternativeAblation | None = None
-    chance: float | None = None
-    command: str | None = None
+    chance: Float | None = None
+    command: Str | None = None
     external: External | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class Metrics(Record):
     """A whole ``<model>.metrics.json``."""
 
-    model: str | None = None
-    weights_sha256: str | None = None
-    manifest: str | None = None
-    splits: Mapping[str, Split] = field(default_factory=dict)
+    model: Str | None = None
+    weights_sha256: Str | None = None
+    manifest: Str | None = None
+    splits: Mapping[Str, Split] = {}
     ablation: Ablation | None = None
     explain: Explain | None = None
     shortcuts: Shortcuts | None = None
     loso: Loso | None = None
-    alternatives: Mapping[str, Alternative] = field(default_factory=dict)
+    alternatives: Mapping[Str, Alternative] = {}
     loso_full: Loso | None = None
     external: External | None = None
     explain_methods: ExplainMethods | None = None
@@ -439,9 +409,10 @@ def read_metrics(source: str | os.PathLike[str] | Mapping[str, Any], origin: str
         origin = str(source)
         data = json.loads(Path(source).read_text())
     try:
-        return Metrics.from_dict(data)
-    except SchemaError as e:
-        raise MetricsSchemaError(e.key, e.problem, origin) from e
+        return Metrics.model_validate(data)
+    except ValidationError as e:
+        first = SchemaError.first_of(e)
+        raise MetricsSchemaError(first.key, first.problem, origin) from e
 
 
 def write_metrics(path: str | os.PathLike[str], metrics: Metrics) -> None:
