@@ -3,6 +3,13 @@
 A manifest is a CSV with at least ``path,label`` (optionally ``source``,
 ``split``, ...); paths are relative to a root folder (by default the
 manifest's own folder).
+
+Disk cache: ``artifacts/cache`` (:data:`CACHE_DIR`). The images of a file list in model
+geometry (:func:`load_geometry`) are kept by ``joblib.Memory``, keyed by the file list, the
+preprocessing and the lung segmenter's weights hash, since decoding 10,000 JPEGs costs about
+half a minute and lung cropping a few minutes. The segmenter's boxes and masks are kept per
+file (:func:`lung_frames`), so that any subset of the images (a leave-one-source-out run)
+is segmented only once. Delete the folder to start afresh.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import joblib
 import numpy as np
 import pandas as pd
 
@@ -101,29 +109,30 @@ def load_geometry(
 ) -> np.ndarray:
     """Loads images and applies the geometry step of preprocessing.
 
-    Returns uint8 ``(N, size, size)``. Results are cached under
-    ``artifacts/cache`` keyed by the file list and geometry settings, since
-    decoding 10,000 JPEGs costs about half a minute (and lung cropping, which
-    segments every image with ``segmenter`` (default: the committed one),
-    a few minutes).
+    Returns uint8 ``(N, size, size)``, cached (see the module docstring) unless ``cache`` is
+    False. Lung cropping segments every image with ``segmenter`` (default: the committed one).
     """
-    settings: tuple[Any, ...] = (config.size, config.geometry, config.border_crop)
-    if config.uses_lungs:
-        if segmenter is None:
-            from cxrlib.infer.lungs import default_segmenter  # lazy: loads TensorFlow
+    if config.uses_lungs and segmenter is None:
+        from cxrlib.infer.lungs import default_segmenter  # lazy: loads TensorFlow
 
-            segmenter = default_segmenter()
-        # (Kept as it was before masking existed, so older caches stay valid.)
-        settings += ("lung", config.lung_margin, segmenter.meta.get("weights_sha256", ""))
-        if not config.lung_crop:
-            settings += ("no-crop",)
-        if config.lung_mask:
-            settings += ("mask", config.mask_dilation)
-    key = hashlib.sha256(("\n".join(files) + repr(settings)).encode()).hexdigest()[:20]
-    cache_file = CACHE_DIR / f"geom_{key}.npy"
-    if cache and cache_file.exists():
-        return np.load(cache_file)
+        segmenter = default_segmenter()
+    weights = segmenter.meta.get("weights_sha256", "") if config.uses_lungs else ""
+    geometry = _geometry
+    if cache:
+        memory = joblib.Memory(CACHE_DIR, verbose=0)
+        geometry = memory.cache(_geometry, ignore=["segmenter", "cache", "workers"])
+    return geometry(list(files), config, weights, segmenter, cache, workers)
 
+
+def _geometry(
+    files: list[str],
+    config: PreprocessConfig,
+    segmenter_weights: str,
+    segmenter: Any,
+    cache: bool,
+    workers: int,
+) -> np.ndarray:
+    """:func:`load_geometry` uncached (``segmenter_weights`` names the segmenter in the key)."""
     boxes, masks = lung_inputs(files, config, segmenter, cache=cache)
 
     def one(i: int) -> np.ndarray:
@@ -133,9 +142,6 @@ def load_geometry(
     with ThreadPoolExecutor(workers) as pool:  # cv2 releases the GIL while decoding
         for i, geo in enumerate(pool.map(one, range(len(files)))):
             arr[i] = geo
-    if cache:
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        np.save(cache_file, arr)
     return arr
 
 

@@ -68,7 +68,7 @@ def test_lung_boxes_are_found_once_and_cached(images: list[str]) -> None:
     assert seg.seen == 8
 
 
-def test_load_geometry_crops_to_the_lungs(images: list[str]) -> None:
+def test_load_geometry_crops_to_the_lungs(images: list[str], monkeypatch) -> None:
     seg = BrightBoxSegmenter()
     cfg = PreprocessConfig(size=32, contrast="none", lung_crop=True, lung_margin=0.0)
     arr = data.load_geometry(images, cfg, segmenter=seg)
@@ -81,6 +81,13 @@ def test_load_geometry_crops_to_the_lungs(images: list[str]) -> None:
     assert plain[0].min() == 20  # without lung_crop the dark surround stays
     np.testing.assert_array_equal(data.load_geometry(images, cfg, segmenter=seg), arr)
     assert seg.seen == 4  # the second call came from the cache
+    # ... without reading an image; another segmenter (weights hash) is another entry.
+    monkeypatch.setattr(data, "load_gray", lambda f: pytest.fail(f"{f} read again"))
+    np.testing.assert_array_equal(data.load_geometry(images, cfg, segmenter=seg), arr)
+    other = BrightBoxSegmenter()
+    other.meta = {"weights_sha256": "other"}
+    with pytest.raises(pytest.fail.Exception, match="read again"):
+        data.load_geometry(images, cfg, segmenter=other)
 
 
 def test_lung_masks_are_cached_with_the_boxes_and_mask_the_input(images: list[str]) -> None:
