@@ -72,9 +72,6 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
 def _preprocess_flags(p: argparse.ArgumentParser) -> None:
     dp = PreprocessConfig()
     p.add_argument("--size", type=int, default=dp.size)
-    p.add_argument("--geometry", default=dp.geometry, choices=["resize", "pad"])
-    p.add_argument("--contrast", default=dp.contrast, choices=["clahe", "equalize", "none"])
-    p.add_argument("--border-crop", type=float, default=dp.border_crop)
     p.add_argument(
         "--lung-crop",
         action=argparse.BooleanOptionalAction,
@@ -87,14 +84,13 @@ def _preprocess_flags(p: argparse.ArgumentParser) -> None:
 
 def _augment_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
-    p.add_argument("--no-text-augment", action="store_true", help="no synthetic letters/arrows")
     p.add_argument(
         "--augment",
         action="append",
         default=[],
         metavar="NAME=VALUE",
         help="set one augmentation setting (cxrlib.train.augment.AugmentConfig), e.g. p_jpeg=0 "
-        "(repeatable; applied after --no-augment / --no-text-augment)",
+        "(repeatable; applied after --no-augment)",
     )
 
 
@@ -136,17 +132,8 @@ def parse_settings(pairs: list[str]) -> dict[str, float]:
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     """The training run that parsed arguments ask for."""
-    pre = PreprocessConfig(
-        **{k: getattr(a, k) for k in ("size", "geometry", "contrast", "border_crop")},
-        lung_crop=a.lung_crop,
-        lung_margin=a.lung_margin,
-    )
-    if a.no_augment:
-        aug = AugmentConfig.off()
-    elif a.no_text_augment:
-        aug = AugmentConfig(p_text=0.0)
-    else:
-        aug = AugmentConfig()
+    pre = PreprocessConfig(size=a.size, lung_crop=a.lung_crop, lung_margin=a.lung_margin)
+    aug = AugmentConfig.off() if a.no_augment else AugmentConfig()
     aug = aug.model_copy(update=parse_settings(a.augment))
     return TrainConfig(
         arch=a.arch,
