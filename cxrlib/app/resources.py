@@ -242,18 +242,19 @@ def _trace(res: Resources) -> None:
         res.errors.setdefault("warm-up", str(exc))
 
 
-_LOADED: dict[tuple[str, str, str], Resources] = {}
+_LOADED: dict[tuple[str, str, str, str], Resources] = {}
 _LOAD_LOCK = threading.Lock()
-_WARM: set[tuple[str, str, str]] = set()
+_WARM: set[tuple[str, str, str, str]] = set()
 _WARM_LOCK = threading.Lock()
 
 
-def _key(model: PathLike | None, segmenter: PathLike | None) -> tuple[str, str, str]:
-    """The (classifier, segmenter) paths and the model server that identify one set of
-    resources."""
+def _key(model: PathLike | None, segmenter: PathLike | None) -> tuple[str, str, str, str]:
+    """The (classifier, segmenter, gate) paths and the model server that identify one set
+    of resources."""
     return (
         str(resolve(model) if model else model_path()),
         str(resolve(segmenter) if segmenter else segmenter_path()),
+        str(gate_path()),
         model_server() or "",
     )
 

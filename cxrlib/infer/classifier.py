@@ -31,6 +31,7 @@ from cxrlib.infer.views import View, view_batch, views_by_name
 CLASS_NAMES: tuple[str, ...] = ("covid", "normal", "pneumonia")
 PENULTIMATE_LAYER = "last_conv"
 LOGITS_LAYER = "logits"
+#: The committed classifier; loading follows ``$CXR_MODEL``.
 DEFAULT_MODEL_PATH = settings.resolve(settings.DEFAULT_MODEL)
 
 
@@ -243,14 +244,15 @@ def average_views(view_logits: np.ndarray, temperature: float) -> tuple[np.ndarr
 
 
 def load_classifier(
-    path: str | Path = DEFAULT_MODEL_PATH, segmenter: LungSegmenter | None = None
+    path: str | Path | None = None, segmenter: LungSegmenter | None = None
 ) -> Classifier:
-    """Loads a ``.keras`` classifier and its JSON; raises :class:`ModelError`.
+    """Loads a ``.keras`` classifier (default :func:`cxrlib.core.settings.model_path`) and
+    its JSON; raises :class:`ModelError`.
 
     A model trained on lung-cropped inputs also needs a lung segmenter:
-    ``segmenter``, or by default the committed one.
+    ``segmenter``, or by default :func:`cxrlib.infer.lungs.default_segmenter`.
     """
-    path = Path(path)
+    path = settings.model_path() if path is None else Path(path)
     if not path.exists():
         raise ModelError(f"no model at {path}; train one with `python -m cxrlib.train`")
     mp = meta_path(path)

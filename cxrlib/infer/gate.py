@@ -59,9 +59,9 @@ The features live in :mod:`cxrlib.infer.gate_features`; fitting and the
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,7 @@ import numpy as np
 from cxrlib.core import settings
 from cxrlib.infer import gate_features as gf
 
+#: The committed gate (where ``cxrlib.train.gate fit`` writes); loading follows ``$CXR_OOD``.
 DEFAULT_GATE_PATH = settings.resolve(settings.DEFAULT_GATE)
 
 COLOUR_LIMIT = 0.08
@@ -241,14 +242,15 @@ class OODGate:
         return reject("unlike")
 
 
-def load_gate(path: str | os.PathLike[str] = DEFAULT_GATE_PATH) -> OODGate:
-    """Loads a gate saved by :meth:`OODGate.save`.
+def load_gate(path: str | os.PathLike[str] | None = None) -> OODGate:
+    """Loads a gate saved by :meth:`OODGate.save` (default
+    :func:`cxrlib.core.settings.gate_path`).
 
     Raises:
         FileNotFoundError: ``path`` is missing.
         ValueError: the file is not a gate of this format.
     """
-    path = Path(path)
+    path = settings.gate_path() if path is None else Path(path)
     if not path.exists():
         raise FileNotFoundError(
             f"OOD gate not found at {path}; fit one with "
@@ -273,17 +275,14 @@ def load_gate(path: str | os.PathLike[str] = DEFAULT_GATE_PATH) -> OODGate:
     return gate
 
 
-_DEFAULT: OODGate | None = None
-_LOCK = threading.Lock()
+@functools.cache
+def _gate_at(path: Path) -> OODGate:
+    return load_gate(path)
 
 
 def default_gate() -> OODGate:
-    """The committed gate (``models/ood.npz``), loaded once."""
-    global _DEFAULT
-    with _LOCK:
-        if _DEFAULT is None:
-            _DEFAULT = load_gate(DEFAULT_GATE_PATH)
-        return _DEFAULT
+    """The gate at :func:`cxrlib.core.settings.gate_path`, loaded once per path."""
+    return _gate_at(settings.gate_path())
 
 
 def assess(gray: np.ndarray, colourfulness: float | None = None) -> OODResult:
