@@ -4,7 +4,7 @@
 the objects :func:`cxrlib.infer.pipeline.analyse` returns in this process: an
 :class:`~cxrlib.infer.pipeline.Analysis` of the decoded image (decoded here, from the
 same bytes: decoding needs no model), the input gate's verdict and the diagnosis.
-Only the standard library talks HTTP; no Ray, no TensorFlow at import.
+``requests`` talks HTTP; no Ray, no TensorFlow at import.
 
 Errors: a bad image raises :class:`cxrlib.core.errors.ImageError` (as in process);
 a server that is down, times out or answers nonsense raises
@@ -13,11 +13,9 @@ a server that is down, times out or answers nonsense raises
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any
+
+import requests
 
 from cxrlib.core.cache import LRUCache
 from cxrlib.core.errors import ImageError, ModelServerError
@@ -44,27 +42,29 @@ class RemoteAnalyser:
         self.timeout = timeout
 
     def _request(
-        self, path: str, data: bytes | None = None, timeout: float | None = None
+        self,
+        path: str,
+        data: bytes | None = None,
+        timeout: float | None = None,
+        params: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        req = urllib.request.Request(self.url + path, data=data, method="POST" if data else "GET")
-        if data is not None:
-            req.add_header("Content-Type", "application/octet-stream")
         try:
-            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
-                body = resp.read()
-        except urllib.error.HTTPError as exc:
-            body = exc.read()
-            if exc.code not in (400, 422):
-                raise ModelServerError(
-                    f"the model server at {self.url} answered {exc.code}"
-                ) from exc
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", exc)
+            resp = requests.request(
+                "POST" if data else "GET",
+                self.url + path,
+                params=params,
+                data=data,
+                headers={"Content-Type": "application/octet-stream"} if data else None,
+                timeout=timeout or self.timeout,
+            )
+        except requests.RequestException as exc:
             raise ModelServerError(
-                f"the model server at {self.url} is not reachable ({reason})"
+                f"the model server at {self.url} is not reachable ({exc})"
             ) from exc
+        if resp.status_code >= 400 and resp.status_code not in (400, 422):
+            raise ModelServerError(f"the model server at {self.url} answered {resp.status_code}")
         try:
-            answer = json.loads(body)
+            answer = resp.json()
         except ValueError as exc:
             raise ModelServerError(f"the model server at {self.url} sent no JSON") from exc
         if not isinstance(answer, dict):
@@ -88,7 +88,7 @@ class RemoteAnalyser:
         if class_index is not None:
             query["class_index"] = str(int(class_index))
         with timed("remote"):
-            answer = self._request("/analyse?" + urllib.parse.urlencode(query), data or b" ")
+            answer = self._request("/analyse", data or b" ", params=query)
         if "error" in answer:
             err = answer["error"]
             message = str(err.get("message", "the request could not be answered"))
@@ -108,8 +108,8 @@ class RemoteAnalyser:
     ) -> tuple[list[BatchRow], bool]:
         """The Batch page's rows of one upload (a zip: one per member) and whether they
         have a lung focus, computed by the server (raises ModelServerError)."""
-        query = urllib.parse.urlencode({"name": name, "focus": "1" if with_focus else "0"})
-        answer = self._request("/score?" + query, data or b" ")
+        query = {"name": name, "focus": "1" if with_focus else "0"}
+        answer = self._request("/score", data or b" ", params=query)
         try:
             rows = [build(BatchRow, r) for r in answer["rows"]]
         except (KeyError, TypeError, ValueError) as exc:
