@@ -43,11 +43,10 @@ from app_helpers import (  # noqa: E402, F401
     texts,
 )
 
-from cxrlib.app.analysis import run_diagnosis  # noqa: E402
 from cxrlib.app.downloads import png_bytes, report_bytes  # noqa: E402
 from cxrlib.app.resources import get_resources  # noqa: E402
 from cxrlib.core.hashing import sha256_bytes  # noqa: E402
-from cxrlib.infer.pipeline import decode  # noqa: E402
+from cxrlib.infer.pipeline import decode, diagnose_image  # noqa: E402
 
 PATIENT = {
     "PatientName": "Zyxwvut^Quorraline",
@@ -237,7 +236,7 @@ def test_upload_session_writes_no_file_and_leaks_no_patient_field(
         sha = sha256_bytes(data)
         decoded = cache.get(("decoded", sha))
         assert decoded is not None and decoded.format == "DICOM"
-        diagnosis = run_diagnosis(res, cache, decoded, "gradcam")
+        diagnosis = diagnose_image(res, decoded, "gradcam", cache=cache)
         over = overlay(decoded.pixels, diagnosis.heatmap, 0.7, "jet")
         pdf = report_bytes(res, decoded, diagnosis, over, "gradcam", {"opacity": "0.70"})
         png = png_bytes(over)

@@ -36,12 +36,11 @@ class Resources(Models):
     """The loaded models (see :class:`~cxrlib.infer.pipeline.Models`) and how loading went.
 
     Attributes:
-        errors: Component name -> plain message of why it is missing.
         device: ``"CPU"`` or ``"GPU: name"``.
         seconds: Loading time.
+        served: What the model server serves (its health answer), with ``remote``.
     """
 
-    errors: dict[str, str] = field(default_factory=dict)
     device: str = "CPU"
     seconds: float = 0.0
     remote: RemoteAnalyser | None = None
@@ -184,8 +183,8 @@ def remote_resources(url: str) -> Resources:
     """The models of the model server at ``url`` (``$CXR_MODEL_SERVER``), without TensorFlow.
 
     The app then holds only a client (:class:`cxrlib.serve.client.RemoteAnalyser`):
-    :mod:`cxrlib.app.analysis` and :mod:`cxrlib.app.batch` send the upload's bytes to
-    the server. The classifier's metrics file (track record, randomisation note) is
+    :func:`cxrlib.infer.pipeline.diagnose_image` and :mod:`cxrlib.app.batch` send the
+    upload's bytes to the server. The classifier's metrics file (track record, randomisation note) is
     read from this checkout's copy of the served model, when it has one.
 
     Raises:

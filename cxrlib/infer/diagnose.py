@@ -171,23 +171,3 @@ def diagnose(
         model_crop=crop,
         averaged=bool(classifier.views),
     )
-
-
-def diagnose_bytes(
-    classifier: Classifier,
-    data: bytes,
-    filename: str = "",
-    explainer: Explainer | None = None,
-    segmenter: Segmenter | None = None,
-    method: str = "gradcam",
-    class_index: int | None = None,
-) -> tuple[np.ndarray, Diagnosis]:
-    """Decodes an upload (in memory, via :func:`cxrlib.io.decode.read_image`) and diagnoses it.
-
-    Returns:
-        ``(gray, diagnosis)``; raises :class:`cxrlib.core.errors.ImageError` for unreadable files.
-    """
-    from cxrlib.io.decode import read_image
-
-    gray = read_image(data, filename)
-    return gray, diagnose(classifier, gray, explainer, segmenter, method, class_index)

@@ -1,10 +1,9 @@
 """The model server's client: the in-process pipeline's answers, computed by the server.
 
-:class:`RemoteAnalyser` sends image bytes to ``python -m cxrlib.serve`` and returns
-the objects :func:`cxrlib.infer.pipeline.analyse` returns in this process: an
-:class:`~cxrlib.infer.pipeline.Analysis` of the decoded image (decoded here, from the
-same bytes: decoding needs no model), the input gate's verdict and the diagnosis.
-``requests`` talks HTTP; no Ray, no TensorFlow at import.
+:class:`RemoteAnalyser` sends image bytes to ``python -m cxrlib.serve`` and returns the
+input gate's verdict and the diagnosis; as ``Models.remote`` it is how
+:func:`cxrlib.infer.pipeline.diagnose_image` reaches the server. ``requests`` talks HTTP;
+no Ray, no TensorFlow at import.
 
 Errors: a bad image raises :class:`cxrlib.core.errors.ImageError` (as in process);
 a server that is down, times out or answers nonsense raises
@@ -17,11 +16,10 @@ from typing import Any
 
 import requests
 
-from cxrlib.core.cache import LRUCache
 from cxrlib.core.errors import ImageError, ModelServerError
 from cxrlib.core.timings import timed
 from cxrlib.infer.diagnosis import Diagnosis
-from cxrlib.infer.pipeline import Analysis, Decoded, GateVerdict, decode
+from cxrlib.infer.pipeline import GateVerdict
 from cxrlib.predict.rows import BatchRow
 from cxrlib.serve.codec import build
 
@@ -82,7 +80,7 @@ class RemoteAnalyser:
         filename: str = "",
         method: str = "gradcam",
         class_index: int | None = None,
-    ) -> tuple[GateVerdict | None, Any, str]:
+    ) -> tuple[GateVerdict | None, Diagnosis, str]:
         """``(gate verdict, diagnosis, image sha256)`` computed by the server."""
         query = {"method": method, "filename": filename}
         if class_index is not None:
@@ -115,46 +113,3 @@ class RemoteAnalyser:
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelServerError(f"the model server's answer is incomplete ({exc})") from exc
         return rows, bool(answer.get("focus"))
-
-    def answer(
-        self,
-        data: bytes,
-        decoded: Decoded,
-        method: str = "gradcam",
-        class_index: int | None = None,
-        cache: LRUCache | None = None,
-        filename: str = "",
-    ) -> tuple[GateVerdict | None, Diagnosis]:
-        """The server's (gate verdict, diagnosis) of ``data``, which decoded to ``decoded``,
-        kept in ``cache`` under ``("remote", image, server, method, class)``."""
-        key = ("remote", decoded.sha256, self.url, method, class_index)
-        hit = None if cache is None else cache.get(key)
-        if hit is None:
-            gate, diagnosis, sha = self.diagnose(data, filename, method, class_index)
-            if sha != decoded.sha256:
-                raise ModelServerError("the model server answered for another image")
-            hit = (gate, diagnosis)
-            if cache is not None:
-                cache.put(key, hit)
-        return hit
-
-    def analyse(
-        self,
-        data: bytes,
-        filename: str = "",
-        method: str = "gradcam",
-        class_index: int | None = None,
-        cache: LRUCache | None = None,
-    ) -> Analysis:
-        """:func:`cxrlib.infer.pipeline.analyse`, with the models on the server.
-
-        Raises:
-            ImageError: The bytes are not a usable image.
-            ValueError: An unknown method or class.
-            ModelServerError: The server is down or failed.
-        """
-        decoded: Decoded = decode(data, filename, cache=cache)
-        if not decoded.ok:
-            raise ImageError(decoded.error)
-        gate, diagnosis = self.answer(data, decoded, method, class_index, cache, filename)
-        return Analysis(decoded, gate, diagnosis)
