@@ -1,7 +1,7 @@
 """The app's models: loading them once per process, in the background, without failing.
 
 Nothing here imports TensorFlow at module import time: the app's first page
-must appear before the ~3 s TensorFlow import, so the models are loaded lazily
+must appear before the slow TensorFlow import, so the models are loaded lazily
 (:func:`get_resources`) or in a background thread (:func:`warm_up`).
 """
 

@@ -2,8 +2,6 @@
 
 Horizontal bars in percent, the predicted class in its colour, the test-time range as
 a whisker, the value right of it; drawn as markup, so the browser lays it out like text.
-It replaced a Plotly bar chart that made every session load and run plotly.js, the
-page's largest cost when many sessions upload at once (models/experiments.md, E17).
 """
 
 from __future__ import annotations
