@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cxrlib.core.cache import LRUCache
+from cxrlib.core.formatting import pct
 from cxrlib.core.methods import METHOD_LABELS
 from cxrlib.infer.focus import hot_region_ious, mean_over_pairs
 from cxrlib.infer.pipeline import Decoded, diagnose_image
@@ -50,14 +51,14 @@ class MethodComparison:
 
     def caption(self, d: Diagnosis) -> str:
         """A method's name with its lung focus, under its overlay."""
-        focus = "" if d.lung_focus is None else f" · {100 * d.lung_focus:.0f}% in the lungs"
+        focus = "" if d.lung_focus is None else f" · {pct(d.lung_focus)} in the lungs"
         return METHOD_LABELS.get(d.method, d.method) + focus
 
     def text(self) -> str:
         """How far the methods agree, in words."""
         out = (
             f"The {len(self.diagnoses)} methods' hottest {self.percent:g}% regions overlap by "
-            f"**{100 * self.agreement:.0f}%** on average (intersection over union of each pair; "
+            f"**{pct(self.agreement)}** on average (intersection over union of each pair; "
             "100% would be the same region). Where methods disagree, no single map is the "
             "model's reason: each is one way of asking the same network where it looked."
         )
