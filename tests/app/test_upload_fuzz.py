@@ -14,15 +14,11 @@ bytes flipped, integers smashed, cut short or spliced) go through:
 from __future__ import annotations
 
 import itertools
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from app_helpers import new_app, texts
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))  # the fuzz corpus
-from test_imaging_fuzz import FAMILIES, family_inputs  # noqa: E402
+from fuzz_corpus import FAMILIES, family_inputs
 
 N_INPUTS = 1050
 

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from app_helpers import ROOT, png_of
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
-
-from app_helpers import ROOT, heatmap_calls, png_of, segmenter_path  # noqa: E402, F401
-
-from cxrlib.core.cache import LRUCache  # noqa: E402
-from cxrlib.core.counters import COUNTERS  # noqa: E402
-from cxrlib.core.errors import ImageError  # noqa: E402
-from cxrlib.core.hashing import sha256_bytes  # noqa: E402
-from cxrlib.infer import pipeline  # noqa: E402
+from cxrlib.core.cache import LRUCache
+from cxrlib.core.counters import COUNTERS
+from cxrlib.core.errors import ImageError
+from cxrlib.core.hashing import sha256_bytes
+from cxrlib.infer import pipeline
 
 
 @pytest.fixture(scope="module")

@@ -126,7 +126,6 @@ def test_the_app_sends_uploads_and_batches_to_the_server(server, models, monkeyp
 # server's diagnosis, and neither TensorFlow nor Keras is ever imported.
 _PAGE_SCRIPT = """
 import sys
-sys.path.insert(0, {helpers!r})
 from app_helpers import new_app, texts
 at = new_app().run()
 at.switch_page("pages/diagnose.py").run()
@@ -146,10 +145,10 @@ def test_the_diagnose_page_uses_the_server_without_tensorflow(server, models):
 
     from cxrlib.app.texts import probability_headline
 
-    helpers = str(Path(__file__).resolve().parents[1] / "app")
-    sample = str(SAMPLES_DIR / SAMPLES[2])
-    code = _PAGE_SCRIPT.format(helpers=helpers, sample=sample)
-    env = {**os.environ, "CXR_MODEL_SERVER": server, "CXR_NO_WARMUP": "1"}
+    tests = str(Path(__file__).resolve().parents[1])
+    code = _PAGE_SCRIPT.format(sample=str(SAMPLES_DIR / SAMPLES[2]))
+    path = os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "CXR_MODEL_SERVER": server, "CXR_NO_WARMUP": "1", "PYTHONPATH": path}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
     )
