@@ -114,19 +114,6 @@ def mean_over_pairs(table: np.ndarray) -> float:
     return float(table[np.triu_indices(len(table), k=1)].mean())
 
 
-def hot_region_agreement(heatmaps: Sequence[np.ndarray], percent: float = 15.0) -> float:
-    """How far several heatmaps of one image point at the same place, in [0, 1].
-
-    The mean over every pair of maps of :func:`hot_region_ious`: 1 means the same
-    region, 0 none in common. Explanation methods often disagree on one image;
-    where they do, no single map is *the* reason for the answer.
-
-    Raises:
-        ValueError: fewer than two maps, or maps of different shapes.
-    """
-    return mean_over_pairs(hot_region_ious(heatmaps, percent))
-
-
 @dataclass(frozen=True)
 class ConfidenceDrop:
     """Target-class probabilities before and after blurring parts of the input.

@@ -13,9 +13,9 @@ from cxrlib.infer.focus import (
     confidence_drop,
     confidence_drops,
     heatmap_to_input,
-    hot_region_agreement,
     hot_region_ious,
     lung_focus,
+    mean_over_pairs,
 )
 from cxrlib.infer.preprocess import PreprocessConfig, heatmap_to_image
 
@@ -138,6 +138,11 @@ def test_confidence_drop_arguments(clf: Classifier) -> None:
 def _disc(cy: int, cx: int, size: int = 64, r: int = 8) -> np.ndarray:
     yy, xx = np.mgrid[:size, :size]
     return np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2.0 * r * r)).astype(np.float32)
+
+
+def hot_region_agreement(maps):
+    """How far the maps agree, as the Compare-methods view computes it."""
+    return mean_over_pairs(hot_region_ious(maps))
 
 
 def test_hot_region_agreement():
