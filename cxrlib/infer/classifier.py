@@ -31,8 +31,6 @@ from cxrlib.infer.views import View, view_batch, views_by_name
 CLASS_NAMES: tuple[str, ...] = ("covid", "normal", "pneumonia")
 PENULTIMATE_LAYER = "last_conv"
 LOGITS_LAYER = "logits"
-#: The committed classifier; loading follows ``$CXR_MODEL``.
-DEFAULT_MODEL_PATH = settings.resolve(settings.DEFAULT_MODEL)
 
 
 def meta_path(model_path: str | Path) -> Path:
