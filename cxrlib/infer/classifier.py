@@ -101,17 +101,9 @@ class Classifier:
         """Drops the remembered crop boxes and masks (the next image is segmented afresh)."""
         self._frames.clear()
 
-    def crop_boxes(self, grays: Sequence[np.ndarray]) -> list[Box | None]:
-        """The crop box of each image: its lung box for a ``lung_crop`` model, else None."""
-        return [box for box, _ in self.lung_frames(grays)]
-
     def crop_box(self, gray: np.ndarray) -> Box | None:
         """The crop box of one image (see :meth:`lung_frames`)."""
         return self.lung_frames([gray])[0][0]
-
-    def lung_masks(self, grays: Sequence[np.ndarray]) -> list[np.ndarray | None]:
-        """The lung mask of each image for a ``lung_mask`` model, else None."""
-        return [mask for _, mask in self.lung_frames(grays)]
 
     def prepare(
         self,

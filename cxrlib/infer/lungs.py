@@ -243,12 +243,6 @@ class LungSegmenter:
                 masks.append(postprocess(full, self.thresholds[conv]))
         return masks
 
-    def crop_boxes(
-        self, grays: Sequence[np.ndarray], margin: float, batch_size: int = 32
-    ) -> list[Box | None]:
-        """Lung-field crop boxes (:func:`crop_box`) of many images, batched."""
-        return [box for box, _ in self.frames(grays, margin, batch_size)]
-
     def frames(
         self, grays: Sequence[np.ndarray], margin: float, batch_size: int = 32
     ) -> list[tuple[Box | None, np.ndarray]]:

@@ -112,7 +112,7 @@ class Scorer:
 
     Attributes:
         classifier: A :class:`cxrlib.infer.classifier.Classifier`.
-        gate: ``assess(gray, colourfulness=...)`` from :mod:`cxrlib.infer.gate`, or None to skip.
+        gate: ``OODGate.assess(gray, colourfulness=...)`` (:mod:`cxrlib.infer.gate`), or None to skip.
         focus: Optional ``f(gray, class_index) -> lung focus`` of the predicted class
             (Grad-CAM + segmenter, :func:`gradcam_lung_focus`); slow, so off by default.
     """

@@ -243,7 +243,7 @@ def test_lung_mask_model_sees_nothing_outside_the_mask(clf: Classifier) -> None:
         "temperature": 2.0,
     }
     masked = Classifier(clf.model, meta, segmenter=seg)
-    assert masked.crop_box(canvas) is None and masked.lung_masks([canvas])[0].any()
+    assert masked.crop_box(canvas) is None and masked.lung_frames([canvas])[0][1].any()
     np.testing.assert_array_equal(masked.prepare(marked), masked.prepare(canvas))
     np.testing.assert_allclose(masked.predict([marked]), masked.predict([canvas]), atol=1e-6)
     assert not np.allclose(clf.prepare(marked), clf.prepare(canvas))  # unmasked, it shows
