@@ -85,10 +85,6 @@ class Explainer:
         """
         return self.methods[check_method(key)]
 
-    def warm_up(self) -> None:
-        """Traces the compiled fast path once (a second or two), e.g. at app start."""
-        self.fast_cams(np.zeros((self.size, self.size), np.float32))
-
     def fast_cams(
         self, batch: np.ndarray, class_index: int | Sequence[int] | None = None
     ) -> FastCams:

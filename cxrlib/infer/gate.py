@@ -137,14 +137,6 @@ class OODGate:
         e = np.exp(logits)
         return e / e.sum(axis=-1, keepdims=True)
 
-    def orientation(self, sq: np.ndarray) -> dict[str, float]:
-        """Probabilities of :data:`cxrlib.infer.gate_features.ORIENTATIONS` for a 128 x 128 square.
-
-        Only meaningful for chest X-rays: it tells which way up an X-ray is.
-        """
-        p = self.orientation_probs(gf.thumb(sq), gf.hog(sq))
-        return {k: float(v) for k, v in zip(gf.ORIENTATIONS, p)}
-
     # -- verdict
 
     def assess(self, gray: np.ndarray, colourfulness: float | None = None) -> OODResult:
