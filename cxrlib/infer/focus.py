@@ -1,7 +1,7 @@
 """How much a heatmap is about the lungs, and whether it points at real evidence.
 
 * :func:`lung_focus`: the share of the heatmap's mass inside a lung mask.
-* :func:`confidence_drop` / :func:`confidence_drops`: a deletion check for
+* :func:`confidence_drops`: a deletion check for
   ``evaluate --explain`` (the idea behind pytorch-grad-cam's confidence drop and
   ROAD): blur out the hottest ``fraction`` of the model input (fill it with a
   Gaussian-weighted mean of the pixels around it, which is how ROAD's
@@ -312,18 +312,3 @@ def confidence_drops(
         p = probs[j * per : (j + 1) * per, int(c)]
         out.append(ConfidenceDrop(int(c), float(p[0]), float(p[1]), float(p[2:].mean())))
     return out
-
-
-def confidence_drop(
-    classifier: Classifier,
-    gray: np.ndarray,
-    heatmap: np.ndarray,
-    class_index: int,
-    fraction: float = 0.2,
-    rng: np.random.Generator | None = None,
-    n_random: int = 3,
-) -> ConfidenceDrop:
-    """Confidence drop of one image (one batched model call); see :func:`confidence_drops`."""
-    return confidence_drops(classifier, [gray], [heatmap], [class_index], fraction, rng, n_random)[
-        0
-    ]

@@ -10,7 +10,6 @@ from blobs import S, blob_image, blob_model
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.focus import (
     ConfidenceDrop,
-    confidence_drop,
     confidence_drops,
     heatmap_to_input,
     hot_region_ious,
@@ -38,6 +37,11 @@ def test_lung_focus_inside_outside_half() -> None:
     weighted[12, 20] = 3.0  # inside, three times the mass
     weighted[2, 20] = 1.0
     assert lung_focus(weighted, mask) == pytest.approx(0.75)
+
+
+def confidence_drop(clf, gray, heatmap, class_index, fraction=0.2, rng=None):
+    """One image's :func:`confidence_drops`."""
+    return confidence_drops(clf, [gray], [heatmap], [class_index], fraction, rng)[0]
 
 
 def test_lung_focus_edge_cases() -> None:
