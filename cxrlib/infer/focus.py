@@ -167,10 +167,16 @@ def flat_map_focus(
     return float(m.mean()) if m.size else 0.0
 
 
-def model_view_focus(classifier: Classifier, gray: np.ndarray, mask: np.ndarray) -> float:
+def model_view_focus(
+    classifier: Classifier,
+    gray: np.ndarray,
+    mask: np.ndarray,
+    frame: tuple[Box | None, np.ndarray | None] | None = None,
+) -> float:
     """:func:`flat_map_focus` over what ``classifier`` sees of ``gray``: its crop box and,
-    for a lung-mask model, its dilated lung mask."""
-    box, lung = classifier.lung_frames([gray])[0]
+    for a lung-mask model, its dilated lung mask (``frame``, when the caller has them;
+    else :meth:`Classifier.lung_frames`)."""
+    box, lung = classifier.lung_frames([gray])[0] if frame is None else frame
     pre = classifier.preprocess
     view = None if lung is None else lung_view(lung, gray.shape, pre.mask_dilation)
     return flat_map_focus(mask, box, view)
