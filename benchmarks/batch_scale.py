@@ -12,7 +12,7 @@ For each it reports the wall time of the whole job (models loaded, for Ray the
 actors started), the start-up (a job of one batch per worker) and the images per
 second once started (``images / (wall - start-up)``), and the peak resident memory
 of each scoring process (this process for ``local``, each actor for Ray; sampled
-from /proc every 0.2 s). Prints a table, then ONE JSON line.
+with psutil every 0.2 s). Prints a table, then ONE JSON line.
 
 Usage::
 
@@ -26,12 +26,15 @@ import argparse
 import csv
 import json
 import os
+import resource
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -54,28 +57,21 @@ def test_manifest(data: Path, n: int, folder: Path) -> Path:
     return out
 
 
-def rss_mb(pid: int, field: str = "VmRSS") -> float:
+def rss_mb(pid: int) -> float:
     """A process's resident memory in MB (0 once it is gone)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+        return psutil.Process(pid).memory_info().rss / 2**20
+    except psutil.Error:
+        return 0.0
 
 
 def actor_pids() -> list[int]:
     """The pids of live Ray Data scoring actors (by their process title)."""
-    pids = []
-    for d in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = Path(f"/proc/{d}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"ScoreBatch" in cmd and int(d) != os.getpid():
-            pids.append(int(d))
-    return pids
+    return [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if "ScoreBatch" in " ".join(p.info["cmdline"] or ()) and p.pid != os.getpid()
+    ]
 
 
 class PeakRSS:
@@ -114,7 +110,7 @@ def run_local(refs: list[InputRef], model: str, batch: int) -> dict[str, Any]:
         "errors": sum(1 for r in rows if r.error),
         "wall_s": wall,
         "startup_s": start,
-        "rss_mb": [rss_mb(os.getpid(), "VmHWM")],
+        "rss_mb": [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024],  # peak, kB
     }
 
 

@@ -25,7 +25,7 @@ class in "Most likely: ..." and every percentage in the probability chart.
 A result that is not the session's own is counted as cross-talk.
 
 Memory: the server's resident set (the process and its children, from
-/proc) right after start-up, after a warm-up upload, after every 50 uploads
+psutil) right after start-up, after a warm-up upload, after every 50 uploads
 and at the end; it should level off (the app's caches are bounded).
 
 Where the time goes: the app (and the model server) are started with
@@ -74,11 +74,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
+import requests
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,12 +201,12 @@ def start_model_server(env: dict[str, str], timeout: float) -> Server:
         if server.proc.poll() is not None:
             raise RuntimeError("the model server exited:\n" + "\n".join(list(server.log)[-20:]))
         try:
-            with urllib.request.urlopen(server.url + "/health", timeout=2) as resp:
-                if resp.status == 200:
-                    print(f"model server {server.url} healthy after {time.monotonic() - t0:.0f} s")
-                    return server
-        except OSError:
-            time.sleep(0.5)
+            if requests.get(server.url + "/health", timeout=2).status_code == 200:
+                print(f"model server {server.url} healthy after {time.monotonic() - t0:.0f} s")
+                return server
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
     server.stop()
     raise TimeoutError(f"the model server did not answer within {timeout:.0f} s")
 
@@ -246,49 +248,14 @@ def print_stage_table(table: dict[str, dict[str, Any]]) -> None:
         )
 
 
-def _children() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        kids.setdefault(ppid, []).append(int(entry))
-    return kids
-
-
-def _vmrss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def tree_rss_kb(pid: int) -> int:
-    """VmRSS of ``pid`` plus its descendants, in kB (psutil when installed)."""
+    """Resident memory of ``pid`` plus its descendants, in kB."""
     try:
-        import psutil  # type: ignore[import-not-found]
-    except ImportError:
-        psutil = None
-    if psutil is not None:
-        try:
-            p = psutil.Process(pid)
-            procs = [p, *p.children(recursive=True)]
-            return sum(q.memory_info().rss for q in procs if q.is_running()) // 1024
-        except psutil.Error:
-            return 0
-    kids, total, todo = _children(), 0, [pid]
-    while todo:
-        p = todo.pop()
-        total += _vmrss_kb(p)
-        todo.extend(kids.get(p, []))
-    return total
+        p = psutil.Process(pid)
+        procs = [p, *p.children(recursive=True)]
+        return sum(q.memory_info().rss for q in procs if q.is_running()) // 1024
+    except psutil.Error:
+        return 0
 
 
 # ----------------------------------------------------------------------------- images

@@ -85,7 +85,7 @@ def choose() -> Chosen | None:
     up = _uploader()
     # Closed until the user opens it, and drawn only while open: a first upload then has
     # no thumbnails to take down, and replacing an upload (which runs the page once
-    # without a file) does not open and close it again (E18).
+    # without a file) does not open and close it again.
     with st.expander(
         "Sample gallery: real test-set images", key=GALLERY, on_change="rerun"
     ) as gallery:
@@ -118,7 +118,7 @@ def _chosen(up) -> Chosen | None:
 
 def decoded(chosen: Chosen) -> Decoded:
     """The chosen image decoded (cached), its bytes hashed once per choice."""
-    # Hash each upload once (a 50 MB DICOM takes ~0.1 s), not on every slider move.
+    # Hash each upload once, not on every slider move.
     memo = st.session_state.get("_diag_sha")
     if memo is not None and memo[0] == chosen.key and memo[1] == len(chosen.data):
         sha = memo[2]

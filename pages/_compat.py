@@ -49,9 +49,9 @@ def fast_reruns() -> None:
     """Stops Streamlit from clearing the Keras session after every run.
 
     After each script run Streamlit calls ``keras.backend.clear_session()``
-    (``script_runner._clean_problem_modules``), which runs ``gc.collect()``
-    (0.25-0.45 s with TensorFlow loaded, twice per rerun, so every slider move
-    would lag by most of a second) and clears TensorFlow's kernel cache. That
+    (``script_runner._clean_problem_modules``), which runs ``gc.collect()`` twice
+    per rerun (slow with TensorFlow loaded: every slider move would lag) and clears
+    TensorFlow's kernel cache. That
     cleanup is for scripts that build Keras models on every run; this app builds
     them once per process, so it is replaced by one that only closes matplotlib
     figures, the other half of Streamlit's cleanup.

@@ -12,23 +12,24 @@ import streamlit as st
 from cxrlib.app.resources import Resources, get_resources, resources_ready
 from cxrlib.app.texts import DISCLAIMER, DISCLAIMER_DETAIL
 from cxrlib.core.cache import LRUCache
-from cxrlib.core.settings import model_path, model_server, segmenter_path
+from cxrlib.core.settings import gate_path, model_path, model_server, segmenter_path
 
 
 @st.cache_resource(show_spinner=False)
-def _resources(model: str, segmenter: str, server: str) -> Resources:
-    # ``server`` is only part of the key: get_resources reads $CXR_MODEL_SERVER itself.
+def _resources(model: str, segmenter: str, gate: str, server: str) -> Resources:
+    # ``gate`` and ``server`` are only part of the key: get_resources reads them itself.
     return get_resources(model, segmenter)
 
 
 def resources() -> Resources:
-    """The loaded models for ``$CXR_MODEL`` / ``$CXR_SEGMENTER``, or the client of
-    ``$CXR_MODEL_SERVER`` (once per process)."""
-    model, seg, server = str(model_path()), str(segmenter_path()), model_server() or ""
+    """The loaded models for ``$CXR_MODEL`` / ``$CXR_SEGMENTER`` / ``$CXR_OOD``, or the
+    client of ``$CXR_MODEL_SERVER`` (once per process)."""
+    model, seg = str(model_path()), str(segmenter_path())
+    key = (model, seg, str(gate_path()), model_server() or "")
     if resources_ready(model, seg) is None:
         with st.spinner("Loading the model (first time only, a few seconds)..."):
-            return _resources(model, seg, server)
-    return _resources(model, seg, server)
+            return _resources(*key)
+    return _resources(*key)
 
 
 @st.cache_resource(show_spinner=False)

@@ -7,7 +7,7 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from cxrlib.app.analysis import check_image, compare_methods, run_diagnosis
+from cxrlib.app.analysis import compare_methods
 from cxrlib.app.display import DisplaySettings
 from cxrlib.app.downloads import png_bytes, report_bytes, report_warnings
 from cxrlib.app.gallery import Chosen
@@ -19,7 +19,7 @@ from cxrlib.core.methods import METHOD_LABELS
 from cxrlib.core.timings import timed
 from cxrlib.describe.probability_svg import probability_svg
 from cxrlib.infer.overlay import COLORMAPS, heatmap_rgb
-from cxrlib.infer.pipeline import Decoded, GateVerdict
+from cxrlib.infer.pipeline import Decoded, GateVerdict, check_input, diagnose_image
 from pages import _choose, _compat, _ui
 
 COLORMAP_HELP = "Colour scale of the heatmap: red/yellow = where the model looked most."
@@ -70,7 +70,7 @@ def _heading(chosen: Chosen, decoded: Decoded) -> None:
 
 def _gate_section(res: Resources, decoded: Decoded, data: bytes) -> tuple[bool, GateVerdict | None]:
     """Shows the input check; returns (go on to the model?, the verdict or None)."""
-    verdict = check_image(res, _ui.cache(), decoded, data=data, method=_method())
+    verdict = check_input(res, decoded, _ui.cache(), data=data, method=_method())
     if verdict is None or verdict.is_cxr:
         return True, verdict
     st.error(
@@ -302,12 +302,12 @@ def _analyse(res: Resources, decoded: Decoded, data: bytes, gate: GateVerdict | 
     """Everything below the input check, for an image the model may look at."""
     cache = _ui.cache()
     with st.spinner("Analysing..."):
-        base = run_diagnosis(res, cache, decoded, _method(), None, data=data)
+        base = diagnose_image(res, decoded, _method(), None, cache, data=data)
     focus_slot = _result_section(res, decoded, base, gate)
     st.subheader("Where the model looked")
     method, cls, shown = _controls(res, base, decoded.sha256)
     with st.spinner("Computing the heatmap..."):
-        diagnosis = run_diagnosis(res, cache, decoded, method, cls, data=data)
+        diagnosis = diagnose_image(res, decoded, method, cls, cache, data=data)
     over = _heatmap_images(res, decoded, diagnosis, shown)
     strip, comparison_text = _comparison(res, decoded, data, cls, shown)
     with focus_slot:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from cxrlib.app.model_files import model_meta, model_version
+from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Metrics, Split
 from cxrlib.core.settings import model_path
 from cxrlib.describe import card, figures, modelcard, results
@@ -19,7 +20,7 @@ CHART = {"displayModeBar": False}
 
 
 def _pct(v: float | None) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}%"
+    return "n/a" if v is None else pct(v, 1)
 
 
 def _delta(v: float | None, ref: float | None) -> str | None:

@@ -11,6 +11,7 @@ import streamlit as st
 from cxrlib.app.gallery import safe_image_path, thumbnail
 from cxrlib.app.model_files import model_meta
 from cxrlib.app.texts import md_escape
+from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Metrics
 from cxrlib.core.settings import DEFAULT_DATA_DIR, model_path, resolve
 from cxrlib.describe import results
@@ -100,7 +101,7 @@ def _card(row, folder: Path, split: str) -> bool:
     mark = ":green[correct]" if row["correct"] else ":red[misclassified]"
     st.markdown(
         f"true **{row['label']}** · predicted **{row['predicted']}** "
-        f"{100 * row['confidence']:.0f}%  \n{mark} · {row['source']}"
+        f"{pct(row['confidence'])}  \n{mark} · {row['source']}"
     )
     st.button(
         "Open in Diagnose",

@@ -1,4 +1,5 @@
-"""Shared fixtures: paths to the shared datasets beside the checkout."""
+"""Shared fixtures: paths to the shared datasets beside the checkout, and the app's models
+(:mod:`app_helpers`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from app_helpers import app_env, app_model, heatmap_calls, segmenter_path  # noqa: F401
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -29,25 +29,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from app_helpers import SAMPLES, new_app, texts
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "app"))
 
-from app_helpers import (  # noqa: E402, F401
-    SAMPLES,
-    app_env,
-    app_model,
-    new_app,
-    segmenter_path,
-    texts,
-)
-
-from cxrlib.app.analysis import run_diagnosis  # noqa: E402
-from cxrlib.app.downloads import png_bytes, report_bytes  # noqa: E402
-from cxrlib.app.resources import get_resources  # noqa: E402
-from cxrlib.core.hashing import sha256_bytes  # noqa: E402
-from cxrlib.infer.pipeline import decode  # noqa: E402
+from cxrlib.app.downloads import png_bytes, report_bytes
+from cxrlib.app.resources import get_resources
+from cxrlib.core.hashing import sha256_bytes
+from cxrlib.infer.pipeline import decode, diagnose_image
 
 PATIENT = {
     "PatientName": "Zyxwvut^Quorraline",
@@ -237,7 +227,7 @@ def test_upload_session_writes_no_file_and_leaks_no_patient_field(
         sha = sha256_bytes(data)
         decoded = cache.get(("decoded", sha))
         assert decoded is not None and decoded.format == "DICOM"
-        diagnosis = run_diagnosis(res, cache, decoded, "gradcam")
+        diagnosis = diagnose_image(res, decoded, "gradcam", cache=cache)
         over = overlay(decoded.pixels, diagnosis.heatmap, 0.7, "jet")
         pdf = report_bytes(res, decoded, diagnosis, over, "gradcam", {"opacity": "0.70"})
         png = png_bytes(over)

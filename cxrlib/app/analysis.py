@@ -1,11 +1,5 @@
-"""One upload's diagnosis for the pages, and every heatmap method compared on it.
-
-The pages decode an upload with :mod:`cxrlib.infer.pipeline` directly; the
-input check and the diagnosis (the models' work) go through :func:`check_image`
-and :func:`run_diagnosis`, the one place where the app chooses who computes them:
-the models in this process, or the model server (``$CXR_MODEL_SERVER``), which
-is sent the upload's bytes.
-"""
+"""Every heatmap method compared on one upload (each a
+:func:`cxrlib.infer.pipeline.diagnose_image`, here or on the model server)."""
 
 from __future__ import annotations
 
@@ -15,66 +9,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cxrlib.core.cache import LRUCache
+from cxrlib.core.formatting import pct
 from cxrlib.core.methods import METHOD_LABELS
 from cxrlib.infer.focus import hot_region_ious, mean_over_pairs
-from cxrlib.infer.pipeline import Decoded, GateVerdict, check_input, diagnose_image
+from cxrlib.infer.pipeline import Decoded, diagnose_image
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.app.resources import Resources
     from cxrlib.infer.diagnosis import Diagnosis
-
-
-def _sent(data: bytes) -> bytes:
-    """The upload's bytes for the model server (which decodes them itself)."""
-    if not data:
-        raise ValueError("the model server needs the upload's bytes (data=...)")
-    return data
-
-
-def check_image(
-    res: Resources, cache: LRUCache, decoded: Decoded, *, data: bytes = b"", method: str = "gradcam"
-) -> GateVerdict | None:
-    """The input gate's verdict on an upload (None without a gate), cached.
-
-    With a model server, ``data`` (the bytes ``decoded`` came from) is sent there and
-    the verdict comes with the server's diagnosis for ``method`` (one request; the
-    page asks for that diagnosis next).
-
-    Raises:
-        ModelServerError: The model server is down or failed.
-    """
-    if res.remote is None:
-        return check_input(res, decoded, cache)
-    if decoded.pixels is None:
-        return None
-    return res.remote.answer(_sent(data), decoded, method, None, cache)[0]
-
-
-def run_diagnosis(
-    res: Resources,
-    cache: LRUCache,
-    decoded: Decoded,
-    method: str = "gradcam",
-    class_index: int | None = None,
-    *,
-    data: bytes = b"",
-) -> Diagnosis:
-    """Probabilities, test-time range, heatmap and lung focus of one upload, cached
-    (:func:`cxrlib.infer.pipeline.diagnose_image` with the loaded models, or the
-    model server's answer for ``data``, the bytes ``decoded`` came from).
-    ``class_index=None`` is the predicted class.
-
-    Raises:
-        RuntimeError: No classifier or explainer is loaded (with the reason).
-        ModelServerError: The model server is down or failed.
-    """
-    if res.remote is not None:
-        if decoded.pixels is None:
-            raise ValueError("the upload was not decoded")
-        return res.remote.answer(_sent(data), decoded, method, class_index, cache)[1]
-    if res.classifier is None or res.explainer is None:
-        raise RuntimeError(res.errors.get("classifier") or "no classifier is loaded")
-    return diagnose_image(res, decoded, method, class_index, cache)
 
 
 @dataclass(frozen=True)
@@ -109,14 +51,14 @@ class MethodComparison:
 
     def caption(self, d: Diagnosis) -> str:
         """A method's name with its lung focus, under its overlay."""
-        focus = "" if d.lung_focus is None else f" · {100 * d.lung_focus:.0f}% in the lungs"
+        focus = "" if d.lung_focus is None else f" · {pct(d.lung_focus)} in the lungs"
         return METHOD_LABELS.get(d.method, d.method) + focus
 
     def text(self) -> str:
         """How far the methods agree, in words."""
         out = (
             f"The {len(self.diagnoses)} methods' hottest {self.percent:g}% regions overlap by "
-            f"**{100 * self.agreement:.0f}%** on average (intersection over union of each pair; "
+            f"**{pct(self.agreement)}** on average (intersection over union of each pair; "
             "100% would be the same region). Where methods disagree, no single map is the "
             "model's reason: each is one way of asking the same network where it looked."
         )
@@ -144,9 +86,10 @@ def compare_methods(
     *,
     data: bytes = b"",
 ) -> MethodComparison:
-    """:func:`run_diagnosis` for every method (each cached as usual) and their agreement."""
+    """:func:`~cxrlib.infer.pipeline.diagnose_image` for every method (each cached as usual)
+    and their agreement."""
     diagnoses = tuple(
-        run_diagnosis(res, cache, decoded, m, class_index, data=data) for m in METHOD_LABELS
+        diagnose_image(res, decoded, m, class_index, cache, data=data) for m in METHOD_LABELS
     )
     return MethodComparison(
         diagnoses, hot_region_ious([d.heatmap for d in diagnoses], percent), percent

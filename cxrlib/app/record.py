@@ -3,11 +3,11 @@ and which heatmap methods hardly depend on what the model learnt."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cxrlib.app.model_files import read_json
-from cxrlib.core.cache import LRUCache
 from cxrlib.core.metrics import Metrics, read_metrics
 from cxrlib.describe.methods_text import image_driven_note
 from cxrlib.describe.track_record import describe_track_record, track_record
@@ -15,13 +15,11 @@ from cxrlib.describe.track_record import describe_track_record, track_record
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.infer.pipeline import Models
 
-#: Metrics file version -> (its contents, {answer: lines}): the Diagnose page asks on
-#: every rerun (each slider move), and a record walks every saved test prediction. One
-#: model per process, so only the current version is kept.
-_RECORDS = LRUCache(max_items=1)
 
-
-def _read(path: Path) -> tuple[Metrics | None, dict[str, list[str]]]:
+@functools.cache
+def _read(path: Path, mtime: float) -> tuple[Metrics | None, dict[str, list[str]]]:
+    """A metrics file's contents and a memo of sentences made from it, once per version
+    (the Diagnose page asks on every rerun; a record walks every saved test prediction)."""
     data = read_json(path)
     return (None if data is None else read_metrics(data, str(path)), {})
 
@@ -33,10 +31,9 @@ def _metrics_entry(res: Models) -> tuple[Metrics | None, dict[str, list[str]]] |
         return None
     path = Path(res.model_path).with_suffix(".metrics.json")
     try:
-        key = ("metrics", str(path), path.stat().st_mtime)
+        return _read(path, path.stat().st_mtime)
     except OSError:
         return None
-    return _RECORDS.get_or_compute(key, lambda: _read(path))
 
 
 def randomisation_note(res: Models) -> str | None:

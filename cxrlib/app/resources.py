@@ -1,7 +1,7 @@
 """The app's models: loading them once per process, in the background, without failing.
 
 Nothing here imports TensorFlow at module import time: the app's first page
-must appear before the ~3 s TensorFlow import, so the models are loaded lazily
+must appear before the slow TensorFlow import, so the models are loaded lazily
 (:func:`get_resources`) or in a background thread (:func:`warm_up`).
 """
 
@@ -36,12 +36,11 @@ class Resources(Models):
     """The loaded models (see :class:`~cxrlib.infer.pipeline.Models`) and how loading went.
 
     Attributes:
-        errors: Component name -> plain message of why it is missing.
         device: ``"CPU"`` or ``"GPU: name"``.
         seconds: Loading time.
+        served: What the model server serves (its health answer), with ``remote``.
     """
 
-    errors: dict[str, str] = field(default_factory=dict)
     device: str = "CPU"
     seconds: float = 0.0
     remote: RemoteAnalyser | None = None
@@ -184,8 +183,8 @@ def remote_resources(url: str) -> Resources:
     """The models of the model server at ``url`` (``$CXR_MODEL_SERVER``), without TensorFlow.
 
     The app then holds only a client (:class:`cxrlib.serve.client.RemoteAnalyser`):
-    :mod:`cxrlib.app.analysis` and :mod:`cxrlib.app.batch` send the upload's bytes to
-    the server. The classifier's metrics file (track record, randomisation note) is
+    :func:`cxrlib.infer.pipeline.diagnose_image` and :mod:`cxrlib.app.batch` send the
+    upload's bytes to the server. The classifier's metrics file (track record, randomisation note) is
     read from this checkout's copy of the served model, when it has one.
 
     Raises:
@@ -242,18 +241,19 @@ def _trace(res: Resources) -> None:
         res.errors.setdefault("warm-up", str(exc))
 
 
-_LOADED: dict[tuple[str, str, str], Resources] = {}
+_LOADED: dict[tuple[str, str, str, str], Resources] = {}
 _LOAD_LOCK = threading.Lock()
-_WARM: set[tuple[str, str, str]] = set()
+_WARM: set[tuple[str, str, str, str]] = set()
 _WARM_LOCK = threading.Lock()
 
 
-def _key(model: PathLike | None, segmenter: PathLike | None) -> tuple[str, str, str]:
-    """The (classifier, segmenter) paths and the model server that identify one set of
-    resources."""
+def _key(model: PathLike | None, segmenter: PathLike | None) -> tuple[str, str, str, str]:
+    """The (classifier, segmenter, gate) paths and the model server that identify one set
+    of resources."""
     return (
         str(resolve(model) if model else model_path()),
         str(resolve(segmenter) if segmenter else segmenter_path()),
+        str(gate_path()),
         model_server() or "",
     )
 

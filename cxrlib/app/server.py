@@ -9,7 +9,8 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
+
+import requests
 
 from cxrlib.core.settings import ROOT
 
@@ -57,9 +58,9 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> floa
         if proc.poll() is not None:
             raise RuntimeError(f"streamlit exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return time.monotonic() - t0
-        except OSError:
-            time.sleep(0.2)
+            if requests.get(url + "/_stcore/health", timeout=2).status_code == 200:
+                return time.monotonic() - t0
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
     raise TimeoutError(f"the server did not become healthy within {timeout:.0f} s")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cxrlib.core.formatting import pct, pct_range
 from cxrlib.describe.modelcard import COPIES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,12 +44,12 @@ def probability_headline(d: Diagnosis) -> str:
     n = len(d.view_names)
     if d.averaged:
         return (
-            f"Most likely: **{d.predicted_name}**, {100 * p:.0f}% (the average over the "
-            f"image and {n - 1} {COPIES}; they range {100 * lo:.0f}-{100 * hi:.0f}%)"
+            f"Most likely: **{d.predicted_name}**, {pct(p)} (the average over the "
+            f"image and {n - 1} {COPIES}; they range {pct_range(lo, hi)})"
         )
     return (
-        f"Most likely: **{d.predicted_name}**, {100 * p:.0f}% "
-        f"(range {100 * lo:.0f}-{100 * hi:.0f}% over {n} {COPIES} of the image)"
+        f"Most likely: **{d.predicted_name}**, {pct(p)} "
+        f"(range {pct_range(lo, hi)} over {n} {COPIES} of the image)"
     )
 
 

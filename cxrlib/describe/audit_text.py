@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cxrlib.core.formatting import pct
 from cxrlib.core.methods import METHOD_LABELS
 from cxrlib.core.metrics import Ablation, Explain, Faithfulness, FocusSummary, Shortcuts
 from cxrlib.describe.loso_text import scores_row
@@ -96,10 +97,10 @@ def describe_lung_focus(section: Explain) -> str | None:
     return (
         f"{t['method']} of the predicted class, {o.n or 0:,} images"
         + (f" of the {section.split} split" if section.split else "")
-        + f": on average **{100 * o.mean:.0f}%** of the heatmap lies inside the "
-        f"lungs (median {100 * (o.median or 0):.0f}%). "
+        + f": on average **{pct(o.mean)}** of the heatmap lies inside the "
+        f"lungs (median {pct(o.median or 0)}). "
         + (
-            f"A map spread evenly over what the model sees would score **{100 * flat:.0f}%** "
+            f"A map spread evenly over what the model sees would score **{pct(flat)}** "
             "(the lungs' share of its field of view; higher for a model that sees only "
             "the lung region), so compare the two."
             if flat is not None
@@ -113,7 +114,7 @@ def describe_faithfulness(section: Explain) -> str:
     """The caption of the faithfulness table."""
     return (
         "Faithfulness: how much the predicted class's probability falls when the "
-        f"hottest {100 * (section.fraction or 0.2):.0f}% of the image is blurred, against an "
+        f"hottest {pct(section.fraction or 0.2)} of the image is blurred, against an "
         "equally large random area."
     )
 
@@ -122,7 +123,7 @@ def describe_ablation_size(section: Ablation) -> str | None:
     """The caption of the ablation table (its images and chance), or None without chance."""
     if section.chance is None:
         return None
-    return f"{section.n or 0:,} images; chance balanced accuracy {100 * section.chance:.0f}%."
+    return f"{section.n or 0:,} images; chance balanced accuracy {pct(section.chance)}."
 
 
 def describe_shortcuts(section: Shortcuts) -> list[str]:
@@ -131,15 +132,15 @@ def describe_shortcuts(section: Shortcuts) -> list[str]:
     for source, r in section.resolution.items():
         lines.append(
             f"The {source_name(source)} test images re-saved at {r.longer_side} px: "
-            f"**{100 * r.changed:.0f}%** of {r.n} answers changed; balanced accuracy "
-            f"{100 * r.original.balanced_accuracy:.0f}% -> {100 * r.resaved.balanced_accuracy:.0f}%."
+            f"**{pct(r.changed)}** of {r.n} answers changed; balanced accuracy "
+            f"{pct(r.original.balanced_accuracy)} -> {pct(r.resaved.balanced_accuracy)}."
         )
     for label, p in section.source_probe.items():
         lines.append(
             f"Among the {label} X-rays, a simple model reading the network's internal features "
             f"named the collection ({join([source_name(s) for s in p.sources])}) "
-            f"**{100 * p.balanced_accuracy:.0f}%** of the time, where guessing gives "
-            f"{100 * p.chance:.0f}%: the further above guessing, the more the network's view "
+            f"**{pct(p.balanced_accuracy)}** of the time, where guessing gives "
+            f"{pct(p.chance)}: the further above guessing, the more the network's view "
             "of an image carries where it was taken."
         )
     return lines

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Metrics, Split
 from cxrlib.describe import (
     audit_text,
@@ -102,7 +103,7 @@ def _reliability_table(split: Split) -> Any:
         {
             "probability": f"{b.lo:.2f}-{b.hi:.2f}",
             "images": b.count,
-            "mean confidence": f"{100 * b.confidence:.1f}%",
+            "mean confidence": pct(b.confidence, 1),
             "accuracy": b.accuracy,
         }
         for b in split.reliability

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Alternative, External, Metrics
 from cxrlib.core.recipe import recipe
 from cxrlib.describe.external_text import external_records
@@ -139,13 +140,11 @@ def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> l
 
     def figures(r: Comparison) -> str:
         return (
-            f"{100 * r.balanced_accuracy:.1f}% balanced accuracy on the internal test split, "
-            f"{100 * r.erased_balanced_accuracy:.0f}% with the lungs erased"
+            f"{pct(r.balanced_accuracy, 1)} balanced accuracy on the internal test split, "
+            f"{pct(r.erased_balanced_accuracy)} with the lungs erased"
         )
 
-    lines = [
-        f"**This app's model** ({ours.described}): {figures(ours)} (chance {100 * chance:.0f}%)."
-    ]
+    lines = [f"**This app's model** ({ours.described}): {figures(ours)} (chance {pct(chance)})."]
     outside = reads_outside(rows)
     for alt in rows[1:]:
         extra = alt.erased_balanced_accuracy - ours.erased_balanced_accuracy
@@ -153,7 +152,7 @@ def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> l
             lines.append(
                 f"**{alt.name}** ({alt.described}): {figures(alt)}"
                 + "".join(
-                    f"; {100 * share:.0f}% of {name}'s {label} images called {label}"
+                    f"; {pct(share)} of {name}'s {label} images called {label}"
                     for name, label, share in alt.outside
                 )
                 + f". The same recipe as this app's model, trained again with seed "
@@ -196,7 +195,7 @@ def _outside_note(alt: Comparison, ours: Comparison) -> list[str]:
     mine = _shares(ours)
     return [
         f" On {name}'s {label} images, which neither model trained on, it did better: "
-        f"{100 * share:.0f}% called {label}, against {100 * mine[(name, label)]:.0f}%."
+        f"{pct(share)} called {label}, against {pct(mine[(name, label)])}."
         for name, label, share in alt.outside
         if (name, label) in mine and share - mine[(name, label)] > OUTSIDE_MARGIN
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cxrlib.core.formatting import pct, pct_range
 from cxrlib.core.metrics import Collection, External, SubsetCalls
 from cxrlib.describe.words import join
 
@@ -56,8 +57,8 @@ def _answers(sub: SubsetCalls, label: str) -> list[str]:
         if value is None or (c != label and not value):
             continue
         low_high = sub.ci95.get(c)
-        interval = f" (95% CI {100 * low_high[0]:.0f}-{100 * low_high[1]:.0f}%)" if low_high else ""
-        parts.append(f"'{c}' for **{100 * value:.0f}%**{interval}")
+        interval = f" (95% CI {pct_range(low_high[0], low_high[1])})" if low_high else ""
+        parts.append(f"'{c}' for **{pct(value)}**{interval}")
     return parts
 
 
@@ -67,8 +68,8 @@ def _checks(rec: Collection, sub: SubsetCalls) -> str:
     sure = sum(v or 0 for c, v in sub.confident_share.items() if c != rec.label)
     if sure and sub.confident_at:
         text += (
-            f" {100 * sure:.0f}% got a wrong answer with a probability of "
-            f"{100 * sub.confident_at:.0f}% or more."
+            f" {pct(sure)} got a wrong answer with a probability of "
+            f"{pct(sub.confident_at)} or more."
         )
     dup = rec.duplicates
     if dup is not None and dup.found == 0 and dup.highest_similarity is not None:

@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import ClassCurves, ClassScores, ReliabilityBin, SourceScores
 from cxrlib.describe.palette import ACCENT, FONT_FAMILY, INK, NEUTRAL, class_color
 
@@ -83,7 +84,7 @@ def confusion_figure(
     if normalise:
         totals = cm.sum(axis=1, keepdims=True)
         z = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
-        text = [[f"{100 * v:.1f}%" for v in row] for row in z]
+        text = [[pct(v, 1) for v in row] for row in z]
     else:
         z = cm
         text = [[f"{int(v):,}" for v in row] for row in cm]
@@ -204,7 +205,7 @@ def per_source_figure(per_source: Mapping[str, SourceScores]) -> go.Figure:
             y=labels,
             orientation="h",
             marker_color=ACCENT,
-            text=[f"{100 * a:.1f}%" for a in acc],
+            text=[pct(a, 1) for a in acc],
             textposition="outside",
             cliponaxis=False,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Loso, LosoResult, Metrics
 from cxrlib.describe.words import join, source_name
 
@@ -73,7 +74,7 @@ def _class_notes(found: float, n: int | None, auc: float | None) -> str:
 def _source_line(source: str, v: LosoResult, epochs: Any) -> str | None:
     scored = v.as_predicted()
     parts = [
-        f"**{100 * a:.0f}%** of its {c}{_class_notes(a, v.support.get(c), scored.auc.get(c))}"
+        f"**{pct(a)}** of its {c}{_class_notes(a, v.support.get(c), scored.auc.get(c))}"
         for c, a in scored.per_class_accuracy.items()
         if a is not None
     ]
@@ -87,7 +88,7 @@ def _source_line(source: str, v: LosoResult, epochs: Any) -> str | None:
     internal = v.internal_test_balanced_accuracy
     if internal is not None:
         line += (
-            f"; the same model scores {100 * internal:.0f}% balanced accuracy on the "
+            f"; the same model scores {pct(internal)} balanced accuracy on the "
             "other sources' internal test images"
         )
     return line + "."

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from cxrlib.core.formatting import pct, pct_range
 from cxrlib.core.methods import METHOD_LABELS
 from cxrlib.core.metrics import ExplainMethods
 from cxrlib.describe.words import join
@@ -73,9 +74,8 @@ def _agreement_line(section: ExplainMethods) -> str | None:
     return (
         f"On {section.n or 0:,} images of the {section.split or 'given'} split, the methods' "
         f"hottest {percent:g}% regions overlap by "
-        f"**{100 * agree.mean:.0f}%** on average (intersection over union of each pair; "
-        f"10th-90th percentile {100 * (agree.p10 or 0):.0f}-"
-        f"{100 * (agree.p90 or 0):.0f}%)."
+        f"**{pct(agree.mean)}** on average (intersection over union of each pair; "
+        f"10th-90th percentile {pct_range(agree.p10 or 0, agree.p90 or 0)})."
     )
 
 

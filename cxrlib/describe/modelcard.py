@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Split
 from cxrlib.describe.prose import markdown_rows
 from cxrlib.describe.words import join
@@ -18,15 +19,15 @@ def describe_preprocessing(pre: dict[str, Any]) -> str:
     if pre.get("lung_crop"):
         framing = (
             "crop to the lung fields found by the lung segmenter (plus "
-            f"{100 * float(pre.get('lung_margin', 0)):.0f}% of the image on each side; the "
+            f"{pct(float(pre.get('lung_margin', 0)))} of the image on each side; the "
             "whole image when no lungs are found)"
         )
     else:
-        framing = f"crop {100 * float(pre.get('border_crop', 0)):.0f}% of each border"
+        framing = f"crop {pct(float(pre.get('border_crop', 0)))} of each border"
     if pre.get("lung_mask"):
         framing += (
             "; fill everything outside the lung mask (widened by "
-            f"{100 * float(pre.get('mask_dilation', 0)):.0f}% of the image) with the lungs' mean"
+            f"{pct(float(pre.get('mask_dilation', 0)))} of the image) with the lungs' mean"
         )
     return (
         f"decode to 8-bit grayscale; {framing}; {geometry} to {size} x {size} px; "
@@ -230,7 +231,7 @@ def describe_input_and_trunk(pre: Mapping[str, Any], cfg: Mapping[str, Any]) -> 
         sees = "the lungs only (masked)"
     elif pre.get("lung_crop"):
         margin = pre.get("lung_margin")
-        sees = "the lung box" + (f" + {100 * float(margin):.0f}%" if margin is not None else "")
+        sees = "the lung box" + (f" + {pct(float(margin))}" if margin is not None else "")
     elif float(pre.get("border_crop", 0) or 0) > 0:
         sees = "the image less its borders"
     else:

@@ -2,8 +2,6 @@
 
 Horizontal bars in percent, the predicted class in its colour, the test-time range as
 a whisker, the value right of it; drawn as markup, so the browser lays it out like text.
-It replaced a Plotly bar chart that made every session load and run plotly.js, the
-page's largest cost when many sessions upload at once (models/experiments.md, E17).
 """
 
 from __future__ import annotations
@@ -13,6 +11,7 @@ from html import escape
 
 import numpy as np
 
+from cxrlib.core.formatting import pct, pct_range
 from cxrlib.describe.palette import FONT_FAMILY, INK, NEUTRAL, class_color
 
 WIDTH = 480  # viewBox units: about the column width, so text keeps its size
@@ -80,9 +79,9 @@ def _row(i: int, name: str, v: float, lo: float, hi: float, top: bool, whisker: 
     mid = TOP + ROW_H * i + ROW_H / 2
     bar_h = ROW_H * 0.65  # a gap of 0.35 row between bars, as the Plotly chart had
     color = class_color(name, i) if top else NEUTRAL
-    tip = f"{name}: {100 * v:.1f}%"
+    tip = f"{name}: {pct(v, 1)}"
     if whisker:
-        tip += f" (range {100 * lo:.0f}-{100 * hi:.0f}% over test-time views)"
+        tip += f" (range {pct_range(lo, hi)} over test-time views)"
     out = [
         f"<g><title>{escape(tip)}</title>"
         f'<text x="{LABEL_W - 10}" y="{mid + 5:.1f}" font-size="14" text-anchor="end" '
@@ -100,10 +99,10 @@ def _row(i: int, name: str, v: float, lo: float, hi: float, top: bool, whisker: 
     weight = ' font-weight="bold"' if top else ""
     out.append(
         f'<text class="cxr-value" x="{_x(100 * hi) + 8:.1f}" y="{mid + 5:.1f}" font-size="14"'
-        f'{weight} fill="{INK}">{100 * v:.0f}%</text></g>'
+        f'{weight} fill="{INK}">{pct(v)}</text></g>'
     )
     return "".join(out)
 
 
 def _summary(names: list[str], p: np.ndarray) -> str:
-    return "Probabilities: " + ", ".join(f"{n} {100 * v:.0f}%" for n, v in zip(names, p))
+    return "Probabilities: " + ", ".join(f"{n} {pct(v)}" for n, v in zip(names, p))

@@ -20,6 +20,8 @@ import numpy as np
 from fpdf import FPDF
 from PIL import Image
 
+from cxrlib.core.formatting import pct
+
 DISCLAIMER = (
     "Research demo, not for diagnosis. CXR Lens is a research and teaching tool, not a "
     "medical device. Its output has not been validated for clinical use and must not be "
@@ -191,8 +193,8 @@ def _probabilities(pdf: FPDF, data: ReportData) -> None:
         bold = name == data.predicted
         pdf.set_font("Helvetica", "B" if bold else "", 9)
         pdf.cell(col[0], 6, pdf_text(name + ("  (predicted)" if bold else "")), border=1)
-        pdf.cell(col[1], 6, f"{100 * probs[i]:.1f}%", border=1)
-        rng = "-" if ranges is None else f"{100 * ranges[i, 0]:.1f}% - {100 * ranges[i, 1]:.1f}%"
+        pdf.cell(col[1], 6, pct(probs[i], 1), border=1)
+        rng = "-" if ranges is None else f"{pct(ranges[i, 0], 1)} - {pct(ranges[i, 1], 1)}"
         pdf.cell(col[2], 6, pdf_text(rng), border=1)
         pdf.ln()
     pdf.ln(2)

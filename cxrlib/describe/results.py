@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from cxrlib.core import formatting
 from cxrlib.core.metrics import Prediction, Split
 from cxrlib.describe.words import join, source_name
 
@@ -213,9 +214,9 @@ def fmt_ci(value: float | None, ci: Sequence[float] | None = None, pct: bool = T
     if value is None:
         return "n/a"
     if pct:
-        text = f"{100 * value:.1f}%"
+        text = formatting.pct(value, 1)
         if ci and len(ci) == 2:
-            text += f" (95% CI {100 * ci[0]:.1f}-{100 * ci[1]:.1f}%)"
+            text += f" (95% CI {formatting.pct_range(ci[0], ci[1], 1)})"
         return text
     text = f"{value:.3f}"
     if ci and len(ci) == 2:

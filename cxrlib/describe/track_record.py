@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import CONFIDENT, Loso, Metrics, Split
 from cxrlib.describe.external_text import external_records
 from cxrlib.describe.words import source_name
@@ -196,11 +197,11 @@ def track_record(
 def _outside_line(r: TrackRecord, o: OutsideCall) -> str:
     text = (
         f"Of {o.n:,} {o.people} chest X-rays from a collection no training image came from "
-        f"({o.name}), it answered '{r.label}' for **{100 * o.share:.0f}%**"
+        f"({o.name}), it answered '{r.label}' for **{pct(o.share)}**"
     )
     if o.confident_share and o.confident_at:
-        at = f"{100 * o.confident_at:.0f}%"
-        text += f", for **{100 * o.confident_share:.0f}%** with a probability of {at} or more"
+        at = pct(o.confident_at)
+        text += f", for **{pct(o.confident_share)}** with a probability of {at} or more"
         if r.confident_calls:
             text += (
                 f". On the internal test split its '{r.label}' answers that sure were right "
@@ -228,9 +229,9 @@ def _missed_lines(r: TrackRecord) -> list[str]:
             so = f"a '{r.label}' answer does not rule {c} out"
         (where, found), rest = runs[0], runs[1:]
         text = f"Trained in full without the {where} images, it " + what.format(
-            pct=f"**{100 * found:.0f}%**"
+            pct=f"**{pct(found)}**"
         )
-        text += "".join(f"; without the {w} images, **{100 * f:.0f}%**" for w, f in rest)
+        text += "".join(f"; without the {w} images, **{pct(f)}**" for w, f in rest)
         lines.append(f"{text}: at a hospital it has not seen, {so}.")
     return lines
 
@@ -250,7 +251,7 @@ def describe_track_record(r: TrackRecord) -> list[str]:
         )
         lines.append(
             f"Retrained with one data source left out ({recipe}; {r.held_out_sources} sources "
-            f"in turn), it was right on **{100 * r.held_out_accuracy:.0f}%** of the left-out "
+            f"in turn), it was right on **{pct(r.held_out_accuracy)}** of the left-out "
             "images."
         )
     lines += [_outside_line(r, o) for o in r.called_elsewhere]

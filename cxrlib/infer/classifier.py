@@ -31,7 +31,6 @@ from cxrlib.infer.views import View, view_batch, views_by_name
 CLASS_NAMES: tuple[str, ...] = ("covid", "normal", "pneumonia")
 PENULTIMATE_LAYER = "last_conv"
 LOGITS_LAYER = "logits"
-DEFAULT_MODEL_PATH = settings.resolve(settings.DEFAULT_MODEL)
 
 
 def meta_path(model_path: str | Path) -> Path:
@@ -102,17 +101,9 @@ class Classifier:
         """Drops the remembered crop boxes and masks (the next image is segmented afresh)."""
         self._frames.clear()
 
-    def crop_boxes(self, grays: Sequence[np.ndarray]) -> list[Box | None]:
-        """The crop box of each image: its lung box for a ``lung_crop`` model, else None."""
-        return [box for box, _ in self.lung_frames(grays)]
-
     def crop_box(self, gray: np.ndarray) -> Box | None:
         """The crop box of one image (see :meth:`lung_frames`)."""
         return self.lung_frames([gray])[0][0]
-
-    def lung_masks(self, grays: Sequence[np.ndarray]) -> list[np.ndarray | None]:
-        """The lung mask of each image for a ``lung_mask`` model, else None."""
-        return [mask for _, mask in self.lung_frames(grays)]
 
     def prepare(
         self,
@@ -243,14 +234,15 @@ def average_views(view_logits: np.ndarray, temperature: float) -> tuple[np.ndarr
 
 
 def load_classifier(
-    path: str | Path = DEFAULT_MODEL_PATH, segmenter: LungSegmenter | None = None
+    path: str | Path | None = None, segmenter: LungSegmenter | None = None
 ) -> Classifier:
-    """Loads a ``.keras`` classifier and its JSON; raises :class:`ModelError`.
+    """Loads a ``.keras`` classifier (default :func:`cxrlib.core.settings.model_path`) and
+    its JSON; raises :class:`ModelError`.
 
     A model trained on lung-cropped inputs also needs a lung segmenter:
-    ``segmenter``, or by default the committed one.
+    ``segmenter``, or by default :func:`cxrlib.infer.lungs.default_segmenter`.
     """
-    path = Path(path)
+    path = settings.model_path() if path is None else Path(path)
     if not path.exists():
         raise ModelError(f"no model at {path}; train one with `python -m cxrlib.train`")
     mp = meta_path(path)

@@ -28,7 +28,7 @@ from cxrlib.infer.diagnosis import Diagnosis
 from cxrlib.infer.explain import Explainer, get_explainer
 from cxrlib.infer.focus import lung_focus as _lung_focus
 from cxrlib.infer.focus import model_view_focus
-from cxrlib.infer.preprocess import to_geometry
+from cxrlib.infer.preprocess import Box, to_geometry
 from cxrlib.infer.verdict import focus_verdict
 from cxrlib.infer.views import DEFAULT_VIEWS, View, view_batch
 
@@ -82,19 +82,21 @@ def _lung_check(
     gray: np.ndarray,
     heatmap: np.ndarray,
     segmenter: Segmenter | None,
-    framed: bool,
+    frame: tuple[Box | None, np.ndarray | None],
 ) -> tuple[np.ndarray | None, float | None, float | None, str, str]:
     """Lung mask, lung focus, lung area, focus level and verdict of one heatmap.
 
-    ``framed``: the model sees part of the image (a crop box or a lung mask), so the
-    verdict also gives the lungs' share of that part.
+    ``frame``: the classifier's crop box and lung mask of ``gray``. A model that sees
+    part of the image gets "the region the model sees": the verdict also gives the
+    lungs' share of that part.
     """
-    mask = focus = area = None
+    mask = focus = area = share = None
     if segmenter is not None:
         mask = _lung_mask(segmenter, gray)
         area = float(mask.mean())
         focus = _lung_focus(heatmap, mask)
-    share = model_view_focus(classifier, gray, mask) if mask is not None and framed else None
+        if frame[0] is not None or frame[1] is not None:
+            share = model_view_focus(classifier, gray, mask, frame)
     level, verdict = focus_verdict(
         focus, area, heatmap_empty=not heatmap.max() > 0, view_share=share
     )
@@ -146,10 +148,8 @@ def diagnose(
         )
     with timed("heatmap"):
         heatmap = explainer.to_image(raw, gray.shape, crop)
-        # Only a model that sees part of the image gets "the region the model sees".
-        framed = crop is not None or lung_mask is not None
         mask, focus, area, level, verdict = _lung_check(
-            classifier, gray, heatmap, segmenter, framed
+            classifier, gray, heatmap, segmenter, (crop, lung_mask)
         )
     return Diagnosis(
         class_names=tuple(names),
@@ -171,23 +171,3 @@ def diagnose(
         model_crop=crop,
         averaged=bool(classifier.views),
     )
-
-
-def diagnose_bytes(
-    classifier: Classifier,
-    data: bytes,
-    filename: str = "",
-    explainer: Explainer | None = None,
-    segmenter: Segmenter | None = None,
-    method: str = "gradcam",
-    class_index: int | None = None,
-) -> tuple[np.ndarray, Diagnosis]:
-    """Decodes an upload (in memory, via :func:`cxrlib.io.decode.read_image`) and diagnoses it.
-
-    Returns:
-        ``(gray, diagnosis)``; raises :class:`cxrlib.core.errors.ImageError` for unreadable files.
-    """
-    from cxrlib.io.decode import read_image
-
-    gray = read_image(data, filename)
-    return gray, diagnose(classifier, gray, explainer, segmenter, method, class_index)

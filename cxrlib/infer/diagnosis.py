@@ -8,7 +8,6 @@ hold it; :mod:`cxrlib.infer.diagnose` computes it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -66,21 +65,3 @@ class Diagnosis:
     def confidence(self) -> float:
         """Calibrated probability of the predicted class."""
         return float(self.probabilities[self.predicted_index])
-
-    def summary(self) -> dict[str, Any]:
-        """Plain-Python summary (no arrays but the probabilities) for reports and JSON."""
-        return {
-            "predicted": self.predicted_name,
-            "confidence": self.confidence,
-            "probabilities": {n: float(p) for n, p in zip(self.class_names, self.probabilities)},
-            "range": {
-                n: [float(lo), float(hi)] for n, (lo, hi) in zip(self.class_names, self.uncertainty)
-            },
-            "averaged_over_views": len(self.view_names) if self.averaged else 1,
-            "explained_class": self.target_name,
-            "method": self.method,
-            "lung_focus": self.lung_focus,
-            "lung_area": self.lung_area,
-            "focus_level": self.focus_level,
-            "focus_verdict": self.focus_verdict,
-        }

@@ -85,10 +85,6 @@ class Explainer:
         """
         return self.methods[check_method(key)]
 
-    def warm_up(self) -> None:
-        """Traces the compiled fast path once (a second or two), e.g. at app start."""
-        self.fast_cams(np.zeros((self.size, self.size), np.float32))
-
     def fast_cams(
         self, batch: np.ndarray, class_index: int | Sequence[int] | None = None
     ) -> FastCams:
@@ -182,45 +178,9 @@ class _Held:
 _EXPLAINERS = LRUCache(max_items=4)
 
 
-def _wrap(model: keras.Model) -> Classifier:
-    size = int(model.input_shape[1])
-    # A bare keras.Model has no saved preprocessing: resize only, no contrast change.
-    return Classifier(model, {"preprocess": {"size": size, "contrast": "none"}})
-
-
-def get_explainer(model: Classifier | keras.Model) -> Explainer:
-    """The cached :class:`Explainer` of a classifier or bare Keras model (built once)."""
-
-    def build() -> _Held:
-        clf = model if isinstance(model, Classifier) else _wrap(model)
-        return _Held(model, Explainer(clf))
-
-    held: _Held = _EXPLAINERS.get_or_compute(("explainer", id(model)), build)
+def get_explainer(classifier: Classifier) -> Explainer:
+    """The cached :class:`Explainer` of a classifier (built once)."""
+    held: _Held = _EXPLAINERS.get_or_compute(
+        ("explainer", id(classifier)), lambda: _Held(classifier, Explainer(classifier))
+    )
     return held.explainer
-
-
-def explain(
-    model: Classifier | keras.Model,
-    image: np.ndarray,
-    method: str = "gradcam",
-    class_index: int | None = None,
-) -> np.ndarray:
-    """Heatmap in [0, 1] for one image, reusing a cached :class:`Explainer` per model.
-
-    Args:
-        model: A :class:`~cxrlib.infer.classifier.Classifier` or a bare Keras classifier
-            (with ``last_conv`` and ``logits`` layers; inputs are only resized).
-        image: A 2-D uint8 grayscale image of any size (prepared, and the map
-            returned at its size), or the model input itself, float or with a
-            channel/batch axis, (S, S, 1) / (1, S, S, 1) / float (S, S) (map at (S, S)).
-        method: A key of :data:`cxrlib.core.methods.METHODS`.
-        class_index: Class to explain; ``None`` = the predicted class.
-
-    Returns:
-        float32 map in [0, 1].
-    """
-    explainer = get_explainer(model)
-    img = np.asarray(image)
-    if img.ndim == 2 and img.dtype == np.uint8:
-        return explainer.explain(img, method, class_index)
-    return explainer.explain_input(img, method, class_index)

@@ -1,7 +1,7 @@
 """How much a heatmap is about the lungs, and whether it points at real evidence.
 
 * :func:`lung_focus`: the share of the heatmap's mass inside a lung mask.
-* :func:`confidence_drop` / :func:`confidence_drops`: a deletion check for
+* :func:`confidence_drops`: a deletion check for
   ``evaluate --explain`` (the idea behind pytorch-grad-cam's confidence drop and
   ROAD): blur out the hottest ``fraction`` of the model input (fill it with a
   Gaussian-weighted mean of the pixels around it, which is how ROAD's
@@ -114,19 +114,6 @@ def mean_over_pairs(table: np.ndarray) -> float:
     return float(table[np.triu_indices(len(table), k=1)].mean())
 
 
-def hot_region_agreement(heatmaps: Sequence[np.ndarray], percent: float = 15.0) -> float:
-    """How far several heatmaps of one image point at the same place, in [0, 1].
-
-    The mean over every pair of maps of :func:`hot_region_ious`: 1 means the same
-    region, 0 none in common. Explanation methods often disagree on one image;
-    where they do, no single map is *the* reason for the answer.
-
-    Raises:
-        ValueError: fewer than two maps, or maps of different shapes.
-    """
-    return mean_over_pairs(hot_region_ious(heatmaps, percent))
-
-
 @dataclass(frozen=True)
 class ConfidenceDrop:
     """Target-class probabilities before and after blurring parts of the input.
@@ -180,10 +167,16 @@ def flat_map_focus(
     return float(m.mean()) if m.size else 0.0
 
 
-def model_view_focus(classifier: Classifier, gray: np.ndarray, mask: np.ndarray) -> float:
+def model_view_focus(
+    classifier: Classifier,
+    gray: np.ndarray,
+    mask: np.ndarray,
+    frame: tuple[Box | None, np.ndarray | None] | None = None,
+) -> float:
     """:func:`flat_map_focus` over what ``classifier`` sees of ``gray``: its crop box and,
-    for a lung-mask model, its dilated lung mask."""
-    box, lung = classifier.lung_frames([gray])[0]
+    for a lung-mask model, its dilated lung mask (``frame``, when the caller has them;
+    else :meth:`Classifier.lung_frames`)."""
+    box, lung = classifier.lung_frames([gray])[0] if frame is None else frame
     pre = classifier.preprocess
     view = None if lung is None else lung_view(lung, gray.shape, pre.mask_dilation)
     return flat_map_focus(mask, box, view)
@@ -325,18 +318,3 @@ def confidence_drops(
         p = probs[j * per : (j + 1) * per, int(c)]
         out.append(ConfidenceDrop(int(c), float(p[0]), float(p[1]), float(p[2:].mean())))
     return out
-
-
-def confidence_drop(
-    classifier: Classifier,
-    gray: np.ndarray,
-    heatmap: np.ndarray,
-    class_index: int,
-    fraction: float = 0.2,
-    rng: np.random.Generator | None = None,
-    n_random: int = 3,
-) -> ConfidenceDrop:
-    """Confidence drop of one image (one batched model call); see :func:`confidence_drops`."""
-    return confidence_drops(classifier, [gray], [heatmap], [class_index], fraction, rng, n_random)[
-        0
-    ]

@@ -1,67 +1,16 @@
 """Out-of-distribution gate: "is this a frontal chest X-ray?".
 
-The app calls :func:`assess` before classifying. When ``is_cxr`` is False it
-shows ``reason`` and no class probabilities.
-
-Design (numpy + OpenCV at run time, no TensorFlow; a few ms per image):
-
-1. The image is squashed to a 128 x 128 square (the classifier's ``"resize"``
-   geometry) and described by a feature vector:
-
-   * a 32 x 32 thumbnail, standardised per image (zero mean, unit variance),
-     projected on its first principal components (fitted on chest X-rays):
-     the whitened coordinates plus the log reconstruction error;
-   * a histogram-of-oriented-gradients layout (8 x 8 cells, 9 orientations on
-     a 64 x 64 copy), projected the same way;
-   * a few robust statistics: mean and spread of the grey levels, share of
-     high-frequency energy, median gradient, histogram entropy, share of the
-     most common grey level, number of grey levels, left-right symmetry.
-
-2. One Gaussian (mean, regularised covariance) is fitted over those features
-   on chest X-rays (the train split of ``shared/cxr``, subsampled, plus the
-   train split of ``shared/lungs``); no negatives are used. The score is the
-   Mahalanobis distance divided by a threshold set on the validation splits
-   (``shared/cxr`` and ``shared/lungs`` val): the smallest percentile of their
-   distances, from the 99th up, at which all the rules below together still
-   accept :data:`cxrlib.train.gate.VAL_TARGET` of them. ``score <= 1`` passes.
-
-3. Rules that give the clinician a reason, in this order:
-
-   * a blank image (no visible contrast) is rejected;
-   * a strongly coloured image (``colourfulness``, the mean chroma from
-     :func:`cxrlib.io.decode.decode_image`, above :data:`COLOUR_LIMIT`) is
-     rejected as a colour photograph;
-   * an image that fails the score is called "mostly text" when it holds many
-     glyph-sized blobs in lines, "random noise" when most of its energy is
-     pixel-to-pixel;
-   * orientation and inversion: a multinomial logistic regression over the
-     thumbnail and gradient layout, fitted on training X-rays as given and
-     turned 90, 180, 270 degrees or inverted, gives the probability that the
-     image is upright. An image that passes the score but is probably not
-     upright (below a limit that flags 0.2% of upright validation X-rays) is
-     rejected as "upside down or rotated" or "inverted (a negative)"; so is a
-     failing image whose turned-back copy passes;
-   * any other failing image is "unlike the chest X-rays the model was
-     trained on".
-
-Scope: frontal (PA/AP) chest X-rays, adult or paediatric, as in the training
-data. Rotated (90/180/270 degrees) and inverted (negative) X-rays are rejected
-with a reason that says so; mirror images (left-right flips) are accepted. Lateral views are
-not detected by a dedicated rule: there are no lateral images here to fit or
-measure on, so whether one is rejected depends on how unlike a frontal view it
-scores (not measured); for a DICOM file, :func:`cxrlib.io.header_checks.header_concerns` warns when its
-header names a lateral or oblique view, another modality or another body part. The gate is a plausibility check, not a guarantee: an
-unusual real X-ray can be rejected and an X-ray-like picture can pass.
-
-The features live in :mod:`cxrlib.infer.gate_features`; fitting and the
-``fit`` / ``evaluate`` command line in :mod:`cxrlib.train.gate`.
+The app calls :func:`assess` before classifying; when ``is_cxr`` is False it shows
+``reason`` and no class probabilities. A Gaussian over image features
+(:mod:`cxrlib.infer.gate_features`) gives the score; rules give the reason. How it is
+built, its rules and its scope: docs/input-gate.md. Fitting: :mod:`cxrlib.train.gate`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,12 +20,12 @@ import numpy as np
 from cxrlib.core import settings
 from cxrlib.infer import gate_features as gf
 
+#: The committed gate (where ``cxrlib.train.gate fit`` writes); loading follows ``$CXR_OOD``.
 DEFAULT_GATE_PATH = settings.resolve(settings.DEFAULT_GATE)
 
+#: Mean chroma (0..1, :func:`cxrlib.io.decode.decode_image` meta) above which an image
+#: counts as a colour photograph.
 COLOUR_LIMIT = 0.08
-"""Mean chroma (0..1, :func:`cxrlib.io.decode.decode_image` meta) above which
-an image counts as a colour photograph. Colour photographs measured 0.11-0.45;
-greyscale X-rays are 0."""
 BLANK_STD = 2.0
 NOISE_HF = 1.5
 FORMAT_VERSION = 1
@@ -188,14 +137,6 @@ class OODGate:
         e = np.exp(logits)
         return e / e.sum(axis=-1, keepdims=True)
 
-    def orientation(self, sq: np.ndarray) -> dict[str, float]:
-        """Probabilities of :data:`cxrlib.infer.gate_features.ORIENTATIONS` for a 128 x 128 square.
-
-        Only meaningful for chest X-rays: it tells which way up an X-ray is.
-        """
-        p = self.orientation_probs(gf.thumb(sq), gf.hog(sq))
-        return {k: float(v) for k, v in zip(gf.ORIENTATIONS, p)}
-
     # -- verdict
 
     def assess(self, gray: np.ndarray, colourfulness: float | None = None) -> OODResult:
@@ -241,14 +182,15 @@ class OODGate:
         return reject("unlike")
 
 
-def load_gate(path: str | os.PathLike[str] = DEFAULT_GATE_PATH) -> OODGate:
-    """Loads a gate saved by :meth:`OODGate.save`.
+def load_gate(path: str | os.PathLike[str] | None = None) -> OODGate:
+    """Loads a gate saved by :meth:`OODGate.save` (default
+    :func:`cxrlib.core.settings.gate_path`).
 
     Raises:
         FileNotFoundError: ``path`` is missing.
         ValueError: the file is not a gate of this format.
     """
-    path = Path(path)
+    path = settings.gate_path() if path is None else Path(path)
     if not path.exists():
         raise FileNotFoundError(
             f"OOD gate not found at {path}; fit one with "
@@ -273,17 +215,14 @@ def load_gate(path: str | os.PathLike[str] = DEFAULT_GATE_PATH) -> OODGate:
     return gate
 
 
-_DEFAULT: OODGate | None = None
-_LOCK = threading.Lock()
+@functools.cache
+def _gate_at(path: Path) -> OODGate:
+    return load_gate(path)
 
 
 def default_gate() -> OODGate:
-    """The committed gate (``models/ood.npz``), loaded once."""
-    global _DEFAULT
-    with _LOCK:
-        if _DEFAULT is None:
-            _DEFAULT = load_gate(DEFAULT_GATE_PATH)
-        return _DEFAULT
+    """The gate at :func:`cxrlib.core.settings.gate_path`, loaded once per path."""
+    return _gate_at(settings.gate_path())
 
 
 def assess(gray: np.ndarray, colourfulness: float | None = None) -> OODResult:

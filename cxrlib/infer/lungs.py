@@ -16,6 +16,7 @@ Conventions (output channels, in order):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -29,12 +30,12 @@ import numpy as np
 from scipy import ndimage
 
 from cxrlib.core import settings
-from cxrlib.core.cache import LRUCache
 from cxrlib.core.errors import ModelError
 from cxrlib.core.hashing import sha256_file
 from cxrlib.infer.preprocess import Box, PreprocessConfig, heatmap_to_image, prepare, small_mask
 from cxrlib.infer.runtime import compiled_forward, image_memo, per_image
 
+#: The committed segmenter (where training writes); loading follows ``$CXR_SEGMENTER``.
 DEFAULT_SEGMENTER_PATH = settings.resolve(settings.DEFAULT_SEGMENTER)
 CONVENTIONS: tuple[str, ...] = ("visible", "full")
 DEFAULT_CONVENTION = "visible"
@@ -242,12 +243,6 @@ class LungSegmenter:
                 masks.append(postprocess(full, self.thresholds[conv]))
         return masks
 
-    def crop_boxes(
-        self, grays: Sequence[np.ndarray], margin: float, batch_size: int = 32
-    ) -> list[Box | None]:
-        """Lung-field crop boxes (:func:`crop_box`) of many images, batched."""
-        return [box for box, _ in self.frames(grays, margin, batch_size)]
-
     def frames(
         self, grays: Sequence[np.ndarray], margin: float, batch_size: int = 32
     ) -> list[tuple[Box | None, np.ndarray]]:
@@ -259,13 +254,14 @@ class LungSegmenter:
         return [(crop_box(m, margin), small_mask(m)) for m in masks]
 
 
-def load_segmenter(path: str | os.PathLike[str] = DEFAULT_SEGMENTER_PATH) -> LungSegmenter:
-    """Loads a segmenter from ``path`` (``.keras``) and its ``.json`` beside it.
+def load_segmenter(path: str | os.PathLike[str] | None = None) -> LungSegmenter:
+    """Loads a segmenter from ``path`` (``.keras``, default
+    :func:`cxrlib.core.settings.segmenter_path`) and its ``.json`` beside it.
 
     Raises:
         ModelError: The file or its JSON is missing or unreadable.
     """
-    path = Path(path)
+    path = settings.segmenter_path() if path is None else Path(path)
     meta_path = path.with_suffix(".json")
     if not path.exists() or not meta_path.exists():
         raise ModelError(f"lung segmenter not found: {path} (+ .json)")
@@ -278,16 +274,14 @@ def load_segmenter(path: str | os.PathLike[str] = DEFAULT_SEGMENTER_PATH) -> Lun
     return LungSegmenter(model, meta)
 
 
-#: The committed segmenter once loaded (the project's one cache, for one entry).
-_DEFAULT = LRUCache(max_items=1)
+@functools.cache
+def _segmenter_at(path: Path) -> LungSegmenter:
+    return load_segmenter(path)
 
 
 def default_segmenter() -> LungSegmenter:
-    """The committed segmenter, loaded once per process."""
-    return _DEFAULT.get_or_compute(
-        ("segmenter", str(DEFAULT_SEGMENTER_PATH)),
-        lambda: load_segmenter(DEFAULT_SEGMENTER_PATH),
-    )
+    """The segmenter at :func:`cxrlib.core.settings.segmenter_path`, loaded once per path."""
+    return _segmenter_at(settings.segmenter_path())
 
 
 def segment(gray: np.ndarray, convention: str | None = None) -> np.ndarray:

@@ -90,7 +90,7 @@ def hottest_mask(heatmap: np.ndarray, percent: float) -> np.ndarray:
     """Boolean mask of about the hottest ``percent`` % of pixels of a [0, 1] map.
 
     The threshold is taken on the map quantised to 256 levels (a histogram, not
-    a sort: ~0.5 ms at 1024 px), at the level whose share of pixels is closest
+    a sort), at the level whose share of pixels is closest
     to ``percent``; ties at a level stay together and zero pixels are never hot.
     """
     return _hottest_u8(_map_u8(heatmap), percent)

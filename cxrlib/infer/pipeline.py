@@ -10,6 +10,9 @@ public, for a caller that shows each one as it comes (the Diagnose page):
    test-time views, the heatmap of one class and its lung focus
    (:func:`cxrlib.infer.diagnose.diagnose`).
 
+Who computes steps 2 and 3 is chosen once, when the :class:`Models` are made: the
+models in this process, or a model server (``Models.remote``, sent the upload's bytes).
+
 Caching: given a :class:`cxrlib.core.cache.LRUCache`, each step keeps its result
 under a key that starts with what it is, then the image hash, the identity of
 the model that made it and the settings that changed it:
@@ -19,7 +22,8 @@ the model that made it and the settings that changed it:
     * ``("mask", image, segmenter, shape)``
     * ``("diagnosis", image, model, segmenter, method, class)``
     * ``("predicted", image, model)``: the predicted class, so that asking for it
-      by index reuses the entry of ``class=None``.
+      by index reuses the entry of ``class=None``;
+    * ``("remote", image, server, method, class)``: a model server's (gate, diagnosis).
 
 Only a computed diagnosis counts in :data:`cxrlib.core.counters.COUNTERS`
 ``["heatmaps"]`` (and a decode in ``["decodes"]``): a cached answer counts nothing.
@@ -33,14 +37,14 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 
 from cxrlib.core.cache import LRUCache
 from cxrlib.core.counters import count
-from cxrlib.core.errors import ImageError
+from cxrlib.core.errors import ImageError, ModelServerError
 from cxrlib.core.hashing import sha256_bytes
 from cxrlib.core.timings import timed
 from cxrlib.io.decode import decode_image
@@ -56,6 +60,22 @@ if TYPE_CHECKING:  # pragma: no cover
 DISPLAY_MAX_SIDE = 1024
 
 
+class ModelServer(Protocol):
+    """What the pipeline asks of a model server's client (:mod:`cxrlib.serve.client`)."""
+
+    url: str
+
+    def diagnose(
+        self,
+        data: bytes,
+        filename: str = "",
+        method: str = "gradcam",
+        class_index: int | None = None,
+    ) -> tuple[GateVerdict | None, Diagnosis, str]:
+        """``(gate verdict, diagnosis, image sha256)`` of ``data``, computed by the server."""
+        ...
+
+
 @dataclass
 class Models:
     """The loaded models of the pipeline; any of them may be missing (None).
@@ -68,6 +88,9 @@ class Models:
         model_path: Where the classifier was loaded from.
         segmenter_path: Where the segmenter was loaded from.
         gate_path: Where the gate was loaded from.
+        remote: A model server that computes the gate's verdict and the diagnosis
+            instead of the models here.
+        errors: Component name -> plain message of why it is missing.
     """
 
     classifier: Classifier | None = None
@@ -77,6 +100,8 @@ class Models:
     model_path: Path | None = None
     segmenter_path: Path | None = None
     gate_path: Path | None = None
+    remote: ModelServer | None = None
+    errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:
@@ -207,12 +232,54 @@ def decode(
     return cache.get_or_compute(("decoded", sha), lambda: _decode(data, filename, sha))
 
 
+def _served(
+    models: Models,
+    decoded: Decoded,
+    data: bytes,
+    method: str,
+    class_index: int | None,
+    cache: LRUCache | None,
+    filename: str = "",
+) -> tuple[GateVerdict | None, Diagnosis]:
+    """The model server's (gate verdict, diagnosis) of ``data``, the bytes of ``decoded``."""
+    remote = models.remote
+    assert remote is not None
+    if not data:
+        raise ValueError("the model server needs the upload's bytes (data=...)")
+
+    def ask() -> tuple[GateVerdict | None, Diagnosis]:
+        gate, diagnosis, sha = remote.diagnose(data, filename, method, class_index)
+        if sha != decoded.sha256:
+            raise ModelServerError("the model server answered for another image")
+        return gate, diagnosis
+
+    if cache is None:
+        return ask()
+    return cache.get_or_compute(("remote", decoded.sha256, remote.url, method, class_index), ask)
+
+
 def check_input(
-    models: Models, decoded: Decoded, cache: LRUCache | None = None
+    models: Models,
+    decoded: Decoded,
+    cache: LRUCache | None = None,
+    *,
+    data: bytes = b"",
+    method: str = "gradcam",
 ) -> GateVerdict | None:
-    """The input gate's verdict on a decoded upload, or None without a gate (or pixels)."""
+    """The input gate's verdict on a decoded upload, or None without a gate (or pixels).
+
+    With a model server, ``data`` (the bytes ``decoded`` came from) is sent there and the
+    verdict comes with the server's diagnosis for ``method`` (one request).
+
+    Raises:
+        ModelServerError: The model server is down or failed.
+    """
     gate, pixels = models.gate, decoded.pixels
-    if gate is None or pixels is None:
+    if pixels is None:
+        return None
+    if models.remote is not None:
+        return _served(models, decoded, data, method, None, cache)[0]
+    if gate is None:
         return None
 
     def compute() -> GateVerdict:
@@ -244,24 +311,31 @@ def diagnose_image(
     method: str = "gradcam",
     class_index: int | None = None,
     cache: LRUCache | None = None,
+    *,
+    data: bytes = b"",
 ) -> Diagnosis:
-    """Probabilities, test-time range, heatmap and lung focus of one decoded upload.
+    """Probabilities, test-time range, heatmap and lung focus of one decoded upload:
+    the one way to a diagnosis, by the models here or by ``models.remote`` (sent
+    ``data``, the bytes ``decoded`` came from).
 
     ``class_index=None`` (the predicted class) and the predicted class's index
     share one cache entry. The lung mask is cached per image, so another method
     or class does not segment again.
 
     Raises:
-        RuntimeError: No classifier or explainer is loaded.
+        RuntimeError: No classifier or explainer is loaded (with the reason).
         ValueError: The upload was not decoded.
+        ModelServerError: The model server is down or failed.
     """
-    from cxrlib.infer.diagnose import diagnose  # imports TensorFlow
-
     classifier, explainer, pixels = models.classifier, models.explainer, decoded.pixels
+    if models.remote is not None and pixels is not None:
+        return _served(models, decoded, data, method, class_index, cache)[1]
     if classifier is None or explainer is None:
-        raise RuntimeError("no classifier is loaded")
+        raise RuntimeError(models.errors.get("classifier") or "no classifier is loaded")
     if pixels is None:
         raise ValueError("the upload was not decoded")
+    from cxrlib.infer.diagnose import diagnose  # imports TensorFlow
+
     cache = LRUCache() if cache is None else cache
     sha, model = decoded.sha256, models.model_id
     predicted = cache.get(("predicted", sha, model))
@@ -288,7 +362,8 @@ def analyse(
     class_index: int | None = None,
     cache: LRUCache | None = None,
 ) -> Analysis:
-    """The whole line on uploaded bytes: decode, input gate, lung mask, diagnosis.
+    """The whole line on uploaded bytes: decode, input gate, lung mask, diagnosis
+    (in this process or on ``models.remote``).
 
     The gate's verdict is returned, not enforced: the caller decides whether a
     rejected image is shown (the Diagnose page asks first; batch scoring flags it).
@@ -296,9 +371,14 @@ def analyse(
     Raises:
         ImageError: The bytes are not a usable image.
         RuntimeError: No classifier or explainer is loaded.
+        ValueError: An unknown method or class.
+        ModelServerError: The model server is down or failed.
     """
     decoded = decode(data, filename, cache=cache)
     if not decoded.ok:
         raise ImageError(decoded.error)
+    if models.remote is not None:
+        gate, diagnosis = _served(models, decoded, data, method, class_index, cache, filename)
+        return Analysis(decoded, gate, diagnosis)
     gate = check_input(models, decoded, cache)
     return Analysis(decoded, gate, diagnose_image(models, decoded, method, class_index, cache))

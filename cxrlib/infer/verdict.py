@@ -9,6 +9,8 @@ likely).
 
 from __future__ import annotations
 
+from cxrlib.core.formatting import pct
+
 FOCUS_GOOD = 0.60
 FOCUS_LOW = 0.40
 FOCUS_LEVELS: tuple[str, ...] = ("good", "caution", "warning", "unknown")
@@ -16,13 +18,11 @@ FOCUS_LEVELS: tuple[str, ...] = ("good", "caution", "warning", "unknown")
 
 def _share_text(focus: float, lung_area: float, view_share: float | None) -> str:
     seen = (
-        f" and {round(100 * view_share)}% of the region the model sees)."
-        if view_share is not None
-        else ")."
+        f" and {pct(view_share)} of the region the model sees)." if view_share is not None else ")."
     )
     return (
-        f"{round(100 * focus)}% of the heatmap lies inside the lungs "
-        f"(which cover {round(100 * lung_area)}% of the image" + seen
+        f"{pct(focus)} of the heatmap lies inside the lungs "
+        f"(which cover {pct(lung_area)} of the image" + seen
     )
 
 

@@ -148,9 +148,9 @@ def _check_encapsulated_size(ds: Any, layout: Layout) -> None:
 def _rle_first_frame(ds: Any, layout: Layout) -> np.ndarray:
     """Decode the first frame of DICOM RLE Lossless data (PS3.5 Annex G).
 
-    pydicom's own RLE decoder loops over every run in Python: a crafted 60 MB
-    file of one-byte runs would take about half a minute. The segments are
-    PackBits streams, which Pillow decodes in C (50-100 times faster); the
+    pydicom's own RLE decoder loops over every run in Python, so a crafted file of
+    one-byte runs would hang an upload. The segments are PackBits streams, which
+    Pillow decodes in C; the
     result is the array pydicom's ``pixel_array`` returns.
     """
     from pydicom.encaps import get_frame  # heavy; only DICOM uploads load it

@@ -59,7 +59,7 @@ def score_items(
     Args:
         items: (file name, raw bytes).
         classifier: The loaded classifier.
-        gate: ``assess(gray, colourfulness=...)`` from :mod:`cxrlib.infer.gate`, or None to skip.
+        gate: ``OODGate.assess(gray, colourfulness=...)`` (:mod:`cxrlib.infer.gate`), or None to skip.
         focus: Optional ``f(gray, class_index) -> lung focus`` of the predicted class.
         progress: Called as ``progress(i, name)`` after each item.
     """

@@ -11,8 +11,8 @@ down after it; with ``address`` (``--ray-address`` or ``$RAY_ADDRESS``) the job 
 on that cluster, whose nodes must see the input files, the models and this checkout
 at the same paths (a shared filesystem or a common image).
 
-``ray`` is imported inside functions: it is an optional heavy dependency (~1 s and
-~100 MB to import) that the app and the local engine never need.
+``ray`` is imported inside functions: it is an optional heavy dependency that the app
+and the local engine never need.
 """
 
 from __future__ import annotations

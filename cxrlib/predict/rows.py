@@ -112,7 +112,7 @@ class Scorer:
 
     Attributes:
         classifier: A :class:`cxrlib.infer.classifier.Classifier`.
-        gate: ``assess(gray, colourfulness=...)`` from :mod:`cxrlib.infer.gate`, or None to skip.
+        gate: ``OODGate.assess(gray, colourfulness=...)`` (:mod:`cxrlib.infer.gate`), or None to skip.
         focus: Optional ``f(gray, class_index) -> lung focus`` of the predicted class
             (Grad-CAM + segmenter, :func:`gradcam_lung_focus`); slow, so off by default.
     """
@@ -166,20 +166,21 @@ def gradcam_lung_focus(explainer: Any, segmenter: Any) -> Callable[[Any, int | N
     return focus
 
 
-def load_scorer(model: str, gate: bool = True, focus: bool = False) -> Scorer:
-    """Loads the classifier (and the input gate, and Grad-CAM + segmenter for ``focus``)."""
+def load_scorer(model: str | None = None, gate: bool = True, focus: bool = False) -> Scorer:
+    """Loads the classifier (and the input gate, and Grad-CAM + segmenter for ``focus``).
+
+    Every path not given is :mod:`cxrlib.core.settings`'s (``$CXR_MODEL``, ``$CXR_OOD``,
+    ``$CXR_SEGMENTER``), read now; a missing file raises naming it.
+    """
     from cxrlib.infer.classifier import load_classifier  # imports TensorFlow
+    from cxrlib.infer.gate import load_gate
+    from cxrlib.infer.lungs import default_segmenter
 
+    check: Gate | None = load_gate().assess if gate else None
     clf = load_classifier(model)
-    check: Gate | None = None
-    if gate:
-        from cxrlib.infer.gate import assess
-
-        check = assess
     lung_focus = None
     if focus:
         from cxrlib.infer.explain import Explainer  # imports TensorFlow
-        from cxrlib.infer.lungs import load_segmenter
 
-        lung_focus = gradcam_lung_focus(Explainer(clf), load_segmenter())
+        lung_focus = gradcam_lung_focus(Explainer(clf), default_segmenter())
     return Scorer(clf, check, lung_focus)

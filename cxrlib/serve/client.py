@@ -1,10 +1,9 @@
 """The model server's client: the in-process pipeline's answers, computed by the server.
 
-:class:`RemoteAnalyser` sends image bytes to ``python -m cxrlib.serve`` and returns
-the objects :func:`cxrlib.infer.pipeline.analyse` returns in this process: an
-:class:`~cxrlib.infer.pipeline.Analysis` of the decoded image (decoded here, from the
-same bytes: decoding needs no model), the input gate's verdict and the diagnosis.
-Only the standard library talks HTTP; no Ray, no TensorFlow at import.
+:class:`RemoteAnalyser` sends image bytes to ``python -m cxrlib.serve`` and returns the
+input gate's verdict and the diagnosis; as ``Models.remote`` it is how
+:func:`cxrlib.infer.pipeline.diagnose_image` reaches the server. ``requests`` talks HTTP;
+no Ray, no TensorFlow at import.
 
 Errors: a bad image raises :class:`cxrlib.core.errors.ImageError` (as in process);
 a server that is down, times out or answers nonsense raises
@@ -13,17 +12,14 @@ a server that is down, times out or answers nonsense raises
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any
 
-from cxrlib.core.cache import LRUCache
+import requests
+
 from cxrlib.core.errors import ImageError, ModelServerError
 from cxrlib.core.timings import timed
 from cxrlib.infer.diagnosis import Diagnosis
-from cxrlib.infer.pipeline import Analysis, Decoded, GateVerdict, decode
+from cxrlib.infer.pipeline import GateVerdict
 from cxrlib.predict.rows import BatchRow
 from cxrlib.serve.codec import build
 
@@ -44,27 +40,29 @@ class RemoteAnalyser:
         self.timeout = timeout
 
     def _request(
-        self, path: str, data: bytes | None = None, timeout: float | None = None
+        self,
+        path: str,
+        data: bytes | None = None,
+        timeout: float | None = None,
+        params: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        req = urllib.request.Request(self.url + path, data=data, method="POST" if data else "GET")
-        if data is not None:
-            req.add_header("Content-Type", "application/octet-stream")
         try:
-            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
-                body = resp.read()
-        except urllib.error.HTTPError as exc:
-            body = exc.read()
-            if exc.code not in (400, 422):
-                raise ModelServerError(
-                    f"the model server at {self.url} answered {exc.code}"
-                ) from exc
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", exc)
+            resp = requests.request(
+                "POST" if data else "GET",
+                self.url + path,
+                params=params,
+                data=data,
+                headers={"Content-Type": "application/octet-stream"} if data else None,
+                timeout=timeout or self.timeout,
+            )
+        except requests.RequestException as exc:
             raise ModelServerError(
-                f"the model server at {self.url} is not reachable ({reason})"
+                f"the model server at {self.url} is not reachable ({exc})"
             ) from exc
+        if resp.status_code >= 400 and resp.status_code not in (400, 422):
+            raise ModelServerError(f"the model server at {self.url} answered {resp.status_code}")
         try:
-            answer = json.loads(body)
+            answer = resp.json()
         except ValueError as exc:
             raise ModelServerError(f"the model server at {self.url} sent no JSON") from exc
         if not isinstance(answer, dict):
@@ -82,13 +80,13 @@ class RemoteAnalyser:
         filename: str = "",
         method: str = "gradcam",
         class_index: int | None = None,
-    ) -> tuple[GateVerdict | None, Any, str]:
+    ) -> tuple[GateVerdict | None, Diagnosis, str]:
         """``(gate verdict, diagnosis, image sha256)`` computed by the server."""
         query = {"method": method, "filename": filename}
         if class_index is not None:
             query["class_index"] = str(int(class_index))
         with timed("remote"):
-            answer = self._request("/analyse?" + urllib.parse.urlencode(query), data or b" ")
+            answer = self._request("/analyse", data or b" ", params=query)
         if "error" in answer:
             err = answer["error"]
             message = str(err.get("message", "the request could not be answered"))
@@ -108,53 +106,10 @@ class RemoteAnalyser:
     ) -> tuple[list[BatchRow], bool]:
         """The Batch page's rows of one upload (a zip: one per member) and whether they
         have a lung focus, computed by the server (raises ModelServerError)."""
-        query = urllib.parse.urlencode({"name": name, "focus": "1" if with_focus else "0"})
-        answer = self._request("/score?" + query, data or b" ")
+        query = {"name": name, "focus": "1" if with_focus else "0"}
+        answer = self._request("/score", data or b" ", params=query)
         try:
             rows = [build(BatchRow, r) for r in answer["rows"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelServerError(f"the model server's answer is incomplete ({exc})") from exc
         return rows, bool(answer.get("focus"))
-
-    def answer(
-        self,
-        data: bytes,
-        decoded: Decoded,
-        method: str = "gradcam",
-        class_index: int | None = None,
-        cache: LRUCache | None = None,
-        filename: str = "",
-    ) -> tuple[GateVerdict | None, Diagnosis]:
-        """The server's (gate verdict, diagnosis) of ``data``, which decoded to ``decoded``,
-        kept in ``cache`` under ``("remote", image, server, method, class)``."""
-        key = ("remote", decoded.sha256, self.url, method, class_index)
-        hit = None if cache is None else cache.get(key)
-        if hit is None:
-            gate, diagnosis, sha = self.diagnose(data, filename, method, class_index)
-            if sha != decoded.sha256:
-                raise ModelServerError("the model server answered for another image")
-            hit = (gate, diagnosis)
-            if cache is not None:
-                cache.put(key, hit)
-        return hit
-
-    def analyse(
-        self,
-        data: bytes,
-        filename: str = "",
-        method: str = "gradcam",
-        class_index: int | None = None,
-        cache: LRUCache | None = None,
-    ) -> Analysis:
-        """:func:`cxrlib.infer.pipeline.analyse`, with the models on the server.
-
-        Raises:
-            ImageError: The bytes are not a usable image.
-            ValueError: An unknown method or class.
-            ModelServerError: The server is down or failed.
-        """
-        decoded: Decoded = decode(data, filename, cache=cache)
-        if not decoded.ok:
-            raise ImageError(decoded.error)
-        gate, diagnosis = self.answer(data, decoded, method, class_index, cache, filename)
-        return Analysis(decoded, gate, diagnosis)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from cxrlib.core import settings
 from cxrlib.serve.service import AnalyseRequest, DiagnosisService
 
 MAX_BATCH_SIZE = 8
@@ -49,10 +50,18 @@ def build_app(
     cpus_per_replica: float = 1.0,
     max_batch_size: int = MAX_BATCH_SIZE,
 ) -> Any:
-    """The bound Serve application (``serve.run(build_app(...))``)."""
+    """The bound Serve application (``serve.run(build_app(...))``).
+
+    Paths not given are :mod:`cxrlib.core.settings`'s, read here in the starting process
+    (``$CXR_MODEL``, ``$CXR_SEGMENTER``, ``$CXR_OOD``) and sent to every replica.
+    """
     from ray import serve  # optional heavy dependency (module docstring)
     from starlette.requests import Request
     from starlette.responses import JSONResponse
+
+    model = str(settings.resolve(model) if model else settings.model_path())
+    segmenter = str(settings.resolve(segmenter) if segmenter else settings.segmenter_path())
+    gate = str(settings.resolve(gate) if gate else settings.gate_path())
 
     @serve.deployment(
         name="cxr_diagnosis",

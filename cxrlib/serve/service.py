@@ -52,9 +52,10 @@ def load_models(
         resolve(segmenter) if segmenter else segmenter_path(),
         resolve(gate) if gate else gate_path(),
     )
+    gate_check = load_gate(paths[2]).assess
     seg = load_segmenter(paths[1])
     clf = load_classifier(paths[0], segmenter=seg)
-    return Models(clf, Explainer(clf), seg, load_gate(paths[2]).assess, *paths)
+    return Models(clf, Explainer(clf), seg, gate_check, *paths)
 
 
 class DiagnosisService:

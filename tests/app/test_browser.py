@@ -14,20 +14,17 @@ import io
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from app_helpers import app_pages
+from pdf_text import pdf_plaintext
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "describe"))
-
-from test_report import pdf_plaintext  # noqa: E402
-
-from cxrlib.app.server import free_port, streamlit_command, wait_healthy  # noqa: E402
-from pages import _compat  # noqa: E402
+from cxrlib.app.server import free_port, streamlit_command, wait_healthy
+from pages import _compat
 
 pytestmark = pytest.mark.browser
 
@@ -194,6 +191,8 @@ def test_diagnose_and_batch_in_a_real_browser(server, browser, tmp_path):
     page.get_by_text("Research demo, not for diagnosis").first.wait_for(timeout=60_000)
     page.get_by_text("Sample gallery").first.wait_for(timeout=60_000)
     timings["first_page_since_start"] = time.monotonic() - server["t0"]
+    for _, title in app_pages():  # the sidebar links every page of app.PAGES
+        page.get_by_role("link", name=title).first.wait_for(timeout=30_000)
     _idle(page)
     # While it waits for an image, the page loads the code its result will need.
     for chunk in _compat.RESULT_CHUNKS:

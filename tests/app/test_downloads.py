@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from app_helpers import png_of
 
-from cxrlib.app.analysis import run_diagnosis
 from cxrlib.app.downloads import png_bytes, report_bytes, report_warnings
 from cxrlib.app.resources import get_resources
 from cxrlib.core.cache import LRUCache
-from cxrlib.infer.pipeline import GateVerdict, decode
+from cxrlib.infer.pipeline import GateVerdict, decode, diagnose_image
 
 
 def test_report_bytes_from_a_diagnosis(app_env):
@@ -17,7 +16,7 @@ def test_report_bytes_from_a_diagnosis(app_env):
     res = get_resources()
     cache = LRUCache()
     decoded = decode(png_of("covid_cxnet_265.jpg"))
-    d = run_diagnosis(res, cache, decoded, "gradcam")
+    d = diagnose_image(res, decoded, "gradcam", cache=cache)
     over = overlay(decoded.pixels, d.heatmap, 0.5, "jet")
     pdf = report_bytes(res, decoded, d, over, "gradcam", {"opacity": "0.50"})
     assert pdf.startswith(b"%PDF") and len(pdf) > 2000

@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from app_helpers import ROOT, SAMPLES, new_app, png_of, texts
+from app_helpers import ROOT, SAMPLES, app_pages, new_app, png_of, texts
 from PIL import Image
 
 from cxrlib.app.gallery import list_samples
@@ -19,13 +19,7 @@ from cxrlib.core.methods import METHOD_LABELS
 from cxrlib.infer.pipeline import GateVerdict
 from cxrlib.infer.runtime import device_description
 
-PAGES = (
-    "pages/diagnose.py",
-    "pages/batch.py",
-    "pages/metrics.py",
-    "pages/validation.py",
-    "pages/model_card.py",
-)
+PAGES = [script for script, _ in app_pages()]
 DICOM = "normal_nih_00003353_006_synthetic.dcm"
 
 

@@ -4,7 +4,7 @@ Over 1,000 inputs from the imaging fuzz corpus (random bytes, real files with
 bytes flipped, integers smashed, cut short or spliced) go through:
 
 * the Diagnose path without Streamlit: ``pipeline.decode`` -> input
-  check -> ``analysis.run_diagnosis`` for whatever decodes, exactly what the
+  check -> ``pipeline.diagnose_image`` for whatever decodes, exactly what the
   page calls;
 * the Batch path: ``cxrlib.predict.local.score_items`` on all of them at once;
 * the real page: a seeded sample of them through AppTest's file uploader,
@@ -14,15 +14,11 @@ bytes flipped, integers smashed, cut short or spliced) go through:
 from __future__ import annotations
 
 import itertools
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from app_helpers import new_app, texts
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))  # the fuzz corpus
-from test_imaging_fuzz import FAMILIES, family_inputs  # noqa: E402
+from fuzz_corpus import FAMILIES, family_inputs
 
 N_INPUTS = 1050
 
@@ -39,10 +35,9 @@ def corpus() -> list[tuple[str, bytes]]:
 
 
 def test_diagnose_path_survives_every_input(corpus, app_env):
-    from cxrlib.app.analysis import run_diagnosis
     from cxrlib.app.resources import load_resources
     from cxrlib.core.cache import LRUCache
-    from cxrlib.infer.pipeline import check_input, decode
+    from cxrlib.infer.pipeline import check_input, decode, diagnose_image
 
     res = load_resources()
     assert res.classifier is not None and res.gate is not None
@@ -56,7 +51,7 @@ def test_diagnose_path_survives_every_input(corpus, app_env):
             continue
         verdict = check_input(res, decoded)
         assert verdict is not None and np.isfinite(verdict.score)
-        diagnosis = run_diagnosis(res, cache, decoded)
+        diagnosis = diagnose_image(res, decoded, cache=cache)
         assert np.isclose(float(np.sum(diagnosis.probabilities)), 1.0, atol=1e-4)
         assert diagnosis.heatmap.shape == decoded.pixels.shape
         analysed += 1

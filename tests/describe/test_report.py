@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import re
-import zlib
 from datetime import UTC, datetime
 
 import numpy as np
+from pdf_text import pdf_plaintext
 from PIL import Image
 
 from cxrlib.describe.report import ReportData, build_report, overlay_png, pdf_text
-
-
-def pdf_plaintext(pdf: bytes) -> str:
-    """Every stream of the PDF, inflated where compressed, plus the raw bytes, as text."""
-    parts = [pdf.decode("latin-1")]
-    for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
-        body = m.group(1)
-        try:
-            parts.append(zlib.decompress(body).decode("latin-1"))
-        except zlib.error:
-            parts.append(body.decode("latin-1"))
-    text = "\n".join(parts)
-    # Undo PDF string escapes: \( \) \\.
-    return text.replace("\\(", "(").replace("\\)", ")").replace("\\\\", "\\")
 
 
 def _data(**kw) -> ReportData:

@@ -10,12 +10,11 @@ from blobs import S, blob_image, blob_model
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.focus import (
     ConfidenceDrop,
-    confidence_drop,
     confidence_drops,
     heatmap_to_input,
-    hot_region_agreement,
     hot_region_ious,
     lung_focus,
+    mean_over_pairs,
 )
 from cxrlib.infer.preprocess import PreprocessConfig, heatmap_to_image
 
@@ -38,6 +37,11 @@ def test_lung_focus_inside_outside_half() -> None:
     weighted[12, 20] = 3.0  # inside, three times the mass
     weighted[2, 20] = 1.0
     assert lung_focus(weighted, mask) == pytest.approx(0.75)
+
+
+def confidence_drop(clf, gray, heatmap, class_index, fraction=0.2, rng=None):
+    """One image's :func:`confidence_drops`."""
+    return confidence_drops(clf, [gray], [heatmap], [class_index], fraction, rng)[0]
 
 
 def test_lung_focus_edge_cases() -> None:
@@ -138,6 +142,11 @@ def test_confidence_drop_arguments(clf: Classifier) -> None:
 def _disc(cy: int, cx: int, size: int = 64, r: int = 8) -> np.ndarray:
     yy, xx = np.mgrid[:size, :size]
     return np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2.0 * r * r)).astype(np.float32)
+
+
+def hot_region_agreement(maps):
+    """How far the maps agree, as the Compare-methods view computes it."""
+    return mean_over_pairs(hot_region_ious(maps))
 
 
 def test_hot_region_agreement():

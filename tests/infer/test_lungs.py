@@ -132,14 +132,14 @@ def test_committed_dice_on_fixtures(committed: lungs.LungSegmenter) -> None:
 def test_crop_boxes_hold_the_lungs(committed: lungs.LungSegmenter) -> None:
     """On real CXRs the crop box keeps the whole (full-convention) lung mask."""
     pairs = fixture_pairs()
-    boxes = committed.crop_boxes([img for img, _ in pairs], margin=0.04)
+    boxes = [box for box, _ in committed.frames([img for img, _ in pairs], margin=0.04)]
     for (img, mask), box in zip(pairs, boxes, strict=True):
         assert box is not None
         top, bottom, left, right = box
         inside = mask[top:bottom, left:right].sum() / mask.sum()
         assert inside > 0.97, (box, inside)
         assert (bottom - top) * (right - left) < img.size  # it does crop something
-    assert committed.crop_boxes([np.zeros((120, 120), np.uint8)], margin=0.04) == [None]
+    assert committed.frames([np.zeros((120, 120), np.uint8)], margin=0.04)[0][0] is None
 
 
 def test_one_forward_pass_gives_crop_box_mask_and_focus_mask(

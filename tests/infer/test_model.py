@@ -100,12 +100,13 @@ def test_committed_model_classifies_shared_test_images_as_its_metrics_say(cxr_di
     """The committed model, its JSON and its metrics file agree, and it classifies real images."""
     import pandas as pd
 
-    from cxrlib.infer.classifier import DEFAULT_MODEL_PATH
+    from cxrlib.core.settings import DEFAULT_MODEL, resolve
     from cxrlib.train.data import load_gray
 
-    if not DEFAULT_MODEL_PATH.exists():
+    committed = resolve(DEFAULT_MODEL)
+    if not committed.exists():
         pytest.skip("no committed model")
-    clf = load_classifier(DEFAULT_MODEL_PATH)  # also checks the weights hash
+    clf = load_classifier(committed)  # also checks the weights hash
     m = pd.read_csv(cxr_dir / "manifest.csv")
     test = m[m.split == "test"]
     # Ten per class, drawn at random (the first rows of a class are one source's).
@@ -113,7 +114,7 @@ def test_committed_model_classifies_shared_test_images_as_its_metrics_say(cxr_di
     probs = clf.predict([load_gray(cxr_dir / p) for p in rows.path])
     y = rows.label.map({c: i for i, c in enumerate(clf.class_names)}).to_numpy()
     assert (probs.argmax(1) == y).mean() >= 0.8
-    metrics = json.loads(DEFAULT_MODEL_PATH.with_suffix(".metrics.json").read_text())
+    metrics = json.loads(committed.with_suffix(".metrics.json").read_text())
     assert metrics["weights_sha256"] == clf.weights_sha256
     saved = {p["path"]: p["probs"] for p in metrics["splits"]["test"]["predictions"]}
     # The Metrics pages show what the app predicts: same images, same probabilities.

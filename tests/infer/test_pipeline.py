@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from app_helpers import ROOT, png_of
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
-
-from app_helpers import ROOT, heatmap_calls, png_of, segmenter_path  # noqa: E402, F401
-
-from cxrlib.core.cache import LRUCache  # noqa: E402
-from cxrlib.core.counters import COUNTERS  # noqa: E402
-from cxrlib.core.errors import ImageError  # noqa: E402
-from cxrlib.core.hashing import sha256_bytes  # noqa: E402
-from cxrlib.infer import pipeline  # noqa: E402
+from cxrlib.core.cache import LRUCache
+from cxrlib.core.counters import COUNTERS
+from cxrlib.core.errors import ImageError
+from cxrlib.core.hashing import sha256_bytes
+from cxrlib.infer import pipeline
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +158,32 @@ def test_analyse_runs_the_whole_line_once(models):
     assert again.diagnosis is d and (COUNTERS["heatmaps"], COUNTERS["decodes"]) == counted
     with pytest.raises(ImageError):
         pipeline.analyse(b"%PDF-1.4 nope", models, "x.png")
+
+
+def test_a_model_server_answers_for_the_models_once_per_image_method_and_class():
+    from cxrlib.core.errors import ModelServerError
+
+    asked = []
+
+    class Server:
+        url = "http://stub"
+
+        def diagnose(self, data, filename="", method="gradcam", class_index=None):
+            asked.append((method, class_index))
+            return pipeline.GateVerdict(True, 0.5, ""), f"{method}:{class_index}", sha
+
+    data = png_of("covid_cxnet_265.jpg")
+    sha = sha256_bytes(data)
+    remote, cache = pipeline.Models(remote=Server()), LRUCache()
+    decoded = pipeline.decode(data)
+    assert pipeline.check_input(remote, decoded, cache, data=data).score == 0.5
+    assert pipeline.diagnose_image(remote, decoded, cache=cache, data=data) == "gradcam:None"
+    assert pipeline.diagnose_image(remote, decoded, "layercam", 1, cache, data=data) == "layercam:1"
+    assert asked == [("gradcam", None), ("layercam", 1)]
+    assert pipeline.analyse(data, remote, cache=cache).diagnosis == "gradcam:None"
+    assert len(asked) == 2
+    with pytest.raises(ValueError, match="bytes"):
+        pipeline.diagnose_image(remote, decoded, "gradcampp")
+    sha = "another image"
+    with pytest.raises(ModelServerError, match="another image"):
+        pipeline.diagnose_image(remote, decoded, "gradcampp", data=data)

@@ -10,7 +10,7 @@ import pytest
 
 from cxrlib.core.errors import ModelServerError
 from cxrlib.core.settings import SAMPLES_DIR
-from cxrlib.infer.pipeline import GateVerdict
+from cxrlib.infer.pipeline import GateVerdict, Models, analyse
 from cxrlib.serve import codec
 from cxrlib.serve.client import RemoteAnalyser
 
@@ -46,7 +46,7 @@ def test_a_server_that_is_down_is_a_model_server_error():
     with pytest.raises(ModelServerError, match="not reachable"):
         down.health()
     with pytest.raises(ModelServerError, match="not reachable"):
-        down.analyse((SAMPLES_DIR / "covid_cxnet_265.jpg").read_bytes())
+        analyse((SAMPLES_DIR / "covid_cxnet_265.jpg").read_bytes(), Models(remote=down))
 
 
 def test_the_client_imports_neither_ray_nor_tensorflow():
@@ -73,13 +73,12 @@ def test_the_app_falls_back_to_its_own_model_when_the_server_is_down(monkeypatch
 
 
 def test_a_server_that_stops_answering_is_a_typed_error_in_the_app():
-    from cxrlib.app.analysis import run_diagnosis
     from cxrlib.app.resources import Resources
     from cxrlib.core.cache import LRUCache
     from cxrlib.core.errors import ModelServerError
-    from cxrlib.infer.pipeline import decode
+    from cxrlib.infer.pipeline import decode, diagnose_image
 
     res = Resources(remote=RemoteAnalyser(f"http://127.0.0.1:{_closed_port()}", timeout=5))
     data = (SAMPLES_DIR / "covid_cxnet_265.jpg").read_bytes()
     with pytest.raises(ModelServerError, match="not reachable"):
-        run_diagnosis(res, LRUCache(), decode(data), data=data)
+        diagnose_image(res, decode(data), cache=LRUCache(), data=data)

@@ -11,7 +11,7 @@ from ray_procs import all_gone, descendants
 
 from cxrlib.core.errors import ImageError
 from cxrlib.core.settings import SAMPLES_DIR
-from cxrlib.infer.pipeline import analyse
+from cxrlib.infer.pipeline import Models, analyse
 from cxrlib.serve import launch
 from cxrlib.serve.client import RemoteAnalyser
 from cxrlib.serve.service import load_models
@@ -63,11 +63,12 @@ def _same_diagnosis(got, want):
 
 def test_served_diagnosis_equals_in_process(server, models):
     client = RemoteAnalyser(server)
+    remote = Models(remote=client)
     assert client.health()["class_names"] == list(models.classifier.class_names)
     blobs = [(SAMPLES_DIR / n).read_bytes() for n in SAMPLES]
     # Sent at once, so the replica batches them.
     with ThreadPoolExecutor(len(blobs)) as pool:
-        served = list(pool.map(lambda b: client.analyse(b, "x.jpg"), blobs))
+        served = list(pool.map(lambda b: analyse(b, remote, "x.jpg"), blobs))
     for blob, got in zip(blobs, served, strict=True):
         want = analyse(blob, models, "x.jpg")
         assert got.decoded.sha256 == want.decoded.sha256
@@ -75,25 +76,24 @@ def test_served_diagnosis_equals_in_process(server, models):
         assert got.gate == want.gate
         _same_diagnosis(got.diagnosis, want.diagnosis)
     # Another method and class, as the Diagnose page asks for them.
-    got = client.analyse(blobs[0], "x.jpg", method="gradcampp", class_index=1).diagnosis
+    got = analyse(blobs[0], remote, "x.jpg", method="gradcampp", class_index=1).diagnosis
     _same_diagnosis(got, analyse(blobs[0], models, "x.jpg", "gradcampp", 1).diagnosis)
     assert got.target_index == 1
 
 
 def test_a_bad_image_is_an_image_error_from_the_server(server):
-    client = RemoteAnalyser(server)
+    remote = Models(remote=RemoteAnalyser(server))
     with pytest.raises(ImageError):
-        client.analyse(b"\x89PNG\r\n\x1a\n truncated", "bad.png")
+        analyse(b"\x89PNG\r\n\x1a\n truncated", remote, "bad.png")
     with pytest.raises(ValueError, match="no-such-method"):
-        client.analyse((SAMPLES_DIR / SAMPLES[0]).read_bytes(), method="no-such-method")
+        analyse((SAMPLES_DIR / SAMPLES[0]).read_bytes(), remote, method="no-such-method")
 
 
 def test_the_app_sends_uploads_and_batches_to_the_server(server, models, monkeypatch):
-    from cxrlib.app.analysis import check_image, run_diagnosis
     from cxrlib.app.batch import score_uploads
     from cxrlib.app.resources import load_resources
     from cxrlib.core.cache import LRUCache
-    from cxrlib.infer.pipeline import decode
+    from cxrlib.infer.pipeline import check_input, decode, diagnose_image
     from cxrlib.predict.local import score_items
     from cxrlib.predict.rows import gradcam_lung_focus
 
@@ -106,8 +106,8 @@ def test_the_app_sends_uploads_and_batches_to_the_server(server, models, monkeyp
     cache = LRUCache()
     decoded = decode(data, "x.jpg", cache=cache)
     want = analyse(data, models, "x.jpg")
-    assert check_image(res, cache, decoded, data=data) == want.gate
-    _same_diagnosis(run_diagnosis(res, cache, decoded, data=data), want.diagnosis)
+    assert check_input(res, decoded, cache, data=data) == want.gate
+    _same_diagnosis(diagnose_image(res, decoded, data=data, cache=cache), want.diagnosis)
     # The Batch page: the server's rows are the local engine's, bad file included.
     items = [("a.jpg", data), ("bad.png", b"not an image")]
     rows, csv_text = score_uploads(res, items, with_focus=True)
@@ -126,7 +126,6 @@ def test_the_app_sends_uploads_and_batches_to_the_server(server, models, monkeyp
 # server's diagnosis, and neither TensorFlow nor Keras is ever imported.
 _PAGE_SCRIPT = """
 import sys
-sys.path.insert(0, {helpers!r})
 from app_helpers import new_app, texts
 at = new_app().run()
 at.switch_page("pages/diagnose.py").run()
@@ -146,10 +145,10 @@ def test_the_diagnose_page_uses_the_server_without_tensorflow(server, models):
 
     from cxrlib.app.texts import probability_headline
 
-    helpers = str(Path(__file__).resolve().parents[1] / "app")
-    sample = str(SAMPLES_DIR / SAMPLES[2])
-    code = _PAGE_SCRIPT.format(helpers=helpers, sample=sample)
-    env = {**os.environ, "CXR_MODEL_SERVER": server, "CXR_NO_WARMUP": "1"}
+    tests = str(Path(__file__).resolve().parents[1])
+    code = _PAGE_SCRIPT.format(sample=str(SAMPLES_DIR / SAMPLES[2]))
+    path = os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "CXR_MODEL_SERVER": server, "CXR_NO_WARMUP": "1", "PYTHONPATH": path}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
     )

@@ -1,11 +1,12 @@
-"""Fixtures and helpers shared by the app tests and tests/test_privacy.py.
+"""Helpers and fixtures of the app tests, tests/test_privacy.py and the pipeline tests.
 
-Imported by name (tests/app is on sys.path when its tests run); a test module
-that imports the fixtures below can use them.
+Imported by name (tests/ is on ``sys.path``: its conftest.py sits there); the
+fixtures are registered for every test by tests/conftest.py.
 """
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import shutil
@@ -15,10 +16,24 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 APP = ROOT / "app.py"
 COMMITTED_SEGMENTER = ROOT / "models" / "lung_segmenter.keras"
+
+
+def app_pages() -> list[tuple[str, str]]:
+    """(script, title) of each page of ``app.PAGES``, in order (read from app.py, which
+    cannot be imported outside ``streamlit run``)."""
+    for node in ast.parse(APP.read_text()).body:
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", "") == "PAGES" for t in node.targets
+        ):
+            return [
+                (call.args[0].value, next(k.value.value for k in call.keywords if k.arg == "title"))
+                for call in node.value.elts
+            ]
+    raise AssertionError("app.py has no PAGES")
 
 
 def png_of(sample: str) -> bytes:
