@@ -8,7 +8,7 @@ cores, so its images per second are lower.
 Usage::
 
     python benchmarks/arch_speed.py
-    python benchmarks/arch_speed.py --only resnet:32:160 mobilenetv2:0.5:160
+    python benchmarks/arch_speed.py --only mobilenetv2:0.5:160 small:32:160
 """
 
 from __future__ import annotations
@@ -28,20 +28,16 @@ import numpy as np  # noqa: E402
 
 from cxrlib.train.architectures import build_classifier  # noqa: E402
 
-# arch:setting:size, where setting is MobileNetV2's alpha or the ResNet's width.
+# arch:setting:size, where setting is MobileNetV2's alpha or the small CNN's width.
 DEFAULT = (
     "mobilenetv2:0.5:160",
     "mobilenetv2:0.75:160",
     "mobilenetv2:1.0:160",
-    "resnet:32:128",
-    "resnet:32:160",
-    "resnet:48:160",
-    "resnet:64:128",
 )
 
 
 def parse_spec(spec: str) -> dict:
-    """``"resnet:32:160"`` -> build_classifier keyword arguments."""
+    """``"mobilenetv2:0.5:160"`` -> build_classifier keyword arguments."""
     arch, setting, size = spec.split(":")
     kw: dict = {"arch": arch, "size": int(size)}
     if arch == "mobilenetv2":

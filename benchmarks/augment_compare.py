@@ -1,15 +1,13 @@
 """Each augmentation (and contrast normalisation) on its own, judged away from home.
 
     python benchmarks/augment_compare.py --data ../shared/cxr [--hold-out radiography]
-        [--variants all,none,...] [--seeds 0] [--epochs 3 --steps 120] [--adversary S]
+        [--variants all,none,...] [--seeds 0] [--epochs 3 --steps 120]
         [--out FILE.jsonl]
 
 Every variant trains the committed recipe (lung crop, MobileNetV2 alpha 0.5 at
-160 px, the committed sampling; ``--arch resnet [--width N]`` swaps the trunk for
-every variant) on the same short schedule as the
+160 px, the committed sampling) on the same short schedule as the
 leave-one-source-out audit, with the ``--hold-out`` source(s) left out, and
-changes one thing: which augmentations are on, the contrast normalisation, or
-the lung ablation augmentations (:func:`cxrlib.train.augment.lung_ablation`). It is
+changes one thing: which augmentations are on, or the contrast normalisation. It is
 scored on:
 
 - the held-out source(s), all splits: what carries to a hospital never seen;
@@ -27,7 +25,6 @@ per seed, "/"-separated, for variants run with several seeds).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import tempfile
@@ -47,7 +44,7 @@ from cxrlib.train.config import TrainConfig  # noqa: E402
 from cxrlib.train.data import load_gray, read_manifest  # noqa: E402
 from cxrlib.train.file_scores import predict_files  # noqa: E402
 
-_OFF = {f.name: 0.0 for f in dataclasses.fields(AugmentConfig)}
+_OFF = dict.fromkeys(AugmentConfig.model_fields, 0.0)
 _GEOMETRIC = {k: getattr(AugmentConfig(), k) for k in ("rotate_deg", "scale", "shift")}
 
 
@@ -72,20 +69,7 @@ VARIANTS: dict[str, tuple[dict[str, float], str]] = {
     "light": (_only(gamma=True, contrast=True, p_text=True), "clahe"),
     "all:no-contrast": ({}, "none"),
     "all:equalize": ({}, "equalize"),
-    "all+erase": ({"p_erase_lungs": 0.15}, "clahe"),
-    "all+erase+only": ({"p_erase_lungs": 0.15, "p_lungs_only": 0.15}, "clahe"),
-    "all+mixup": ({"mixup": 0.2}, "clahe"),
-    # Exposure beyond one gamma per image (a tone curve, a brightness field; experiments.md E11).
-    "all+exposure": ({"p_tone": 0.5, "p_bias": 0.5}, "clahe"),
 }
-
-
-def run_name(variant: str, arch: str | None, width: int | None, adversary: float = 0.0) -> str:
-    """A run's name in the table: the variant, prefixed by the trunk unless it is the
-    committed MobileNetV2 (rows written before ``--arch`` existed have no ``arch``), and
-    suffixed by the source adversary's strength when one trained along."""
-    name = variant if arch in (None, "mobilenetv2") else f"{arch}{width or ''}:{variant}"
-    return f"{name}+adversary{adversary:g}" if adversary else name
 
 
 def _cell(values: list[float]) -> str:
@@ -139,14 +123,6 @@ def main() -> None:
     p.add_argument("--seeds", default="0", help="comma-separated training seeds")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--steps", type=int, default=120, help="batches of 32 per epoch")
-    p.add_argument("--arch", default="mobilenetv2", choices=["mobilenetv2", "resnet"])
-    p.add_argument("--width", type=int, default=None, help="resnet first-stage filters")
-    p.add_argument(
-        "--adversary",
-        type=float,
-        default=0.0,
-        help="train every variant with a class-conditional source adversary of this strength",
-    )
     p.add_argument("--out", default="artifacts/augment_compare.jsonl")
     p.add_argument("--table", action="store_true", help="print --out as a table; train nothing")
     a = p.parse_args()
@@ -178,26 +154,23 @@ def main() -> None:
     rows = []
     for seed in (int(s) for s in a.seeds.split(",")):
         for name in names:
-            label = run_name(name, a.arch, a.width, a.adversary)
+            label = name
             if (label, seed, a.epochs, a.steps) in done:
                 print(f"{label} seed {seed}: already in {out}, skipped")
                 continue
             settings, contrast = VARIANTS[name]
             cfg = TrainConfig(
-                arch=a.arch,
-                width=a.width,
-                adversary=a.adversary,
                 epochs=a.epochs,
                 steps_per_epoch=a.steps,
                 patience=a.epochs,
                 seed=seed,
                 exclude_sources=held_out,
                 preprocess=PreprocessConfig(lung_crop=True, contrast=contrast),
-                augment=dataclasses.replace(AugmentConfig(), **settings),
+                augment=AugmentConfig(**settings),
             )
             t0 = time.time()
             with tempfile.TemporaryDirectory() as tmp:
-                model, meta = train(manifest, tmp, cfg, root=a.data, verbose=0, log=lambda *_: None)
+                model, meta = train(manifest, tmp, cfg, root=a.data, verbose=0)
                 clf = Classifier(model, meta, segmenter=seg)
                 train_s = time.time() - t0
                 cls = list(clf.class_names)
@@ -205,9 +178,6 @@ def main() -> None:
                 abl = ablation(clf, seg, val_grays, val["y"].to_numpy(), masks=val_masks)
             row = {
                 "variant": label,
-                "arch": a.arch,
-                "width": a.width,
-                "adversary": a.adversary,
                 "seed": seed,
                 "epochs": a.epochs,
                 "steps": a.steps,

@@ -46,9 +46,7 @@ def main() -> None:
             )
             t0 = time.time()
             with tempfile.TemporaryDirectory() as out:
-                model, meta = train(
-                    f"{a.data}/manifest.csv", out, cfg, verbose=0, log=lambda *_: None
-                )
+                model, meta = train(f"{a.data}/manifest.csv", out, cfg, verbose=0)
             clf = Classifier(model, meta)
             x = np.stack([normalize_contrast(g, pre) for g in load_geometry(list(va["file"]), pre)])
             pred = clf.probabilities(x).argmax(1)

@@ -47,3 +47,14 @@ def test_the_model_server_loads_from_the_variables(missing):
     _, path = missing
     with pytest.raises((FileNotFoundError, ModelError), match=path):
         load_models()
+
+
+def test_evaluate_defaults_follow_the_variables(monkeypatch, tmp_path):
+    from cxrlib.evaluate.cli import parse_args
+
+    model, segmenter = tmp_path / "m.keras", tmp_path / "s.keras"
+    monkeypatch.setenv("CXR_MODEL", str(model))
+    monkeypatch.setenv("CXR_SEGMENTER", str(segmenter))
+    a = parse_args(["audit", "--ablate"])
+    assert (a.model, a.segmenter) == (str(model), str(segmenter))
+    assert a.record_into == str(model.with_suffix(".metrics.json"))

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cxrlib.core.settings import DEFAULT_SEGMENTER, resolve
 from cxrlib.evaluate.metrics import headline_scores, summary
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.explain import Explainer
@@ -222,7 +221,7 @@ def run_audits(
     out: dict[str, Any] = {}
     if not (ablate or explain):
         return out
-    seg = load_segmenter(segmenter_path or resolve(DEFAULT_SEGMENTER))
+    seg = load_segmenter(segmenter_path)
     sub = stratified_sample(df, max_images)
     grays = [load_gray(f) for f in sub["file"]]
     y = sub["y"].to_numpy()

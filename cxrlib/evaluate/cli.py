@@ -18,7 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from cxrlib.core.settings import DEFAULT_DATA_DIR, DEFAULT_MODEL, DEFAULT_SEGMENTER, resolve
+from cxrlib.core.settings import DEFAULT_DATA_DIR, model_path, segmenter_path
 
 PROG = "python -m cxrlib.evaluate"
 
@@ -27,7 +27,7 @@ def _parent(*adders: str) -> argparse.ArgumentParser:
     """A parent parser holding the shared options named in ``adders``."""
     p = argparse.ArgumentParser(add_help=False)
     if "model" in adders:
-        p.add_argument("--model", default=str(resolve(DEFAULT_MODEL)), help="the classifier")
+        p.add_argument("--model", default=str(model_path()), help="the classifier")
     if "data" in adders:
         p.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="the shared CXR folder")
         p.add_argument("--manifest", help="CSV with path,label[,source,split] (DATA/manifest.csv)")
@@ -41,9 +41,7 @@ def _parent(*adders: str) -> argparse.ArgumentParser:
         )
         g.add_argument("--single-view", action="store_true", help="score the original image only")
     if "segmenter" in adders:
-        p.add_argument(
-            "--segmenter", default=str(resolve(DEFAULT_SEGMENTER)), help="the lung segmenter"
-        )
+        p.add_argument("--segmenter", default=str(segmenter_path()), help="the lung segmenter")
     if "alternative" in adders:
         p.add_argument(
             "--record-alternative",
@@ -52,7 +50,7 @@ def _parent(*adders: str) -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--record-into",
-            default=str(resolve(DEFAULT_MODEL).with_suffix(".metrics.json")),
+            default=str(model_path().with_suffix(".metrics.json")),
             help="the metrics file --record-alternative writes to",
         )
     p.add_argument("--json", help="write the full result here")

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cxrlib.core.methods import METHODS
-from cxrlib.core.settings import DEFAULT_SEGMENTER, resolve
 from cxrlib.evaluate.metrics import summary
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.explain import Explainer
@@ -159,7 +158,7 @@ def methods_section(
     t0 = time.time()
     section = compare_explanations(
         classifier,
-        load_segmenter(segmenter_path or resolve(DEFAULT_SEGMENTER)),
+        load_segmenter(segmenter_path),
         [load_gray(f) for f in sub["file"]],
         sub["y"].to_numpy(),
     )
