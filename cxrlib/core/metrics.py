@@ -26,6 +26,9 @@ from cxrlib.core.records import Float, Int, Record, SchemaError, Str
 #: A probability at or above which an answer counts as confident (the external check's
 #: ``confident_at``, the track record's "that sure" answers).
 CONFIDENT = 0.9
+#: The sources whose normals and pneumonias are adults' (NIH Clinical Center images): the
+#: figures an adult patient's answer is judged by (``adults`` of a split, the held-out runs).
+ADULT_SOURCES = ("nih", "quex")
 
 
 class MetricsSchemaError(SchemaError):

@@ -68,8 +68,7 @@ def adult_patient_lines(metrics: Metrics, split_name: str = "test") -> list[str]
     adults = results.describe_adults(split) if split is not None else None
     if adults:
         lines.append(adults)
-    unseen = loso_text.describe_unseen_adults(metrics)
-    if unseen:
+    for unseen in loso_text.describe_unseen_adults(metrics):
         lines.append(f"**At a hospital it has not seen.** {unseen}")
     return lines
 

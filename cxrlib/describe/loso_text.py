@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from cxrlib.core.formatting import pct
-from cxrlib.core.metrics import Loso, LosoResult, Metrics
+from cxrlib.core.metrics import ADULT_SOURCES, Loso, LosoResult, Metrics
 from cxrlib.describe.words import join, source_name
 
 #: A share of fewer images of a class than this says how many it is of.
@@ -107,14 +107,16 @@ def describe_loso(section: Loso) -> list[str]:
 
 
 #: The held-out source that stands for an adult patient at a hospital the model has not seen.
-ADULT_SOURCE = "nih"
-
-
-def describe_unseen_adults(metrics: Metrics) -> str | None:
-    """The leave-one-source-out line of :data:`ADULT_SOURCE`, from the full-length runs where
-    they held it out, else the short ones; None when neither did."""
-    for section in (metrics.loso_full, metrics.loso):
-        if section is not None and ADULT_SOURCE in section.sources:
-            result = section.sources[ADULT_SOURCE]
-            return _source_line(ADULT_SOURCE, result, section.schedule.get("epochs"))
-    return None
+def describe_unseen_adults(metrics: Metrics) -> list[str]:
+    """The leave-one-source-out line of each adult source (:data:`ADULT_SOURCES`), from the
+    full-length runs where they held it out, else the short ones."""
+    lines = []
+    for source in ADULT_SOURCES:
+        for section in (metrics.loso_full, metrics.loso):
+            if section is not None and source in section.sources:
+                result = section.sources[source]
+                line = _source_line(source, result, section.schedule.get("epochs"))
+                if line:
+                    lines.append(line)
+                break
+    return lines

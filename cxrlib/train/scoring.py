@@ -21,11 +21,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from cxrlib.core.metrics import ADULT_SOURCES
 from cxrlib.infer.classifier import softmax
-
-#: The sources whose normals and pneumonias are adults' (NIH Clinical Center images): the
-#: figures an adult patient's answer should be judged by (``adults`` in the record).
-ADULT_SOURCES = ("nih", "quex")
 
 
 def _safe_div(a: float, b: float) -> float | None:

@@ -98,9 +98,17 @@ def test_the_unseen_adult_line_prefers_the_full_recipe_and_reads_like_its_list()
     both = typed(
         {"loso": held_out(0.3), "loso_full": {**held_out(0.1), "schedule": {"epochs": 14}}}
     )
-    assert "**30%** of its pneumonia" in loso_text.describe_unseen_adults(short_only)
-    line = loso_text.describe_unseen_adults(both)
+    (short,) = loso_text.describe_unseen_adults(short_only)
+    assert "**30%** of its pneumonia" in short
+    (line,) = loso_text.describe_unseen_adults(both)
     assert "(14 epochs), it found **10%** of its pneumonia" in line
     # The same sentence as the Outside data tab's list of held-out sources.
     assert line in loso_text.describe_loso(both.loso_full)
-    assert loso_text.describe_unseen_adults(typed({"loso": {"sources": {}}})) is None
+    assert loso_text.describe_unseen_adults(typed({"loso": {"sources": {}}})) == []
+    # Each adult source held out gets its line, nih first; a non-adult source none.
+    full = held_out(0.1)
+    full["sources"]["quex"] = {"per_class_accuracy": {"pneumonia": 0.6}}
+    full["sources"]["kermany"] = {"per_class_accuracy": {"pneumonia": 0.9}}
+    lines = loso_text.describe_unseen_adults(typed({"loso_full": full}))
+    assert [("NIH" in x, "COVID-QU-Ex" in x) for x in lines] == [(True, False), (False, True)]
+    assert "**60%** of its pneumonia" in lines[1]
