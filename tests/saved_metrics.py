@@ -96,3 +96,24 @@ METHODS_SECTION = {
         },
     },
 }
+
+
+def shortcuts() -> dict:
+    """A ``shortcuts`` section: nih re-saved at 256 px changed 3.6% of 84 answers; the normals'
+    sources told apart 71% of the time against 50% chance."""
+    scores = {"balanced_accuracy": 0.8, "accuracy": 0.8, "sensitivity": {}}
+    return {
+        "split": "test",
+        "resolution": {
+            "nih": {
+                "n": 84,
+                "longer_side": 256,
+                "changed": 0.036,
+                "original": scores,
+                "resaved": {**scores, "balanced_accuracy": 0.79},
+            }
+        },
+        "source_probe": {
+            "normal": {"sources": ["nih", "quex"], "balanced_accuracy": 0.71, "chance": 0.5}
+        },
+    }

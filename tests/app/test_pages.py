@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+import saved_metrics
 from app_helpers import ROOT, SAMPLES, app_pages, new_app, png_of, texts
 from PIL import Image
 
@@ -744,22 +745,7 @@ def test_outside_data_shows_the_collection_it_never_trained_on(app_env, monkeypa
 
 
 def test_the_shortcut_audit_shows_resolution_and_hospital(app_env, monkeypatch, tmp_path):
-    scores = {"balanced_accuracy": 0.8, "accuracy": 0.8}
-    shortcuts = {
-        "split": "test",
-        "resolution": {
-            "nih": {
-                "n": 84,
-                "longer_side": 256,
-                "changed": 0.036,
-                "original": scores,
-                "resaved": {**scores, "balanced_accuracy": 0.79},
-            }
-        },
-        "source_probe": {
-            "normal": {"sources": ["nih", "quex"], "balanced_accuracy": 0.71, "chance": 0.5}
-        },
-    }
+    shortcuts = saved_metrics.shortcuts()
     at = _metrics_with(
         app_env, monkeypatch, tmp_path, "pages/metrics.py", "Shortcut audit", shortcuts=shortcuts
     )

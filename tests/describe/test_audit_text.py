@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import saved_metrics
 from saved_metrics import section as read_section
 
 from cxrlib.describe import audit_text
@@ -34,25 +35,7 @@ def test_ablation_table_rows_are_the_three_image_versions():
 
 
 def test_shortcut_sentences_name_the_change_and_chance():
-
-    scores = {"balanced_accuracy": 0.8, "sensitivity": {}}
-    shortcuts = read_section(
-        "shortcuts",
-        {
-            "resolution": {
-                "nih": {
-                    "n": 84,
-                    "longer_side": 256,
-                    "changed": 0.036,
-                    "original": scores,
-                    "resaved": {**scores, "balanced_accuracy": 0.79},
-                }
-            },
-            "source_probe": {
-                "normal": {"sources": ["nih", "quex"], "balanced_accuracy": 0.71, "chance": 0.5}
-            },
-        },
-    )
+    shortcuts = read_section("shortcuts", saved_metrics.shortcuts())
     first, probe = audit_text.describe_shortcuts(shortcuts)
     assert "re-saved at 256 px: **4%** of 84 answers changed" in first
     assert "80% -> 79%" in first
