@@ -133,8 +133,8 @@ class Explainer:
         self, gray: np.ndarray, method: str = "gradcam", class_index: int | None = None
     ) -> tuple[np.ndarray, int]:
         """Like :meth:`explain`, also returning the class index explained."""
-        crop = self.classifier.crop_box(gray)
-        raw, target = self.raw(self.classifier.prepare(gray, crop), method, class_index)
+        crop, lung = self.classifier.lung_frames([gray])[0]
+        raw, target = self.raw(self.classifier.prepare(gray, crop, lung), method, class_index)
         return self.to_image(raw, gray.shape, crop), target
 
     def explain(

@@ -290,8 +290,8 @@ def confidence_drops(
     per = 2 + n_random
     stacks = []
     for gray, heatmap in zip(grays, heatmaps):
-        crop = classifier.crop_box(gray)
-        x = classifier.prepare(gray, crop)
+        crop, lung = classifier.lung_frames([gray])[0]
+        x = classifier.prepare(gray, crop, lung)
         hm = np.asarray(heatmap, dtype=np.float32)
         if hm.shape == gray.shape[:2]:
             hm, valid = heatmap_to_input(hm, gray.shape[:2], cfg, crop)
