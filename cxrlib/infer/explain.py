@@ -152,12 +152,6 @@ class Explainer:
         """
         return self.explain_with_class(gray, method, class_index)[0]
 
-    def explain_input(
-        self, x: np.ndarray, method: str = "gradcam", class_index: int | None = None
-    ) -> np.ndarray:
-        """Heatmap of a model input (already prepared), at the input's size (S, S)."""
-        return self.context.to_input(self.raw(x, method, class_index)[0])
-
 
 # ------------------------------------------------------------- module interface
 class _Held:

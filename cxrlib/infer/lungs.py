@@ -318,8 +318,3 @@ def _segmenter_at(path: Path) -> LungSegmenter:
 def default_segmenter() -> LungSegmenter:
     """The segmenter at :func:`cxrlib.core.settings.segmenter_path`, loaded once per path."""
     return _segmenter_at(settings.segmenter_path())
-
-
-def segment(gray: np.ndarray, convention: str | None = None) -> np.ndarray:
-    """Lung mask of ``gray`` with the committed segmenter (see :class:`LungSegmenter`)."""
-    return default_segmenter().segment(gray, convention)
