@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> None:
     out["diagnose_ms"] = median_ms(whole, runs)
 
     def whole_new() -> None:
-        clf.forget_images()
+        if clf.segmenter is not None:  # the segmenter keeps the masks; the classifier none
+            clf.segmenter.forget_images()
         if segmenter is not None:
             segmenter.forget_images()
         whole()

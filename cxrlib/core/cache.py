@@ -1,9 +1,10 @@
 """The one cache of CXR Lens: a thread-safe LRU bounded by entries and bytes.
 
-Every expensive per-image result (decoded upload, input-gate verdict, lung
-mask, diagnosis and heatmap) is kept here, keyed by a tuple that starts with
-what it is and holds the image hash, the model hash and the settings that
-changed it, e.g. ``("diagnosis", image_sha, model_sha, method, class)``.
+Every expensive per-image result (decoded upload, input-gate verdict, diagnosis
+and heatmap) is kept in one, keyed by a tuple that starts with what it is and holds
+the image hash, the model hash and the settings that changed it, e.g.
+``("diagnosis", image_sha, model_sha, method, class)``. The lung segmenter keeps
+its masks in one of its own (:class:`cxrlib.infer.lungs.LungSegmenter`).
 """
 
 from __future__ import annotations

@@ -146,11 +146,13 @@ def explanation_summary(
     preds = [int(k) for k in classifier.predict(list(grays)).argmax(axis=1)]
     maps, focus, flat = [], [], []
     masks = segmenter.segment_many(list(grays), [None] * len(grays))
-    for g, m, k in zip(grays, masks, preds, strict=True):
+    frames = classifier.lung_frames(list(grays))
+    dilation = classifier.preprocess.mask_dilation
+    for g, m, k, f in zip(grays, masks, preds, frames, strict=True):
         hm = explainer.explain(g, method, k)
         maps.append(hm)
         focus.append(lung_focus(hm, m) if np.any(m) else None)
-        flat.append(model_view_focus(classifier, g, m) if np.any(m) else None)
+        flat.append(model_view_focus(m, f, dilation) if np.any(m) else None)
     drops = confidence_drops(
         classifier, list(grays), maps, preds, fraction=fraction, rng=np.random.default_rng(seed)
     )

@@ -25,7 +25,7 @@ from cxrlib.core.errors import ModelError
 from cxrlib.core.hashing import sha256_file
 from cxrlib.infer.lungs import LungSegmenter, default_segmenter
 from cxrlib.infer.preprocess import Box, PreprocessConfig, heatmap_to_image, prepare, to_geometry
-from cxrlib.infer.runtime import compiled_forward, image_memo, per_image
+from cxrlib.infer.runtime import compiled_forward
 from cxrlib.infer.views import View, view_batch, views_by_name
 
 CLASS_NAMES: tuple[str, ...] = ("covid", "normal", "pneumonia")
@@ -51,7 +51,6 @@ class Classifier:
     segmenter: LungSegmenter | None = None  # for lung-crop models; default: the committed one
 
     def __post_init__(self) -> None:
-        self._frames = image_memo(512)
         self.class_names: tuple[str, ...] = tuple(self.meta.get("class_names", CLASS_NAMES))
         self.preprocess = PreprocessConfig.from_dict(self.meta.get("preprocess", {}))
         self.temperature = float(self.meta.get("temperature", 1.0))
@@ -83,23 +82,15 @@ class Classifier:
         """Crop box and lung mask of each image, as this model's preprocessing needs them.
 
         The box is None unless the model is ``lung_crop``, the mask None unless
-        it is ``lung_mask``. Both are remembered per image content (a few
-        hundred), so preparing an image, explaining it and mapping its heatmap
-        back segment it once.
+        it is ``lung_mask``. Both come from the segmenter, which keeps each image's
+        segmentation (:class:`~cxrlib.infer.lungs.LungSegmenter`): none is kept here,
+        so a mask has one cache.
         """
         pre = self.preprocess
         if not pre.uses_lungs:
             return [(None, None)] * len(grays)
-
-        def segment(todo: list[np.ndarray]) -> list[tuple[Box | None, np.ndarray | None]]:
-            found = self.lung_segmenter().frames(todo, pre.lung_margin)
-            return [pre.used_frame(box, mask) for box, mask in found]
-
-        return per_image(self._frames, grays, segment)
-
-    def forget_images(self) -> None:
-        """Drops the remembered crop boxes and masks (the next image is segmented afresh)."""
-        self._frames.clear()
+        found = self.lung_segmenter().frames(grays, pre.lung_margin)
+        return [pre.used_frame(box, mask) for box, mask in found]
 
     def crop_box(self, gray: np.ndarray) -> Box | None:
         """The crop box of one image (see :meth:`lung_frames`)."""

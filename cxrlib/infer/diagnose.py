@@ -78,29 +78,27 @@ def _explain_views(
 
 
 def _lung_check(
-    classifier: Classifier,
-    gray: np.ndarray,
     heatmap: np.ndarray,
-    segmenter: Segmenter | None,
+    mask: np.ndarray | None,
     frame: tuple[Box | None, np.ndarray | None],
-) -> tuple[np.ndarray | None, float | None, float | None, str, str]:
-    """Lung mask, lung focus, lung area, focus level and verdict of one heatmap.
+    dilation: float,
+) -> tuple[float | None, float | None, str, str]:
+    """Lung focus, lung area, focus level and verdict of one heatmap.
 
-    ``frame``: the classifier's crop box and lung mask of ``gray``. A model that sees
-    part of the image gets "the region the model sees": the verdict also gives the
-    lungs' share of that part.
+    ``frame``: the classifier's crop box and lung mask of the image (``dilation``: its
+    mask dilation). A model that sees part of the image gets "the region the model
+    sees": the verdict also gives the lungs' share of that part.
     """
-    mask = focus = area = share = None
-    if segmenter is not None:
-        mask = _lung_mask(segmenter, gray)
+    focus = area = share = None
+    if mask is not None:
         area = float(mask.mean())
         focus = _lung_focus(heatmap, mask)
         if frame[0] is not None or frame[1] is not None:
-            share = model_view_focus(classifier, gray, mask, frame)
+            share = model_view_focus(mask, frame, dilation)
     level, verdict = focus_verdict(
         focus, area, heatmap_empty=not heatmap.max() > 0, view_share=share
     )
-    return mask, focus, area, level, verdict
+    return focus, area, level, verdict
 
 
 def diagnose(
@@ -139,8 +137,11 @@ def diagnose(
         raise ValueError(f"class_index {class_index} out of range 0..{len(names) - 1}")
     views = (classifier.views or DEFAULT_VIEWS) if views is None else tuple(views)
     cfg = classifier.preprocess
+    # The stages in order, each handed what the earlier ones found: lungs, views and
+    # classifier (one pass with the heatmap's features), heatmap, focus, verdict.
     with timed("segment"):
         crop, lung_mask = classifier.lung_frames([gray])[0]
+        mask = None if segmenter is None else _lung_mask(segmenter, gray)
     with timed("views"):
         batch = view_batch(to_geometry(gray, cfg, crop, lung_mask), cfg, views)
         probs, probs_all, predicted, target, raw = _explain_views(
@@ -148,8 +149,8 @@ def diagnose(
         )
     with timed("heatmap"):
         heatmap = explainer.to_image(raw, gray.shape, crop)
-        mask, focus, area, level, verdict = _lung_check(
-            classifier, gray, heatmap, segmenter, (crop, lung_mask)
+        focus, area, level, verdict = _lung_check(
+            heatmap, mask, (crop, lung_mask), cfg.mask_dilation
         )
     return Diagnosis(
         class_names=tuple(names),

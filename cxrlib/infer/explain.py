@@ -133,8 +133,8 @@ class Explainer:
         self, gray: np.ndarray, method: str = "gradcam", class_index: int | None = None
     ) -> tuple[np.ndarray, int]:
         """Like :meth:`explain`, also returning the class index explained."""
-        crop = self.classifier.crop_box(gray)
-        raw, target = self.raw(self.classifier.prepare(gray, crop), method, class_index)
+        crop, lung = self.classifier.lung_frames([gray])[0]
+        raw, target = self.raw(self.classifier.prepare(gray, crop, lung), method, class_index)
         return self.to_image(raw, gray.shape, crop), target
 
     def explain(
@@ -151,12 +151,6 @@ class Explainer:
             float32 map of ``gray.shape[:2]`` in [0, 1].
         """
         return self.explain_with_class(gray, method, class_index)[0]
-
-    def explain_input(
-        self, x: np.ndarray, method: str = "gradcam", class_index: int | None = None
-    ) -> np.ndarray:
-        """Heatmap of a model input (already prepared), at the input's size (S, S)."""
-        return self.context.to_input(self.raw(x, method, class_index)[0])
 
 
 # ------------------------------------------------------------- module interface

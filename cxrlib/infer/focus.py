@@ -168,17 +168,13 @@ def flat_map_focus(
 
 
 def model_view_focus(
-    classifier: Classifier,
-    gray: np.ndarray,
-    mask: np.ndarray,
-    frame: tuple[Box | None, np.ndarray | None] | None = None,
+    mask: np.ndarray, frame: tuple[Box | None, np.ndarray | None], dilation: float
 ) -> float:
-    """:func:`flat_map_focus` over what ``classifier`` sees of ``gray``: its crop box and,
-    for a lung-mask model, its dilated lung mask (``frame``, when the caller has them;
-    else :meth:`Classifier.lung_frames`)."""
-    box, lung = classifier.lung_frames([gray])[0] if frame is None else frame
-    pre = classifier.preprocess
-    view = None if lung is None else lung_view(lung, gray.shape, pre.mask_dilation)
+    """:func:`flat_map_focus` over what a model sees of an image: its crop box and, for a
+    lung-mask model, its lung mask dilated by ``dilation`` (``frame``, as
+    :meth:`cxrlib.infer.classifier.Classifier.lung_frames` gives it)."""
+    box, lung = frame
+    view = None if lung is None else lung_view(lung, mask.shape, dilation)
     return flat_map_focus(mask, box, view)
 
 
@@ -294,8 +290,8 @@ def confidence_drops(
     per = 2 + n_random
     stacks = []
     for gray, heatmap in zip(grays, heatmaps):
-        crop = classifier.crop_box(gray)
-        x = classifier.prepare(gray, crop)
+        crop, lung = classifier.lung_frames([gray])[0]
+        x = classifier.prepare(gray, crop, lung)
         hm = np.asarray(heatmap, dtype=np.float32)
         if hm.shape == gray.shape[:2]:
             hm, valid = heatmap_to_input(hm, gray.shape[:2], cfg, crop)

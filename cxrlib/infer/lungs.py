@@ -137,6 +137,11 @@ def crop_box(mask: np.ndarray, margin: float, min_area: float = MIN_CROP_AREA) -
     return lung_bbox(mask, margin)
 
 
+def _squeeze(gray: np.ndarray) -> np.ndarray:
+    gray = np.asarray(gray)
+    return gray[..., 0] if gray.ndim == 3 and gray.shape[-1] == 1 else gray
+
+
 def postprocess(prob: np.ndarray, threshold: float = 0.5, min_ratio: float = 0.1) -> np.ndarray:
     """Probability map -> clean lung mask.
 
@@ -156,11 +161,31 @@ def postprocess(prob: np.ndarray, threshold: float = 0.5, min_ratio: float = 0.1
 # --------------------------------------------------------------------------- segmenter
 
 
-RECENT = 8
+#: Images whose segmentation a :class:`LungSegmenter` keeps (a model server's batch fits).
+MEMO_IMAGES = 32
+
+
+class _Segmentation:
+    """One image's model outputs (every convention) and the masks made from them so far.
+
+    Slots only: the memo counts it as a small entry (it is bounded by images, not bytes).
+    """
+
+    __slots__ = ("masks", "outputs")
+
+    def __init__(self, outputs: np.ndarray) -> None:
+        self.outputs = outputs
+        self.masks: dict[str, np.ndarray] = {}
 
 
 class LungSegmenter:
     """A trained lung U-Net with its preprocessing, thresholds and post-processing.
+
+    The one cache of lung masks: each image's outputs and masks are kept per image
+    content (:func:`cxrlib.infer.runtime.image_key`) in one LRU, so the classifier's
+    crop box (``full``) and the lung-focus mask (``visible``) of an image come from one
+    forward pass, and asking again (another method, class or caller) segments nothing.
+    Callers ask here and keep no mask of their own. Cached masks are read-only.
 
     Thread-safe: the compiled forward pass is guarded by a lock.
     """
@@ -180,9 +205,7 @@ class LungSegmenter:
             c: float(meta.get("thresholds", {}).get(c, 0.5)) for c in self.conventions
         }
         self._lock = threading.Lock()
-        # The last few images' outputs, so the crop box ("full") and the lung-focus
-        # mask ("visible") of one uploaded image come from one forward pass.
-        self._recent = image_memo(RECENT)
+        self._memo = image_memo(MEMO_IMAGES)
         self._forward = compiled_forward(model, self.size)
 
     def channel(self, convention: str | None) -> int:
@@ -202,32 +225,47 @@ class LungSegmenter:
         with self._lock:
             return self._forward(x)
 
-    def outputs(self, grays: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Model-space probabilities (all conventions) of raw images, one forward pass
-        for those not among the last :data:`RECENT` images seen."""
+    def _segmentations(self, grays: Sequence[np.ndarray]) -> list[_Segmentation]:
+        """Each image's entry in the memo; one forward pass for those not in it."""
         return per_image(
-            self._recent,
+            self._memo,
             grays,
-            lambda todo: list(self.forward(np.stack([self.prepare(g) for g in todo]))),
+            lambda todo: [
+                _Segmentation(o) for o in self.forward(np.stack([self.prepare(g) for g in todo]))
+            ],
         )
 
+    def _mask(self, seg: _Segmentation, gray: np.ndarray, convention: str | None) -> np.ndarray:
+        """The mask of ``convention`` of one entry, made on first use and kept in it."""
+        conv = convention or self.default_convention
+        mask = seg.masks.get(conv)
+        if mask is None:
+            prob = seg.outputs[..., self.channel(conv)]
+            full = heatmap_to_image(prob, gray.shape[:2], self.preprocess)
+            mask = postprocess(full, self.thresholds[conv])
+            mask.flags.writeable = False
+            seg.masks[conv] = mask
+        return mask
+
+    def outputs(self, grays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Model-space probabilities (all conventions) of raw images (see the memo above)."""
+        return [s.outputs for s in self._segmentations(grays)]
+
     def forget_images(self) -> None:
-        """Drops the remembered outputs (so the next call segments afresh, as for a new image)."""
-        self._recent.clear()
+        """Drops the remembered segmentations (so the next call segments afresh, as for a new
+        image; a timing of one segmentation calls this first)."""
+        self._memo.clear()
 
     def probability(self, gray: np.ndarray, convention: str | None = None) -> np.ndarray:
         """Lung probability, float32 at the image's own size."""
-        gray = np.asarray(gray)
-        if gray.ndim == 3 and gray.shape[-1] == 1:
-            gray = gray[..., 0]
+        gray = _squeeze(gray)
         prob = self.outputs([gray])[0][..., self.channel(convention)]
         return heatmap_to_image(prob, gray.shape[:2], self.preprocess)
 
     def segment(self, gray: np.ndarray, convention: str | None = None) -> np.ndarray:
         """Boolean lung mask at the image's own size (may be empty: no lungs found)."""
-        convention = convention or self.default_convention
-        prob = self.probability(gray, convention)
-        return postprocess(prob, self.thresholds[convention])
+        gray = _squeeze(gray)
+        return self._mask(self._segmentations([gray])[0], gray, convention)
 
     def segment_many(
         self, grays: Sequence[np.ndarray], conventions: Sequence[str | None], batch_size: int = 32
@@ -236,11 +274,9 @@ class LungSegmenter:
         masks: list[np.ndarray] = []
         for start in range(0, len(grays), batch_size):
             chunk = grays[start : start + batch_size]
-            probs = self.outputs(chunk)
-            for g, p, conv in zip(chunk, probs, conventions[start : start + batch_size]):
-                conv = conv or self.default_convention
-                full = heatmap_to_image(p[..., self.channel(conv)], g.shape[:2], self.preprocess)
-                masks.append(postprocess(full, self.thresholds[conv]))
+            segs = self._segmentations(chunk)
+            for g, s, conv in zip(chunk, segs, conventions[start : start + batch_size]):
+                masks.append(self._mask(s, g, conv))
         return masks
 
     def frames(
@@ -282,8 +318,3 @@ def _segmenter_at(path: Path) -> LungSegmenter:
 def default_segmenter() -> LungSegmenter:
     """The segmenter at :func:`cxrlib.core.settings.segmenter_path`, loaded once per path."""
     return _segmenter_at(settings.segmenter_path())
-
-
-def segment(gray: np.ndarray, convention: str | None = None) -> np.ndarray:
-    """Lung mask of ``gray`` with the committed segmenter (see :class:`LungSegmenter`)."""
-    return default_segmenter().segment(gray, convention)

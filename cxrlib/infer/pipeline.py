@@ -19,11 +19,14 @@ the model that made it and the settings that changed it:
 
     * ``("decoded", image)``
     * ``("gate", image, gate)``
-    * ``("mask", image, segmenter, shape)``
     * ``("diagnosis", image, model, segmenter, method, class)``
     * ``("predicted", image, model)``: the predicted class, so that asking for it
       by index reuses the entry of ``class=None``;
     * ``("remote", image, server, method, class)``: a model server's (gate, diagnosis).
+
+The lung mask is not kept here: the segmenter keeps each image's segmentation
+(:class:`cxrlib.infer.lungs.LungSegmenter`, the one cache of masks), so another method
+or class of one image segments nothing.
 
 Only a computed diagnosis counts in :data:`cxrlib.core.counters.COUNTERS`
 ``["heatmaps"]`` (and a decode in ``["decodes"]``): a cached answer counts nothing.
@@ -292,19 +295,6 @@ def check_input(
     return cache.get_or_compute(("gate", decoded.sha256, models.gate_id), compute)
 
 
-class _CachedMask:
-    """A segmenter whose ``segment`` returns a mask cached per image."""
-
-    def __init__(self, models: Models, cache: LRUCache, sha: str) -> None:
-        self._models, self._cache, self._sha = models, cache, sha
-
-    def segment(self, gray: np.ndarray) -> np.ndarray:
-        seg = self._models.segmenter
-        assert seg is not None
-        key = ("mask", self._sha, self._models.segmenter_id, gray.shape)
-        return self._cache.get_or_compute(key, lambda: seg.segment(gray))
-
-
 def diagnose_image(
     models: Models,
     decoded: Decoded,
@@ -319,8 +309,8 @@ def diagnose_image(
     ``data``, the bytes ``decoded`` came from).
 
     ``class_index=None`` (the predicted class) and the predicted class's index
-    share one cache entry. The lung mask is cached per image, so another method
-    or class does not segment again.
+    share one cache entry. The segmenter keeps the image's lung mask, so another
+    method or class does not segment again.
 
     Raises:
         RuntimeError: No classifier or explainer is loaded (with the reason).
@@ -343,11 +333,10 @@ def diagnose_image(
         class_index = None
     target = None if class_index is None else int(class_index)
     key = ("diagnosis", sha, model, models.segmenter_id, method, target)
-    segmenter = None if models.segmenter is None else _CachedMask(models, cache, sha)
 
     def compute() -> Diagnosis:
         count("heatmaps")
-        return diagnose(classifier, pixels, explainer, segmenter, method, target)
+        return diagnose(classifier, pixels, explainer, models.segmenter, method, target)
 
     diagnosis = cache.get_or_compute(key, compute)
     cache.put(("predicted", sha, model), int(diagnosis.predicted_index))

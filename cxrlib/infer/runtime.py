@@ -2,8 +2,9 @@
 per-image memo.
 
 Both models are Keras files loaded with ``compile=False``; both are called on many
-small batches from the app's threads, so each gets one compiled forward pass, and
-both remember their last results per image content in :class:`cxrlib.core.cache.LRUCache`.
+small batches from the app's threads, so each gets one compiled forward pass. The
+segmenter remembers its last results per image content (:func:`per_image`) in a
+:class:`cxrlib.core.cache.LRUCache`.
 """
 
 from __future__ import annotations

@@ -67,10 +67,13 @@ def tune_thresholds(segmenter: LungSegmenter, pairs: Sequence[Pair]) -> dict[str
 
 
 def inference_ms(segmenter: LungSegmenter, gray: np.ndarray, repeats: int = 30) -> float:
-    """Median milliseconds of one :meth:`LungSegmenter.segment` call (after a warm-up)."""
+    """Median milliseconds of one :meth:`LungSegmenter.segment` call on an image it has
+    not seen (after a warm-up): its memo is cleared before each call, so each call
+    segments afresh rather than answering from the memo."""
     segmenter.segment(gray)
     times = []
     for _ in range(repeats):
+        segmenter.forget_images()
         t = time.perf_counter()
         segmenter.segment(gray)
         times.append(time.perf_counter() - t)

@@ -157,13 +157,17 @@ def test_one_forward_pass_gives_crop_box_mask_and_focus_mask(
     assert seen == [1]  # the crop's "full" and the focus's "visible" mask: one pass
     committed.segment(np.flipud(img).copy())
     assert seen == [1, 1]  # another image is another pass
+    # Each mask is made once and kept (read-only): asking again segments nothing.
+    again = committed.segment(img, "visible")
+    assert again is committed.segment(img.copy()) and not again.flags.writeable
+    committed.frames([img], margin=0.04)
+    assert seen == [1, 1]
 
 
-def test_module_segment_and_threads(committed: lungs.LungSegmenter) -> None:
+def test_segment_from_threads(committed: lungs.LungSegmenter) -> None:
     img = fixture_pairs()[0][0]
     expected = committed.segment(img)
-    if lungs.DEFAULT_SEGMENTER_PATH == COMMITTED:
-        np.testing.assert_array_equal(lungs.segment(img), expected)
+    committed.forget_images()
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(committed.segment, [img] * 8))
     for r in results:

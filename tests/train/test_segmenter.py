@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from lung_fixtures import LUNG_FIXTURES, fixture_pairs
 
-from cxrlib.infer.lungs import dice, load_segmenter
+from cxrlib.infer.lungs import LungSegmenter, dice, load_segmenter
 from cxrlib.train import segmenter
+from cxrlib.train.architectures import build_unet
 from cxrlib.train.segmenter_data import augment
+from cxrlib.train.segmenter_scores import inference_ms
 
 
 def test_augment_moves_image_and_mask_together() -> None:
@@ -31,6 +33,16 @@ def test_augment_moves_image_and_mask_together() -> None:
         assert dice(bright, a_mask > 0.5) > 0.85
         moved += dice(a_mask > 0.5, mask > 0.5) < 0.99
     assert moved >= 5  # the geometry really changes
+
+
+def test_inference_ms_times_a_segmentation_not_the_memo(monkeypatch: pytest.MonkeyPatch) -> None:
+    seg = LungSegmenter(build_unet(32, base_filters=4, depth=2), {"preprocess": {"size": 32}})
+    passes: list[int] = []
+    real = seg.forward
+    monkeypatch.setattr(seg, "forward", lambda batch: passes.append(len(batch)) or real(batch))
+    gray = np.random.default_rng(0).integers(0, 255, (48, 40), dtype=np.uint8)
+    assert inference_ms(seg, gray, repeats=3) >= 0
+    assert passes == [1] * 4  # the warm-up and every timed call ran the U-Net
 
 
 def test_train_one_epoch_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

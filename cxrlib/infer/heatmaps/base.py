@@ -44,7 +44,6 @@ from typing import Any, ClassVar
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import cv2  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -142,13 +141,6 @@ class ExplainedModel:
         """A model-space map onto an image of ``shape`` (made with ``crop``), in [0, 1]."""
         return normalize_map(self.classifier.to_image(raw_map, shape, crop))
 
-    def to_input(self, raw_map: np.ndarray) -> np.ndarray:
-        """A model-space map at the input's size (S, S), in [0, 1]."""
-        s = self.size
-        if raw_map.shape != (s, s):
-            raw_map = cv2.resize(raw_map.astype(np.float32), (s, s), interpolation=cv2.INTER_LINEAR)
-        return normalize_map(raw_map)
-
 
 class HeatmapMethod(ABC):
     """One heatmap method bound to one :class:`ExplainedModel`.
@@ -175,13 +167,6 @@ class HeatmapMethod(ABC):
         xb = self.model.as_batch(x)[:1]
         target = self.model.target_of(xb, class_index)
         return self.compute(xb, target), target
-
-    def __call__(self, gray: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, int]:
-        """The [0, 1] map of a grayscale image at its own size, and the class explained."""
-        clf = self.model.classifier
-        crop = clf.crop_box(gray)
-        raw, target = self.raw(clf.prepare(gray, crop), class_index)
-        return self.model.to_image(raw, gray.shape, crop), target
 
     # ------------------------------------------------------ tf-keras-vis reference
     def reference(
