@@ -100,7 +100,12 @@ def _rate_ci(hits: np.ndarray, n_boot: int, seed: int) -> list[float] | None:
 
 
 def _adults(
-    y: np.ndarray, pred: np.ndarray, src: np.ndarray, class_names: Sequence[str], n_boot: int
+    y: np.ndarray,
+    pred: np.ndarray,
+    src: np.ndarray,
+    class_names: Sequence[str],
+    n_boot: int,
+    seed: int,
 ) -> dict[str, Any] | None:
     """Adult pneumonias called pneumonia (sensitivity) and adult normals called normal
     (specificity) on the :data:`ADULT_SOURCES` images, each with its bootstrap interval."""
@@ -117,7 +122,7 @@ def _adults(
         out[label] = {
             "n": int(rows.sum()),
             figure: _round(hits.mean()),
-            "ci95": _rate_ci(hits, n_boot, 0) if n_boot else None,
+            "ci95": _rate_ci(hits, n_boot, seed) if n_boot else None,
             "answers": {name: int(np.sum(pred[rows] == k)) for k, name in enumerate(class_names)},
         }
     return out
@@ -182,7 +187,7 @@ def compute_metrics(
     }
     if sources is not None:
         out["per_source"] = _per_source(y, pred, np.asarray(sources), class_names, present)
-        out["adults"] = _adults(y, pred, np.asarray(sources), class_names, n_boot)
+        out["adults"] = _adults(y, pred, np.asarray(sources), class_names, n_boot, seed)
     if n_boot:
         out["ci95"] = _bootstrap_ci(y, pred, n_boot, seed)
         for c in present:
