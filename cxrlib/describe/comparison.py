@@ -72,7 +72,8 @@ def _alternative(name: str, alt: Alternative, meta: Mapping[str, Any]) -> Compar
 
 
 def comparisons(meta: Mapping[str, Any], metrics: Metrics) -> list[Comparison]:
-    """The committed model, then every recorded alternative scored on the same split.
+    """The committed model, then every recorded alternative scored on the same split (and
+    the same number of its images).
 
     The committed model's figures are its headline test metrics and its recorded
     ablation; an alternative's come from ``evaluate audit --ablate --record-alternative``.
@@ -98,7 +99,10 @@ def comparisons(meta: Mapping[str, Any], metrics: Metrics) -> list[Comparison]:
         )
     ]
     for name, alt in sorted(metrics.alternatives.items()):
-        if alt.split == abl.split:  # figures from another split do not compare
+        # Figures from another split do not compare, nor from a split that has since
+        # changed (the manifest gained images: the same name, another number of them).
+        same_images = alt.n is None or test.n is None or alt.n == test.n
+        if alt.split == abl.split and same_images:
             out.append(_alternative(name, alt, meta))
     return out
 

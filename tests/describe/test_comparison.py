@@ -197,3 +197,15 @@ def test_the_recipe_defaults_are_those_of_the_training_configs():
         for k, v in (made | recipe.RETIRED_TRAIN).items()
         if k not in ("seed", "steps_per_epoch")
     }
+
+
+def test_an_alternative_scored_before_the_split_changed_is_left_out():
+    metrics = {
+        "splits": {"test": {"n": 2428, "balanced_accuracy": 0.883, "per_class": {}}},
+        "ablation": {"split": "test", "lungs_erased": {"balanced_accuracy": 0.35}},
+        "alternatives": {
+            "old split": {**_alternative(0.92, 0.46), "n": 2211},
+            "this split": {**_alternative(0.90, 0.40), "n": 2428},
+        },
+    }
+    assert [r.name for r in comparisons({}, metrics)] == ["this app's model", "this split"]
