@@ -1,11 +1,8 @@
 """The first frame of a DICOM image's pixel data, whatever its transfer syntax.
 
-Compressed data is checked before any decoder runs: the decoder must be available,
-and the compressed frame's own header must claim the size the DICOM header states
-(a small header over a JPEG that claims 60,000 x 60,000 pixels is refused without
-allocating them). RLE Lossless is decoded through Pillow's PackBits codec in C.
-pydicom is imported inside functions: it is an optional, heavy dependency only
-DICOM uploads need.
+Compressed data is checked before any decoder runs: the decoder must be available, and
+the compressed frame's own header must claim the size the DICOM header states. pydicom
+is imported inside functions: a heavy dependency only DICOM uploads need.
 """
 
 from __future__ import annotations
@@ -18,19 +15,15 @@ import numpy as np
 from PIL import Image
 
 from cxrlib.core.errors import ImageError
-from cxrlib.io.budget import TooSlow, tick
-from cxrlib.io.dicom_fields import dicom_code, dicom_int
-from cxrlib.io.limits import bomb_error, check_dimensions
+from cxrlib.io.limits import TooSlow, bomb_error, check_dimensions, tick
 
-RLE_LOSSLESS = "1.2.840.10008.1.2.5"
-"""The transfer syntax UID of DICOM RLE Lossless."""
+_RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 # JPEG start-of-frame markers (ITU T.81 B.1.1.3, every process incl. lossless) and JPEG-LS's.
 _JPEG_SOF = frozenset(
     {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), 0xCD, 0xCE, 0xCF}
 )
 _JPEG_LS_SOF = 0xF7
 LAYOUT_REFUSED = "This DICOM image has a pixel layout that this app cannot show."
-"""The refusal for a pixel layout that cannot be shown."""
 
 
 class Layout(NamedTuple):
@@ -41,6 +34,9 @@ class Layout(NamedTuple):
     samples: int
     bits: int
     frames: int
+    bits_stored: int
+    signed: bool
+    photometric: str
 
 
 def first_frame(ds: Any, ts: Any, ts_name: str, layout: Layout) -> np.ndarray:
@@ -51,14 +47,22 @@ def first_frame(ds: Any, ts: Any, ts_name: str, layout: Layout) -> np.ndarray:
         ts: Its transfer syntax (a pydicom ``UID``); ``ts_name`` its display name.
         layout: Its checked size and pixel format.
     """
-    from pydicom.pixels import pixel_array  # heavy; only DICOM uploads load it
+    from pydicom.pixels import get_decoder, pixel_array  # heavy; only DICOM uploads load it
 
     if ts.is_compressed:
-        _check_decoder(ts, ts_name)
+        try:
+            available = get_decoder(ts).is_available
+        except Exception:  # noqa: BLE001 - pydicom knows no decoder for it at all
+            available = False
+        if not available:
+            raise ImageError(
+                f"This DICOM image is compressed as {ts_name}, which this app cannot decode. "
+                "Please export it uncompressed or as PNG."
+            )
         if ts.is_encapsulated and 0x7FE00010 in set(ds.keys()):
             _check_encapsulated_size(ds, layout)
     try:
-        if ts == RLE_LOSSLESS:
+        if ts == _RLE_LOSSLESS:
             return _rle_first_frame(ds, layout)
         return pixel_array(ds, index=0)
     except (TooSlow, MemoryError, ImageError):
@@ -71,11 +75,8 @@ def first_frame(ds: Any, ts: Any, ts_name: str, layout: Layout) -> np.ndarray:
 
 
 def jpeg_frame_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the frame header of a JPEG or JPEG-LS stream, or None.
-
-    Covers every JPEG process (baseline, extended, progressive, lossless; ITU T.81)
-    and JPEG-LS, which Pillow cannot open: the header is read, never the image.
-    """
+    """(width, height) from the frame header of a JPEG (any process, ITU T.81) or JPEG-LS
+    stream, or None; the header is read, never the image."""
     if not data.startswith(b"\xff\xd8"):
         return None
     i = 2
@@ -101,27 +102,9 @@ def jpeg_frame_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _check_decoder(ts: Any, ts_name: str) -> None:
-    """Refuse a compressed transfer syntax that no installed decoder can read."""
-    from pydicom.pixels import get_decoder  # heavy; only DICOM uploads load it
-
-    try:
-        available = get_decoder(ts).is_available
-    except Exception:  # noqa: BLE001 - pydicom knows no decoder for it at all
-        available = False
-    if not available:
-        raise ImageError(
-            f"This DICOM image is compressed as {ts_name}, which this app cannot decode. "
-            "Please export it uncompressed or as PNG."
-        )
-
-
 def _check_encapsulated_size(ds: Any, layout: Layout) -> None:
-    """Refuse a compressed first frame whose own header claims a huge or another size.
-
-    Read from the frame header before any decoder runs, so a small DICOM header over
-    a JPEG that claims 60,000 x 60,000 pixels is refused without allocating them.
-    """
+    """Refuse a compressed first frame whose own header claims a huge or another size
+    (read before any decoder runs, so a claimed 60,000 x 60,000 is never allocated)."""
     from pydicom.encaps import get_frame  # heavy; only DICOM uploads load it
 
     try:
@@ -146,30 +129,24 @@ def _check_encapsulated_size(ds: Any, layout: Layout) -> None:
 
 
 def _rle_first_frame(ds: Any, layout: Layout) -> np.ndarray:
-    """Decode the first frame of DICOM RLE Lossless data (PS3.5 Annex G).
-
-    pydicom's own RLE decoder loops over every run in Python, so a crafted file of
-    one-byte runs would hang an upload. The segments are PackBits streams, which
-    Pillow decodes in C; the
-    result is the array pydicom's ``pixel_array`` returns.
-    """
+    """Decode the first frame of DICOM RLE Lossless data (PS3.5 Annex G) as pydicom's
+    ``pixel_array`` would; its segments are PackBits streams, decoded in C by Pillow
+    (pydicom's decoder loops over each run in Python: a file of one-byte runs would hang)."""
     from pydicom.encaps import get_frame  # heavy; only DICOM uploads load it
 
-    rows, cols, samples, bits, frames = layout
+    rows, cols, samples, bits, frames, stored, signed, photometric = layout
     if bits not in (8, 16, 32) or samples not in (1, 3):
         raise ImageError(LAYOUT_REFUSED)
     frame = bytes(get_frame(ds.PixelData, 0, number_of_frames=frames))
     planes = _rle_planes(frame, samples, bits // 8, rows * cols)
-    if dicom_int(ds, "PixelRepresentation") == 1:
-        signed = planes.view(f"<i{bits // 8}")
-        stored = dicom_int(ds, "BitsStored") or bits
+    if signed:
+        values = planes.view(f"<i{bits // 8}")
         if 0 < stored < bits:
-            signed = (signed << (bits - stored)) >> (bits - stored)
-        planes = signed
+            values = (values << (bits - stored)) >> (bits - stored)
+        planes = values
     if samples == 1:
         return planes[0].reshape(rows, cols)
     rgb = planes.reshape(samples, rows, cols).transpose(1, 2, 0)
-    photometric = dicom_code(ds, "PhotometricInterpretation") or ""
     if photometric.startswith("YBR") and bits == 8:
         from pydicom.pixels import convert_color_space  # heavy; only DICOM uploads load it
 

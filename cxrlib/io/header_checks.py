@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# Radiographs, or what may wrap one (other, secondary capture).
 RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "DR", "RG", "OT", "SC"})
-"""Modalities that are radiographs (or may wrap one: other, secondary capture)."""
 _MODALITY_NAMES = {
     "CT": "computed tomography",
     "MR": "magnetic resonance",
@@ -32,52 +32,34 @@ _CHEST_WORDS = ("CHEST", "THORAX", "TORAX", "THORAKS", "LUNG", "BRUST", "PECHO",
 def header_concerns(meta: Mapping[str, Any]) -> list[str]:
     """What a DICOM header says against a frontal chest X-ray, as sentences to show.
 
-    Only the code-string fields that :func:`cxrlib.io.decode.decode_image` keeps are
-    read (``Modality``, ``ViewPosition``, ``BodyPartExamined``); absent or unknown
-    values say nothing.
-
     Args:
-        meta: ``DecodedImage.meta`` (any image; only DICOM files carry these fields).
+        meta: ``DecodedImage.meta`` (only DICOM files carry ``Modality``,
+            ``ViewPosition`` and ``BodyPartExamined``); absent or unknown values say nothing.
 
     Returns:
         Plain sentences, empty when the header raises no concern.
     """
-    found = (_modality_concern(meta), _view_concern(meta), _body_part_concern(meta))
-    return [concern for concern in found if concern]
-
-
-def _field(meta: Mapping[str, Any], key: str) -> str:
-    return str(meta.get(key) or "").strip().upper()
-
-
-def _modality_concern(meta: Mapping[str, Any]) -> str:
-    modality = _field(meta, "Modality")
-    if not modality or modality in RADIOGRAPH_MODALITIES:
-        return ""
-    what = _MODALITY_NAMES.get(modality)
-    named = f"{modality} ({what})" if what else modality
-    return (
-        f"The DICOM header gives the modality as {named}, not a radiograph "
-        "(CR or DX): the model only knows chest X-rays."
+    modality, view, part = (
+        str(meta.get(key) or "").strip().upper()
+        for key in ("Modality", "ViewPosition", "BodyPartExamined")
     )
-
-
-def _view_concern(meta: Mapping[str, Any]) -> str:
-    view = _field(meta, "ViewPosition")
+    concerns = []
+    if modality and modality not in RADIOGRAPH_MODALITIES:
+        what = _MODALITY_NAMES.get(modality)
+        named = f"{modality} ({what})" if what else modality
+        concerns.append(
+            f"The DICOM header gives the modality as {named}, not a radiograph "
+            "(CR or DX): the model only knows chest X-rays."
+        )
     kind = "lateral" if view in _LATERAL_VIEWS else "oblique" if view in _OBLIQUE_VIEWS else ""
-    if not kind:
-        return ""
-    return (
-        f"The DICOM header says this is a {kind} view (View Position {view}): the "
-        "model was trained on frontal (PA or AP) chest X-rays only."
-    )
-
-
-def _body_part_concern(meta: Mapping[str, Any]) -> str:
-    part = _field(meta, "BodyPartExamined")
-    if not part or any(word in part for word in _CHEST_WORDS):
-        return ""
-    return (
-        f"The DICOM header gives the body part as {part}, not the chest: the model "
-        "only knows chest X-rays."
-    )
+    if kind:
+        concerns.append(
+            f"The DICOM header says this is a {kind} view (View Position {view}): the "
+            "model was trained on frontal (PA or AP) chest X-rays only."
+        )
+    if part and not any(word in part for word in _CHEST_WORDS):
+        concerns.append(
+            f"The DICOM header gives the body part as {part}, not the chest: the model "
+            "only knows chest X-rays."
+        )
+    return concerns

@@ -1,17 +1,21 @@
-"""What an upload may be: its byte size, pixel size and shape, and the messages that refuse it.
+"""What an upload may be: its type (from the content, never the name), byte and pixel size,
+and the time one decode may take; and the messages that refuse the rest.
 
-Sizes are checked from the header before any pixel is decoded, so a decompression
-bomb is refused without allocating its pixels. The last size checked is kept for
-the call (a context variable) so that a decode stopped for taking too long can say
-how big the image was.
+Sizes are checked from the header before any pixel is decoded. The clock is checked where
+Python gets control back from a decoder (every read from the in-memory file, and between
+blocks of pixel processing), since a decoder call in C cannot be interrupted.
 """
 
 from __future__ import annotations
 
 import contextvars
+import io
+import math
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from cxrlib.core.errors import ImageError
 
@@ -25,29 +29,101 @@ MAX_ASPECT = 4.0
 """Largest accepted ratio of the longer side to the shorter side."""
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 """Largest decoded first frame (DICOM), in bytes."""
+TIME_BUDGET_S = 1.5
+"""Reading a file is abandoned after this many seconds."""
+FRAME_COUNT_S = 0.25
+"""Counting frames gives up (without failing) after this long."""
 
 SUPPORTED = "PNG, JPEG, TIFF, BMP, GIF, WebP or DICOM"
-"""The formats an upload may be in, as a message names them."""
 PLEASE = f"Please upload a chest X-ray as {SUPPORTED}."
 """The sentence that ends most refusals."""
 
 _BOMB_PIXELS = re.compile(r"Image size \((\d+) pixels\)")
 _SIZE: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar("size", default=None)
+_DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("deadline", default=math.inf)
+
+_IMAGE_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "TIFF"),
+    (b"MM\x00+", "TIFF"),
+)
+# BITMAPINFOHEADER sizes that may follow the 14-byte "BM" file header.
+_BMP_DIB_SIZES = (12, 16, 40, 52, 56, 64, 108, 124)
+_DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+_OTHER_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "a ZIP archive (Word, Excel and PowerPoint files are ZIP archives too)"),
+    (b"PK\x05\x06", "an empty ZIP archive"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a Microsoft Office document"),
+    (b"\x1f\x8b", "a compressed (gzip) archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+    (b"%!PS", "a PostScript document"),
+    (b"{\\rtf", "a rich-text (RTF) document"),
+    (b"\x7fELF", "a program"),
+    (b"MZ", "a Windows program"),
+    (b"8BPS", "a Photoshop document"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "a JPEG 2000 image, which is not supported"),
+    (b"\xff\x4f\xff\x51", "a JPEG 2000 image, which is not supported"),
+    (b"ID3", "an audio file"),
+    (b"OggS", "an audio or video file"),
+    (b"\x1a\x45\xdf\xa3", "a video file"),
+    (b"\x00\x00\x01\x00", "an icon file"),
+)
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"mif1", b"msf1")
+
+
+class TooSlow(BaseException):
+    """The time budget is spent (a BaseException, so libraries' ``except Exception`` pass it)."""
 
 
 @contextmanager
-def tracking_size() -> Iterator[None]:
-    """Forget any size checked before the block; :func:`checked_size` reads it inside."""
+def time_budget() -> Iterator[None]:
+    """Run one decode under :data:`TIME_BUDGET_S`; refuse it, with its size, once spent."""
     token = _SIZE.set(None)
     try:
-        yield
+        with within(TIME_BUDGET_S):
+            yield
+    except TooSlow:
+        raise ImageError(_too_slow_message(_SIZE.get())) from None
     finally:
         _SIZE.reset(token)
 
 
-def checked_size() -> tuple[int, int] | None:
-    """(width, height) last accepted by :func:`check_dimensions`, or None."""
-    return _SIZE.get()
+@contextmanager
+def within(seconds: float) -> Iterator[None]:
+    """Run the block under a deadline ``seconds`` from now (or the current one, if sooner)."""
+    token = _DEADLINE.set(min(_DEADLINE.get(), time.monotonic() + seconds))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def tick() -> None:
+    """Raise :class:`TooSlow` once the current deadline has passed."""
+    if time.monotonic() > _DEADLINE.get():
+        raise TooSlow
+
+
+class DeadlineReader(io.BytesIO):
+    """In-memory file whose reads fail once the time budget is spent."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        tick()
+        return super().read(size)
+
+    def read1(self, size: int | None = -1) -> bytes:
+        tick()
+        return super().read1(size)
+
+    def readinto(self, buffer: Any) -> int:
+        tick()
+        return super().readinto(buffer)
 
 
 def check_bytes(data: bytes) -> None:
@@ -94,8 +170,7 @@ def bomb_error(exc: BaseException) -> ImageError:
     return ImageError(f"The image is far too large; the limit is {MAX_MEGAPIXELS} megapixels.")
 
 
-def too_slow_message(size: tuple[int, int] | None) -> str:
-    """The refusal for a decode stopped by the time budget (``size``: as far as known)."""
+def _too_slow_message(size: tuple[int, int] | None) -> str:
     if size is None:
         return (
             "Reading this file took too long, so it was stopped; the file may be damaged. " + PLEASE
@@ -109,3 +184,94 @@ def too_slow_message(size: tuple[int, int] | None) -> str:
 
 def _fmt_mp(megapixels: float) -> str:
     return f"{megapixels:,.0f}" if megapixels >= 100 else f"{megapixels:,.1f}"
+
+
+def sniff(data: bytes, name: str) -> tuple[str, bool]:
+    """The file's kind from its first bytes, or an :class:`ImageError` that names what it is.
+
+    Args:
+        data: The file's bytes (not empty).
+        name: The lower-case file name; only a DICOM extension is read from it.
+
+    Returns:
+        (kind, forced): ``"PNG"``, ``"JPEG"``, ``"GIF"``, ``"TIFF"``, ``"WebP"``, ``"BMP"``
+        or ``"DICOM"``; forced is True for DICOM without the standard preamble.
+    """
+    if data[128:132] == b"DICM":
+        return "DICOM", False
+    for magic, kind in _IMAGE_MAGIC:
+        if data.startswith(magic):
+            return kind, False
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "WebP", False
+    if data.startswith(b"BM") and int.from_bytes(data[14:18], "little") in _BMP_DIB_SIZES:
+        return "BMP", False
+    other = _describe_other(data)
+    if other is not None:
+        raise not_an_image(other)
+    if name.endswith(_DICOM_SUFFIXES) or _looks_like_raw_dicom(data):
+        return "DICOM", True
+    text = describe_text(data)
+    if text is not None:
+        raise not_an_image(text)
+    raise ImageError(f"This file is not an image this app can read. {PLEASE}")
+
+
+def not_an_image(what: str) -> ImageError:
+    """The refusal for a file found to be ``what`` (e.g. "a PDF document")."""
+    return ImageError(f"This file is {what}, not an image. {PLEASE}")
+
+
+def describe_text(data: bytes) -> str | None:
+    """Describe text-like content (SVG, HTML, XML, JSON, plain text), or None."""
+    head = data[:4096]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = head.decode("utf-16", errors="replace")
+    else:
+        text = head.decode("utf-8", errors="replace")
+    if not text:
+        return None
+    bad = sum(1 for ch in text if ch == "\ufffd" or (ord(ch) < 32 and ch not in "\t\n\r\f"))
+    if bad > 0.02 * len(text):
+        return None
+    lower = text.lstrip("\ufeff \t\r\n").lower()
+    if lower.startswith(("<!doctype html", "<html")):
+        return "a web page (HTML)"
+    if "<svg" in lower:
+        return "an SVG drawing"
+    if any(tag in lower for tag in ("<html", "<head", "<body")):
+        return "a web page (HTML)"
+    if lower.startswith("<"):
+        return "XML data"
+    if lower.startswith(("{", "[")):
+        return "JSON data"
+    return "plain text"
+
+
+def _describe_other(data: bytes) -> str | None:
+    """Describe well-known non-image (or unsupported) types, or None."""
+    if b"%PDF" in data[:1024]:
+        return "a PDF document"
+    for magic, what in _OTHER_MAGIC:
+        if data.startswith(magic):
+            return what
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand in _HEIF_BRANDS:
+            return "a HEIC/HEIF photo, which is not supported (export it as JPEG or PNG)"
+        if brand in (b"avif", b"avis"):
+            return "an AVIF image, which is not supported (export it as JPEG or PNG)"
+        return "a video file"
+    if data.startswith(b"RIFF") and data[8:12] != b"WEBP":
+        return "an audio or video file"
+    return None
+
+
+def _looks_like_raw_dicom(data: bytes) -> bool:
+    """DICOM without the 128-byte preamble: group 0002/0008 tag then an explicit VR."""
+    return (
+        len(data) >= 8
+        and data[:2] in (b"\x02\x00", b"\x08\x00")
+        and data[4:6].isalpha()
+        and data[4:6].isupper()
+    )

@@ -1,11 +1,7 @@
 """Raster formats through Pillow: PNG, JPEG (EXIF orientation applied), BMP, TIFF, GIF, WebP.
 
-Only the plugins in :data:`PIL_FORMATS` may open an upload. 16-bit, 32-bit and
-floating-point images are stretched from their used range to 0..255; alpha is
-composited on black; only the first frame of an animation or multi-page TIFF is
-decoded, and frames are counted from their headers under a short budget of their own.
-Truncated files are refused (Pillow's ``LOAD_TRUNCATED_IMAGES`` is left False and
-every image is fully loaded).
+Only the plugins in :data:`PIL_FORMATS` may open an upload; only the first frame is
+decoded. Truncated files are refused (``LOAD_TRUNCATED_IMAGES`` is left False).
 """
 
 from __future__ import annotations
@@ -13,17 +9,32 @@ from __future__ import annotations
 from typing import Any, cast
 
 import numpy as np
-from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageOps
 
 from cxrlib.core.errors import ImageError
-from cxrlib.io.budget import FRAME_COUNT_S, DeadlineReader, TooSlow, tick, within
-from cxrlib.io.decoded import BLANK, DecodedImage, frames_notice, is_blank
-from cxrlib.io.intensity import COLOUR_CONVERTED, COLOUR_NOTICE, colourfulness, fmt_value, stretch
-from cxrlib.io.limits import PLEASE, bomb_error, check_dimensions
-from cxrlib.io.sniff import describe_text, not_an_image
+from cxrlib.io.decoded import (
+    BLANK,
+    DecodedImage,
+    colourfulness,
+    fmt_value,
+    frames_notice,
+    is_blank,
+    stretch,
+)
+from cxrlib.io.limits import (
+    FRAME_COUNT_S,
+    PLEASE,
+    DeadlineReader,
+    TooSlow,
+    bomb_error,
+    check_dimensions,
+    describe_text,
+    not_an_image,
+    tick,
+    within,
+)
 
-# Pillow plugins allowed to open uploads, and the name shown for each.
-# (MPO, multi-picture JPEG, is opened through the JPEG plugin.)
+# Pillow plugins allowed to open uploads (MPO is opened through JPEG), and names shown.
 PIL_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP")
 _FORMAT_NAMES = {"MPO": "JPEG", "WEBP": "WebP"}
 _OPEN_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError)
@@ -31,44 +42,31 @@ _UPRIGHT_TAGS = (2, 3, 4, 5, 6, 7, 8)
 
 
 def decode_pillow(data: bytes, kind: str) -> DecodedImage:
-    """Decode a raster image's first frame to grayscale.
-
-    Args:
-        data: The file's bytes.
-        kind: The format sniffed from the content (named in refusals).
-    """
+    """Decode a raster image's first frame to grayscale (``kind``: sniffed, for refusals)."""
     notices: list[str] = []
     with _open(data, kind) as im:
         fmt = _FORMAT_NAMES.get(str(im.format), str(im.format))
         _load_first_frame(im, fmt)
-        pixels, meta = pillow_to_gray(_upright(im, notices), notices)
+        pixels, meta = _to_gray(_upright(im, notices), notices)
         meta["mode"] = str(im.mode)
         meta["frames"] = _note_frames(im, fmt, notices)
     return DecodedImage(pixels=pixels, format=fmt, notices=notices, meta=meta)
 
 
-def exif_orientation(im: Image.Image) -> int | None:
-    """The image's EXIF orientation tag (1-8), or None when it has none or it is unreadable
-    (then the image is shown as stored)."""
-    try:
-        return im.getexif().get(0x0112)
-    except Exception:  # noqa: BLE001 - a broken EXIF block must not stop the image
-        return None
-
-
-def pillow_to_gray(im: Image.Image, notices: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
-    """Convert any Pillow mode to 8-bit grayscale; returns (pixels, meta)."""
+def _to_gray(im: Image.Image, notices: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Any Pillow mode as 8-bit grayscale; returns (pixels, meta)."""
     mode = im.mode
     meta: dict[str, Any] = {"colourfulness": 0.0}
     tick()
     if mode.startswith("I;16") or mode in ("I", "F"):
-        return _wide_to_gray(im, meta, notices), meta
-    meta["bit_depth"] = 1 if mode == "1" else 8
-    if mode in ("L", "1"):
-        gray = im.convert("L") if mode == "1" else im
+        pixels = _wide_to_gray(im, meta, notices)
     else:
-        gray, meta["colourfulness"] = _colour_to_gray(im, notices)
-    pixels = np.array(gray, dtype=np.uint8)
+        meta["bit_depth"] = 1 if mode == "1" else 8
+        if mode in ("L", "1"):
+            gray = im.convert("L") if mode == "1" else im
+        else:
+            gray, meta["colourfulness"] = _colour_to_gray(im, notices)
+        pixels = np.array(gray, dtype=np.uint8)
     if is_blank(pixels):
         notices.append(BLANK)
     return pixels, meta
@@ -80,12 +78,7 @@ def _open(data: bytes, kind: str) -> Image.Image:
         return Image.open(DeadlineReader(data), formats=list(PIL_FORMATS))
     except Image.DecompressionBombError as exc:
         raise bomb_error(exc) from None
-    except UnidentifiedImageError as exc:
-        text = describe_text(data)
-        if text is not None:
-            raise not_an_image(text) from None
-        raise ImageError(f"The {kind} file is damaged and could not be read. {PLEASE}") from exc
-    except _OPEN_ERRORS as exc:
+    except _OPEN_ERRORS as exc:  # UnidentifiedImageError is an OSError
         text = describe_text(data)
         if text is not None:
             raise not_an_image(text) from None
@@ -111,7 +104,11 @@ def _load_first_frame(im: Image.Image, fmt: str) -> None:
 
 def _upright(im: Image.Image, notices: list[str]) -> Image.Image:
     """The image turned as its EXIF orientation tag says (as stored when it cannot be)."""
-    if exif_orientation(im) not in _UPRIGHT_TAGS:
+    try:
+        orientation = im.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not stop the image
+        return im
+    if orientation not in _UPRIGHT_TAGS:
         return im
     try:
         frame = ImageOps.exif_transpose(im)
@@ -125,30 +122,19 @@ def _upright(im: Image.Image, notices: list[str]) -> Image.Image:
 
 
 def _note_frames(im: Image.Image, fmt: str, notices: list[str]) -> int:
-    """The number of frames to report, noting that only the first is shown."""
-    frames = _frame_count(im)
+    """The number of frames to report, counted from their headers under a short budget of
+    their own, noting that only the first is shown."""
+    try:
+        with within(FRAME_COUNT_S):
+            frames: int | None = int(getattr(im, "n_frames", 1))
+    except (TooSlow, Exception):  # a damaged later frame must not spoil the first
+        frames = None
     if frames is not None and frames > 1:
         notices.append(frames_notice(fmt, frames))
         return frames
     if frames is None and fmt in ("GIF", "TIFF", "WebP"):
         notices.append(f"Showing the first frame only (the rest of this {fmt} could not be read)")
     return 1
-
-
-def _frame_count(im: Image.Image) -> int | None:
-    """Number of frames/pages, or None if they cannot be counted quickly.
-
-    Counting walks every frame header (never the pixel data), so it gets its
-    own short budget: a file with thousands of bloated TIFF directories must
-    not cost more than the first frame did.
-    """
-    try:
-        with within(FRAME_COUNT_S):
-            return int(getattr(im, "n_frames", 1))
-    except TooSlow:
-        return None
-    except Exception:  # noqa: BLE001 - a damaged later frame must not spoil the first
-        return None
 
 
 def _pillow_failure(exc: BaseException, kind: str) -> ImageError:
@@ -179,16 +165,13 @@ def _wide_to_gray(im: Image.Image, meta: dict[str, Any], notices: list[str]) -> 
         )
     if nonfinite:
         notices.append("Some pixels had no valid value (NaN or infinity)")
-    if hi <= lo:
-        notices.append(BLANK)
     return pixels
 
 
 def _colour_to_gray(im: Image.Image, notices: list[str]) -> tuple[Image.Image, float]:
     """Any colour or palette mode to gray, alpha composited on black; and its colourfulness.
 
-    Pillow images are converted in C; only small samples become numpy arrays
-    (np.asarray of a Pillow image copies it through tobytes()).
+    Converted in C by Pillow; only small samples become numpy arrays.
     """
     mode = im.mode
     alpha = None
@@ -205,11 +188,9 @@ def _colour_to_gray(im: Image.Image, notices: list[str]) -> tuple[Image.Image, f
     else:
         rgb = im if mode == "RGB" else im.convert("RGB")
     tick()
-    colour = colourfulness(rgb, alpha)
+    colour = colourfulness(rgb, notices, alpha)
     gray = rgb.convert("L")
     del rgb
     if alpha is not None:
         gray = ImageChops.multiply(gray, alpha)
-    if colour > COLOUR_NOTICE:
-        notices.append(COLOUR_CONVERTED)
     return gray, colour

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from cxrlib.core.errors import ImageError
-from cxrlib.io import budget
+from cxrlib.io import limits
 from cxrlib.io.decode import decode_image, read_image
 
 pydicom = pytest.importorskip("pydicom")  # imaging_builders makes DICOM files
@@ -60,7 +60,7 @@ def test_only_image_error_escapes_even_with_warnings_as_errors():
 
 
 def test_time_budget_aborts_slow_reads(monkeypatch):
-    monkeypatch.setattr(budget, "TIME_BUDGET_S", -1.0)
+    monkeypatch.setattr(limits, "TIME_BUDGET_S", -1.0)
     data = pil_bytes(Image.fromarray(gradient()), "PNG")
     assert "too long" in refused(data)
 

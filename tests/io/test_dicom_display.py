@@ -1,4 +1,4 @@
-"""cxrlib.io.dicom_display: modality LUT, VOI LUT or window, and inversion, as the standard says.
+"""cxrlib.io.dicom display: modality LUT, VOI LUT or window, and inversion, as the standard says.
 
 Fixtures are built in memory with Pillow and pydicom (nothing is written to disk).
 """

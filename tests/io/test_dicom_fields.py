@@ -1,4 +1,4 @@
-"""cxrlib.io.dicom_fields: only allow-listed technical header fields reach the result.
+"""cxrlib.io.dicom header fields: only allow-listed technical header fields reach the result.
 
 Fixtures are built in memory with Pillow and pydicom (nothing is written to disk).
 """

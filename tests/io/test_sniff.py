@@ -1,4 +1,4 @@
-"""cxrlib.io.sniff: a file's type is read from its content, and non-images are named.
+"""cxrlib.io.limits.sniff: a file's type is read from its content, and non-images are named.
 
 Fixtures are built in memory with Pillow and pydicom (nothing is written to disk).
 """
