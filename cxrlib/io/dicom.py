@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from cxrlib.core.errors import ImageError
+from cxrlib.io import limits
 from cxrlib.io.decoded import (
     BLANK,
     DecodedImage,
@@ -27,15 +28,6 @@ from cxrlib.io.decoded import (
     stretch,
 )
 from cxrlib.io.dicom_codecs import LAYOUT_REFUSED, Layout, first_frame
-from cxrlib.io.limits import (
-    MAX_FRAME_BYTES,
-    MAX_MEGAPIXELS,
-    PLEASE,
-    DeadlineReader,
-    TooSlow,
-    check_dimensions,
-    tick,
-)
 
 _DEFLATED_UID = b"1.2.840.10008.1.2.1.99"
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float, Double Float
@@ -52,7 +44,7 @@ def decode_dicom(data: bytes, forced: bool) -> DecodedImage:
     ts, ts_name = _transfer_syntax(ds)
     layout = _layout(ds)
     arr = first_frame(ds, ts, ts_name, layout)
-    tick()
+    limits.tick()
     notices: list[str] = []
     meta = _meta(ds, ts_name)
     meta["frames"] = layout.frames
@@ -77,17 +69,19 @@ def _read_dataset(data: bytes, forced: bool) -> Any:
             "Please export it uncompressed or as PNG."
         )
     try:
-        ds = pydicom.dcmread(DeadlineReader(data), force=forced)
-    except (TooSlow, MemoryError):
+        ds = pydicom.dcmread(limits.DeadlineReader(data), force=forced)
+    except (limits.TooSlow, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001
-        raise ImageError("This DICOM file is damaged and could not be read. " + PLEASE) from exc
+        raise ImageError(
+            "This DICOM file is damaged and could not be read. " + limits.PLEASE
+        ) from exc
     tags = set(ds.keys())
     has_pixels = any(tag in tags for tag in _PIXEL_TAGS)
     if forced and not has_pixels:
         known = [tag for tag in tags if (int(tag) >> 16) in _IMAGE_GROUPS]
         if len(known) < 2:
-            raise ImageError(f"This file is not a valid DICOM file. {PLEASE}")
+            raise ImageError(f"This file is not a valid DICOM file. {limits.PLEASE}")
     if not has_pixels:
         raise ImageError(
             "This DICOM file has no image in it (it may be a report or other non-image data)."
@@ -101,14 +95,14 @@ def _layout(ds: Any) -> Layout:
     cols = _int(ds, "Columns")
     if rows is None or cols is None:
         raise ImageError("This DICOM file is damaged: it does not say how big its image is.")
-    check_dimensions(cols, rows)
+    limits.check_dimensions(cols, rows)
     samples = _int(ds, "SamplesPerPixel") or 1
     bits = _int(ds, "BitsAllocated") or 16
     if samples < 1 or samples > 4 or bits < 1 or bits > 64:
         raise ImageError("This DICOM file is damaged: its pixel format is invalid.")
-    if rows * cols * samples * max(1, bits // 8) > MAX_FRAME_BYTES:
+    if rows * cols * samples * max(1, bits // 8) > limits.MAX_FRAME_BYTES:
         raise ImageError(
-            f"The DICOM image is too large to open; the limit is {MAX_MEGAPIXELS} megapixels."
+            f"The DICOM image is too large to open; the limit is {limits.MAX_MEGAPIXELS} megapixels."
         )
     return Layout(
         rows=rows,
@@ -163,31 +157,19 @@ def _code(ds: Any, keyword: str) -> str | None:
 
 def _meta(ds: Any, ts_name: str) -> dict[str, Any]:
     """The allow-listed technical fields of a dataset, for :attr:`DecodedImage.meta`."""
-    meta: dict[str, Any] = {"TransferSyntax": ts_name}
-    for keyword in _CODE_FIELDS:
-        value = _code(ds, keyword)
-        if value is not None:
-            meta[keyword] = value
-    for keyword in _NUMBER_FIELDS:
-        number = _int(ds, keyword)
-        if number is not None:
-            meta[keyword] = number
-    return meta
+    fields: list[tuple[str, Any]] = [(key, _code(ds, key)) for key in _CODE_FIELDS]
+    fields += [(key, _int(ds, key)) for key in _NUMBER_FIELDS]
+    return {"TransferSyntax": ts_name, **{key: value for key, value in fields if value is not None}}
 
 
 def _transfer_syntax(ds: Any) -> tuple[Any, str]:
     """The dataset's transfer syntax (filled in when absent) and a safe display name."""
-    from pydicom.dataset import FileMetaDataset  # heavy; only DICOM uploads load it
     from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-    file_meta = getattr(ds, "file_meta", None)
-    ts = file_meta.get("TransferSyntaxUID") if file_meta is not None else None
+    ts = ds.file_meta.get("TransferSyntaxUID")
     if not ts:
-        encoding = getattr(ds, "original_encoding", None) or (True, True)
-        implicit = encoding[0] is not False
+        implicit = ds.original_encoding[0] is not False
         ts = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
-        if file_meta is None:
-            ds.file_meta = FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = ts
     ts = UID(str(ts))
     if ts.is_transfer_syntax and ts.name != str(ts):
@@ -273,7 +255,7 @@ def _voi_lut(values: np.ndarray, ds: Any, notices: list[str]) -> np.ndarray | No
             values,
             lambda x: (apply_voi(np.rint(x).astype(np.int64), ds, 0) - lo) * scale,
         )
-    except (TooSlow, MemoryError):
+    except (limits.TooSlow, MemoryError):
         raise
     except Exception:  # noqa: BLE001 - fall back to the window or the used range
         return None

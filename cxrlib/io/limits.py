@@ -15,43 +15,34 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from cxrlib.core.errors import ImageError
 
+# Accepted sizes: pixels per side, millions of pixels, bytes of the file, longer side over
+# shorter side, bytes of a decoded first DICOM frame.
 MIN_SIDE = 128
-"""Smallest accepted width and height, in pixels."""
 MAX_MEGAPIXELS = 50
-"""Largest accepted image area (width x height), in millions of pixels."""
 MAX_BYTES = 60_000_000
-"""Largest accepted file, in bytes."""
 MAX_ASPECT = 4.0
-"""Largest accepted ratio of the longer side to the shorter side."""
 MAX_FRAME_BYTES = 256 * 1024 * 1024
-"""Largest decoded first frame (DICOM), in bytes."""
 TIME_BUDGET_S = 1.5
 """Reading a file is abandoned after this many seconds."""
 FRAME_COUNT_S = 0.25
 """Counting frames gives up (without failing) after this long."""
 
-SUPPORTED = "PNG, JPEG, TIFF, BMP, GIF, WebP or DICOM"
-PLEASE = f"Please upload a chest X-ray as {SUPPORTED}."
+PLEASE = "Please upload a chest X-ray as PNG, JPEG, TIFF, BMP, GIF, WebP or DICOM."
 """The sentence that ends most refusals."""
 
 _BOMB_PIXELS = re.compile(r"Image size \((\d+) pixels\)")
 _SIZE: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar("size", default=None)
 _DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("deadline", default=math.inf)
 
-_IMAGE_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-    (b"II+\x00", "TIFF"),
-    (b"MM\x00+", "TIFF"),
-)
+_IMAGE_MAGIC: dict[str, tuple[bytes, ...]] = {
+    "PNG": (b"\x89PNG\r\n\x1a\n",),
+    "JPEG": (b"\xff\xd8\xff",),
+    "GIF": (b"GIF87a", b"GIF89a"),
+    "TIFF": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+}
 # BITMAPINFOHEADER sizes that may follow the 14-byte "BM" file header.
 _BMP_DIB_SIZES = (12, 16, 40, 52, 56, 64, 108, 124)
 _DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
@@ -111,19 +102,12 @@ def tick() -> None:
 
 
 class DeadlineReader(io.BytesIO):
-    """In-memory file whose reads fail once the time budget is spent."""
+    """In-memory file whose reads (Pillow and pydicom call only ``read``) fail once the time
+    budget is spent."""
 
     def read(self, size: int | None = -1) -> bytes:
         tick()
         return super().read(size)
-
-    def read1(self, size: int | None = -1) -> bytes:
-        tick()
-        return super().read1(size)
-
-    def readinto(self, buffer: Any) -> int:
-        tick()
-        return super().readinto(buffer)
 
 
 def check_bytes(data: bytes) -> None:
@@ -187,20 +171,13 @@ def _fmt_mp(megapixels: float) -> str:
 
 
 def sniff(data: bytes, name: str) -> tuple[str, bool]:
-    """The file's kind from its first bytes, or an :class:`ImageError` that names what it is.
-
-    Args:
-        data: The file's bytes (not empty).
-        name: The lower-case file name; only a DICOM extension is read from it.
-
-    Returns:
-        (kind, forced): ``"PNG"``, ``"JPEG"``, ``"GIF"``, ``"TIFF"``, ``"WebP"``, ``"BMP"``
-        or ``"DICOM"``; forced is True for DICOM without the standard preamble.
-    """
+    """(kind, forced) from the file's first bytes, or an :class:`ImageError` that names
+    what it is. ``name`` (lower case) is read only for a DICOM extension; forced is True
+    for DICOM without the standard preamble."""
     if data[128:132] == b"DICM":
         return "DICOM", False
-    for magic, kind in _IMAGE_MAGIC:
-        if data.startswith(magic):
+    for kind, magics in _IMAGE_MAGIC.items():
+        if data.startswith(magics):
             return kind, False
     if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
         return "WebP", False
@@ -208,22 +185,26 @@ def sniff(data: bytes, name: str) -> tuple[str, bool]:
         return "BMP", False
     other = _describe_other(data)
     if other is not None:
-        raise not_an_image(other)
+        raise _not_an_image(other)
     if name.endswith(_DICOM_SUFFIXES) or _looks_like_raw_dicom(data):
         return "DICOM", True
-    text = describe_text(data)
-    if text is not None:
-        raise not_an_image(text)
+    refuse_text(data)
     raise ImageError(f"This file is not an image this app can read. {PLEASE}")
 
 
-def not_an_image(what: str) -> ImageError:
+def _not_an_image(what: str) -> ImageError:
     """The refusal for a file found to be ``what`` (e.g. "a PDF document")."""
     return ImageError(f"This file is {what}, not an image. {PLEASE}")
 
 
-def describe_text(data: bytes) -> str | None:
-    """Describe text-like content (SVG, HTML, XML, JSON, plain text), or None."""
+def refuse_text(data: bytes) -> None:
+    """Refuse text-like content (SVG, HTML, XML, JSON, plain text), naming it."""
+    text = _describe_text(data)
+    if text is not None:
+        raise _not_an_image(text) from None
+
+
+def _describe_text(data: bytes) -> str | None:
     head = data[:4096]
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         text = head.decode("utf-16", errors="replace")

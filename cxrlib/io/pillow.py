@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageOps
 
 from cxrlib.core.errors import ImageError
+from cxrlib.io import limits
 from cxrlib.io.decoded import (
     BLANK,
     DecodedImage,
@@ -20,18 +21,6 @@ from cxrlib.io.decoded import (
     frames_notice,
     is_blank,
     stretch,
-)
-from cxrlib.io.limits import (
-    FRAME_COUNT_S,
-    PLEASE,
-    DeadlineReader,
-    TooSlow,
-    bomb_error,
-    check_dimensions,
-    describe_text,
-    not_an_image,
-    tick,
-    within,
 )
 
 # Pillow plugins allowed to open uploads (MPO is opened through JPEG), and names shown.
@@ -57,7 +46,7 @@ def _to_gray(im: Image.Image, notices: list[str]) -> tuple[np.ndarray, dict[str,
     """Any Pillow mode as 8-bit grayscale; returns (pixels, meta)."""
     mode = im.mode
     meta: dict[str, Any] = {"colourfulness": 0.0}
-    tick()
+    limits.tick()
     if mode.startswith("I;16") or mode in ("I", "F"):
         pixels = _wide_to_gray(im, meta, notices)
     else:
@@ -75,31 +64,29 @@ def _to_gray(im: Image.Image, notices: list[str]) -> tuple[np.ndarray, dict[str,
 def _open(data: bytes, kind: str) -> Image.Image:
     """Open (not decode) the image with the allowed plugins, or refuse it."""
     try:
-        return Image.open(DeadlineReader(data), formats=list(PIL_FORMATS))
+        return Image.open(limits.DeadlineReader(data), formats=list(PIL_FORMATS))
     except Image.DecompressionBombError as exc:
-        raise bomb_error(exc) from None
+        raise limits.bomb_error(exc) from None
     except _OPEN_ERRORS as exc:  # UnidentifiedImageError is an OSError
-        text = describe_text(data)
-        if text is not None:
-            raise not_an_image(text) from None
+        limits.refuse_text(data)
         raise _pillow_failure(exc, kind) from exc
 
 
 def _load_first_frame(im: Image.Image, fmt: str) -> None:
     """Check the header's size, then decode the first frame (and check its size again)."""
-    check_dimensions(*im.size)
+    limits.check_dimensions(*im.size)
     try:
         if im.tell() != 0:
             im.seek(0)
         im.load()
     except Image.DecompressionBombError as exc:
-        raise bomb_error(exc) from None
+        raise limits.bomb_error(exc) from None
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise _pillow_failure(exc, fmt) from exc
-    check_dimensions(*im.size)
-    tick()
+    limits.check_dimensions(*im.size)
+    limits.tick()
 
 
 def _upright(im: Image.Image, notices: list[str]) -> Image.Image:
@@ -125,9 +112,9 @@ def _note_frames(im: Image.Image, fmt: str, notices: list[str]) -> int:
     """The number of frames to report, counted from their headers under a short budget of
     their own, noting that only the first is shown."""
     try:
-        with within(FRAME_COUNT_S):
+        with limits.within(limits.FRAME_COUNT_S):
             frames: int | None = int(getattr(im, "n_frames", 1))
-    except (TooSlow, Exception):  # a damaged later frame must not spoil the first
+    except (limits.TooSlow, Exception):  # a damaged later frame must not spoil the first
         frames = None
     if frames is not None and frames > 1:
         notices.append(frames_notice(fmt, frames))
@@ -145,7 +132,7 @@ def _pillow_failure(exc: BaseException, kind: str) -> ImageError:
         return ImageError(
             f"The {kind} file is incomplete (it was cut short); please upload it again."
         )
-    return ImageError(f"The {kind} file is damaged and could not be read. {PLEASE}")
+    return ImageError(f"The {kind} file is damaged and could not be read. {limits.PLEASE}")
 
 
 def _wide_to_gray(im: Image.Image, meta: dict[str, Any], notices: list[str]) -> np.ndarray:
@@ -187,7 +174,7 @@ def _colour_to_gray(im: Image.Image, notices: list[str]) -> tuple[Image.Image, f
             alpha = None
     else:
         rgb = im if mode == "RGB" else im.convert("RGB")
-    tick()
+    limits.tick()
     colour = colourfulness(rgb, notices, alpha)
     gray = rgb.convert("L")
     del rgb
