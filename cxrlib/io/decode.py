@@ -16,7 +16,7 @@ from cxrlib.core.errors import ImageError
 from cxrlib.io import limits
 from cxrlib.io.decoded import DecodedImage
 from cxrlib.io.dicom import decode_dicom
-from cxrlib.io.limits import PLEASE, check_bytes, check_dimensions, sniff
+from cxrlib.io.limits import PLEASE
 from cxrlib.io.pillow import decode_pillow
 
 _LOCK = threading.Lock()
@@ -28,31 +28,32 @@ def read_image(data: bytes, filename: str = "") -> np.ndarray:
 
 
 def decode_image(data: bytes, filename: str = "") -> DecodedImage:
-    """Decode untrusted bytes to a grayscale image, or refuse them.
+    """Decode untrusted bytes to a grayscale image with notices and safe metadata.
 
     Args:
         data: The file's bytes (kept in memory, never written anywhere).
-        filename: The uploaded name; only its extension is used (``.dcm`` for
-            DICOM files without the standard preamble). It never appears in
-            messages or metadata.
-
-    Returns:
-        The decoded image with notices and safe technical metadata.
+        filename: The uploaded name; only its extension is read (``.dcm`` for DICOM
+            without the standard preamble), never shown in messages or metadata.
 
     Raises:
-        ImageError: For anything that is not a usable image; no other
-            exception type escapes.
+        ImageError: For anything that is not a usable image; no other exception escapes.
     """
     try:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise ImageError(f"Expected the file's bytes, got {type(data).__name__}.")
         name = filename.lower() if isinstance(filename, str) else ""
+        data = bytes(data)
         # The lock bounds memory when several users upload at once and keeps the
         # process-wide warning filters consistent; warnings are recorded and ignored so
         # that callers running with -W error never see one as an exception.
         with _LOCK, warnings.catch_warnings(record=True), limits.time_budget():
             warnings.simplefilter("always")
-            result = _decode(bytes(data), name)
+            limits.check_bytes(data)
+            kind, forced = limits.sniff(data, name)
+            if kind == "DICOM":
+                result = decode_dicom(data, forced=forced)
+            else:
+                result = decode_pillow(data, kind)
         return _finish(result)
     except ImageError:
         raise
@@ -68,14 +69,6 @@ def decode_image(data: bytes, filename: str = "") -> DecodedImage:
         ) from exc
 
 
-def _decode(data: bytes, name: str) -> DecodedImage:
-    check_bytes(data)
-    kind, forced = sniff(data, name)
-    if kind == "DICOM":
-        return decode_dicom(data, forced=forced)
-    return decode_pillow(data, kind)
-
-
 def _finish(result: DecodedImage) -> DecodedImage:
     """Final contract check: 2-D, uint8, contiguous, within the size limits."""
     pixels = result.pixels
@@ -83,7 +76,7 @@ def _finish(result: DecodedImage) -> DecodedImage:
         raise ImageError("The image could not be converted to grayscale. " + PLEASE)
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     height, width = pixels.shape
-    check_dimensions(width, height)
+    limits.check_dimensions(width, height)
     result.pixels = pixels
     result.meta["width"] = int(width)
     result.meta["height"] = int(height)

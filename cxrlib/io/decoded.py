@@ -48,17 +48,6 @@ def is_blank(pixels: np.ndarray) -> bool:
     return bool(pixels.size) and int(pixels.min()) == int(pixels.max())
 
 
-def frames_notice(fmt: str, frames: int) -> str:
-    """The notice for a file of several frames or pages, of which only the first is shown."""
-    if fmt == "TIFF":
-        return f"Multi-page TIFF: showing the first of {frames:,} pages"
-    if fmt == "JPEG":
-        return f"This JPEG holds {frames:,} pictures: showing the first"
-    if fmt == "DICOM":
-        return f"Multi-frame DICOM: showing the first of {frames:,} frames"
-    return f"Animated {fmt}: showing the first of {frames:,} frames"
-
-
 def fmt_value(value: float) -> str:
     """A pixel value as a notice shows it (six significant digits)."""
     return f"{value:,.6g}"
@@ -116,8 +105,6 @@ def stretch(arr: np.ndarray) -> tuple[np.ndarray, float, float, bool]:
     hi = float(arr.max())
     if hi <= lo:
         return np.zeros(arr.shape, np.uint8), lo, hi, nonfinite
-    if arr.dtype.kind == "b":
-        arr = arr.view(np.uint8)
     scale = 255.0 / (hi - lo)
     if arr.dtype in _SMALL_INTS:
         # One lookup table over the type's values: no float copy of the image.

@@ -1,10 +1,7 @@
-"""DICOM uploads: read the dataset, check its header, decode the first frame, show it in gray.
+"""DICOM uploads: read the dataset, check its header, decode the first frame, show it in gray
+in the standard's order (PS3.3 C.11). Only technical header fields reach the result.
 
-Display follows the standard's order (PS3.3 C.11): modality LUT (or rescale slope and
-intercept), then the file's VOI LUT or window when present (else the used range), then
-MONOCHROME1 or Presentation LUT Shape INVERSE inversion. Only technical header fields are
-read into the result, and a code string only when it looks like a code (never a name or
-free text). pydicom is imported inside functions: a heavy dependency only DICOM uploads need.
+pydicom is imported inside functions: a heavy dependency only DICOM uploads need.
 """
 
 from __future__ import annotations
@@ -22,7 +19,6 @@ from cxrlib.io.decoded import (
     DecodedImage,
     colourfulness,
     fmt_value,
-    frames_notice,
     is_blank,
     map_rows,
     stretch,
@@ -52,7 +48,7 @@ def decode_dicom(data: bytes, forced: bool) -> DecodedImage:
     meta["bit_depth"] = _int(ds, "BitsStored") or layout.bits
     pixels = _to_gray(arr, ds, meta, notices)
     if layout.frames > 1:
-        notices.append(frames_notice("DICOM", layout.frames))
+        notices.append(f"Multi-frame DICOM: showing the first of {layout.frames:,} frames")
     if is_blank(pixels):
         notices.append(BLANK)
     return DecodedImage(pixels=pixels, format="DICOM", notices=notices, meta=meta)
@@ -70,7 +66,7 @@ def _read_dataset(data: bytes, forced: bool) -> Any:
         )
     try:
         ds = pydicom.dcmread(limits.DeadlineReader(data), force=forced)
-    except (limits.TooSlow, MemoryError):
+    except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise ImageError(
@@ -255,7 +251,7 @@ def _voi_lut(values: np.ndarray, ds: Any, notices: list[str]) -> np.ndarray | No
             values,
             lambda x: (apply_voi(np.rint(x).astype(np.int64), ds, 0) - lo) * scale,
         )
-    except (limits.TooSlow, MemoryError):
+    except MemoryError:
         raise
     except Exception:  # noqa: BLE001 - fall back to the window or the used range
         return None

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from cxrlib.core.errors import ImageError
-from cxrlib.io.limits import TooSlow, bomb_error, check_dimensions, tick
+from cxrlib.io.limits import bomb_error, check_dimensions, tick
 
 _RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 # JPEG start-of-frame markers (ITU T.81 B.1.1.3, every process incl. lossless) and JPEG-LS's.
@@ -65,7 +65,7 @@ def first_frame(ds: Any, ts: Any, ts_name: str, layout: Layout) -> np.ndarray:
         if ts == _RLE_LOSSLESS:
             return _rle_first_frame(ds, layout)
         return pixel_array(ds, index=0)
-    except (TooSlow, MemoryError, ImageError):
+    except (MemoryError, ImageError):
         raise
     except Exception as exc:  # noqa: BLE001
         raise ImageError(

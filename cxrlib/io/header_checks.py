@@ -1,8 +1,7 @@
 """What a DICOM header says against a frontal chest X-ray: another modality, view or body part.
 
-The pixel gate (:mod:`cxrlib.infer.gate`) sees only pixels and has no rule for
-lateral views; the header often says so plainly. Headers are often incomplete or
-wrong, so these are warnings, never refusals.
+The pixel gate sees only pixels and has no rule for lateral views; the header often says so.
+Headers are often incomplete or wrong, so these are warnings, never refusals.
 """
 
 from __future__ import annotations
@@ -30,14 +29,10 @@ _CHEST_WORDS = ("CHEST", "THORAX", "TORAX", "THORAKS", "LUNG", "BRUST", "PECHO",
 
 
 def header_concerns(meta: Mapping[str, Any]) -> list[str]:
-    """What a DICOM header says against a frontal chest X-ray, as sentences to show.
+    """Sentences to show for what a DICOM header says against a frontal chest X-ray.
 
-    Args:
-        meta: ``DecodedImage.meta`` (only DICOM files carry ``Modality``,
-            ``ViewPosition`` and ``BodyPartExamined``); absent or unknown values say nothing.
-
-    Returns:
-        Plain sentences, empty when the header raises no concern.
+    ``meta`` is ``DecodedImage.meta``: only DICOM files carry ``Modality``, ``ViewPosition``
+    and ``BodyPartExamined``, and absent or unknown values say nothing.
     """
     modality, view, part = (
         str(meta.get(key) or "").strip().upper()

@@ -80,7 +80,16 @@ def time_budget() -> Iterator[None]:
         with within(TIME_BUDGET_S):
             yield
     except TooSlow:
-        raise ImageError(_too_slow_message(_SIZE.get())) from None
+        size = _SIZE.get()
+        if size is None:
+            raise ImageError(
+                "Reading this file took too long, so it was stopped; the file may be damaged. "
+                + PLEASE
+            ) from None
+        raise ImageError(
+            f"The image ({size[0]:,} x {size[1]:,} pixels) took too long to open, so it was "
+            "stopped. Please upload a smaller copy (about 3,000 pixels per side is plenty)."
+        ) from None
     finally:
         _SIZE.reset(token)
 
@@ -152,18 +161,6 @@ def bomb_error(exc: BaseException) -> ImageError:
             f"The image has {_fmt_mp(megapixels)} megapixels; the limit is {MAX_MEGAPIXELS}."
         )
     return ImageError(f"The image is far too large; the limit is {MAX_MEGAPIXELS} megapixels.")
-
-
-def _too_slow_message(size: tuple[int, int] | None) -> str:
-    if size is None:
-        return (
-            "Reading this file took too long, so it was stopped; the file may be damaged. " + PLEASE
-        )
-    width, height = size
-    return (
-        f"The image ({width:,} x {height:,} pixels) took too long to open, so it was "
-        "stopped. Please upload a smaller copy (about 3,000 pixels per side is plenty)."
-    )
 
 
 def _fmt_mp(megapixels: float) -> str:

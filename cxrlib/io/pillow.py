@@ -13,15 +13,7 @@ from PIL import Image, ImageChops, ImageOps
 
 from cxrlib.core.errors import ImageError
 from cxrlib.io import limits
-from cxrlib.io.decoded import (
-    BLANK,
-    DecodedImage,
-    colourfulness,
-    fmt_value,
-    frames_notice,
-    is_blank,
-    stretch,
-)
+from cxrlib.io.decoded import BLANK, DecodedImage, colourfulness, fmt_value, is_blank, stretch
 
 # Pillow plugins allowed to open uploads (MPO is opened through JPEG), and names shown.
 PIL_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP")
@@ -117,7 +109,12 @@ def _note_frames(im: Image.Image, fmt: str, notices: list[str]) -> int:
     except (limits.TooSlow, Exception):  # a damaged later frame must not spoil the first
         frames = None
     if frames is not None and frames > 1:
-        notices.append(frames_notice(fmt, frames))
+        if fmt == "TIFF":
+            notices.append(f"Multi-page TIFF: showing the first of {frames:,} pages")
+        elif fmt == "JPEG":
+            notices.append(f"This JPEG holds {frames:,} pictures: showing the first")
+        else:
+            notices.append(f"Animated {fmt}: showing the first of {frames:,} frames")
         return frames
     if frames is None and fmt in ("GIF", "TIFF", "WebP"):
         notices.append(f"Showing the first frame only (the rest of this {fmt} could not be read)")
