@@ -42,10 +42,7 @@ def decode_dicom(data: bytes, forced: bool) -> DecodedImage:
     arr = first_frame(ds, ts, ts_name, layout)
     limits.tick()
     notices: list[str] = []
-    meta = _meta(ds, ts_name)
-    meta["frames"] = layout.frames
-    meta["colourfulness"] = 0.0
-    meta["bit_depth"] = _int(ds, "BitsStored") or layout.bits
+    meta = _meta(ds, ts_name, layout)
     pixels = _to_gray(arr, ds, meta, notices)
     if layout.frames > 1:
         notices.append(f"Multi-frame DICOM: showing the first of {layout.frames:,} frames")
@@ -151,11 +148,18 @@ def _code(ds: Any, keyword: str) -> str | None:
     return text if _CS_VALUE.fullmatch(text) else None
 
 
-def _meta(ds: Any, ts_name: str) -> dict[str, Any]:
+def _meta(ds: Any, ts_name: str, layout: Layout) -> dict[str, Any]:
     """The allow-listed technical fields of a dataset, for :attr:`DecodedImage.meta`."""
     fields: list[tuple[str, Any]] = [(key, _code(ds, key)) for key in _CODE_FIELDS]
     fields += [(key, _int(ds, key)) for key in _NUMBER_FIELDS]
-    return {"TransferSyntax": ts_name, **{key: value for key, value in fields if value is not None}}
+    header = {key: value for key, value in fields if value is not None}
+    return {
+        "TransferSyntax": ts_name,
+        **header,
+        "frames": layout.frames,
+        "colourfulness": 0.0,
+        "bit_depth": layout.bits_stored,
+    }
 
 
 def _transfer_syntax(ds: Any) -> tuple[Any, str]:
