@@ -56,11 +56,8 @@ def fmt_value(value: float) -> str:
 def colourfulness(
     rgb: Image.Image | np.ndarray, notices: list[str], alpha: Image.Image | None = None
 ) -> float:
-    """Mean chroma, (max - min of R, G, B) / 255, over a sample of ~250k pixels; noted
-    above :data:`COLOUR_NOTICE`.
-
-    0 for gray; with ``alpha``, chroma is weighted as composited on black.
-    """
+    """Mean chroma, (max - min of R, G, B) / 255, over a sample of ~250k pixels (0 for gray;
+    with ``alpha``, as composited on black); noted above :data:`COLOUR_NOTICE`."""
     values = _sample(rgb).astype(np.float32)
     chroma = values.max(axis=2) - values.min(axis=2)
     if alpha is not None:
@@ -85,11 +82,8 @@ def _sample(im: Image.Image | np.ndarray, pixels: int = 250_000) -> np.ndarray:
 
 
 def stretch(arr: np.ndarray) -> tuple[np.ndarray, float, float, bool]:
-    """Map the used range (min..max of finite values) linearly onto 0..255.
-
-    Returns:
-        (uint8 array, min, max, whether non-finite values were replaced).
-    """
+    """Map the used range (min..max of finite values) linearly onto 0..255; returns
+    (uint8 array, min, max, whether non-finite values were replaced)."""
     nonfinite = False
     if arr.dtype.kind == "f":
         finite = np.isfinite(arr)

@@ -40,13 +40,8 @@ class Layout(NamedTuple):
 
 
 def first_frame(ds: Any, ts: Any, ts_name: str, layout: Layout) -> np.ndarray:
-    """The first frame's stored values as pydicom's ``pixel_array`` returns them.
-
-    Args:
-        ds: The dataset.
-        ts: Its transfer syntax (a pydicom ``UID``); ``ts_name`` its display name.
-        layout: Its checked size and pixel format.
-    """
+    """The first frame's stored values as pydicom's ``pixel_array`` returns them (``ts``: the
+    dataset's transfer syntax, a pydicom ``UID``; ``ts_name``: its display name)."""
     from pydicom.pixels import get_decoder, pixel_array  # heavy; only DICOM uploads load it
 
     if ts.is_compressed:
@@ -59,7 +54,7 @@ def first_frame(ds: Any, ts: Any, ts_name: str, layout: Layout) -> np.ndarray:
                 f"This DICOM image is compressed as {ts_name}, which this app cannot decode. "
                 "Please export it uncompressed or as PNG."
             )
-        if ts.is_encapsulated and 0x7FE00010 in set(ds.keys()):
+        if ts.is_encapsulated and 0x7FE00010 in ds:  # Pixel Data
             _check_encapsulated_size(ds, layout)
     try:
         if ts == _RLE_LOSSLESS:
