@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 # Radiographs, or what may wrap one (other, secondary capture).
-RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "DR", "RG", "OT", "SC"})
+_RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "DR", "RG", "OT", "SC"})
 _MODALITY_NAMES = {
     "CT": "computed tomography",
     "MR": "magnetic resonance",
@@ -39,7 +39,7 @@ def header_concerns(meta: Mapping[str, Any]) -> list[str]:
         for key in ("Modality", "ViewPosition", "BodyPartExamined")
     )
     concerns = []
-    if modality and modality not in RADIOGRAPH_MODALITIES:
+    if modality and modality not in _RADIOGRAPH_MODALITIES:
         what = _MODALITY_NAMES.get(modality)
         named = f"{modality} ({what})" if what else modality
         concerns.append(
