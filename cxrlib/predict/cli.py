@@ -82,7 +82,7 @@ def run_ray(refs: Sequence[InputRef], a: argparse.Namespace) -> int:
         )
         if out_kind(a.out) == "parquet-folder":
             # Each worker writes its own part: no row passes through this process.
-            ds = ds.drop_columns([engine.INDEX]).materialize()
+            ds = ds.materialize()
             ds.write_parquet(os.path.abspath(a.out))
             return sum(1 for r in ds.select_columns(["error"]).iter_rows() if r["error"])
         records = engine.collect(ds)

@@ -1,13 +1,8 @@
 """The Ray Data engine: the local engine's rows, scored by a pool of Ray actors.
 
-The listed files (:class:`cxrlib.predict.inputs.InputRef`, paths only) become a Ray
-dataset; ``map_batches(ScoreBatch, compute=ActorPoolStrategy(size=workers))`` gives
-each worker one actor that loads the models once and scores a batch of files per call.
-
-By default a local Ray is started for the job and shut down after it; with ``address``
-(``--ray-address`` or ``$RAY_ADDRESS``) the job runs on that cluster, whose nodes must
-see the input files, the models and this checkout at the same paths.
-``ray`` is imported inside functions: the app and the local engine never need it.
+The listed files become a Ray dataset mapped by :class:`ScoreBatch` actors. A cluster
+(``address``) must see the input files, the models and this checkout at the same
+paths. ``ray`` is imported inside functions: the app and the local engine never need it.
 """
 
 from __future__ import annotations
@@ -24,8 +19,6 @@ from cxrlib.core.settings import ENV_VARS, ROOT
 from cxrlib.predict.inputs import InputRef
 from cxrlib.predict.output import arrow_table
 from cxrlib.predict.rows import load_models, score_file
-
-INDEX = "index"
 
 
 class ScoreBatch:
@@ -44,15 +37,12 @@ class ScoreBatch:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Any:
         """A batch of :class:`InputRef` rows -> a ``pyarrow.Table`` of output rows."""
-        import pyarrow as pa  # installed with ray[data]
-
         assert self.models.classifier is not None
         names = self.models.classifier.class_names
         columns = zip(batch["name"], batch["path"], batch["member"], batch["error"])
         refs = [InputRef(*map(str, ref)) for ref in columns]
         rows = [score_file(self.models, r.name, r.load(), self.focus) for r in refs]
-        table = arrow_table([r.record(names) for r in rows], names)
-        return table.append_column(INDEX, pa.array(batch[INDEX].astype(np.int64)))
+        return arrow_table([r.record(names) for r in rows], names)
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
@@ -97,7 +87,7 @@ def score_dataset(
     cpus_per_worker: float = 1.0,
     batch_size: int = 16,
 ) -> Any:
-    """The lazy Ray dataset of output rows (with an ``index`` column: the input order).
+    """The lazy Ray dataset of output rows, in input order.
 
     Call inside :func:`ray_session`. ``workers`` actors (default: as many as the
     cluster's CPUs hold) each reserve ``cpus_per_worker`` CPUs and cap TensorFlow to
@@ -107,7 +97,8 @@ def score_dataset(
 
     cpus = ray.cluster_resources().get("CPU", 1)
     workers = workers or max(1, int(cpus // cpus_per_worker))
-    items = [{INDEX: i, **vars(r)} for i, r in enumerate(refs)]
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    items = [vars(r) for r in refs]
     # Enough blocks for every worker to get some, but no block smaller than needed.
     blocks = max(1, min(len(items), max(-(-len(items) // batch_size), 2 * workers)))
     return ray.data.from_items(items, override_num_blocks=blocks).map_batches(
@@ -121,10 +112,9 @@ def score_dataset(
 
 
 def collect(ds: Any) -> list[dict[str, Any]]:
-    """The dataset's rows as the local engine's records, in input order (no ``index``)."""
-    rows = sorted(ds.take_all(), key=lambda r: r[INDEX])
-    plain = [{k: v.item() if isinstance(v, np.generic) else v for k, v in r.items()} for r in rows]
-    return [{k: v for k, v in r.items() if k != INDEX} for r in plain]
+    """The dataset's rows as the local engine's records (NumPy scalars as Python values)."""
+    rows = ds.take_all()
+    return [{k: v.item() if isinstance(v, np.generic) else v for k, v in r.items()} for r in rows]
 
 
 def class_names_of(records: Sequence[dict[str, Any]]) -> list[str]:

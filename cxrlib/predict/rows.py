@@ -1,10 +1,8 @@
 """One file -> one output row, for every engine: decode, input gate, diagnosis.
 
-Each file is decoded at full size (:func:`cxrlib.io.decode.decode_image`) and checked
-by the input gate; an accepted image is diagnosed by
-:func:`cxrlib.infer.pipeline.diagnose_image`, as on the Diagnose page. A file that
-cannot be read becomes a row with ``error`` set; the rest are still scored. Rows
-never hold patient fields: only the file name and results.
+An accepted image is diagnosed by :func:`cxrlib.infer.pipeline.diagnose_image`, as on
+the Diagnose page (at its full size). A file that cannot be read becomes a row with
+``error`` set. Rows never hold patient fields: only the file name and results.
 """
 
 from __future__ import annotations
@@ -44,22 +42,17 @@ class BatchRow:
 
     def record(self, class_names: Iterable[str]) -> dict[str, Any]:
         """The output columns at full precision (None where there is no value)."""
-        d: dict[str, Any] = {
+        return {
             "file": self.name,
             "predicted": self.predicted,
             "confidence": self.confidence,
+            **{f"p_{c}": self.probabilities.get(c) for c in class_names},
+            "is_cxr": self.is_cxr,
+            "ood_score": self.ood_score,
+            "lung_focus": self.lung_focus,
+            "flags": "; ".join(self.flags),
+            "error": self.error,
         }
-        d.update({f"p_{c}": self.probabilities.get(c) for c in class_names})
-        d.update(
-            {
-                "is_cxr": self.is_cxr,
-                "ood_score": self.ood_score,
-                "lung_focus": self.lung_focus,
-                "flags": "; ".join(self.flags),
-                "error": self.error,
-            }
-        )
-        return d
 
     def as_dict(self, class_names: Iterable[str]) -> dict[str, Any]:
         """:meth:`record` rounded as the CSV shows it."""
@@ -121,13 +114,7 @@ def score_all(
     focus: bool = False,
     progress: Progress | None = None,
 ) -> list[BatchRow]:
-    """One row per (name, bytes or error) item, in order.
-
-    Args:
-        items: (file name, raw bytes, or the error that stopped them being read).
-        models: The loaded models (a lung segmenter is needed for ``focus``).
-        focus: Add the lung focus of the predicted class.
-        progress: Called as ``progress(i, name)`` after each item.
+    """One row per (name, bytes or error) item, in order; ``progress(i, name)`` after each.
 
     Raises:
         RuntimeError: ``focus`` without an explainer or lung segmenter.
@@ -174,8 +161,7 @@ def load_models(
 ) -> Models:
     """The classifier, its explainer, and the lung segmenter and input gate when asked for.
 
-    Paths not given are :mod:`cxrlib.core.settings`'s (``$CXR_MODEL``, ``$CXR_SEGMENTER``,
-    ``$CXR_OOD``), read now; a missing file raises naming it.
+    Paths not given are :mod:`cxrlib.core.settings`'s, read now; a missing file raises.
     """
     from cxrlib.infer.classifier import load_classifier  # imports TensorFlow
     from cxrlib.infer.explain import Explainer

@@ -4,18 +4,16 @@ Routes (the application is served at ``/``):
 
 * ``POST /analyse?method=gradcam&class_index=2&filename=x.png`` with the image
   bytes as the body: ``{"sha256", "gate", "diagnosis"}`` of
-  :func:`cxrlib.infer.pipeline.analyse`, as :mod:`cxrlib.serve.codec` encodes them,
+  :func:`cxrlib.infer.pipeline.analyse`, as :func:`cxrlib.serve.client.encode` writes them,
   or ``{"error": {"type", "message"}}`` (HTTP 422) for a bad image;
 * ``POST /score?name=x.zip&focus=1`` with one upload (an image or a zip) as the
   body: ``{"rows": [...], "focus"}``, the Batch page's rows of
   :func:`cxrlib.predict.rows.score_items`;
 * ``GET /health``: ``{"ok": true, "model_id", "class_names", ...}``.
 
-Each replica holds the classifier, its explainer, the lung segmenter and the input
-gate. Concurrent analyse requests are gathered into batches (``@serve.batch``) whose
-images are segmented in one call, then answered in a worker thread, so that the
-replica's event loop keeps accepting requests meanwhile. Answers are cached per
-replica by image hash, method and class.
+Concurrent analyse requests are gathered into batches (``@serve.batch``) whose images
+are segmented in one call, then answered in a worker thread, so that the replica's
+event loop keeps accepting requests meanwhile.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ from cxrlib.core.errors import CxrError
 from cxrlib.infer.pipeline import Decoded, analyse, decode, diagnose_image
 from cxrlib.predict.ray_engine import init_ray
 from cxrlib.predict.rows import load_models, score_items
-from cxrlib.serve.codec import encode
+from cxrlib.serve.client import encode
 
 Query = dict[str, str]
 
@@ -128,11 +126,8 @@ def start(
     replicas: int = 1,
     max_batch_size: int = 8,
 ) -> str:
-    """Starts Ray (local, ``num_cpus``; or joins ``address``) and Serve; returns the URL.
-
-    Blocks until the replicas have loaded their models. Model paths not given are
-    :mod:`cxrlib.core.settings`'s, read here and sent to every replica.
-    """
+    """Starts Ray (local, ``num_cpus``; or joins ``address``) and Serve; returns the URL
+    once the replicas have loaded their models (paths read here, sent to every replica)."""
     init_ray(address, num_cpus)
     serve.start(http_options={"host": host, "port": port})
     app = DiagnosisServer.options(  # type: ignore[attr-defined]
