@@ -86,6 +86,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 
 from cxrlib.app.server import free_port, streamlit_command, wait_healthy
+from cxrlib.core.formatting import pct
 from cxrlib.core.timings import STAGES
 
 CHROMIUM = os.environ.get("CXR_CHROMIUM", "/usr/bin/chromium")
@@ -474,7 +475,7 @@ def record(
             if isinstance(outcome, BaseException)
             else f"{outcome[0]['most']} chart {outcome[0]['ann']}"
         )
-        want = ", ".join(f"{n} {100 * p:.1f}%" for n, p in zip(names, exp.probs))
+        want = ", ".join(f"{n} {pct(p, 1)}" for n, p in zip(names, exp.probs))
         print(
             f"  session {idx}: upload {stats.done}/{args.uploads} {exp.path.name} "
             f"({exp.label}): page {seen}; cxrlib {want}",

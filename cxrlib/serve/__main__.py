@@ -4,7 +4,7 @@
     CXR_MODEL_SERVER=http://127.0.0.1:8000 make run     # the app then uses it
 
 Starts a local Ray (all CPUs; ``--ray-address`` / ``$RAY_ADDRESS`` joins a cluster),
-deploys :class:`cxrlib.serve.deployment.DiagnosisServer` and blocks; Ctrl-C (or SIGTERM) shuts both down.
+deploys :mod:`cxrlib.serve.deployment` and blocks; Ctrl-C (or SIGTERM) shuts both down.
 """
 
 from __future__ import annotations
