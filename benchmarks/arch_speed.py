@@ -7,8 +7,8 @@ cores, so its images per second are lower.
 
 Usage::
 
-    python benchmarks/arch_speed.py
-    python benchmarks/arch_speed.py --only mobilenetv2:0.5:160 small:32:160
+    python -m benchmarks.arch_speed
+    python -m benchmarks.arch_speed --only mobilenetv2:0.5:160 small:32:160
 """
 
 from __future__ import annotations
@@ -16,17 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from cxrlib.train.architectures import build_classifier  # noqa: E402
+from cxrlib.train.architectures import build_classifier
 
 # arch:setting:size, where setting is MobileNetV2's alpha or the small CNN's width.
 DEFAULT = (

@@ -1,6 +1,6 @@
 """Each augmentation (and contrast normalisation) on its own, judged away from home.
 
-    python benchmarks/augment_compare.py --data ../shared/cxr [--hold-out radiography]
+    python -m benchmarks.augment_compare --data ../shared/cxr [--hold-out radiography]
         [--variants all,none,...] [--seeds 0] [--epochs 3 --steps 120]
         [--out FILE.jsonl]
 
@@ -26,23 +26,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cxrlib.evaluate.audit import ablation  # noqa: E402
-from cxrlib.evaluate.metrics import held_out_scores  # noqa: E402
-from cxrlib.infer.classifier import Classifier  # noqa: E402
-from cxrlib.infer.lungs import default_segmenter  # noqa: E402
-from cxrlib.infer.preprocess import PreprocessConfig  # noqa: E402
-from cxrlib.train.augment import AugmentConfig  # noqa: E402
-from cxrlib.train.classifier import train  # noqa: E402
-from cxrlib.train.config import TrainConfig  # noqa: E402
-from cxrlib.train.data import load_gray, read_manifest  # noqa: E402
-from cxrlib.train.file_scores import predict_files  # noqa: E402
+from cxrlib.evaluate.audit import ablation
+from cxrlib.evaluate.metrics import held_out_scores
+from cxrlib.infer.classifier import Classifier
+from cxrlib.infer.lungs import default_segmenter
+from cxrlib.infer.preprocess import PreprocessConfig
+from cxrlib.train.augment import AugmentConfig
+from cxrlib.train.classifier import train
+from cxrlib.train.config import TrainConfig
+from cxrlib.train.data import load_gray, read_manifest
+from cxrlib.train.file_scores import predict_files
 
 _OFF = dict.fromkeys(AugmentConfig.model_fields, 0.0)
 _GEOMETRIC = {k: getattr(AugmentConfig(), k) for k in ("rotate_deg", "scale", "shift")}

@@ -4,7 +4,7 @@ Scores the first ``--images`` rows of the test split of ``../shared/cxr`` (a
 manifest written to a temporary folder) with ``python -m cxrlib.predict``'s two
 engines, in this process:
 
-* ``local``: one process (:func:`cxrlib.predict.local.score_refs`);
+* ``local``: one process (:func:`cxrlib.predict.rows.score_refs`);
 * ``ray xN``: a local Ray of all CPUs, ``N`` actors of one CPU each
   (:func:`cxrlib.predict.ray_engine.score_dataset`).
 
@@ -16,8 +16,8 @@ with psutil every 0.2 s). Prints a table, then ONE JSON line.
 
 Usage::
 
-    .venv/bin/python benchmarks/batch_scale.py                     # 500 images; local, ray x1, x2
-    .venv/bin/python benchmarks/batch_scale.py --images 100 --workers 1
+    .venv/bin/python -m benchmarks.batch_scale                     # 500 images; local, ray x1, x2
+    .venv/bin/python -m benchmarks.batch_scale --images 100 --workers 1
 """
 
 from __future__ import annotations
@@ -36,13 +36,10 @@ from typing import Any
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from cxrlib.core.settings import data_dir, model_path  # noqa: E402
-from cxrlib.predict import ray_engine  # noqa: E402
-from cxrlib.predict.inputs import InputRef, list_inputs  # noqa: E402
-from cxrlib.predict.local import score_refs  # noqa: E402
-from cxrlib.predict.rows import load_scorer  # noqa: E402
+from cxrlib.core.settings import data_dir, model_path
+from cxrlib.predict import ray_engine
+from cxrlib.predict.inputs import InputRef, list_inputs
+from cxrlib.predict.rows import load_models, score_refs
 
 
 def test_manifest(data: Path, n: int, folder: Path) -> Path:
@@ -98,10 +95,10 @@ class PeakRSS:
 
 def run_local(refs: list[InputRef], model: str, batch: int) -> dict[str, Any]:
     t0 = time.perf_counter()
-    scorer = load_scorer(model)
-    score_refs(refs[:batch], scorer, batch_size=batch)  # traces the compiled paths
+    models = load_models(model, with_segmenter=False)
+    score_refs(refs[:batch], models)  # traces the compiled paths
     start = time.perf_counter() - t0
-    rows = score_refs(refs, scorer, batch_size=batch)
+    rows = score_refs(refs, models)
     wall = time.perf_counter() - t0
     return {
         "engine": "local",

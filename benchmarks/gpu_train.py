@@ -15,8 +15,8 @@ calls :func:`cxrlib.train.cli.main` with the usual arguments once per ``--run``,
 each model and its JSON to ``--out`` as soon as it is trained. The trained ``.keras``
 files load under TensorFlow here; calibrate and evaluate them here as any other model.
 
-    python benchmarks/gpu_train.py pack --manifest ../shared/cxr/manifest.csv
-    KERAS_BACKEND=jax python benchmarks/gpu_train.py run --out $OUT \\
+    python -m benchmarks.gpu_train pack --manifest ../shared/cxr/manifest.csv
+    KERAS_BACKEND=jax python -m benchmarks.gpu_train run --out $OUT \\
         --run "r1=--lung-crop --quiet" --run "r2=--lung-crop --arch resnet --width 64"
 
 ``run --parallel`` trains the runs at the same time instead, each in its own process
@@ -41,9 +41,6 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
-
-# Run as a script (there, or by run_parallel's processes), the repository root is not on the path.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PACK_NAMES = ("train", "val")
 # Applied after the geometry step, so a packed image serves any value of these.
@@ -171,10 +168,10 @@ def parallel_commands(
         "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / len(runs):.2f}",
         "PYTHONUNBUFFERED": "1",
     }
-    script = str(Path(__file__).resolve())
     return [
         (
-            [sys.executable, script, "run", "--pack", str(folder), "--out", str(out)]
+            [sys.executable, "-m", "benchmarks.gpu_train", "run", "--pack", str(folder)]
+            + ["--out", str(out)]
             + ["--workers", str(share), "--run", spec],
             env,
         )
@@ -192,7 +189,11 @@ def run_parallel(folder: Path, out: Path, runs: Sequence[str], workers: int = 12
             with path.open("wb") as log:  # the child keeps its own handle
                 procs.append(
                     subprocess.Popen(
-                        cmd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+                        cmd,
+                        env={**os.environ, **env},
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        cwd=Path(__file__).resolve().parent.parent,  # where -m finds benchmarks
                     )
                 )
         failed = sum(proc.wait() != 0 for proc in procs)

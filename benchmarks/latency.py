@@ -26,9 +26,9 @@ One process, warm runs (after two warm-ups), medians in milliseconds:
 
 Usage::
 
-    python benchmarks/latency.py                      # models/cxr_classifier.keras
-    python benchmarks/latency.py --model /tmp/m.keras --segmenter /tmp/s.keras
-    python benchmarks/latency.py --build-temp /tmp/cxr_tmp   # untrained stand-ins, timing only
+    python -m benchmarks.latency                      # models/cxr_classifier.keras
+    python -m benchmarks.latency --model /tmp/m.keras --segmenter /tmp/s.keras
+    python -m benchmarks.latency --build-temp /tmp/cxr_tmp   # untrained stand-ins, timing only
 """
 
 from __future__ import annotations
@@ -39,17 +39,15 @@ import functools
 import json
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
 
 def median_ms(

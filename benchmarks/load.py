@@ -50,12 +50,12 @@ drawn). The server is stopped at the end, on errors and on Ctrl-C.
 
 Usage::
 
-    .venv/bin/python benchmarks/load.py                           # 10 sessions x 200 uploads
-    .venv/bin/python benchmarks/load.py --sessions 2 --uploads 6  # a quick check
-    CXR_MODEL=/tmp/m/cxr_classifier.keras .venv/bin/python benchmarks/load.py
-    .venv/bin/python benchmarks/load.py --mode reupload   # re-upload in the same page
-    .venv/bin/python benchmarks/load.py | tail -1         # the JSON line only
-    .venv/bin/python benchmarks/load.py --server          # through Ray Serve
+    .venv/bin/python -m benchmarks.load                           # 10 sessions x 200 uploads
+    .venv/bin/python -m benchmarks.load --sessions 2 --uploads 6  # a quick check
+    CXR_MODEL=/tmp/m/cxr_classifier.keras .venv/bin/python -m benchmarks.load
+    .venv/bin/python -m benchmarks.load --mode reupload   # re-upload in the same page
+    .venv/bin/python -m benchmarks.load | tail -1         # the JSON line only
+    .venv/bin/python -m benchmarks.load --server          # through Ray Serve
 """
 
 from __future__ import annotations
@@ -84,10 +84,10 @@ import requests
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from cxrlib.app.server import free_port, streamlit_command, wait_healthy  # noqa: E402
-from cxrlib.core.timings import STAGES  # noqa: E402
+from cxrlib.app.server import free_port, streamlit_command, wait_healthy
+from cxrlib.core.formatting import pct
+from cxrlib.core.timings import STAGES
 
 CHROMIUM = os.environ.get("CXR_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -475,7 +475,7 @@ def record(
             if isinstance(outcome, BaseException)
             else f"{outcome[0]['most']} chart {outcome[0]['ann']}"
         )
-        want = ", ".join(f"{n} {100 * p:.1f}%" for n, p in zip(names, exp.probs))
+        want = ", ".join(f"{n} {pct(p, 1)}" for n, p in zip(names, exp.probs))
         print(
             f"  session {idx}: upload {stats.done}/{args.uploads} {exp.path.name} "
             f"({exp.label}): page {seen}; cxrlib {want}",

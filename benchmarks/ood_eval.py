@@ -21,7 +21,7 @@ Every image goes the app's way: encoded bytes -> :func:`cxrlib.io.decode.decode_
 
 Usage::
 
-    .venv/bin/python benchmarks/ood_eval.py [--gate models/ood.npz] [--seed 1]
+    .venv/bin/python -m benchmarks.ood_eval [--gate models/ood.npz] [--seed 1]
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import csv
 import io
 import json
 import os
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -40,13 +39,12 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from cxrlib.core.errors import ImageError  # noqa: E402
-from cxrlib.infer import gate as ood  # noqa: E402
-from cxrlib.io.decode import decode_image  # noqa: E402
-from cxrlib.train.gate import orientation_check  # noqa: E402
-from cxrlib.train.negatives import make_negatives  # noqa: E402
+from cxrlib.core.errors import ImageError
+from cxrlib.infer import gate as ood
+from cxrlib.io.decode import decode_image
+from cxrlib.train.gate import orientation_check
+from cxrlib.train.negatives import make_negatives
 
 
 def _png(arr: np.ndarray) -> bytes:

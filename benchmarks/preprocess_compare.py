@@ -1,6 +1,6 @@
 """Compare preprocessing variants with short, identical training runs.
 
-    python benchmarks/preprocess_compare.py --data ../shared/cxr [--size 128] [--epochs 3]
+    python -m benchmarks.preprocess_compare --data ../shared/cxr [--size 128] [--epochs 3]
 
 Each variant trains the same small MobileNetV2 (same seed, same batches) for a
 short schedule and is scored on the VALIDATION split (never test): macro-F1,

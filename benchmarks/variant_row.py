@@ -1,6 +1,6 @@
 """Prints one row of the variant table in models/experiments.md from audit JSONs.
 
-    python benchmarks/variant_row.py --audit test_audit.json [--loso loso.json] [--name NAME]
+    python -m benchmarks.variant_row --audit test_audit.json [--loso loso.json] [--name NAME]
 
 ``--audit``: the JSON of ``python -m cxrlib.evaluate audit --split test --ablate --explain --json``;
 ``--loso``: a JSON holding a ``loso`` section (``evaluate --loso ... --json``, or a model's

@@ -7,26 +7,16 @@ is checked here, because a wrong variant silently measures the wrong thing.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from cxrlib.train.augment import AugmentConfig
 
-_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, _ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
 def augment_compare():
-    return _load("augment_compare")
+    from benchmarks import augment_compare
+
+    return augment_compare
 
 
 def _config(augment_compare, name: str) -> AugmentConfig:
@@ -106,10 +96,10 @@ def test_gpu_pack_holds_the_geometry_and_trains_like_the_cli(tiny_manifest, cxr_
     import numpy as np
 
     import cxrlib.train.classifier
+    from benchmarks import gpu_train as gpu
     from cxrlib.infer.preprocess import PreprocessConfig
     from cxrlib.train.data import load_geometry, read_manifest
 
-    gpu = _load("gpu_train")
     folder = tmp_path / "pack"
     switches = ["--size", "64", "--no-lung-crop"]
     gpu.pack(tiny_manifest, folder, quality=95, train_args=switches, root=cxr_dir, cache=False)

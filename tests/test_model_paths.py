@@ -42,7 +42,7 @@ def test_predict_loads_from_the_variables(missing, tmp_path):
 
 @pytest.mark.parametrize("missing", VARIABLES, indirect=True)
 def test_the_model_server_loads_from_the_variables(missing):
-    from cxrlib.serve.service import load_models
+    from cxrlib.predict.rows import load_models
 
     _, path = missing
     with pytest.raises((FileNotFoundError, ModelError), match=path):

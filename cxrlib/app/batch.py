@@ -1,6 +1,6 @@
 """What the Batch page computes: many uploads scored into rows and a CSV.
 
-The scoring itself is :func:`cxrlib.predict.local.score_items`, as on the
+The scoring itself is :func:`cxrlib.predict.rows.score_items`, as on the
 command line; this module counts the work, adds the optional lung focus and
 sorts the rows for the page.
 """
@@ -12,19 +12,14 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from cxrlib.core.counters import count
 from cxrlib.core.errors import ImageError
 from cxrlib.core.hashing import sha256_bytes
 from cxrlib.predict.inputs import zip_members
-from cxrlib.predict.local import score_items
 from cxrlib.predict.output import rows_to_csv
-from cxrlib.predict.rows import BatchRow, gradcam_lung_focus
+from cxrlib.predict.rows import BatchRow, score_items
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.app.resources import Resources
-    from cxrlib.infer.pipeline import Models
     from cxrlib.serve.client import RemoteAnalyser
 
 #: One scored row as the page keeps it (``BatchRow.as_dict``).
@@ -50,19 +45,6 @@ def count_items(items: Sequence[tuple[str, bytes]]) -> int:
         else:
             total += 1
     return max(total, 1)
-
-
-def focus_function(res: Models) -> Callable[[np.ndarray, int | None], float | None]:
-    """``f(gray, class_index) -> lung focus`` of that class's Grad-CAM (None without lungs)."""
-    if res.explainer is None or res.segmenter is None:
-        raise RuntimeError("lung focus needs the explainer and the lung segmenter")
-    inner = gradcam_lung_focus(res.explainer, res.segmenter)
-
-    def focus(gray: np.ndarray, class_index: int | None = None) -> float | None:
-        count("heatmaps")
-        return inner(gray, class_index)
-
-    return focus
 
 
 def score_uploads(
@@ -92,8 +74,7 @@ def score_uploads(
     else:
         if res.classifier is None:
             raise RuntimeError("no classifier is loaded")
-        focus = focus_function(res) if with_focus else None
-        rows = score_items(items, res.classifier, gate=res.gate, focus=focus, progress=progress)
+        rows = score_items(items, res, with_focus, progress)
         names = list(res.classifier.class_names)
     return [r.as_dict(names) for r in rows], rows_to_csv(rows, names)
 

@@ -21,9 +21,8 @@ from typing import Any
 
 from cxrlib.core.settings import model_path
 from cxrlib.predict.inputs import InputRef, list_inputs
-from cxrlib.predict.local import BATCH_SIZE, score_refs
 from cxrlib.predict.output import OutputError, out_kind, write_records
-from cxrlib.predict.rows import load_scorer
+from cxrlib.predict.rows import load_models, score_refs
 
 
 def parser() -> argparse.ArgumentParser:
@@ -48,20 +47,21 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=None, help="Ray actors (default: one per CPU)")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each Ray actor holds")
-    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="files per classifier call")
+    p.add_argument("--batch-size", type=int, default=16, help="files per Ray actor call")
     return p
 
 
 def run_local(refs: Sequence[InputRef], a: argparse.Namespace) -> int:
-    """Scores with the local engine and writes ``--out``; returns the number of error rows."""
-    scorer = load_scorer(a.model, gate=not a.no_gate, focus=a.focus)
+    """Scores in this process and writes ``--out``; returns the number of error rows."""
+    models = load_models(a.model, with_gate=not a.no_gate, with_segmenter=a.focus)
 
     def progress(i: int, name: str) -> None:
         print(f"\r{i + 1} scored", end="", file=sys.stderr, flush=True)
 
-    rows = score_refs(refs, scorer, progress, a.batch_size)
+    rows = score_refs(refs, models, a.focus, progress)
     print(file=sys.stderr)
-    names = scorer.class_names
+    assert models.classifier is not None
+    names = list(models.classifier.class_names)
     write_records([r.record(names) for r in rows], names, a.out)
     return sum(1 for r in rows if r.error)
 
@@ -82,7 +82,7 @@ def run_ray(refs: Sequence[InputRef], a: argparse.Namespace) -> int:
         )
         if out_kind(a.out) == "parquet-folder":
             # Each worker writes its own part: no row passes through this process.
-            ds = ds.drop_columns([engine.INDEX]).materialize()
+            ds = ds.materialize()
             ds.write_parquet(os.path.abspath(a.out))
             return sum(1 for r in ds.select_columns(["error"]).iter_rows() if r["error"])
         records = engine.collect(ds)

@@ -1,10 +1,8 @@
 """What to score: folders, zip archives and manifest CSVs expanded into one row per file.
 
-Listing reads no image: each :class:`InputRef` says where a file's bytes are (a
-path, or a member of a zip archive) and the engine that scores it reads them, so
-a Ray worker reads its own files. A manifest is a CSV with a ``path`` column
-(relative paths are taken from the CSV's folder), such as ``../shared/cxr/manifest.csv``.
-Anything that cannot be listed becomes a row with ``error`` set; nothing raises.
+Listing reads no image: each :class:`InputRef` says where a file's bytes are, so a
+Ray worker reads its own files. A manifest is a CSV with a ``path`` (or ``file``)
+column, relative to the CSV's folder. What cannot be listed becomes an error row.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ import csv
 import io
 import zipfile
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -59,30 +57,19 @@ class InputRef:
     member: str = ""
     error: str = ""
 
-    def read(self) -> bytes:
-        """The file's bytes; raises :class:`~cxrlib.core.errors.ImageError`."""
+    def load(self) -> bytes | ImageError:
+        """The file's bytes, or the error that stops them being read (never raises)."""
         if self.error:
-            raise ImageError(self.error)
+            return ImageError(self.error)
         try:
             if not self.member:
                 return Path(self.path).read_bytes()
             with zipfile.ZipFile(self.path) as zf:
                 return zf.read(self.member)
-        except FileNotFoundError as exc:
-            raise ImageError(f"{self.name}: no such file") from exc
+        except FileNotFoundError:
+            return ImageError(f"{self.name}: no such file")
         except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError) as exc:
-            raise ImageError(f"{self.name} could not be read ({exc})") from exc
-
-    def load(self) -> bytes | ImageError:
-        """The file's bytes, or the error that stops them being read (never raises)."""
-        try:
-            return self.read()
-        except ImageError as exc:
-            return exc
-
-    def fields(self) -> dict[str, str]:
-        """Plain fields (a Ray Data row)."""
-        return asdict(self)
+            return ImageError(f"{self.name} could not be read ({exc})")
 
 
 def zip_members(zf: zipfile.ZipFile, name: str) -> list[zipfile.ZipInfo]:
@@ -102,22 +89,19 @@ def _open_zip(name: str, source: str | IO[bytes]) -> zipfile.ZipFile:
         raise ImageError(f"{name} is not a readable zip archive ({exc})") from exc
 
 
-def expand_zip(name: str, data: bytes) -> Iterator[tuple[str, bytes]]:
-    """Yields (member name, bytes) of image-like members of in-memory archive bytes."""
-    zf = _open_zip(name, io.BytesIO(data))
-    for info in zip_members(zf, name):
-        if info.file_size > MAX_ZIP_MEMBER_BYTES:
-            yield f"{name}/{info.filename}", b""  # scored as an error
-            continue
-        try:
-            yield f"{name}/{info.filename}", zf.read(info)
-        except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError):
-            yield f"{name}/{info.filename}", b""
-
-
 def is_zip(name: str, head: bytes) -> bool:
     """A zip archive by its name or its first bytes."""
     return name.lower().endswith(".zip") or head[:4] == ZIP_MAGIC
+
+
+def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A member's bytes; b"" (scored as an error) when it is too large or unreadable."""
+    if info.file_size > MAX_ZIP_MEMBER_BYTES:
+        return b""
+    try:
+        return zf.read(info)
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError):
+        return b""
 
 
 def expand_items(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, bytes | ImageError]]:
@@ -127,9 +111,13 @@ def expand_items(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, byte
             yield name, data
             continue
         try:
-            yield from expand_zip(name, data)
+            zf = _open_zip(name, io.BytesIO(data))
+            members = zip_members(zf, name)
         except ImageError as exc:
             yield name, exc
+            continue
+        for info in members:
+            yield f"{name}/{info.filename}", _member(zf, info)
 
 
 def zip_refs(path: Path) -> list[InputRef]:
@@ -149,17 +137,14 @@ def zip_refs(path: Path) -> list[InputRef]:
     ]
 
 
-def _head(path: Path) -> bytes:
-    try:
-        with path.open("rb") as f:
-            return f.read(4)
-    except OSError:
-        return b""
-
-
 def file_refs(path: Path) -> list[InputRef]:
     """The refs of one file: itself, or the members of a zip archive."""
-    return zip_refs(path) if is_zip(path.name, _head(path)) else [InputRef(str(path), str(path))]
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError:
+        head = b""
+    return zip_refs(path) if is_zip(path.name, head) else [InputRef(str(path), str(path))]
 
 
 def manifest_refs(path: Path) -> list[InputRef]:

@@ -49,25 +49,18 @@ def csv_text(records: Iterable[dict[str, Any]], fields: Sequence[str]) -> str:
 
 
 def rows_to_csv(rows: Iterable[BatchRow], class_names: Iterable[str]) -> str:
-    """CSV text of batch rows."""
+    """CSV text of batch rows (the Batch page's download)."""
     names = list(class_names)
     return csv_text((r.record(names) for r in rows), columns(names))
 
 
-def arrow_schema(class_names: Iterable[str]) -> Any:
-    """The Parquet schema of the output columns (the same in every part a worker writes)."""
+def arrow_table(records: Sequence[dict[str, Any]], class_names: Iterable[str]) -> Any:
+    """A ``pyarrow.Table`` of full-precision records (the same schema in every part)."""
     import pyarrow as pa  # installed with ray[data]; only Parquet output needs it
 
     types = {"file": pa.string(), "predicted": pa.string(), "is_cxr": pa.bool_()}
     types |= {"flags": pa.string(), "error": pa.string()}
-    return pa.schema([(c, types.get(c, pa.float64())) for c in columns(class_names)])
-
-
-def arrow_table(records: Sequence[dict[str, Any]], class_names: Iterable[str]) -> Any:
-    """A ``pyarrow.Table`` of full-precision records."""
-    import pyarrow as pa  # see arrow_schema
-
-    schema = arrow_schema(class_names)
+    schema = pa.schema([(c, types.get(c, pa.float64())) for c in columns(class_names)])
     return pa.Table.from_pylist([{k: r[k] for k in schema.names} for r in records], schema=schema)
 
 
@@ -79,7 +72,7 @@ def write_records(records: Sequence[dict[str, Any]], class_names: Sequence[str],
     elif kind == "csv":
         Path(out).write_text(csv_text(records, columns(class_names)))
     else:
-        import pyarrow.parquet as pq  # see arrow_schema
+        import pyarrow.parquet as pq
 
         path = Path(out)
         if kind == "parquet-folder":

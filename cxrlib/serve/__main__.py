@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 
-from cxrlib.serve.launch import DEFAULT_PORT, start, stop
+from cxrlib.serve.deployment import start, stop
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,7 +25,7 @@ def parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--port", type=int, default=8000)
     p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to accept other machines")
     p.add_argument("--replicas", type=int, default=1, help="model replicas (one CPU each)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")

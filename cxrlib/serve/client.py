@@ -1,19 +1,23 @@
-"""The model server's client: the in-process pipeline's answers, computed by the server.
+"""The model server's client and wire format: the in-process answers, computed by the server.
 
-:class:`RemoteAnalyser` sends image bytes to ``python -m cxrlib.serve`` and returns the
-input gate's verdict and the diagnosis; as ``Models.remote`` it is how
-:func:`cxrlib.infer.pipeline.diagnose_image` reaches the server. ``requests`` talks HTTP;
-no Ray, no TensorFlow at import.
+:class:`RemoteAnalyser` sends image bytes to ``python -m cxrlib.serve`` (with ``requests``)
+and returns the input gate's verdict and the diagnosis; as ``Models.remote`` it is how
+:func:`cxrlib.infer.pipeline.diagnose_image` reaches the server. No Ray, no TensorFlow.
 
-Errors: a bad image raises :class:`cxrlib.core.errors.ImageError` (as in process);
-a server that is down, times out or answers nonsense raises
-:class:`cxrlib.core.errors.ModelServerError`.
+In the JSON answers an array travels as ``{"__npy__": base64 of its .npy bytes}`` and
+a tuple as ``{"__tuple__": [...]}``, so a served diagnosis equals one made in process.
+A bad image raises :class:`~cxrlib.core.errors.ImageError` (as in process); a server
+that is down or answers nonsense, :class:`~cxrlib.core.errors.ModelServerError`.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import io
 from typing import Any
 
+import numpy as np
 import requests
 
 from cxrlib.core.errors import ImageError, ModelServerError
@@ -21,10 +25,49 @@ from cxrlib.core.timings import timed
 from cxrlib.infer.diagnosis import Diagnosis
 from cxrlib.infer.pipeline import GateVerdict
 from cxrlib.predict.rows import BatchRow
-from cxrlib.serve.codec import build
 
-TIMEOUT_S = 60.0
-HEALTH_TIMEOUT_S = 5.0
+NPY = "__npy__"
+TUPLE = "__tuple__"
+
+
+def encode(value: Any) -> Any:
+    """A JSON-able copy of ``value`` (arrays, tuples, dataclasses and dicts inside it too)."""
+    if isinstance(value, np.ndarray):
+        buf = io.BytesIO()
+        np.save(buf, value, allow_pickle=False)
+        return {NPY: base64.b64encode(buf.getvalue()).decode("ascii")}
+    if isinstance(value, np.generic):
+        return value.item()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return {TUPLE: [encode(v) for v in value]}
+    if isinstance(value, list):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): encode(v) for k, v in value.items()}
+    return value
+
+
+def decode(value: Any) -> Any:
+    """The inverse of :func:`encode` (dataclasses come back as dicts: see :func:`build`)."""
+    if isinstance(value, dict):
+        if set(value) == {NPY}:
+            return np.load(io.BytesIO(base64.b64decode(value[NPY])), allow_pickle=False)
+        if set(value) == {TUPLE}:
+            return tuple(decode(v) for v in value[TUPLE])
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+def build(cls: type, value: Any) -> Any:
+    """An instance of the dataclass ``cls`` from its :func:`encode` d form (None stays None)."""
+    if value is None:
+        return None
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in decode(value).items() if k in names})
 
 
 class RemoteAnalyser:
@@ -35,23 +78,19 @@ class RemoteAnalyser:
         timeout: Seconds to wait for one answer.
     """
 
-    def __init__(self, url: str, timeout: float = TIMEOUT_S) -> None:
+    def __init__(self, url: str, timeout: float = 60.0) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
     def _request(
-        self,
-        path: str,
-        data: bytes | None = None,
-        timeout: float | None = None,
-        params: dict[str, str] | None = None,
+        self, path: str, data: bytes = b"", params: dict[str, str] | None = None, timeout: float = 0
     ) -> dict[str, Any]:
         try:
             resp = requests.request(
                 "POST" if data else "GET",
                 self.url + path,
                 params=params,
-                data=data,
+                data=data or None,
                 headers={"Content-Type": "application/octet-stream"} if data else None,
                 timeout=timeout or self.timeout,
             )
@@ -72,7 +111,7 @@ class RemoteAnalyser:
     def health(self) -> dict[str, Any]:
         """What the server serves (``model_id``, ``class_names``); raises ModelServerError."""
         # Short: the app asks this at start-up and falls back to its own model.
-        return self._request("/health", timeout=HEALTH_TIMEOUT_S)
+        return self._request("/health", timeout=5.0)
 
     def diagnose(
         self,
@@ -86,7 +125,7 @@ class RemoteAnalyser:
         if class_index is not None:
             query["class_index"] = str(int(class_index))
         with timed("remote"):
-            answer = self._request("/analyse", data or b" ", params=query)
+            answer = self._request("/analyse", data or b" ", query)
         if "error" in answer:
             err = answer["error"]
             message = str(err.get("message", "the request could not be answered"))
@@ -107,9 +146,8 @@ class RemoteAnalyser:
         """The Batch page's rows of one upload (a zip: one per member) and whether they
         have a lung focus, computed by the server (raises ModelServerError)."""
         query = {"name": name, "focus": "1" if with_focus else "0"}
-        answer = self._request("/score", data or b" ", params=query)
+        answer = self._request("/score", data or b" ", query)
         try:
-            rows = [build(BatchRow, r) for r in answer["rows"]]
+            return [build(BatchRow, r) for r in answer["rows"]], bool(answer.get("focus"))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelServerError(f"the model server's answer is incomplete ({exc})") from exc
-        return rows, bool(answer.get("focus"))

@@ -1,22 +1,19 @@
-"""The Ray Serve deployment: one shared model behind HTTP, requests batched (``@serve.batch``).
+"""The model server: one shared model on Ray Serve, concurrent requests batched.
 
-Routes (under the application's route prefix, ``/`` by default):
+Routes (the application is served at ``/``):
 
 * ``POST /analyse?method=gradcam&class_index=2&filename=x.png`` with the image
-  bytes as the body: ``{"sha256", "gate", "diagnosis"}`` as :mod:`cxrlib.serve.codec`
-  encodes them, or ``{"error": {"type", "message"}}`` (HTTP 422) for a bad image;
+  bytes as the body: ``{"sha256", "gate", "diagnosis"}`` of
+  :func:`cxrlib.infer.pipeline.analyse`, as :func:`cxrlib.serve.client.encode` writes them,
+  or ``{"error": {"type", "message"}}`` (HTTP 422) for a bad image;
 * ``POST /score?name=x.zip&focus=1`` with one upload (an image or a zip) as the
   body: ``{"rows": [...], "focus"}``, the Batch page's rows of
-  :func:`cxrlib.predict.local.score_items` (unreadable files are error rows);
+  :func:`cxrlib.predict.rows.score_items`;
 * ``GET /health``: ``{"ok": true, "model_id", "class_names", ...}``.
 
-Each replica holds the classifier, its heatmap code, the lung segmenter and the
-input gate (:class:`cxrlib.serve.service.DiagnosisService`); concurrent requests
-are gathered into batches of up to ``max_batch_size`` that the replica answers
-together in a worker thread, so its event loop keeps accepting requests meanwhile.
-
-``ray`` is imported inside :func:`build_app`: it is an optional heavy dependency
-that the client and the app never import.
+Concurrent analyse requests are gathered into batches (``@serve.batch``) whose images
+are segmented in one call, then answered in a worker thread, so that the replica's
+event loop keeps accepting requests meanwhile.
 """
 
 from __future__ import annotations
@@ -24,81 +21,131 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import numpy as np
+import ray
+from ray import serve
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
 from cxrlib.core import settings
-from cxrlib.serve.service import AnalyseRequest, DiagnosisService
+from cxrlib.core.cache import LRUCache
+from cxrlib.core.errors import CxrError
+from cxrlib.infer.pipeline import Decoded, analyse, decode, diagnose_image
+from cxrlib.predict.ray_engine import init_ray
+from cxrlib.predict.rows import load_models, score_items
+from cxrlib.serve.client import encode
 
-MAX_BATCH_SIZE = 8
-BATCH_WAIT_S = 0.02
-
-
-def parse_request(query: dict[str, str], body: bytes) -> AnalyseRequest:
-    """An :class:`AnalyseRequest` from the query parameters and body; raises ValueError."""
-    raw = query.get("class_index", "")
-    return AnalyseRequest(
-        data=body,
-        filename=query.get("filename", ""),
-        method=query.get("method", "gradcam"),
-        class_index=int(raw) if raw not in ("", "none", "None") else None,
-    )
+Query = dict[str, str]
 
 
-def build_app(
+@serve.deployment(name="cxr_diagnosis")
+class DiagnosisServer:
+    """One replica: the models, a batched analyse, and the HTTP routes."""
+
+    def __init__(self, model: str, segmenter: str, gate: str, max_batch_size: int) -> None:
+        from cxrlib.infer.runtime import device_description  # imports TensorFlow
+
+        self.models = load_models(model, segmenter, gate)
+        self.cache = LRUCache(max_items=128)
+        self.device = device_description()
+        self.analyse.set_max_batch_size(max_batch_size)  # type: ignore[attr-defined]
+        # Traces the compiled model paths now, not at the first request.
+        synthetic = np.tile(np.linspace(0, 255, 256), (256, 1)).astype(np.uint8)
+        diagnose_image(self.models, Decoded("", synthetic))
+
+    def health(self) -> dict[str, Any]:
+        """What this replica serves: what the pages show about the model, in plain JSON."""
+        clf = self.models.classifier
+        assert clf is not None
+        return {
+            "ok": True,
+            "model_id": self.models.model_id,
+            "class_names": list(clf.class_names),
+            "model_path": str(self.models.model_path),
+            "weights_sha256": clf.weights_sha256,
+            "meta": encode(clf.meta),
+            "lung_mask": bool(clf.preprocess.lung_mask),
+            "segmenter": self.models.segmenter is not None,
+            "gate": self.models.gate is not None,
+            "device": self.device,
+        }
+
+    def answer(self, data: bytes, query: Query) -> dict[str, Any]:
+        """The encoded gate verdict and diagnosis of one request, or its typed error."""
+        try:
+            raw = query.get("class_index", "")
+            k = int(raw) if raw not in ("", "none", "None") else None
+            m, name = query.get("method", "gradcam"), query.get("filename", "")
+            a = analyse(data, self.models, name, m, k, self.cache)
+        except (CxrError, ValueError) as exc:
+            return {"error": {"type": type(exc).__name__, "message": str(exc)}}
+        return {
+            "sha256": a.decoded.sha256,
+            "gate": encode(a.gate),
+            "diagnosis": encode(a.diagnosis),
+        }
+
+    def answer_many(self, requests: list[tuple[bytes, Query]]) -> list[dict[str, Any]]:
+        """The answers of a batch of requests, their lung frames found in one call first."""
+        clf = self.models.classifier
+        decoded = [decode(data, q.get("filename", ""), cache=self.cache) for data, q in requests]
+        grays = [d.pixels for d in decoded if d.pixels is not None]
+        if clf is not None and grays and clf.preprocess.uses_lungs:
+            clf.lung_frames(grays)
+        return [self.answer(data, query) for data, query in requests]
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    async def analyse(self, requests: list[tuple[bytes, Query]]) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.answer_many, requests)
+
+    def score(self, data: bytes, query: Query) -> dict[str, Any]:
+        """The Batch page's rows of one upload (a zip gives one per member), encoded."""
+        focus = query.get("focus", "") in ("1", "true")
+        rows = score_items([(query.get("name", ""), data)], self.models, focus)
+        return {"rows": encode(rows), "focus": focus}
+
+    async def __call__(self, request: Request) -> JSONResponse:
+        route = request.method, request.url.path.rstrip("/").rsplit("/", 1)[-1]
+        query = dict(request.query_params)
+        if route == ("GET", "health"):
+            return JSONResponse(self.health())
+        if route == ("POST", "score"):
+            return JSONResponse(await asyncio.to_thread(self.score, await request.body(), query))
+        if route != ("POST", "analyse"):
+            return JSONResponse({"error": {"type": "NotFound", "message": route[1]}}, 404)
+        answer = await self.analyse((await request.body(), query))
+        return JSONResponse(answer, 422 if "error" in answer else 200)
+
+
+def start(
+    port: int = 8000,
+    host: str = "127.0.0.1",
+    num_cpus: int | None = None,
+    address: str | None = None,
     model: str | None = None,
-    segmenter: str | None = None,
-    gate: str | None = None,
     replicas: int = 1,
-    cpus_per_replica: float = 1.0,
-    max_batch_size: int = MAX_BATCH_SIZE,
-) -> Any:
-    """The bound Serve application (``serve.run(build_app(...))``).
-
-    Paths not given are :mod:`cxrlib.core.settings`'s, read here in the starting process
-    (``$CXR_MODEL``, ``$CXR_SEGMENTER``, ``$CXR_OOD``) and sent to every replica.
-    """
-    from ray import serve  # optional heavy dependency (module docstring)
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
-
-    model = str(settings.resolve(model) if model else settings.model_path())
-    segmenter = str(settings.resolve(segmenter) if segmenter else settings.segmenter_path())
-    gate = str(settings.resolve(gate) if gate else settings.gate_path())
-
-    @serve.deployment(
-        name="cxr_diagnosis",
+    max_batch_size: int = 8,
+) -> str:
+    """Starts Ray (local, ``num_cpus``; or joins ``address``) and Serve; returns the URL
+    once the replicas have loaded their models (paths read here, sent to every replica)."""
+    init_ray(address, num_cpus)
+    serve.start(http_options={"host": host, "port": port})
+    app = DiagnosisServer.options(  # type: ignore[attr-defined]
         num_replicas=replicas,
-        ray_actor_options={"num_cpus": cpus_per_replica},
+        ray_actor_options={"num_cpus": 1.0},
         max_ongoing_requests=4 * max_batch_size,
+    ).bind(
+        str(settings.resolve(model) if model else settings.model_path()),
+        str(settings.segmenter_path()),
+        str(settings.gate_path()),
+        max_batch_size,
     )
-    class DiagnosisDeployment:
-        """One replica: the models, a batched analyse, and the HTTP routes."""
+    serve.run(app, name="cxr", route_prefix="/")
+    return f"http://{host}:{port}"
 
-        def __init__(self) -> None:
-            self.service = DiagnosisService(model, segmenter, gate)
 
-        @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=BATCH_WAIT_S)
-        async def analyse(self, requests: list[AnalyseRequest]) -> list[dict[str, Any]]:
-            return await asyncio.to_thread(self.service.answer_many, requests)
-
-        async def __call__(self, request: Request) -> JSONResponse:
-            path = request.url.path.rstrip("/").rsplit("/", 1)[-1]
-            if request.method == "GET" and path == "health":
-                return JSONResponse(self.service.health())
-            if request.method == "POST" and path == "score":
-                query = dict(request.query_params)
-                rows = await asyncio.to_thread(
-                    self.service.score,
-                    query.get("name", ""),
-                    await request.body(),
-                    query.get("focus", "") in ("1", "true"),
-                )
-                return JSONResponse(rows)
-            if request.method != "POST" or path != "analyse":
-                return JSONResponse({"error": {"type": "NotFound", "message": path}}, 404)
-            try:
-                req = parse_request(dict(request.query_params), await request.body())
-            except ValueError as exc:
-                return JSONResponse({"error": {"type": "ValueError", "message": str(exc)}}, 400)
-            answer = await self.analyse(req)
-            return JSONResponse(answer, 422 if "error" in answer else 200)
-
-    return DiagnosisDeployment.bind()  # type: ignore[attr-defined]
+def stop() -> None:
+    """Shuts Serve and this process's Ray down (a no-op when they are not running)."""
+    if ray.is_initialized():
+        serve.shutdown()
+        ray.shutdown()

@@ -6,7 +6,7 @@ bytes flipped, integers smashed, cut short or spliced) go through:
 * the Diagnose path without Streamlit: ``pipeline.decode`` -> input
   check -> ``pipeline.diagnose_image`` for whatever decodes, exactly what the
   page calls;
-* the Batch path: ``cxrlib.predict.local.score_items`` on all of them at once;
+* the Batch path: ``cxrlib.predict.rows.score_items`` on all of them at once;
 * the real page: a seeded sample of them through AppTest's file uploader,
   checking the page shows an error or a result and no exception.
 """
@@ -61,12 +61,14 @@ def test_diagnose_path_survives_every_input(corpus, app_env):
 
 def test_batch_path_scores_or_lists_every_input(corpus, tiny_model_path):
     from cxrlib.infer.classifier import load_classifier
+    from cxrlib.infer.explain import Explainer
     from cxrlib.infer.gate import assess
-    from cxrlib.predict.local import score_items
+    from cxrlib.infer.pipeline import Models
     from cxrlib.predict.output import rows_to_csv
+    from cxrlib.predict.rows import score_items
 
     clf = load_classifier(tiny_model_path)
-    rows = score_items(corpus, clf, gate=assess)
+    rows = score_items(corpus, Models(clf, Explainer(clf), gate=assess))
     assert len(rows) == len(corpus)
     for row in rows:
         assert bool(row.error) != bool(row.predicted or row.is_cxr is False)

@@ -37,7 +37,7 @@ def test_a_manifest_lists_its_paths_relative_to_itself(tmp_path):
         f"{tmp_path / 'img' / 'b.zip'}/x/b1.png",
         str(tmp_path / "img" / "gone.png"),
     ]
-    assert refs[0].read() == _png(1) and refs[1].read() == _png(2)
+    assert refs[0].load() == _png(1) and refs[1].load() == _png(2)
     assert "no such file" in str(refs[2].load())
 
 

@@ -12,11 +12,12 @@ from PIL import Image
 
 from cxrlib.infer.classifier import load_classifier
 from cxrlib.infer.explain import Explainer
+from cxrlib.infer.pipeline import Models
+from cxrlib.io.decode import decode_image
 from cxrlib.predict.cli import main
 from cxrlib.predict.inputs import expand_items, is_image_name, list_inputs
-from cxrlib.predict.local import score_items
 from cxrlib.predict.output import rows_to_csv
-from cxrlib.predict.rows import gradcam_lung_focus
+from cxrlib.predict.rows import score_items
 
 
 def _png(value: int = 90, size: tuple[int, int] = (200, 160)) -> bytes:
@@ -31,6 +32,11 @@ def clf(tiny_model_path):
     return load_classifier(tiny_model_path)
 
 
+@pytest.fixture(scope="module")
+def explainer(clf):
+    return Explainer(clf)
+
+
 class FixedMask:
     def __init__(self, empty: bool) -> None:
         self.empty = empty
@@ -42,7 +48,7 @@ class FixedMask:
         return m
 
 
-def test_zip_members_are_expanded_and_bad_ones_listed(clf):
+def test_zip_members_are_expanded_and_bad_ones_listed(clf, explainer):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("a.png", _png(1))
@@ -50,7 +56,7 @@ def test_zip_members_are_expanded_and_bad_ones_listed(clf):
         zf.writestr("notes.txt", "skipped: not an image name")
     items = [("scans.zip", buf.getvalue()), ("c.png", _png(2))]
     assert [n for n, _ in expand_items(items)] == ["scans.zip/a.png", "scans.zip/b.png", "c.png"]
-    rows = score_items(items, clf)
+    rows = score_items(items, Models(clf, explainer))
     assert [bool(r.error) for r in rows] == [False, True, False]
     assert "PDF" in rows[1].error
     for r in (rows[0], rows[2]):
@@ -93,7 +99,7 @@ def test_folder_and_zip_scans_take_the_same_files(tmp_path):
     assert from_folder == from_zip == ["IM000001", "a.png", "b.webp"]
 
 
-def test_a_dicom_header_naming_a_lateral_view_is_flagged(clf):
+def test_a_dicom_header_naming_a_lateral_view_is_flagged(clf, explainer):
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -111,33 +117,30 @@ def test_a_dicom_header_naming_a_lateral_view_is_flagged(clf):
         )
         buf = io.BytesIO()
         ds.save_as(buf, enforce_file_format=True)
-        rows += score_items([(f"{view}.dcm", buf.getvalue())], clf)
+        rows += score_items([(f"{view}.dcm", buf.getvalue())], Models(clf, explainer))
     assert rows[0].predicted and not any("lateral" in f for f in rows[0].flags)
     assert rows[1].predicted and any("lateral view (View Position LL)" in f for f in rows[1].flags)
 
 
-def test_lung_focus_is_none_without_lungs_and_a_share_with_them(clf):
-    gray = np.random.default_rng(0).integers(0, 255, (160, 128), dtype=np.uint8)
-    explainer = Explainer(clf)
-    assert gradcam_lung_focus(explainer, FixedMask(empty=True))(gray) is None
-    share = gradcam_lung_focus(explainer, FixedMask(empty=False))(gray)
-    assert 0.0 <= share <= 1.0
+def test_lung_focus_is_none_without_lungs_and_a_share_with_them(clf, explainer):
+    items = [("a.png", _png(4))]
+    empty = score_items(items, Models(clf, explainer, FixedMask(empty=True)), focus=True)[0]
+    assert empty.predicted and empty.lung_focus is None
+    share = score_items(items, Models(clf, explainer, FixedMask(empty=False)), focus=True)[0]
+    assert 0.0 <= share.lung_focus <= 1.0
+    assert score_items(items, Models(clf, explainer, FixedMask(empty=False)))[0].lung_focus is None
 
 
-def test_lung_focus_is_of_the_predicted_class(clf):
-    asked = []
-
-    def focus(gray, class_index):
-        asked.append(class_index)
-        return 0.7
-
-    rows = score_items([("a.png", _png(4)), ("b.png", _png(5))], clf, focus=focus)
-    assert asked == [clf.class_names.index(r.predicted) for r in rows]
-    assert all(r.lung_focus == 0.7 for r in rows)
-    gray = np.random.default_rng(0).integers(0, 255, (160, 128), dtype=np.uint8)
-    per_class = gradcam_lung_focus(Explainer(clf), FixedMask(empty=False))
-    explained = Explainer(clf).explain(gray, "gradcam", 2)
-    assert per_class(gray, 2) == pytest.approx(float(explained[:80].sum() / explained.sum()))
+def test_lung_focus_is_of_the_predicted_class(clf, explainer):
+    items = [("a.png", _png(4)), ("b.png", _png(5))]
+    rows = score_items(items, Models(clf, explainer, FixedMask(empty=False)), focus=True)
+    for (_, data), row in zip(items, rows, strict=True):
+        gray = decode_image(data).pixels
+        k = clf.class_names.index(row.predicted)
+        explained = explainer.explain(gray, "gradcam", k)
+        top = gray.shape[0] // 2
+        want = float(explained[:top].sum() / explained.sum())
+        assert row.lung_focus == pytest.approx(want, abs=1e-4)
 
 
 def test_cli_scores_a_folder_to_csv(tiny_model_path, tmp_path):

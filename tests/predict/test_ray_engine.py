@@ -14,9 +14,8 @@ from cxrlib.core.settings import SAMPLES_DIR, model_path
 from cxrlib.predict import ray_engine
 from cxrlib.predict.cli import main
 from cxrlib.predict.inputs import list_inputs
-from cxrlib.predict.local import score_refs
 from cxrlib.predict.output import csv_text
-from cxrlib.predict.rows import columns, load_scorer
+from cxrlib.predict.rows import columns, load_models, score_refs
 
 ray = pytest.importorskip("ray")
 
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.slow
 def local_ray():
     """A local Ray with 2 CPUs for this module; afterwards no Ray process of it is left."""
     assert not ray.is_initialized()
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env=ray_engine.runtime_env())
+    assert ray_engine.init_ray(num_cpus=2)
     ours = descendants()
     assert "raylet" in ours.values(), ours
     yield
@@ -55,9 +54,9 @@ def inputs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_records(inputs):
-    scorer = load_scorer(str(model_path()))
-    rows = score_refs(inputs[1], scorer)
-    return [r.record(scorer.class_names) for r in rows], scorer.class_names
+    models = load_models(str(model_path()), with_segmenter=False)
+    names = list(models.classifier.class_names)
+    return [r.record(names) for r in score_refs(inputs[1], models)], names
 
 
 def _assert_same(got, want):

@@ -1,4 +1,4 @@
-"""cxrlib.serve.client and codec without a server: exact round trips, typed errors when down."""
+"""cxrlib.serve.client and its wire format without a server: exact round trips, typed errors when down."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import pytest
 from cxrlib.core.errors import ModelServerError
 from cxrlib.core.settings import SAMPLES_DIR
 from cxrlib.infer.pipeline import GateVerdict, Models, analyse
-from cxrlib.serve import codec
-from cxrlib.serve.client import RemoteAnalyser
+from cxrlib.serve.client import RemoteAnalyser, build, decode, encode
 
 
 def _closed_port() -> int:
@@ -33,12 +32,12 @@ def test_the_codec_gives_back_equal_arrays_tuples_and_dataclasses():
         "k": np.int64(2),
         "gate": GateVerdict(True, 0.25, ""),
     }
-    back = codec.decode(json.loads(json.dumps(codec.encode(value))))
+    back = decode(json.loads(json.dumps(encode(value))))
     assert back["heatmap"].dtype == np.float32
     np.testing.assert_array_equal(back["heatmap"], value["heatmap"])
     np.testing.assert_array_equal(back["mask"], value["mask"])
     assert back["names"] == ("covid", "normal") and back["crop"] is None and back["k"] == 2
-    assert codec.build(GateVerdict, codec.encode(value["gate"])) == value["gate"]
+    assert build(GateVerdict, encode(value["gate"])) == value["gate"]
 
 
 def test_a_server_that_is_down_is_a_model_server_error():

@@ -12,9 +12,9 @@ from ray_procs import all_gone, descendants
 from cxrlib.core.errors import ImageError
 from cxrlib.core.settings import SAMPLES_DIR
 from cxrlib.infer.pipeline import Models, analyse
-from cxrlib.serve import launch
+from cxrlib.predict.rows import load_models, score_items
+from cxrlib.serve import deployment
 from cxrlib.serve.client import RemoteAnalyser
-from cxrlib.serve.service import load_models
 
 ray = pytest.importorskip("ray")
 
@@ -34,10 +34,10 @@ def free_port() -> int:
 def server():
     """Serve on a local Ray of 2 CPUs; afterwards Serve and Ray are down, no process left."""
     assert not ray.is_initialized()
-    url = launch.start(port=free_port(), num_cpus=2, max_batch_size=4)
+    url = deployment.start(port=free_port(), num_cpus=2, max_batch_size=4)
     ours = descendants()
     yield url
-    launch.stop()
+    deployment.stop()
     assert not ray.is_initialized()
     assert all_gone(list(ours)), "Ray processes are still running after shutdown"
 
@@ -94,8 +94,6 @@ def test_the_app_sends_uploads_and_batches_to_the_server(server, models, monkeyp
     from cxrlib.app.resources import load_resources
     from cxrlib.core.cache import LRUCache
     from cxrlib.infer.pipeline import check_input, decode, diagnose_image
-    from cxrlib.predict.local import score_items
-    from cxrlib.predict.rows import gradcam_lung_focus
 
     monkeypatch.setenv("CXR_MODEL_SERVER", server)
     res = load_resources()
@@ -111,9 +109,8 @@ def test_the_app_sends_uploads_and_batches_to_the_server(server, models, monkeyp
     # The Batch page: the server's rows are the local engine's, bad file included.
     items = [("a.jpg", data), ("bad.png", b"not an image")]
     rows, csv_text = score_uploads(res, items, with_focus=True)
-    focus = gradcam_lung_focus(models.explainer, models.segmenter)
     names = list(models.classifier.class_names)
-    local = score_items(items, models.classifier, gate=models.gate, focus=focus)
+    local = score_items(items, models, focus=True)
     assert [r["file"] for r in rows] == ["a.jpg", "bad.png"] and rows[1]["error"]
     for got, exp in zip(rows, (r.as_dict(names) for r in local), strict=True):
         assert got.keys() == exp.keys()
