@@ -1,25 +1,22 @@
 """Manifests and image loading for training and evaluation.
 
-A manifest is a CSV with at least ``path,label`` (optionally ``source``,
-``split``, ...); paths are relative to a root folder (by default the
-manifest's own folder).
+A manifest is a CSV with at least ``path,label`` (optionally ``source``, ``split``, ...);
+paths are relative to a root folder (by default the manifest's own folder).
 
-Disk cache: ``artifacts/cache`` (:data:`CACHE_DIR`). The images of a file list in model
-geometry (:func:`load_geometry`) are kept by ``joblib.Memory``, keyed by the file list, the
-preprocessing and the lung segmenter's weights hash, since decoding 10,000 JPEGs costs about
-half a minute and lung cropping a few minutes. The segmenter's boxes and masks are kept per
-file (:func:`lung_frames`), so that any subset of the images (a leave-one-source-out run)
-is segmented only once. Delete the folder to start afresh.
+Disk cache: :data:`CACHE_DIR` (``artifacts/cache``; delete it to start afresh), written with
+joblib. The images of a file list in model geometry (:func:`load_geometry`) are kept by
+``joblib.Memory``, keyed by the file list, the preprocessing and the lung segmenter's weights
+hash; the segmenter's boxes and masks are kept per file (:func:`lung_frames`), so that any
+subset of the images (a leave-one-source-out run) is segmented only once.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import joblib
@@ -149,67 +146,34 @@ def lung_inputs(
     files: Sequence[str], config: PreprocessConfig, segmenter: Any, cache: bool = True
 ) -> tuple[list[Box | None], list[np.ndarray | None]]:
     """The crop box and lung mask of each file as ``config`` uses them
-    (:meth:`PreprocessConfig.used_frame`; all None when it uses no lungs), from
-    :func:`lung_frames`'s cache."""
+    (:meth:`PreprocessConfig.used_frame`; all None when it uses no lungs)."""
     if not config.uses_lungs:
         return [None] * len(files), [None] * len(files)
-    boxes, masks = lung_frames(
-        files, config.lung_margin, segmenter, cache=cache, masks=config.lung_mask
-    )
+    boxes, masks = lung_frames(files, config.lung_margin, segmenter, cache=cache)
     used = [config.used_frame(b, m) for b, m in zip(boxes, masks, strict=True)]
     return [u[0] for u in used], [u[1] for u in used]
 
 
 def lung_frames(
-    files: Sequence[str],
-    margin: float,
-    segmenter: Any,
-    cache: bool = True,
-    masks: bool = False,
-    chunk: int = 256,
-) -> tuple[list[Box | None], list[np.ndarray | None]]:
-    """Lung-field crop boxes (:func:`cxrlib.infer.lungs.crop_box`) and, with ``masks``,
-    stored-size lung masks (:func:`cxrlib.infer.preprocess.small_mask`) of dataset images.
-
-    Both are kept per file (and segmenter and margin) in ``artifacts/cache``, so
-    the leave-one-source-out runs and repeated evaluations segment each image
-    once. Without ``masks`` the masks returned are None.
-    """
-    tag = hashlib.sha256(
-        repr((margin, segmenter.meta.get("weights_sha256", ""))).encode()
-    ).hexdigest()[:12]
-    store = CACHE_DIR / f"lungboxes_{tag}.json"
-    mask_store = CACHE_DIR / f"lungmasks_{tag}.npz"
-    known: dict[str, Any] = json.loads(store.read_text()) if cache and store.exists() else {}
-    known_masks: dict[str, np.ndarray] = {}
-    if masks and cache and mask_store.exists():
-        with np.load(mask_store) as z:
-            shape = tuple(z["shape"])
-            unpacked = np.unpackbits(z["bits"], axis=1)[:, : shape[0] * shape[1]]
-            known_masks = {
-                str(f): u.reshape(shape).astype(bool) for f, u in zip(z["files"], unpacked)
-            }
-    todo = [f for f in dict.fromkeys(files) if f not in known or (masks and f not in known_masks)]
+    files: Sequence[str], margin: float, segmenter: Any, cache: bool = True, chunk: int = 256
+) -> tuple[list[Box | None], list[np.ndarray]]:
+    """Lung-field crop boxes (:func:`cxrlib.infer.lungs.crop_box`) and stored-size lung masks
+    (:func:`cxrlib.infer.preprocess.small_mask`) of dataset images, cached per file (and
+    segmenter and margin)."""
+    key = repr((margin, segmenter.meta.get("weights_sha256", ""))).encode()
+    store = CACHE_DIR / f"lungframes_{hashlib.sha256(key).hexdigest()[:12]}.joblib"
+    known: dict[str, tuple[Box | None, np.ndarray]] = (
+        joblib.load(store) if cache and store.exists() else {}
+    )
+    todo = [f for f in dict.fromkeys(files) if f not in known]
     for start in range(0, len(todo), chunk):
         part = todo[start : start + chunk]
-        found = segmenter.frames([load_gray(f) for f in part], margin)
-        for f, (box, mask) in zip(part, found):
-            known[f] = None if box is None else [int(v) for v in box]
-            known_masks[f] = small_mask(mask)
+        for f, (box, mask) in zip(part, segmenter.frames([load_gray(f) for f in part], margin)):
+            known[f] = (None if box is None else cast(Box, tuple(map(int, box))), small_mask(mask))
     if cache and todo:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        store.write_text(json.dumps(known))
-        if masks:
-            names = list(known_masks)
-            stack = np.stack([known_masks[f] for f in names])
-            np.savez(
-                mask_store,
-                files=np.array(names),
-                shape=np.array(stack.shape[1:]),
-                bits=np.packbits(stack.reshape(len(names), -1), axis=1),
-            )
-    boxes = [tuple(known[f]) if known[f] is not None else None for f in files]
-    return boxes, [known_masks[f] if masks else None for f in files]
+        joblib.dump(known, store, compress=3)
+    return [known[f][0] for f in files], [known[f][1] for f in files]
 
 
 def sampling_weights(
