@@ -44,12 +44,11 @@ class AugmentedBatches(keras.utils.PyDataset):
         probs: np.ndarray,
         cfg: TrainConfig,
         steps: int,
-        n_classes: int = len(CLASS_NAMES),
     ) -> None:
         super().__init__(workers=2, use_multiprocessing=False, max_queue_size=8)
         self.images, self.labels, self.probs = images, labels, probs
         self.cfg, self.steps, self.epoch = cfg, steps, 0
-        self.targets = np.eye(n_classes, dtype=np.float32)
+        self.targets = np.eye(len(CLASS_NAMES), dtype=np.float32)
 
     def __len__(self) -> int:
         return self.steps
@@ -81,10 +80,8 @@ class EpochMetrics(keras.callbacks.Callback):
         super().__init__()
         self.x_val, self.y_val, self.x_tr, self.y_tr = x_val, y_val, x_tr, y_tr
         self.patience = patience
-        self.history: dict[str, list[float]] = {
-            k: []
-            for k in ("loss", "accuracy", "macro_f1", "val_loss", "val_accuracy", "val_macro_f1")
-        }
+        keys = ("loss", "accuracy", "macro_f1", "val_loss", "val_accuracy", "val_macro_f1")
+        self.history: dict[str, list[float]] = {k: [] for k in keys}
         self.best_f1, self.best_epoch, self.best_weights = -1.0, -1, None
 
     def _score(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
@@ -95,22 +92,18 @@ class EpochMetrics(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
+        loss, acc = float(logs.get("loss", np.nan)), float(logs.get("accuracy", np.nan))
         _, _, tr_f1 = self._score(self.x_tr, self.y_tr)
         v_loss, v_acc, v_f1 = self._score(self.x_val, self.y_val)
-        h = self.history
-        h["loss"].append(float(logs.get("loss", np.nan)))
-        h["accuracy"].append(float(logs.get("accuracy", np.nan)))
-        h["macro_f1"].append(tr_f1)
-        h["val_loss"].append(v_loss)
-        h["val_accuracy"].append(v_acc)
-        h["val_macro_f1"].append(v_f1)
+        for key, value in zip(self.history, (loss, acc, tr_f1, v_loss, v_acc, v_f1), strict=True):
+            self.history[key].append(value)
         mark = ""
         if v_f1 > self.best_f1:
             self.best_f1, self.best_epoch = v_f1, epoch
             self.best_weights = self.model.get_weights()
             mark = "  * best"
         logger.info(
-            f"epoch {epoch + 1}: loss {h['loss'][-1]:.4f} acc {h['accuracy'][-1]:.4f} "
+            f"epoch {epoch + 1}: loss {loss:.4f} acc {acc:.4f} "
             f"train-F1 {tr_f1:.4f} | val loss {v_loss:.4f} acc {v_acc:.4f} F1 {v_f1:.4f}{mark}"
         )
         if epoch - self.best_epoch >= self.patience:

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     a = parse_args(argv)
     manifest = a.manifest or str(Path(a.data) / "manifest.csv")
-    command = "python -m cxrlib.train " + " ".join(shlex.quote(x) for x in argv)
+    command = "python -m cxrlib.train " + shlex.join(argv)
     train(
         manifest,
         a.out,

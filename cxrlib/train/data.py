@@ -36,17 +36,11 @@ def read_manifest(
     split: str | None = None,
     class_names: Sequence[str] = CLASS_NAMES,
 ) -> pd.DataFrame:
-    """Reads a manifest CSV and resolves image paths.
+    """Reads a manifest CSV (optionally one ``split`` of it) and resolves its image paths
+    against ``root`` (default: the CSV's folder).
 
-    Args:
-        path: The CSV file.
-        root: Folder the ``path`` column is relative to; default the CSV's folder.
-        split: Keep only rows whose ``split`` equals this (if the column exists).
-        class_names: Allowed labels; ``y`` is the label's index in this order.
-
-    Returns:
-        DataFrame with the CSV's columns plus ``file`` (absolute path), ``y``
-        (class index) and ``source`` (``"unknown"`` where absent).
+    Returns the CSV's columns plus ``file`` (absolute path), ``y`` (the label's index in
+    ``class_names``) and ``source`` (``"unknown"`` where absent).
 
     Raises:
         ManifestError: on missing columns, unknown labels or an empty selection.
@@ -75,10 +69,8 @@ def read_manifest(
 
 
 def stratified_sample(df: pd.DataFrame, max_images: int | None, seed: int = 0) -> pd.DataFrame:
-    """At most ``max_images`` rows of a manifest, spread evenly over its (source, label)
-    groups (each group gives ``max_images // groups`` rows, at least one, or all it has;
-    with more groups than rows, a seeded choice of them); every column kept. ``None`` or
-    a number at least ``len(df)`` returns ``df`` itself."""
+    """At most ``max_images`` rows of a manifest (every column kept), spread evenly over its
+    (source, label) groups; ``None`` or a number at least ``len(df)`` returns ``df`` itself."""
     if not max_images or len(df) <= max_images:
         return df
     groups = [g for _, g in df.groupby(["source", "label"], sort=True)]
@@ -182,18 +174,11 @@ def sampling_weights(
     power: float = 0.5,
     floor: int = 1,
 ) -> np.ndarray:
-    """Per-sample probabilities: every class gets equal mass; within a class,
-    a (source, label) group of n images gets mass proportional to n**power.
-
-    ``power=1`` is plain class balancing; ``power=0`` gives every source the
-    same share of its class (large sources no longer dominate, which is one
-    way to weaken source shortcuts).
-
-    Args:
-        floor: groups smaller than this are weighted per image like a group of
-            ``floor`` images (mass ``n / floor * floor**power``), so that two
-            images from a tiny source are not drawn as often as a whole hospital.
-    """
+    """Per-sample probabilities: every class gets equal mass; within a class, a (source,
+    label) group of n images gets mass proportional to n**power (1: plain class balancing;
+    0: every source the same share of its class). Groups smaller than ``floor`` are weighted
+    per image like a group of ``floor`` images, so that two images from a tiny source are
+    not drawn as often as a whole hospital."""
     labels = np.asarray(list(labels))
     sources = np.asarray(list(sources))
     floor = max(1, int(floor))

@@ -130,17 +130,11 @@ def fit_gate(
     """Fits a gate on chest X-rays (no negatives are needed).
 
     Args:
-        train: Grayscale uint8 chest X-rays for the PCA, the Gaussian and the
-            orientation model (which sees them turned and inverted too).
+        train: Grayscale uint8 chest X-rays for the PCA (``n_thumb`` components of the
+            thumbnail, ``n_hog`` of the gradient layout), the Gaussian and the orientation
+            model (at most ``n_orient`` of them, seeded, seen turned and inverted too).
         val: Other chest X-rays, to set the threshold and the orientation limit.
-        n_thumb: Principal components of the thumbnail.
-        n_hog: Principal components of the gradient layout.
-        n_orient: Training images (at most) for the orientation model.
-        seed: Seed of the orientation model's sample.
         meta: Provenance to store in the JSON.
-
-    Returns:
-        The fitted :class:`cxrlib.infer.gate.OODGate`.
     """
     if len(train) < 8 or len(val) < 4:
         raise ValueError("need at least 8 training and 4 validation images")
