@@ -71,8 +71,6 @@ class Pair:
     image: np.ndarray
     mask: np.ndarray
     source: str
-    split: str
-    name: str
 
     @property
     def convention(self) -> str:
@@ -94,7 +92,7 @@ def load_pairs(data_dir: str | os.PathLike[str], split: str) -> list[Pair]:
             if row["split"] != split:
                 continue
             image, mask = _read_gray(data_dir / row["image"]), _read_gray(data_dir / row["mask"])
-            pairs.append(Pair(image, mask > 127, row["source"], row["split"], row["image"]))
+            pairs.append(Pair(image, mask > 127, row["source"]))
     return pairs
 
 
