@@ -94,7 +94,7 @@ def main() -> int:
     out["lungs_test_accept_rate"] = round(float(np.mean([r.is_cxr for r in lungs])), 4)
     out["lungs_test_n"] = len(lungs)
 
-    negs = make_negatives(args.seed, as_made=True)
+    negs = make_negatives(args.seed)
     verdicts, refused = [], 0
     for n, im, chroma in negs:
         try:

@@ -30,11 +30,6 @@ class AugmentConfig(BaseModel):
     p_jpeg: float = 0.2
     p_text: float = 0.3
 
-    @classmethod
-    def off(cls) -> AugmentConfig:
-        """Every augmentation disabled."""
-        return cls(**dict.fromkeys(cls.model_fields, 0.0))
-
 
 _FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_PLAIN)
 _LETTERS = "LRAPABCDEF0123456789"

@@ -3,19 +3,14 @@
     python -m cxrlib.train.calibrate --model models/cxr_classifier.keras --data ../shared/cxr
     python -m cxrlib.train.calibrate --model models/cxr_classifier.keras --data ../shared/cxr --views
 
-Trained from scratch for a few thousand steps on augmented batches, the
-BatchNorm moving statistics lag behind the weights and describe augmented,
-not real, images (models/experiments.md). This re-estimates them as a plain average
-over clean, prepared training images (one forward pass in training mode per
-batch, with the momentum set so each batch counts equally), refits the
-temperature on the validation split, and keeps the result only if validation
-macro-F1 does not fall. The test split is never read.
+After a short from-scratch training the BatchNorm moving statistics lag behind the weights and
+describe augmented, not real, images. This re-estimates them as a plain average over clean,
+prepared training images, refits the temperature on the validation split, and keeps the result
+only if validation macro-F1 does not fall. The test split is never read.
 
-``--views`` instead turns on test-time averaging (:mod:`cxrlib.infer.views`): it
-scores the validation split over the original and the 8 default views, fits
-the temperature of the mean logits, and records both in the model's JSON under
-``test_time_views``. Only the JSON is rewritten; the weights (and their hash)
-stay as they are.
+``--views`` instead fits the temperature of the mean logits over the original and the default
+test-time views (:mod:`cxrlib.infer.views`) on the validation split and records both in the
+model's JSON (``test_time_views``); the weights stay as they are.
 """
 
 from __future__ import annotations
@@ -43,33 +38,25 @@ from cxrlib.train.scoring import compute_metrics, fit_temperature, macro_f1
 logger = logging.getLogger(__name__)
 
 
-def _bn_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
-    return [la for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
-
-
 def recalibrate_batchnorm(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> int:
-    """Replaces BN moving statistics by their average over ``images`` (N, S, S[, 1]).
+    """Replaces BN moving statistics by their average over ``images`` (N, S, S, 1).
 
     Returns the number of batches used. Weights other than the BN statistics
     are untouched (dropout sits after the last BN layer, so it cannot affect them).
     """
-    layers = _bn_layers(model)
+    layers = [la for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
     saved = [la.momentum for la in layers]
-    x_all = np.asarray(images, np.float32)
-    if x_all.ndim == 3:
-        x_all = x_all[..., None]
-    n_batches = 0
+    x = np.asarray(images, np.float32)
+    starts = range(0, len(x), batch_size)
     try:
-        for k, start in enumerate(range(0, len(x_all), batch_size)):
-            # Cumulative average: batch k gets weight 1/(k+1).
+        for k, start in enumerate(starts):
             for la in layers:
-                la.momentum = k / (k + 1)
-            model(x_all[start : start + batch_size], training=True)
-            n_batches += 1
+                la.momentum = k / (k + 1)  # a cumulative average: batch k weighs 1/(k+1)
+            model(x[start : start + batch_size], training=True)
     finally:
         for la, m in zip(layers, saved, strict=True):
             la.momentum = m
-    return n_batches
+    return len(starts)
 
 
 def _val_scores(clf: Classifier, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -188,19 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--model", default="models/cxr_classifier.keras", help="the .keras to calibrate")
     p.add_argument("--data", default="../shared/cxr", help="folder with manifest.csv")
-    p.add_argument("--images", type=int, default=4000, help="training images for BN statistics")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--views",
         action="store_true",
         help="only fit test-time averaging over the default views (JSON only, weights kept)",
     )
     a = p.parse_args(argv)
-    command = "python -m cxrlib.train.calibrate " + " ".join(shlex.quote(x) for x in argv)
+    command = "python -m cxrlib.train.calibrate " + shlex.join(argv)
     if a.views:
         rep = fit_view_temperature(a.model, a.data, command=command)
     else:
-        rep = calibrate(a.model, a.data, n_images=a.images, seed=a.seed, command=command)
+        rep = calibrate(a.model, a.data, command=command)
     print(json.dumps(rep))
     return 0
 

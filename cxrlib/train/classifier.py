@@ -1,11 +1,10 @@
 """Train the classifier from scratch (the command line is :mod:`cxrlib.train.cli`).
 
-Each image is first cropped to its lung fields (the committed lung segmenter;
-``--no-lung-crop`` keeps the whole image). Balanced sampling (every class the
-same share of each batch; within a class, sources weighted by n**power),
-augmentation on raw pixels, AdamW with warm-up and cosine decay, early stopping
-on validation macro-F1 (best weights kept), then temperature scaling fitted on
-the validation split. Writes ``<out>/<name>.keras`` and ``<out>/<name>.json``.
+Each image is cropped to its lung fields, drawn by its sampling weight (every class the same
+share of each batch; within a class, sources weighted by n**power), augmented on raw pixels and
+then contrast-normalised as at inference. AdamW with warm-up and cosine decay, early stopping on
+validation macro-F1 (best weights kept), then temperature scaling on the validation split.
+Writes ``<out>/<name>.keras`` and ``<out>/<name>.json``.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +23,10 @@ from cxrlib.core.hashing import sha256_file
 from cxrlib.infer.classifier import CLASS_NAMES, LOGITS_LAYER, PENULTIMATE_LAYER, meta_path
 from cxrlib.infer.preprocess import PreprocessConfig, normalize_contrast
 from cxrlib.train.architectures import DEFAULT_WIDTHS, build_classifier
-from cxrlib.train.batches import AugmentedBatches
-from cxrlib.train.callbacks import EpochMetrics
+from cxrlib.train.augment import augment
 from cxrlib.train.config import TrainConfig
 from cxrlib.train.data import load_geometry, read_manifest, sampling_weights
-from cxrlib.train.scoring import fit_temperature
+from cxrlib.train.scoring import fit_temperature, macro_f1
 
 logger = logging.getLogger(__name__)
 
@@ -37,18 +34,81 @@ logger = logging.getLogger(__name__)
 TRAIN_EVAL_IMAGES = 1500
 
 
-@dataclass
-class _Data:
-    """The splits of one run, loaded and prepared."""
+class AugmentedBatches(keras.utils.PyDataset):
+    """Endless class-balanced, augmented batches from a uint8 image array."""
 
-    tr: pd.DataFrame
-    va: pd.DataFrame
-    x_tr_raw: np.ndarray  # train images in model geometry, before augmentation
-    y_tr: np.ndarray
-    x_va: np.ndarray  # validation inputs, prepared
-    y_va: np.ndarray
-    sub: np.ndarray  # the training images scored each epoch
-    x_tr_eval: np.ndarray
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        probs: np.ndarray,
+        cfg: TrainConfig,
+        steps: int,
+    ) -> None:
+        super().__init__(workers=2, use_multiprocessing=False, max_queue_size=8)
+        self.images, self.labels, self.probs = images, labels, probs
+        self.cfg, self.steps, self.epoch = cfg, steps, 0
+        self.targets = np.eye(len(CLASS_NAMES), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Images ``(B, size, size, 1)`` float32 and one-hot targets ``(B, n_classes)``."""
+        # Seeded per (epoch, batch) so a run is reproducible whatever the thread order.
+        rng = np.random.default_rng((self.cfg.seed, self.epoch, i))
+        idx = rng.choice(len(self.labels), size=self.cfg.batch_size, p=self.probs)
+        pre, aug = self.cfg.preprocess, self.cfg.augment
+        x = [normalize_contrast(augment(self.images[j], rng, aug), pre) for j in idx]
+        return np.stack(x)[..., None].astype(np.float32), self.targets[self.labels[idx]]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+
+
+class EpochMetrics(keras.callbacks.Callback):
+    """Per-epoch macro-F1 on validation and a fixed training subset; early stopping."""
+
+    def __init__(
+        self,
+        x_val: np.ndarray,
+        y_val: np.ndarray,
+        x_tr: np.ndarray,
+        y_tr: np.ndarray,
+        patience: int,
+    ) -> None:
+        super().__init__()
+        self.x_val, self.y_val, self.x_tr, self.y_tr = x_val, y_val, x_tr, y_tr
+        self.patience = patience
+        keys = ("loss", "accuracy", "macro_f1", "val_loss", "val_accuracy", "val_macro_f1")
+        self.history: dict[str, list[float]] = {k: [] for k in keys}
+        self.best_f1, self.best_epoch, self.best_weights = -1.0, -1, None
+
+    def _score(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+        p = self.model.predict(x, batch_size=128, verbose=0)
+        pred = p.argmax(1)
+        loss = float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-7)))
+        return loss, float(np.mean(pred == y)), macro_f1(y, pred)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        loss, acc = float(logs.get("loss", np.nan)), float(logs.get("accuracy", np.nan))
+        _, _, tr_f1 = self._score(self.x_tr, self.y_tr)
+        v_loss, v_acc, v_f1 = self._score(self.x_val, self.y_val)
+        for key, value in zip(self.history, (loss, acc, tr_f1, v_loss, v_acc, v_f1), strict=True):
+            self.history[key].append(value)
+        mark = ""
+        if v_f1 > self.best_f1:
+            self.best_f1, self.best_epoch = v_f1, epoch
+            self.best_weights = self.model.get_weights()
+            mark = "  * best"
+        logger.info(
+            f"epoch {epoch + 1}: loss {loss:.4f} acc {acc:.4f} "
+            f"train-F1 {tr_f1:.4f} | val loss {v_loss:.4f} acc {v_acc:.4f} F1 {v_f1:.4f}{mark}"
+        )
+        if epoch - self.best_epoch >= self.patience:
+            logger.info(f"early stop: no val macro-F1 gain for {self.patience} epochs")
+            self.model.stop_training = True
 
 
 def _prepared(images: np.ndarray, pre: PreprocessConfig) -> np.ndarray:
@@ -65,32 +125,6 @@ def _splits(
     if cfg.exclude_sources:
         df = df[~df["source"].isin(cfg.exclude_sources)]
     return df[df["split"] == "train"], df[df["split"] == "val"]
-
-
-def _load(
-    manifest: str | Path,
-    root: str | Path | None,
-    cfg: TrainConfig,
-    cache: bool,
-) -> _Data:
-    """Reads the splits and brings their images to model geometry."""
-    tr, va = _splits(manifest, root, cfg)
-    pre = cfg.preprocess
-    logger.info(f"loading {len(tr)} train / {len(va)} val images at {pre.size} px ...")
-    x_tr_raw = load_geometry(list(tr["file"]), pre, cache=cache)
-    x_va = _prepared(load_geometry(list(va["file"]), pre, cache=cache), pre)
-    rng = np.random.default_rng(cfg.seed)
-    sub = rng.choice(len(tr), size=min(TRAIN_EVAL_IMAGES, len(tr)), replace=False)
-    return _Data(
-        tr=tr,
-        va=va,
-        x_tr_raw=x_tr_raw,
-        y_tr=tr["y"].to_numpy(np.int64),
-        x_va=x_va,
-        y_va=va["y"].to_numpy(np.int64),
-        sub=sub,
-        x_tr_eval=_prepared(x_tr_raw[sub], pre),
-    )
 
 
 def _compiled(cfg: TrainConfig, steps: int) -> keras.Model:
@@ -113,20 +147,20 @@ def _compiled(cfg: TrainConfig, steps: int) -> keras.Model:
 
 def _record(
     cfg: TrainConfig,
-    data: _Data,
+    splits: tuple[pd.DataFrame, pd.DataFrame],
     manifest: Path,
     command: str | None,
     temperature: float,
-    metrics_cb: EpochMetrics,
+    scores: EpochMetrics,
     model: keras.Model,
     t0: float,
 ) -> dict[str, Any]:
     """The model's JSON (before the weights hash is added)."""
-    pre, tr = cfg.preprocess, data.tr
+    tr, va = splits
     return {
         "class_names": list(CLASS_NAMES),
-        "input_size": pre.size,
-        "preprocess": pre.to_dict(),
+        "input_size": cfg.preprocess.size,
+        "preprocess": cfg.preprocess.to_dict(),
         "temperature": temperature,
         "penultimate_layer": PENULTIMATE_LAYER,
         "train_config": cfg.model_dump(mode="json"),
@@ -135,18 +169,17 @@ def _record(
         "manifest": str(manifest.name),
         "manifest_sha256": sha256_file(manifest),
         "n_train": int(len(tr)),
-        "n_val": int(len(data.va)),
+        "n_val": int(len(va)),
         "train_counts": {
             f"{s}/{lab}": int(n) for (s, lab), n in tr.groupby(["source", "label"]).size().items()
         },
-        "best_epoch": metrics_cb.best_epoch + 1,
-        "epochs_run": len(metrics_cb.history["loss"]),
-        "history": metrics_cb.history,
+        "best_epoch": scores.best_epoch + 1,
+        "epochs_run": len(scores.history["loss"]),
+        "history": scores.history,
         "params": int(model.count_params()),
         "train_seconds": round(time.time() - t0, 1),
         "keras_version": keras.__version__,
-        # The committed recipe trained through JAX kept more COVID signal outside the lungs
-        # than through TensorFlow (models/experiments.md), so the path is part of the record.
+        # Training through JAX and through TensorFlow differed on the lungs-erased audit.
         "keras_backend": keras.backend.backend(),
     }
 
@@ -164,32 +197,35 @@ def train(
     """Trains, calibrates and saves a classifier; returns (model, metadata)."""
     t0 = time.time()
     keras.utils.set_random_seed(cfg.seed)
-    # The JSON records the width actually built, not "the default" of the day.
+    # The JSON records the width actually built, not "the default".
     if cfg.width is None and cfg.arch in DEFAULT_WIDTHS:
         cfg = cfg.model_copy(update={"width": DEFAULT_WIDTHS[cfg.arch]})
-    data = _load(manifest, root, cfg, cache)
-    steps = cfg.steps_per_epoch or max(1, len(data.tr) // cfg.batch_size)
-    probs = sampling_weights(
-        data.y_tr, data.tr["source"], power=cfg.sampling_power, floor=cfg.sampling_floor
+    tr, va = _splits(manifest, root, cfg)
+    pre = cfg.preprocess
+    logger.info(f"loading {len(tr)} train / {len(va)} val images at {pre.size} px ...")
+    x_tr = load_geometry(list(tr["file"]), pre, cache=cache)
+    x_va = _prepared(load_geometry(list(va["file"]), pre, cache=cache), pre)
+    y_tr, y_va = tr["y"].to_numpy(np.int64), va["y"].to_numpy(np.int64)
+    sub = np.random.default_rng(cfg.seed).choice(
+        len(tr), size=min(TRAIN_EVAL_IMAGES, len(tr)), replace=False
     )
-    batches = AugmentedBatches(data.x_tr_raw, data.y_tr, probs, cfg, steps)
+    steps = cfg.steps_per_epoch or max(1, len(tr) // cfg.batch_size)
+    probs = sampling_weights(y_tr, tr["source"], power=cfg.sampling_power, floor=cfg.sampling_floor)
+    batches = AugmentedBatches(x_tr, y_tr, probs, cfg, steps)
     model = _compiled(cfg, steps)
-    metrics_cb = EpochMetrics(
-        data.x_va, data.y_va, data.x_tr_eval, data.y_tr[data.sub], cfg.patience
-    )
-    model.fit(batches, epochs=cfg.epochs, callbacks=[metrics_cb], verbose=verbose)
-    if metrics_cb.best_weights is not None:
-        model.set_weights(metrics_cb.best_weights)
+    scores = EpochMetrics(x_va, y_va, _prepared(x_tr[sub], pre), y_tr[sub], cfg.patience)
+    model.fit(batches, epochs=cfg.epochs, callbacks=[scores], verbose=verbose)
+    if scores.best_weights is not None:
+        model.set_weights(scores.best_weights)
 
     logits_model = keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output)
-    val_logits = logits_model.predict(data.x_va, batch_size=128, verbose=0)
-    temperature = fit_temperature(val_logits, data.y_va)
+    temperature = fit_temperature(logits_model.predict(x_va, batch_size=128, verbose=0), y_va)
     logger.info(
-        f"best epoch {metrics_cb.best_epoch + 1} (val macro-F1 {metrics_cb.best_f1:.4f}); "
+        f"best epoch {scores.best_epoch + 1} (val macro-F1 {scores.best_f1:.4f}); "
         f"temperature {temperature:.3f}"
     )
-    meta = _record(cfg, data, Path(manifest), command, temperature, metrics_cb, model, t0)
-    if cfg.preprocess.uses_lungs:
+    meta = _record(cfg, (tr, va), Path(manifest), command, temperature, scores, model, t0)
+    if pre.uses_lungs:
         # benchmarks/gpu_train.py stands in for this module on a machine without TensorFlow.
         from cxrlib.infer.lungs import default_segmenter
 
@@ -207,9 +243,8 @@ def save_classifier(model: keras.Model, meta: dict[str, Any], path: str | Path) 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if getattr(model, "optimizer", None) is not None:
-        # The same layers without the training state: the optimizer's moments were over
-        # half the file (two thirds for a wide ResNet), and classifiers load with
-        # compile=False, so nothing reads them.
+        # The same layers without the optimizer state, which nothing reads (classifiers
+        # load with compile=False).
         model = keras.Model(model.inputs, model.outputs, name=model.name)
     model.save(path)
     meta = dict(meta)

@@ -19,12 +19,18 @@ from pathlib import Path
 
 from cxrlib.infer.preprocess import PreprocessConfig
 from cxrlib.train.architectures import ARCHITECTURES
-from cxrlib.train.augment import AugmentConfig
 from cxrlib.train.classifier import train
 from cxrlib.train.config import TrainConfig
 
 
-def _data_flags(p: argparse.ArgumentParser) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line of ``python -m cxrlib.train``."""
+    d, dp = TrainConfig(), PreprocessConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m cxrlib.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--data", default="../shared/cxr", help="folder with manifest.csv")
     p.add_argument(
         "--manifest",
@@ -41,17 +47,11 @@ def _data_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--quiet", action="store_true")
-
-
-def _model_flags(p: argparse.ArgumentParser) -> None:
-    d = TrainConfig()
     p.add_argument("--arch", default=d.arch, choices=list(ARCHITECTURES))
     p.add_argument("--alpha", type=float, default=d.alpha, help="MobileNetV2 width multiplier")
     p.add_argument("--width", type=int, default=d.width, help="first-stage filters of small")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--patience", type=int, default=d.patience)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument(
         "--sampling-power",
@@ -67,10 +67,6 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
         "of this size, so tiny sources are not oversampled (1 = off)",
     )
     p.add_argument("--steps-per-epoch", type=int, default=None)
-
-
-def _preprocess_flags(p: argparse.ArgumentParser) -> None:
-    dp = PreprocessConfig()
     p.add_argument("--size", type=int, default=dp.size)
     p.add_argument(
         "--lung-crop",
@@ -79,77 +75,23 @@ def _preprocess_flags(p: argparse.ArgumentParser) -> None:
         help="crop every image to its lung fields (committed lung segmenter) before resizing "
         "(default: on, as the committed model; --no-lung-crop keeps the whole image)",
     )
-    p.add_argument("--lung-margin", type=float, default=dp.lung_margin)
-
-
-def _augment_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
-    p.add_argument(
-        "--augment",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set one augmentation setting (cxrlib.train.augment.AugmentConfig), e.g. p_jpeg=0 "
-        "(repeatable; applied after --no-augment)",
-    )
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line of ``python -m cxrlib.train``."""
-    p = argparse.ArgumentParser(
-        prog="python -m cxrlib.train",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _data_flags(p)
-    _model_flags(p)
-    _preprocess_flags(p)
-    _augment_flags(p)
     return p.parse_args(argv)
-
-
-def parse_settings(pairs: list[str]) -> dict[str, float]:
-    """``["p_jpeg=0", ...]`` -> ``{"p_jpeg": 0.0}``, checked against :class:`AugmentConfig`.
-
-    Raises:
-        SystemExit: (argparse style) on an unknown name or a value that is not a number.
-    """
-    known = set(AugmentConfig.model_fields)
-    out: dict[str, float] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        name = name.strip().replace("-", "_")
-        try:
-            if not sep or name not in known:
-                raise ValueError
-            out[name] = float(value)
-        except ValueError:
-            raise SystemExit(
-                f"--augment {pair!r}: expected NAME=NUMBER with NAME one of {sorted(known)}"
-            ) from None
-    return out
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     """The training run that parsed arguments ask for."""
-    pre = PreprocessConfig(size=a.size, lung_crop=a.lung_crop, lung_margin=a.lung_margin)
-    aug = AugmentConfig.off() if a.no_augment else AugmentConfig()
-    aug = aug.model_copy(update=parse_settings(a.augment))
     return TrainConfig(
         arch=a.arch,
         alpha=a.alpha,
         width=a.width,
         epochs=a.epochs,
         batch_size=a.batch_size,
-        lr=a.lr,
-        patience=a.patience,
         seed=a.seed,
         sampling_power=a.sampling_power,
         sampling_floor=a.sampling_floor,
         steps_per_epoch=a.steps_per_epoch,
         exclude_sources=tuple(a.exclude_source),
-        preprocess=pre,
-        augment=aug,
+        preprocess=PreprocessConfig(size=a.size, lung_crop=a.lung_crop),
     )
 
 
@@ -159,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     a = parse_args(argv)
     manifest = a.manifest or str(Path(a.data) / "manifest.csv")
-    command = "python -m cxrlib.train " + " ".join(shlex.quote(x) for x in argv)
+    command = "python -m cxrlib.train " + shlex.join(argv)
     train(
         manifest,
         a.out,
@@ -171,7 +113,3 @@ def main(argv: list[str] | None = None) -> int:
         cache=not a.no_cache,
     )
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

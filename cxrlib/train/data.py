@@ -1,25 +1,22 @@
 """Manifests and image loading for training and evaluation.
 
-A manifest is a CSV with at least ``path,label`` (optionally ``source``,
-``split``, ...); paths are relative to a root folder (by default the
-manifest's own folder).
+A manifest is a CSV with at least ``path,label`` (optionally ``source``, ``split``, ...);
+paths are relative to a root folder (by default the manifest's own folder).
 
-Disk cache: ``artifacts/cache`` (:data:`CACHE_DIR`). The images of a file list in model
-geometry (:func:`load_geometry`) are kept by ``joblib.Memory``, keyed by the file list, the
-preprocessing and the lung segmenter's weights hash, since decoding 10,000 JPEGs costs about
-half a minute and lung cropping a few minutes. The segmenter's boxes and masks are kept per
-file (:func:`lung_frames`), so that any subset of the images (a leave-one-source-out run)
-is segmented only once. Delete the folder to start afresh.
+Disk cache: :data:`CACHE_DIR` (``artifacts/cache``; delete it to start afresh), written with
+joblib. The images of a file list in model geometry (:func:`load_geometry`) are kept by
+``joblib.Memory``, keyed by the file list, the preprocessing and the lung segmenter's weights
+hash; the segmenter's boxes and masks are kept per file (:func:`lung_frames`), so that any
+subset of the images (a leave-one-source-out run) is segmented only once.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import joblib
@@ -39,17 +36,11 @@ def read_manifest(
     split: str | None = None,
     class_names: Sequence[str] = CLASS_NAMES,
 ) -> pd.DataFrame:
-    """Reads a manifest CSV and resolves image paths.
+    """Reads a manifest CSV (optionally one ``split`` of it) and resolves its image paths
+    against ``root`` (default: the CSV's folder).
 
-    Args:
-        path: The CSV file.
-        root: Folder the ``path`` column is relative to; default the CSV's folder.
-        split: Keep only rows whose ``split`` equals this (if the column exists).
-        class_names: Allowed labels; ``y`` is the label's index in this order.
-
-    Returns:
-        DataFrame with the CSV's columns plus ``file`` (absolute path), ``y``
-        (class index) and ``source`` (``"unknown"`` where absent).
+    Returns the CSV's columns plus ``file`` (absolute path), ``y`` (the label's index in
+    ``class_names``) and ``source`` (``"unknown"`` where absent).
 
     Raises:
         ManifestError: on missing columns, unknown labels or an empty selection.
@@ -78,10 +69,8 @@ def read_manifest(
 
 
 def stratified_sample(df: pd.DataFrame, max_images: int | None, seed: int = 0) -> pd.DataFrame:
-    """At most ``max_images`` rows of a manifest, spread evenly over its (source, label)
-    groups (each group gives ``max_images // groups`` rows, at least one, or all it has;
-    with more groups than rows, a seeded choice of them); every column kept. ``None`` or
-    a number at least ``len(df)`` returns ``df`` itself."""
+    """At most ``max_images`` rows of a manifest (every column kept), spread evenly over its
+    (source, label) groups; ``None`` or a number at least ``len(df)`` returns ``df`` itself."""
     if not max_images or len(df) <= max_images:
         return df
     groups = [g for _, g in df.groupby(["source", "label"], sort=True)]
@@ -149,67 +138,34 @@ def lung_inputs(
     files: Sequence[str], config: PreprocessConfig, segmenter: Any, cache: bool = True
 ) -> tuple[list[Box | None], list[np.ndarray | None]]:
     """The crop box and lung mask of each file as ``config`` uses them
-    (:meth:`PreprocessConfig.used_frame`; all None when it uses no lungs), from
-    :func:`lung_frames`'s cache."""
+    (:meth:`PreprocessConfig.used_frame`; all None when it uses no lungs)."""
     if not config.uses_lungs:
         return [None] * len(files), [None] * len(files)
-    boxes, masks = lung_frames(
-        files, config.lung_margin, segmenter, cache=cache, masks=config.lung_mask
-    )
+    boxes, masks = lung_frames(files, config.lung_margin, segmenter, cache=cache)
     used = [config.used_frame(b, m) for b, m in zip(boxes, masks, strict=True)]
     return [u[0] for u in used], [u[1] for u in used]
 
 
 def lung_frames(
-    files: Sequence[str],
-    margin: float,
-    segmenter: Any,
-    cache: bool = True,
-    masks: bool = False,
-    chunk: int = 256,
-) -> tuple[list[Box | None], list[np.ndarray | None]]:
-    """Lung-field crop boxes (:func:`cxrlib.infer.lungs.crop_box`) and, with ``masks``,
-    stored-size lung masks (:func:`cxrlib.infer.preprocess.small_mask`) of dataset images.
-
-    Both are kept per file (and segmenter and margin) in ``artifacts/cache``, so
-    the leave-one-source-out runs and repeated evaluations segment each image
-    once. Without ``masks`` the masks returned are None.
-    """
-    tag = hashlib.sha256(
-        repr((margin, segmenter.meta.get("weights_sha256", ""))).encode()
-    ).hexdigest()[:12]
-    store = CACHE_DIR / f"lungboxes_{tag}.json"
-    mask_store = CACHE_DIR / f"lungmasks_{tag}.npz"
-    known: dict[str, Any] = json.loads(store.read_text()) if cache and store.exists() else {}
-    known_masks: dict[str, np.ndarray] = {}
-    if masks and cache and mask_store.exists():
-        with np.load(mask_store) as z:
-            shape = tuple(z["shape"])
-            unpacked = np.unpackbits(z["bits"], axis=1)[:, : shape[0] * shape[1]]
-            known_masks = {
-                str(f): u.reshape(shape).astype(bool) for f, u in zip(z["files"], unpacked)
-            }
-    todo = [f for f in dict.fromkeys(files) if f not in known or (masks and f not in known_masks)]
+    files: Sequence[str], margin: float, segmenter: Any, cache: bool = True, chunk: int = 256
+) -> tuple[list[Box | None], list[np.ndarray]]:
+    """Lung-field crop boxes (:func:`cxrlib.infer.lungs.crop_box`) and stored-size lung masks
+    (:func:`cxrlib.infer.preprocess.small_mask`) of dataset images, cached per file (and
+    segmenter and margin)."""
+    key = repr((margin, segmenter.meta.get("weights_sha256", ""))).encode()
+    store = CACHE_DIR / f"lungframes_{hashlib.sha256(key).hexdigest()[:12]}.joblib"
+    known: dict[str, tuple[Box | None, np.ndarray]] = (
+        joblib.load(store) if cache and store.exists() else {}
+    )
+    todo = [f for f in dict.fromkeys(files) if f not in known]
     for start in range(0, len(todo), chunk):
         part = todo[start : start + chunk]
-        found = segmenter.frames([load_gray(f) for f in part], margin)
-        for f, (box, mask) in zip(part, found):
-            known[f] = None if box is None else [int(v) for v in box]
-            known_masks[f] = small_mask(mask)
+        for f, (box, mask) in zip(part, segmenter.frames([load_gray(f) for f in part], margin)):
+            known[f] = (None if box is None else cast(Box, tuple(map(int, box))), small_mask(mask))
     if cache and todo:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        store.write_text(json.dumps(known))
-        if masks:
-            names = list(known_masks)
-            stack = np.stack([known_masks[f] for f in names])
-            np.savez(
-                mask_store,
-                files=np.array(names),
-                shape=np.array(stack.shape[1:]),
-                bits=np.packbits(stack.reshape(len(names), -1), axis=1),
-            )
-    boxes = [tuple(known[f]) if known[f] is not None else None for f in files]
-    return boxes, [known_masks[f] if masks else None for f in files]
+        joblib.dump(known, store, compress=3)
+    return [known[f][0] for f in files], [known[f][1] for f in files]
 
 
 def sampling_weights(
@@ -218,18 +174,11 @@ def sampling_weights(
     power: float = 0.5,
     floor: int = 1,
 ) -> np.ndarray:
-    """Per-sample probabilities: every class gets equal mass; within a class,
-    a (source, label) group of n images gets mass proportional to n**power.
-
-    ``power=1`` is plain class balancing; ``power=0`` gives every source the
-    same share of its class (large sources no longer dominate, which is one
-    way to weaken source shortcuts).
-
-    Args:
-        floor: groups smaller than this are weighted per image like a group of
-            ``floor`` images (mass ``n / floor * floor**power``), so that two
-            images from a tiny source are not drawn as often as a whole hospital.
-    """
+    """Per-sample probabilities: every class gets equal mass; within a class, a (source,
+    label) group of n images gets mass proportional to n**power (1: plain class balancing;
+    0: every source the same share of its class). Groups smaller than ``floor`` are weighted
+    per image like a group of ``floor`` images, so that two images from a tiny source are
+    not drawn as often as a whole hospital."""
     labels = np.asarray(list(labels))
     sources = np.asarray(list(sources))
     floor = max(1, int(floor))

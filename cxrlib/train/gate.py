@@ -1,14 +1,12 @@
-"""Fit and evaluate the input gate (:mod:`cxrlib.infer.gate`).
+"""Fit the input gate (:mod:`cxrlib.infer.gate`).
 
     python -m cxrlib.train.gate fit --data ../shared/cxr --lungs ../shared/lungs --out models/ood.npz
-    python -m cxrlib.train.gate evaluate
 
 The gate is a one-class fit on chest X-rays (no negatives): principal components of
 the thumbnail and the gradient layout, one Gaussian over the features, and an
 orientation model learnt from the training X-rays turned and inverted. The threshold
 is set on the validation splits so that :data:`VAL_TARGET` of them pass.
-``evaluate`` reports acceptance of test X-rays and rejection of locally made
-non-X-rays (:func:`cxrlib.train.negatives.make_negatives`).
+``benchmarks/ood_eval.py`` measures a fitted gate.
 """
 
 from __future__ import annotations
@@ -32,8 +30,7 @@ from sklearn.linear_model import LogisticRegression
 
 from cxrlib.core import settings
 from cxrlib.infer import gate_features as gf
-from cxrlib.infer.gate import COLOUR_LIMIT, DEFAULT_GATE_PATH, FORMAT_VERSION, OODGate, load_gate
-from cxrlib.train.negatives import make_negatives
+from cxrlib.infer.gate import COLOUR_LIMIT, DEFAULT_GATE_PATH, FORMAT_VERSION, OODGate
 
 VAL_QUANTILE = 0.99
 """The lowest validation distance percentile tried as the threshold."""
@@ -41,17 +38,6 @@ VAL_TARGET = 0.992
 """Share of validation X-rays the score and the orientation check together must accept."""
 ORIENT_QUANTILE = 0.002
 """Share of upright validation X-rays the orientation limit may flag."""
-_ARRAYS = (
-    "thumb_mean",
-    "thumb_basis",
-    "thumb_scale",
-    "hog_mean",
-    "hog_basis",
-    "hog_scale",
-    "feat_mean",
-    "orient_coef",
-    "orient_intercept",
-)
 
 
 # --------------------------------------------------------------------------- fitting
@@ -144,17 +130,11 @@ def fit_gate(
     """Fits a gate on chest X-rays (no negatives are needed).
 
     Args:
-        train: Grayscale uint8 chest X-rays for the PCA, the Gaussian and the
-            orientation model (which sees them turned and inverted too).
+        train: Grayscale uint8 chest X-rays for the PCA (``n_thumb`` components of the
+            thumbnail, ``n_hog`` of the gradient layout), the Gaussian and the orientation
+            model (at most ``n_orient`` of them, seeded, seen turned and inverted too).
         val: Other chest X-rays, to set the threshold and the orientation limit.
-        n_thumb: Principal components of the thumbnail.
-        n_hog: Principal components of the gradient layout.
-        n_orient: Training images (at most) for the orientation model.
-        seed: Seed of the orientation model's sample.
         meta: Provenance to store in the JSON.
-
-    Returns:
-        The fitted :class:`cxrlib.infer.gate.OODGate`.
     """
     if len(train) < 8 or len(val) < 4:
         raise ValueError("need at least 8 training and 4 validation images")
@@ -180,7 +160,9 @@ def save_gate(gate: OODGate, path: str | os.PathLike[str]) -> Path:
     as :func:`cxrlib.infer.gate.load_gate` reads them."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays: dict[str, Any] = {k: np.asarray(getattr(gate, k), np.float32) for k in _ARRAYS}
+    arrays: dict[str, Any] = {
+        k: np.asarray(v, np.float32) for k, v in vars(gate).items() if isinstance(v, np.ndarray)
+    }
     arrays["feat_prec"] = np.asarray(gate.feat_prec, np.float64)
     scalars = {"threshold": float(gate.threshold), "orient_min": float(gate.orient_min)}
     with open(path, "wb") as fh:
@@ -216,7 +198,9 @@ def _subsample(paths: list[Path], n: int, rng: np.random.Generator) -> list[Path
 # --------------------------------------------------------------------------- commands
 
 
-def _fit_meta(args: argparse.Namespace, fitted_on: dict[str, list[str]]) -> dict[str, Any]:
+def _fit_meta(
+    args: argparse.Namespace, fitted_on: dict[str, list[str]], command: str
+) -> dict[str, Any]:
     """Provenance of a fit, as the JSON records it."""
     return {
         "kind": "ood_gate",
@@ -226,8 +210,7 @@ def _fit_meta(args: argparse.Namespace, fitted_on: dict[str, list[str]]) -> dict
             "learns from the training X-rays turned 90/180/270 degrees and inverted"
         ),
         "seed": args.seed,
-        "command": "python -m cxrlib.train.gate "
-        + shlex.join(sys.argv[1:] if args.argv is None else args.argv),
+        "command": command,
         "fitted_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "features": (
             f"{gf.SQUARE}px square; {gf.THUMB}x{gf.THUMB} standardised thumbnail PCA; "
@@ -241,7 +224,7 @@ def _fit_meta(args: argparse.Namespace, fitted_on: dict[str, list[str]]) -> dict
     }
 
 
-def fit_command(args: argparse.Namespace) -> dict[str, Any]:
+def fit_command(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """``fit``: reads the data, fits, saves; returns the saved metadata."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
@@ -259,39 +242,11 @@ def fit_command(args: argparse.Namespace) -> dict[str, Any]:
         fitted_on["train"].append(f"{args.lungs} train split (all)")
         fitted_on["calibration"].append(f"{args.lungs} val split (all)")
     train, val = _read(train_paths), _read(val_paths)
-    meta = _fit_meta(args, fitted_on)
+    meta = _fit_meta(args, fitted_on, command)
     gate = fit_gate(train, val, n_thumb=args.n_thumb, n_hog=args.n_hog, seed=args.seed, meta=meta)
     gate.meta["fit_seconds"] = round(time.perf_counter() - t0, 1)
     path = save_gate(gate, args.out)
     return json.loads(path.with_suffix(".json").read_text())
-
-
-def evaluate_command(args: argparse.Namespace) -> dict[str, Any]:
-    """``evaluate``: acceptance of CXR/lung test images, rejection of made negatives."""
-    gate = load_gate(args.gate)
-    res: dict[str, Any] = {"gate": str(args.gate)}
-    sets = [("cxr_" + args.split, Path(args.data) / "manifest.csv", "path")]
-    if args.lungs:
-        sets.append(("lungs_" + args.split, Path(args.lungs) / "manifest.csv", "image"))
-    for name, manifest, col in sets:
-        if not manifest.exists():
-            continue
-        paths = _read_rows(manifest, args.split, col)
-        verdicts = [gate.assess(g) for g in _read(paths)]
-        res[name + "_accept_rate"] = round(float(np.mean([v.is_cxr for v in verdicts])), 4)
-        res[name + "_n"] = len(verdicts)
-        if name.startswith("cxr_"):
-            res.update(orientation_check(gate, _read(paths[:: max(1, len(paths) // 300)])))
-    negs = make_negatives(args.seed)
-    verdicts = [gate.assess(g, c) for _, g, c in negs]
-    res["negatives_reject_rate"] = round(float(np.mean([not v.is_cxr for v in verdicts])), 4)
-    res["negatives_n"] = len(negs)
-    kinds: dict[str, int] = {}
-    for v in verdicts:
-        kinds[v.kind] = kinds.get(v.kind, 0) + 1
-    res["negatives_by_kind"] = kinds
-    res["negatives_accepted"] = [n for (n, _, _), v in zip(negs, verdicts) if v.is_cxr]
-    return res
 
 
 def orientation_check(gate: OODGate, grays: Sequence[np.ndarray]) -> dict[str, Any]:
@@ -311,7 +266,7 @@ def _parser() -> argparse.ArgumentParser:
     shared = settings.ROOT.parent / "shared"
     p = argparse.ArgumentParser(
         prog="python -m cxrlib.train.gate",
-        description="Fit the input gate on chest X-rays, or measure a fitted one.",
+        description="Fit the input gate on chest X-rays.",
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fit", help="fit the gate on chest X-rays")
@@ -322,25 +277,15 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--n-thumb", type=int, default=32, help="thumbnail principal components")
     f.add_argument("--n-hog", type=int, default=16, help="gradient-layout principal components")
     f.add_argument("--seed", type=int, default=0)
-    e = sub.add_parser("evaluate", help="acceptance and rejection rates")
-    e.add_argument("--gate", default=str(DEFAULT_GATE_PATH))
-    e.add_argument("--data", default=str(shared / "cxr"))
-    e.add_argument("--lungs", default=str(shared / "lungs"))
-    e.add_argument("--split", default="test")
-    e.add_argument("--seed", type=int, default=1, help="seed of the made negatives")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``fit`` and ``evaluate``; prints JSON."""
-    args = _parser().parse_args(argv)
-    args.argv = list(argv) if argv is not None else None
-    if args.cmd == "fit":
-        out = fit_command(args)
-        keys = ("threshold", "orient_min", "val_accept_rate", "n_train", "n_val", "fit_seconds")
-        print(json.dumps({k: out[k] for k in keys}))
-    else:
-        print(json.dumps(evaluate_command(args)))
+    """Command line: ``fit``; prints the main figures of the fit as JSON."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    out = fit_command(_parser().parse_args(argv), "python -m cxrlib.train.gate " + shlex.join(argv))
+    keys = ("threshold", "orient_min", "val_accept_rate", "n_train", "n_val", "fit_seconds")
+    print(json.dumps({k: out[k] for k in keys}))
     return 0
 
 

@@ -3,7 +3,8 @@
 Bundled scikit-image and scikit-learn pictures (whole, grey and cropped), faces,
 rendered text pages, UI-like screenshots, shapes, noise, gradients, flat images,
 checkerboards and tiles. Nothing is downloaded. The gate is fitted without them
-(:mod:`cxrlib.train.gate`); ``evaluate`` and the tests measure its rejections on them.
+(:mod:`cxrlib.train.gate`); ``benchmarks/ood_eval.py`` and the tests measure its rejections
+on them.
 """
 
 from __future__ import annotations
@@ -87,32 +88,11 @@ def _shapes(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.asarray(im)
 
 
-SAMPLE_IMAGES: tuple[str, ...] = (
-    "astronaut",
-    "camera",
-    "coffee",
-    "chelsea",
-    "rocket",
-    "coins",
-    "moon",
-    "page",
-    "horse",
-    "text",
-    "brick",
-    "grass",
-    "gravel",
-    "checkerboard",
-    "clock",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "logo",
-    "microaneurysms",
-    "retina",
-    "shepp_logan_phantom",
-    "colorwheel",
-    "binary_blobs",
-    "cell",
-)
+_SAMPLE_IMAGES = (
+    "astronaut camera coffee chelsea rocket coins moon page horse text brick grass gravel "
+    "checkerboard clock hubble_deep_field immunohistochemistry logo microaneurysms retina "
+    "shepp_logan_phantom colorwheel binary_blobs cell"
+).split()
 
 
 def _sample_images() -> dict[str, np.ndarray]:
@@ -120,7 +100,7 @@ def _sample_images() -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for name in SAMPLE_IMAGES:
+        for name in _SAMPLE_IMAGES:
             im = np.asarray(getattr(sd, name)())
             if im.dtype == bool:
                 im = im.astype(np.uint8) * 255
@@ -209,7 +189,7 @@ def _tile_negatives(photos: dict[str, np.ndarray], rng: np.random.Generator, add
         add(f"tile{i}", np.vstack([np.hstack(tiles[:2]), np.hstack(tiles[2:])]))
 
 
-def make_negatives(seed: int = 0, as_made: bool = False) -> list[tuple[str, np.ndarray, float]]:
+def make_negatives(seed: int = 0) -> list[tuple[str, np.ndarray, float]]:
     """A varied set of >= 200 images that are not chest X-rays, built locally.
 
     Bundled sample pictures (whole, grey copies, and 3 random crops each with
@@ -219,24 +199,17 @@ def make_negatives(seed: int = 0, as_made: bool = False) -> list[tuple[str, np.n
 
     Args:
         seed: Seed of the random crops, sizes and contents.
-        as_made: Return colour pictures as RGB (to encode and decode them the
-            way an upload is) instead of converting them to grey.
 
     Returns:
-        (name, uint8 image, colourfulness 0..1) triples; the image is grey
-        unless ``as_made``; colour pictures carry their mean chroma, the rest 0.
+        (name, uint8 image, colourfulness 0..1) triples: colour pictures stay RGB (to be
+        encoded and decoded the way an upload is) and carry their mean chroma, the rest 0.
     """
     rng = np.random.default_rng(seed)
     out: list[tuple[str, np.ndarray, float]] = []
 
     def add(name: str, im: np.ndarray) -> None:
         im = np.ascontiguousarray(im, np.uint8)
-        if as_made:
-            out.append((name, im, round(_chroma(im), 4) if im.ndim == 3 else 0.0))
-        elif im.ndim == 3:
-            out.append((name, cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), round(_chroma(im), 4)))
-        else:
-            out.append((name, im, 0.0))
+        out.append((name, im, round(_chroma(im), 4) if im.ndim == 3 else 0.0))
 
     photos = _sample_images()
     _photo_negatives(photos, rng, add)

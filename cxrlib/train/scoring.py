@@ -17,16 +17,13 @@ from sklearn.metrics import (
     confusion_matrix,
     f1_score,
     precision_recall_curve,
+    precision_recall_fscore_support,
     roc_auc_score,
     roc_curve,
 )
 
 from cxrlib.core.metrics import ADULT_SOURCES
 from cxrlib.infer.classifier import softmax
-
-
-def _safe_div(a: float, b: float) -> float | None:
-    return float(a / b) if b else None
 
 
 def _round(x: SupportsFloat | None, n: int = 4) -> float | None:
@@ -79,14 +76,8 @@ def _bootstrap_ci(
         accs[b] = np.mean(yb == pb)
         bals[b] = _balanced_accuracy(yb, pb)
     return {
-        "accuracy": [
-            round(float(np.percentile(accs, 2.5)), 4),
-            round(float(np.percentile(accs, 97.5)), 4),
-        ],
-        "balanced_accuracy": [
-            round(float(np.percentile(bals, 2.5)), 4),
-            round(float(np.percentile(bals, 97.5)), 4),
-        ],
+        name: [round(float(np.percentile(values, q)), 4) for q in (2.5, 97.5)]
+        for name, values in (("accuracy", accs), ("balanced_accuracy", bals))
     }
 
 
@@ -168,7 +159,7 @@ def compute_metrics(
     per_class: dict[str, Any] = {}
     curve_pts: dict[str, Any] = {}
     for c in present:
-        record = _class_record(cm, c, y == c, probs[:, c])
+        record = _class_record(y == c, pred == c, probs[:, c])
         per_class[class_names[c]] = record
         if curves and record["auc"] is not None:
             curve_pts[class_names[c]] = _curves(y == c, probs[:, c])
@@ -199,21 +190,17 @@ def compute_metrics(
     return out
 
 
-def _class_record(cm: np.ndarray, c: int, pos: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
-    """One class's figures from the confusion matrix and its one-vs-rest scores."""
-    n = int(cm.sum())
-    tp = cm[c, c]
-    fn = cm[c].sum() - tp
-    fp = cm[:, c].sum() - tp
-    tn = n - tp - fn - fp
-    auc = float(roc_auc_score(pos, scores)) if 0 < pos.sum() < n else None
+def _class_record(pos: np.ndarray, called: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """One class's figures, one-vs-rest: ``pos`` marks its images, ``called`` those
+    predicted as it, ``scores`` its probabilities. Undefined figures are None."""
+    (ppv, npv), (sens, spec), (f1, _), _ = precision_recall_fscore_support(
+        pos, called, labels=[True, False], zero_division=np.nan
+    )
+    auc = float(roc_auc_score(pos, scores)) if 0 < pos.sum() < len(pos) else None
+    figures = {"sensitivity": sens, "specificity": spec, "ppv": ppv, "npv": npv, "f1": f1}
     return {
         "support": int(pos.sum()),
-        "sensitivity": _round(_safe_div(tp, tp + fn)),
-        "specificity": _round(_safe_div(tn, tn + fp)),
-        "ppv": _round(_safe_div(tp, tp + fp)),
-        "npv": _round(_safe_div(tn, tn + fn)),
-        "f1": _round(_safe_div(2 * tp, 2 * tp + fp + fn)),
+        **{k: None if np.isnan(v) else _round(v) for k, v in figures.items()},
         "auc": _round(auc),
     }
 

@@ -92,12 +92,12 @@ def test_load_geometry_crops_to_the_lungs(images: list[str], monkeypatch) -> Non
 
 def test_lung_masks_are_cached_with_the_boxes_and_mask_the_input(images: list[str]) -> None:
     seg = BrightBoxSegmenter()
-    boxes, masks = data.lung_frames(images, 0.0, seg, masks=True)
+    boxes, masks = data.lung_frames(images, 0.0, seg)
     assert seg.seen == 4 and boxes[0] == (10, 70, 20, 100)
     assert masks[0].shape == (96, 96) and masks[0].dtype == bool
     assert 0.4 < masks[0].mean() < 0.5  # the bright 60 x 80 box in a 90 x 120 image
     assert not masks[3].any()
-    again_boxes, again = data.lung_frames(images[::-1], 0.0, seg, masks=True)
+    again_boxes, again = data.lung_frames(images[::-1], 0.0, seg)
     assert seg.seen == 4 and again_boxes == boxes[::-1]
     for a, b in zip(again, masks[::-1]):
         np.testing.assert_array_equal(a, b)

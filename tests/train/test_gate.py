@@ -77,7 +77,7 @@ def _synthetic_set(folder: Path) -> None:
         writer.writerows(rows)
 
 
-def test_command_line_fits_records_its_command_and_evaluates(tmp_path, capsys) -> None:
+def test_command_line_fits_and_records_its_command(tmp_path, capsys) -> None:
     data, out = tmp_path / "cxr", tmp_path / "gate.npz"
     _synthetic_set(data)
     argv = ["fit", "--data", str(data), "--lungs", "", "--out", str(out), "--n-thumb", "8"]
@@ -87,20 +87,13 @@ def test_command_line_fits_records_its_command_and_evaluates(tmp_path, capsys) -
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["command"] == "python -m cxrlib.train.gate " + shlex.join(argv)
     assert meta["val_accept_rate"] >= VAL_TARGET and meta["n_thumb"] == 8
-    assert gate_cli.main(["evaluate", "--gate", str(out), "--data", str(data), "--lungs", ""]) == 0
-    res = json.loads(capsys.readouterr().out)
-    assert res["cxr_test_n"] == 10 and 0.0 <= res["cxr_test_accept_rate"] <= 1.0
-    assert res["negatives_n"] >= 200 and res["negatives_reject_rate"] > 0.5
-    assert set(res["negatives_by_kind"]) <= {
-        "blank",
-        "colour",
-        "rotated",
-        "inverted",
-        "text",
-        "noise",
-        "unlike",
-        "cxr",
-    }
+    # The fitted gate reads back and rejects most of the made negatives.
+    gate = load_gate(out)
+    grays = [
+        (im if im.ndim == 2 else cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), c)
+        for _, im, c in make_negatives(1)
+    ]
+    assert np.mean([not gate.assess(g, c).is_cxr for g, c in grays]) > 0.5
 
 
 def test_made_negatives_are_many_varied_and_reproducible() -> None:
@@ -108,8 +101,8 @@ def test_made_negatives_are_many_varied_and_reproducible() -> None:
     names = [n for n, _, _ in negs]
     assert len(negs) >= 200 and len(set(names)) == len(names)
     for name, im, chroma in negs:
-        assert im.dtype == np.uint8 and im.ndim == 2 and im.size > 0, name
-        assert 0.0 <= chroma <= 1.0
+        assert im.dtype == np.uint8 and im.ndim in (2, 3) and im.size > 0, name
+        assert 0.0 <= chroma <= 1.0 and (im.ndim == 3 or chroma == 0.0), name
     chroma = dict((n, c) for n, _, c in negs)
     assert chroma["astronaut"] > 0.08 and chroma["astronaut_gray"] == 0.0
     assert {
@@ -127,5 +120,5 @@ def test_made_negatives_are_many_varied_and_reproducible() -> None:
     # Only scikit-image's binary_blobs (drawn unseeded) and tiles cut from it may differ.
     differ = {a[0] for a, b in zip(negs, again, strict=True) if not np.array_equal(a[1], b[1])}
     assert all(n.startswith(("binary_blobs", "tile")) for n in differ), differ
-    colour = dict((n, im) for n, im, _ in make_negatives(seed=0, as_made=True))
-    assert colour["astronaut"].ndim == 3
+    images = dict((n, im) for n, im, _ in negs)
+    assert images["astronaut"].ndim == 3 and images["astronaut_gray"].ndim == 2

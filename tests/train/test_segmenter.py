@@ -14,8 +14,7 @@ from lung_fixtures import LUNG_FIXTURES, fixture_pairs
 from cxrlib.infer.lungs import LungSegmenter, dice, load_segmenter
 from cxrlib.train import segmenter
 from cxrlib.train.architectures import build_unet
-from cxrlib.train.segmenter_data import augment
-from cxrlib.train.segmenter_scores import inference_ms
+from cxrlib.train.segmenter import augment, inference_ms
 
 
 def test_augment_moves_image_and_mask_together() -> None:
