@@ -1,8 +1,8 @@
 """What the Batch page computes: many uploads scored into rows and a CSV.
 
-The scoring itself is :func:`cxrlib.predict.local.score_items`, as on the
-command line; this module counts the work, adds the optional lung focus and
-sorts the rows for the page.
+The scoring itself is :func:`cxrlib.predict.local.score_items`, as on the command line (or
+the model server's); this module counts the work, adds the optional lung focus and sorts
+the rows for the page.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from cxrlib.predict.rows import BatchRow, gradcam_lung_focus
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.app.resources import Resources
-    from cxrlib.infer.pipeline import Models
-    from cxrlib.serve.client import RemoteAnalyser
 
 #: One scored row as the page keeps it (``BatchRow.as_dict``).
 Row = dict[str, Any]
@@ -33,8 +31,7 @@ Row = dict[str, Any]
 
 def signature(file_ids: Iterable[str], with_focus: bool = False) -> str:
     """Identity of one set of uploads (and whether lung focus was asked for)."""
-    digest = sha256_bytes("".join(file_ids).encode())
-    return digest + ("+focus" if with_focus else "")
+    return sha256_bytes("".join(file_ids).encode()) + ("+focus" if with_focus else "")
 
 
 def count_items(items: Sequence[tuple[str, bytes]]) -> int:
@@ -52,29 +49,14 @@ def count_items(items: Sequence[tuple[str, bytes]]) -> int:
     return max(total, 1)
 
 
-def focus_function(res: Models) -> Callable[[np.ndarray, int | None], float | None]:
-    """``f(gray, class_index) -> lung focus`` of that class's Grad-CAM (None without lungs)."""
-    if res.explainer is None or res.segmenter is None:
-        raise RuntimeError("lung focus needs the explainer and the lung segmenter")
-    inner = gradcam_lung_focus(res.explainer, res.segmenter)
-
-    def focus(gray: np.ndarray, class_index: int | None = None) -> float | None:
-        count("heatmaps")
-        return inner(gray, class_index)
-
-    return focus
-
-
 def score_uploads(
     res: Resources,
     items: Sequence[tuple[str, bytes]],
     with_focus: bool = False,
     progress: Callable[[int, str], None] | None = None,
 ) -> tuple[list[Row], str]:
-    """Every upload scored (zip members one by one): the rows and their CSV.
-
-    With a model server (``res.remote``) each upload is sent there and scored the
-    same way; else the models of this process score them.
+    """Every upload scored (zip members one by one), by the model server (``res.remote``)
+    or by the models of this process: the rows and their CSV.
 
     Args:
         res: The loaded models (or the model server).
@@ -86,31 +68,34 @@ def score_uploads(
         RuntimeError: No classifier is loaded.
         ModelServerError: The model server is down or failed.
     """
+    rows: list[BatchRow] = []
     if res.remote is not None:
-        rows = _score_remote(res.remote, items, with_focus, progress)
+        for name, data in items:
+            for row in res.remote.score(name, data, with_focus)[0]:  # a zip: one per member
+                rows.append(row)
+                if progress is not None:
+                    progress(len(rows) - 1, row.name)
         names = list(res.served.get("class_names", []))
     else:
         if res.classifier is None:
             raise RuntimeError("no classifier is loaded")
-        focus = focus_function(res) if with_focus else None
+        focus = _counted_focus(res) if with_focus else None
         rows = score_items(items, res.classifier, gate=res.gate, focus=focus, progress=progress)
         names = list(res.classifier.class_names)
     return [r.as_dict(names) for r in rows], rows_to_csv(rows, names)
 
 
-def _score_remote(
-    remote: RemoteAnalyser,
-    items: Sequence[tuple[str, bytes]],
-    with_focus: bool,
-    progress: Callable[[int, str], None] | None,
-) -> list[BatchRow]:
-    rows: list[BatchRow] = []
-    for name, data in items:
-        for row in remote.score(name, data, with_focus)[0]:  # a zip: one row per member
-            rows.append(row)
-            if progress is not None:
-                progress(len(rows) - 1, row.name)
-    return rows
+def _counted_focus(res: Resources) -> Callable[[np.ndarray, int | None], float | None]:
+    """``f(gray, class_index) -> lung focus`` of that class's Grad-CAM, counted as a heatmap."""
+    if res.explainer is None or res.segmenter is None:
+        raise RuntimeError("lung focus needs the explainer and the lung segmenter")
+    inner = gradcam_lung_focus(res.explainer, res.segmenter)
+
+    def focus(gray: np.ndarray, class_index: int | None = None) -> float | None:
+        count("heatmaps")
+        return inner(gray, class_index)
+
+    return focus
 
 
 def split_rows(rows: Sequence[Row]) -> tuple[list[Row], list[Row], list[Row]]:
@@ -118,5 +103,4 @@ def split_rows(rows: Sequence[Row]) -> tuple[list[Row], list[Row], list[Row]]:
     rows the input check rejected."""
     good = [r for r in rows if not r["error"]]
     bad = [r for r in rows if r["error"]]
-    rejected = [r for r in good if r.get("is_cxr") is False]
-    return good, bad, rejected
+    return good, bad, [r for r in good if r.get("is_cxr") is False]

@@ -95,3 +95,8 @@ class LRUCache:
                 with self._lock:
                     self._key_locks.pop(key, None)
         return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self.nbytes = 0
