@@ -9,7 +9,7 @@ import streamlit as st
 
 from cxrlib.app.analysis import compare_methods
 from cxrlib.app.display import DisplaySettings
-from cxrlib.app.downloads import png_bytes, report_bytes, report_warnings
+from cxrlib.app.downloads import report_bytes, report_warnings
 from cxrlib.app.gallery import Chosen
 from cxrlib.app.record import answer_record, randomisation_note
 from cxrlib.app.resources import Resources
@@ -18,6 +18,7 @@ from cxrlib.core.errors import ModelServerError
 from cxrlib.core.methods import METHOD_LABELS
 from cxrlib.core.timings import timed
 from cxrlib.describe.probability_svg import probability_svg
+from cxrlib.describe.report import overlay_png
 from cxrlib.infer.overlay import COLORMAPS, heatmap_rgb
 from cxrlib.infer.pipeline import Decoded, GateVerdict, check_input, diagnose_image
 from pages import _choose, _compat, _ui
@@ -271,7 +272,7 @@ def _downloads(res, decoded, d, over, shown, gate, strip, comparison_text) -> No
     d1, d2, _ = st.columns([1, 1, 2])
     d1.download_button(
         "Download overlay (PNG)",
-        data=partial(png_bytes, over),
+        data=partial(overlay_png, over),
         file_name=f"cxr_lens_overlay_{sha[:8]}.png",
         mime="image/png",
         on_click="ignore",

@@ -34,9 +34,10 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from cxrlib.app.downloads import png_bytes, report_bytes
+from cxrlib.app.downloads import report_bytes
 from cxrlib.app.resources import get_resources
 from cxrlib.core.hashing import sha256_bytes
+from cxrlib.describe.report import overlay_png
 from cxrlib.infer.pipeline import decode, diagnose_image
 
 PATIENT = {
@@ -230,7 +231,7 @@ def test_upload_session_writes_no_file_and_leaks_no_patient_field(
         diagnosis = diagnose_image(res, decoded, "gradcam", cache=cache)
         over = overlay(decoded.pixels, diagnosis.heatmap, 0.7, "jet")
         pdf = report_bytes(res, decoded, diagnosis, over, "gradcam", {"opacity": "0.70"})
-        png = png_bytes(over)
+        png = overlay_png(over)
 
         at.switch_page("pages/batch.py").run()
         at.file_uploader(key="batch_upload").set_value(

@@ -1,5 +1,4 @@
-"""Every heatmap method compared on one upload (each a
-:func:`cxrlib.infer.pipeline.diagnose_image`, here or on the model server)."""
+"""Every heatmap method compared on one upload."""
 
 from __future__ import annotations
 
@@ -38,17 +37,6 @@ class MethodComparison:
         """The mean IoU over every pair of methods."""
         return mean_over_pairs(self.ious)
 
-    def same_region(self, at_least: float = 0.95) -> list[tuple[str, str]]:
-        """Pairs of methods (their labels) whose hottest regions (nearly) coincide."""
-        labels = [METHOD_LABELS.get(d.method, d.method) for d in self.diagnoses]
-        n = len(labels)
-        return [
-            (labels[i], labels[j])
-            for i in range(n)
-            for j in range(i + 1, n)
-            if self.ious[i, j] >= at_least
-        ]
-
     def caption(self, d: Diagnosis) -> str:
         """A method's name with its lung focus, under its overlay."""
         focus = "" if d.lung_focus is None else f" · {pct(d.lung_focus)} in the lungs"
@@ -62,7 +50,13 @@ class MethodComparison:
             "100% would be the same region). Where methods disagree, no single map is the "
             "model's reason: each is one way of asking the same network where it looked."
         )
-        same = self.same_region()
+        labels = [METHOD_LABELS.get(d.method, d.method) for d in self.diagnoses]
+        same = [
+            (a, b)
+            for i, a in enumerate(labels)
+            for j, b in enumerate(labels)
+            if i < j and self.ious[i, j] >= 0.95  # (nearly) the same region
+        ]
         if same:
             pairs = "; ".join(f"{a} and {b}" for a, b in same)
             out += f" Here {pairs} mark the same region."
@@ -86,8 +80,8 @@ def compare_methods(
     *,
     data: bytes = b"",
 ) -> MethodComparison:
-    """:func:`~cxrlib.infer.pipeline.diagnose_image` for every method (each cached as usual)
-    and their agreement."""
+    """:func:`~cxrlib.infer.pipeline.diagnose_image` for every method (each cached as usual,
+    here or on the model server) and their agreement."""
     diagnoses = tuple(
         diagnose_image(res, decoded, m, class_index, cache, data=data) for m in METHOD_LABELS
     )

@@ -1,8 +1,7 @@
 """What the Batch page computes: many uploads scored into rows and a CSV.
 
-The scoring itself is :func:`cxrlib.predict.rows.score_items`, as on the
-command line; this module counts the work, adds the optional lung focus and
-sorts the rows for the page.
+The scoring itself is :func:`cxrlib.predict.rows.score_items`, as on the command line (or
+the model server's); this module counts the work and sorts the rows for the page.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from cxrlib.predict.rows import BatchRow, score_items
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.app.resources import Resources
-    from cxrlib.serve.client import RemoteAnalyser
 
 #: One scored row as the page keeps it (``BatchRow.as_dict``).
 Row = dict[str, Any]
@@ -28,8 +26,7 @@ Row = dict[str, Any]
 
 def signature(file_ids: Iterable[str], with_focus: bool = False) -> str:
     """Identity of one set of uploads (and whether lung focus was asked for)."""
-    digest = sha256_bytes("".join(file_ids).encode())
-    return digest + ("+focus" if with_focus else "")
+    return sha256_bytes("".join(file_ids).encode()) + ("+focus" if with_focus else "")
 
 
 def count_items(items: Sequence[tuple[str, bytes]]) -> int:
@@ -53,10 +50,8 @@ def score_uploads(
     with_focus: bool = False,
     progress: Callable[[int, str], None] | None = None,
 ) -> tuple[list[Row], str]:
-    """Every upload scored (zip members one by one): the rows and their CSV.
-
-    With a model server (``res.remote``) each upload is sent there and scored the
-    same way; else the models of this process score them.
+    """Every upload scored (zip members one by one), by the model server (``res.remote``)
+    or by the models of this process: the rows and their CSV.
 
     Args:
         res: The loaded models (or the model server).
@@ -68,8 +63,13 @@ def score_uploads(
         RuntimeError: No classifier is loaded.
         ModelServerError: The model server is down or failed.
     """
+    rows: list[BatchRow] = []
     if res.remote is not None:
-        rows = _score_remote(res.remote, items, with_focus, progress)
+        for name, data in items:
+            for row in res.remote.score(name, data, with_focus)[0]:  # a zip: one per member
+                rows.append(row)
+                if progress is not None:
+                    progress(len(rows) - 1, row.name)
         names = list(res.served.get("class_names", []))
     else:
         if res.classifier is None:
@@ -79,25 +79,9 @@ def score_uploads(
     return [r.as_dict(names) for r in rows], rows_to_csv(rows, names)
 
 
-def _score_remote(
-    remote: RemoteAnalyser,
-    items: Sequence[tuple[str, bytes]],
-    with_focus: bool,
-    progress: Callable[[int, str], None] | None,
-) -> list[BatchRow]:
-    rows: list[BatchRow] = []
-    for name, data in items:
-        for row in remote.score(name, data, with_focus)[0]:  # a zip: one row per member
-            rows.append(row)
-            if progress is not None:
-                progress(len(rows) - 1, row.name)
-    return rows
-
-
 def split_rows(rows: Sequence[Row]) -> tuple[list[Row], list[Row], list[Row]]:
     """``(read, unreadable, rejected)``: rows scored, rows with an error, and the read
     rows the input check rejected."""
     good = [r for r in rows if not r["error"]]
     bad = [r for r in rows if r["error"]]
-    rejected = [r for r in good if r.get("is_cxr") is False]
-    return good, bad, rejected
+    return good, bad, [r for r in good if r.get("is_cxr") is False]

@@ -1,8 +1,5 @@
-"""How the Diagnose page draws a heatmap: the display controls, applied to cached arrays.
-
-Changing any of them only calls :func:`cxrlib.infer.overlay.overlay` again; no
-model runs.
-"""
+"""How the Diagnose page draws a heatmap: the display controls, applied to cached arrays
+(changing any of them only calls :func:`cxrlib.infer.overlay.overlay` again; no model runs)."""
 
 from __future__ import annotations
 
@@ -15,14 +12,6 @@ from cxrlib.infer.overlay import overlay
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.infer.diagnosis import Diagnosis
-
-#: Hottest share of the image shown when "hottest region only" is on, by default.
-DEFAULT_SHARE = 15
-
-
-def hottest_percent(enabled: bool, percent: float = 15.0) -> float | None:
-    """The ``hottest_percent`` argument of :func:`cxrlib.infer.overlay.overlay`."""
-    return percent if enabled else None
 
 
 @dataclass(frozen=True)
@@ -41,7 +30,7 @@ class DisplaySettings:
     colormap: str = "jet"
     outline: bool = True
     hottest: bool = False
-    share: int = DEFAULT_SHARE
+    share: int = 15
 
     def overlay(self, pixels: np.ndarray, d: Diagnosis) -> np.ndarray:
         """The image with ``d``'s heatmap drawn with these settings."""
@@ -50,7 +39,7 @@ class DisplaySettings:
             d.heatmap,
             opacity=float(self.opacity),
             colormap=self.colormap,
-            hottest_percent=hottest_percent(self.hottest, self.share),
+            hottest_percent=self.share if self.hottest else None,
             lung_mask=d.lung_mask if self.outline else None,
             frame=d.model_crop,
         )

@@ -1,4 +1,4 @@
-"""What the Diagnose page offers to download: the overlay as PNG and the PDF report."""
+"""The PDF report the Diagnose page offers to download."""
 
 from __future__ import annotations
 
@@ -10,17 +10,12 @@ import numpy as np
 from cxrlib.app.record import answer_record
 from cxrlib.app.texts import gate_text, probability_note
 from cxrlib.core.methods import METHOD_LABELS
-from cxrlib.describe.report import ReportData, build_report, overlay_png
+from cxrlib.describe.report import ReportData, build_report
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.app.resources import Resources
     from cxrlib.infer.diagnosis import Diagnosis
     from cxrlib.infer.pipeline import Decoded, GateVerdict
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """PNG bytes of an image array, encoded in memory."""
-    return overlay_png(rgb)
 
 
 def report_warnings(decoded: Decoded, gate: GateVerdict | None) -> list[str]:

@@ -1,13 +1,11 @@
-"""Images on disk the app shows: the committed sample gallery and dataset images.
-
-Also how a page's choice (a sample, a dataset image) becomes bytes to analyse.
-"""
+"""Images on disk the app shows (the committed sample gallery, dataset images), and how a
+page's choice of one becomes bytes to analyse."""
 
 from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ class Sample:
     label: str
     source: str
     license: str
-    original: str
+    original: str = ""
     note: str = ""
 
     @property
@@ -47,19 +45,9 @@ def list_samples(folder: str | os.PathLike[str] = SAMPLES_DIR) -> list[Sample]:
         return []
     with index.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    out = []
-    for r in rows:
-        s = Sample(
-            file=r["file"],
-            label=r["label"],
-            source=r["source"],
-            license=r["license"],
-            original=r.get("original", ""),
-            note=r.get("note", ""),
-        )
-        if (Path(folder) / s.file).exists():
-            out.append(s)
-    return out
+    names = [f.name for f in fields(Sample)]
+    samples = [Sample(**{k: v for k, v in r.items() if k in names}) for r in rows]
+    return [s for s in samples if (Path(folder) / s.file).exists()]
 
 
 def thumbnail(gray: np.ndarray, side: int = 192) -> np.ndarray:

@@ -40,11 +40,5 @@ def model_version(meta: dict[str, Any], path: str | os.PathLike[str] | None = No
     arch = cfg.get("arch", "")
     size = meta.get("input_size") or meta.get("preprocess", {}).get("size")
     sha = str(meta.get("weights_sha256", ""))[:12]
-    parts = [name]
-    if arch:
-        parts.append(str(arch))
-    if size:
-        parts.append(f"{size} px")
-    if sha:
-        parts.append(f"sha256 {sha}")
-    return " · ".join(parts)
+    parts = [str(arch or ""), f"{size} px" if size else "", f"sha256 {sha}" if sha else ""]
+    return " · ".join([name, *(p for p in parts if p)])

@@ -1,15 +1,15 @@
-"""The app's models: loading them once per process, in the background, without failing.
+"""The app's models: loaded once per process, in the background, without failing.
 
-Nothing here imports TensorFlow at module import time: the app's first page
-must appear before the slow TensorFlow import, so the models are loaded lazily
-(:func:`get_resources`) or in a background thread (:func:`warm_up`).
+Nothing here imports TensorFlow at module import time: the app's first page must appear
+before the slow TensorFlow import, so the models are loaded lazily (:func:`get_resources`)
+or in a background thread (:func:`warm_up`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,13 +36,11 @@ class Resources(Models):
     """The loaded models (see :class:`~cxrlib.infer.pipeline.Models`) and how loading went.
 
     Attributes:
-        device: ``"CPU"`` or ``"GPU: name"``.
-        seconds: Loading time.
+        device: ``"CPU"`` or ``"GPU: name"``, or the model server's.
         served: What the model server serves (its health answer), with ``remote``.
     """
 
     device: str = "CPU"
-    seconds: float = 0.0
     remote: RemoteAnalyser | None = None
     served: dict[str, Any] = field(default_factory=dict)
 
@@ -77,8 +75,7 @@ class Resources(Models):
     @property
     def model_version(self) -> str:
         """The classifier's short version (:func:`cxrlib.app.model_files.model_version`)."""
-        path = self.model_path or self.served.get("model_path") or None
-        return model_version(self.model_meta, path)
+        return model_version(self.model_meta, self.model_path or self.served.get("model_path"))
 
     @property
     def model_meta(self) -> dict[str, Any]:
@@ -88,13 +85,6 @@ class Resources(Models):
         return {} if self.classifier is None else dict(self.classifier.meta or {})
 
 
-def _load_gate() -> Callable[..., Any]:
-    """The input gate of :mod:`cxrlib.infer.gate` (raises when its fitted file is missing)."""
-    from cxrlib.infer import gate as ood
-
-    return ood.load_gate(gate_path()).assess
-
-
 def _attempt(res: Resources, name: str, load: Callable[[], Any], prefix: str = "") -> Any:
     """``load()``, or None with its message in ``res.errors[name]`` (never raises)."""
     try:
@@ -102,6 +92,12 @@ def _attempt(res: Resources, name: str, load: Callable[[], Any], prefix: str = "
     except Exception as exc:  # noqa: BLE001 - shown to the user, the app keeps running
         res.errors[name] = f"{prefix}{exc}"
         return None
+
+
+def _load_gate() -> Callable[..., Any]:
+    from cxrlib.infer import gate as ood  # imports TensorFlow
+
+    return ood.load_gate(gate_path()).assess
 
 
 def _segmenter(path: Path) -> LungSegmenter:
@@ -141,6 +137,9 @@ def load_resources(
 ) -> Resources:
     """Loads the classifier, explainer, segmenter and input gate; never raises.
 
+    With ``$CXR_MODEL_SERVER`` set, the models of that server instead (:func:`remote_resources`),
+    or the ones here when it cannot be reached.
+
     Args:
         model: Classifier path (default :func:`cxrlib.core.settings.model_path`).
         segmenter: Segmenter path (default :func:`cxrlib.core.settings.segmenter_path`).
@@ -149,14 +148,12 @@ def load_resources(
     Returns:
         :class:`Resources`; a component that failed is None with its reason in ``errors``.
     """
-    server = model_server()
     fallback = ""
-    if server:
+    if server := model_server():
         try:
             return remote_resources(server)
         except ModelServerError as exc:
             fallback = f"{exc}. Using the model in this process instead (start the server with `make serve`)."
-    t0 = time.perf_counter()
     model_file = resolve(model) if model else model_path()
     segmenter_file = resolve(segmenter) if segmenter else segmenter_path()
     res = Resources(
@@ -169,31 +166,26 @@ def load_resources(
 
         res.device = device_description()
     except Exception as exc:  # noqa: BLE001
-        res.device = "CPU"
         res.errors["device"] = f"could not query TensorFlow devices: {exc}"
     _load_models(res, model_file, segmenter_file, gate)
     _trace(res)
     if fallback:
         res.errors["model server"] = fallback
-    res.seconds = time.perf_counter() - t0
     return res
 
 
 def remote_resources(url: str) -> Resources:
     """The models of the model server at ``url`` (``$CXR_MODEL_SERVER``), without TensorFlow.
 
-    The app then holds only a client (:class:`cxrlib.serve.client.RemoteAnalyser`):
-    :func:`cxrlib.infer.pipeline.diagnose_image` and :mod:`cxrlib.app.batch` send the
-    upload's bytes to the server. The classifier's metrics file (track record, randomisation note) is
-    read from this checkout's copy of the served model, when it has one.
+    The app then holds only a client (:class:`cxrlib.serve.client.RemoteAnalyser`) that sends
+    the upload's bytes to the server. The metrics file is read from this checkout's copy of
+    the served model, when it has one.
 
     Raises:
-        ModelServerError: The server is not reachable (the caller falls back to the
-            model in this process).
+        ModelServerError: The server is not reachable.
     """
     from cxrlib.serve.client import RemoteAnalyser  # the client only: no Ray, no TensorFlow
 
-    t0 = time.perf_counter()
     client = RemoteAnalyser(url)
     health = client.health()
     res = Resources(
@@ -206,7 +198,6 @@ def remote_resources(url: str) -> Resources:
         res.errors["segmenter"] = f"the model server at {client.url} has no lung segmenter"
     if not health.get("gate"):
         res.errors["gate"] = f"the model server at {client.url} has no input gate"
-    res.seconds = time.perf_counter() - t0
     return res
 
 
@@ -222,12 +213,8 @@ def _local_copy(served_path: str) -> Path | None:
 
 
 def _trace(res: Resources) -> None:
-    """Runs the compiled model paths once on a synthetic image.
-
-    TensorFlow traces a ``tf.function`` on its first call (seconds) and
-    autograph writes generated source code to the temp folder while doing so.
-    Doing it here, at load time, keeps both away from the first upload.
-    """
+    """Runs the compiled model paths once on a synthetic image, so that TensorFlow's tracing
+    (seconds, and autograph's temporary files) happens at load time, not on the first upload."""
     synthetic = np.tile(np.linspace(0, 255, 256, dtype=np.float32), (256, 1)).astype(np.uint8)
     try:
         if res.classifier is not None and res.explainer is not None:
@@ -241,52 +228,60 @@ def _trace(res: Resources) -> None:
         res.errors.setdefault("warm-up", str(exc))
 
 
-_LOADED: dict[tuple[str, str, str, str], Resources] = {}
-_LOAD_LOCK = threading.Lock()
-_WARM: set[tuple[str, str, str, str]] = set()
-_WARM_LOCK = threading.Lock()
+@dataclass
+class _Loading:
+    """One set of resources: loaded by the first caller, the others wait for it."""
+
+    model: str
+    segmenter: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    resources: Resources | None = None
+    warming: bool = False
+
+    def get(self) -> Resources:
+        with self.lock:
+            if self.resources is None:
+                self.resources = load_resources(self.model, self.segmenter)
+            return self.resources
 
 
-def _key(model: PathLike | None, segmenter: PathLike | None) -> tuple[str, str, str, str]:
-    """The (classifier, segmenter, gate) paths and the model server that identify one set
-    of resources."""
-    return (
+@functools.cache
+def _loading(model: str, segmenter: str, gate: str, server: str) -> _Loading:
+    """The one :class:`_Loading` of these (classifier, segmenter, gate) paths and model server."""
+    return _Loading(model, segmenter)
+
+
+def _of(model: PathLike | None, segmenter: PathLike | None) -> _Loading:
+    return _loading(
         str(resolve(model) if model else model_path()),
         str(resolve(segmenter) if segmenter else segmenter_path()),
         str(gate_path()),
-        model_server() or "",
+        model_server(),
     )
 
 
 def get_resources(model: PathLike | None = None, segmenter: PathLike | None = None) -> Resources:
     """:func:`load_resources`, once per (model, segmenter) per process (thread-safe)."""
-    key = _key(model, segmenter)
-    with _LOAD_LOCK:
-        if key not in _LOADED:
-            _LOADED[key] = load_resources(key[0], key[1])
-        return _LOADED[key]
+    return _of(model, segmenter).get()
 
 
 def resources_ready(
     model: PathLike | None = None, segmenter: PathLike | None = None
 ) -> Resources | None:
     """The loaded resources if :func:`get_resources` has finished for these paths, else None."""
-    return _LOADED.get(_key(model, segmenter))
+    return _of(model, segmenter).resources
 
 
 def warm_up(model: PathLike | None = None, segmenter: PathLike | None = None) -> bool:
-    """Starts loading the models in a daemon thread, once per process and paths.
-
-    The app calls this on its first run, so TensorFlow is imported while the
-    user is still choosing an image.
+    """Starts loading the models in a daemon thread, once per process and paths (the app does
+    on its first run, so TensorFlow is imported while the user is still choosing an image).
 
     Returns:
         True when a thread was started now, False when one was started before.
     """
-    key = _key(model, segmenter)
-    with _WARM_LOCK:
-        if key in _WARM:
-            return False
-        _WARM.add(key)
-    threading.Thread(target=get_resources, args=key[:2], name="cxr-warm-up", daemon=True).start()
+    loading = _of(model, segmenter)
+    if loading.warming:
+        return False
+    loading.warming = True
+    threading.Thread(target=loading.get, name="cxr-warm-up", daemon=True).start()
     return True

@@ -1,7 +1,5 @@
-"""Starting the Streamlit app as a local server (for the browser test and the load benchmark).
-
-Only the command line and a health check: nothing here imports Streamlit.
-"""
+"""Starting the Streamlit app as a local server (for the browser test and the load benchmark):
+only the command line and a health check, nothing here imports Streamlit."""
 
 from __future__ import annotations
 
@@ -30,19 +28,9 @@ def streamlit_command(port: int, python: str | None = None) -> list[str]:
         python: The interpreter whose Streamlit runs it (default: this one).
     """
     return [
-        python or sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(ROOT / "app.py"),
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
+        *(python or sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py")),
+        *f"--server.headless true --server.port {port} --server.address 127.0.0.1".split(),
+        *"--browser.gatherUsageStats false".split(),
     ]
 
 

@@ -1,8 +1,8 @@
-"""Process-wide counts of expensive work (heatmaps computed, uploads decoded, ...).
+"""Process-wide counts of expensive work, so the app's tests can prove that moving a display
+slider computes nothing.
 
-The per-image pipeline (:mod:`cxrlib.infer.pipeline`) adds to them when it
-really computes something, not when the cache answers, so the app's tests can
-prove that moving a display slider computes nothing.
+The per-image pipeline (:mod:`cxrlib.infer.pipeline`) counts what it really computes, not
+what the cache answers: ``heatmaps`` (diagnoses and batch lung focus), ``decodes`` (uploads).
 """
 
 from __future__ import annotations
@@ -10,13 +10,11 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-#: Name -> how often it was computed: ``heatmaps`` (diagnoses and batch lung focus),
-#: ``decodes`` (uploads decoded).
 COUNTERS: Counter[str] = Counter()
 _LOCK = threading.Lock()
 
 
-def count(name: str, n: int = 1) -> None:
-    """Adds ``n`` to :data:`COUNTERS` ``[name]`` (thread-safe)."""
+def count(name: str) -> None:
+    """Adds one to ``COUNTERS[name]`` (thread-safe)."""
     with _LOCK:
-        COUNTERS[name] += n
+        COUNTERS[name] += 1

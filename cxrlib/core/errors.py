@@ -1,9 +1,5 @@
-"""The typed errors of cxrlib.
-
-Every error cxrlib raises on bad input is a :class:`CxrError`; each typed error
-also keeps the built-in base it always had, so ``except ValueError`` (or
-``except RuntimeError``) callers still catch it.
-"""
+"""The typed errors of cxrlib: each is a :class:`CxrError` and also a ``ValueError`` or a
+``RuntimeError``, so callers may catch either."""
 
 from __future__ import annotations
 

@@ -1,14 +1,11 @@
-"""The schema of ``models/<name>.metrics.json``, with its one reader and one writer.
+"""The schema of ``models/<name>.metrics.json`` as pydantic models, with its reader and writer.
 
-``python -m cxrlib.evaluate`` writes the file section by section; the pages, the model
-card, the trust sentences and the PDF read it through :func:`read_metrics`. A required key
-that is missing or renamed raises :class:`MetricsSchemaError` naming the key and the file,
-instead of silently dropping a sentence. Optional sections and keys are ``None`` (or empty)
-when absent; keys the schema does not declare are kept, so :func:`write_metrics` of what
-:func:`read_metrics` gave writes the same JSON back.
-
-Per-method and per-class figures are mappings keyed by name (a new heatmap method or class
-needs no new field here).
+``python -m cxrlib.evaluate`` writes the file section by section; the pages, the model card,
+the trust sentences and the PDF read it through :func:`read_metrics`. A required key that is
+missing or renamed raises :class:`MetricsSchemaError` naming the key and the file. Optional
+keys are ``None`` (or empty) when absent and stay absent when written back; keys the schema
+does not declare are kept. Fields are declared in the order the evaluate commands write them,
+so writing back what was read gives the same file.
 """
 
 from __future__ import annotations
@@ -19,9 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, ValidationError
+from pydantic import StrictStr as Str
 
-from cxrlib.core.records import Float, Int, Record, SchemaError, Str
+from cxrlib.core.errors import CxrError
 
 #: A probability at or above which an answer counts as confident (the external check's
 #: ``confident_at``, the track record's "that sure" answers).
@@ -30,9 +28,30 @@ CONFIDENT = 0.9
 #: figures an adult patient's answer is judged by (``adults`` of a split, the held-out runs).
 ADULT_SOURCES = ("nih", "quex")
 
+#: JSON numbers, checked as JSON has them: a bool or a string is no number.
+Int = StrictInt
+Float = StrictFloat
 
-class MetricsSchemaError(SchemaError):
-    """A metrics file lacks a required key or holds a value of the wrong type."""
+
+class MetricsSchemaError(CxrError):
+    """A metrics file lacks a required key or holds a value of the wrong type.
+
+    Attributes:
+        key: The key path, e.g. ``splits.test.confusion_matrix.labels``.
+        problem: What is wrong with it.
+        source: The file it was read from, or "".
+    """
+
+    def __init__(self, key: str, problem: str, source: str = "") -> None:
+        self.key, self.problem, self.source = key, problem, source
+        where = f" in {source}" if source else ""
+        super().__init__(f"'{key}'{where}: {problem}")
+
+
+class Record(BaseModel):
+    """A JSON object of the file: frozen, and keeping the keys it does not declare."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
 
 # --- one split (val / test) ------------------------------------------------------------
@@ -95,15 +114,11 @@ class SourceScores(Record):
 
 
 class RocCurve(Record):
-    """One class's ROC curve."""
-
     fpr: tuple[Float, ...]
     tpr: tuple[Float, ...]
 
 
 class PrCurve(Record):
-    """One class's precision-recall curve."""
-
     recall: tuple[Float, ...]
     precision: tuple[Float, ...]
 
@@ -119,10 +134,10 @@ class Prediction(Record):
     """One scored image: its probabilities in the order of the class names."""
 
     path: Str
-    probs: tuple[Float, ...]
     label: Str | None = None
     source: Str | None = None
     split: Str | None = None
+    probs: tuple[Float, ...]
 
 
 class Split(Record):
@@ -152,8 +167,8 @@ class Split(Record):
 class AblationScores(Record):
     """One version of the test images (original, lungs erased, lungs only)."""
 
-    balanced_accuracy: Float
     accuracy: Float | None = None
+    balanced_accuracy: Float
     macro_f1: Float | None = None
     sensitivity: Mapping[Str, Float | None] = {}
     auc: Mapping[Str, Float | None] = {}
@@ -172,6 +187,7 @@ class Ablation(Record):
     mask_convention: Str | None = None
     seconds: Float | None = None
     split: Str | None = None
+    command: Str | None = None
 
 
 class ResolutionSwap(Record):
@@ -188,9 +204,9 @@ class SourceProbe(Record):
     """Within one class, a cross-validated guess of the source from the model's features."""
 
     sources: tuple[Str, ...]
+    n: Mapping[Str, Int] = {}
     balanced_accuracy: Float
     chance: Float
-    n: Mapping[Str, Int] = {}
     confusion: tuple[tuple[Int, ...], ...] = ()
 
 
@@ -266,9 +282,9 @@ class ExplainMethods(Record):
     pairwise_iou: Mapping[Str, Float | None] = {}
     lung_focus: Mapping[Str, Float | None] = {}
     randomised: Mapping[Str, Randomised] = {}
+    seconds: Float | None = None
     split: Str | None = None
     command: Str | None = None
-    seconds: Float | None = None
 
 
 # --- leave one source out, the external check, the alternatives ------------------------
@@ -297,8 +313,8 @@ class LosoResult(Record):
 class Loso(Record):
     """``loso`` / ``loso_full``: one result per held-out source, and the runs' schedule."""
 
-    sources: Mapping[Str, LosoResult]
     schedule: Mapping[Str, Any] = {}
+    sources: Mapping[Str, LosoResult]
     description: Str | None = None
     command: Str | None = None
     commands: tuple[Str, ...] = ()
@@ -328,11 +344,11 @@ class Collection(Record):
     """One outside collection (of one class) no training image came from."""
 
     name: Str
-    label: Str
-    subsets: Mapping[Str, SubsetCalls]
     description: Str | None = None
+    label: Str
     population: Str | None = None
     n: Int | None = None
+    subsets: Mapping[Str, SubsetCalls]
     mean_probs: Mapping[Str, Float] = {}
     input_check_refused: Int | None = None
     duplicates: Duplicates | None = None
@@ -358,8 +374,6 @@ class AlternativeAblation(Record):
 class Alternative(Record):
     """``alternatives.<name>``: a model not committed, scored on a split."""
 
-    balanced_accuracy: Float
-    lungs_erased: AlternativeAblation
     preprocess: Mapping[Str, Any] = {}
     train_config: Mapping[Str, Any] = {}
     keras_backend: Str | None = None
@@ -368,9 +382,11 @@ class Alternative(Record):
     split: Str | None = None
     n: Int | None = None
     views: Int | None = None
+    balanced_accuracy: Float
     ci95: tuple[Float, ...] | None = ()
     covid_sensitivity: Float | None = None
     ece: Float | None = None
+    lungs_erased: AlternativeAblation
     lungs_only: AlternativeAblation | None = None
     chance: Float | None = None
     command: Str | None = None
@@ -386,12 +402,12 @@ class Metrics(Record):
     splits: Mapping[Str, Split] = {}
     ablation: Ablation | None = None
     explain: Explain | None = None
-    shortcuts: Shortcuts | None = None
     loso: Loso | None = None
     alternatives: Mapping[Str, Alternative] = {}
     loso_full: Loso | None = None
     external: External | None = None
     explain_methods: ExplainMethods | None = None
+    shortcuts: Shortcuts | None = None
 
     @property
     def test(self) -> Split | None:
@@ -414,10 +430,12 @@ def read_metrics(source: str | os.PathLike[str] | Mapping[str, Any], origin: str
     try:
         return Metrics.model_validate(data)
     except ValidationError as e:
-        first = SchemaError.first_of(e)
-        raise MetricsSchemaError(first.key, first.problem, origin) from e
+        first = e.errors()[0]
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+        problem = "required key is missing" if first["type"] == "missing" else first["msg"]
+        raise MetricsSchemaError(key.lstrip("."), problem, origin) from e
 
 
 def write_metrics(path: str | os.PathLike[str], metrics: Metrics) -> None:
     """Writes ``metrics`` as JSON (one line, as :func:`read_metrics` reads it)."""
-    Path(path).write_text(json.dumps(metrics.to_dict()) + "\n")
+    Path(path).write_text(json.dumps(metrics.model_dump(mode="json", exclude_unset=True)) + "\n")

@@ -1,12 +1,10 @@
 """What makes a model, as a training record states it: the recipe two records share when
 they differ only in seed.
 
-A record written before a setting existed lacks it; it trained with the setting's value
-below (the value the setting had before it was added, which is also its default in
-:class:`cxrlib.train.config.TrainConfig`, :class:`cxrlib.infer.preprocess.PreprocessConfig`
-and :class:`cxrlib.train.augment.AugmentConfig`; tests/describe/test_comparison.py checks
-that they agree). The alternatives in a metrics file are records too, some of them of options
-training no longer offers: those settings are compared at the value that meant "off".
+A record lacks the settings added after it was written (models/cxr_classifier.json lacks
+``width``, ``sampling_floor``, ``lung_mask`` and ``mask_dilation``); it trained with their
+defaults, which are those of the training configs (tests/describe/test_comparison.py checks
+that they agree). Settings of options training no longer offers compare at their "off" value.
 """
 
 from __future__ import annotations
@@ -14,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-#: Each training setting of a ``train_config`` and the value a record that lacks it
-#: trained with (less ``preprocess`` and ``augment``, below).
+#: Each setting of a ``train_config`` (less ``preprocess`` and ``augment``) and its default.
 TRAIN_DEFAULTS: Mapping[str, Any] = {
     "arch": "mobilenetv2",
     "alpha": 0.5,
@@ -32,10 +29,10 @@ TRAIN_DEFAULTS: Mapping[str, Any] = {
     "exclude_sources": [],
 }
 
-#: Settings of retired training options, at the value that meant "off".
+#: Retired training options at their "off" value.
 RETIRED_TRAIN: Mapping[str, Any] = {"ema": 0.0, "adversary": 0.0}
 
-#: The same for a ``preprocess`` record.
+#: The same for ``preprocess``.
 PREPROCESS_DEFAULTS: Mapping[str, Any] = {
     "size": 160,
     "geometry": "resize",
@@ -49,7 +46,7 @@ PREPROCESS_DEFAULTS: Mapping[str, Any] = {
     "mask_dilation": 0.02,
 }
 
-#: The same for an ``augment`` record.
+#: The same for ``augment``.
 AUGMENT_DEFAULTS: Mapping[str, Any] = {
     "rotate_deg": 10.0,
     "scale": 0.12,
@@ -63,7 +60,7 @@ AUGMENT_DEFAULTS: Mapping[str, Any] = {
     "p_text": 0.3,
 }
 
-#: The same for retired augmentations.
+#: Retired augmentations at their "off" value.
 RETIRED_AUGMENT: Mapping[str, Any] = {
     "p_erase_lungs": 0.0,
     "p_lungs_only": 0.0,
@@ -75,18 +72,17 @@ RETIRED_AUGMENT: Mapping[str, Any] = {
     "bias": 0.3,
 }
 
-#: Settings that are bookkeeping, not recipe: two runs that differ only here are one recipe.
+#: Bookkeeping, not recipe.
 NOT_RECIPE = ("seed", "steps_per_epoch")
 
 
 def _filled(record: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """``record``'s known settings, the ones it lacks at their defaults (retired ones dropped)."""
+    """``record``'s settings of ``defaults``, the ones it lacks at their default."""
     return {k: record.get(k, v) for k, v in defaults.items()}
 
 
 def recipe(preprocess: Mapping[str, Any], train_config: Mapping[str, Any]) -> dict[str, Any]:
-    """What makes a model, less its seed and the schedule's bookkeeping, every setting spelled
-    out (a record's ``preprocess`` is the one it trained with)."""
+    """Every setting that makes a model, less its seed and schedule bookkeeping."""
     out = _filled(train_config, {**TRAIN_DEFAULTS, **RETIRED_TRAIN})
     out["exclude_sources"] = list(train_config.get("exclude_sources") or ())
     out["preprocess"] = _filled(preprocess, PREPROCESS_DEFAULTS)

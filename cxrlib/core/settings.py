@@ -1,20 +1,8 @@
-"""Where things are: the repository root, the committed models and the
-environment variables that move them.
+"""Where things are: the repository root, the committed models, and the environment
+variables that move them (:data:`ENV_VARS`), read at call time.
 
-================== ======================================= ==================================
-Variable           Default                                 What it changes
-================== ======================================= ==================================
-CXR_MODEL          models/cxr_classifier.keras             the classifier the app loads
-CXR_SEGMENTER      models/lung_segmenter.keras             the lung segmenter
-CXR_OOD            models/ood.npz                          the fitted input gate
-CXR_DATA           ../shared/cxr                           the dataset (Validation, gallery)
-CXR_NO_WARMUP      unset                                   1: do not load models at start
-CXR_MODEL_SERVER   unset                                   URL of a ``cxrlib.serve`` server
-CXR_TIMINGS        unset                                   file that collects stage times
-================== ======================================= ==================================
-
-Relative paths are taken from the repository root, so the app and the command
-lines find the same files from any working directory.
+Relative paths are taken from the repository root, so the app and the command lines find
+the same files from any working directory.
 """
 
 from __future__ import annotations
@@ -29,7 +17,7 @@ DEFAULT_GATE = Path("models/ood.npz")
 DEFAULT_DATA_DIR = Path("../shared/cxr")
 SAMPLES_DIR = ROOT / "samples"
 
-#: Environment variable -> (default, what it changes): the README's table.
+#: Environment variable -> (default, what it changes).
 ENV_VARS: dict[str, tuple[str, str]] = {
     "CXR_MODEL": (str(DEFAULT_MODEL), "the classifier the app loads"),
     "CXR_SEGMENTER": (str(DEFAULT_SEGMENTER), "the lung segmenter"),

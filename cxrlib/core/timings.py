@@ -1,11 +1,9 @@
 """Where one diagnosis spends its time: named stages, timed where they run.
 
-Off (free) unless ``$CXR_TIMINGS`` names a file. Then every :func:`timed` block
-appends one JSON line to it: ``{"stage", "wall", "cpu", "pid"}``, the seconds the
-block took and the CPU seconds its thread used meanwhile (less than ``wall`` when
-the thread waited, e.g. for the interpreter lock). Only stage names and seconds
-are written, never image data. ``benchmarks/load.py`` sets the variable for the
-app (and the model server) it starts and reads the file back.
+Off unless ``$CXR_TIMINGS`` names a file (``benchmarks/load.py`` sets it). Then every
+:func:`timed` block appends one JSON line ``{"stage", "wall", "cpu", "pid"}`` to it: the
+seconds the block took and the CPU seconds its thread used meanwhile (less than ``wall``
+when it waited, e.g. for the interpreter lock). Never image data.
 """
 
 from __future__ import annotations
@@ -34,24 +32,18 @@ STAGES: dict[str, str] = {
 _LOCK = threading.Lock()
 
 
-def record(stage: str, wall: float, cpu: float) -> None:
-    """Appends one stage time to ``$CXR_TIMINGS`` (nothing when it is unset)."""
-    path = timings_file()
-    if not path:
-        return
-    line = json.dumps({"stage": stage, "wall": wall, "cpu": cpu, "pid": os.getpid()})
-    with _LOCK, open(path, "a", encoding="utf-8") as f:
-        f.write(line + "\n")
-
-
 @contextmanager
 def timed(stage: str) -> Iterator[None]:
     """Times the block as ``stage`` (a key of :data:`STAGES`) when timings are on."""
-    if not timings_file():
+    path = timings_file()
+    if not path:
         yield
         return
     w0, c0 = time.perf_counter(), time.thread_time()
     try:
         yield
     finally:
-        record(stage, time.perf_counter() - w0, time.thread_time() - c0)
+        wall, cpu = time.perf_counter() - w0, time.thread_time() - c0
+        line = json.dumps({"stage": stage, "wall": wall, "cpu": cpu, "pid": os.getpid()})
+        with _LOCK, open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")

@@ -54,7 +54,7 @@ def _summary_rows(d: Mapping[str, FocusSummary], label: str) -> Any:
 
 
 def _faithfulness_row(name: str, f: Faithfulness) -> dict[str, Any]:
-    return {"class": name, **f.to_dict()}
+    return {"class": name, **f.model_dump(mode="json", exclude_unset=True)}
 
 
 def _faithfulness_table(section: Explain) -> Any:

@@ -15,7 +15,7 @@ from cxrlib.core.metrics import MetricsSchemaError, read_metrics, write_metrics
 
 def _read(path: Path) -> dict[str, Any]:
     """A metrics file as JSON, checked against the schema on the way in."""
-    return read_metrics(path).to_dict()
+    return read_metrics(path).model_dump(mode="json", exclude_unset=True)
 
 
 def _write(path: Path, metrics: dict[str, Any]) -> Path:

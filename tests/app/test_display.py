@@ -5,12 +5,8 @@ from __future__ import annotations
 import numpy as np
 from test_texts import _diagnosis
 
-from cxrlib.app.display import DisplaySettings, hottest_percent
+from cxrlib.app.display import DisplaySettings
 from cxrlib.infer.overlay import overlay
-
-
-def test_hottest_percent():
-    assert hottest_percent(False, 20) is None and hottest_percent(True, 20) == 20
 
 
 def test_display_settings_draw_and_describe_the_overlay():

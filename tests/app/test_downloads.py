@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from app_helpers import png_of
 
-from cxrlib.app.downloads import png_bytes, report_bytes, report_warnings
+from cxrlib.app.downloads import report_bytes, report_warnings
 from cxrlib.app.resources import get_resources
 from cxrlib.core.cache import LRUCache
+from cxrlib.describe.report import overlay_png
 from cxrlib.infer.pipeline import GateVerdict, decode, diagnose_image
 
 
@@ -20,7 +21,7 @@ def test_report_bytes_from_a_diagnosis(app_env):
     over = overlay(decoded.pixels, d.heatmap, 0.5, "jet")
     pdf = report_bytes(res, decoded, d, over, "gradcam", {"opacity": "0.50"})
     assert pdf.startswith(b"%PDF") and len(pdf) > 2000
-    png = png_bytes(over)
+    png = overlay_png(over)
     assert png.startswith(b"\x89PNG")
 
 

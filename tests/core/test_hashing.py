@@ -13,8 +13,8 @@ def test_sha256_bytes_is_the_uploads_cache_key() -> None:
     assert sha256_bytes(data) != sha256_bytes(data + b"!")
 
 
-def test_sha256_file_reads_in_chunks(tmp_path) -> None:
+def test_sha256_file_hashes_the_file(tmp_path) -> None:
     data = bytes(range(256)) * 1000
     path = tmp_path / "blob.bin"
     path.write_bytes(data)
-    assert sha256_file(path, chunk=4096) == sha256_bytes(data)
+    assert sha256_file(path) == sha256_bytes(data)
