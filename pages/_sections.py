@@ -13,8 +13,7 @@ import streamlit as st
 from cxrlib.app.model_files import model_metrics
 from cxrlib.core.metrics import Explain, ExplainMethods, Loso, Metrics, MetricsSchemaError
 from cxrlib.describe import audit_text, external_text, loso_text, methods_text
-from cxrlib.describe.prose import prose
-from cxrlib.describe.tables import column_formats
+from cxrlib.describe.prose import column_formats, prose
 
 
 def load_metrics(path: Path) -> Metrics | None:
@@ -32,7 +31,7 @@ def load_metrics(path: Path) -> Metrics | None:
 
 
 def metric_table(df, column_config: dict | None = None) -> None:
-    """A metrics DataFrame formatted by :func:`cxrlib.describe.tables.column_formats`, with
+    """A metrics DataFrame formatted by :func:`cxrlib.describe.prose.column_formats`, with
     a dash where a figure does not exist (a class a source does not have)."""
     st.dataframe(
         df.style.format(column_formats(df)),

@@ -8,9 +8,8 @@ from typing import Any
 
 from cxrlib.core.formatting import pct
 from cxrlib.core.methods import METHOD_LABELS
-from cxrlib.core.metrics import Ablation, Explain, Faithfulness, FocusSummary, Shortcuts
-from cxrlib.describe.loso_text import scores_row
-from cxrlib.describe.words import join, source_name
+from cxrlib.core.metrics import Ablation, Explain, FocusSummary, Shortcuts
+from cxrlib.describe.prose import frame, join, prose, source_name
 
 #: The ablation's image versions, in the table's order, and their names.
 ABLATION_ROWS = (
@@ -28,74 +27,50 @@ FAITHFULNESS_COLUMNS = {
 
 
 def ablation_table(section: Ablation) -> Any:
-    """``metrics.json["ablation"]`` as rows original / lungs erased / lungs only.
-
-    Columns: balanced accuracy, accuracy, macro-F1 and each class's sensitivity.
-    """
-    import pandas as pd
-
-    rows = []
-    for key, label in ABLATION_ROWS:
-        s = getattr(section, key)
-        if s is None:
-            continue
-        row = scores_row({"images": label}, s, dict(s.sensitivity))
-        rows.append({**row, "macro-F1": s.macro_f1})
-    order = ["balanced accuracy", "accuracy", "macro-F1"]
-    df = pd.DataFrame(rows).set_index("images") if rows else pd.DataFrame()
-    return df[order + [c for c in df.columns if c not in order]] if rows else df
+    """``metrics.json["ablation"]`` as rows original / lungs erased / lungs only: balanced
+    accuracy, accuracy, macro-F1 and each class's sensitivity."""
+    rows = [
+        {
+            "images": label,
+            "balanced accuracy": s.balanced_accuracy,
+            "accuracy": s.accuracy,
+            "macro-F1": s.macro_f1,
+            **{f"{c} sensitivity": v for c, v in s.sensitivity.items()},
+        }
+        for key, label in ABLATION_ROWS
+        if (s := getattr(section, key)) is not None
+    ]
+    return frame(rows, "images")
 
 
-def _summary_rows(d: Mapping[str, FocusSummary], label: str) -> Any:
-    import pandas as pd
-
-    rows = [{label: k, "n": v.n, "mean": v.mean, "median": v.median} for k, v in d.items()]
-    return pd.DataFrame(rows).set_index(label) if rows else pd.DataFrame()
-
-
-def _faithfulness_row(name: str, f: Faithfulness) -> dict[str, Any]:
-    return {"class": name, **f.to_dict()}
-
-
-def _faithfulness_table(section: Explain) -> Any:
-    import pandas as pd
-
-    rows = [_faithfulness_row("all", section.faithfulness)] if section.faithfulness else []
-    rows += [_faithfulness_row(c, v) for c, v in section.faithfulness_per_class.items()]
-    if not rows:
-        return pd.DataFrame()
-    return pd.DataFrame(rows).set_index("class").rename(columns=FAITHFULNESS_COLUMNS)
+def _focus_table(d: Mapping[str, FocusSummary], label: str) -> Any:
+    return frame(
+        [{label: k, "n": v.n, "mean": v.mean, "median": v.median} for k, v in d.items()], label
+    )
 
 
 def explain_tables(section: Explain) -> dict[str, Any]:
-    """``metrics.json["explain"]``: lung focus per class and per source, faithfulness.
-
-    Returns:
-        ``{"overall": FocusSummary (empty when not recorded), "flat": mean focus of a flat
-        map over the model's view (None in older files), "per_class": df, "per_source": df,
-        "faithfulness": df (overall + per class), "method": str, "fraction": float}``.
-    """
-    method = section.method or ""
+    """``metrics.json["explain"]`` as tables: lung focus ``"per_class"`` and
+    ``"per_source"``, and ``"faithfulness"`` (overall, then per class)."""
+    faithful = [("all", section.faithfulness)] if section.faithfulness else []
+    faithful += section.faithfulness_per_class.items()
+    rows = [{"class": name, **f.to_dict()} for name, f in faithful]
     return {
-        "overall": section.lung_focus or FocusSummary(),
-        "flat": section.flat_map_focus.mean if section.flat_map_focus else None,
-        "per_class": _summary_rows(section.lung_focus_per_class, "true class"),
-        "per_source": _summary_rows(section.lung_focus_per_source, "source"),
-        "faithfulness": _faithfulness_table(section),
-        "method": METHOD_LABELS.get(method, method),
-        "fraction": section.fraction,
+        "per_class": _focus_table(section.lung_focus_per_class, "true class"),
+        "per_source": _focus_table(section.lung_focus_per_source, "source"),
+        "faithfulness": frame(rows, "class").rename(columns=FAITHFULNESS_COLUMNS),
     }
 
 
 def describe_lung_focus(section: Explain) -> str | None:
     """The audit's lung-focus sentence (markdown), or None when no mean was recorded."""
-    t = explain_tables(section)
-    o = t["overall"]
+    o = section.lung_focus or FocusSummary()
     if o.mean is None:
         return None
-    flat = t["flat"]
+    method = METHOD_LABELS.get(section.method or "", section.method or "")
+    flat = section.flat_map_focus.mean if section.flat_map_focus else None
     return (
-        f"{t['method']} of the predicted class, {o.n or 0:,} images"
+        f"{method} of the predicted class, {o.n or 0:,} images"
         + (f" of the {section.split} split" if section.split else "")
         + f": on average **{pct(o.mean)}** of the heatmap lies inside the "
         f"lungs (median {pct(o.median or 0)}). "
@@ -104,8 +79,7 @@ def describe_lung_focus(section: Explain) -> str | None:
             "(the lungs' share of its field of view; higher for a model that sees only "
             "the lung region), so compare the two."
             if flat is not None
-            else "The lungs cover roughly 30-45% of a chest X-ray, so a map that ignored "
-            "anatomy would score about that."
+            else prose("flat_map_unknown")
         )
     )
 

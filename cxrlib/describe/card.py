@@ -1,14 +1,13 @@
 """The model card as one Markdown file, in the sections of Mitchell et al. 2019 ("Model
-Cards for Model Reporting"), with the numbers behind every figure of the Metrics page.
-
-The Model card page shows the same sections: their fixed prose comes from
-:mod:`cxrlib.describe.prose`, their sentences with figures from the functions used here.
-"""
+Cards for Model Reporting"), with the numbers behind every figure of the Metrics page; the
+Model card page shows the same sections."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+
+import pandas as pd
 
 from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Metrics, Split
@@ -21,8 +20,7 @@ from cxrlib.describe import (
     modelcard,
     results,
 )
-from cxrlib.describe.prose import caveats, prose
-from cxrlib.describe.tables import markdown_table
+from cxrlib.describe.prose import caveats, frame, markdown_table, prose
 
 TITLE = "Model card: CXR Lens chest X-ray classifier"
 
@@ -42,18 +40,33 @@ def model_details_markdown(meta: dict[str, Any], model_file: str) -> str:
     """What the model is, how it was made and how to make it again."""
     if not meta:
         return f"No model description found next to `{model_file}`."
-    return "\n".join(
-        [
-            *modelcard.model_lines(meta),
-            *modelcard.provenance_lines(meta, model_file),
-            "",
-            "Commands that made it:",
-            "",
-            "```bash",
-            modelcard.making_commands(meta),
-            "```",
-        ]
-    )
+    cfg = meta.get("train_config") or {}
+    lines = [
+        "- **Preprocessing** (the same for training, evaluation and this app): "
+        + modelcard.describe_preprocessing(meta.get("preprocess") or {}),
+        f"- **Architecture:** {modelcard.describe_architecture(cfg)}, trained from scratch (no "
+        f"pretrained weights), {int(meta.get('params', 0)):,} parameters; Grad-CAM layer "
+        "`last_conv`.",
+        "- **Probabilities:** " + modelcard.describe_calibration(meta),
+    ]
+    if cfg:
+        lines.append("- **Batches:** " + modelcard.describe_training(cfg))
+    if meta.get("best_epoch"):
+        lines.append(
+            f"- **Training:** best epoch {meta['best_epoch']} of "
+            f"{meta.get('epochs_run', '?')} (validation macro-F1), "
+            f"{float(meta.get('train_seconds', 0)) / 60:.0f} min, "
+            f"Keras {meta.get('keras_version', '?')}."
+        )
+    lines += [
+        f"- **Model file** `{model_file}`",
+        f"- **Weights SHA-256** `{meta.get('weights_sha256') or 'unknown'}`",
+        f"- **Seed** {meta.get('seed', 'unknown')}",
+    ]
+    if meta.get("manifest_sha256"):
+        lines.append(f"- **Training manifest SHA-256** `{meta['manifest_sha256']}`")
+    commands = modelcard.making_commands(meta)
+    return "\n".join([*lines, "", "Commands that made it:", "", "```bash", commands, "```"])
 
 
 #: The heading of :func:`adult_patient_lines`.
@@ -85,8 +98,6 @@ def caveats_markdown(link: bool = False) -> str:
 
 
 def _confusion_table(split: Split) -> Any:
-    import pandas as pd
-
     cm = split.confusion_matrix
     if cm is None or not cm.matrix:
         return pd.DataFrame()
@@ -96,8 +107,6 @@ def _confusion_table(split: Split) -> Any:
 
 
 def _reliability_table(split: Split) -> Any:
-    import pandas as pd
-
     rows = [
         {
             "probability": f"{b.lo:.2f}-{b.hi:.2f}",
@@ -107,7 +116,7 @@ def _reliability_table(split: Split) -> Any:
         }
         for b in split.reliability
     ]
-    return pd.DataFrame(rows).set_index("probability") if rows else pd.DataFrame()
+    return frame(rows, "probability")
 
 
 def _split_blocks(name: str, split: Split) -> Iterator[str]:

@@ -10,11 +10,10 @@ import numpy as np
 from cxrlib.core.formatting import pct, pct_range
 from cxrlib.core.methods import METHOD_LABELS
 from cxrlib.core.metrics import ExplainMethods
-from cxrlib.describe.words import join
+from cxrlib.describe.prose import frame, join
 
 #: Rank correlation with the re-initialised network's map at or above which a method's
-#: maps "changed little", and below which "completely" (Adebayo et al. 2018 read theirs
-#: the same way; the bands are this project's wording, not a standard).
+#: maps "changed little", and below which "completely" (this project's wording).
 STAYS_ALIKE = 0.5
 CHANGES_COMPLETELY = 0.2
 
@@ -25,8 +24,6 @@ def _range(r: tuple[float, ...] | None) -> str | None:
 
 def methods_table(section: ExplainMethods) -> Any:
     """``metrics.json["explain_methods"]``: one row per heatmap method."""
-    import pandas as pd
-
     rows = []
     for m in section.methods:
         mine = [v for k, v in section.pairwise_iou.items() if m in k.split("~") and v is not None]
@@ -41,7 +38,7 @@ def methods_table(section: ExplainMethods) -> Any:
                 "random weights: overlap (IoU)": r.hot_iou if r else None,
             }
         )
-    return pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame()
+    return frame(rows, "method")
 
 
 def _randomised_bands(section: ExplainMethods) -> dict[str, list[tuple[str, float]]]:

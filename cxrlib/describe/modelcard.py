@@ -8,8 +8,7 @@ from typing import Any
 
 from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Split
-from cxrlib.describe.prose import markdown_rows
-from cxrlib.describe.words import join
+from cxrlib.describe.prose import join, markdown_rows
 
 
 def describe_preprocessing(pre: dict[str, Any]) -> str:
@@ -188,41 +187,6 @@ def describe_training_data(meta: dict[str, Any]) -> str:
             "them."
         )
     return text
-
-
-def model_lines(meta: dict[str, Any]) -> list[str]:
-    """The preprocessing, architecture, probabilities, batches and training lines (markdown)."""
-    cfg = meta.get("train_config") or {}
-    lines = [
-        "- **Preprocessing** (the same for training, evaluation and this app): "
-        + describe_preprocessing(meta.get("preprocess") or {}),
-        f"- **Architecture:** {describe_architecture(cfg)}, trained from scratch (no "
-        f"pretrained weights), {int(meta.get('params', 0)):,} parameters; Grad-CAM layer "
-        "`last_conv`.",
-        "- **Probabilities:** " + describe_calibration(meta),
-    ]
-    if cfg:
-        lines.append("- **Batches:** " + describe_training(cfg))
-    if meta.get("best_epoch"):
-        lines.append(
-            f"- **Training:** best epoch {meta['best_epoch']} of "
-            f"{meta.get('epochs_run', '?')} (validation macro-F1), "
-            f"{float(meta.get('train_seconds', 0)) / 60:.0f} min, "
-            f"Keras {meta.get('keras_version', '?')}."
-        )
-    return lines
-
-
-def provenance_lines(meta: dict[str, Any], model_file: str) -> list[str]:
-    """The weights' and the training manifest's hashes and the model file (markdown)."""
-    lines = [
-        f"- **Model file** `{model_file}`",
-        f"- **Weights SHA-256** `{meta.get('weights_sha256') or 'unknown'}`",
-        f"- **Seed** {meta.get('seed', 'unknown')}",
-    ]
-    if meta.get("manifest_sha256"):
-        lines.append(f"- **Training manifest SHA-256** `{meta['manifest_sha256']}`")
-    return lines
 
 
 def describe_input_and_trunk(pre: Mapping[str, Any], cfg: Mapping[str, Any]) -> str:
