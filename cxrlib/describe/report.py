@@ -25,29 +25,23 @@ DISCLAIMER = (
     "used to make decisions about patients."
 )
 
-_REPLACEMENTS = {
-    "\u2013": "-",
-    "\u2014": "-",
-    "\u2212": "-",
-    "\u2018": "'",
-    "\u2019": "'",
-    "\u201c": '"',
-    "\u201d": '"',
-    "\u2265": ">=",
-    "\u2264": "<=",
-    "\u00b7": "-",
-    "\u2022": "-",
-    "\u2026": "...",
-    "\u00d7": "x",
-}
+#: Characters Latin-1 lacks, as the PDF writes them.
+_LATIN1 = str.maketrans(
+    {
+        **dict.fromkeys("\u2013\u2014\u2212\u00b7\u2022", "-"),
+        **dict.fromkeys("\u2018\u2019", "'"),
+        **dict.fromkeys("\u201c\u201d", '"'),
+        "\u2265": ">=",
+        "\u2264": "<=",
+        "\u2026": "...",
+        "\u00d7": "x",
+    }
+)
 
 
 def pdf_text(text: object) -> str:
     """Text the PDF's core fonts can print (Latin-1; other characters replaced)."""
-    s = str(text)
-    for a, b in _REPLACEMENTS.items():
-        s = s.replace(a, b)
-    s = unicodedata.normalize("NFKC", s)
+    s = unicodedata.normalize("NFKC", str(text).translate(_LATIN1))
     return s.encode("latin-1", errors="replace").decode("latin-1")
 
 
