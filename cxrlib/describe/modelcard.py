@@ -1,10 +1,12 @@
-"""A model described in words, from its JSON: the Model card's preprocessing, trunk,
-training and calibration lines, the commands that made it, and its training data."""
+"""A model described in words, from its JSON: how it sees, learns and scores, the commands
+that made it, and its training data."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+import pandas as pd
 
 from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Split
@@ -34,8 +36,8 @@ def describe_preprocessing(pre: dict[str, Any]) -> str:
     )
 
 
+#: Each augmentation setting of ``train_config["augment"]`` and how to say it.
 _AUGMENT_WORDS = (
-    # (setting, how to say it); probabilities as a share of images, ranges as ±
     ("rotate_deg", "rotation ±{:g} deg"),
     ("scale", "scale ±{:.0%}"),
     ("shift", "shift ±{:.0%}"),
@@ -46,11 +48,6 @@ _AUGMENT_WORDS = (
     ("p_downscale", "lost resolution ({:.0%})"),
     ("p_jpeg", "JPEG artefacts ({:.0%})"),
     ("p_text", "synthetic letters and arrows near the borders ({:.0%})"),
-    ("p_erase_lungs", "lungs blanked out with a no-opinion (uniform) target ({:.0%})"),
-    ("p_lungs_only", "everything but the lungs blanked out ({:.0%})"),
-    ("mixup", "mixup (images and labels of two images blended, Beta({:g}) weights)"),
-    ("p_tone", "random tone curve ({:.0%})"),
-    ("p_bias", "uneven exposure, a smooth brightness field ({:.0%})"),
 )
 
 
@@ -60,7 +57,7 @@ def describe_architecture(cfg: dict[str, Any]) -> str:
     if arch == "mobilenetv2":
         return f"`mobilenetv2` (MobileNetV2 cut at stride 16, width {cfg.get('alpha')})"
     if arch == "resnet":
-        width = cfg.get("width")  # recorded as built by cxrlib.train.classifier
+        width = cfg.get("width")
         filters = f"; {width}-{2 * width}-{4 * width} filters" if width else ""
         return f"`resnet` (ResNet-18's stem and first three stages, cut at stride 16{filters})"
     return f"`{arch}`"
@@ -131,22 +128,12 @@ def describe_training(cfg: dict[str, Any]) -> str:
     aug = cfg.get("augment") or {}
     used = [words.format(aug[k]) for k, words in _AUGMENT_WORDS if aug.get(k)]
     augmentation = "augmentation: " + ", ".join(used) if used else "no augmentation"
-    ema = cfg.get("ema") or 0.0
-    averaged = f"; weights kept as a moving average (decay {ema:g})" if ema else ""
-    adversary = cfg.get("adversary") or 0.0
-    if adversary:
-        averaged += (
-            f"; a source adversary (strength {adversary:g}) penalised features that tell the "
-            "sources apart within a class"
-        )
-    return f"{sampling}; {augmentation}{averaged}."
+    return f"{sampling}; {augmentation}."
 
 
 def training_data_table(meta: dict[str, Any]) -> Any:
     """Each source of ``../shared/cxr`` (``text/sources.md``) with the images of each class
     this model trained on (its JSON ``train_counts``), a total row and column last."""
-    import pandas as pd
-
     counts: dict[str, dict[str, int]] = {}
     for key, n in (meta.get("train_counts") or {}).items():
         source, _, label = str(key).partition("/")
