@@ -77,23 +77,19 @@ def adult_patient_lines(metrics: Metrics, split_name: str = "test") -> list[str]
     """What matters most for an adult patient (markdown): the split's adult figures, then
     what a model that never saw the adult source found of it."""
     split = metrics.splits.get(split_name)
-    lines = []
     adults = results.describe_adults(split) if split is not None else None
-    if adults:
-        lines.append(adults)
-    for unseen in loso_text.describe_unseen_adults(metrics):
-        lines.append(f"**At a hospital it has not seen.** {unseen}")
-    return lines
+    unseen = loso_text.describe_unseen_adults(metrics)
+    return ([adults] if adults else []) + [
+        f"**At a hospital it has not seen.** {u}" for u in unseen
+    ]
 
 
-def caveats_markdown(link: bool = False) -> str:
-    """The most important caveats, each naming the Metrics tab with its evidence (a link
-    into the app when ``link``), then the recommendations."""
-    lines = []
-    for c in caveats():
-        where = f"[Metrics › {c.tab}](metrics?tab={c.tab.replace(' ', '+')})"
-        evidence = where if link else f"the Metrics page, tab *{c.tab}*"
-        lines.append(f"- **{c.title}.** {c.body} Evidence: {evidence}.")
+def caveats_markdown() -> str:
+    """The most important caveats, each naming the Metrics tab with its evidence, then the
+    recommendations."""
+    lines = [
+        f"- **{c.title}.** {c.body} Evidence: the Metrics page, tab *{c.tab}*." for c in caveats()
+    ]
     return "\n".join(lines) + "\n\n**Recommendations**\n\n" + prose("recommendations")
 
 

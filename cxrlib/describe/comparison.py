@@ -58,20 +58,6 @@ def _outside(section: External | None) -> tuple[tuple[str, str, float], ...]:
     )
 
 
-def _alternative(name: str, alt: Alternative, meta: Mapping[str, Any]) -> Comparison:
-    return Comparison(
-        name=str(name),
-        described=describe_input_and_trunk(alt.preprocess, alt.train_config),
-        params=alt.params,
-        balanced_accuracy=float(alt.balanced_accuracy),
-        covid_sensitivity=alt.covid_sensitivity,
-        erased_balanced_accuracy=float(alt.lungs_erased.balanced_accuracy),
-        erased_covid_auc=alt.lungs_erased.covid_auc,
-        outside=_outside(alt.external),
-        reseeded=reseeded(meta, alt),
-    )
-
-
 def comparisons(meta: Mapping[str, Any], metrics: Metrics) -> list[Comparison]:
     """The committed model (its test metrics and ablation), then every alternative scored on
     the same split and number of images; empty without the committed model's figures."""
@@ -97,8 +83,21 @@ def comparisons(meta: Mapping[str, Any], metrics: Metrics) -> list[Comparison]:
     for name, alt in sorted(metrics.alternatives.items()):
         # A split that has since gained images keeps its name, not its number of them.
         same_images = alt.n is None or test.n is None or alt.n == test.n
-        if alt.split == abl.split and same_images:
-            out.append(_alternative(name, alt, meta))
+        if alt.split != abl.split or not same_images:
+            continue
+        out.append(
+            Comparison(
+                name=str(name),
+                described=describe_input_and_trunk(alt.preprocess, alt.train_config),
+                params=alt.params,
+                balanced_accuracy=float(alt.balanced_accuracy),
+                covid_sensitivity=alt.covid_sensitivity,
+                erased_balanced_accuracy=float(alt.lungs_erased.balanced_accuracy),
+                erased_covid_auc=alt.lungs_erased.covid_auc,
+                outside=_outside(alt.external),
+                reseeded=reseeded(meta, alt),
+            )
+        )
     return out
 
 

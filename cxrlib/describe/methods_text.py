@@ -108,16 +108,10 @@ def describe_methods(section: ExplainMethods) -> list[str]:
     return [line for line in lines if line is not None]
 
 
-def image_driven_methods(section: ExplainMethods) -> list[tuple[str, float]]:
-    """Methods whose maps changed little when the weights were re-drawn, with their rank
-    correlation (the Diagnose page's warning under "Compare all methods")."""
-    return _randomised_bands(section)["alike"]
-
-
 def image_driven_note(section: ExplainMethods) -> str | None:
-    """The Diagnose page's sentence under "Compare all methods" about those methods, or
-    None when every method's maps changed with the weights."""
-    alike = image_driven_methods(section)
+    """The Diagnose page's sentence under "Compare all methods" on the methods whose maps
+    changed little when the weights were re-drawn; None when every method's maps changed."""
+    alike = _randomised_bands(section)["alike"]
     if not alike:
         return None
     return (

@@ -20,13 +20,11 @@ class ThresholdResult:
     """The (K, K) confusion (rows true) and the positive class's rates at a threshold; a rate
     is None where its denominator is empty."""
 
-    threshold: float
     matrix: np.ndarray
     sensitivity: float | None
     specificity: float | None
     ppv: float | None
     npv: float | None
-    n: int
 
 
 def threshold_predictions(probs: np.ndarray, positive: int, threshold: float) -> np.ndarray:
@@ -61,13 +59,7 @@ def threshold_confusion(
         return a / b if b else None
 
     return ThresholdResult(
-        threshold=float(threshold),
-        matrix=cm,
-        sensitivity=div(tp, tp + fn),
-        specificity=div(tn, tn + fp),
-        ppv=div(tp, tp + fp),
-        npv=div(tn, tn + fn),
-        n=int(len(y)),
+        cm, div(tp, tp + fn), div(tn, tn + fp), div(tp, tp + fp), div(tn, tn + fn)
     )
 
 
