@@ -84,12 +84,8 @@ def _source_line(source: str, v: LosoResult, epochs: Any) -> str | None:
 
 
 def describe_loso(section: Loso) -> list[str]:
-    """One plain line per held-out source of a leave-one-source-out section (markdown).
-
-    What a model trained without that source found of each of its classes, beside the same
-    model's balanced accuracy on the internal test split; figures as the app predicts
-    (averaged over the test-time views) where they were measured so.
-    """
+    """One line per held-out source (markdown): what a model trained without it found of each
+    of its classes, beside that model's balanced accuracy on the internal test split."""
     epochs = section.schedule.get("epochs")
     lines = [_source_line(source, v, epochs) for source, v in section.sources.items()]
     return [line for line in lines if line is not None]
