@@ -14,7 +14,6 @@ from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Alternative, External, Metrics
 from cxrlib.core.recipe import recipe
 from cxrlib.describe.external_text import external_records
-from cxrlib.describe.modelcard import describe_input_and_trunk
 from cxrlib.describe.prose import prose
 
 
@@ -47,6 +46,27 @@ def reseeded(meta: Mapping[str, Any], alt: Alternative) -> int | None:
         return None
     same = recipe(meta.get("preprocess") or {}, mine) == recipe(alt.preprocess, theirs)
     return int(theirs["seed"]) if same and theirs.get("seed") is not None else None
+
+
+def describe_input_and_trunk(pre: Mapping[str, Any], cfg: Mapping[str, Any]) -> str:
+    """A few words on what a model sees and its trunk: 'the whole image, ResNet (64), 128 px'."""
+    if pre.get("lung_mask"):
+        sees = "the lungs only (masked)"
+    elif pre.get("lung_crop"):
+        margin = pre.get("lung_margin")
+        sees = "the lung box" + (f" + {pct(float(margin))}" if margin is not None else "")
+    elif float(pre.get("border_crop", 0) or 0) > 0:
+        sees = "the image less its borders"
+    else:
+        sees = "the whole image"
+    arch = cfg.get("arch", "?")
+    if arch == "mobilenetv2":
+        trunk = f"MobileNetV2 (width {cfg.get('alpha')})"
+    elif arch == "resnet":
+        trunk = f"ResNet ({cfg.get('width')} filters first)"
+    else:
+        trunk = str(arch)
+    return f"{sees}, {trunk}, {pre.get('size', '?')} px"
 
 
 def _outside(section: External | None) -> tuple[tuple[str, str, float], ...]:
