@@ -12,7 +12,7 @@ import streamlit as st
 
 from cxrlib.app.model_files import model_metrics
 from cxrlib.core.metrics import Explain, ExplainMethods, Loso, Metrics, MetricsSchemaError
-from cxrlib.describe import audit_text, external_text, loso_text, methods_text
+from cxrlib.describe import audit_text, external_text, loso_text
 from cxrlib.describe.prose import column_formats, prose
 
 
@@ -71,8 +71,8 @@ def _explain_section(ex: Explain) -> None:
 
 def _methods_section(methods: ExplainMethods) -> None:
     st.subheader("Do the heatmap methods agree, and do they explain the model?")
-    st.markdown("\n\n".join(methods_text.describe_methods(methods)))
-    metric_table(methods_text.methods_table(methods))
+    st.markdown("\n\n".join(audit_text.describe_methods(methods)))
+    metric_table(audit_text.methods_table(methods))
     st.caption(prose("methods_note"))
 
 

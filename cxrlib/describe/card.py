@@ -12,7 +12,7 @@ import pandas as pd
 
 from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Metrics, Split
-from cxrlib.describe import audit_text, comparison, external_text, loso_text, methods_text, results
+from cxrlib.describe import audit_text, comparison, external_text, loso_text, results
 from cxrlib.describe.prose import caveats, frame, join, markdown_rows, markdown_table, prose
 
 TITLE = "Model card: CXR Lens chest X-ray classifier"
@@ -336,8 +336,8 @@ def _audit_blocks(meta: dict[str, Any], metrics: Metrics) -> Iterator[str]:
     if em is not None:
         yield _block(
             "Do the heatmap methods agree, and do they explain the model?",
-            *methods_text.describe_methods(em),
-            markdown_table(methods_text.methods_table(em)),
+            *audit_text.describe_methods(em),
+            markdown_table(audit_text.methods_table(em)),
         )
     rows = comparison.comparisons(meta, metrics)
     if len(rows) > 1:
