@@ -61,10 +61,6 @@ def describe_architecture(cfg: dict[str, Any]) -> str:
     arch = cfg.get("arch", "?")
     if arch == "mobilenetv2":
         return f"`mobilenetv2` (MobileNetV2 cut at stride 16, width {cfg.get('alpha')})"
-    if arch == "resnet":
-        width = cfg.get("width")
-        filters = f"; {width}-{2 * width}-{4 * width} filters" if width else ""
-        return f"`resnet` (ResNet-18's stem and first three stages, cut at stride 16{filters})"
     return f"`{arch}`"
 
 
