@@ -121,9 +121,7 @@ def _images(pdf: FPDF, data: ReportData, width: float) -> None:
     gap = 6
     img_w = (width - gap) / 2
     left_img, right_img = _png(data.image), _png(data.overlay)
-    h_left = img_w * left_img.height / left_img.width
-    h_right = img_w * right_img.height / right_img.width
-    img_h = min(max(h_left, h_right), 95)
+    img_h = min(max(img_w * im.height / im.width for im in (left_img, right_img)), 95)
     pdf.set_font("Helvetica", "B", 9)
     pdf.cell(img_w, 5, "Image (as analysed)")
     pdf.set_x(pdf.l_margin + img_w + gap)
