@@ -12,9 +12,8 @@ import streamlit as st
 
 from cxrlib.app.model_files import model_metrics
 from cxrlib.core.metrics import Explain, ExplainMethods, Loso, Metrics, MetricsSchemaError
-from cxrlib.describe import audit_text, external_text, loso_text, methods_text
-from cxrlib.describe.prose import prose
-from cxrlib.describe.tables import column_formats
+from cxrlib.describe import audit_text, external_text, loso_text
+from cxrlib.describe.prose import column_formats, prose
 
 
 def load_metrics(path: Path) -> Metrics | None:
@@ -32,7 +31,7 @@ def load_metrics(path: Path) -> Metrics | None:
 
 
 def metric_table(df, column_config: dict | None = None) -> None:
-    """A metrics DataFrame formatted by :func:`cxrlib.describe.tables.column_formats`, with
+    """A metrics DataFrame formatted by :func:`cxrlib.describe.prose.column_formats`, with
     a dash where a figure does not exist (a class a source does not have)."""
     st.dataframe(
         df.style.format(column_formats(df)),
@@ -72,8 +71,8 @@ def _explain_section(ex: Explain) -> None:
 
 def _methods_section(methods: ExplainMethods) -> None:
     st.subheader("Do the heatmap methods agree, and do they explain the model?")
-    st.markdown("\n\n".join(methods_text.describe_methods(methods)))
-    metric_table(methods_text.methods_table(methods))
+    st.markdown("\n\n".join(audit_text.describe_methods(methods)))
+    metric_table(audit_text.methods_table(methods))
     st.caption(prose("methods_note"))
 
 

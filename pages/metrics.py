@@ -12,7 +12,7 @@ from cxrlib.app.model_files import model_meta, model_version
 from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Metrics, Split
 from cxrlib.core.settings import model_path
-from cxrlib.describe import card, figures, modelcard, results
+from cxrlib.describe import card, figures, results
 from cxrlib.describe.prose import METRICS_TABS, metrics_tab, prose
 from pages import _compat, _sections
 
@@ -41,7 +41,7 @@ def _headline(split: Split, split_name: str, metrics: Metrics) -> None:
     c3.metric("Macro-F1", f"{split.macro_f1 or 0:.3f}")
     c4.metric("Images", f"{split.n or 0:,}")
     st.markdown(results.describe_headline(split, split_name))
-    st.caption("95% intervals: bootstrap over the images. " + modelcard.describe_scoring(split))
+    st.caption("95% intervals: bootstrap over the images. " + card.describe_scoring(split))
     lines = card.adult_patient_lines(metrics, split_name)
     if lines:
         st.warning(

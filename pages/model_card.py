@@ -14,7 +14,7 @@ import streamlit as st
 from cxrlib.app.model_files import model_meta
 from cxrlib.core.metrics import Metrics
 from cxrlib.core.settings import model_path
-from cxrlib.describe import card, comparison, figures, modelcard, results
+from cxrlib.describe import card, comparison, figures, results
 from cxrlib.describe.prose import METRICS_TABS, caveats, prose
 from pages import _compat, _sections
 
@@ -64,14 +64,14 @@ def _training_data(meta: dict) -> None:
         return
     # Licences are under "Data licences and citations" (and in the downloaded card).
     _sections.metric_table(
-        modelcard.training_data_table(meta).drop(columns="licence"),
+        card.training_data_table(meta).drop(columns="licence"),
         column_config={
             "what it is": st.column_config.TextColumn(width=400),
             "stored as": st.column_config.TextColumn(width=230),
             **{c: st.column_config.NumberColumn(width="small") for c in CLASSES},
         },
     )
-    st.caption(modelcard.describe_training_data(meta) + " " + prose("training_note"))
+    st.caption(card.describe_training_data(meta) + " " + prose("training_note"))
 
 
 def _caveats() -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from cxrlib.app.model_files import model_metrics
 from cxrlib.core.metrics import Metrics
-from cxrlib.describe.methods_text import image_driven_note
+from cxrlib.describe.audit_text import image_driven_note
 from cxrlib.describe.track_record import describe_track_record, track_record
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cxrlib.core.formatting import pct, pct_range
-from cxrlib.describe.modelcard import COPIES
+from cxrlib.describe.card import COPIES
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.infer.diagnosis import Diagnosis

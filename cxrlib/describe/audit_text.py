@@ -1,16 +1,19 @@
-"""The shortcut audit's tables: the model with the lungs erased or kept alone (``ablation``)
-and where one heatmap method's maps lie (``explain``)."""
+"""The audit sections of the metrics file as tables and in words: the model with the lungs
+erased or kept alone (``ablation``), resolution and hospital (``shortcuts``), where one
+heatmap method's maps lie (``explain``), and how far the methods agree and explain the model
+(``explain_methods``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from cxrlib.core.formatting import pct
+import numpy as np
+
+from cxrlib.core.formatting import pct, pct_range
 from cxrlib.core.methods import METHOD_LABELS
-from cxrlib.core.metrics import Ablation, Explain, Faithfulness, FocusSummary, Shortcuts
-from cxrlib.describe.loso_text import scores_row
-from cxrlib.describe.words import join, source_name
+from cxrlib.core.metrics import Ablation, Explain, ExplainMethods, FocusSummary, Shortcuts
+from cxrlib.describe.prose import frame, join, prose, source_name
 
 #: The ablation's image versions, in the table's order, and their names.
 ABLATION_ROWS = (
@@ -26,76 +29,59 @@ FAITHFULNESS_COLUMNS = {
     "score": "difference (> 0: the map points at evidence)",
 }
 
+#: Rank correlation with the re-initialised network's map at or above which a method's
+#: maps "changed little", and below which "completely" (this project's wording).
+STAYS_ALIKE = 0.5
+CHANGES_COMPLETELY = 0.2
+
 
 def ablation_table(section: Ablation) -> Any:
-    """``metrics.json["ablation"]`` as rows original / lungs erased / lungs only.
-
-    Columns: balanced accuracy, accuracy, macro-F1 and each class's sensitivity.
-    """
-    import pandas as pd
-
-    rows = []
-    for key, label in ABLATION_ROWS:
-        s = getattr(section, key)
-        if s is None:
-            continue
-        row = scores_row({"images": label}, s, dict(s.sensitivity))
-        rows.append({**row, "macro-F1": s.macro_f1})
-    order = ["balanced accuracy", "accuracy", "macro-F1"]
-    df = pd.DataFrame(rows).set_index("images") if rows else pd.DataFrame()
-    return df[order + [c for c in df.columns if c not in order]] if rows else df
+    """``metrics.json["ablation"]`` as rows original / lungs erased / lungs only: balanced
+    accuracy, accuracy, macro-F1 and each class's sensitivity."""
+    rows = [
+        {
+            "images": label,
+            "balanced accuracy": s.balanced_accuracy,
+            "accuracy": s.accuracy,
+            "macro-F1": s.macro_f1,
+            **{f"{c} sensitivity": v for c, v in s.sensitivity.items()},
+        }
+        for key, label in ABLATION_ROWS
+        if (s := getattr(section, key)) is not None
+    ]
+    return frame(rows, "images")
 
 
-def _summary_rows(d: Mapping[str, FocusSummary], label: str) -> Any:
-    import pandas as pd
-
-    rows = [{label: k, "n": v.n, "mean": v.mean, "median": v.median} for k, v in d.items()]
-    return pd.DataFrame(rows).set_index(label) if rows else pd.DataFrame()
-
-
-def _faithfulness_row(name: str, f: Faithfulness) -> dict[str, Any]:
-    return {"class": name, **f.model_dump(mode="json", exclude_unset=True)}
-
-
-def _faithfulness_table(section: Explain) -> Any:
-    import pandas as pd
-
-    rows = [_faithfulness_row("all", section.faithfulness)] if section.faithfulness else []
-    rows += [_faithfulness_row(c, v) for c, v in section.faithfulness_per_class.items()]
-    if not rows:
-        return pd.DataFrame()
-    return pd.DataFrame(rows).set_index("class").rename(columns=FAITHFULNESS_COLUMNS)
+def _focus_table(d: Mapping[str, FocusSummary], label: str) -> Any:
+    return frame(
+        [{label: k, "n": v.n, "mean": v.mean, "median": v.median} for k, v in d.items()], label
+    )
 
 
 def explain_tables(section: Explain) -> dict[str, Any]:
-    """``metrics.json["explain"]``: lung focus per class and per source, faithfulness.
-
-    Returns:
-        ``{"overall": FocusSummary (empty when not recorded), "flat": mean focus of a flat
-        map over the model's view (None in older files), "per_class": df, "per_source": df,
-        "faithfulness": df (overall + per class), "method": str, "fraction": float}``.
-    """
-    method = section.method or ""
+    """``metrics.json["explain"]`` as tables: lung focus ``"per_class"`` and
+    ``"per_source"``, and ``"faithfulness"`` (overall, then per class)."""
+    faithful = [("all", section.faithfulness)] if section.faithfulness else []
+    faithful += section.faithfulness_per_class.items()
+    rows = [
+        {"class": name, **f.model_dump(mode="json", exclude_unset=True)} for name, f in faithful
+    ]
     return {
-        "overall": section.lung_focus or FocusSummary(),
-        "flat": section.flat_map_focus.mean if section.flat_map_focus else None,
-        "per_class": _summary_rows(section.lung_focus_per_class, "true class"),
-        "per_source": _summary_rows(section.lung_focus_per_source, "source"),
-        "faithfulness": _faithfulness_table(section),
-        "method": METHOD_LABELS.get(method, method),
-        "fraction": section.fraction,
+        "per_class": _focus_table(section.lung_focus_per_class, "true class"),
+        "per_source": _focus_table(section.lung_focus_per_source, "source"),
+        "faithfulness": frame(rows, "class").rename(columns=FAITHFULNESS_COLUMNS),
     }
 
 
 def describe_lung_focus(section: Explain) -> str | None:
     """The audit's lung-focus sentence (markdown), or None when no mean was recorded."""
-    t = explain_tables(section)
-    o = t["overall"]
+    o = section.lung_focus or FocusSummary()
     if o.mean is None:
         return None
-    flat = t["flat"]
+    method = METHOD_LABELS.get(section.method or "", section.method or "")
+    flat = section.flat_map_focus.mean if section.flat_map_focus else None
     return (
-        f"{t['method']} of the predicted class, {o.n or 0:,} images"
+        f"{method} of the predicted class, {o.n or 0:,} images"
         + (f" of the {section.split} split" if section.split else "")
         + f": on average **{pct(o.mean)}** of the heatmap lies inside the "
         f"lungs (median {pct(o.median or 0)}). "
@@ -104,8 +90,7 @@ def describe_lung_focus(section: Explain) -> str | None:
             "(the lungs' share of its field of view; higher for a model that sees only "
             "the lung region), so compare the two."
             if flat is not None
-            else "The lungs cover roughly 30-45% of a chest X-ray, so a map that ignored "
-            "anatomy would score about that."
+            else prose("flat_map_unknown")
         )
     )
 
@@ -144,3 +129,107 @@ def describe_shortcuts(section: Shortcuts) -> list[str]:
             "of an image carries where it was taken."
         )
     return lines
+
+
+def _range(r: tuple[float, ...] | None) -> str | None:
+    return f"{r[0]:.2f} to {r[1]:.2f}" if r else None
+
+
+def methods_table(section: ExplainMethods) -> Any:
+    """``metrics.json["explain_methods"]``: one row per heatmap method."""
+    rows = []
+    for m in section.methods:
+        mine = [v for k, v in section.pairwise_iou.items() if m in k.split("~") and v is not None]
+        r = section.randomised.get(m)
+        rows.append(
+            {
+                "method": METHOD_LABELS.get(m, m),
+                "lung focus": section.lung_focus.get(m),
+                "overlap with the other methods (IoU)": (float(np.mean(mine)) if mine else None),
+                "random weights: rank correlation": r.rank_correlation if r else None,
+                "range over the draws": _range(r.rank_correlation_range) if r else None,
+                "random weights: overlap (IoU)": r.hot_iou if r else None,
+            }
+        )
+    return frame(rows, "method")
+
+
+def _randomised_bands(section: ExplainMethods) -> dict[str, list[tuple[str, float]]]:
+    bands: dict[str, list[tuple[str, float]]] = {"alike": [], "partly": [], "completely": []}
+    for m in section.methods:
+        r = section.randomised.get(m)
+        rho = r.rank_correlation if r else None
+        if rho is None:
+            continue
+        band = (
+            "alike"
+            if rho >= STAYS_ALIKE
+            else "completely"
+            if rho < CHANGES_COMPLETELY
+            else "partly"
+        )
+        bands[band].append((METHOD_LABELS.get(m, m), float(rho)))
+    return bands
+
+
+def _named(items: list[tuple[str, float]]) -> str:
+    return join([f"{name} ({rho:.2f})" for name, rho in items])
+
+
+def _agreement_line(section: ExplainMethods) -> str | None:
+    agree = section.agreement
+    if agree is None or agree.mean is None:
+        return None
+    percent = section.percent if section.percent is not None else 15
+    return (
+        f"On {section.n or 0:,} images of the {section.split or 'given'} split, the methods' "
+        f"hottest {percent:g}% regions overlap by "
+        f"**{pct(agree.mean)}** on average (intersection over union of each pair; "
+        f"10th-90th percentile {pct_range(agree.p10 or 0, agree.p90 or 0)})."
+    )
+
+
+def _randomisation_line(section: ExplainMethods) -> str | None:
+    bands = _randomised_bands(section)
+    if not any(bands.values()):
+        return None
+    seeds = section.seeds or (section.seed or 0,)
+    drawn = "once" if len(seeds) == 1 else f"{len(seeds)} times"
+    text = (
+        "**Model-randomisation check**: the same network with its weights re-drawn at "
+        f"random ({drawn}) explained the same class. A map that explains *this* model "
+        "should change. Mean rank correlation with the random network's map:"
+    )
+    if bands["completely"]:
+        text += f" changed completely for {_named(bands['completely'])};"
+    if bands["partly"]:
+        text += (
+            f" changed partly for {_named(bands['partly'])}, which keep some of the image's "
+            "structure;"
+        )
+    if bands["alike"]:
+        text += (
+            f" changed little for {_named(bands['alike'])}: those maps show the image's "
+            "structure (edges, contrast) as much as what the model learnt."
+        )
+    return text.rstrip(";") + ("" if text.endswith(".") else ".")
+
+
+def describe_methods(section: ExplainMethods) -> list[str]:
+    """The method comparison and the model-randomisation check, in words."""
+    lines = (_agreement_line(section), _randomisation_line(section))
+    return [line for line in lines if line is not None]
+
+
+def image_driven_note(section: ExplainMethods) -> str | None:
+    """The Diagnose page's sentence under "Compare all methods" on the methods whose maps
+    changed little when the weights were re-drawn; None when every method's maps changed."""
+    alike = _randomised_bands(section)["alike"]
+    if not alike:
+        return None
+    return (
+        f"In the model-randomisation check ({section.n or 0:,} test images, Metrics page, Heatmaps tab), "
+        f"the maps of {_named(alike)} kept a rank correlation of {STAYS_ALIKE:g} or more with "
+        "those of the same network with random weights: they show the image's structure as "
+        "much as what this model learnt."
+    )

@@ -1,30 +1,180 @@
 """The model card as one Markdown file, in the sections of Mitchell et al. 2019 ("Model
-Cards for Model Reporting"), with the numbers behind every figure of the Metrics page.
-
-The Model card page shows the same sections: their fixed prose comes from
-:mod:`cxrlib.describe.prose`, their sentences with figures from the functions used here.
-"""
+Cards for Model Reporting"): the model described from its JSON (how it sees, learns and
+scores, the commands that made it, its training data), and the numbers behind every figure
+of the Metrics page. The Model card page shows the same sections."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
+import pandas as pd
+
 from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Metrics, Split
-from cxrlib.describe import (
-    audit_text,
-    comparison,
-    external_text,
-    loso_text,
-    methods_text,
-    modelcard,
-    results,
-)
-from cxrlib.describe.prose import caveats, prose
-from cxrlib.describe.tables import markdown_table
+from cxrlib.describe import audit_text, comparison, external_text, loso_text, results
+from cxrlib.describe.prose import caveats, frame, join, markdown_rows, markdown_table, prose
 
 TITLE = "Model card: CXR Lens chest X-ray classifier"
+
+
+def describe_preprocessing(pre: dict[str, Any]) -> str:
+    """One sentence on how a model's input is made, from its JSON ``preprocess``."""
+    geometry = "squash" if pre.get("geometry", "resize") == "resize" else "pad"
+    size = pre.get("size", "?")
+    if pre.get("lung_crop"):
+        framing = (
+            "crop to the lung fields found by the lung segmenter (plus "
+            f"{pct(float(pre.get('lung_margin', 0)))} of the image on each side; the "
+            "whole image when no lungs are found)"
+        )
+    else:
+        framing = f"crop {pct(float(pre.get('border_crop', 0)))} of each border"
+    if pre.get("lung_mask"):
+        framing += (
+            "; fill everything outside the lung mask (widened by "
+            f"{pct(float(pre.get('mask_dilation', 0)))} of the image) with the lungs' mean"
+        )
+    return (
+        f"decode to 8-bit grayscale; {framing}; {geometry} to {size} x {size} px; "
+        f"contrast `{pre.get('contrast', '?')}`."
+    )
+
+
+#: Each augmentation setting of ``train_config["augment"]`` and how to say it.
+_AUGMENT_WORDS = (
+    ("rotate_deg", "rotation ±{:g} deg"),
+    ("scale", "scale ±{:.0%}"),
+    ("shift", "shift ±{:.0%}"),
+    ("gamma", "gamma"),
+    ("contrast", "contrast and brightness"),
+    ("p_blur", "blur ({:.0%})"),
+    ("p_noise", "noise ({:.0%})"),
+    ("p_downscale", "lost resolution ({:.0%})"),
+    ("p_jpeg", "JPEG artefacts ({:.0%})"),
+    ("p_text", "synthetic letters and arrows near the borders ({:.0%})"),
+)
+
+
+def describe_architecture(cfg: dict[str, Any]) -> str:
+    """The trunk a model was built with, from its JSON ``train_config``."""
+    arch = cfg.get("arch", "?")
+    if arch == "mobilenetv2":
+        return f"`mobilenetv2` (MobileNetV2 cut at stride 16, width {cfg.get('alpha')})"
+    return f"`{arch}`"
+
+
+def making_commands(meta: dict[str, Any]) -> str:
+    """The commands that made a model, one per line, from its JSON: training, then any
+    post-training calibration and the fitting of its test-time views."""
+    lines = [meta.get("command") or "python -m cxrlib.train --data ../shared/cxr --out models/"]
+    for key in ("post_training", "test_time_views"):
+        step = meta.get(key) or {}
+        if isinstance(step, dict) and step.get("command"):
+            lines.append(step["command"])
+    return "\n".join(lines)
+
+
+#: How the app names the test-time views (cxrlib.infer.views.DEFAULT_VIEWS) to a reader.
+COPIES = "slightly shifted, zoomed, darker and brighter copies"
+
+
+def describe_calibration(meta: dict[str, Any]) -> str:
+    """How a model's probabilities are made, from its JSON (temperature, test-time views)."""
+    text = (
+        "temperature scaling on the validation split "
+        f"(T = {float(meta.get('temperature', 1.0)):.3f})"
+    )
+    ttv = meta.get("test_time_views") or {}
+    if not ttv.get("views"):
+        return text + "; each image is scored once."
+    n = len(ttv["views"])
+    gain = ""
+    one, avg = ttv.get("val_one_view") or {}, ttv.get("val_averaged") or {}
+    if "balanced_accuracy" in one and "balanced_accuracy" in avg:
+        gain = (
+            f"; validation balanced accuracy {one['balanced_accuracy']:.3f} with the image "
+            f"alone, {avg['balanced_accuracy']:.3f} averaged"
+        )
+    return (
+        f"each image is scored with {n} {COPIES} ({', '.join(ttv['views'])}); the probabilities are those of the mean logits over "
+        f"the {n + 1}, with their own temperature fitted on the validation split "
+        f"(T = {float(ttv.get('temperature', 1.0)):.3f}){gain}. Without the copies: " + text + "."
+    )
+
+
+def describe_scoring(split: Split) -> str:
+    """How a saved split's predictions were made (one view, or the mean over its views)."""
+    views = split.views
+    if len(views) > 1:
+        return (
+            f"Each image scored as the app scores it: the mean over the image and "
+            f"{len(views) - 1} {COPIES}."
+        )
+    return "Each image scored once, as it is."
+
+
+def describe_training(cfg: dict[str, Any]) -> str:
+    """One sentence on a model's batches and augmentation, from its JSON ``train_config``."""
+    power = cfg.get("sampling_power")
+    floor = int(cfg.get("sampling_floor", 1) or 1)
+    if power is None:
+        sampling = "class-balanced batches"
+    else:
+        sampling = (
+            f"class-balanced batches; within a class, a source of n images weighs n^{power:g}"
+        )
+        if floor > 1:
+            sampling += f" (sources under {floor} images weighted as {floor})"
+    aug = cfg.get("augment") or {}
+    used = [words.format(aug[k]) for k, words in _AUGMENT_WORDS if aug.get(k)]
+    augmentation = "augmentation: " + ", ".join(used) if used else "no augmentation"
+    return f"{sampling}; {augmentation}."
+
+
+def training_data_table(meta: dict[str, Any]) -> Any:
+    """Each source of ``../shared/cxr`` (``text/sources.md``) with the images of each class
+    this model trained on (its JSON ``train_counts``), a total row and column last."""
+    counts: dict[str, dict[str, int]] = {}
+    for key, n in (meta.get("train_counts") or {}).items():
+        source, _, label = str(key).partition("/")
+        counts.setdefault(source, {})[label] = int(n)
+    labels = sorted({c for per in counts.values() for c in per})
+    notes = {row["source"]: row for row in markdown_rows("sources")}
+    rows = []
+    for source in [*notes, *(s for s in counts if s not in notes)]:
+        per = counts.get(source, {})
+        note = notes.get(source, {})
+        rows.append(
+            {
+                "source": source,
+                **{c: per.get(c, 0) for c in labels},
+                "total": sum(per.values()),
+                "what it is": note.get("what it is"),
+                "stored as": note.get("stored as"),
+                "licence": note.get("licence"),
+            }
+        )
+    df = pd.DataFrame(rows).set_index("source")
+    df.loc["total"] = {c: df[c].sum() for c in [*labels, "total"]}
+    return df
+
+
+def describe_training_data(meta: dict[str, Any]) -> str:
+    """The training split's size, and any source of the data this model did not train on."""
+    text = (
+        f"This model's training split of `../shared/cxr`: {int(meta.get('n_train', 0)):,} "
+        f"images ({int(meta.get('n_val', 0)):,} more for validation)."
+    )
+    trained = {str(k).partition("/")[0] for k in meta.get("train_counts") or {}}
+    unused = [row["source"] for row in markdown_rows("sources") if row["source"] not in trained]
+    if trained and unused:
+        text += (
+            f" {join(unused)} joined the data after this model was trained: it never trained "
+            f"on {'its' if len(unused) == 1 else 'their'} images, and the test figures include "
+            "them."
+        )
+    return text
 
 
 def factors_markdown(meta: dict[str, Any]) -> str:
@@ -42,18 +192,33 @@ def model_details_markdown(meta: dict[str, Any], model_file: str) -> str:
     """What the model is, how it was made and how to make it again."""
     if not meta:
         return f"No model description found next to `{model_file}`."
-    return "\n".join(
-        [
-            *modelcard.model_lines(meta),
-            *modelcard.provenance_lines(meta, model_file),
-            "",
-            "Commands that made it:",
-            "",
-            "```bash",
-            modelcard.making_commands(meta),
-            "```",
-        ]
-    )
+    cfg = meta.get("train_config") or {}
+    lines = [
+        "- **Preprocessing** (the same for training, evaluation and this app): "
+        + describe_preprocessing(meta.get("preprocess") or {}),
+        f"- **Architecture:** {describe_architecture(cfg)}, trained from scratch (no "
+        f"pretrained weights), {int(meta.get('params', 0)):,} parameters; Grad-CAM layer "
+        "`last_conv`.",
+        "- **Probabilities:** " + describe_calibration(meta),
+    ]
+    if cfg:
+        lines.append("- **Batches:** " + describe_training(cfg))
+    if meta.get("best_epoch"):
+        lines.append(
+            f"- **Training:** best epoch {meta['best_epoch']} of "
+            f"{meta.get('epochs_run', '?')} (validation macro-F1), "
+            f"{float(meta.get('train_seconds', 0)) / 60:.0f} min, "
+            f"Keras {meta.get('keras_version', '?')}."
+        )
+    lines += [
+        f"- **Model file** `{model_file}`",
+        f"- **Weights SHA-256** `{meta.get('weights_sha256') or 'unknown'}`",
+        f"- **Seed** {meta.get('seed', 'unknown')}",
+    ]
+    if meta.get("manifest_sha256"):
+        lines.append(f"- **Training manifest SHA-256** `{meta['manifest_sha256']}`")
+    commands = making_commands(meta)
+    return "\n".join([*lines, "", "Commands that made it:", "", "```bash", commands, "```"])
 
 
 #: The heading of :func:`adult_patient_lines`.
@@ -64,29 +229,23 @@ def adult_patient_lines(metrics: Metrics, split_name: str = "test") -> list[str]
     """What matters most for an adult patient (markdown): the split's adult figures, then
     what a model that never saw the adult source found of it."""
     split = metrics.splits.get(split_name)
-    lines = []
     adults = results.describe_adults(split) if split is not None else None
-    if adults:
-        lines.append(adults)
-    for unseen in loso_text.describe_unseen_adults(metrics):
-        lines.append(f"**At a hospital it has not seen.** {unseen}")
-    return lines
+    unseen = loso_text.describe_unseen_adults(metrics)
+    return ([adults] if adults else []) + [
+        f"**At a hospital it has not seen.** {u}" for u in unseen
+    ]
 
 
-def caveats_markdown(link: bool = False) -> str:
-    """The most important caveats, each naming the Metrics tab with its evidence (a link
-    into the app when ``link``), then the recommendations."""
-    lines = []
-    for c in caveats():
-        where = f"[Metrics › {c.tab}](metrics?tab={c.tab.replace(' ', '+')})"
-        evidence = where if link else f"the Metrics page, tab *{c.tab}*"
-        lines.append(f"- **{c.title}.** {c.body} Evidence: {evidence}.")
+def caveats_markdown() -> str:
+    """The most important caveats, each naming the Metrics tab with its evidence, then the
+    recommendations."""
+    lines = [
+        f"- **{c.title}.** {c.body} Evidence: the Metrics page, tab *{c.tab}*." for c in caveats()
+    ]
     return "\n".join(lines) + "\n\n**Recommendations**\n\n" + prose("recommendations")
 
 
 def _confusion_table(split: Split) -> Any:
-    import pandas as pd
-
     cm = split.confusion_matrix
     if cm is None or not cm.matrix:
         return pd.DataFrame()
@@ -96,8 +255,6 @@ def _confusion_table(split: Split) -> Any:
 
 
 def _reliability_table(split: Split) -> Any:
-    import pandas as pd
-
     rows = [
         {
             "probability": f"{b.lo:.2f}-{b.hi:.2f}",
@@ -107,7 +264,7 @@ def _reliability_table(split: Split) -> Any:
         }
         for b in split.reliability
     ]
-    return pd.DataFrame(rows).set_index("probability") if rows else pd.DataFrame()
+    return frame(rows, "probability")
 
 
 def _split_blocks(name: str, split: Split) -> Iterator[str]:
@@ -175,8 +332,8 @@ def _audit_blocks(meta: dict[str, Any], metrics: Metrics) -> Iterator[str]:
     if em is not None:
         yield _block(
             "Do the heatmap methods agree, and do they explain the model?",
-            *methods_text.describe_methods(em),
-            markdown_table(methods_text.methods_table(em)),
+            *audit_text.describe_methods(em),
+            markdown_table(audit_text.methods_table(em)),
         )
     rows = comparison.comparisons(meta, metrics)
     if len(rows) > 1:
@@ -208,8 +365,8 @@ def model_card_markdown(meta: dict[str, Any], metrics: Metrics, model_file: str)
     """The whole model card as one Markdown document."""
     training = "\n\n".join(
         [
-            markdown_table(modelcard.training_data_table(meta)),
-            modelcard.describe_training_data(meta),
+            markdown_table(training_data_table(meta)),
+            describe_training_data(meta),
             prose("training_note"),
         ]
     )

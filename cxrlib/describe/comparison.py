@@ -1,6 +1,6 @@
-"""The committed model against the models that were not committed: internal score against
-the score kept with the lungs erased, and the outside collection (the Model card's "Why not a
-model that scores higher?"), from the metrics file's ``alternatives``."""
+"""The committed model against the recorded ``alternatives``: internal score, the score kept
+with the lungs erased, and the outside collection (the Model card's "Why not a model that
+scores higher?")."""
 
 from __future__ import annotations
 
@@ -8,16 +8,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Alternative, External, Metrics
 from cxrlib.core.recipe import recipe
 from cxrlib.describe.external_text import external_records
-from cxrlib.describe.modelcard import describe_input_and_trunk
+from cxrlib.describe.prose import prose
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One model of the Trust page's comparison: internal score against lungs-erased score."""
+    """One model of the comparison. ``outside``: ``(collection, its class, share given that
+    answer)``; ``reseeded``: the seed of a copy of the committed model's recipe, whose
+    differences from it are what chance alone does."""
 
     name: str
     described: str
@@ -26,10 +30,7 @@ class Comparison:
     covid_sensitivity: float | None
     erased_balanced_accuracy: float
     erased_covid_auc: float | None
-    #: ``(collection, its class, share given that answer)`` from the external check.
     outside: tuple[tuple[str, str, float], ...] = ()
-    #: For an alternative trained by the committed model's own recipe with another seed: that
-    #: seed. Its differences from the committed model are what chance alone does.
     reseeded: int | None = None
 
 
@@ -39,13 +40,33 @@ def reseeded(meta: Mapping[str, Any], alt: Alternative) -> int | None:
     mine, theirs = meta.get("train_config") or {}, alt.train_config
     if not mine or not theirs or mine.get("seed") == theirs.get("seed"):
         return None
-    # Trained through another backend, the same recipe read more outside the lungs
-    # (models/experiments.md): that is not chance alone. Records made before the backend
-    # was recorded were trained by TensorFlow.
+    # Through another backend the same recipe reads more outside the lungs: not chance alone.
+    # Records made before the backend was recorded were trained by TensorFlow.
     if (meta.get("keras_backend") or "tensorflow") != (alt.keras_backend or "tensorflow"):
         return None
     same = recipe(meta.get("preprocess") or {}, mine) == recipe(alt.preprocess, theirs)
     return int(theirs["seed"]) if same and theirs.get("seed") is not None else None
+
+
+def describe_input_and_trunk(pre: Mapping[str, Any], cfg: Mapping[str, Any]) -> str:
+    """A few words on what a model sees and its trunk: 'the whole image, ResNet (64), 128 px'."""
+    if pre.get("lung_mask"):
+        sees = "the lungs only (masked)"
+    elif pre.get("lung_crop"):
+        margin = pre.get("lung_margin")
+        sees = "the lung box" + (f" + {pct(float(margin))}" if margin is not None else "")
+    elif float(pre.get("border_crop", 0) or 0) > 0:
+        sees = "the image less its borders"
+    else:
+        sees = "the whole image"
+    arch = cfg.get("arch", "?")
+    if arch == "mobilenetv2":
+        trunk = f"MobileNetV2 (width {cfg.get('alpha')})"
+    elif arch == "resnet":
+        trunk = f"ResNet ({cfg.get('width')} filters first)"
+    else:
+        trunk = str(arch)
+    return f"{sees}, {trunk}, {pre.get('size', '?')} px"
 
 
 def _outside(section: External | None) -> tuple[tuple[str, str, float], ...]:
@@ -57,28 +78,9 @@ def _outside(section: External | None) -> tuple[tuple[str, str, float], ...]:
     )
 
 
-def _alternative(name: str, alt: Alternative, meta: Mapping[str, Any]) -> Comparison:
-    return Comparison(
-        name=str(name),
-        described=describe_input_and_trunk(alt.preprocess, alt.train_config),
-        params=alt.params,
-        balanced_accuracy=float(alt.balanced_accuracy),
-        covid_sensitivity=alt.covid_sensitivity,
-        erased_balanced_accuracy=float(alt.lungs_erased.balanced_accuracy),
-        erased_covid_auc=alt.lungs_erased.covid_auc,
-        outside=_outside(alt.external),
-        reseeded=reseeded(meta, alt),
-    )
-
-
 def comparisons(meta: Mapping[str, Any], metrics: Metrics) -> list[Comparison]:
-    """The committed model, then every recorded alternative scored on the same split (and
-    the same number of its images).
-
-    The committed model's figures are its headline test metrics and its recorded
-    ablation; an alternative's come from ``evaluate audit --ablate --record-alternative``.
-    Empty when the committed model has no test metrics or ablation to compare with.
-    """
+    """The committed model (its test metrics and ablation), then every alternative scored on
+    the same split and number of images; empty without the committed model's figures."""
     test, abl = metrics.test, metrics.ablation
     erased = abl.lungs_erased if abl else None
     if test is None or abl is None or erased is None or test.balanced_accuracy is None:
@@ -99,27 +101,35 @@ def comparisons(meta: Mapping[str, Any], metrics: Metrics) -> list[Comparison]:
         )
     ]
     for name, alt in sorted(metrics.alternatives.items()):
-        # Figures from another split do not compare, nor from a split that has since
-        # changed (the manifest gained images: the same name, another number of them).
+        # A split that has since gained images keeps its name, not its number of them.
         same_images = alt.n is None or test.n is None or alt.n == test.n
-        if alt.split == abl.split and same_images:
-            out.append(_alternative(name, alt, meta))
+        if alt.split != abl.split or not same_images:
+            continue
+        out.append(
+            Comparison(
+                name=str(name),
+                described=describe_input_and_trunk(alt.preprocess, alt.train_config),
+                params=alt.params,
+                balanced_accuracy=float(alt.balanced_accuracy),
+                covid_sensitivity=alt.covid_sensitivity,
+                erased_balanced_accuracy=float(alt.lungs_erased.balanced_accuracy),
+                erased_covid_auc=alt.lungs_erased.covid_auc,
+                outside=_outside(alt.external),
+                reseeded=reseeded(meta, alt),
+            )
+        )
     return out
 
 
 def comparison_table(rows: Sequence[Comparison]) -> Any:
-    """The comparison as a table, one row per model."""
-    import pandas as pd
-
+    """The comparison as a table, one row per model, the two figures compared first."""
     return pd.DataFrame(
         [
             {
-                # The two figures being compared first, so a narrow screen shows them.
                 "model": r.name,
                 "internal bal. accuracy": r.balanced_accuracy,
                 "lungs erased: bal. accuracy": r.erased_balanced_accuracy,
                 "lungs erased: COVID AUC": r.erased_covid_auc,
-                # Then the outside collection, the one figure from beyond the training sources.
                 **{f"{name} {label}s called {label}": share for name, label, share in r.outside},
                 "COVID sensitivity": r.covid_sensitivity,
                 "sees, trunk, input": r.described,
@@ -136,8 +146,7 @@ ERASED_MARGIN = 0.05
 
 def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> list[str]:
     """One plain line per model: the committed model (``rows[0]``) first, then each
-    alternative with what its figures say against it (:func:`comparison_note` says, once,
-    why a score kept with the lungs erased counts against a model)."""
+    alternative with what its figures say against it."""
     if len(rows) < 2:
         return []
     ours = rows[0]
@@ -189,13 +198,11 @@ OUTSIDE_MARGIN = 0.05
 
 
 def _shares(row: Comparison) -> dict[tuple[str, str], float]:
-    """A model's outside figures by (collection, class)."""
     return {(name, label): share for name, label, share in row.outside}
 
 
 def _outside_note(alt: Comparison, ours: Comparison) -> list[str]:
-    """Where an alternative did better on a collection neither model trained on: said,
-    since it cuts against the choice."""
+    """Where an alternative did better on a collection neither model trained on."""
     mine = _shares(ours)
     return [
         f" On {name}'s {label} images, which neither model trained on, it did better: "
@@ -206,9 +213,8 @@ def _outside_note(alt: Comparison, ours: Comparison) -> list[str]:
 
 
 def reads_outside(rows: Sequence[Comparison]) -> list[Comparison]:
-    """The alternatives that score higher than the committed model (``rows[0]``) on the
-    internal split and keep more than :data:`ERASED_MARGIN` more with the lungs erased
-    (a reseeded copy of its own recipe never counts: its differences are chance)."""
+    """The alternatives (reseeded copies aside) that score higher than the committed model
+    (``rows[0]``) and keep more than :data:`ERASED_MARGIN` more with the lungs erased."""
     if not rows:
         return []
     ours = rows[0]
@@ -227,18 +233,9 @@ def comparison_note(rows: Sequence[Comparison]) -> str | None:
     rivals = reads_outside(rows)
     if not rivals:
         return None
-    note = (
-        "Why that counts against a model: what it reads outside the lungs (burned-in text, "
-        "image borders, how one hospital positions and exposes its patients) earns marks on "
-        "the internal test split, whose images come from the same hospitals as the training "
-        "images, and would not carry over to a new hospital."
-    )
+    note = prose("reads_outside")
     if any(_outside_note(r, rows[0]) for r in rivals):
-        note += (
-            " The outside collection points the other way for some of them. It is one class "
-            "(normal chests) from one place; models/experiments.md sets it beside the "
-            "leave-one-source-out runs, and neither covers disease at a new hospital."
-        )
+        note += " " + prose("outside_disagrees")
         mine = _shares(rows[0])
         moved = [
             abs(share - mine[(name, label)])

@@ -7,7 +7,7 @@ from typing import Any
 
 from cxrlib.core.formatting import pct, pct_range
 from cxrlib.core.metrics import Collection, External, SubsetCalls
-from cxrlib.describe.words import join
+from cxrlib.describe.prose import frame, join
 
 #: How the external table names the subsets of :data:`cxrlib.evaluate.external.SUBSETS`.
 EXTERNAL_SUBSETS = {"all": "all", "segmenter_unseen": "not in the segmenter's training"}
@@ -15,22 +15,16 @@ EXTERNAL_SUBSETS = {"all": "all", "segmenter_unseen": "not in the segmenter's tr
 
 def external_records(section: External | None) -> list[tuple[Collection, SubsetCalls]]:
     """``(collection, its "all" subset)`` of each collection of an ``external`` section
-    (:func:`cxrlib.evaluate.external.external_check`) that has one with images."""
-    if section is None:
-        return []
-    out = []
-    for rec in section.collections.values():
-        sub = rec.subsets.get("all")
-        if sub is not None and sub.n:
-            out.append((rec, sub))
-    return out
+    that has one with images."""
+    collections = section.collections.values() if section else ()
+    return [
+        (rec, sub) for rec in collections if (sub := rec.subsets.get("all")) is not None and sub.n
+    ]
 
 
 def external_table(section: External | None) -> Any:
     """``metrics.json["external"]``: one row per collection and subset, the share of it
     given each answer, and the input check's refusals."""
-    import pandas as pd
-
     rows = []
     for rec, _ in external_records(section):
         for key, sub in rec.subsets.items():
@@ -43,9 +37,7 @@ def external_table(section: External | None) -> Any:
             if key == "all":
                 row["refused by the input check"] = rec.input_check_refused
             rows.append(row)
-    if not rows:
-        return pd.DataFrame()
-    return pd.DataFrame(rows).set_index(["collection", "images"])
+    return frame(rows, ["collection", "images"])
 
 
 def _answers(sub: SubsetCalls, label: str) -> list[str]:

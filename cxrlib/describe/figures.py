@@ -1,8 +1,4 @@
-"""Plotly figures for the app (pure: data in, ``go.Figure`` out; no Streamlit).
-
-Colours come from :mod:`cxrlib.describe.palette`; the Diagnose page's probability
-chart is SVG (:mod:`cxrlib.describe.probability_svg`).
-"""
+"""The Plotly figures of the Model card and Metrics pages (data in, ``go.Figure`` out)."""
 
 from __future__ import annotations
 
@@ -34,7 +30,8 @@ def _layout(fig: go.Figure, height: int, title: str | None = None, **kw: Any) ->
 
 
 def training_curves(history: dict[str, Sequence[float]]) -> go.Figure:
-    """Loss, accuracy and macro-F1 per epoch, train vs val (keys as in the model JSON)."""
+    """Loss, accuracy and macro-F1 per epoch, train against validation (the model JSON's
+    ``history``)."""
     panels = [("loss", "Loss"), ("accuracy", "Accuracy"), ("macro_f1", "Macro-F1")]
     fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels])
     for col, (key, _) in enumerate(panels, start=1):
@@ -72,14 +69,8 @@ def confusion_figure(
     normalise: bool = False,
     title: str | None = None,
 ) -> go.Figure:
-    """Confusion matrix heatmap (rows = true, columns = predicted), annotated.
-
-    Args:
-        matrix: (K, K) counts.
-        labels: Class names.
-        normalise: Divide each row by its total (shown as percentages).
-        title: Optional title.
-    """
+    """A (K, K) confusion matrix of counts as an annotated heatmap (rows true), each row
+    divided by its total and shown as percentages when ``normalise``."""
     cm = np.asarray(matrix, dtype=float)
     if normalise:
         totals = cm.sum(axis=1, keepdims=True)
@@ -109,33 +100,34 @@ def confusion_figure(
     return _layout(fig, 340, title)
 
 
+def _diagonal(name: str) -> go.Scatter:
+    """The dotted line from (0, 0) to (1, 1): chance, or perfect calibration."""
+    return go.Scatter(
+        x=[0, 1], y=[0, 1], mode="lines", name=name, line=dict(color=NEUTRAL, dash="dot")
+    )
+
+
+def _class_lines(lines: Sequence[tuple[str, str, Sequence[float], Sequence[float]]]) -> go.Figure:
+    """A figure with one line per ``(class, legend, x, y)``, in the class's colour."""
+    fig = go.Figure()
+    for i, (name, label, x, y) in enumerate(lines):
+        line = dict(color=class_color(name, i), width=2)
+        fig.add_trace(go.Scatter(x=list(x), y=list(y), mode="lines", name=label, line=line))
+    return fig
+
+
 def roc_figure(
     curves: Mapping[str, ClassCurves], per_class: Mapping[str, ClassScores] | None = None
 ) -> go.Figure:
     """One-vs-rest ROC curves per class with their AUC in the legend."""
-    fig = go.Figure()
-    for i, (name, c) in enumerate(curves.items()):
+    lines = []
+    for name, c in curves.items():
         scores = (per_class or {}).get(name)
         auc = scores.auc if scores else None
         label = f"{name} (AUC {auc:.3f})" if auc is not None else name
-        fig.add_trace(
-            go.Scatter(
-                x=list(c.roc.fpr) if c.roc else [],
-                y=list(c.roc.tpr) if c.roc else [],
-                mode="lines",
-                name=label,
-                line=dict(color=class_color(name, i), width=2),
-            )
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=[0, 1],
-            y=[0, 1],
-            mode="lines",
-            name="chance",
-            line=dict(color=NEUTRAL, dash="dot"),
-        )
-    )
+        lines.append((name, label, c.roc.fpr if c.roc else [], c.roc.tpr if c.roc else []))
+    fig = _class_lines(lines)
+    fig.add_trace(_diagonal("chance"))
     fig.update_xaxes(title_text="1 - specificity (false-positive rate)", range=[0, 1])
     fig.update_yaxes(title_text="sensitivity", range=[0, 1.02])
     return _layout(fig, 380, "ROC (one class vs the rest)", legend=dict(x=0.45, y=0.05))
@@ -144,25 +136,20 @@ def roc_figure(
 def pr_figure(
     curves: Mapping[str, ClassCurves], per_class: Mapping[str, ClassScores] | None = None
 ) -> go.Figure:
-    """Precision-recall curves per class (legend gives the class's PPV and support)."""
-    fig = go.Figure()
-    for i, (name, c) in enumerate(curves.items()):
-        fig.add_trace(
-            go.Scatter(
-                x=list(c.pr.recall) if c.pr else [],
-                y=list(c.pr.precision) if c.pr else [],
-                mode="lines",
-                name=name,
-                line=dict(color=class_color(name, i), width=2),
-            )
-        )
+    """Precision-recall curves per class."""
+    fig = _class_lines(
+        [
+            (n, n, c.pr.recall if c.pr else [], c.pr.precision if c.pr else [])
+            for n, c in curves.items()
+        ]
+    )
     fig.update_xaxes(title_text="recall (sensitivity)", range=[0, 1])
     fig.update_yaxes(title_text="precision (PPV)", range=[0, 1.02])
     return _layout(fig, 380, "Precision-recall", legend=dict(x=0.02, y=0.05))
 
 
 def reliability_figure(bins: Sequence[ReliabilityBin], ece: float | None = None) -> go.Figure:
-    """Reliability diagram: accuracy vs confidence per bin, bin counts as bar widths' hover."""
+    """Reliability diagram: accuracy against confidence per bin, its images on hover."""
     used = [b for b in bins if b.count]
     centres = [(b.lo + b.hi) / 2 for b in used]
     fig = go.Figure()
@@ -179,15 +166,7 @@ def reliability_figure(bins: Sequence[ReliabilityBin], ece: float | None = None)
             "(%{customdata[0]} images)<extra></extra>",
         )
     )
-    fig.add_trace(
-        go.Scatter(
-            x=[0, 1],
-            y=[0, 1],
-            mode="lines",
-            name="perfect calibration",
-            line=dict(color=NEUTRAL, dash="dot"),
-        )
-    )
+    fig.add_trace(_diagonal("perfect calibration"))
     title = "Reliability" + (f" (ECE {ece:.3f})" if ece is not None else "")
     fig.update_xaxes(title_text="confidence (top-class probability)", range=[0, 1])
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02])

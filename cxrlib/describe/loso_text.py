@@ -5,49 +5,38 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import ADULT_SOURCES, Loso, LosoResult, Metrics
-from cxrlib.describe.words import join, source_name
+from cxrlib.describe.prose import frame, join, source_name
 
 #: A share of fewer images of a class than this says how many it is of.
 FEW_IMAGES = 20
 
 
-def scores_row(first: dict[str, Any], scores: Any, per_class: dict[str, Any]) -> dict[str, Any]:
-    """``first`` then the accuracy, balanced accuracy and per-class ``{c} sensitivity`` of
-    one result (its per-class rates in ``per_class``)."""
-    row = {
-        **first,
-        "accuracy": scores.accuracy,
-        "balanced accuracy": scores.balanced_accuracy,
-    }
-    for c, v in per_class.items():
-        row[f"{c} sensitivity"] = v
-    return row
-
-
 def loso_table(section: Loso) -> Any:
-    """``metrics.json["loso"]``: one row per held-out source.
-
-    Scored as the app predicts (the logits averaged over the test-time views) where that was
-    measured (``with_views``), else on the image alone; the other figures stay in the file.
-    """
-    import pandas as pd
-
-    rows: list[dict[str, Any]] = []
-    classes: set[str] = set()
+    """``metrics.json["loso"]``: one row per held-out source, scored as the app predicts
+    where that was measured (``with_views``), else on the image alone."""
+    rows, classes = [], set[str]()
     for s, v in section.sources.items():
         scored = v.as_predicted()
-        row = scores_row({"held-out source": s, "n": v.n}, scored, dict(scored.per_class_accuracy))
         classes.update(scored.per_class_accuracy)
-        row["internal test balanced accuracy"] = v.internal_test_balanced_accuracy
-        rows.append(row)
+        rows.append(
+            {
+                "held-out source": s,
+                "n": v.n,
+                "accuracy": scored.accuracy,
+                "balanced accuracy": scored.balanced_accuracy,
+                **{f"{c} sensitivity": a for c, a in scored.per_class_accuracy.items()},
+                "internal test balanced accuracy": v.internal_test_balanced_accuracy,
+            }
+        )
     if not rows:
         return pd.DataFrame()
-    # The classes in one order for all rows.
-    order = ["n", "accuracy", "balanced accuracy"] + [f"{c} sensitivity" for c in sorted(classes)]
-    df = pd.DataFrame(rows).set_index("held-out source")
-    return df[[c for c in [*order, "internal test balanced accuracy"] if c in df.columns]]
+    per_class = [f"{c} sensitivity" for c in sorted(classes)]  # one order for all rows
+    df = frame(rows, "held-out source")
+    return df[["n", "accuracy", "balanced accuracy", *per_class, "internal test balanced accuracy"]]
 
 
 def describe_loso_scoring(section: Loso) -> str:
@@ -95,18 +84,13 @@ def _source_line(source: str, v: LosoResult, epochs: Any) -> str | None:
 
 
 def describe_loso(section: Loso) -> list[str]:
-    """One plain line per held-out source of a leave-one-source-out section (markdown).
-
-    What a model trained without that source found of each of its classes, beside the same
-    model's balanced accuracy on the internal test split; figures as the app predicts
-    (averaged over the test-time views) where they were measured so.
-    """
+    """One line per held-out source (markdown): what a model trained without it found of each
+    of its classes, beside that model's balanced accuracy on the internal test split."""
     epochs = section.schedule.get("epochs")
     lines = [_source_line(source, v, epochs) for source, v in section.sources.items()]
     return [line for line in lines if line is not None]
 
 
-#: The held-out source that stands for an adult patient at a hospital the model has not seen.
 def describe_unseen_adults(metrics: Metrics) -> list[str]:
     """The leave-one-source-out line of each adult source (:data:`ADULT_SOURCES`), from the
     full-length runs where they held it out, else the short ones."""

@@ -1,7 +1,4 @@
-"""The app's colours and font, shared by the Plotly figures and the SVG chart.
-
-Colours are fixed per class so a class looks the same on every chart.
-"""
+"""The charts' colours and font; a class has the same colour on every chart."""
 
 from __future__ import annotations
 

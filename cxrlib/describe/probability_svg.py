@@ -1,8 +1,5 @@
-"""The Diagnose page's probability chart as a small inline SVG (no Plotly, no JavaScript).
-
-Horizontal bars in percent, the predicted class in its colour, the test-time range as
-a whisker, the value right of it; drawn as markup, so the browser lays it out like text.
-"""
+"""The Diagnose page's probability chart as inline SVG markup, laid out by the browser like
+text: bars in percent, the predicted class in its colour, the test-time range as a whisker."""
 
 from __future__ import annotations
 
@@ -33,18 +30,9 @@ def probability_svg(
     ranges: np.ndarray | Sequence[Sequence[float]] | None = None,
     predicted: int | None = None,
 ) -> str:
-    """Horizontal bars of calibrated probabilities with their test-time range, as SVG.
-
-    Args:
-        class_names: Class names (drawn top to bottom in this order).
-        probabilities: (K,) probabilities in [0, 1].
-        ranges: (K, 2) lowest and highest probability over test-time views, or None.
-        predicted: Index of the predicted class (drawn in its colour, the rest gray).
-
-    Returns:
-        One ``<svg>`` element; each value label is a ``<text class="cxr-value">`` in
-        class order, and each bar has a ``<title>`` with the exact figures.
-    """
+    """One ``<svg>`` of (K,) probabilities, top to bottom, with their (K, 2) test-time
+    ranges; ``predicted`` (the most probable by default) in its colour, the rest gray. Each
+    value is a ``<text class="cxr-value">``, each bar has a ``<title>`` with its figures."""
     names = list(class_names)
     p = np.asarray(probabilities, dtype=float)
     if p.shape != (len(names),):
@@ -77,7 +65,7 @@ def probability_svg(
 def _row(i: int, name: str, v: float, lo: float, hi: float, top: bool, whisker: bool) -> str:
     """One class: its name, bar, whisker and value label."""
     mid = TOP + ROW_H * i + ROW_H / 2
-    bar_h = ROW_H * 0.65  # a gap of 0.35 row between bars, as the Plotly chart had
+    bar_h = ROW_H * 0.65
     color = class_color(name, i) if top else NEUTRAL
     tip = f"{name}: {pct(v, 1)}"
     if whisker:

@@ -1,16 +1,21 @@
-"""The fixed prose of the Metrics page and the model card: Markdown files in ``text/``.
+"""How :mod:`cxrlib.describe` writes: the fixed prose of ``text/*.md``, source names and
+lists, and a metrics table's figures.
 
-Only sentences that carry a measured figure are written in code (the other modules of
-:mod:`cxrlib.describe`); everything that reads the same for every model is here, so the
-pages and the downloaded model card say it in the same words.
+Sentences that carry a measured figure are written in code; everything that reads the same
+for every model is in ``text/``, so the pages and the downloaded model card say it alike.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from numbers import Real
 from typing import Any
+
+import pandas as pd
 
 #: The Metrics page's tabs, in order; a caveat's evidence names one of them.
 METRICS_TABS = (
@@ -22,6 +27,30 @@ METRICS_TABS = (
     "Shortcut audit",
     "Outside data",
 )
+
+#: Each source of ../shared/cxr in a few words (its SOURCES.md).
+SOURCE_NAMES = {
+    "nih": "adult NIH Clinical Center",
+    "quex": "adult RSNA challenge (COVID-QU-Ex)",
+    "kermany": "paediatric Guangzhou",
+    "radiography": "COVID-19 Radiography Database",
+    "ieee8023": "publication-figure (Cohen et al.)",
+    "cxnet": "COVID-CXNet",
+    "figure1": "Figure 1 initiative",
+}
+
+#: Table columns holding a rate (shown as a percentage), and a score that is not one.
+PERCENT_COLUMNS = (
+    "sensitivity",
+    "specificity",
+    "PPV",
+    "NPV",
+    "accuracy",
+    "mean",
+    "median",
+    "lung focus",
+)
+DECIMAL_COLUMNS = ("F1", "AUC", "macro-F1")
 
 
 def metrics_tab(name: str) -> str | None:
@@ -39,13 +68,7 @@ def prose(name: str) -> str:
 
 @dataclass(frozen=True)
 class Caveat:
-    """One of the model card's most important caveats.
-
-    Attributes:
-        title: The caveat in a few words.
-        body: What it means (Markdown).
-        tab: The tab of the Metrics page that holds its evidence (one of :data:`METRICS_TABS`).
-    """
+    """One of the model card's caveats; ``tab`` is the Metrics tab holding its evidence."""
 
     title: str
     body: str
@@ -68,9 +91,66 @@ def caveats() -> tuple[Caveat, ...]:
 def markdown_rows(name: str) -> list[dict[str, Any]]:
     """The rows of the one pipe table in ``text/<name>.md``, as ``{column: cell}``."""
     lines = [line.strip() for line in prose(name).splitlines() if line.strip().startswith("|")]
+    table = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    return [dict(zip(table[0], row)) for row in table[2:]]
 
-    def cells(line: str) -> list[str]:
-        return [c.strip() for c in line.strip("|").split("|")]
 
-    header = cells(lines[0])
-    return [dict(zip(header, cells(line))) for line in lines[2:]]
+def source_name(source: str) -> str:
+    """A source in words ("adult NIH Clinical Center"), or its id when unknown."""
+    return SOURCE_NAMES.get(source, source)
+
+
+def join(parts: Sequence[str]) -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def frame(rows: list[dict[str, Any]], index: str | list[str]) -> pd.DataFrame:
+    """``rows`` as a DataFrame indexed by ``index`` (an empty one without rows)."""
+    return pd.DataFrame(rows).set_index(index) if rows else pd.DataFrame()
+
+
+def column_formats(df: pd.DataFrame) -> dict[Any, str]:
+    """A format string (``"{:.1%}"``...) per column of a metrics DataFrame that needs one."""
+    formats: dict[Any, str] = {}
+    for c in df.columns:
+        name = str(c)
+        if (
+            name in PERCENT_COLUMNS
+            or name.endswith((" accuracy", " sensitivity"))
+            or "called " in name
+        ):
+            formats[c] = "{:.1%}"
+        elif (
+            name in DECIMAL_COLUMNS
+            or name.startswith(("confidence drop", "difference"))
+            or name.endswith(" AUC")
+            or "IoU" in name
+            or "correlation" in name
+        ):
+            formats[c] = "{:.3f}"
+        elif df[c].dtype.kind in "iuf":
+            formats[c] = "{:,.0f}"
+    return formats
+
+
+def _cell(value: Any, fmt: str | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    text = fmt.format(value) if fmt and isinstance(value, Real) else str(value)
+    return text.replace("|", "\\|")
+
+
+def markdown_table(df: pd.DataFrame | None) -> str:
+    """A metrics DataFrame as a Markdown pipe table, its index first, figures formatted as
+    on the pages and a dash where a figure does not exist."""
+    if df is None or not len(df):
+        return ""
+    formats = column_formats(df)
+    header = [str(n) if n is not None else "" for n in df.index.names] + list(map(str, df.columns))
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for key, row in df.iterrows():
+        cells = [_cell(k, None) for k in (key if isinstance(key, tuple) else (key,))]
+        cells += [_cell(row[c], formats.get(c)) for c in df.columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,11 +1,8 @@
 """A one-page PDF report of one analysed image, built in memory with fpdf2.
 
-The report holds only what the app computed: the image, the overlay, the
-probabilities and their test-time range, the explanation settings, the lung
-focus, the model's version and weights hash, the date and the disclaimer.
-It has no patient fields and no file name (a file name can hold a patient's
-name); the image is identified by the first 16 hex digits of its SHA-256.
-Nothing is written to disk: :func:`build_report` returns the PDF's bytes.
+It holds only what the app computed, the model's version, the date and the disclaimer: no
+patient fields and no file name (which can hold a patient's name); the image is named by the
+first 16 hex digits of its SHA-256.
 """
 
 from __future__ import annotations
@@ -28,60 +25,32 @@ DISCLAIMER = (
     "used to make decisions about patients."
 )
 
-_REPLACEMENTS = {
-    "\u2013": "-",
-    "\u2014": "-",
-    "\u2212": "-",
-    "\u2018": "'",
-    "\u2019": "'",
-    "\u201c": '"',
-    "\u201d": '"',
-    "\u2265": ">=",
-    "\u2264": "<=",
-    "\u00b7": "-",
-    "\u2022": "-",
-    "\u2026": "...",
-    "\u00d7": "x",
-}
+#: Characters Latin-1 lacks, as the PDF writes them.
+_LATIN1 = str.maketrans(
+    {
+        **dict.fromkeys("\u2013\u2014\u2212\u00b7\u2022", "-"),
+        **dict.fromkeys("\u2018\u2019", "'"),
+        **dict.fromkeys("\u201c\u201d", '"'),
+        "\u2265": ">=",
+        "\u2264": "<=",
+        "\u2026": "...",
+        "\u00d7": "x",
+    }
+)
 
 
 def pdf_text(text: object) -> str:
     """Text the PDF's core fonts can print (Latin-1; other characters replaced)."""
-    s = str(text)
-    for a, b in _REPLACEMENTS.items():
-        s = s.replace(a, b)
-    s = unicodedata.normalize("NFKC", s)
+    s = unicodedata.normalize("NFKC", str(text).translate(_LATIN1))
     return s.encode("latin-1", errors="replace").decode("latin-1")
 
 
 @dataclass
 class ReportData:
-    """What goes into a report.
-
-    Attributes:
-        image: 2-D uint8 grayscale image as analysed.
-        overlay: RGB uint8 overlay as shown.
-        class_names: Class names in the model's order.
-        probabilities: (K,) calibrated probabilities.
-        ranges: (K, 2) lowest/highest probability over test-time views, or None.
-        predicted: Predicted class name.
-        method: Explanation method's display name.
-        explained_class: Class the heatmap explains.
-        settings: Display settings (opacity, colour map, outline, hottest area...).
-        model_version: Short model description.
-        weights_sha256: The model file's SHA-256.
-        image_sha256: SHA-256 of the uploaded bytes.
-        lung_focus_text: The lung-focus sentence, or "".
-        probability_note: How the probabilities were computed, or "".
-        track_record: How often the model's earlier answers of the predicted class
-            were right (:func:`cxrlib.describe.track_record.describe_track_record`), plain text.
-        gate_text: The out-of-distribution verdict in words, or "".
-        warnings: Extra warnings (e.g. "analysed although the gate rejected it").
-        notices: Decoding notices (technical, never patient data).
-        comparison: (caption, RGB overlay) of every method, when the user compared them.
-        comparison_text: How far those methods agree, in words.
-        created: Timestamp (UTC now when None).
-    """
+    """What goes into a report: the uint8 image as analysed and its RGB overlay, the (K,)
+    probabilities and (K, 2) test-time ranges, the explanation, the sentences the page shows
+    (plain text, "" or empty for none), every method's ``(caption, overlay)`` when compared,
+    and the time (now when None)."""
 
     image: np.ndarray
     overlay: np.ndarray
@@ -117,42 +86,33 @@ def _png(array: np.ndarray, max_side: int = 900) -> Image.Image:
 
 
 class _Report(FPDF):
-    def footer(self) -> None:
+    def footer(self) -> None:  # on every page
         self.set_y(-14)
         self.set_font("Helvetica", "I", 7.5)
         self.set_text_color(110, 110, 110)
         self.multi_cell(0, 3.5, pdf_text(DISCLAIMER), align="C")
 
 
+def _line(pdf: FPDF, height: float, text: str) -> None:
+    """One line of text the page wide, the cursor then on the next line."""
+    pdf.cell(0, height, pdf_text(text), new_x="LMARGIN", new_y="NEXT")
+
+
 def _header(pdf: FPDF, data: ReportData, created: datetime) -> None:
     """Title, the research-demo banner, the date and the image's hash."""
     pdf.set_font("Helvetica", "B", 16)
     pdf.set_text_color(27, 42, 53)
-    pdf.cell(0, 8, "CXR Lens - research report", new_x="LMARGIN", new_y="NEXT")
+    _line(pdf, 8, "CXR Lens - research report")
     pdf.set_fill_color(253, 236, 200)
     pdf.set_text_color(120, 60, 0)
     pdf.set_font("Helvetica", "B", 10)
-    pdf.multi_cell(
-        0,
-        6,
-        pdf_text("RESEARCH DEMO, NOT FOR DIAGNOSIS"),
-        fill=True,
-        align="C",
-        new_x="LMARGIN",
-        new_y="NEXT",
-    )
+    banner = "RESEARCH DEMO, NOT FOR DIAGNOSIS"
+    pdf.multi_cell(0, 6, banner, fill=True, align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(1)
     pdf.set_text_color(27, 42, 53)
     pdf.set_font("Helvetica", "", 9)
-    stamp = created.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    pdf.cell(0, 5, pdf_text(f"Date: {stamp}"), new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(
-        0,
-        5,
-        pdf_text(f"Image SHA-256 (first 16): {data.image_sha256[:16]}"),
-        new_x="LMARGIN",
-        new_y="NEXT",
-    )
+    _line(pdf, 5, f"Date: {created.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}")
+    _line(pdf, 5, f"Image SHA-256 (first 16): {data.image_sha256[:16]}")
     pdf.ln(2)
 
 
@@ -161,9 +121,7 @@ def _images(pdf: FPDF, data: ReportData, width: float) -> None:
     gap = 6
     img_w = (width - gap) / 2
     left_img, right_img = _png(data.image), _png(data.overlay)
-    h_left = img_w * left_img.height / left_img.width
-    h_right = img_w * right_img.height / right_img.width
-    img_h = min(max(h_left, h_right), 95)
+    img_h = min(max(img_w * im.height / im.width for im in (left_img, right_img)), 95)
     pdf.set_font("Helvetica", "B", 9)
     pdf.cell(img_w, 5, "Image (as analysed)")
     pdf.set_x(pdf.l_margin + img_w + gap)
@@ -180,7 +138,7 @@ def _images(pdf: FPDF, data: ReportData, width: float) -> None:
 def _probabilities(pdf: FPDF, data: ReportData) -> None:
     """The probability table: each class, its probability and its test-time range."""
     pdf.set_font("Helvetica", "B", 11)
-    pdf.cell(0, 6, "Model output (calibrated probabilities)", new_x="LMARGIN", new_y="NEXT")
+    _line(pdf, 6, "Model output (calibrated probabilities)")
     pdf.set_font("Helvetica", "", 9)
     col = [45, 35, 70]
     pdf.set_fill_color(235, 241, 245)
@@ -225,14 +183,7 @@ def _labelled_lines(data: ReportData) -> list[tuple[str, str]]:
 
 
 def build_report(data: ReportData) -> bytes:
-    """Builds the PDF in memory.
-
-    Args:
-        data: The analysis to report.
-
-    Returns:
-        The PDF file's bytes.
-    """
+    """The PDF of ``data``, built in memory, as bytes."""
     created = data.created or datetime.now(UTC)
     pdf = _Report(orientation="P", unit="mm", format="A4")
     pdf.set_creator("CXR Lens")

@@ -1,9 +1,5 @@
-"""A model's saved results (its metrics file) as the Metrics and Validation pages show them.
-
-Per-class and per-source tables, confidence-interval text, the saved per-image
-predictions as a sortable table, and the confusion matrix at a decision threshold
-the reader picks. Pure functions of the saved JSON: nothing here runs a model.
-"""
+"""A split of the metrics file as the Metrics and Validation pages show it: its tables, its
+headline in words, its saved predictions, and its confusion at a threshold the reader picks."""
 
 from __future__ import annotations
 
@@ -12,49 +8,29 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from cxrlib.core import formatting
+from cxrlib.core.formatting import pct, pct_range
 from cxrlib.core.metrics import Prediction, Split
-from cxrlib.describe.words import join, source_name
+from cxrlib.describe.prose import frame, join, source_name
 
 
 @dataclass(frozen=True)
 class ThresholdResult:
-    """Confusion matrix and one-vs-rest numbers at a decision threshold.
+    """The (K, K) confusion (rows true) and the positive class's rates at a threshold; a rate
+    is None where its denominator is empty."""
 
-    Attributes:
-        threshold: The threshold on the positive class's probability.
-        matrix: (K, K) counts, rows = true class, columns = predicted class.
-        sensitivity: Of the positive class (None without positives).
-        specificity: Of the positive class (None without negatives).
-        ppv: Positive predictive value (None when nothing is called positive).
-        npv: Negative predictive value (None when nothing is called negative).
-        n: Number of images.
-    """
-
-    threshold: float
     matrix: np.ndarray
     sensitivity: float | None
     specificity: float | None
     ppv: float | None
     npv: float | None
-    n: int
 
 
 def threshold_predictions(probs: np.ndarray, positive: int, threshold: float) -> np.ndarray:
-    """Class decisions when ``positive`` is called at ``p >= threshold``.
-
-    Below the threshold an image gets the most probable of the OTHER classes,
-    so the threshold moves images only between the positive class and the rest.
-
-    Args:
-        probs: (N, K) probabilities.
-        positive: Index of the thresholded class.
-        threshold: Decision threshold in [0, 1].
-
-    Returns:
-        (N,) predicted class indices.
-    """
+    """(N,) class decisions for (N, K) ``probs``: ``positive`` where its probability is at
+    least ``threshold``, else the most probable of the other classes (so the threshold moves
+    images only between the positive class and the rest)."""
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 2 or not 0 <= positive < p.shape[1]:
         raise ValueError(f"probs must be (N, K) with 0 <= positive < K, got {p.shape}")
@@ -67,37 +43,23 @@ def threshold_predictions(probs: np.ndarray, positive: int, threshold: float) ->
 def threshold_confusion(
     probs: np.ndarray, labels: np.ndarray, positive: int, threshold: float
 ) -> ThresholdResult:
-    """Confusion matrix, sensitivity, specificity, PPV and NPV at a threshold.
-
-    Args:
-        probs: (N, K) saved per-image probabilities.
-        labels: (N,) true class indices.
-        positive: Index of the thresholded class (e.g. covid).
-        threshold: Decision threshold on its probability.
-    """
+    """The confusion of (N, K) ``probs`` against (N,) ``labels`` when ``positive`` (e.g.
+    covid) is called at ``threshold``."""
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(labels, dtype=np.int64)
     k = p.shape[1] if p.ndim == 2 else 0
     pred = threshold_predictions(p, positive, threshold) if len(y) else np.zeros(0, int)
     cm = np.zeros((k, k), np.int64)
     np.add.at(cm, (y, pred), 1)
-    pos, called = y == positive, pred == positive
-    tp = int(np.sum(pos & called))
-    fn = int(np.sum(pos & ~called))
-    fp = int(np.sum(~pos & called))
-    tn = int(np.sum(~pos & ~called))
+    tp = int(np.sum((y == positive) & (pred == positive)))
+    fn, fp = int(np.sum(y == positive)) - tp, int(np.sum(pred == positive)) - tp
+    tn = len(y) - tp - fn - fp
 
     def div(a: int, b: int) -> float | None:
         return a / b if b else None
 
     return ThresholdResult(
-        threshold=float(threshold),
-        matrix=cm,
-        sensitivity=div(tp, tp + fn),
-        specificity=div(tn, tn + fp),
-        ppv=div(tp, tp + fp),
-        npv=div(tn, tn + fn),
-        n=int(len(y)),
+        cm, div(tp, tp + fn), div(tn, tn + fp), div(tp, tp + fp), div(tn, tn + fn)
     )
 
 
@@ -113,13 +75,8 @@ def predictions_arrays(
 
 
 def predictions_table(predictions: Sequence[Prediction], class_names: Sequence[str]) -> Any:
-    """A DataFrame of saved predictions: path, label, source, predicted, confidence, correct.
-
-    Sorted misclassified first, then by confidence (most confident first), so
-    the most instructive mistakes lead.
-    """
-    import pandas as pd
-
+    """Saved predictions with their answer, confidence and each class's probability, the
+    most confident mistakes first."""
     names = list(class_names)
     recs = []
     for r in predictions:
@@ -153,14 +110,8 @@ def filter_predictions(
     sources: Sequence[str] | None = None,
     outcome: str = "all",
 ) -> Any:
-    """Rows of :func:`predictions_table` with the chosen true labels, sources and outcome.
-
-    Args:
-        df: The table.
-        labels: True labels to keep (None or empty: all).
-        sources: Sources to keep (None or empty: all).
-        outcome: ``"all"``, ``"correct"`` or ``"misclassified"``.
-    """
+    """Rows of :func:`predictions_table` of the given true labels and sources (None or
+    empty: all) and ``outcome`` (``"all"``, ``"correct"`` or ``"misclassified"``)."""
     if outcome not in ("all", "correct", "misclassified"):
         raise ValueError(f"unknown outcome {outcome!r}")
     mask = np.ones(len(df), bool)
@@ -177,56 +128,47 @@ def filter_predictions(
 
 def per_class_table(split: Split) -> Any:
     """Per-class metrics (support, sensitivity, specificity, PPV, NPV, F1, AUC) as a DataFrame."""
-    import pandas as pd
-
-    rows = []
-    for name, m in split.per_class.items():
-        rows.append(
-            {
-                "class": name,
-                "support": m.support,
-                "sensitivity": m.sensitivity,
-                "specificity": m.specificity,
-                "PPV": m.ppv,
-                "NPV": m.npv,
-                "F1": m.f1,
-                "AUC": m.auc,
-            }
-        )
-    return pd.DataFrame(rows).set_index("class") if rows else pd.DataFrame()
+    rows = [
+        {
+            "class": name,
+            "support": m.support,
+            "sensitivity": m.sensitivity,
+            "specificity": m.specificity,
+            "PPV": m.ppv,
+            "NPV": m.npv,
+            "F1": m.f1,
+            "AUC": m.auc,
+        }
+        for name, m in split.per_class.items()
+    ]
+    return frame(rows, "class")
 
 
 def per_source_table(split: Split) -> Any:
     """Per-source accuracy, and per class the share called right (its sensitivity)."""
-    import pandas as pd
+    rows = [
+        {
+            "source": source,
+            "n": m.n,
+            "accuracy": m.accuracy,
+            **{f"{c} sensitivity": v for c, v in m.per_class_accuracy.items()},
+        }
+        for source, m in split.per_source.items()
+    ]
+    return frame(rows, "source")
 
-    rows = []
-    for source, m in split.per_source.items():
-        row: dict[str, Any] = {"source": source, "n": m.n, "accuracy": m.accuracy}
-        for c, v in m.per_class_accuracy.items():
-            row[f"{c} sensitivity"] = v
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("source") if rows else pd.DataFrame()
 
-
-def fmt_ci(value: float | None, ci: Sequence[float] | None = None, pct: bool = True) -> str:
-    """``"91.4% (95% CI 90.2-92.5%)"`` style text (``"n/a"`` for None)."""
+def fmt_ci(value: float | None, ci: Sequence[float] | None = None) -> str:
+    """``"91.4% (95% CI 90.2-92.5%)"`` (``"n/a"`` for None)."""
     if value is None:
         return "n/a"
-    if pct:
-        text = formatting.pct(value, 1)
-        if ci and len(ci) == 2:
-            text += f" (95% CI {formatting.pct_range(ci[0], ci[1], 1)})"
-        return text
-    text = f"{value:.3f}"
-    if ci and len(ci) == 2:
-        text += f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})"
-    return text
+    interval = f" (95% CI {pct_range(ci[0], ci[1], 1)})" if ci and len(ci) == 2 else ""
+    return pct(value, 1) + interval
 
 
 def describe_adults(split: Split) -> str | None:
-    """The adult figures in one sentence: pneumonias found and normals called normal, with
-    their intervals (None when the split has no adult pneumonias and normals)."""
+    """The adult pneumonias found and normals called normal, with their intervals (None
+    without adult figures)."""
     a = split.adults
     if a is None:
         return None
@@ -260,8 +202,7 @@ def split_label(name: str) -> str:
 
 
 def describe_headline(split: Split, name: str) -> str:
-    """The split's headline figures with their 95% intervals, and the images and sources
-    they were measured on (markdown)."""
+    """The split's headline figures with their 95% intervals, and its images and sources."""
     label, what = SPLIT_NAMES.get(name, (f"{name} split", ""))
     sources = sorted(split.per_source)
     made_of = f" from {len(sources)} sources ({join(sources)})" if sources else ""

@@ -1,9 +1,5 @@
-"""How the model's past answers of one class turned out: the track record the Diagnose page
-quotes beside an answer, from the metrics file (:mod:`cxrlib.core.metrics`).
-
-Every figure was measured by ``python -m cxrlib.evaluate`` and saved; these functions only
-select, order and word them.
-"""
+"""How the model's past answers of one class turned out, from the metrics file: the track
+record the Diagnose page quotes beside an answer."""
 
 from __future__ import annotations
 
@@ -14,21 +10,13 @@ import numpy as np
 from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import CONFIDENT, Loso, Metrics, Split
 from cxrlib.describe.external_text import external_records
-from cxrlib.describe.words import source_name
+from cxrlib.describe.prose import source_name
 
 
 @dataclass(frozen=True)
 class OutsideCall:
-    """How often a collection no training image came from got one answer.
-
-    Attributes:
-        name: The collection.
-        people: Its class and population ("normal adult").
-        n: Its images.
-        share: The share that got the answer.
-        confident_share: The share that got it with a probability of at least ``confident_at``.
-        confident_at: That probability.
-    """
+    """How often a collection no training image came from (its class and population in
+    ``people``: "normal adult") got one answer, and got it with at least ``confident_at``."""
 
     name: str
     people: str
@@ -40,28 +28,15 @@ class OutsideCall:
 
 @dataclass(frozen=True)
 class TrackRecord:
-    """How the model's past answers of one class turned out, from its metrics file.
+    """How the model's answers ``label`` turned out.
 
-    Attributes:
-        label: The class it answered.
-        calls: Internal test images it gave that answer.
-        right: Of those, the ones whose label is ``label``.
-        held_out_accuracy: Mean accuracy over the held-out sources of the
-            leave-one-source-out runs (views-averaged where recorded), or None.
-        held_out_sources: How many sources that mean is over.
-        held_out_schedule: Those runs' schedule in words ("3 epochs of 120 steps"),
-            or "" when not recorded.
-        confusions: ``(source, true label, called label, group size)`` for the groups
-            of the test split that most often got this answer wrongly, most often first.
-        missed_elsewhere: ``(source, class, share found)`` from the full-length
-            leave-one-source-out runs (``loso_full``): a class that a model trained without
-            that source found under half of, where that matters for this answer: a disease
-            missed, for a 'normal' answer; normal chests missed, for a disease answer.
-        called_elsewhere: From the external check (``external``): each collection of
-            another class that got this answer for at least ``min_share`` of its images.
-        confident_calls: Internal test images it gave this answer with a probability of
-            at least :data:`cxrlib.core.metrics.CONFIDENT`.
-        confident_right: Of those, the ones whose label is ``label``.
+    ``calls`` internal test answers, ``right`` of them right (``confident_*``: those given
+    with at least :data:`CONFIDENT`); the mean accuracy on the held-out sources of the
+    leave-one-source-out runs; ``confusions``: ``(source, true, answered, images)`` groups
+    often given this answer wrongly; ``missed_elsewhere``: ``(source, class, share found)``
+    where a full-length held-out run missed what matters for this answer (a disease for
+    'normal', normal chests for a disease); ``called_elsewhere``: outside collections of
+    another class often given it.
     """
 
     label: str
@@ -77,6 +52,10 @@ class TrackRecord:
     confident_right: int = 0
 
 
+#: A (source, true class) group of this many test images or more, this share of it given an
+#: answer, is a known confusion of that answer; so is an outside collection given it that often.
+MIN_GROUP = 20
+MIN_SHARE = 0.2
 #: A class a held-out model found less often than this counts as missed elsewhere.
 MISSED_BELOW = 0.5
 #: ...when the source held that many images of it at least (where the count was recorded).
@@ -133,7 +112,7 @@ def _missed(loso_full: Loso | None, label: str) -> list[tuple[str, str, float]]:
     return sorted(missed, key=lambda m: m[2])
 
 
-def _called_elsewhere(metrics: Metrics, label: str, min_share: float) -> tuple[OutsideCall, ...]:
+def _called_elsewhere(metrics: Metrics, label: str) -> tuple[OutsideCall, ...]:
     """:attr:`TrackRecord.called_elsewhere` from the external check."""
     return tuple(
         OutsideCall(
@@ -145,21 +124,12 @@ def _called_elsewhere(metrics: Metrics, label: str, min_share: float) -> tuple[O
             confident_at=sub.confident_at,
         )
         for rec, sub in external_records(metrics.external)
-        if rec.label != label and (share := sub.share.get(label)) is not None and share >= min_share
+        if rec.label != label and (share := sub.share.get(label)) is not None and share >= MIN_SHARE
     )
 
 
-def track_record(
-    metrics: Metrics | None,
-    label: str,
-    min_group: int = 20,
-    min_share: float = 0.2,
-) -> TrackRecord | None:
-    """What the saved test predictions say about an answer of ``label``.
-
-    A (source, true class) group of at least ``min_group`` test images is a known
-    confusion when at least ``min_share`` of it was answered ``label``.
-    """
+def track_record(metrics: Metrics | None, label: str) -> TrackRecord | None:
+    """What the metrics file says about an answer ``label`` (None without test figures)."""
     split = metrics.test if metrics else None
     cm = split.confusion_matrix if split else None
     if metrics is None or split is None or cm is None:
@@ -174,7 +144,7 @@ def track_record(
         (
             (source, true, called, n)
             for (source, true), (n, called) in groups.items()
-            if true != label and n >= min_group and called >= min_share * n
+            if true != label and n >= MIN_GROUP and called >= MIN_SHARE * n
         ),
         key=lambda c: -c[2] / c[3],
     )
@@ -188,7 +158,7 @@ def track_record(
         confusions=tuple(confusions),
         held_out_schedule=_schedule_words(metrics.loso),
         missed_elsewhere=tuple(_missed(metrics.loso_full, label)),
-        called_elsewhere=_called_elsewhere(metrics, label, min_share),
+        called_elsewhere=_called_elsewhere(metrics, label),
         confident_calls=sure[0],
         confident_right=sure[1],
     )

@@ -1,12 +1,15 @@
-"""cxrlib.describe.audit_text: the shortcut audit's ablation table."""
+"""cxrlib.describe.audit_text: the audit sections (ablation, shortcuts, heatmap methods)."""
 
 from __future__ import annotations
 
 import pytest
 import saved_metrics
+from saved_metrics import METHODS_SECTION
 from saved_metrics import section as read_section
 
 from cxrlib.describe import audit_text
+
+METHODS = read_section("explain_methods", METHODS_SECTION)
 
 
 def test_ablation_table_rows_are_the_three_image_versions():
@@ -41,3 +44,27 @@ def test_shortcut_sentences_name_the_change_and_chance():
     assert "80% -> 79%" in first
     assert "**71%** of the time, where guessing gives 50%" in probe
     assert "adult NIH Clinical Center" in probe
+
+
+def test_methods_table():
+    t = audit_text.methods_table(METHODS)
+    assert list(t.index) == ["Grad-CAM", "LayerCAM", "SmoothGrad"]
+    shared = t["overlap with the other methods (IoU)"]
+    assert shared.tolist() == pytest.approx([0.5, 0.55, 0.25])  # mean of each one's pairs
+    assert t["random weights: rank correlation"].tolist() == [0.01, 0.32, 0.59]
+    assert t["range over the draws"].iloc[2] == "0.43 to 0.70"
+    assert t["range over the draws"].iloc[:2].isna().all()
+    assert audit_text.methods_table(read_section("explain_methods", {})).empty
+
+
+def test_describe_methods_puts_each_method_in_its_band():
+    lines = audit_text.describe_methods(METHODS)
+    assert "On 200 images of the test split" in lines[0] and "**55%**" in lines[0]
+    check = lines[1]
+    assert "changed completely for Grad-CAM (0.01)" in check
+    assert "changed partly for LayerCAM (0.32)" in check
+    assert "changed little for SmoothGrad (0.59)" in check
+    note = audit_text.image_driven_note(METHODS)
+    assert note is not None and "the maps of SmoothGrad (0.59) kept" in note
+    assert "Grad-CAM" not in note and "LayerCAM" not in note
+    assert audit_text.describe_methods(read_section("explain_methods", {})) == []

@@ -82,8 +82,6 @@ def test_the_card_carries_the_numbers_behind_each_figure(text):
 def test_the_caveats_name_their_evidence(text):
     for c in caveats():
         assert f"- **{c.title}.** {c.body} Evidence: the Metrics page, tab *{c.tab}*." in text
-    linked = card.caveats_markdown(link=True)
-    assert "[Metrics › Shortcut audit](metrics?tab=Shortcut+audit)" in linked
 
 
 def test_the_committed_model_has_a_card():

@@ -1,11 +1,11 @@
-"""cxrlib.describe.tables: figures written the same way on a page and in the downloaded card."""
+"""cxrlib.describe.prose: figures written the same way on a page and in the downloaded card."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from cxrlib.describe.tables import column_formats, markdown_table
+from cxrlib.describe.prose import column_formats, markdown_table
 
 
 def test_column_formats_by_what_a_column_holds():
