@@ -1,15 +1,8 @@
-"""Shortcut audit: is the model reading the lungs, or the hospital?
+"""The shortcut audit: is the model reading the lungs, or the hospital?
 
-Two checks, each a pure function of a classifier and images, run by
-``python -m cxrlib.evaluate audit --ablate / --explain``:
-
-* :func:`ablation`: scores on the original images, with the lungs erased
-  (lung area filled with the image's mean) and with only the lungs kept. A
-  model that still scores far above chance with the lungs erased is reading
-  something other than the lungs.
-* :func:`explanation_summary`: Grad-CAM lung focus per class and source, and
-  a faithfulness figure (confidence drop when the hottest 20% is blurred out,
-  against a random 20%).
+:func:`ablation` scores the images with the lungs erased and with only the lungs kept;
+:func:`explanation_summary` measures how much of each heatmap falls on the lungs, and how much
+the confidence drops when the hottest part is blurred out.
 """
 
 from __future__ import annotations
@@ -22,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cxrlib.core.formatting import pct
 from cxrlib.evaluate.metrics import headline_scores, summary
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.explain import Explainer
@@ -29,14 +23,10 @@ from cxrlib.infer.focus import confidence_drops, lung_focus, model_view_focus
 from cxrlib.infer.lungs import erase_lungs, load_segmenter, lungs_only
 from cxrlib.train.data import load_gray, stratified_sample
 
-logger = logging.getLogger(__name__)
-
 if TYPE_CHECKING:
     import pandas as pd
 
-
-def _chance(y: np.ndarray) -> float:
-    return 1.0 / max(1, len(np.unique(y)))
+logger = logging.getLogger(__name__)
 
 
 def ablation_verdict(erased_bal: float, original_bal: float, chance: float) -> str:
@@ -44,19 +34,19 @@ def ablation_verdict(erased_bal: float, original_bal: float, chance: float) -> s
     above = erased_bal - chance
     if above > 0.25:
         return (
-            f"With the lungs erased the model still reaches {erased_bal:.0%} balanced accuracy "
-            f"(chance is {chance:.0%}): it is reading something other than the lungs "
+            f"With the lungs erased the model still reaches {pct(erased_bal)} balanced accuracy "
+            f"(chance is {pct(chance)}): it is reading something other than the lungs "
             "(borders, text, body shape, the hospital's look)."
         )
     if above > 0.1:
         return (
-            f"With the lungs erased the model falls to {erased_bal:.0%} balanced accuracy "
-            f"(chance {chance:.0%}, intact {original_bal:.0%}): it relies partly on what lies "
+            f"With the lungs erased the model falls to {pct(erased_bal)} balanced accuracy "
+            f"(chance {pct(chance)}, intact {pct(original_bal)}): it relies partly on what lies "
             "outside the lungs."
         )
     return (
-        f"With the lungs erased the model falls to {erased_bal:.0%} balanced accuracy, close to "
-        f"chance ({chance:.0%}): its decisions depend on the lung fields."
+        f"With the lungs erased the model falls to {pct(erased_bal)} balanced accuracy, close "
+        f"to chance ({pct(chance)}): its decisions depend on the lung fields."
     )
 
 
@@ -67,19 +57,10 @@ def ablation(
     y: np.ndarray,
     masks: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Scores on original, lungs-erased and lungs-only versions of the images.
+    """:func:`cxrlib.evaluate.metrics.headline_scores` of the original, lungs-erased (filled
+    with the image's mean) and lungs-only images, with chance and a verdict.
 
-    Args:
-        classifier: The classifier.
-        segmenter: A :class:`cxrlib.infer.lungs.LungSegmenter` (used when ``masks`` is None).
-        grays: 2-D uint8 images.
-        y: True class indices.
-        masks: Optional precomputed lung masks.
-
-    Returns:
-        ``{"original": s, "lungs_erased": s, "lungs_only": s, "chance": c, "verdict": str}``
-        where each ``s`` has accuracy, balanced accuracy, macro-F1 and per-class
-        sensitivity / AUC.
+    ``masks``: the lung masks, found by ``segmenter`` when None.
     """
     y = np.asarray(y)
     if masks is None:
@@ -91,16 +72,15 @@ def ablation(
         "lungs_erased": erase_lungs,
         "lungs_only": lungs_only,
     }
-    # An edited image is framed as its original was (for a lung-crop model, the
-    # erased lungs would otherwise move the crop box as well as the pixels; for a
-    # lung-mask model, the mask too).
+    # An edited image is framed as its original was, so that erasing the lungs does not
+    # move a lung-crop model's crop box or a lung-mask model's mask.
     frames = classifier.lung_frames(list(grays))
     crops, lung_masks = [f[0] for f in frames], [f[1] for f in frames]
     for name, fn in variants.items():
         edited = [fn(g, m) for g, m in zip(grays, masks, strict=True)]
         probs = classifier.predict(edited, crops=crops, masks=lung_masks)
         out[name] = headline_scores(y, probs, names)
-    out["chance"] = round(_chance(y), 4)
+    out["chance"] = round(1.0 / max(1, len(np.unique(y))), 4)
     out["empty_masks"] = int(sum(1 for m in masks if not np.any(m)))
     out["verdict"] = ablation_verdict(
         out["lungs_erased"]["balanced_accuracy"],
@@ -133,14 +113,9 @@ def explanation_summary(
     fraction: float = 0.2,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Lung focus and faithfulness of the heatmaps of the predicted class.
-
-    The predicted class is the model's own prediction (averaged over its test-time
-    views when it has them), the class the app explains by default.
-
-    Returns per-class (by true label) and per-source mean/median lung focus,
-    and the mean confidence drops (hot area vs random area) overall and per class.
-    """
+    """Lung focus per true class and source, and the confidence drops when the hottest or a
+    random ``fraction`` of the image is blurred, of the maps of the class the model predicts
+    (the one the app explains by default)."""
     names = classifier.class_names
     y = np.asarray(y)
     preds = [int(k) for k in classifier.predict(list(grays)).argmax(axis=1)]
@@ -179,15 +154,10 @@ def explanation_summary(
 
 def format_ablation(a: dict[str, Any]) -> str:
     """The ablation's balanced accuracies and verdict, two lines."""
+    bal = [a[k]["balanced_accuracy"] for k in ("original", "lungs_erased", "lungs_only")]
     return (
-        "ablation (balanced accuracy): original {:.3f}  lungs erased {:.3f}  lungs only {:.3f}"
-        "  (chance {:.3f})\n{}".format(
-            a["original"]["balanced_accuracy"],
-            a["lungs_erased"]["balanced_accuracy"],
-            a["lungs_only"]["balanced_accuracy"],
-            a["chance"],
-            a["verdict"],
-        )
+        f"ablation (balanced accuracy): original {bal[0]:.3f}  lungs erased {bal[1]:.3f}  "
+        f"lungs only {bal[2]:.3f}  (chance {a['chance']:.3f})\n{a['verdict']}"
     )
 
 
@@ -218,8 +188,8 @@ def run_audits(
     max_images: int | None = None,
     segmenter_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The shortcut audit on manifest rows ``df``: lungs-erased / lungs-only
-    ablation and Grad-CAM lung focus + faithfulness."""
+    """The lung ablation and / or the Grad-CAM lung focus on a stratified sample of at most
+    ``max_images`` of the manifest rows ``df``."""
     out: dict[str, Any] = {}
     if not (ablate or explain):
         return out

@@ -1,19 +1,10 @@
-"""External check: chest X-rays from a collection that no training image came from.
+"""The external check: chest X-rays from a collection that no training image came from.
 
-The classifier learnt from ``../shared/cxr`` alone, and its internal test split
-shares every source with training. The lung-segmentation set ``../shared/lungs``
-holds one collection that is in none of those sources: normal adult chest X-rays
-from OpenIST (``openist_normal``, images of a radiology teaching website). Scoring
-the classifier on them measures what the internal split cannot: how often it calls
-a normal adult from elsewhere normal.
-
-What it does not measure, and is recorded beside the figures: it is one class
-only (no sensitivity to disease, no AUC); the lung segmenter that crops the
-classifier's input was trained on part of it (``split == "train"`` of the lung
-set), so the figures are also given for the images the segmenter never trained on;
-and the collection states no licence, so no image of it is committed or shown.
-
-    python -m cxrlib.evaluate external ../shared/lungs --record
+The lung set ``../shared/lungs`` holds normal adult chest X-rays from OpenIST, a source of
+none of the classifier's training images: how often it calls them normal is what the
+internal test split, which shares every source with training, cannot measure. The figures
+are also given for the images the lung segmenter (which frames the model's input) never
+trained on.
 """
 
 from __future__ import annotations
@@ -43,15 +34,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Collection:
-    """A collection of the lung set that is not among the classifier's sources.
-
-    Attributes:
-        source: Its ``source`` value in the lung set's manifest.
-        name: Its name in a sentence.
-        label: The class every image of it has.
-        description: What it is, in a few words.
-        population: Whose chests they are ("adult", "paediatric"), for a sentence.
-    """
+    """A collection of the lung set (``source`` in its manifest) that is not among the
+    classifier's sources; every image of it is of class ``label``."""
 
     source: str
     name: str
@@ -74,24 +58,15 @@ COLLECTIONS = (
 #: Rows of the external table: every image, and those the segmenter never trained on.
 SUBSETS = {"all": None, "segmenter_unseen": ("val", "test")}
 
-#: Two images whose thumbnails correlate at least this well are counted as the same
-#: picture. A resized, squashed and re-encoded copy scores above 0.999; the closest
-#: pair between the internal test split and the training split (patient-disjoint)
-#: scores 0.972, because all frontal chest X-rays share one layout.
+#: Two images whose thumbnails correlate at least this well are counted as the same picture
+#: (all frontal chest X-rays share one layout, so different patients correlate highly too).
 DUPLICATE_SIMILARITY = 0.98
 
 
 def collection_frame(lungs_root: str | Path, collection: Collection) -> pd.DataFrame:
-    """The images of ``collection`` as a manifest frame.
-
-    Returns:
-        Columns ``path`` (relative to ``lungs_root``), ``file`` (absolute),
-        ``label``, ``source`` and ``split`` (the lung set's, i.e. the segmenter's).
-
-    Raises:
-        ManifestError: the lung set's manifest is missing, lacks columns or holds
-            no image of the collection.
-    """
+    """The images of ``collection`` as a manifest frame: ``path`` (relative to ``lungs_root``),
+    ``file``, ``label``, ``source`` and ``split`` (the segmenter's); raises ManifestError if
+    the lung set's manifest is missing, lacks columns or holds no image of it."""
     manifest = Path(lungs_root) / "manifest.csv"
     if not manifest.exists():
         raise ManifestError(f"{manifest} does not exist: is {lungs_root} the lung set?")
@@ -178,17 +153,9 @@ def check_collection(
     refused: np.ndarray,
     nearest: np.ndarray,
 ) -> dict[str, Any]:
-    """One collection's record, from its predictions and checks.
-
-    Args:
-        class_names: The model's classes, in the order of ``probs``'s columns.
-        frame: :func:`collection_frame`.
-        collection: What it is.
-        probs: Probabilities (N, K) as the model predicts.
-        refused: Whether the app's input check refused each image (N,).
-        nearest: Each image's highest thumbnail correlation with a training-source
-            image (N; :func:`nearest_similarity`).
-    """
+    """One collection's record from the probabilities of its images (rows of ``frame``),
+    whether the app's input check ``refused`` each, and each one's :func:`nearest_similarity`
+    to a training-source image."""
     split = frame["split"].to_numpy()
     subsets = {}
     for key, splits in SUBSETS.items():
@@ -220,27 +187,19 @@ def external_check(
     lungs_root: str | Path,
     training_files: Sequence[str],
     views: Sequence[View] | None = None,
-    collections: Sequence[Collection] = COLLECTIONS,
 ) -> dict[str, Any]:
-    """Scores ``classifier`` on every external collection of the lung set.
-
-    Args:
-        classifier: The model, predicting as the app does unless ``views`` says otherwise
-            (see :func:`cxrlib.train.file_scores.predict_files`).
-        lungs_root: The lung set's folder (``../shared/lungs``).
-        training_files: The images the classifier's sources hold, to confirm that none
-            of a collection is among them (:func:`nearest_similarity`).
-        views: As :func:`cxrlib.train.file_scores.predict_files`.
-        collections: Which collections.
+    """Scores ``classifier`` (``views`` as :func:`cxrlib.train.file_scores.predict_files`) on
+    each collection of the lung set at ``lungs_root``, and looks for copies of
+    ``training_files`` among them.
 
     Returns:
-        ``{"collections": {source: record}, "views": n, "reference_images": n}``
+        ``{"collections": {source: record}, "reference_images": n, "views": n}``
         (records as :func:`check_collection`).
     """
     logger.info(f"reading {len(training_files):,} training-source images to look for duplicates")
     reference = file_thumbnails(training_files)
     out: dict[str, Any] = {"collections": {}, "reference_images": len(reference)}
-    for c in collections:
+    for c in COLLECTIONS:
         frame = collection_frame(lungs_root, c)
         files = list(frame["file"])
         probs = predict_files(classifier, files, views=views)

@@ -1,12 +1,8 @@
 """Two shortcut checks beside the lung ablation: does resolution or the hospital decide?
 
-* :func:`resolution_swap`: re-save a source's images at another size, the way the
-  dataset's copies were made (Pillow Lanczos, JPEG quality 90), and count the answers
-  that change. ``quex`` is the only 256-px square source, so "256 px = pneumonia"
-  would show here.
-* :func:`source_probe`: within each class, a logistic regression on the classifier's
-  penultimate features, cross-validated by patient group, predicts the image's source.
-  The better it does above chance, the more of the hospital the features carry.
+:func:`resolution_swap` re-saves a source's images at another size and counts the answers
+that change; :func:`source_probe` asks how well the classifier's penultimate features tell
+the sources of one class apart.
 """
 
 from __future__ import annotations
@@ -47,11 +43,8 @@ def resave(gray: np.ndarray, longer_side: int) -> np.ndarray:
 def resolution_swap(
     classifier: Classifier, grays: Sequence[np.ndarray], y: np.ndarray, longer_side: int
 ) -> dict[str, Any]:
-    """The classifier's answers on ``grays`` as they are and re-saved at ``longer_side``.
-
-    Returns ``n``, ``longer_side``, the share of images whose answer changed
-    (``changed``), and the headline scores of both versions (``original``, ``resaved``).
-    """
+    """The share of answers on ``grays`` that change when they are re-saved at
+    ``longer_side`` (``changed``), and the headline scores of both versions."""
     y = np.asarray(y)
     before = classifier.predict(list(grays))
     after = classifier.predict([resave(g, longer_side) for g in grays])
