@@ -31,10 +31,9 @@ if TYPE_CHECKING:  # the subcommands load TensorFlow when they run, not for --he
 logger = logging.getLogger(__name__)
 
 PROG = "python -m cxrlib.evaluate"
-#: Subcommand -> (shared options, one-line help, description).
+#: Subcommand -> (one-line help, description).
 SUBCOMMANDS = {
     "metrics": (
-        ("data", "split", "views"),
         "score a manifest or one split",
         "Accuracy, balanced accuracy, macro-F1, per-class rates and AUC, calibration, "
         "per-source accuracy and bootstrap 95% intervals. The model predicts as its JSON says "
@@ -42,28 +41,24 @@ SUBCOMMANDS = {
         "of DATA and writes them into the metrics file.",
     ),
     "audit": (
-        ("data", "split", "views", "segmenter", "alternative"),
         "shortcut audit: lungs erased / lungs only, Grad-CAM lung focus",
         "Scores the manifest as `metrics` does, then audits a stratified sample of it. "
         "--record-alternative (with --ablate) stores a model that was not committed beside "
         "the committed one, for the Trust page's comparison.",
     ),
     "methods": (
-        ("data", "split", "segmenter"),
         "every heatmap method compared; model-randomisation check",
         "Every registered heatmap method on the same stratified sample: how far their hottest "
         "regions agree, their lung focus, and how much each map changes when the network's "
         "weights are re-drawn at random (three random copies).",
     ),
     "loso": (
-        ("data", "views"),
         "leave one source out: retrain without each, test on it",
         "Retrains the model's own recipe without each source in turn and scores all of that "
         "source. With --steps 0 and --epochs at least the model's own, --record stores it as "
         "the full recipe's ('loso_full'), else as 'loso'.",
     ),
     "external": (
-        ("data", "views", "alternative"),
         "the lung set's collections no training image came from",
         "Scores the lung set's outside collections (OpenIST's normal adults), checked for "
         "duplicates of the manifest's images. --record-alternative adds the result to an "
@@ -72,24 +67,23 @@ SUBCOMMANDS = {
 }
 
 
-def _add_shared(p: argparse.ArgumentParser, shared: Sequence[str]) -> None:
-    """The options several subcommands take, those named in ``shared`` and the ones all take."""
+def _add_options(p: argparse.ArgumentParser, name: str) -> None:
+    """The options of subcommand ``name``, in the order ``--help`` lists them."""
     p.add_argument("--model", default=str(model_path()), help="the classifier")
-    if "data" in shared:
-        p.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="the shared CXR folder")
-        p.add_argument("--manifest", help="CSV with path,label[,source,split] (DATA/manifest.csv)")
-        p.add_argument("--root", help="folder the paths are relative to (the CSV's)")
-    if "split" in shared:
+    p.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="the shared CXR folder")
+    p.add_argument("--manifest", help="CSV with path,label[,source,split] (DATA/manifest.csv)")
+    p.add_argument("--root", help="folder the paths are relative to (the CSV's)")
+    if name in ("metrics", "audit", "methods"):
         p.add_argument("--split", help="keep only the rows of this split")
-    if "views" in shared:
+    if name != "methods":
         g = p.add_mutually_exclusive_group()
         g.add_argument(
             "--views", action="store_true", help="average over the app's 8 test-time views"
         )
         g.add_argument("--single-view", action="store_true", help="score the original image only")
-    if "segmenter" in shared:
+    if name in ("audit", "methods"):
         p.add_argument("--segmenter", default=str(segmenter_path()), help="the lung segmenter")
-    if "alternative" in shared:
+    if name in ("audit", "external"):
         p.add_argument(
             "--record-alternative",
             metavar="NAME",
@@ -104,63 +98,49 @@ def _add_shared(p: argparse.ArgumentParser, shared: Sequence[str]) -> None:
     p.add_argument(
         "--record", action="store_true", help="store the result in models/<name>.metrics.json"
     )
-
-
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    """The parser, and its subparser for each subcommand."""
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
-    subparsers = {}
-    for name, (shared, summary, description) in SUBCOMMANDS.items():
-        p = subparsers[name] = sub.add_parser(name, help=summary, description=description)
-        _add_shared(p, shared)
-        if name == "audit":
-            p.add_argument(
-                "--ablate", action="store_true", help="score with the lungs erased / alone"
-            )
-            p.add_argument(
-                "--explain", action="store_true", help="Grad-CAM lung focus, faithfulness"
-            )
-            p.add_argument(
-                "--shortcuts",
-                action="store_true",
-                help="nih re-saved at 256 px and quex at 384 px (changed answers), and a source "
-                "probe on the penultimate features within each class (needs DATA/groups.csv)",
-            )
-            p.add_argument("--max-images", type=int, help="audit at most this many images")
-        if name in ("metrics", "audit"):
-            p.add_argument(
-                "--bootstrap", type=int, default=1000, help="bootstrap resamples for ci95"
-            )
-        if name == "methods":
-            p.add_argument(
-                "--images",
-                type=int,
-                default=200,
-                help="images to compare on (about 3 s each on 2 cores)",
-            )
-        if name == "loso":
-            p.add_argument("sources", help="comma-separated sources to hold out, e.g. nih,cxnet")
-            p.add_argument("--epochs", type=int, default=4, help="epochs of each run")
-            p.add_argument(
-                "--steps", type=int, default=150, help="steps per epoch; 0 for whole epochs"
-            )
-        if name == "external":
-            p.add_argument(
-                "lungs",
-                nargs="?",
-                default="../shared/lungs",
-                help="the lung set's folder (%(default)s)",
-            )
-    return parser, subparsers
+    if name == "audit":
+        p.add_argument("--ablate", action="store_true", help="score with the lungs erased / alone")
+        p.add_argument("--explain", action="store_true", help="Grad-CAM lung focus, faithfulness")
+        p.add_argument(
+            "--shortcuts",
+            action="store_true",
+            help="nih re-saved at 256 px and quex at 384 px (changed answers), and a source "
+            "probe on the penultimate features within each class (needs DATA/groups.csv)",
+        )
+        p.add_argument("--max-images", type=int, help="audit at most this many images")
+    if name in ("metrics", "audit"):
+        p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for ci95")
+    if name == "methods":
+        p.add_argument(
+            "--images",
+            type=int,
+            default=200,
+            help="images to compare on (about 3 s each on 2 cores)",
+        )
+    if name == "loso":
+        p.add_argument("sources", help="comma-separated sources to hold out, e.g. nih,cxnet")
+        p.add_argument("--epochs", type=int, default=4, help="epochs of each run")
+        p.add_argument("--steps", type=int, default=150, help="steps per epoch; 0 for whole epochs")
+    if name == "external":
+        p.add_argument(
+            "lungs",
+            nargs="?",
+            default="../shared/lungs",
+            help="the lung set's folder (%(default)s)",
+        )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parses ``argv`` and refuses, before any long evaluation, the combinations a
     subcommand cannot do (exit 2 with a message)."""
-    parser, subparsers = build_parser()
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    subparsers = {}
+    for name, (summary, description) in SUBCOMMANDS.items():
+        subparsers[name] = sub.add_parser(name, help=summary, description=description)
+        _add_options(subparsers[name], name)
     a = parser.parse_args(argv)
     refuse = subparsers[a.command].error
     if a.command == "metrics" and a.record:
@@ -228,23 +208,17 @@ def record_sections(model: str | Path, weights_sha256: str, sections: dict[str, 
     return _write(path, out)
 
 
-def _committed(path: str | Path, weights_sha256: str) -> dict[str, Any]:
-    """The committed metrics that a model with these weights may join as an alternative;
-    raises ValueError if they are these very weights'."""
+def _committed(
+    path: str | Path, weights_sha256: str, name: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The committed metrics file that a model with these weights may join as an alternative,
+    and its alternative ``name`` if asked for; raises ValueError if the file is these very
+    weights' or ``name`` was not recorded for them."""
     out = read_metrics(path).to_dict()
     if out.get("weights_sha256") == weights_sha256:
         raise ValueError(f"{path} is this model's own metrics file: it is no alternative to itself")
-    return out
-
-
-def _recorded_alternative(
-    path: str | Path, name: str, weights_sha256: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The metrics file and its alternative ``name``; raises ValueError unless that
-    alternative was recorded for these weights."""
-    out = _committed(path, weights_sha256)
-    alt = (out.get("alternatives") or {}).get(name)
-    if not isinstance(alt, dict) or alt.get("weights_sha256") != weights_sha256:
+    alt = (out.get("alternatives") or {}).get(name) if name else {}
+    if not isinstance(alt, dict) or (name and alt.get("weights_sha256") != weights_sha256):
         raise ValueError(
             f"{path} has no alternative {name!r} for these weights: record it with "
             "`python -m cxrlib.evaluate audit --split test --ablate --record-alternative` first"
@@ -285,18 +259,13 @@ def _alternative(res: dict[str, Any], clf: Classifier, command: str) -> dict[str
 
 def _views(a: argparse.Namespace) -> Sequence[View] | None:
     """``--views``: the app's 8 views; ``--single-view``: none; else as the model says."""
-    if getattr(a, "views", False):
+    if a.views:
         return DEFAULT_VIEWS
-    return () if getattr(a, "single_view", False) else None
+    return () if a.single_view else None
 
 
 def _manifest(a: argparse.Namespace) -> str:
     return a.manifest or str(Path(a.data) / "manifest.csv")
-
-
-def _refused(e: Exception) -> int:
-    print(f"not recorded: {e}", file=sys.stderr)
-    return 2
 
 
 def _finish(
@@ -324,13 +293,12 @@ def _score(a: argparse.Namespace, clf: Classifier) -> dict[str, Any]:
     return res
 
 
-def run_metrics(a: argparse.Namespace, clf: Classifier, command: str) -> int:
+def run_metrics(a: argparse.Namespace, clf: Classifier, command: str) -> None:
     """Scores a manifest; with ``--record``, val and test of DATA into the metrics file."""
     from cxrlib.evaluate.metrics import evaluate_manifest, format_table
 
     if not a.record:
-        _finish(a, clf, _score(a, clf), {})
-        return 0
+        return _finish(a, clf, _score(a, clf), {})
     manifest = Path(a.data) / "manifest.csv"
     splits = {}
     for split in ("val", "test"):
@@ -338,22 +306,15 @@ def run_metrics(a: argparse.Namespace, clf: Classifier, command: str) -> int:
         logger.info(format_table(splits[split], title=f"== {split} =="))
     sections = {"manifest": manifest.name, "splits": splits}
     logger.info(f"wrote {record_sections(a.model, clf.weights_sha256, sections)}")
-    return 0
 
 
-def run_audit(a: argparse.Namespace, clf: Classifier, command: str) -> int:
+def run_audit(a: argparse.Namespace, clf: Classifier, command: str) -> None:
     """The manifest's scores plus the lung ablation, Grad-CAM lung focus and / or shortcuts."""
     import pandas as pd
 
-    from cxrlib.evaluate.audit import run_audits
-    from cxrlib.evaluate.shortcuts import format_shortcuts, shortcut_checks
+    from cxrlib.evaluate.audit import format_shortcuts, run_audits, shortcut_checks
     from cxrlib.train.data import read_manifest
 
-    if a.record_alternative:
-        try:  # refused before minutes of scoring, not after them
-            _committed(a.record_into, clf.weights_sha256)
-        except ValueError as e:
-            return _refused(e)
     res = _score(a, clf)
     df = read_manifest(_manifest(a), root=a.root, split=a.split, class_names=clf.class_names)
     audits = run_audits(clf, df, a.ablate, a.explain, a.max_images, a.segmenter)
@@ -364,13 +325,12 @@ def run_audit(a: argparse.Namespace, clf: Classifier, command: str) -> int:
     sections = {key: {**val, "split": a.split, "command": command} for key, val in audits.items()}
     _finish(a, clf, res, sections)
     if a.record_alternative:
-        out = _committed(a.record_into, clf.weights_sha256)
+        out, _ = _committed(a.record_into, clf.weights_sha256)
         out.setdefault("alternatives", {})[a.record_alternative] = _alternative(res, clf, command)
         print(f"wrote {_write(Path(a.record_into), out)}")
-    return 0
 
 
-def run_methods(a: argparse.Namespace, clf: Classifier, command: str) -> int:
+def run_methods(a: argparse.Namespace, clf: Classifier, command: str) -> None:
     """Every heatmap method compared, with the model-randomisation check."""
     from cxrlib.evaluate.methods import format_methods, methods_section
     from cxrlib.train.data import read_manifest
@@ -380,10 +340,9 @@ def run_methods(a: argparse.Namespace, clf: Classifier, command: str) -> int:
     section.update(split=a.split, command=command)
     print(format_methods(section))
     _finish(a, clf, {}, {"explain_methods": section})
-    return 0
 
 
-def run_loso(a: argparse.Namespace, clf: Classifier, command: str) -> int:
+def run_loso(a: argparse.Namespace, clf: Classifier, command: str) -> None:
     """Retrains without each source in turn, and scores it."""
     from cxrlib.evaluate.loso import leave_one_source_out, loso_config, loso_section
 
@@ -396,26 +355,20 @@ def run_loso(a: argparse.Namespace, clf: Classifier, command: str) -> int:
     )
     section["command"] = command
     _finish(a, clf, {}, {loso_section(clf, a.epochs, a.steps): section})
-    return 0
 
 
-def run_external(a: argparse.Namespace, clf: Classifier, command: str) -> int:
+def run_external(a: argparse.Namespace, clf: Classifier, command: str) -> None:
     """The lung set's collections that no training image came from."""
     from cxrlib.evaluate.external import external_check, format_external
     from cxrlib.train.data import read_manifest
 
-    if a.record_alternative:
-        try:  # refused before any scoring
-            _recorded_alternative(a.record_into, a.record_alternative, clf.weights_sha256)
-        except ValueError as e:
-            return _refused(e)
     training = read_manifest(_manifest(a), root=a.root, class_names=clf.class_names)
     section = external_check(clf, a.lungs, list(training["file"]), _views(a))
     section["command"] = command
     print(format_external(section, clf.class_names))
     _finish(a, clf, {}, {"external": section})
     if a.record_alternative:
-        out, alt = _recorded_alternative(a.record_into, a.record_alternative, clf.weights_sha256)
+        out, alt = _committed(a.record_into, clf.weights_sha256, a.record_alternative)
         # The alternative keeps the figures, not the per-image predictions.
         alt["external"] = {
             **{k: v for k, v in section.items() if k != "collections"},
@@ -425,7 +378,6 @@ def run_external(a: argparse.Namespace, clf: Classifier, command: str) -> int:
             },
         }
         print(f"wrote {_write(Path(a.record_into), out)}")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -435,6 +387,15 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     from cxrlib.infer.classifier import load_classifier
 
+    clf = load_classifier(a.model)
+    if getattr(a, "record_alternative", None):
+        # Refused before minutes of scoring, not after them; `external` adds to a recorded one.
+        name = a.record_alternative if a.command == "external" else None
+        try:
+            _committed(a.record_into, clf.weights_sha256, name)
+        except ValueError as e:
+            print(f"not recorded: {e}", file=sys.stderr)
+            return 2
     run = {
         "metrics": run_metrics,
         "audit": run_audit,
@@ -442,5 +403,5 @@ def main(argv: list[str] | None = None) -> int:
         "loso": run_loso,
         "external": run_external,
     }[a.command]
-    command = f"{PROG} " + " ".join(shlex.quote(x) for x in argv)
-    return run(a, load_classifier(a.model), command)
+    run(a, clf, f"{PROG} " + " ".join(shlex.quote(x) for x in argv))
+    return 0

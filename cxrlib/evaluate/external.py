@@ -89,17 +89,17 @@ def collection_frame(lungs_root: str | Path, collection: Collection) -> pd.DataF
     )
 
 
-def thumbnail(gray: np.ndarray, size: int = 32) -> np.ndarray:
-    """An image's ``size`` x ``size`` thumbnail, zero-mean and of unit length, so
-    that the dot product of two is their correlation (contrast and brightness aside)."""
-    t = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+def thumbnail(gray: np.ndarray) -> np.ndarray:
+    """An image's 32 x 32 thumbnail, zero-mean and of unit length, so that the dot product of
+    two is their correlation (contrast and brightness aside)."""
+    t = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
     t -= t.mean()
     return t / max(float(np.linalg.norm(t)), 1e-6)
 
 
-def file_thumbnails(files: Sequence[str], workers: int = 4) -> np.ndarray:
+def file_thumbnails(files: Sequence[str]) -> np.ndarray:
     """:func:`thumbnail` of image files, one row each."""
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(4) as pool:
         rows = list(pool.map(lambda f: thumbnail(load_gray(f)), files))
     return np.stack(rows) if rows else np.zeros((0, 32 * 32), np.float32)
 
@@ -128,8 +128,7 @@ def answers(probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
     and how many of them with a probability of at least :data:`CONFIDENT`."""
     probs = np.asarray(probs, dtype=np.float64).reshape(-1, len(class_names))
     n = len(probs)
-    pred = np.argmax(probs, axis=1)
-    top = probs.max(axis=1) if n else np.zeros(0)
+    pred, top = probs.argmax(axis=1), probs.max(axis=1)
     called = {c: int(np.sum(pred == i)) for i, c in enumerate(class_names)}
     confident = {
         c: int(np.sum((pred == i) & (top >= CONFIDENT))) for i, c in enumerate(class_names)
@@ -145,43 +144,6 @@ def answers(probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def check_collection(
-    class_names: Sequence[str],
-    frame: pd.DataFrame,
-    collection: Collection,
-    probs: np.ndarray,
-    refused: np.ndarray,
-    nearest: np.ndarray,
-) -> dict[str, Any]:
-    """One collection's record from the probabilities of its images (rows of ``frame``),
-    whether the app's input check ``refused`` each, and each one's :func:`nearest_similarity`
-    to a training-source image."""
-    split = frame["split"].to_numpy()
-    subsets = {}
-    for key, splits in SUBSETS.items():
-        keep = np.ones(len(frame), bool) if splits is None else np.isin(split, splits)
-        subsets[key] = answers(probs[keep], class_names)
-    return {
-        "name": collection.name,
-        "description": collection.description,
-        "label": collection.label,
-        "population": collection.population,
-        "n": len(frame),
-        "subsets": subsets,
-        "mean_probs": {c: round(float(v), 4) for c, v in zip(class_names, probs.mean(0))},
-        "input_check_refused": int(np.sum(refused)),
-        "duplicates": {
-            "similarity_threshold": DUPLICATE_SIMILARITY,
-            "found": int(np.sum(nearest >= DUPLICATE_SIMILARITY)),
-            "highest_similarity": round(float(nearest.max()), 4) if len(nearest) else None,
-        },
-        "predictions": [
-            {"path": p, "split": s, "probs": [round(float(v), 5) for v in pr]}
-            for p, s, pr in zip(frame["path"], split, probs)
-        ],
-    }
-
-
 def external_check(
     classifier: Classifier,
     lungs_root: str | Path,
@@ -189,27 +151,49 @@ def external_check(
     views: Sequence[View] | None = None,
 ) -> dict[str, Any]:
     """Scores ``classifier`` (``views`` as :func:`cxrlib.train.file_scores.predict_files`) on
-    each collection of the lung set at ``lungs_root``, and looks for copies of
-    ``training_files`` among them.
+    each collection of the lung set at ``lungs_root``: the answers of every image and of those
+    the segmenter never trained on, how many the app's input check refuses, and how many are
+    copies of one of ``training_files``.
 
     Returns:
-        ``{"collections": {source: record}, "reference_images": n, "views": n}``
-        (records as :func:`check_collection`).
+        ``{"collections": {source: record}, "reference_images": n, "views": n}``.
     """
     logger.info(f"reading {len(training_files):,} training-source images to look for duplicates")
     reference = file_thumbnails(training_files)
     out: dict[str, Any] = {"collections": {}, "reference_images": len(reference)}
+    names = classifier.class_names
     for c in COLLECTIONS:
         frame = collection_frame(lungs_root, c)
         files = list(frame["file"])
         probs = predict_files(classifier, files, views=views)
         # Read once for both checks (predict_files reads its own, in batches).
         grays = [load_gray(f) for f in files]
-        refused = np.array([not gate.assess(g).is_cxr for g in grays])
+        refused = [not gate.assess(g).is_cxr for g in grays]
         nearest = nearest_similarity(np.stack([thumbnail(g) for g in grays]), reference)
-        out["collections"][c.source] = check_collection(
-            classifier.class_names, frame, c, probs, refused, nearest
-        )
+        split = frame["split"].to_numpy()
+        subsets = {}
+        for key, splits in SUBSETS.items():
+            keep = np.ones(len(frame), bool) if splits is None else np.isin(split, splits)
+            subsets[key] = answers(probs[keep], names)
+        out["collections"][c.source] = {
+            "name": c.name,
+            "description": c.description,
+            "label": c.label,
+            "population": c.population,
+            "n": len(frame),
+            "subsets": subsets,
+            "mean_probs": {k: round(float(v), 4) for k, v in zip(names, probs.mean(0))},
+            "input_check_refused": int(np.sum(refused)),
+            "duplicates": {
+                "similarity_threshold": DUPLICATE_SIMILARITY,
+                "found": int(np.sum(nearest >= DUPLICATE_SIMILARITY)),
+                "highest_similarity": round(float(nearest.max()), 4) if len(nearest) else None,
+            },
+            "predictions": [
+                {"path": p, "split": s, "probs": [round(float(v), 5) for v in pr]}
+                for p, s, pr in zip(frame["path"], split, probs)
+            ],
+        }
     used = classifier.resolve_views(views)
     out["views"] = 1 + len(used) if used else 1
     return out

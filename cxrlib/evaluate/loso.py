@@ -6,7 +6,7 @@ import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cxrlib.evaluate.metrics import headline_scores, held_out_scores
 from cxrlib.infer.classifier import Classifier
@@ -16,9 +16,6 @@ from cxrlib.train.config import TrainConfig
 from cxrlib.train.data import read_manifest
 
 logger = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 def loso_config(classifier: Classifier, epochs: int, steps: int) -> TrainConfig:
@@ -49,43 +46,6 @@ def loso_section(classifier: Classifier, epochs: int, steps: int) -> str:
     return "loso_full" if steps == 0 and trained and epochs >= int(trained) else "loso"
 
 
-def _held_out_run(
-    manifest: str | Path,
-    df: pd.DataFrame,
-    cfg: TrainConfig,
-    source: str,
-    root: str | Path | None,
-    views: Sequence[Any],
-) -> dict[str, Any]:
-    """Trains without ``source`` and scores it (see :func:`leave_one_source_out`)."""
-    run_cfg = cfg.model_copy(update={"exclude_sources": (source,)})
-    logger.info(f"leave-one-source-out: training without {source} ...")
-    with tempfile.TemporaryDirectory() as tmp:
-        model, meta = train(manifest, tmp, run_cfg, root=root, verbose=0)
-        clf = Classifier(model, meta)
-        held = df[df["source"] == source]
-        z = file_scores.file_view_logits(clf, list(held["file"]), views)
-        probs = clf.combine_views(z, average=False)[0]
-        probs_views = clf.combine_views(z, average=True)[0] if views else None
-        test = df[(df["split"] == "test") & (df["source"] != source)]
-        # A manifest without a test split (a small check run) has no internal figure.
-        probs_test = (
-            file_scores.predict_files(clf, list(test["file"]), views=()) if len(test) else None
-        )
-    res = held_out_scores(held["y"].to_numpy(), probs, clf.class_names)
-    if probs_views is not None:
-        res["with_views"] = held_out_scores(held["y"].to_numpy(), probs_views, clf.class_names)
-        logger.info(
-            f"  {source} with {len(views)} views: accuracy {res['with_views']['accuracy']:.3f}"
-        )
-    res["internal_test_balanced_accuracy"] = (
-        None
-        if probs_test is None
-        else headline_scores(test["y"].to_numpy(), probs_test, clf.class_names)["balanced_accuracy"]
-    )
-    return res
-
-
 def leave_one_source_out(
     manifest: str | Path,
     cfg: TrainConfig,
@@ -102,10 +62,32 @@ def leave_one_source_out(
     """
     df = read_manifest(manifest, root=root)
     out: dict[str, Any] = {"schedule": cfg.model_dump(mode="json"), "sources": {}}
-    for s in sources:
-        res = _held_out_run(manifest, df, cfg, s, root, views)
-        out["sources"][s] = res
+    for source in sources:
+        run_cfg = cfg.model_copy(update={"exclude_sources": (source,)})
+        logger.info(f"leave-one-source-out: training without {source} ...")
+        with tempfile.TemporaryDirectory() as tmp:
+            clf = Classifier(*train(manifest, tmp, run_cfg, root=root, verbose=0))
+            held = df[df["source"] == source]
+            z = file_scores.file_view_logits(clf, list(held["file"]), views)
+            test = df[(df["split"] == "test") & (df["source"] != source)]
+            # A manifest without a test split (a small check run) has no internal figure.
+            probs_test = (
+                file_scores.predict_files(clf, list(test["file"]), views=()) if len(test) else None
+            )
+        y, names = held["y"].to_numpy(), clf.class_names
+        res = held_out_scores(y, clf.combine_views(z, average=False)[0], names)
+        if views:
+            res["with_views"] = held_out_scores(y, clf.combine_views(z, average=True)[0], names)
+            logger.info(
+                f"  {source} with {len(views)} views: accuracy {res['with_views']['accuracy']:.3f}"
+            )
+        res["internal_test_balanced_accuracy"] = (
+            None
+            if probs_test is None
+            else headline_scores(test["y"].to_numpy(), probs_test, names)["balanced_accuracy"]
+        )
+        out["sources"][source] = res
         logger.info(
-            f"  {s}: n={res['n']} accuracy {res['accuracy']:.3f} {res['per_class_accuracy']}"
+            f"  {source}: n={res['n']} accuracy {res['accuracy']:.3f} {res['per_class_accuracy']}"
         )
     return out

@@ -78,8 +78,8 @@ def compare_explanations(
     agreement: list[float] = []
     focus: dict[str, list[float]] = {m: [] for m in methods}
     # [method][seed] -> one value per image
-    rho = {m: [[] for _ in seeds] for m in methods}
-    hot = {m: [[] for _ in seeds] for m in methods}
+    rho: dict[str, list[list[float]]] = {m: [[] for _ in seeds] for m in methods}
+    hot: dict[str, list[list[float]]] = {m: [[] for _ in seeds] for m in methods}
     for gray, mask, k in zip(grays, masks, preds, strict=True):
         box = classifier.crop_box(gray)
         maps = [mine.explain(gray, m, int(k)) for m in methods]
