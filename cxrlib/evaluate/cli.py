@@ -17,6 +17,7 @@ import json
 import logging
 import shlex
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -331,13 +332,18 @@ def run_audit(a: argparse.Namespace, clf: Classifier, command: str) -> None:
 
 
 def run_methods(a: argparse.Namespace, clf: Classifier, command: str) -> None:
-    """Every heatmap method compared, with the model-randomisation check."""
-    from cxrlib.evaluate.methods import format_methods, methods_section
-    from cxrlib.train.data import read_manifest
+    """Every heatmap method compared on a stratified sample, with the model-randomisation
+    check."""
+    from cxrlib.evaluate.methods import compare_explanations, format_methods
+    from cxrlib.infer.lungs import load_segmenter
+    from cxrlib.train.data import load_gray, read_manifest, stratified_sample
 
     df = read_manifest(_manifest(a), root=a.root, split=a.split, class_names=clf.class_names)
-    section = methods_section(clf, df, a.images, a.segmenter)
-    section.update(split=a.split, command=command)
+    sub = stratified_sample(df, a.images)
+    t0 = time.time()
+    grays = [load_gray(f) for f in sub["file"]]
+    section = compare_explanations(clf, load_segmenter(a.segmenter), grays, sub["y"].to_numpy())
+    section.update(seconds=round(time.time() - t0, 1), split=a.split, command=command)
     print(format_methods(section))
     _finish(a, clf, {}, {"explain_methods": section})
 

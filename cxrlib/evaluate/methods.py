@@ -8,10 +8,8 @@ the image, not what the model learnt.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -20,11 +18,6 @@ from cxrlib.evaluate.metrics import summary
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.explain import Explainer
 from cxrlib.infer.focus import hot_region_ious, lung_focus, map_rank_correlation, mean_over_pairs
-from cxrlib.infer.lungs import load_segmenter
-from cxrlib.train.data import load_gray, stratified_sample
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 def randomised_classifier(classifier: Classifier, seed: int = 0) -> Classifier:
@@ -118,26 +111,6 @@ def compare_explanations(
             for m in methods
         },
     }
-
-
-def methods_section(
-    classifier: Classifier,
-    df: pd.DataFrame,
-    images: int,
-    segmenter_path: str | Path | None = None,
-) -> dict[str, Any]:
-    """:func:`compare_explanations` on a stratified sample of ``images`` manifest rows,
-    with its time in ``seconds``."""
-    sub = stratified_sample(df, images)
-    t0 = time.time()
-    section = compare_explanations(
-        classifier,
-        load_segmenter(segmenter_path),
-        [load_gray(f) for f in sub["file"]],
-        sub["y"].to_numpy(),
-    )
-    section["seconds"] = round(time.time() - t0, 1)
-    return section
 
 
 def format_methods(section: dict[str, Any]) -> str:
