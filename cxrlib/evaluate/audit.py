@@ -282,8 +282,8 @@ def format_shortcuts(section: dict[str, Any]) -> str:
     lines = []
     for source, s in section["resolution"].items():
         lines.append(
-            f"{source} re-saved at {s['longer_side']} px: {s['changed']:.1%} of {s['n']} answers "
-            f"changed; balanced accuracy {s['original']['balanced_accuracy']:.3f} -> "
+            f"{source} re-saved at {s['longer_side']} px: {pct(s['changed'], 1)} of {s['n']} "
+            f"answers changed; balanced accuracy {s['original']['balanced_accuracy']:.3f} -> "
             f"{s['resaved']['balanced_accuracy']:.3f}"
         )
     for label, p in section["source_probe"].items():

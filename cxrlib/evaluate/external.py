@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlib.core.errors import ManifestError
+from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import CONFIDENT
 from cxrlib.infer import gate
 from cxrlib.infer.classifier import Classifier
@@ -97,13 +98,6 @@ def thumbnail(gray: np.ndarray) -> np.ndarray:
     return t / max(float(np.linalg.norm(t)), 1e-6)
 
 
-def file_thumbnails(files: Sequence[str]) -> np.ndarray:
-    """:func:`thumbnail` of image files, one row each."""
-    with ThreadPoolExecutor(4) as pool:
-        rows = list(pool.map(lambda f: thumbnail(load_gray(f)), files))
-    return np.stack(rows) if rows else np.zeros((0, 32 * 32), np.float32)
-
-
 def nearest_similarity(thumbs: np.ndarray, reference: np.ndarray, chunk: int = 256) -> np.ndarray:
     """For each row of ``thumbs``, its highest correlation with any ``reference`` row."""
     if not len(reference):
@@ -159,7 +153,9 @@ def external_check(
         ``{"collections": {source: record}, "reference_images": n, "views": n}``.
     """
     logger.info(f"reading {len(training_files):,} training-source images to look for duplicates")
-    reference = file_thumbnails(training_files)
+    with ThreadPoolExecutor(4) as pool:
+        rows = list(pool.map(lambda f: thumbnail(load_gray(f)), training_files))
+    reference = np.stack(rows) if rows else np.zeros((0, 32 * 32), np.float32)
     out: dict[str, Any] = {"collections": {}, "reference_images": len(reference)}
     names = classifier.class_names
     for c in COLLECTIONS:
@@ -212,6 +208,6 @@ def format_external(section: dict[str, Any], class_names: Sequence[str]) -> str:
         )
         lines.append(f"{'subset':<18}{'n':>5}" + "".join(f"{c:>12}" for c in class_names))
         for key, sub in rec["subsets"].items():
-            shares = "".join(f"{sub['share'][c] or 0:>12.1%}" for c in class_names)
+            shares = "".join(f"{pct(sub['share'][c] or 0, 1):>12}" for c in class_names)
             lines.append(f"{key:<18}{sub['n']:>5}{shares}")
     return "\n".join(lines)
