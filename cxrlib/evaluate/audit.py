@@ -1,19 +1,15 @@
-"""Shortcut audit: is the model reading the lungs, or the hospital?
+"""The shortcut audit: is the model reading the lungs, or the hospital?
 
-Two checks, each a pure function of a classifier and images, run by
-``python -m cxrlib.evaluate audit --ablate / --explain``:
-
-* :func:`ablation`: scores on the original images, with the lungs erased
-  (lung area filled with the image's mean) and with only the lungs kept. A
-  model that still scores far above chance with the lungs erased is reading
-  something other than the lungs.
-* :func:`explanation_summary`: Grad-CAM lung focus per class and source, and
-  a faithfulness figure (confidence drop when the hottest 20% is blurred out,
-  against a random 20%).
+:func:`ablation` scores the images with the lungs erased and with only the lungs kept;
+:func:`explanation_summary` measures how much of each heatmap falls on the lungs, and how much
+the confidence drops when the hottest part is blurred out. :func:`resolution_swap` re-saves a
+source's images at another size and counts the answers that change; :func:`source_probe` asks
+how well the classifier's penultimate features tell the sources of one class apart.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -21,22 +17,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 
+from cxrlib.core.formatting import pct
 from cxrlib.evaluate.metrics import headline_scores, summary
-from cxrlib.infer.classifier import Classifier
+from cxrlib.infer.classifier import LOGITS_LAYER, Classifier
 from cxrlib.infer.explain import Explainer
 from cxrlib.infer.focus import confidence_drops, lung_focus, model_view_focus
 from cxrlib.infer.lungs import erase_lungs, load_segmenter, lungs_only
 from cxrlib.train.data import load_gray, stratified_sample
 
-logger = logging.getLogger(__name__)
-
 if TYPE_CHECKING:
     import pandas as pd
 
+logger = logging.getLogger(__name__)
 
-def _chance(y: np.ndarray) -> float:
-    return 1.0 / max(1, len(np.unique(y)))
+#: Source -> the longer side its test images are re-saved at (nih is 384 px, quex 256 px).
+RESOLUTION_SWAPS: dict[str, int] = {"nih": 256, "quex": 384}
+#: A source needs this many images of a class to take part in that class's probe.
+PROBE_MIN_IMAGES = 10
 
 
 def ablation_verdict(erased_bal: float, original_bal: float, chance: float) -> str:
@@ -44,19 +43,19 @@ def ablation_verdict(erased_bal: float, original_bal: float, chance: float) -> s
     above = erased_bal - chance
     if above > 0.25:
         return (
-            f"With the lungs erased the model still reaches {erased_bal:.0%} balanced accuracy "
-            f"(chance is {chance:.0%}): it is reading something other than the lungs "
+            f"With the lungs erased the model still reaches {pct(erased_bal)} balanced accuracy "
+            f"(chance is {pct(chance)}): it is reading something other than the lungs "
             "(borders, text, body shape, the hospital's look)."
         )
     if above > 0.1:
         return (
-            f"With the lungs erased the model falls to {erased_bal:.0%} balanced accuracy "
-            f"(chance {chance:.0%}, intact {original_bal:.0%}): it relies partly on what lies "
+            f"With the lungs erased the model falls to {pct(erased_bal)} balanced accuracy "
+            f"(chance {pct(chance)}, intact {pct(original_bal)}): it relies partly on what lies "
             "outside the lungs."
         )
     return (
-        f"With the lungs erased the model falls to {erased_bal:.0%} balanced accuracy, close to "
-        f"chance ({chance:.0%}): its decisions depend on the lung fields."
+        f"With the lungs erased the model falls to {pct(erased_bal)} balanced accuracy, close "
+        f"to chance ({pct(chance)}): its decisions depend on the lung fields."
     )
 
 
@@ -67,19 +66,10 @@ def ablation(
     y: np.ndarray,
     masks: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Scores on original, lungs-erased and lungs-only versions of the images.
+    """:func:`cxrlib.evaluate.metrics.headline_scores` of the original, lungs-erased (filled
+    with the image's mean) and lungs-only images, with chance and a verdict.
 
-    Args:
-        classifier: The classifier.
-        segmenter: A :class:`cxrlib.infer.lungs.LungSegmenter` (used when ``masks`` is None).
-        grays: 2-D uint8 images.
-        y: True class indices.
-        masks: Optional precomputed lung masks.
-
-    Returns:
-        ``{"original": s, "lungs_erased": s, "lungs_only": s, "chance": c, "verdict": str}``
-        where each ``s`` has accuracy, balanced accuracy, macro-F1 and per-class
-        sensitivity / AUC.
+    ``masks``: the lung masks, found by ``segmenter`` when None.
     """
     y = np.asarray(y)
     if masks is None:
@@ -91,16 +81,15 @@ def ablation(
         "lungs_erased": erase_lungs,
         "lungs_only": lungs_only,
     }
-    # An edited image is framed as its original was (for a lung-crop model, the
-    # erased lungs would otherwise move the crop box as well as the pixels; for a
-    # lung-mask model, the mask too).
+    # An edited image is framed as its original was, so that erasing the lungs does not
+    # move a lung-crop model's crop box or a lung-mask model's mask.
     frames = classifier.lung_frames(list(grays))
     crops, lung_masks = [f[0] for f in frames], [f[1] for f in frames]
     for name, fn in variants.items():
         edited = [fn(g, m) for g, m in zip(grays, masks, strict=True)]
         probs = classifier.predict(edited, crops=crops, masks=lung_masks)
         out[name] = headline_scores(y, probs, names)
-    out["chance"] = round(_chance(y), 4)
+    out["chance"] = round(1.0 / max(1, len(np.unique(y))), 4)
     out["empty_masks"] = int(sum(1 for m in masks if not np.any(m)))
     out["verdict"] = ablation_verdict(
         out["lungs_erased"]["balanced_accuracy"],
@@ -129,18 +118,11 @@ def explanation_summary(
     grays: Sequence[np.ndarray],
     y: np.ndarray,
     sources: Sequence[str],
-    method: str = "gradcam",
-    fraction: float = 0.2,
-    seed: int = 0,
 ) -> dict[str, Any]:
-    """Lung focus and faithfulness of the heatmaps of the predicted class.
-
-    The predicted class is the model's own prediction (averaged over its test-time
-    views when it has them), the class the app explains by default.
-
-    Returns per-class (by true label) and per-source mean/median lung focus,
-    and the mean confidence drops (hot area vs random area) overall and per class.
-    """
+    """Lung focus per true class and source, and the confidence drops when the hottest or a
+    random 20% of the image is blurred, of the Grad-CAM maps of the class the model predicts
+    (the one the app explains by default)."""
+    method, fraction = "gradcam", 0.2
     names = classifier.class_names
     y = np.asarray(y)
     preds = [int(k) for k in classifier.predict(list(grays)).argmax(axis=1)]
@@ -154,7 +136,7 @@ def explanation_summary(
         focus.append(lung_focus(hm, m) if np.any(m) else None)
         flat.append(model_view_focus(m, f, dilation) if np.any(m) else None)
     drops = confidence_drops(
-        classifier, list(grays), maps, preds, fraction=fraction, rng=np.random.default_rng(seed)
+        classifier, list(grays), maps, preds, fraction=fraction, rng=np.random.default_rng(0)
     )
     src = np.asarray(sources)
     return {
@@ -179,15 +161,10 @@ def explanation_summary(
 
 def format_ablation(a: dict[str, Any]) -> str:
     """The ablation's balanced accuracies and verdict, two lines."""
+    bal = [a[k]["balanced_accuracy"] for k in ("original", "lungs_erased", "lungs_only")]
     return (
-        "ablation (balanced accuracy): original {:.3f}  lungs erased {:.3f}  lungs only {:.3f}"
-        "  (chance {:.3f})\n{}".format(
-            a["original"]["balanced_accuracy"],
-            a["lungs_erased"]["balanced_accuracy"],
-            a["lungs_only"]["balanced_accuracy"],
-            a["chance"],
-            a["verdict"],
-        )
+        f"ablation (balanced accuracy): original {bal[0]:.3f}  lungs erased {bal[1]:.3f}  "
+        f"lungs only {bal[2]:.3f}  (chance {a['chance']:.3f})\n{a['verdict']}"
     )
 
 
@@ -210,6 +187,113 @@ def format_explain(ex: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def resave(gray: np.ndarray, longer_side: int) -> np.ndarray:
+    """``gray`` resized (Lanczos, aspect kept) so its longer side is ``longer_side``, then
+    JPEG-encoded at quality 90 and decoded, as the shared dataset's copies were made."""
+    h, w = gray.shape
+    scale = longer_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    img = Image.fromarray(gray).resize(size, Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
+
+
+def resolution_swap(
+    classifier: Classifier, grays: Sequence[np.ndarray], y: np.ndarray, longer_side: int
+) -> dict[str, Any]:
+    """The share of answers on ``grays`` that change when they are re-saved at
+    ``longer_side`` (``changed``), and the headline scores of both versions."""
+    y = np.asarray(y)
+    before = classifier.predict(list(grays))
+    after = classifier.predict([resave(g, longer_side) for g in grays])
+    names = classifier.class_names
+    return {
+        "n": int(len(y)),
+        "longer_side": int(longer_side),
+        "changed": round(float(np.mean(before.argmax(1) != after.argmax(1))), 4),
+        "original": headline_scores(y, before, names),
+        "resaved": headline_scores(y, after, names),
+    }
+
+
+def penultimate_features(classifier: Classifier, grays: Sequence[np.ndarray]) -> np.ndarray:
+    """``(N, D)``: the input of the classifier's logits layer for each image (original view)."""
+    import keras
+
+    layer = classifier.model.get_layer(LOGITS_LAYER)
+    features = keras.Model(classifier.model.inputs, layer.input)
+    batch = np.stack([classifier.prepare(g) for g in grays]).astype(np.float32)[..., None]
+    return np.asarray(features.predict(batch, batch_size=64, verbose=0))
+
+
+def source_probe(classifier: Classifier, df: pd.DataFrame, features: np.ndarray) -> dict[str, Any]:
+    """Per class, how well a logistic regression on the penultimate ``features`` of ``df``'s
+    rows tells their sources apart (those with at least :data:`PROBE_MIN_IMAGES` images of the
+    class), cross-validated so that no patient ``group`` of ``df`` spans folds."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score, confusion_matrix
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    out: dict[str, Any] = {}
+    for label in classifier.class_names:
+        in_class = (df["label"] == label).to_numpy()
+        counts = df.loc[in_class, "source"].value_counts()
+        names = sorted(counts[counts >= PROBE_MIN_IMAGES].index)
+        if len(names) < 2:
+            continue
+        rows = in_class & df["source"].isin(names).to_numpy()
+        sources = df.loc[rows, "source"].to_numpy()
+        folds = min(5, min(int(np.sum(sources == s)) for s in names))
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+        cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=0)
+        groups = df.loc[rows, "group"].to_numpy()
+        pred = cross_val_predict(model, features[rows], sources, groups=groups, cv=cv)
+        out[label] = {
+            "sources": names,
+            "n": {s: int(np.sum(sources == s)) for s in names},
+            "balanced_accuracy": round(float(balanced_accuracy_score(sources, pred)), 4),
+            "chance": round(1.0 / len(names), 4),
+            "confusion": confusion_matrix(sources, pred, labels=names).tolist(),
+        }
+    return out
+
+
+def shortcut_checks(classifier: Classifier, df: pd.DataFrame, groups: pd.Series) -> dict[str, Any]:
+    """The resolution swap of each source in :data:`RESOLUTION_SWAPS` present in ``df``, and
+    the source probe on all of ``df`` (``groups``: patient group per ``path``)."""
+    grays = [load_gray(f) for f in df["file"]]
+    swaps = {}
+    for source, side in RESOLUTION_SWAPS.items():
+        idx = np.flatnonzero((df["source"] == source).to_numpy())
+        if len(idx):
+            swaps[source] = resolution_swap(
+                classifier, [grays[i] for i in idx], df["y"].to_numpy()[idx], side
+            )
+    with_groups = df.assign(group=df["path"].map(groups).fillna(df["path"]))
+    probe = source_probe(classifier, with_groups, penultimate_features(classifier, grays))
+    return {"resolution": swaps, "source_probe": probe}
+
+
+def format_shortcuts(section: dict[str, Any]) -> str:
+    """The resolution swaps and the source probe, a line each."""
+    lines = []
+    for source, s in section["resolution"].items():
+        lines.append(
+            f"{source} re-saved at {s['longer_side']} px: {pct(s['changed'], 1)} of {s['n']} "
+            f"answers changed; balanced accuracy {s['original']['balanced_accuracy']:.3f} -> "
+            f"{s['resaved']['balanced_accuracy']:.3f}"
+        )
+    for label, p in section["source_probe"].items():
+        lines.append(
+            f"source probe, {label}: balanced accuracy {p['balanced_accuracy']:.3f} "
+            f"(chance {p['chance']:.3f}) over {', '.join(p['sources'])}"
+        )
+    return "\n".join(lines)
+
+
 def run_audits(
     classifier: Classifier,
     df: pd.DataFrame,
@@ -218,8 +302,8 @@ def run_audits(
     max_images: int | None = None,
     segmenter_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The shortcut audit on manifest rows ``df``: lungs-erased / lungs-only
-    ablation and Grad-CAM lung focus + faithfulness."""
+    """The lung ablation and / or the Grad-CAM lung focus on a stratified sample of at most
+    ``max_images`` of the manifest rows ``df``."""
     out: dict[str, Any] = {}
     if not (ablate or explain):
         return out

@@ -1,19 +1,10 @@
-"""External check: chest X-rays from a collection that no training image came from.
+"""The external check: chest X-rays from a collection that no training image came from.
 
-The classifier learnt from ``../shared/cxr`` alone, and its internal test split
-shares every source with training. The lung-segmentation set ``../shared/lungs``
-holds one collection that is in none of those sources: normal adult chest X-rays
-from OpenIST (``openist_normal``, images of a radiology teaching website). Scoring
-the classifier on them measures what the internal split cannot: how often it calls
-a normal adult from elsewhere normal.
-
-What it does not measure, and is recorded beside the figures: it is one class
-only (no sensitivity to disease, no AUC); the lung segmenter that crops the
-classifier's input was trained on part of it (``split == "train"`` of the lung
-set), so the figures are also given for the images the segmenter never trained on;
-and the collection states no licence, so no image of it is committed or shown.
-
-    python -m cxrlib.evaluate external ../shared/lungs --record
+The lung set ``../shared/lungs`` holds normal adult chest X-rays from OpenIST, a source of
+none of the classifier's training images: how often it calls them normal is what the
+internal test split, which shares every source with training, cannot measure. The figures
+are also given for the images the lung segmenter (which frames the model's input) never
+trained on.
 """
 
 from __future__ import annotations
@@ -31,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlib.core.errors import ManifestError
+from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import CONFIDENT
 from cxrlib.infer import gate
 from cxrlib.infer.classifier import Classifier
@@ -43,15 +35,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Collection:
-    """A collection of the lung set that is not among the classifier's sources.
-
-    Attributes:
-        source: Its ``source`` value in the lung set's manifest.
-        name: Its name in a sentence.
-        label: The class every image of it has.
-        description: What it is, in a few words.
-        population: Whose chests they are ("adult", "paediatric"), for a sentence.
-    """
+    """A collection of the lung set (``source`` in its manifest) that is not among the
+    classifier's sources; every image of it is of class ``label``."""
 
     source: str
     name: str
@@ -74,24 +59,15 @@ COLLECTIONS = (
 #: Rows of the external table: every image, and those the segmenter never trained on.
 SUBSETS = {"all": None, "segmenter_unseen": ("val", "test")}
 
-#: Two images whose thumbnails correlate at least this well are counted as the same
-#: picture. A resized, squashed and re-encoded copy scores above 0.999; the closest
-#: pair between the internal test split and the training split (patient-disjoint)
-#: scores 0.972, because all frontal chest X-rays share one layout.
+#: Two images whose thumbnails correlate at least this well are counted as the same picture
+#: (all frontal chest X-rays share one layout, so different patients correlate highly too).
 DUPLICATE_SIMILARITY = 0.98
 
 
 def collection_frame(lungs_root: str | Path, collection: Collection) -> pd.DataFrame:
-    """The images of ``collection`` as a manifest frame.
-
-    Returns:
-        Columns ``path`` (relative to ``lungs_root``), ``file`` (absolute),
-        ``label``, ``source`` and ``split`` (the lung set's, i.e. the segmenter's).
-
-    Raises:
-        ManifestError: the lung set's manifest is missing, lacks columns or holds
-            no image of the collection.
-    """
+    """The images of ``collection`` as a manifest frame: ``path`` (relative to ``lungs_root``),
+    ``file``, ``label``, ``source`` and ``split`` (the segmenter's); raises ManifestError if
+    the lung set's manifest is missing, lacks columns or holds no image of it."""
     manifest = Path(lungs_root) / "manifest.csv"
     if not manifest.exists():
         raise ManifestError(f"{manifest} does not exist: is {lungs_root} the lung set?")
@@ -114,19 +90,12 @@ def collection_frame(lungs_root: str | Path, collection: Collection) -> pd.DataF
     )
 
 
-def thumbnail(gray: np.ndarray, size: int = 32) -> np.ndarray:
-    """An image's ``size`` x ``size`` thumbnail, zero-mean and of unit length, so
-    that the dot product of two is their correlation (contrast and brightness aside)."""
-    t = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+def thumbnail(gray: np.ndarray) -> np.ndarray:
+    """An image's 32 x 32 thumbnail, zero-mean and of unit length, so that the dot product of
+    two is their correlation (contrast and brightness aside)."""
+    t = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
     t -= t.mean()
     return t / max(float(np.linalg.norm(t)), 1e-6)
-
-
-def file_thumbnails(files: Sequence[str], workers: int = 4) -> np.ndarray:
-    """:func:`thumbnail` of image files, one row each."""
-    with ThreadPoolExecutor(workers) as pool:
-        rows = list(pool.map(lambda f: thumbnail(load_gray(f)), files))
-    return np.stack(rows) if rows else np.zeros((0, 32 * 32), np.float32)
 
 
 def nearest_similarity(thumbs: np.ndarray, reference: np.ndarray, chunk: int = 256) -> np.ndarray:
@@ -153,8 +122,7 @@ def answers(probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
     and how many of them with a probability of at least :data:`CONFIDENT`."""
     probs = np.asarray(probs, dtype=np.float64).reshape(-1, len(class_names))
     n = len(probs)
-    pred = np.argmax(probs, axis=1)
-    top = probs.max(axis=1) if n else np.zeros(0)
+    pred, top = probs.argmax(axis=1), probs.max(axis=1)
     called = {c: int(np.sum(pred == i)) for i, c in enumerate(class_names)}
     confident = {
         c: int(np.sum((pred == i) & (top >= CONFIDENT))) for i, c in enumerate(class_names)
@@ -170,87 +138,58 @@ def answers(probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def check_collection(
-    class_names: Sequence[str],
-    frame: pd.DataFrame,
-    collection: Collection,
-    probs: np.ndarray,
-    refused: np.ndarray,
-    nearest: np.ndarray,
-) -> dict[str, Any]:
-    """One collection's record, from its predictions and checks.
-
-    Args:
-        class_names: The model's classes, in the order of ``probs``'s columns.
-        frame: :func:`collection_frame`.
-        collection: What it is.
-        probs: Probabilities (N, K) as the model predicts.
-        refused: Whether the app's input check refused each image (N,).
-        nearest: Each image's highest thumbnail correlation with a training-source
-            image (N; :func:`nearest_similarity`).
-    """
-    split = frame["split"].to_numpy()
-    subsets = {}
-    for key, splits in SUBSETS.items():
-        keep = np.ones(len(frame), bool) if splits is None else np.isin(split, splits)
-        subsets[key] = answers(probs[keep], class_names)
-    return {
-        "name": collection.name,
-        "description": collection.description,
-        "label": collection.label,
-        "population": collection.population,
-        "n": len(frame),
-        "subsets": subsets,
-        "mean_probs": {c: round(float(v), 4) for c, v in zip(class_names, probs.mean(0))},
-        "input_check_refused": int(np.sum(refused)),
-        "duplicates": {
-            "similarity_threshold": DUPLICATE_SIMILARITY,
-            "found": int(np.sum(nearest >= DUPLICATE_SIMILARITY)),
-            "highest_similarity": round(float(nearest.max()), 4) if len(nearest) else None,
-        },
-        "predictions": [
-            {"path": p, "split": s, "probs": [round(float(v), 5) for v in pr]}
-            for p, s, pr in zip(frame["path"], split, probs)
-        ],
-    }
-
-
 def external_check(
     classifier: Classifier,
     lungs_root: str | Path,
     training_files: Sequence[str],
     views: Sequence[View] | None = None,
-    collections: Sequence[Collection] = COLLECTIONS,
 ) -> dict[str, Any]:
-    """Scores ``classifier`` on every external collection of the lung set.
-
-    Args:
-        classifier: The model, predicting as the app does unless ``views`` says otherwise
-            (see :func:`cxrlib.train.file_scores.predict_files`).
-        lungs_root: The lung set's folder (``../shared/lungs``).
-        training_files: The images the classifier's sources hold, to confirm that none
-            of a collection is among them (:func:`nearest_similarity`).
-        views: As :func:`cxrlib.train.file_scores.predict_files`.
-        collections: Which collections.
+    """Scores ``classifier`` (``views`` as :func:`cxrlib.train.file_scores.predict_files`) on
+    each collection of the lung set at ``lungs_root``: the answers of every image and of those
+    the segmenter never trained on, how many the app's input check refuses, and how many are
+    copies of one of ``training_files``.
 
     Returns:
-        ``{"collections": {source: record}, "views": n, "reference_images": n}``
-        (records as :func:`check_collection`).
+        ``{"collections": {source: record}, "reference_images": n, "views": n}``.
     """
     logger.info(f"reading {len(training_files):,} training-source images to look for duplicates")
-    reference = file_thumbnails(training_files)
+    with ThreadPoolExecutor(4) as pool:
+        rows = list(pool.map(lambda f: thumbnail(load_gray(f)), training_files))
+    reference = np.stack(rows) if rows else np.zeros((0, 32 * 32), np.float32)
     out: dict[str, Any] = {"collections": {}, "reference_images": len(reference)}
-    for c in collections:
+    names = classifier.class_names
+    for c in COLLECTIONS:
         frame = collection_frame(lungs_root, c)
         files = list(frame["file"])
         probs = predict_files(classifier, files, views=views)
         # Read once for both checks (predict_files reads its own, in batches).
         grays = [load_gray(f) for f in files]
-        refused = np.array([not gate.assess(g).is_cxr for g in grays])
+        refused = [not gate.assess(g).is_cxr for g in grays]
         nearest = nearest_similarity(np.stack([thumbnail(g) for g in grays]), reference)
-        out["collections"][c.source] = check_collection(
-            classifier.class_names, frame, c, probs, refused, nearest
-        )
+        split = frame["split"].to_numpy()
+        subsets = {}
+        for key, splits in SUBSETS.items():
+            keep = np.ones(len(frame), bool) if splits is None else np.isin(split, splits)
+            subsets[key] = answers(probs[keep], names)
+        out["collections"][c.source] = {
+            "name": c.name,
+            "description": c.description,
+            "label": c.label,
+            "population": c.population,
+            "n": len(frame),
+            "subsets": subsets,
+            "mean_probs": {k: round(float(v), 4) for k, v in zip(names, probs.mean(0))},
+            "input_check_refused": int(np.sum(refused)),
+            "duplicates": {
+                "similarity_threshold": DUPLICATE_SIMILARITY,
+                "found": int(np.sum(nearest >= DUPLICATE_SIMILARITY)),
+                "highest_similarity": round(float(nearest.max()), 4) if len(nearest) else None,
+            },
+            "predictions": [
+                {"path": p, "split": s, "probs": [round(float(v), 5) for v in pr]}
+                for p, s, pr in zip(frame["path"], split, probs)
+            ],
+        }
     used = classifier.resolve_views(views)
     out["views"] = 1 + len(used) if used else 1
     return out
@@ -269,6 +208,6 @@ def format_external(section: dict[str, Any], class_names: Sequence[str]) -> str:
         )
         lines.append(f"{'subset':<18}{'n':>5}" + "".join(f"{c:>12}" for c in class_names))
         for key, sub in rec["subsets"].items():
-            shares = "".join(f"{sub['share'][c] or 0:>12.1%}" for c in class_names)
+            shares = "".join(f"{pct(sub['share'][c] or 0, 1):>12}" for c in class_names)
             lines.append(f"{key:<18}{sub['n']:>5}{shares}")
     return "\n".join(lines)

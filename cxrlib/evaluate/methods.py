@@ -1,20 +1,15 @@
-"""Every heatmap method on the same images: how far they agree, and whether each
-explains the model at all.
+"""Every heatmap method on the same images: how far they agree, and whether each explains
+the model at all.
 
-The model-randomisation check (Adebayo et al., "Sanity checks for saliency maps",
-NeurIPS 2018): a map that hardly changes when the network's weights are re-drawn at
-random shows the image, not what the model learnt. Run by
-``python -m cxrlib.evaluate methods``; the methods are those of the registry,
-:data:`cxrlib.core.methods.METHODS`.
+The model-randomisation check (Adebayo et al., "Sanity checks for saliency maps", NeurIPS
+2018): a map that hardly changes when the network's weights are re-drawn at random shows
+the image, not what the model learnt.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -23,11 +18,6 @@ from cxrlib.evaluate.metrics import summary
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.explain import Explainer
 from cxrlib.infer.focus import hot_region_ious, lung_focus, map_rank_correlation, mean_over_pairs
-from cxrlib.infer.lungs import load_segmenter
-from cxrlib.train.data import load_gray, stratified_sample
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 def randomised_classifier(classifier: Classifier, seed: int = 0) -> Classifier:
@@ -39,61 +29,12 @@ def randomised_classifier(classifier: Classifier, seed: int = 0) -> Classifier:
     return Classifier(fresh, classifier.meta, segmenter=classifier.segmenter)
 
 
-@dataclass
-class _Tally:
-    """What :func:`compare_explanations` gathers image by image."""
-
-    methods: list[str]
-    n_seeds: int
-    ious: np.ndarray = field(init=False)
-    agreement: list[float] = field(default_factory=list)
-    focus: dict[str, list[float]] = field(init=False)
-    # [method][seed] -> one value per image
-    rho: dict[str, list[list[float]]] = field(init=False)
-    hot: dict[str, list[list[float]]] = field(init=False)
-
-    def __post_init__(self) -> None:
-        n = len(self.methods)
-        self.ious = np.zeros((n, n))
-        self.focus = {m: [] for m in self.methods}
-        self.rho = {m: [[] for _ in range(self.n_seeds)] for m in self.methods}
-        self.hot = {m: [[] for _ in range(self.n_seeds)] for m in self.methods}
-
-
 def _over_seeds(per_seed: list[list[float]], name: str) -> dict[str, Any]:
     """The mean over seeds of each seed's mean, and their range."""
     means = [m for m in (summary(v)["mean"] for v in per_seed) if m is not None]
     if not means:
         return {name: None, f"{name}_range": None}
     return {name: summary(means)["mean"], f"{name}_range": [min(means), max(means)]}
-
-
-def _result(t: _Tally, percent: float, seeds: Sequence[int]) -> dict[str, Any]:
-    n, methods = len(t.methods), t.methods
-    ious = t.ious / max(1, len(t.agreement))
-    a = np.asarray(t.agreement)
-    return {
-        "n": len(t.agreement),
-        "percent": percent,
-        "seeds": list(seeds),
-        "methods": methods,
-        "agreement": {
-            "mean": round(float(a.mean()), 4),
-            "median": round(float(np.median(a)), 4),
-            "p10": round(float(np.percentile(a, 10)), 4),
-            "p90": round(float(np.percentile(a, 90)), 4),
-        },
-        "pairwise_iou": {
-            f"{methods[i]}~{methods[j]}": round(float(ious[i, j]), 4)
-            for i in range(n)
-            for j in range(i + 1, n)
-        },
-        "lung_focus": {m: summary(v)["mean"] for m, v in t.focus.items()},
-        "randomised": {
-            m: {**_over_seeds(t.rho[m], "rank_correlation"), **_over_seeds(t.hot[m], "hot_iou")}
-            for m in methods
-        },
-    }
 
 
 def compare_explanations(
@@ -107,14 +48,11 @@ def compare_explanations(
 ) -> dict[str, Any]:
     """Every method's map of the predicted class, from the model and from re-initialised copies.
 
-    Per image: the predicted class (as the app predicts it), each method's map of it,
-    the intersection over union of every pair of methods' hottest ``percent`` %
-    regions (:func:`cxrlib.infer.focus.hot_region_ious`), each map's lung focus, and how
-    alike each map is to the same method's map from :func:`randomised_classifier`
-    (rank correlation over the model's view, :func:`cxrlib.infer.focus.map_rank_correlation`,
-    and hot-region IoU). Both networks explain the same class in the same crop. One
-    random network per seed: how alike the maps stay moves with the draw, so the
-    figures are means over the seeds, with their range.
+    Per image: how far every pair of methods' hottest ``percent`` % regions overlap, each
+    map's lung focus, and how alike each map is to the same method's map of the same class
+    from :func:`randomised_classifier` (rank correlation over the model's view, and
+    hot-region IoU). How alike the maps stay moves with the random draw, so those figures
+    are means over one random network per seed, with their range.
 
     Returns:
         ``{"n", "percent", "seeds", "methods", "agreement": {mean, median, p10, p90},
@@ -129,41 +67,50 @@ def compare_explanations(
     theirs = [Explainer(randomised_classifier(classifier, s)) for s in seeds]
     preds = classifier.predict(list(grays)).argmax(axis=1)
     masks = segmenter.segment_many(list(grays), [None] * len(grays))
-    t = _Tally(methods, len(seeds))
+    ious = np.zeros((len(methods), len(methods)))
+    agreement: list[float] = []
+    focus: dict[str, list[float]] = {m: [] for m in methods}
+    # [method][seed] -> one value per image
+    rho: dict[str, list[list[float]]] = {m: [[] for _ in seeds] for m in methods}
+    hot: dict[str, list[list[float]]] = {m: [[] for _ in seeds] for m in methods}
     for gray, mask, k in zip(grays, masks, preds, strict=True):
         box = classifier.crop_box(gray)
         maps = [mine.explain(gray, m, int(k)) for m in methods]
         table = hot_region_ious(maps, percent)
-        t.ious += table
-        t.agreement.append(mean_over_pairs(table))
+        ious += table
+        agreement.append(mean_over_pairs(table))
         for m, own in zip(methods, maps, strict=True):
             if np.any(mask):
-                t.focus[m].append(lung_focus(own, mask))
+                focus[m].append(lung_focus(own, mask))
             for i, explainer in enumerate(theirs):
                 other = explainer.explain(gray, m, int(k))
-                t.rho[m][i].append(map_rank_correlation(own, other, box))
-                t.hot[m][i].append(float(hot_region_ious([own, other], percent)[0, 1]))
-    return _result(t, percent, seeds)
-
-
-def methods_section(
-    classifier: Classifier,
-    df: pd.DataFrame,
-    images: int,
-    segmenter_path: str | Path | None = None,
-) -> dict[str, Any]:
-    """:func:`compare_explanations` on a stratified sample of ``images`` manifest rows,
-    with its time in ``seconds``."""
-    sub = stratified_sample(df, images)
-    t0 = time.time()
-    section = compare_explanations(
-        classifier,
-        load_segmenter(segmenter_path),
-        [load_gray(f) for f in sub["file"]],
-        sub["y"].to_numpy(),
-    )
-    section["seconds"] = round(time.time() - t0, 1)
-    return section
+                rho[m][i].append(map_rank_correlation(own, other, box))
+                hot[m][i].append(float(hot_region_ious([own, other], percent)[0, 1]))
+    ious /= max(1, len(agreement))
+    a = np.asarray(agreement)
+    return {
+        "n": len(agreement),
+        "percent": percent,
+        "seeds": list(seeds),
+        "methods": methods,
+        "agreement": {
+            "mean": round(float(a.mean()), 4),
+            "median": round(float(np.median(a)), 4),
+            "p10": round(float(np.percentile(a, 10)), 4),
+            "p90": round(float(np.percentile(a, 90)), 4),
+        },
+        "pairwise_iou": {
+            f"{mi}~{mj}": round(float(ious[i, j]), 4)
+            for i, mi in enumerate(methods)
+            for j, mj in enumerate(methods)
+            if j > i
+        },
+        "lung_focus": {m: summary(v)["mean"] for m, v in focus.items()},
+        "randomised": {
+            m: {**_over_seeds(rho[m], "rank_correlation"), **_over_seeds(hot[m], "hot_iou")}
+            for m in methods
+        },
+    }
 
 
 def format_methods(section: dict[str, Any]) -> str:

@@ -1,11 +1,5 @@
-"""Scoring a split: a classifier's metrics on a manifest, and the summaries the audits use.
-
-    python -m cxrlib.evaluate metrics --manifest ../shared/cxr/manifest.csv --split test
-
-The manifest needs ``path,label`` (optionally ``source``, ``split``); labels may be
-any subset of the model's classes. The numbers themselves are
-:func:`cxrlib.train.scoring.compute_metrics`'s.
-"""
+"""A classifier's scores on a manifest, the table they print as, and the summaries the
+audits use; the numbers themselves are :func:`cxrlib.train.scoring.compute_metrics`'s."""
 
 from __future__ import annotations
 
@@ -15,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import recall_score
 
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.views import View
@@ -29,15 +24,13 @@ def evaluate_manifest(
     root: str | Path | None = None,
     split: str | None = None,
     n_boot: int = 1000,
-    with_predictions: bool = True,
     views: Sequence[View] | None = None,
 ) -> dict[str, Any]:
-    """Evaluates ``classifier`` on a manifest; returns
-    :func:`cxrlib.train.scoring.compute_metrics` plus timings.
+    """:func:`cxrlib.train.scoring.compute_metrics` of ``classifier`` on a manifest (labels
+    any subset of its classes), with the per-image probabilities and the time taken.
 
     ``views``: as :func:`cxrlib.train.file_scores.predict_files` (default: the model's own
-    prediction). When the probabilities are averaged over views, their names are
-    recorded under ``"views"``.
+    prediction); the names of the views averaged over are kept under ``"views"``.
     """
     t0 = time.time()
     df = read_manifest(manifest, root=root, split=split, class_names=classifier.class_names)
@@ -45,11 +38,10 @@ def evaluate_manifest(
     res = compute_metrics(
         df["y"].to_numpy(), probs, classifier.class_names, sources=list(df["source"]), n_boot=n_boot
     )
-    if with_predictions:
-        res["predictions"] = [
-            {"path": p, "label": lab, "source": s, "probs": [round(float(v), 5) for v in pr]}
-            for p, lab, s, pr in zip(df["path"], df["label"], df["source"], probs)
-        ]
+    res["predictions"] = [
+        {"path": p, "label": lab, "source": s, "probs": [round(float(v), 5) for v in pr]}
+        for p, lab, s, pr in zip(df["path"], df["label"], df["source"], probs)
+    ]
     used = classifier.resolve_views(views)
     if used:
         res["views"] = ["original"] + [v.name for v in used]
@@ -124,14 +116,14 @@ def held_out_scores(y: np.ndarray, probs: np.ndarray, class_names: Sequence[str]
     """Scores on a held-out source: :func:`headline_scores` plus ``n``, the accuracy within
     each class present (``per_class_accuracy``) and its number of images (``support``)."""
     y = np.asarray(y)
-    res = headline_scores(y, probs, class_names)
-    pred = np.asarray(probs).argmax(1)
-    res["n"] = int(len(y))
-    res["per_class_accuracy"] = {
-        class_names[c]: round(float(np.mean(pred[y == c] == c)), 4) for c in np.unique(y)
+    present = np.unique(y)
+    recall = recall_score(y, np.asarray(probs).argmax(1), labels=present, average=None)
+    return {
+        **headline_scores(y, probs, class_names),
+        "n": int(len(y)),
+        "per_class_accuracy": {class_names[c]: round(float(r), 4) for c, r in zip(present, recall)},
+        "support": {class_names[c]: int(np.sum(y == c)) for c in present},
     }
-    res["support"] = {class_names[c]: int(np.sum(y == c)) for c in np.unique(y)}
-    return res
 
 
 def summary(values: Sequence[float | None]) -> dict[str, float | int | None]:

@@ -1,4 +1,4 @@
-"""cxrlib.evaluate.record: merging results into a model's metrics file."""
+"""cxrlib.evaluate.cli: merging results into a model's metrics file."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 
 def test_a_recorded_loso_run_adds_its_sources_to_the_same_schedule():
-    from cxrlib.evaluate.record import merge_loso
+    from cxrlib.evaluate.cli import merge_loso
 
     full = {"epochs": 14, "steps_per_epoch": 0}
     old = {"schedule": full, "sources": {"nih": {"accuracy": 0.35}}, "command": "run nih"}
@@ -27,13 +27,13 @@ def test_a_recorded_loso_run_adds_its_sources_to_the_same_schedule():
 
 
 def test_a_section_is_merged_for_the_same_weights_and_replaces_other_weights(tmp_path):
-    from cxrlib.evaluate.record import update_metrics_file
+    from cxrlib.evaluate.cli import record_sections
 
     model = tmp_path / "m.keras"
-    path = update_metrics_file(model, "aaa", {"manifest": "manifest.csv"})
+    path = record_sections(model, "aaa", {"manifest": "manifest.csv"})
     assert path == tmp_path / "m.metrics.json"
     ablation = {"lungs_erased": {"balanced_accuracy": 0.4}, "split": "test"}
-    update_metrics_file(model, "aaa", {"ablation": ablation})
+    record_sections(model, "aaa", {"ablation": ablation})
     saved = json.loads(path.read_text())
     assert saved == {
         "manifest": "manifest.csv",
@@ -42,26 +42,26 @@ def test_a_section_is_merged_for_the_same_weights_and_replaces_other_weights(tmp
         "ablation": ablation,
     }
     # New weights: what was recorded for the old ones goes.
-    update_metrics_file(model, "bbb", {"ablation": ablation})
+    record_sections(model, "bbb", {"ablation": ablation})
     assert "manifest" not in json.loads(path.read_text())
 
 
 def test_a_section_that_breaks_the_schema_is_not_written(tmp_path):
     from cxrlib.core.metrics import MetricsSchemaError
-    from cxrlib.evaluate.record import update_metrics_file
+    from cxrlib.evaluate.cli import record_sections
 
     model = tmp_path / "m.keras"
-    path = update_metrics_file(model, "aaa", {"manifest": "manifest.csv"})
+    path = record_sections(model, "aaa", {"manifest": "manifest.csv"})
     before = path.read_text()
     with pytest.raises(MetricsSchemaError) as e:
-        update_metrics_file(model, "aaa", {"ablation": {"lungs_erased": {"accuracy": 0.4}}})
+        record_sections(model, "aaa", {"ablation": {"lungs_erased": {"accuracy": 0.4}}})
     assert "ablation.lungs_erased.balanced_accuracy" in str(e.value)
     assert "not written" in str(e.value)
     assert path.read_text() == before
 
 
 def test_recorded_loso_sources_are_kept_when_another_source_is_recorded(tmp_path):
-    from cxrlib.evaluate.record import record_sections
+    from cxrlib.evaluate.cli import record_sections
 
     model = tmp_path / "m.keras"
     schedule = {"epochs": 14, "steps_per_epoch": 0}
@@ -77,11 +77,11 @@ def test_the_committed_metrics_file_reads_and_writes_back_unchanged(tmp_path):
     import shutil
     from pathlib import Path
 
-    from cxrlib.evaluate.record import update_metrics_file
+    from cxrlib.evaluate.cli import record_sections
 
     committed = Path(__file__).resolve().parents[2] / "models" / "cxr_classifier.metrics.json"
     copy = tmp_path / "cxr_classifier.metrics.json"
     shutil.copyfile(committed, copy)
     before = json.loads(copy.read_text())
-    update_metrics_file(tmp_path / "cxr_classifier.keras", before["weights_sha256"], {})
+    record_sections(tmp_path / "cxr_classifier.keras", before["weights_sha256"], {})
     assert json.loads(copy.read_text()) == before

@@ -1,4 +1,4 @@
-"""cxrlib.evaluate.shortcuts: the resolution swap and the source probe catch what they look for."""
+"""cxrlib.evaluate.audit: the resolution swap and the source probe catch what they look for."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrlib.evaluate.shortcuts import resave, resolution_swap, source_probe
+from cxrlib.evaluate.audit import resave, resolution_swap, source_probe
 from cxrlib.train.data import load_gray
 
 CLASSES = ("covid", "normal", "pneumonia")
