@@ -14,7 +14,7 @@ import numpy as np
 from cxrlib.infer.overlay import overlay
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cxrlib.infer.diagnosis import Diagnosis
+    from cxrlib.infer.pipeline import Diagnosis
 
 #: Hottest share of the image shown when "hottest region only" is on, by default.
 DEFAULT_SHARE = 15

@@ -14,8 +14,7 @@ from cxrlib.describe.report import ReportData, build_report, overlay_png
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.app.resources import Resources
-    from cxrlib.infer.diagnosis import Diagnosis
-    from cxrlib.infer.pipeline import Decoded, GateVerdict
+    from cxrlib.infer.pipeline import Decoded, Diagnosis, GateVerdict
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:

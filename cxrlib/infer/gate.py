@@ -62,9 +62,6 @@ class OODResult:
     kind: str = "cxr"
 
 
-# --------------------------------------------------------------------------- the gate
-
-
 @dataclass
 class OODGate:
     """A fitted gate: PCA bases, the Gaussian over features, the orientation model.
@@ -95,8 +92,6 @@ class OODGate:
     orient_min: float
     meta: dict[str, Any]
 
-    # -- features and scores
-
     def feature_vector(self, thumb: np.ndarray, hog: np.ndarray, stats: np.ndarray) -> np.ndarray:
         """The feature vector(s) from thumbnails, gradient layouts and statistics."""
         return np.concatenate(
@@ -108,23 +103,19 @@ class OODGate:
             axis=-1,
         ).astype(np.float64)
 
-    def features(self, sq: np.ndarray) -> np.ndarray:
-        """Feature vector of a 128 x 128 square (see :func:`cxrlib.infer.gate_features.square`)."""
-        return self.feature_vector(gf.thumb(sq), gf.hog(sq), gf.stats(sq))
-
     def distance(self, feats: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of each feature vector from the fitted X-rays."""
         d = np.atleast_2d(feats) - self.feat_mean
         m2 = np.einsum("ij,jk,ik->i", d, self.feat_prec, d)
         return np.sqrt(np.maximum(m2, 0.0))
 
-    def _to_score(self, distance: float) -> float:
-        s = float(distance) / self.threshold
+    def _score(self, thumb: np.ndarray, hog: np.ndarray, sq: np.ndarray) -> float:
+        s = float(self.distance(self.feature_vector(thumb, hog, gf.stats(sq)))[0]) / self.threshold
         return s if np.isfinite(s) else float(np.finfo(np.float32).max)
 
     def score_square(self, sq: np.ndarray) -> float:
-        """Score (distance / threshold) of a 128 x 128 square."""
-        return self._to_score(self.distance(self.features(sq))[0])
+        """Distance / threshold of a :func:`~cxrlib.infer.gate_features.square`."""
+        return self._score(gf.thumb(sq), gf.hog(sq), sq)
 
     def score(self, gray: np.ndarray) -> float:
         """Score of a grayscale image: ``<= 1`` looks like the training X-rays."""
@@ -137,23 +128,13 @@ class OODGate:
         e = np.exp(logits)
         return e / e.sum(axis=-1, keepdims=True)
 
-    # -- verdict
-
     def assess(self, gray: np.ndarray, colourfulness: float | None = None) -> OODResult:
-        """Is ``gray`` a frontal chest X-ray? See the module docstring for the rules.
-
-        Args:
-            gray: 2-D uint8 image (as decoded by :mod:`cxrlib.io`).
-            colourfulness: Mean chroma 0..1 of the upload before grey
-                conversion (``decode_image(...).meta["colourfulness"]``), or None.
-
-        Returns:
-            :class:`OODResult`.
-        """
+        """Is ``gray`` (2-D uint8) a frontal chest X-ray? ``colourfulness`` is the upload's
+        mean chroma 0..1 before grey conversion (``decode_image(...).meta``), or None."""
         gray = gf.checked_gray(gray)
         sq = gf.square(gray)
         thumb, hog = gf.thumb(sq), gf.hog(sq)
-        s = self._to_score(self.distance(self.feature_vector(thumb, hog, gf.stats(sq)))[0])
+        s = self._score(thumb, hog, sq)
 
         def reject(kind: str) -> OODResult:
             return OODResult(False, s, REASONS[kind], kind)
@@ -226,17 +207,10 @@ def default_gate() -> OODGate:
 
 
 def assess(gray: np.ndarray, colourfulness: float | None = None) -> OODResult:
-    """Is this a frontal chest X-ray? Uses the cached default gate.
-
-    Args:
-        gray: 2-D uint8 image.
-        colourfulness: Mean chroma 0..1 from :func:`cxrlib.io.decode.decode_image`, or None.
-
-    Returns:
-        :class:`OODResult` (``reason`` is a sentence to show when ``is_cxr`` is False).
+    """:meth:`OODGate.assess` by the default gate (:func:`default_gate`).
 
     Raises:
-        FileNotFoundError: the committed gate file is missing.
+        FileNotFoundError: the gate file is missing.
         ValueError: ``gray`` is not a non-empty 2-D uint8 array.
     """
     return default_gate().assess(gray, colourfulness)

@@ -84,8 +84,7 @@ def stats(sq: np.ndarray) -> np.ndarray:
     gm = np.hypot(cv2.Sobel(f, cv2.CV_32F, 1, 0), cv2.Sobel(f, cv2.CV_32F, 0, 1))
     hist = np.bincount((sq >> 2).ravel(), minlength=64) / sq.size
     p = hist[hist > 0]
-    t = cv2.resize(sq, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
-    tz = (t - t.mean()) / max(float(t.std()), 1.0)
+    tz = thumb(sq).reshape(THUMB, THUMB)
     return np.array(
         [
             f.mean() / 255.0,
@@ -120,9 +119,7 @@ def looks_like_text(gray: np.ndarray) -> bool:
     h, w = gray.shape
     scale = 384.0 / max(h, w)
     if scale < 1.0:
-        # Bilinear, not area averaging: averaging greys small print into solid bands
-        # (a 1000 x 800 page of 12 px text then reads as noise, tests/infer/test_ood.py),
-        # while the sharper bilinear sample keeps the glyphs apart.
+        # Bilinear, not area averaging: averaging greys small print into solid bands.
         gray = cv2.resize(
             gray,
             (max(1, round(w * scale)), max(1, round(h * scale))),

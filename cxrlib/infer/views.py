@@ -1,12 +1,9 @@
 """Test-time views: small shifts, zooms and gamma changes of the model input.
 
-The app shows how far each class probability moves over these views (the
-"range"). A model whose JSON has a ``test_time_views`` record also *predicts*
-with them: its probabilities are the softmax of the mean logits over the
-original and its views, divided by a temperature fitted for that mean on the
-validation split (``python -m cxrlib.train.calibrate --views``). The mean of the
-logits needs one temperature, and the average never falls below the lowest view's
-probability, so the range drawn around it stays honest.
+The app shows how far each class probability moves over these views (the "range"). A
+model whose JSON has a ``test_time_views`` record also predicts with them: the softmax
+of the mean logits over the original and its views, at a temperature fitted for that
+mean (``python -m cxrlib.train.calibrate --views``).
 """
 
 from __future__ import annotations
@@ -72,7 +69,7 @@ DEFAULT_VIEWS: tuple[View, ...] = (
 
 
 def views_by_name(names: Sequence[str]) -> tuple[View, ...]:
-    """The :data:`DEFAULT_VIEWS` with these names, in this order (as a model's JSON lists them).
+    """The :data:`DEFAULT_VIEWS` with these names, in this order.
 
     Raises:
         KeyError: A name is not one of :data:`DEFAULT_VIEWS`.
@@ -85,12 +82,7 @@ def views_by_name(names: Sequence[str]) -> tuple[View, ...]:
 
 
 def view_batch(geo: np.ndarray, config: PreprocessConfig, views: Sequence[View]) -> np.ndarray:
-    """Model inputs ``(1 + len(views), size, size)``: the original, then each view.
-
-    ``geo`` is the image in model geometry (:func:`cxrlib.infer.preprocess.to_geometry`); each
-    view is applied before the contrast normalisation, as training augments raw pixels.
-    """
-    return np.stack(
-        [normalize_contrast(geo, config)]
-        + [normalize_contrast(v.apply(geo), config) for v in views]
-    )
+    """Model inputs ``(1 + len(views), size, size)``: the original, then each view, from an
+    image in model geometry (:func:`~cxrlib.infer.preprocess.to_geometry`); each view acts
+    before the contrast normalisation, as training augments raw pixels."""
+    return np.stack([normalize_contrast(v.apply(geo), config) for v in (View("original"), *views)])

@@ -78,7 +78,7 @@ class DiagnosisService:
     def _trace(self) -> None:
         """Traces the compiled model paths now, not at the first request."""
         synthetic = np.tile(np.linspace(0, 255, 256), (256, 1)).astype(np.uint8)
-        from cxrlib.infer.diagnose import diagnose  # imports TensorFlow
+        from cxrlib.infer.pipeline import diagnose  # imports TensorFlow
 
         clf = self.models.classifier
         assert clf is not None and self.models.explainer is not None

@@ -126,7 +126,7 @@ def _record(
     return {
         "class_names": list(CLASS_NAMES),
         "input_size": pre.size,
-        "preprocess": pre.to_dict(),
+        "preprocess": pre.model_dump(),
         "temperature": temperature,
         "penultimate_layer": PENULTIMATE_LAYER,
         "train_config": cfg.model_dump(mode="json"),

@@ -36,8 +36,8 @@ class TrainConfig(BaseModel):
     @field_validator("preprocess", mode="before")
     @classmethod
     def _preprocess_from_record(cls, value: Any) -> Any:
-        return PreprocessConfig.from_dict(value) if isinstance(value, dict) else value
+        return PreprocessConfig.model_validate(value) if isinstance(value, dict) else value
 
     @field_serializer("preprocess")
     def _preprocess_record(self, value: PreprocessConfig) -> dict[str, Any]:
-        return value.to_dict()
+        return value.model_dump()
