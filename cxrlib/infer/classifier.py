@@ -1,9 +1,7 @@
 """The classifier at inference: a saved Keras model, its JSON and one preprocessing path.
 
-The model is flat (trunk and head on the model's own input, see
-:mod:`cxrlib.train.architectures`) so that tf-keras-vis can see inside it. Layer names
-the rest of the package relies on: ``last_conv`` (Grad-CAM's layer), ``logits`` (the
-Dense layer before the softmax) and ``probs`` (the softmax).
+The model is flat (:mod:`cxrlib.train.architectures`) so that tf-keras-vis sees inside it,
+with the layers ``last_conv`` (Grad-CAM's) and ``logits`` (before the softmax).
 """
 
 from __future__ import annotations
@@ -99,9 +97,8 @@ class Classifier:
     def lung_frames(
         self, grays: Sequence[np.ndarray]
     ) -> list[tuple[Box | None, np.ndarray | None]]:
-        """Crop box and lung mask of each image, as this model's preprocessing uses them
-        (:meth:`~cxrlib.infer.preprocess.PreprocessConfig.used_frame`), from the segmenter,
-        which keeps each image's segmentation."""
+        """Crop box and lung mask of each image as this model's preprocessing uses them
+        (:meth:`~cxrlib.infer.preprocess.PreprocessConfig.used_frame`)."""
         pre = self.preprocess
         if not pre.uses_lungs:
             return [(None, None)] * len(grays)
@@ -149,9 +146,8 @@ class Classifier:
         crops: Sequence[Box | None] | None = None,
         masks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
-        """Logits ``(N, 1 + len(views), n_classes)`` of raw grayscale images and their views
-        (view 0 is the image itself). ``crops`` and ``masks`` override the crop boxes and
-        lung masks of :meth:`lung_frames`."""
+        """Logits ``(N, 1 + len(views), K)`` of raw grayscale images and their views (view 0
+        the image); ``crops`` and ``masks`` override those of :meth:`lung_frames`."""
         out = []
         for i in range(0, len(grays), batch_size):
             chunk = grays[i : i + batch_size]
@@ -177,12 +173,9 @@ class Classifier:
     def combine_views(
         self, view_logits: np.ndarray, average: bool | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(..., V, K)`` logits -> ``(probabilities (..., K), per view (..., V, K))``.
-
-        Averaged (``average``, by default for a model with :attr:`views`): those of the
-        mean logits, every view at the temperature fitted for that mean; otherwise the
-        original's (view 0) at the model's temperature.
-        """
+        """``(..., V, K)`` logits -> ``(probabilities, per view)``: averaged (by default for
+        a model with :attr:`views`) those of the mean logits at :attr:`view_temperature`,
+        else the original's (view 0) at the model's temperature."""
         if bool(self.views) if average is None else average:
             return average_views(view_logits, self.view_temperature)
         per_view = softmax(np.asarray(view_logits) / self.temperature)
@@ -207,9 +200,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def average_views(view_logits: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(mean, per_view)`` probabilities of ``(..., V, K)`` view logits (view 0 the
-    original), each divided by ``temperature``: the softmax of the mean logits and of each
-    view's."""
+    """Softmax of the mean over views (axis -2) of ``view_logits / temperature``, and of
+    each view's."""
     z = np.asarray(view_logits, np.float64) / float(temperature)
     return softmax(z.mean(axis=-2)), softmax(z)
 
@@ -217,13 +209,8 @@ def average_views(view_logits: np.ndarray, temperature: float) -> tuple[np.ndarr
 def load_classifier(
     path: str | Path | None = None, segmenter: LungSegmenter | None = None
 ) -> Classifier:
-    """Loads a ``.keras`` classifier (default :func:`cxrlib.core.settings.model_path`) and
-    its JSON; a lung-crop model also loads its segmenter now (``segmenter``, or
-    :func:`~cxrlib.infer.lungs.default_segmenter`).
-
-    Raises:
-        ModelError: The model is missing, unreadable or does not match its JSON.
-    """
+    """Loads a classifier (default :func:`cxrlib.core.settings.model_path`) and its JSON,
+    and a lung-crop model's segmenter; ModelError when missing, unreadable or tampered."""
     path = settings.model_path() if path is None else Path(path)
     if not path.exists():
         raise ModelError(f"no model at {path}; train one with `python -m cxrlib.train`")

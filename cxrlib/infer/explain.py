@@ -1,10 +1,5 @@
-"""Heatmaps of one classifier by every registered method, behind one small facade.
-
-:class:`Explainer` binds each method of :data:`cxrlib.core.methods.REGISTRY` (one class
-per module in :mod:`cxrlib.infer.heatmaps`) to a classifier once, and runs every CAM
-method on one shared compiled pass (:meth:`Explainer.fast_cams`). tf-keras-vis is the
-reference implementation (:meth:`Explainer.reference`) and the engine of Score-CAM and
-SmoothGrad.
+"""Heatmaps of one classifier by every registered method (:mod:`cxrlib.infer.heatmaps`),
+behind one facade; tf-keras-vis is the reference (:meth:`Explainer.reference`).
 """
 
 from __future__ import annotations
@@ -19,23 +14,18 @@ from cxrlib.core.methods import METHODS, check_method
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.heatmaps import method_class
 from cxrlib.infer.heatmaps.base import CamMethod, CamPass, ExplainedModel, FastCams, HeatmapMethod
-from cxrlib.infer.preprocess import Box
 
 
-class Explainer:
-    """Explains one classifier's predictions with every registered method; build once, reuse.
-
-    Thread-safe: the compiled passes run concurrently; tf-keras-vis calls (Score-CAM,
-    SmoothGrad, the reference path) are serialised by a lock.
+class Explainer(ExplainedModel):
+    """Explains one classifier with every registered method, each bound once, the CAMs on
+    one shared compiled pass. Thread-safe (tf-keras-vis calls are serialised by a lock).
 
     Args:
-        classifier: The classifier to explain.
         scorecam_max_n: ``max_N`` of Faster Score-CAM (channels kept).
         smooth_samples: Noisy samples averaged by SmoothGrad.
         smooth_noise: SmoothGrad noise, as a fraction of the input's range.
-        seed: Seed of SmoothGrad's noise (so the same input gives the same map).
-        options: Method key -> keyword arguments of its class (e.g. ``{"occlusion":
-            {"patch": 0.2}}``), over the ones above.
+        seed: Seed of SmoothGrad's noise.
+        options: Method key -> keyword arguments of its class, over the ones above.
     """
 
     def __init__(
@@ -47,8 +37,7 @@ class Explainer:
         seed: int = 0,
         options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        self.classifier = classifier
-        self.context = ExplainedModel(classifier)
+        super().__init__(classifier)
         kwargs: dict[str, dict[str, Any]] = {
             "scorecam": {"max_n": scorecam_max_n},
             "smoothgrad": {"samples": smooth_samples, "noise": smooth_noise, "seed": seed},
@@ -59,14 +48,13 @@ class Explainer:
         cams = {k: c for k, c in classes.items() if issubclass(c, CamMethod)}
         #: Methods computed by the compiled pass (tf-keras-vis is their reference).
         self.fast_methods: tuple[str, ...] = tuple(cams)
-        shared = CamPass(self.context, cams)
+        self._cams = CamPass(self, cams)
         self.methods: dict[str, HeatmapMethod] = {
-            key: cls(self.context, cams=shared)  # type: ignore[call-arg]
+            key: cls(self, cams=self._cams)  # type: ignore[call-arg]
             if key in cams
-            else cls(self.context, **kwargs.get(key, {}))
+            else cls(self, **kwargs.get(key, {}))
             for key, cls in classes.items()
         }
-        self._cams = shared
 
     def method(self, key: str) -> HeatmapMethod:
         """The bound method of a registry key (ValueError for an unknown one)."""
@@ -75,9 +63,7 @@ class Explainer:
     def fast_cams(
         self, batch: np.ndarray, class_index: int | Sequence[int] | None = None
     ) -> FastCams:
-        """Logits and every CAM method's un-normalised map at feature resolution, in one
-        compiled pass over model inputs (S, S), (N, S, S) or (N, S, S, 1) with values
-        0..255, for one class, one per item, or (None) each item's predicted class."""
+        """Logits and every CAM's raw map, one compiled pass (:class:`CamPass`)."""
         return self._cams(batch, class_index)
 
     def reference(
@@ -99,12 +85,6 @@ class Explainer:
         input resolution) and the class it explains."""
         return self.method(method).raw(x, class_index)
 
-    def to_image(
-        self, raw_map: np.ndarray, shape: tuple[int, ...], crop: Box | None = None
-    ) -> np.ndarray:
-        """A model-space map onto an image of ``shape`` (made with ``crop``), in [0, 1]."""
-        return self.context.to_image(raw_map, shape, crop)
-
     def explain_with_class(
         self, gray: np.ndarray, method: str = "gradcam", class_index: int | None = None
     ) -> tuple[np.ndarray, int]:
@@ -116,8 +96,8 @@ class Explainer:
     def explain(
         self, gray: np.ndarray, method: str = "gradcam", class_index: int | None = None
     ) -> np.ndarray:
-        """Heatmap (float32 in [0, 1], at the image's size) of a 2-D uint8 image for a
-        method key and a class (None: the predicted one)."""
+        """Heatmap (float32 in [0, 1], image-sized) of a 2-D uint8 image for a method key
+        and a class (None: the predicted one)."""
         return self.explain_with_class(gray, method, class_index)[0]
 
 

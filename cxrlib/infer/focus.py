@@ -1,16 +1,10 @@
-"""How much a heatmap is about the lungs, whether it points at real evidence, and the
-lung-focus verdict the user reads.
+"""How much a heatmap is about the lungs, the verdict the user reads, and whether a map
+points at real evidence.
 
-* :func:`lung_focus`: the share of the heatmap's mass inside a lung mask, and
-  :func:`focus_verdict`, its level and sentence. The lungs cover roughly 30-45 % of a
-  frontal chest X-ray, so a map that ignores anatomy puts about that share inside them:
-  ``>= 60 %`` is "good", ``40-60 %`` "caution", ``< 40 %`` "warning" (a shortcut is likely).
-* :func:`confidence_drops`: a deletion check for ``evaluate --explain`` (the idea behind
-  pytorch-grad-cam's confidence drop and ROAD): blur out the hottest ``fraction`` of the
-  model input (ROAD's imputation) and see how much the target class's probability falls,
-  compared with blurring out an equally large random area; a faithful map costs the model
-  more (``score > 0``). The random areas are the hottest pixels of a random smooth field,
-  so they are blobs like a heatmap's hot area, not scattered pixels.
+The lungs cover roughly 30-45 % of a frontal chest X-ray, so a map that ignores anatomy
+puts about that share inside them: ``>= 60 %`` is "good", ``40-60 %`` "caution", below it
+"warning" (a shortcut is likely). :func:`confidence_drops` is the deletion check of
+``evaluate --explain`` (pytorch-grad-cam's confidence drop, ROAD's imputation).
 """
 
 from __future__ import annotations
@@ -34,14 +28,8 @@ FOCUS_LEVELS: tuple[str, ...] = ("good", "caution", "warning", "unknown")
 
 
 def lung_focus(heatmap: np.ndarray, mask: np.ndarray) -> float:
-    """Share of the heatmap's mass inside ``mask`` (same shape), in [0, 1].
-
-    Negative and non-finite values count as 0; an all-zero map gives 0.0, never NaN
-    (callers that tell "empty" from "all outside" check ``heatmap.max() > 0``).
-
-    Raises:
-        ValueError: If the shapes differ.
-    """
+    """Share of the heatmap's mass inside ``mask`` (same shape, else ValueError), in [0, 1];
+    negative and non-finite values count as 0, and an all-zero map gives 0.0."""
     hm = np.asarray(heatmap, dtype=np.float64)
     m = np.asarray(mask).astype(bool)
     if hm.shape != m.shape:
@@ -57,15 +45,9 @@ def focus_verdict(
     heatmap_empty: bool = False,
     view_share: float | None = None,
 ) -> tuple[str, str]:
-    """``(level, sentence)`` for a lung focus (level in :data:`FOCUS_LEVELS`).
-
-    Args:
-        focus: Share of the heatmap inside the lungs, or None without a mask.
-        lung_area: Share of the image covered by the mask, or None.
-        heatmap_empty: The heatmap is all zero.
-        view_share: For a model that sees only part of the image, the lungs' share of
-            that part (what a flat heatmap would score), or None.
-    """
+    """``(level in FOCUS_LEVELS, sentence)`` for a lung focus and lung area (None without a
+    mask); ``view_share`` is, for a model that sees part of the image, the lungs' share of
+    that part (what a flat heatmap would score)."""
     if focus is None or lung_area is None:
         return "unknown", "Lung focus is not available: no lung segmentation was run."
     if lung_area <= 0:
@@ -98,13 +80,9 @@ def focus_verdict(
 
 
 def hot_region_ious(heatmaps: Sequence[np.ndarray], percent: float = 15.0) -> np.ndarray:
-    """(n, n) symmetric table of the intersection over union of the hottest ``percent`` %
-    regions (:func:`cxrlib.infer.overlay.hottest_mask`) of every pair of maps; two maps
-    without a hot pixel agree (1).
-
-    Raises:
-        ValueError: fewer than two maps, or maps of different shapes.
-    """
+    """(n, n) table of the intersection over union of the hottest ``percent`` % regions
+    (:func:`cxrlib.infer.overlay.hottest_mask`) of every pair of two or more same-shaped
+    maps; two maps without a hot pixel agree (1)."""
     from cxrlib.infer.overlay import hottest_mask
 
     if len(heatmaps) < 2:
@@ -150,10 +128,9 @@ def map_rank_correlation(
 def flat_map_focus(
     mask: np.ndarray, crop: Box | None = None, view: np.ndarray | None = None
 ) -> float:
-    """Lung focus of a flat heatmap over the model's field of view: the share of that view
-    inside the lungs (``mask``). The view is the whole image or the ``crop`` box, and within
-    it, for a lung-mask model, only ``view`` (:func:`~cxrlib.infer.preprocess.lung_view`;
-    an empty one masks nothing)."""
+    """Lung focus of a flat heatmap: the share of the model's view inside the lungs
+    (``mask``); the view is the image or the ``crop`` box, and in it, for a lung-mask
+    model, ``view`` (:func:`~cxrlib.infer.preprocess.lung_view`; empty masks nothing)."""
     m = np.asarray(mask, bool)
     v = None if view is None or not np.any(view) else np.asarray(view, bool)
     if crop is not None:
@@ -178,8 +155,8 @@ def model_view_focus(
 
 @dataclass(frozen=True)
 class ConfidenceDrop:
-    """Target-class probabilities on the untouched model input, with its hottest area
-    blurred out, and (mean) with random areas of the same size blurred out."""
+    """Target-class probabilities: untouched, with the hottest area blurred out, and with
+    random areas of the same size blurred out (mean)."""
 
     class_index: int
     p_original: float
@@ -229,8 +206,8 @@ def _top_mask(values: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:
 
 
 def _fill(x: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
-    """Blurs out ``mask``: its pixels become a Gaussian-weighted mean of the pixels around
-    it (normalised convolution), so nothing of the hidden area leaks back in."""
+    """Blurs out ``mask`` with a Gaussian-weighted mean of the pixels around it (normalised
+    convolution), so nothing of the hidden area leaks back in."""
     keep = (~mask).astype(np.float32)
     xf = x.astype(np.float32)
     num = cv2.GaussianBlur(xf * keep, (0, 0), sigma)
@@ -251,7 +228,8 @@ def _variants(
     n_random: int,
     sigma: float,
 ) -> np.ndarray:
-    """Stack [original, hot area blurred out, random areas blurred out x n_random]."""
+    """[original, hot area blurred out, n_random random areas blurred out]; the random
+    areas are the top of a smooth random field, blobs like a heatmap's hot area."""
     s = x.shape[0]
     k = max(1, int(round(fraction * valid.sum())))
     out = [x, _fill(x, _top_mask(hm, valid, k), sigma)]
@@ -275,18 +253,9 @@ def confidence_drops(
     n_random: int = 3,
     batch_size: int = 64,
 ) -> list[ConfidenceDrop]:
-    """One :class:`ConfidenceDrop` per image, all variants in few batched model calls.
-
-    Args:
-        classifier: The classifier (its calibrated probabilities are used).
-        grays: 2-D uint8 images.
-        heatmaps: One map per image, at the image's size or at the model input's (S, S).
-        class_indices: The class each map explains.
-        fraction: Share of the image's input pixels blurred out (0 < fraction < 1).
-        rng: Random generator for the random areas (default: seeded 0).
-        n_random: Random areas averaged per image.
-        batch_size: Inputs per model call.
-    """
+    """One :class:`ConfidenceDrop` per image and heatmap (at the image's size or the model
+    input's) of the class it explains, with ``fraction`` (0..1) of the input blurred out;
+    all variants go through the classifier's calibrated probabilities in few batches."""
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     if not len(grays) == len(heatmaps) == len(class_indices):

@@ -1,9 +1,6 @@
-"""Out-of-distribution gate: "is this a frontal chest X-ray?".
-
-The app calls :func:`assess` before classifying; when ``is_cxr`` is False it shows
-``reason`` and no class probabilities. A Gaussian over image features
-(:mod:`cxrlib.infer.gate_features`) gives the score; rules give the reason. How it is
-built, its rules and its scope: docs/input-gate.md. Fitting: :mod:`cxrlib.train.gate`.
+"""The input gate: "is this a frontal chest X-ray?". A Gaussian over image features
+(:mod:`cxrlib.infer.gate_features`) gives the score, rules give the reason
+(docs/input-gate.md); :mod:`cxrlib.train.gate` fits it.
 """
 
 from __future__ import annotations
@@ -45,16 +42,9 @@ REASONS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class OODResult:
-    """The gate's verdict on one image.
-
-    Attributes:
-        is_cxr: True when the image looks like a frontal chest X-ray.
-        score: Distance from the chest X-rays the gate was fitted on, in units of
-            the acceptance threshold (``<= 1`` passes the density check). A rule
-            (colour, blank, orientation) can reject an image whose score is below 1.
-        reason: One clinician-readable sentence.
-        kind: Machine-readable reason: one of the keys of :data:`REASONS`.
-    """
+    """The gate's verdict on one image: the distance from the fitted X-rays in units of the
+    acceptance threshold (``<= 1`` passes, though a rule can still reject), one readable
+    sentence, and its key in :data:`REASONS`."""
 
     is_cxr: bool
     score: float
@@ -64,19 +54,10 @@ class OODResult:
 
 @dataclass
 class OODGate:
-    """A fitted gate: PCA bases, the Gaussian over features, the orientation model.
-
-    Attributes:
-        thumb_mean, thumb_basis, thumb_scale: PCA of the standardised thumbnail.
-        hog_mean, hog_basis, hog_scale: PCA of the gradient-orientation layout.
-        feat_mean, feat_prec: Mean and inverse covariance of the feature vector.
-        orient_coef, orient_intercept: Multinomial logistic regression over
-            (thumbnail, gradient layout) for the classes :data:`cxrlib.infer.gate_features.ORIENTATIONS`.
-        threshold: Mahalanobis distance that maps to score 1.
-        orient_min: An image that passes the score is still rejected as
-            rotated/inverted when its probability of being upright is below this.
-        meta: What it was fitted on, when, and how (saved as JSON).
-    """
+    """A fitted gate: the PCA of the thumbnail and of the gradient layout, the mean and
+    inverse covariance of the features, a logistic regression over the orientations
+    (:data:`~cxrlib.infer.gate_features.ORIENTATIONS`), the distance that scores 1, the
+    least probability of being upright that passes, and how it was fitted (``meta``)."""
 
     thumb_mean: np.ndarray
     thumb_basis: np.ndarray
@@ -164,13 +145,8 @@ class OODGate:
 
 
 def load_gate(path: str | os.PathLike[str] | None = None) -> OODGate:
-    """Loads a gate saved by :meth:`OODGate.save` (default
-    :func:`cxrlib.core.settings.gate_path`).
-
-    Raises:
-        FileNotFoundError: ``path`` is missing.
-        ValueError: the file is not a gate of this format.
-    """
+    """Loads a fitted gate (default :func:`cxrlib.core.settings.gate_path`);
+    FileNotFoundError when missing, ValueError when not a gate of this format."""
     path = settings.gate_path() if path is None else Path(path)
     if not path.exists():
         raise FileNotFoundError(

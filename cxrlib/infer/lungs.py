@@ -1,11 +1,6 @@
-"""The lung segmenter at inference: a small two-channel U-Net, its thresholds and its mask
-post-processing.
-
-The training masks (``../shared/lungs``, see its SOURCES.md) follow two conventions, so
-the U-Net has one sigmoid channel per convention over a shared trunk
-(:mod:`cxrlib.train.segmenter` trains it):
-    ``visible``: the visible lung field, heart excluded (the default).
-    ``full``: the whole lung, retro-cardiac lung included.
+"""The lung segmenter at inference: a small U-Net with one sigmoid channel per mask
+convention of its training data (:mod:`cxrlib.train.segmenter`): ``visible``, the visible
+lung field, heart excluded (the default), and ``full``, the whole lung.
 """
 
 from __future__ import annotations
@@ -82,9 +77,8 @@ def lungs_only(gray: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def crop_box(mask: np.ndarray, margin: float, min_area: float = MIN_CROP_AREA) -> Box | None:
-    """The lung-field crop of a 2-D mask: its bounding box plus ``margin`` (a fraction of
-    the image's height and width), clipped to the image; the whole image for an empty
-    mask, None when the mask covers less than ``min_area`` of the image."""
+    """The lung box of a 2-D mask plus ``margin`` (of the image's height and width), clipped
+    to the image; None when the mask covers less than ``min_area`` of the image."""
     mask = np.asarray(mask, bool)
     if mask.ndim != 2 or mask.mean() < min_area:
         return None
@@ -132,10 +126,9 @@ class SegmenterRecord(BaseModel):
 class LungSegmenter:
     """A trained lung U-Net with its preprocessing, thresholds and post-processing.
 
-    The one cache of lung masks: each image's model outputs, and the masks made from them,
-    are kept per image content in one LRU, so the classifier's crop box (``full``) and the
-    lung-focus mask (``visible``) of an image come from one forward pass, and asking again
-    segments nothing. Cached masks are read-only. The forward pass is guarded by a lock.
+    The one cache of lung masks: each image's outputs and the (read-only) masks made from
+    them are kept per image content, so the crop box (``full``) and the lung-focus mask
+    (``visible``) of an image come from one forward pass. The pass is guarded by a lock.
     """
 
     def __init__(self, model: keras.Model, meta: dict[str, Any]):
@@ -216,19 +209,14 @@ class LungSegmenter:
     def frames(
         self, grays: Sequence[np.ndarray], margin: float, batch_size: int = 32
     ) -> list[tuple[Box | None, np.ndarray]]:
-        """Crop box and stored-size lung mask (:func:`~cxrlib.infer.preprocess.small_mask`)
-        of many images, both from the :data:`CROP_CONVENTION` channel."""
+        """Crop box and stored-size lung mask of many images (:data:`CROP_CONVENTION`)."""
         masks = self.segment_many(list(grays), [CROP_CONVENTION] * len(grays), batch_size)
         return [(crop_box(m, margin), small_mask(m)) for m in masks]
 
 
 def load_segmenter(path: str | os.PathLike[str] | None = None) -> LungSegmenter:
-    """Loads a segmenter (``.keras``, default :func:`cxrlib.core.settings.segmenter_path`)
-    and the ``.json`` beside it.
-
-    Raises:
-        ModelError: The file or its JSON is missing or unreadable.
-    """
+    """Loads a segmenter (default :func:`cxrlib.core.settings.segmenter_path`) and the
+    ``.json`` beside it; ModelError when either is missing or unreadable."""
     path = settings.segmenter_path() if path is None else Path(path)
     meta_path = path.with_suffix(".json")
     if not path.exists() or not meta_path.exists():

@@ -1,21 +1,11 @@
 """One image, straight through: bytes -> decoded -> input gate -> diagnosis.
 
-:func:`analyse` runs the whole line on uploaded bytes; its steps are public for a caller
-that shows each as it comes (the Diagnose page): :func:`decode`, :func:`check_input` (is
-this a frontal chest X-ray?) and :func:`diagnose_image`, the one way to a
-:class:`Diagnosis`: by a model server (``Models.remote``, sent the upload's bytes) or by
-:func:`diagnose`, which runs the stages in order on the models here: lungs, test-time
-views and classifier with the heatmap in one pass, lung focus, verdict.
-
-Given a :class:`cxrlib.core.cache.LRUCache`, each step keeps its result under a key that
-starts with what it is, then the image hash, the identity of the model that made it and
-the settings that changed it: ``("decoded", image)``, ``("gate", image, gate)``,
-``("diagnosis", image, model, segmenter, method, class)``, ``("predicted", image,
-model)`` (so that the predicted class asked for by index reuses the entry of
-``class=None``) and ``("remote", image, server, method, class)``. Lung masks are kept by
-the segmenter (:class:`cxrlib.infer.lungs.LungSegmenter`), so another method or class of
-one image segments nothing. Only a computed diagnosis counts in
-:data:`cxrlib.core.counters.COUNTERS` ``["heatmaps"]`` (a decode in ``["decodes"]``).
+:func:`analyse` runs the whole line; its steps are public for a page that shows each as
+it comes: :func:`decode`, :func:`check_input` and :func:`diagnose_image`, the one way to a
+:class:`Diagnosis`, by a model server (``Models.remote``) or by :func:`diagnose`, which
+runs the stages in order on the models here. Given a :class:`cxrlib.core.cache.LRUCache`,
+each step keeps its result under a key of what it is, the image hash, the identity of the
+model that made it and the settings that changed it; lung masks are kept by the segmenter.
 Nothing here imports TensorFlow at import time (the app's first page must not wait for it).
 """
 
@@ -51,12 +41,6 @@ if TYPE_CHECKING:  # pragma: no cover
 DISPLAY_MAX_SIDE = 1024
 
 
-class Segmenter(Protocol):
-    """What :func:`diagnose` needs of :class:`cxrlib.infer.lungs.LungSegmenter`."""
-
-    def segment(self, gray: np.ndarray) -> np.ndarray: ...
-
-
 class ModelServer(Protocol):
     """What the pipeline asks of a model server's client (:mod:`cxrlib.serve.client`)."""
 
@@ -75,32 +59,21 @@ class ModelServer(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class Diagnosis:
-    """Everything the app shows about one image (rendering excluded): a picklable record
-    of NumPy arrays and plain values, the same for the same image, model, method and class.
+    """Everything the app shows about one image (rendering excluded): a picklable record,
+    the same for the same image, model, method and class.
 
     Attributes:
-        class_names: Class names, in the model's order.
-        probabilities: (K,) calibrated probabilities: the model's prediction, averaged
-            over the test-time views when the model has them, else the original's.
-        predicted_index: Index of the most probable class.
-        predicted_name: Its name.
-        uncertainty: (K, 2) lowest and highest calibrated probability of each class over
-            the original image and its test-time views.
-        view_probabilities: (V, K) calibrated probabilities of every view (row 0 is the
-            original).
-        view_names: Names of the views ("original" first).
-        target_index: The class the heatmap explains.
-        target_name: Its name.
-        method: The explanation method.
-        heatmap: float32 map in [0, 1] at the image's size.
+        probabilities: (K,) calibrated probabilities: the model's prediction (averaged over
+            the test-time views when the model has them, see ``averaged``).
+        uncertainty: (K, 2) lowest and highest probability of each class over the views.
+        view_probabilities: (V, K) probabilities of every view (row 0 is the original).
+        target_index: The class the heatmap (float32 in [0, 1], image-sized) explains.
         lung_mask: Boolean lung mask at the image's size, or None without a segmenter.
-        lung_focus: Share of the heatmap inside the lungs, or None when unknown.
-        lung_area: Share of the image covered by the lungs, or None.
+        lung_focus: Share of the heatmap inside the lungs (lung_area: of the image in
+            them), or None without a mask.
         focus_level: One of :data:`cxrlib.infer.focus.FOCUS_LEVELS`.
-        focus_verdict: One sentence (or two) for the user.
         model_crop: ``(top, bottom, left, right)`` of the part of the image the model saw
             (a lung-crop model's lung box), or None for the whole image.
-        averaged: The probabilities are the average over the views.
     """
 
     class_names: tuple[str, ...]
@@ -130,20 +103,10 @@ class Diagnosis:
 
 @dataclass
 class Models:
-    """The loaded models of the pipeline; any of them may be missing (None).
-
-    Attributes:
-        classifier: The classifier.
-        explainer: Its explainer (heatmaps).
-        segmenter: The lung segmenter.
-        gate: The input gate ``f(gray, colourfulness=None) -> verdict``.
-        model_path: Where the classifier was loaded from.
-        segmenter_path: Where the segmenter was loaded from.
-        gate_path: Where the gate was loaded from.
-        remote: A model server that computes the gate's verdict and the diagnosis
-            instead of the models here.
-        errors: Component name -> plain message of why it is missing.
-    """
+    """The loaded models of the pipeline (any may be None), where they were loaded from,
+    and why any is missing (``errors``: component -> plain message). ``gate`` is
+    ``f(gray, colourfulness=None) -> verdict``; ``remote``, a model server that computes
+    the gate's verdict and the diagnosis instead of the models here."""
 
     classifier: Classifier | None = None
     explainer: Explainer | None = None
@@ -158,8 +121,7 @@ class Models:
     @property
     def model_id(self) -> str:
         """The classifier's identity in cache keys: its weights hash (else its path) and a
-        digest of what its JSON adds (preprocessing, temperatures, classes, views), since
-        the same weights fed another way are another model."""
+        digest of what its JSON adds, since the same weights fed another way differ."""
         clf = self.classifier
         if clf is None:
             return ""
@@ -183,17 +145,10 @@ class Models:
 
 @dataclass
 class Decoded:
-    """A decoded upload, or why it was refused.
-
-    Attributes:
-        sha256: Digest of the uploaded bytes.
-        pixels: The image that is analysed and shown (at most :data:`DISPLAY_MAX_SIDE`
-            pixels per side), or None when refused.
-        format: File format found in the bytes ("PNG", "DICOM", ...).
-        notices: Plain sentences about the decoding (and any downscaling).
-        meta: Safe technical fields only (see :class:`cxrlib.io.decoded.DecodedImage`).
-        error: The :class:`~cxrlib.core.errors.ImageError` message, or "".
-    """
+    """A decoded upload: its digest, the pixels analysed and shown (at most
+    :data:`DISPLAY_MAX_SIDE` per side, None when refused), the file format, plain notices,
+    safe technical fields (:class:`cxrlib.io.decoded.DecodedImage`), and the
+    :class:`~cxrlib.core.errors.ImageError` message of a refusal."""
 
     sha256: str
     pixels: np.ndarray | None = None
@@ -341,25 +296,21 @@ def diagnose(
     classifier: Classifier,
     gray: np.ndarray,
     explainer: Explainer | None = None,
-    segmenter: Segmenter | None = None,
+    segmenter: LungSegmenter | None = None,
     method: str = "gradcam",
     class_index: int | None = None,
     views: tuple[View, ...] | None = None,
 ) -> Diagnosis:
-    """The stages in order on one grayscale image, each handed what the earlier ones found.
+    """The stages in order on one 2-D uint8 image, each handed what the earlier ones found:
+    lungs, test-time views and classifier with the heatmap (one pass), focus, verdict.
 
     Args:
-        classifier: The classifier.
-        gray: 2-D uint8 image (decoded upload).
-        explainer: The classifier's :class:`~cxrlib.infer.explain.Explainer` (None: the
-            one :func:`~cxrlib.infer.explain.get_explainer` keeps).
-        segmenter: A lung segmenter with ``.segment(gray) -> bool mask`` at the image's
-            size (the lung focus), or None.
-        method: Explanation method (a key of :data:`cxrlib.core.methods.METHODS`).
+        explainer: The classifier's explainer (None: :func:`~cxrlib.infer.explain.get_explainer`).
+        segmenter: The lung segmenter of the lung focus, or None.
+        method: A key of :data:`cxrlib.core.methods.METHODS`.
         class_index: Class to explain; None = the predicted class.
-        views: Test-time views for the probability ranges, batched with the original
-            (None: the model's own, or :data:`~cxrlib.infer.views.DEFAULT_VIEWS` for a
-            model that does not average). A model that averages averages over these.
+        views: Test-time views batched with the original (None: the model's own, else
+            :data:`~cxrlib.infer.views.DEFAULT_VIEWS`); a model that averages averages these.
     """
     check_method(method)
     if explainer is None:
@@ -432,7 +383,8 @@ def diagnose_image(
     data: bytes = b"",
 ) -> Diagnosis:
     """The :class:`Diagnosis` of one decoded upload: by :func:`diagnose` on the models here,
-    or by ``models.remote`` (sent ``data``, the bytes ``decoded`` came from).
+    or by ``models.remote`` (sent ``data``, the bytes ``decoded`` came from); the predicted
+    class asked for by index is the cache entry of ``class_index=None``.
 
     Raises:
         RuntimeError: No classifier or explainer is loaded (with the reason).

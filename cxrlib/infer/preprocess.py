@@ -1,10 +1,6 @@
-"""The one preprocessing path: grayscale chest X-ray -> model input.
-
-Training, evaluation, batch prediction and the app all call :func:`prepare`
-(training calls its halves, :func:`to_geometry`, then augmentation, then
-:func:`normalize_contrast`, so augmentations act on the raw pixels). The settings,
-:class:`PreprocessConfig`, are saved in the model's JSON so a model is always fed the
-way it was trained.
+"""The one preprocessing path, grayscale chest X-ray -> model input (:func:`prepare`;
+training augments between its halves, :func:`to_geometry` and :func:`normalize_contrast`).
+:class:`PreprocessConfig` is saved in the model's JSON, so a model is fed as it was trained.
 """
 
 from __future__ import annotations
@@ -23,25 +19,17 @@ STORED_MASK_SIZE = 96
 
 
 class PreprocessConfig(BaseModel):
-    """How a grayscale image becomes a square model input (unknown keys in a record are
+    """How a grayscale image becomes a square model input (a record's unknown keys are
     ignored).
 
     Attributes:
-        size: Side of the square model input, in pixels.
         geometry: ``"resize"`` squashes the image to a square; ``"pad"`` keeps the aspect
             ratio and pads the short side with the image's edge values.
-        contrast: ``"clahe"`` (OpenCV CLAHE), ``"equalize"`` (global histogram
-            equalisation) or ``"none"``.
         border_crop: Fraction of each side cut away before resizing (burned-in text).
-        clahe_clip: CLAHE clip limit.
-        clahe_grid: CLAHE tiles per side.
-        lung_crop: Crop to the lung box (plus ``lung_margin``) that the caller passes as
-            ``crop``; without one the image falls back to ``border_crop``.
-        lung_margin: Border kept around the lung box, as a fraction of the image's
-            height (top/bottom) and width (left/right).
-        lung_mask: Fill everything outside the caller's lung ``mask`` (dilated by
-            ``mask_dilation``) with the lungs' mean; without a mask nothing is masked.
-        mask_dilation: Dilation of the lung mask, as a fraction of the image's longer side.
+        lung_crop: Crop to the caller's lung box (with ``lung_margin`` of the image's
+            height and width around the lungs), else fall back to ``border_crop``.
+        lung_mask: Fill everything outside the caller's lung mask (dilated by
+            ``mask_dilation`` of the longer side) with the lungs' mean.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -71,9 +59,8 @@ class PreprocessConfig(BaseModel):
 
 
 class Placement(NamedTuple):
-    """Where the original image sits in the model input: ``crop`` (top, bottom, left,
-    right) in original pixels, kept before resizing, and ``box`` (top, left, height,
-    width) of the image inside the square input after resizing (the rest is padding)."""
+    """Where the image sits in the model input: ``crop`` (top, bottom, left, right) of the
+    original kept, and ``box`` (top, left, height, width) of it in the input."""
 
     crop: Box
     box: Box
@@ -201,8 +188,8 @@ def heatmap_to_image(
     config: PreprocessConfig,
     crop: Box | None = None,
 ) -> np.ndarray:
-    """Maps a map over the model input (any square size) back onto the original image of
-    ``shape``, undoing padding, resizing and cropping; float32, 0 outside the crop."""
+    """A map over the model input (any square size) back onto the original image of
+    ``shape``: padding, resizing and cropping undone, 0 outside the crop."""
     s = config.size
     hm: np.ndarray = heatmap.astype(np.float32)
     if hm.shape != (s, s):

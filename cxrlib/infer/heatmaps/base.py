@@ -1,14 +1,10 @@
-"""The base of every heatmap method, and the compiled pass the Grad-CAM family shares.
+"""The base of every heatmap method, as in tf-keras-vis and pytorch-grad-cam.
 
-As in tf-keras-vis and pytorch-grad-cam, a method is a subclass of :class:`HeatmapMethod`
-that implements :meth:`~HeatmapMethod.compute` and names its tf-keras-vis reference, if it
-has one. A Grad-CAM-family method (:class:`CamMethod`) only says how it weighs the
-``last_conv`` activations: all of them come out of ONE compiled ``tf.function``
-(:class:`CamPass`) that returns the activations, the logits and the gradient of the target
-logit (tf-keras-vis's formulas on the logits, as ``ReplaceToLinear`` gives them). Maps are
-compared with tf-keras-vis at feature resolution: its scipy upsampling differs by design
-from :func:`cxrlib.infer.preprocess.heatmap_to_image`, which also undoes padding and
-cropping. Every map is min-max normalised at the image's size (:func:`normalize_map`).
+A method implements :meth:`HeatmapMethod.compute` and names its tf-keras-vis reference. A
+Grad-CAM-family method (:class:`CamMethod`) only weighs the ``last_conv`` activations: all
+of them come out of ONE compiled pass (:class:`CamPass`) with the logits and the gradient
+of the target logit. Maps equal tf-keras-vis's at feature resolution (its scipy upsampling
+differs by design from :func:`~cxrlib.infer.preprocess.heatmap_to_image`).
 """
 
 from __future__ import annotations
@@ -49,7 +45,7 @@ def normalize_map(heatmap: np.ndarray) -> np.ndarray:
 
 class ExplainedModel:
     """A classifier being explained, and what its heatmap methods share: input checks,
-    targets, mapping back onto the image, one lock and one linear copy for tf-keras-vis."""
+    targets, mapping back onto the image, and a lock and a linear copy for tf-keras-vis."""
 
     def __init__(self, classifier: Classifier) -> None:
         self.classifier = classifier
@@ -82,9 +78,8 @@ class ExplainedModel:
 
     @functools.cached_property
     def linear(self) -> keras.Model:
-        """A copy of the model with a linear output for every tf-keras-vis visualiser (what
-        ``ModelVisualization(model, ReplaceToLinear(), clone=True)`` makes), built on first
-        use with :attr:`lock` held; its ``predict`` prints no progress bar."""
+        """The model with a linear output, for every tf-keras-vis visualiser (built on first
+        use, lock held); its ``predict`` prints no progress bar."""
         from tf_keras_vis.utils.model_modifiers import ReplaceToLinear  # optional, heavy
 
         copy = tf.keras.models.clone_model(self.model)
@@ -102,12 +97,8 @@ class ExplainedModel:
 
 
 class HeatmapMethod(ABC):
-    """One heatmap method bound to one :class:`ExplainedModel`.
-
-    Attributes:
-        fast: The method runs on the compiled CAM pass (:class:`CamMethod`).
-        visualiser: ``"module:Class"`` of its tf-keras-vis reference, or None.
-    """
+    """One heatmap method bound to one :class:`ExplainedModel`; ``fast`` when it runs on the
+    compiled CAM pass, ``visualiser`` the ``"module:Class"`` of its tf-keras-vis reference."""
 
     fast: ClassVar[bool] = False
     visualiser: ClassVar[str | None] = None
@@ -117,12 +108,10 @@ class HeatmapMethod(ABC):
 
     @abstractmethod
     def compute(self, xb: np.ndarray, target: int) -> np.ndarray:
-        """The un-normalised map of one model input ``xb`` (1, S, S, 1) for class ``target``,
-        at feature or input resolution."""
+        """The raw map of one model input ``xb`` (1, S, S, 1) for class ``target``."""
 
     def raw(self, x: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, int]:
-        """The un-normalised map of one model input and the class it explains (by default
-        the predicted one)."""
+        """The raw map of one model input and the class it explains (default: predicted)."""
         xb = self.model.as_batch(x)[:1]
         if class_index is None:
             target = int(np.argmax(self.model.classifier.logits(xb)[0]))
@@ -133,9 +122,8 @@ class HeatmapMethod(ABC):
     def reference(
         self, x: np.ndarray, class_index: int, expand_cam: bool = False, normalize: bool = True
     ) -> np.ndarray:
-        """The plain tf-keras-vis map of one model input (S, S) or (S, S, 1): at feature
-        resolution for a CAM unless ``expand_cam``, normalised by tf-keras-vis if
-        ``normalize``."""
+        """The plain tf-keras-vis map of one model input (a CAM at feature resolution unless
+        ``expand_cam``)."""
         from tf_keras_vis.utils.scores import CategoricalScore  # optional, heavy
 
         if self.visualiser is None:
@@ -147,8 +135,7 @@ class HeatmapMethod(ABC):
 
     @functools.cached_property
     def vis(self) -> Any:
-        """The tf-keras-vis visualiser on the shared linear copy (built on first use, with
-        the lock held)."""
+        """The tf-keras-vis visualiser on the linear copy (built on first use, lock held)."""
         module, _, name = str(self.visualiser).partition(":")
         return getattr(import_module(module), name)(self.model.linear, clone=False)
 
@@ -159,8 +146,7 @@ class HeatmapMethod(ABC):
 
 @dataclass(frozen=True, eq=False)
 class FastCams:
-    """One compiled pass over a batch: (N, n_classes) logits, (N,) targets and each CAM
-    method's (N, h, w) raw map at feature resolution."""
+    """One compiled pass over a batch: logits, targets and each CAM's (N, h, w) raw map."""
 
     logits: np.ndarray
     targets: np.ndarray
@@ -174,8 +160,7 @@ class FastCams:
 
 
 class CamPass:
-    """The compiled pass shared by several CAM methods (method key -> class), traced on
-    first call."""
+    """The compiled pass of several CAM methods (key -> class), traced on first call."""
 
     def __init__(self, model: ExplainedModel, methods: Mapping[str, type[CamMethod]]) -> None:
         self.model = model
@@ -208,8 +193,8 @@ class CamPass:
         return (logits, target, *maps)
 
     def __call__(self, batch: np.ndarray, class_index: ClassIndex = None) -> FastCams:
-        """Logits and every method's raw map of model inputs (S, S), (N, S, S) or
-        (N, S, S, 1), for one class, one per item, or (None) each item's predicted class."""
+        """Logits and raw maps of model inputs for one class, one per item, or (None) the
+        predicted class of each."""
         x = self.model.as_batch(batch)
         cls = self.model.targets(x.shape[0], class_index)
         logits, target, *maps = (t.numpy() for t in self._fn(tf.constant(x), tf.constant(cls)))
@@ -217,9 +202,8 @@ class CamPass:
 
 
 class CamMethod(HeatmapMethod):
-    """A Grad-CAM-family method, ``relu(sum_k A_k * w_k)`` over the ``last_conv``
-    activations ``A``, run on a :class:`CamPass` (``cams``, or one of its own); a subclass
-    defines :meth:`weights`."""
+    """``relu(sum_k A_k * w_k)`` over the ``last_conv`` activations, on a :class:`CamPass`
+    (``cams``, or one of its own); a subclass defines :meth:`weights`."""
 
     fast = True
 
