@@ -20,7 +20,7 @@ from cxrlib.core import settings
 from cxrlib.core.errors import ModelError
 from cxrlib.core.hashing import sha256_file
 from cxrlib.infer.lungs import LungSegmenter, default_segmenter
-from cxrlib.infer.preprocess import Box, PreprocessConfig, heatmap_to_image, prepare, to_geometry
+from cxrlib.infer.preprocess import Box, PreprocessConfig, prepare, to_geometry
 from cxrlib.infer.runtime import compiled_forward
 from cxrlib.infer.views import View, view_batch, views_by_name
 
@@ -109,25 +109,9 @@ class Classifier:
         """The crop box of one image (see :meth:`lung_frames`)."""
         return self.lung_frames([gray])[0][0]
 
-    def prepare(
-        self,
-        gray: np.ndarray,
-        crop: Box | None | str = "auto",
-        mask: np.ndarray | None | str = "auto",
-    ) -> np.ndarray:
-        """Grayscale image -> this model's uint8 input. ``"auto"`` uses :meth:`lung_frames`;
-        a box and mask (or None) frame an edited image as its original was."""
-        auto = isinstance(crop, str) or isinstance(mask, str)
-        box, lung = self.lung_frames([gray])[0] if auto else (None, None)
-        box = box if isinstance(crop, str) else crop
-        lung = lung if isinstance(mask, str) else mask
-        return prepare(gray, self.preprocess, box, lung)
-
-    def to_image(
-        self, model_map: np.ndarray, shape: tuple[int, ...], crop: Box | None = None
-    ) -> np.ndarray:
-        """Maps a map over the model input back onto the original image of ``shape``."""
-        return heatmap_to_image(model_map, shape, self.preprocess, crop)
+    def prepare(self, gray: np.ndarray) -> np.ndarray:
+        """Grayscale image -> this model's uint8 input, framed by :meth:`lung_frames`."""
+        return prepare(gray, self.preprocess, *self.lung_frames([gray])[0])
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Logits for prepared inputs of shape (N, size, size) or (N, size, size, 1)."""

@@ -14,6 +14,7 @@ from cxrlib.core.methods import METHODS, check_method
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.heatmaps import method_class
 from cxrlib.infer.heatmaps.base import CamMethod, CamPass, ExplainedModel, FastCams, HeatmapMethod
+from cxrlib.infer.preprocess import prepare
 
 
 class Explainer(ExplainedModel):
@@ -21,9 +22,7 @@ class Explainer(ExplainedModel):
     one shared compiled pass. Thread-safe (tf-keras-vis calls are serialised by a lock).
 
     Args:
-        scorecam_max_n: ``max_N`` of Faster Score-CAM (channels kept).
         smooth_samples: Noisy samples averaged by SmoothGrad.
-        smooth_noise: SmoothGrad noise, as a fraction of the input's range.
         seed: Seed of SmoothGrad's noise.
         options: Method key -> keyword arguments of its class, over the ones above.
     """
@@ -31,16 +30,13 @@ class Explainer(ExplainedModel):
     def __init__(
         self,
         classifier: Classifier,
-        scorecam_max_n: int = 10,
         smooth_samples: int = 20,
-        smooth_noise: float = 0.2,
         seed: int = 0,
         options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__(classifier)
         kwargs: dict[str, dict[str, Any]] = {
-            "scorecam": {"max_n": scorecam_max_n},
-            "smoothgrad": {"samples": smooth_samples, "noise": smooth_noise, "seed": seed},
+            "smoothgrad": {"samples": smooth_samples, "seed": seed}
         }
         for key, opts in (options or {}).items():
             kwargs.setdefault(check_method(key), {}).update(opts)
@@ -90,7 +86,8 @@ class Explainer(ExplainedModel):
     ) -> tuple[np.ndarray, int]:
         """:meth:`explain`, and the class index explained."""
         crop, lung = self.classifier.lung_frames([gray])[0]
-        raw, target = self.raw(self.classifier.prepare(gray, crop, lung), method, class_index)
+        x = prepare(gray, self.classifier.preprocess, crop, lung)
+        raw, target = self.raw(x, method, class_index)
         return self.to_image(raw, gray.shape, crop), target
 
     def explain(

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from cxrlib.core.formatting import pct
-from cxrlib.infer.preprocess import Box, PreprocessConfig, lung_view, placement
+from cxrlib.infer.preprocess import Box, PreprocessConfig, lung_view, placement, prepare
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.infer.classifier import Classifier
@@ -267,7 +267,7 @@ def confidence_drops(
     stacks = []
     for gray, heatmap in zip(grays, heatmaps):
         crop, lung = classifier.lung_frames([gray])[0]
-        x = classifier.prepare(gray, crop, lung)
+        x = prepare(gray, cfg, crop, lung)
         hm = np.asarray(heatmap, dtype=np.float32)
         if hm.shape == gray.shape[:2]:
             hm, valid = heatmap_to_input(hm, gray.shape[:2], cfg, crop)

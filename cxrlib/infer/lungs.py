@@ -23,7 +23,14 @@ from cxrlib.core import settings
 from cxrlib.core.cache import LRUCache
 from cxrlib.core.errors import ModelError
 from cxrlib.core.hashing import sha256_bytes, sha256_file
-from cxrlib.infer.preprocess import Box, PreprocessConfig, heatmap_to_image, prepare, small_mask
+from cxrlib.infer.preprocess import (
+    Box,
+    PreprocessConfig,
+    check_gray,
+    heatmap_to_image,
+    prepare,
+    small_mask,
+)
 from cxrlib.infer.runtime import compiled_forward
 
 #: The committed segmenter (where training writes); loading follows ``$CXR_SEGMENTER``.
@@ -49,16 +56,9 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
 
 
-def _squeeze(gray: np.ndarray) -> np.ndarray:
-    gray = np.asarray(gray)
-    return gray[..., 0] if gray.ndim == 3 and gray.shape[-1] == 1 else gray
-
-
 def _filled(gray: np.ndarray, mask: np.ndarray, fill_inside: bool) -> np.ndarray:
     """A copy of ``gray`` with the inside (or outside) of ``mask`` set to the image's mean."""
-    gray, mask = _squeeze(gray), np.asarray(mask, bool)
-    if gray.ndim != 2 or gray.dtype != np.uint8:
-        raise ValueError(f"expected a 2-D uint8 image, got {gray.shape} {gray.dtype}")
+    gray, mask = check_gray(np.asarray(gray)), np.asarray(mask, bool)
     if mask.shape != gray.shape:
         raise ValueError(f"mask shape {mask.shape} does not match image {gray.shape}")
     out = gray.copy()
@@ -204,7 +204,7 @@ class LungSegmenter:
 
     def segment(self, gray: np.ndarray, convention: str | None = None) -> np.ndarray:
         """Boolean lung mask at the image's own size (may be empty: no lungs found)."""
-        return self.segment_many([_squeeze(gray)], [convention])[0]
+        return self.segment_many([check_gray(np.asarray(gray))], [convention])[0]
 
     def frames(
         self, grays: Sequence[np.ndarray], margin: float, batch_size: int = 32

@@ -203,33 +203,32 @@ def fit_display(gray: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarra
     return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
 
 
-def _decode(data: bytes, filename: str, sha: str) -> Decoded:
-    count("decodes")
-    try:
-        with timed("decode"):
-            image = decode_image(data, filename)
-    except ImageError as exc:
-        return Decoded(sha, error=str(exc))
-    pixels = fit_display(image.pixels)  # only the display-size pixels are kept
-    notices = list(image.notices)
-    if pixels is not image.pixels:
-        h, w = image.pixels.shape
-        notices.append(
-            f"Large image ({w:,} x {h:,} px): analysed and shown at "
-            f"{pixels.shape[1]:,} x {pixels.shape[0]:,} px"
-        )
-    return Decoded(sha, pixels=pixels, format=image.format, notices=notices, meta=dict(image.meta))
-
-
 def decode(
     data: bytes, filename: str = "", sha256: str | None = None, cache: LRUCache | None = None
 ) -> Decoded:
     """Decodes uploaded bytes in memory (``filename`` is a hint only; ``sha256`` their
     digest, if known); an unreadable file gives ``error``, never raises."""
     sha = sha256 or sha256_bytes(data)
-    if cache is None:
-        return _decode(data, filename, sha)
-    return cache.get_or_compute(("decoded", sha), lambda: _decode(data, filename, sha))
+
+    def compute() -> Decoded:
+        count("decodes")
+        try:
+            with timed("decode"):
+                image = decode_image(data, filename)
+        except ImageError as exc:
+            return Decoded(sha, error=str(exc))
+        pixels = fit_display(image.pixels)  # only the display-size pixels are kept
+        notices = list(image.notices)
+        if pixels is not image.pixels:
+            h, w = image.pixels.shape
+            notices.append(
+                f"Large image ({w:,} x {h:,} px): analysed and shown at "
+                f"{pixels.shape[1]:,} x {pixels.shape[0]:,} px"
+            )
+        meta = dict(image.meta)
+        return Decoded(sha, pixels=pixels, format=image.format, notices=notices, meta=meta)
+
+    return compute() if cache is None else cache.get_or_compute(("decoded", sha), compute)
 
 
 def _served(

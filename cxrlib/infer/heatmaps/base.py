@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from cxrlib.infer.classifier import LOGITS_LAYER, PENULTIMATE_LAYER, Classifier  # noqa: E402
-from cxrlib.infer.preprocess import Box  # noqa: E402
+from cxrlib.infer.preprocess import Box, heatmap_to_image  # noqa: E402
 
 ClassIndex = int | Sequence[int] | None
 
@@ -93,7 +93,7 @@ class ExplainedModel:
         self, raw_map: np.ndarray, shape: tuple[int, ...], crop: Box | None = None
     ) -> np.ndarray:
         """A model-space map onto an image of ``shape`` (made with ``crop``), in [0, 1]."""
-        return normalize_map(self.classifier.to_image(raw_map, shape, crop))
+        return normalize_map(heatmap_to_image(raw_map, shape, self.classifier.preprocess, crop))
 
 
 class HeatmapMethod(ABC):
