@@ -19,13 +19,8 @@ from cxrlib.infer.preprocess import prepare
 
 class Explainer(ExplainedModel):
     """Explains one classifier with every registered method, each bound once, the CAMs on
-    one shared compiled pass. Thread-safe (tf-keras-vis calls are serialised by a lock).
-
-    Args:
-        smooth_samples: Noisy samples averaged by SmoothGrad.
-        seed: Seed of SmoothGrad's noise.
-        options: Method key -> keyword arguments of its class, over the ones above.
-    """
+    one shared compiled pass; thread-safe. ``smooth_samples`` and ``seed`` set SmoothGrad,
+    ``options`` (method key -> keyword arguments of its class) any method."""
 
     def __init__(
         self,

@@ -183,10 +183,5 @@ def default_gate() -> OODGate:
 
 
 def assess(gray: np.ndarray, colourfulness: float | None = None) -> OODResult:
-    """:meth:`OODGate.assess` by the default gate (:func:`default_gate`).
-
-    Raises:
-        FileNotFoundError: the gate file is missing.
-        ValueError: ``gray`` is not a non-empty 2-D uint8 array.
-    """
+    """:meth:`OODGate.assess` by the :func:`default_gate` (FileNotFoundError without one)."""
     return default_gate().assess(gray, colourfulness)

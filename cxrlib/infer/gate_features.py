@@ -1,11 +1,5 @@
-"""The input gate's image features: numpy and OpenCV only, a few ms per image.
-
-An image is squashed to a 128 x 128 square (:func:`square`) and described by a
-standardised 32 x 32 thumbnail (:func:`thumb`), a gradient-orientation layout
-(:func:`hog`) and a few robust statistics (:func:`stats`); the fitted gate
-(:mod:`cxrlib.infer.gate`) projects the first two on their principal components
-(:func:`project`). :func:`looks_like_text` and :func:`high_freq` name the reason
-for a rejection.
+"""The input gate's image features (numpy and OpenCV): a square's thumbnail, gradient
+layout and statistics, and the tests that name a rejection (text, noise).
 """
 
 from __future__ import annotations

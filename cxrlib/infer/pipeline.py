@@ -266,13 +266,8 @@ def check_input(
     method: str = "gradcam",
 ) -> GateVerdict | None:
     """The input gate's verdict on a decoded upload, or None without a gate (or pixels).
-
-    With a model server, ``data`` (the bytes ``decoded`` came from) is sent there and the
-    verdict comes with the server's diagnosis for ``method`` (one request).
-
-    Raises:
-        ModelServerError: The model server is down or failed.
-    """
+    A model server is sent ``data`` (the upload's bytes) and answers with its diagnosis for
+    ``method`` in the same request (ModelServerError when it is down or failed)."""
     gate, pixels = models.gate, decoded.pixels
     if pixels is None:
         return None
@@ -422,16 +417,9 @@ def analyse(
     class_index: int | None = None,
     cache: LRUCache | None = None,
 ) -> Analysis:
-    """The whole line on uploaded bytes: decode, input gate, diagnosis (here or on
-    ``models.remote``). The gate's verdict is returned, not enforced: the caller decides
-    whether a rejected image is shown.
-
-    Raises:
-        ImageError: The bytes are not a usable image.
-        RuntimeError: No classifier or explainer is loaded.
-        ValueError: An unknown method or class.
-        ModelServerError: The model server is down or failed.
-    """
+    """The whole line on uploaded bytes: decode (ImageError for an unusable image), input
+    gate and diagnosis, here or on ``models.remote``. The gate's verdict is returned, not
+    enforced: the caller decides whether a rejected image is shown."""
     decoded = decode(data, filename, cache=cache)
     if not decoded.ok:
         raise ImageError(decoded.error)

@@ -10,11 +10,8 @@ import numpy as np
 
 
 def compiled_forward(model: keras.Model, size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """float32 ``(N, size, size, 1)`` -> the model's output as numpy, compiled once.
-
-    Under TensorFlow (the app's backend) a ``tf.function``, since ``model.predict`` on one
-    image is far slower; other Keras backends (JAX, for training) call the model as it is.
-    """
+    """float32 ``(N, size, size, 1)`` -> the model's output as numpy: a ``tf.function``
+    under TensorFlow (far faster than ``predict`` on one image), else the model itself."""
     if keras.backend.backend() != "tensorflow":
         return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
     import tensorflow as tf  # only under the TensorFlow backend (a JAX machine has none)

@@ -17,11 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def method_class(method: str) -> type[HeatmapMethod]:
-    """The class of a registered method, its module imported on first use.
-
-    Raises:
-        ValueError: For an unknown key.
-    """
+    """The class of a registered method (ValueError for an unknown key), imported on use."""
     module, _, name = REGISTRY[check_method(method)].target.partition(":")
     cls: type[HeatmapMethod] = getattr(import_module(module), name)
     return cls

@@ -1,8 +1,5 @@
-"""Occlusion sensitivity (Zeiler and Fergus, ECCV 2014): hide a patch, see what is lost.
-
-A grey square (the input's mean) slides over the model's input, and the heat of a pixel
-is the mean drop of the target class's calibrated probability over the patches that cover
-it (a rise counts as 0). All the occluded copies go through the compiled forward pass.
+"""Occlusion sensitivity (Zeiler and Fergus, ECCV 2014): the heat of a pixel is the mean
+drop of the target's calibrated probability when a grey patch hides it (a rise counts 0).
 """
 
 from __future__ import annotations

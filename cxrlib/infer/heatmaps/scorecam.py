@@ -1,8 +1,5 @@
-"""Faster Score-CAM (Wang et al., CVPR-W 2020), run by tf-keras-vis.
-
-On the linear copy of the model, deliberately: tf-keras-vis applies a softmax to the
-model's outputs itself, so on the softmax model it would weigh channels by a softmax of
-probabilities; on the linear copy the weights are the paper's class probabilities.
+"""Faster Score-CAM (Wang et al., CVPR-W 2020), run by tf-keras-vis on the linear copy of
+the model, since tf-keras-vis applies the softmax that gives the paper's weights itself.
 """
 
 from __future__ import annotations

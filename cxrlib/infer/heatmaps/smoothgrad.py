@@ -10,18 +10,9 @@ from cxrlib.infer.heatmaps.base import ExplainedModel, HeatmapMethod
 
 
 class SmoothGrad(HeatmapMethod):
-    """tf-keras-vis's ``Saliency(smooth_samples=n)``, with the copies in one batch.
-
-    The n noisy copies are the ones tf-keras-vis draws after ``np.random.seed(seed)``
-    (``numpy.random.RandomState(seed)``, so no global random state is touched); they go
-    through ONE ``Saliency`` call and their ``|gradient|`` maps are averaged.
-
-    Args:
-        model: The model explained.
-        samples: Noisy samples averaged.
-        noise: The noise's standard deviation, as a fraction of the input's range.
-        seed: Seed of the noise (the same input gives the same map).
-    """
+    """tf-keras-vis's ``Saliency(smooth_samples=samples)`` with the same seeded noise (its
+    standard deviation ``noise`` of the input's range), drawn without touching the global
+    random state, and the copies in ONE ``Saliency`` call."""
 
     visualiser = "tf_keras_vis.saliency:Saliency"
 
