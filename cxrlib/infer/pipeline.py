@@ -28,7 +28,7 @@ from cxrlib.core.methods import check_method
 from cxrlib.core.timings import timed
 from cxrlib.infer.focus import focus_verdict, lung_focus, model_view_focus
 from cxrlib.infer.preprocess import to_geometry
-from cxrlib.infer.views import DEFAULT_VIEWS, View, view_batch
+from cxrlib.infer.views import DEFAULT_VIEWS, view_batch
 from cxrlib.io.decode import decode_image
 from cxrlib.io.header_checks import header_concerns
 
@@ -293,7 +293,6 @@ def diagnose(
     segmenter: LungSegmenter | None = None,
     method: str = "gradcam",
     class_index: int | None = None,
-    views: tuple[View, ...] | None = None,
 ) -> Diagnosis:
     """The stages in order on one 2-D uint8 image, each handed what the earlier ones found:
     lungs, test-time views and classifier with the heatmap (one pass), focus, verdict.
@@ -303,8 +302,9 @@ def diagnose(
         segmenter: The lung segmenter of the lung focus, or None.
         method: A key of :data:`cxrlib.core.methods.METHODS`.
         class_index: Class to explain; None = the predicted class.
-        views: Test-time views batched with the original (None: the model's own, else
-            :data:`~cxrlib.infer.views.DEFAULT_VIEWS`); a model that averages averages these.
+
+    The probability ranges come from the model's test-time views, else
+    :data:`~cxrlib.infer.views.DEFAULT_VIEWS`, batched with the original.
     """
     check_method(method)
     if explainer is None:
@@ -316,7 +316,7 @@ def diagnose(
     names = classifier.class_names
     if class_index is not None and not 0 <= int(class_index) < len(names):
         raise ValueError(f"class_index {class_index} out of range 0..{len(names) - 1}")
-    views = (classifier.views or DEFAULT_VIEWS) if views is None else tuple(views)
+    views = classifier.views or DEFAULT_VIEWS
     cfg = classifier.preprocess
     with timed("segment"):
         crop, lung_mask = classifier.lung_frames([gray])[0]
