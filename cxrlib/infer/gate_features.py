@@ -74,7 +74,6 @@ def stats(sq: np.ndarray) -> np.ndarray:
     """The :data:`N_STATS` robust statistics of a square (grey levels, texture, symmetry)."""
     f = sq.astype(np.float32)
     std = float(f.std())
-    lap = cv2.Laplacian(f, cv2.CV_32F)
     gm = np.hypot(cv2.Sobel(f, cv2.CV_32F, 1, 0), cv2.Sobel(f, cv2.CV_32F, 0, 1))
     hist = np.bincount((sq >> 2).ravel(), minlength=64) / sq.size
     p = hist[hist > 0]
@@ -83,7 +82,7 @@ def stats(sq: np.ndarray) -> np.ndarray:
         [
             f.mean() / 255.0,
             np.log(std + 1.0),
-            np.log(float(np.abs(lap).mean()) / (std + 1.0) + 1e-3),
+            np.log(high_freq(sq) + 1e-3),
             np.log(float(np.median(gm)) / (std + 1.0) + 1e-3),
             float(-(p * np.log(p)).sum()),
             float(hist.max()),
