@@ -98,10 +98,6 @@ class OODGate:
         """Distance / threshold of a :func:`~cxrlib.infer.gate_features.square`."""
         return self._score(gf.thumb(sq), gf.hog(sq), sq)
 
-    def score(self, gray: np.ndarray) -> float:
-        """Score of a grayscale image: ``<= 1`` looks like the training X-rays."""
-        return self.score_square(gf.square(gray))
-
     def orientation_probs(self, thumb: np.ndarray, hog: np.ndarray) -> np.ndarray:
         """Probabilities of the orientations, from thumbnails and gradient layouts."""
         logits = np.concatenate([thumb, hog], axis=-1) @ self.orient_coef.T + self.orient_intercept
