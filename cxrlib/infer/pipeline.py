@@ -69,8 +69,8 @@ class Diagnosis:
         view_probabilities: (V, K) probabilities of every view (row 0 is the original).
         target_index: The class the heatmap (float32 in [0, 1], image-sized) explains.
         lung_mask: Boolean lung mask at the image's size, or None without a segmenter.
-        lung_focus: Share of the heatmap inside the lungs (lung_area: of the image in
-            them), or None without a mask.
+        lung_focus: Share of the heatmap inside the lungs, or None without a mask.
+        lung_area: Share of the image the lungs cover, or None.
         focus_level: One of :data:`cxrlib.infer.focus.FOCUS_LEVELS`.
         model_crop: ``(top, bottom, left, right)`` of the part of the image the model saw
             (a lung-crop model's lung box), or None for the whole image.
