@@ -10,7 +10,6 @@ differs by design from :func:`~cxrlib.infer.preprocess.heatmap_to_image`).
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -18,14 +17,12 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Any, ClassVar
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
+import tensorflow as tf
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from cxrlib.infer.classifier import LOGITS_LAYER, PENULTIMATE_LAYER, Classifier  # noqa: E402
-from cxrlib.infer.preprocess import Box, heatmap_to_image  # noqa: E402
+from cxrlib.infer.classifier import LOGITS_LAYER, PENULTIMATE_LAYER, Classifier
+from cxrlib.infer.preprocess import Box, heatmap_to_image
 
 ClassIndex = int | Sequence[int] | None
 
