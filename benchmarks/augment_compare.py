@@ -180,7 +180,7 @@ def main() -> None:
                 "steps": a.steps,
                 "held_out": list(held_out),
                 "contrast": contrast,
-                "augment": cfg.augment.to_dict(),
+                "augment": cfg.augment.model_dump(),
                 "held_out_scores": held_out_scores(held["y"].to_numpy(), held_probs, cls),
                 "val_balanced_accuracy": abl["original"]["balanced_accuracy"],
                 "val_lungs_erased_balanced_accuracy": abl["lungs_erased"]["balanced_accuracy"],

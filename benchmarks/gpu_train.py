@@ -89,7 +89,7 @@ def pack(
             paths=rows["path"].to_numpy(str),
         )
         print(f"{split}: {len(rows)} images, {sum(len(b) for b in bufs) / 1e6:.1f} MB")
-    settings = geometry_settings(cfg.preprocess.to_dict())
+    settings = geometry_settings(cfg.preprocess.model_dump())
     (out / "geometry.json").write_text(json.dumps(settings, indent=2) + "\n")
     if cfg.preprocess.uses_lungs:
         from cxrlib.infer.lungs import default_segmenter
@@ -123,7 +123,7 @@ def run(folder: Path, out: Path, runs: Sequence[str], workers: int = 12) -> None
 
     def packed_geometry(files, config, cache=True, workers=4, segmenter=None):
         # A run must not record preprocessing its images did not have.
-        asked = geometry_settings(config.to_dict())
+        asked = geometry_settings(config.model_dump())
         if asked != packed_settings:
             raise ValueError(f"the pack holds images for {packed_settings}, not {asked}")
         return np.stack([images[os.path.relpath(Path(f).resolve(), root)] for f in files])

@@ -148,9 +148,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from cxrlib.core.methods import METHODS
     from cxrlib.infer.classifier import load_classifier
-    from cxrlib.infer.diagnose import diagnose
     from cxrlib.infer.explain import Explainer
     from cxrlib.infer.overlay import overlay
+    from cxrlib.infer.pipeline import diagnose
 
     untrained = False
     if args.build_temp:

@@ -15,7 +15,7 @@ from cxrlib.infer.pipeline import Decoded, diagnose_image
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.app.resources import Resources
-    from cxrlib.infer.diagnosis import Diagnosis
+    from cxrlib.infer.pipeline import Diagnosis
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import numpy as np
 from cxrlib.infer.overlay import overlay
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cxrlib.infer.diagnosis import Diagnosis
+    from cxrlib.infer.pipeline import Diagnosis
 
 
 @dataclass(frozen=True)

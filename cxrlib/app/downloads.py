@@ -14,8 +14,7 @@ from cxrlib.describe.report import ReportData, build_report
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.app.resources import Resources
-    from cxrlib.infer.diagnosis import Diagnosis
-    from cxrlib.infer.pipeline import Decoded, GateVerdict
+    from cxrlib.infer.pipeline import Decoded, Diagnosis, GateVerdict
 
 
 def report_warnings(decoded: Decoded, gate: GateVerdict | None) -> list[str]:

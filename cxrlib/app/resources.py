@@ -218,7 +218,7 @@ def _trace(res: Resources) -> None:
     synthetic = np.tile(np.linspace(0, 255, 256, dtype=np.float32), (256, 1)).astype(np.uint8)
     try:
         if res.classifier is not None and res.explainer is not None:
-            from cxrlib.infer.diagnose import diagnose  # imports TensorFlow
+            from cxrlib.infer.pipeline import diagnose  # imports TensorFlow
 
             diagnose(res.classifier, synthetic, res.explainer, None, "gradcam")
             res.classifier.predict([synthetic])

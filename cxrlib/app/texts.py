@@ -13,8 +13,7 @@ from cxrlib.core.formatting import pct, pct_range
 from cxrlib.describe.card import COPIES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cxrlib.infer.diagnosis import Diagnosis
-    from cxrlib.infer.pipeline import GateVerdict
+    from cxrlib.infer.pipeline import Diagnosis, GateVerdict
 
 DISCLAIMER = "Research demo, not for diagnosis"
 DISCLAIMER_DETAIL = (

@@ -1,12 +1,7 @@
 """The classifier at inference: a saved Keras model, its JSON and one preprocessing path.
 
-The model is flat (its trunk built on the model's own input, the head on a named
-layer, never ``Sequential([base, head])``) so that tf-keras-vis can see inside it;
-:mod:`cxrlib.train.architectures` builds it. Layer names the rest of the package
-relies on:
-    ``last_conv``: the last convolutional feature map (Grad-CAM's layer).
-    ``logits``: the Dense layer before the softmax (temperature scaling).
-    ``probs``: the softmax output.
+The model is flat (:mod:`cxrlib.train.architectures`) so that tf-keras-vis sees inside it,
+with the layers ``last_conv`` (Grad-CAM's) and ``logits`` (before the softmax).
 """
 
 from __future__ import annotations
@@ -19,12 +14,13 @@ from typing import Any
 
 import keras
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from cxrlib.core import settings
 from cxrlib.core.errors import ModelError
 from cxrlib.core.hashing import sha256_file
 from cxrlib.infer.lungs import LungSegmenter, default_segmenter
-from cxrlib.infer.preprocess import Box, PreprocessConfig, heatmap_to_image, prepare, to_geometry
+from cxrlib.infer.preprocess import Box, PreprocessConfig, prepare, to_geometry
 from cxrlib.infer.runtime import compiled_forward
 from cxrlib.infer.views import View, view_batch, views_by_name
 
@@ -33,35 +29,53 @@ PENULTIMATE_LAYER = "last_conv"
 LOGITS_LAYER = "logits"
 
 
+class ViewsRecord(BaseModel):
+    """A model's test-time views (:mod:`cxrlib.infer.views`) and the temperature fitted
+    for their mean."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    views: tuple[str, ...] = ()
+    temperature: float | None = None
+
+
+class ClassifierRecord(BaseModel):
+    """What inference reads of a classifier's JSON (``models/cxr_classifier.json``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    class_names: tuple[str, ...] = CLASS_NAMES
+    preprocess: PreprocessConfig = PreprocessConfig()
+    temperature: float = 1.0
+    test_time_views: ViewsRecord | None = None
+
+
 def meta_path(model_path: str | Path) -> Path:
     """The JSON beside a model file."""
     return Path(model_path).with_suffix(".json")
 
 
-@dataclass
+@dataclass(eq=False)
 class Classifier:
-    """A trained model with its metadata and a compiled forward pass.
-
-    Thread-safe for prediction: Streamlit serves every session from threads
-    of one process, and ``tf.function`` calls may run concurrently.
-    """
+    """A trained model with its metadata and a compiled forward pass (thread-safe: the
+    app's sessions call it from threads of one process)."""
 
     model: keras.Model
     meta: dict[str, Any] = field(default_factory=dict)
     segmenter: LungSegmenter | None = None  # for lung-crop models; default: the committed one
 
     def __post_init__(self) -> None:
-        self.class_names: tuple[str, ...] = tuple(self.meta.get("class_names", CLASS_NAMES))
-        self.preprocess = PreprocessConfig.from_dict(self.meta.get("preprocess", {}))
-        self.temperature = float(self.meta.get("temperature", 1.0))
-        # Test-time averaging (cxrlib.infer.views): off unless the JSON records views and
-        # the temperature fitted for their mean.
-        ttv = self.meta.get("test_time_views") or {}
+        record = ClassifierRecord.model_validate(self.meta)
+        self.class_names = record.class_names
+        self.preprocess = record.preprocess
+        self.temperature = record.temperature
+        # Test-time averaging is off unless the JSON records views and their temperature.
+        ttv = record.test_time_views or ViewsRecord()
         try:
-            self.views: tuple[View, ...] = views_by_name(ttv.get("views", ()))
+            self.views: tuple[View, ...] = views_by_name(ttv.views)
         except KeyError as exc:
             raise ModelError(f"the model's JSON names {exc}") from exc
-        self.view_temperature = float(ttv.get("temperature", self.temperature))
+        self.view_temperature = self.temperature if ttv.temperature is None else ttv.temperature
         self.logits_model = keras.Model(
             self.model.inputs, self.model.get_layer(LOGITS_LAYER).output
         )
@@ -69,6 +83,10 @@ class Classifier:
         if size != self.preprocess.size:
             raise ModelError(f"model input is {size} px but its JSON says {self.preprocess.size}")
         self._logits_fn = compiled_forward(self.logits_model, size)
+
+    @property
+    def weights_sha256(self) -> str:
+        return str(self.meta.get("weights_sha256", ""))
 
     def lung_segmenter(self) -> LungSegmenter:
         """The lung segmenter that makes this model's crop boxes (loaded on first use)."""
@@ -79,13 +97,8 @@ class Classifier:
     def lung_frames(
         self, grays: Sequence[np.ndarray]
     ) -> list[tuple[Box | None, np.ndarray | None]]:
-        """Crop box and lung mask of each image, as this model's preprocessing needs them.
-
-        The box is None unless the model is ``lung_crop``, the mask None unless
-        it is ``lung_mask``. Both come from the segmenter, which keeps each image's
-        segmentation (:class:`~cxrlib.infer.lungs.LungSegmenter`): none is kept here,
-        so a mask has one cache.
-        """
+        """Crop box and lung mask of each image as this model's preprocessing uses them
+        (:meth:`~cxrlib.infer.preprocess.PreprocessConfig.used_frame`)."""
         pre = self.preprocess
         if not pre.uses_lungs:
             return [(None, None)] * len(grays)
@@ -96,40 +109,18 @@ class Classifier:
         """The crop box of one image (see :meth:`lung_frames`)."""
         return self.lung_frames([gray])[0][0]
 
-    def prepare(
-        self,
-        gray: np.ndarray,
-        crop: Box | None | str = "auto",
-        mask: np.ndarray | None | str = "auto",
-    ) -> np.ndarray:
-        """Grayscale image -> this model's uint8 input (the one preprocessing path).
-
-        ``"auto"`` uses :meth:`lung_frames`; pass a box and mask (or None) to
-        frame an edited image as its original was (the lung ablations do).
-        """
-        auto = isinstance(crop, str) or isinstance(mask, str)
-        box, lung = self.lung_frames([gray])[0] if auto else (None, None)
-        box = box if isinstance(crop, str) else crop
-        lung = lung if isinstance(mask, str) else mask
-        return prepare(gray, self.preprocess, box, lung)
-
-    def to_image(
-        self, model_map: np.ndarray, shape: tuple[int, ...], crop: Box | None = None
-    ) -> np.ndarray:
-        """Maps a map over the model input back onto the original image of ``shape``."""
-        return heatmap_to_image(model_map, (shape[0], shape[1]), self.preprocess, crop)
+    def prepare(self, gray: np.ndarray) -> np.ndarray:
+        """Grayscale image -> this model's uint8 input, framed by :meth:`lung_frames`."""
+        return prepare(gray, self.preprocess, *self.lung_frames([gray])[0])
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Logits for prepared inputs of shape (N, size, size) or (N, size, size, 1)."""
         x = np.asarray(batch, np.float32)
-        if x.ndim == 3:
-            x = x[..., None]
-        return self._logits_fn(x)
+        return self._logits_fn(x[..., None] if x.ndim == 3 else x)
 
     def probabilities(self, batch: np.ndarray, calibrated: bool = True) -> np.ndarray:
         """Softmax probabilities for prepared inputs; temperature-scaled if ``calibrated``."""
-        t = self.temperature if calibrated else 1.0
-        return softmax(self.logits(batch) / t)
+        return softmax(self.logits(batch) / (self.temperature if calibrated else 1.0))
 
     def view_logits(
         self,
@@ -139,11 +130,8 @@ class Classifier:
         crops: Sequence[Box | None] | None = None,
         masks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
-        """Logits ``(N, 1 + len(views), n_classes)`` of raw grayscale images and their views.
-
-        View 0 is the image itself. ``crops`` and ``masks`` override the crop
-        boxes and lung masks (default: :meth:`lung_frames`).
-        """
+        """Logits ``(N, 1 + len(views), K)`` of raw grayscale images and their views (view 0
+        the image); ``crops`` and ``masks`` override those of :meth:`lung_frames`."""
         out = []
         for i in range(0, len(grays), batch_size):
             chunk = grays[i : i + batch_size]
@@ -169,13 +157,9 @@ class Classifier:
     def combine_views(
         self, view_logits: np.ndarray, average: bool | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(..., V, K)`` logits -> ``(probabilities (..., K), per view (..., V, K))``.
-
-        Averaged (``average`` True, or None for a model with test-time views,
-        :attr:`views`), the probabilities are those of the mean logits and every
-        view is scaled by the temperature fitted for that mean; otherwise they are
-        the original's (view 0) at the model's temperature.
-        """
+        """``(..., V, K)`` logits -> ``(probabilities, per view)``: averaged (by default for
+        a model with :attr:`views`) those of the mean logits at :attr:`view_temperature`,
+        else the original's (view 0) at the model's temperature."""
         if bool(self.views) if average is None else average:
             return average_views(view_logits, self.view_temperature)
         per_view = softmax(np.asarray(view_logits) / self.temperature)
@@ -188,38 +172,20 @@ class Classifier:
         crops: Sequence[Box | None] | None = None,
         masks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
-        """Calibrated probabilities (N, n_classes) for raw grayscale images.
-
-        The model's own prediction: averaged over its test-time views when it
-        has them (:meth:`combine_views`). ``crops`` and ``masks`` override the
-        crop boxes and lung masks (default: :meth:`lung_frames`).
-        """
-        z = self.view_logits(grays, self.views, batch_size, crops, masks)
-        return self.combine_views(z)[0]
-
-    @property
-    def weights_sha256(self) -> str:
-        return str(self.meta.get("weights_sha256", ""))
+        """Calibrated probabilities (N, n_classes) of raw grayscale images: the model's own
+        prediction (:meth:`combine_views` over its views)."""
+        return self.combine_views(self.view_logits(grays, self.views, batch_size, crops, masks))[0]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Softmax over the last axis (float32)."""
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def average_views(view_logits: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities from the logits of each image's test-time views (:mod:`cxrlib.infer.views`).
-
-    Args:
-        view_logits: ``(..., V, K)`` logits; view 0 is the original.
-        temperature: Divides the logits (the mean and each view alike).
-
-    Returns:
-        ``(mean, per_view)``: the ``(..., K)`` softmax of the mean logits and the
-        ``(..., V, K)`` softmax of each view's logits.
-    """
+    """Softmax of the mean over views (axis -2) of ``view_logits / temperature``, and of
+    each view's."""
     z = np.asarray(view_logits, np.float64) / float(temperature)
     return softmax(z.mean(axis=-2)), softmax(z)
 
@@ -227,12 +193,8 @@ def average_views(view_logits: np.ndarray, temperature: float) -> tuple[np.ndarr
 def load_classifier(
     path: str | Path | None = None, segmenter: LungSegmenter | None = None
 ) -> Classifier:
-    """Loads a ``.keras`` classifier (default :func:`cxrlib.core.settings.model_path`) and
-    its JSON; raises :class:`ModelError`.
-
-    A model trained on lung-cropped inputs also needs a lung segmenter:
-    ``segmenter``, or by default :func:`cxrlib.infer.lungs.default_segmenter`.
-    """
+    """Loads a classifier (default :func:`cxrlib.core.settings.model_path`) and its JSON,
+    and a lung-crop model's segmenter; ModelError when missing, unreadable or tampered."""
     path = settings.model_path() if path is None else Path(path)
     if not path.exists():
         raise ModelError(f"no model at {path}; train one with `python -m cxrlib.train`")
@@ -246,5 +208,5 @@ def load_classifier(
         raise ModelError(f"{path} does not match the weights hash in {mp.name}")
     clf = Classifier(model, meta, segmenter=segmenter)
     if clf.preprocess.uses_lungs:
-        clf.lung_segmenter()  # fail now, not at the first image, when the segmenter is missing
+        clf.lung_segmenter()  # fail now, not at the first image
     return clf

@@ -1,67 +1,37 @@
-"""Heatmaps of one classifier by every registered method, behind one small facade.
-
-:class:`Explainer` binds each method of :data:`cxrlib.core.methods.REGISTRY` (one class
-per module in :mod:`cxrlib.infer.heatmaps`) to a classifier once, and runs every CAM
-method (:class:`~cxrlib.infer.heatmaps.base.CamMethod`) on one shared compiled pass
-(:meth:`Explainer.fast_cams`). tf-keras-vis is the reference implementation
-(:meth:`Explainer.reference`) and the engine for Score-CAM and SmoothGrad.
+"""Heatmaps of one classifier by every registered method (:mod:`cxrlib.infer.heatmaps`),
+behind one facade; tf-keras-vis is the reference (:meth:`Explainer.reference`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import keras
 import numpy as np
 
-from cxrlib.core.cache import LRUCache
 from cxrlib.core.methods import METHODS, check_method
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.heatmaps import method_class
-from cxrlib.infer.heatmaps.base import (
-    CamMethod,
-    CamPass,
-    ExplainedModel,
-    FastCams,
-    HeatmapMethod,
-)
-from cxrlib.infer.preprocess import Box
+from cxrlib.infer.heatmaps.base import CamMethod, CamPass, ExplainedModel, FastCams, HeatmapMethod
+from cxrlib.infer.preprocess import prepare
 
 
-class Explainer:
-    """Explains one classifier's predictions with every registered method; build once, reuse.
-
-    Thread-safe: the compiled passes run concurrently; tf-keras-vis calls (Score-CAM,
-    SmoothGrad, the reference path) are serialised by a lock.
-
-    Args:
-        classifier: The classifier to explain.
-        scorecam_max_n: ``max_N`` of Faster Score-CAM (channels kept).
-        smooth_samples: Noisy samples averaged by SmoothGrad.
-        smooth_noise: SmoothGrad noise, as a fraction of the input's range.
-        seed: Seed of SmoothGrad's noise (so the same input gives the same map).
-        options: Method key -> keyword arguments of its class (e.g. ``{"occlusion":
-            {"patch": 0.2}}``), over the ones above.
-    """
+class Explainer(ExplainedModel):
+    """Explains one classifier with every registered method, each bound once, the CAMs on
+    one shared compiled pass; thread-safe. ``smooth_samples`` and ``seed`` set SmoothGrad,
+    ``options`` (method key -> keyword arguments of its class) any method."""
 
     def __init__(
         self,
         classifier: Classifier,
-        scorecam_max_n: int = 10,
         smooth_samples: int = 20,
-        smooth_noise: float = 0.2,
         seed: int = 0,
         options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        self.classifier = classifier
-        self.context = ExplainedModel(classifier)
-        self.model: keras.Model = self.context.model
-        self.size = self.context.size
-        self.n_classes = self.context.n_classes
+        super().__init__(classifier)
         kwargs: dict[str, dict[str, Any]] = {
-            "scorecam": {"max_n": scorecam_max_n},
-            "smoothgrad": {"samples": smooth_samples, "noise": smooth_noise, "seed": seed},
+            "smoothgrad": {"samples": smooth_samples, "seed": seed}
         }
         for key, opts in (options or {}).items():
             kwargs.setdefault(check_method(key), {}).update(opts)
@@ -69,36 +39,22 @@ class Explainer:
         cams = {k: c for k, c in classes.items() if issubclass(c, CamMethod)}
         #: Methods computed by the compiled pass (tf-keras-vis is their reference).
         self.fast_methods: tuple[str, ...] = tuple(cams)
-        self._cams = CamPass(self.context, cams)
+        self._cams = CamPass(self, cams)
         self.methods: dict[str, HeatmapMethod] = {
-            key: cls(self.context, cams=self._cams)  # type: ignore[call-arg]
+            key: cls(self, cams=self._cams)  # type: ignore[call-arg]
             if key in cams
-            else cls(self.context, **kwargs.get(key, {}))
+            else cls(self, **kwargs.get(key, {}))
             for key, cls in classes.items()
         }
 
     def method(self, key: str) -> HeatmapMethod:
-        """The bound method of a registry key.
-
-        Raises:
-            ValueError: For an unknown key.
-        """
+        """The bound method of a registry key (ValueError for an unknown one)."""
         return self.methods[check_method(key)]
 
     def fast_cams(
         self, batch: np.ndarray, class_index: int | Sequence[int] | None = None
     ) -> FastCams:
-        """Logits and every CAM method's raw map in one compiled pass.
-
-        Args:
-            batch: Model inputs, (S, S), (N, S, S) or (N, S, S, 1), values 0..255.
-            class_index: Target class (one for all, or one per item); ``None``
-                explains each item's predicted class.
-
-        Returns:
-            :class:`~cxrlib.infer.heatmaps.base.FastCams` with un-normalised maps at
-            feature resolution.
-        """
+        """Logits and every CAM's raw map, one compiled pass (:class:`CamPass`)."""
         return self._cams(batch, class_index)
 
     def reference(
@@ -109,72 +65,35 @@ class Explainer:
         expand_cam: bool = False,
         normalize: bool = True,
     ) -> np.ndarray:
-        """The plain tf-keras-vis result of ``method`` for one model input
-        (:meth:`cxrlib.infer.heatmaps.base.HeatmapMethod.reference`)."""
+        """The plain tf-keras-vis map of one model input
+        (:meth:`~cxrlib.infer.heatmaps.base.HeatmapMethod.reference`)."""
         return self.method(method).reference(x, class_index, expand_cam, normalize)
 
     def raw(
         self, x: np.ndarray, method: str, class_index: int | None = None
     ) -> tuple[np.ndarray, int]:
-        """Un-normalised map of one model input and the class it explains.
-
-        CAMs come at feature resolution, the other methods at input resolution.
-        """
+        """Un-normalised map of one model input (CAMs at feature resolution, the others at
+        input resolution) and the class it explains."""
         return self.method(method).raw(x, class_index)
-
-    def to_image(
-        self, raw_map: np.ndarray, shape: tuple[int, ...], crop: Box | None = None
-    ) -> np.ndarray:
-        """Maps a model-space map onto an image of ``shape`` (made with ``crop``) and
-        normalises it to [0, 1]."""
-        return self.context.to_image(raw_map, shape, crop)
 
     def explain_with_class(
         self, gray: np.ndarray, method: str = "gradcam", class_index: int | None = None
     ) -> tuple[np.ndarray, int]:
-        """Like :meth:`explain`, also returning the class index explained."""
+        """:meth:`explain`, and the class index explained."""
         crop, lung = self.classifier.lung_frames([gray])[0]
-        raw, target = self.raw(self.classifier.prepare(gray, crop, lung), method, class_index)
+        x = prepare(gray, self.classifier.preprocess, crop, lung)
+        raw, target = self.raw(x, method, class_index)
         return self.to_image(raw, gray.shape, crop), target
 
     def explain(
         self, gray: np.ndarray, method: str = "gradcam", class_index: int | None = None
     ) -> np.ndarray:
-        """Heatmap of a grayscale image, at the image's own size.
-
-        Args:
-            gray: 2-D uint8 image (any size); prepared with the classifier's preprocessing.
-            method: A key of :data:`cxrlib.core.methods.METHODS`.
-            class_index: Class to explain; ``None`` = the predicted class.
-
-        Returns:
-            float32 map of ``gray.shape[:2]`` in [0, 1].
-        """
+        """Heatmap (float32 in [0, 1], image-sized) of a 2-D uint8 image for a method key
+        and a class (None: the predicted one)."""
         return self.explain_with_class(gray, method, class_index)[0]
 
 
-# ------------------------------------------------------------- module interface
-class _Held:
-    """An explainer with the model it explains (holding the model keeps its id unique).
-
-    Slots only: the cache counts it as a small entry, not the model's memory.
-    """
-
-    __slots__ = ("explainer", "model")
-
-    def __init__(self, model: Any, explainer: Explainer) -> None:
-        self.model = model
-        self.explainer = explainer
-
-
-#: Explainers of the last few models (an Explainer holds its model, so a
-#: weak-keyed cache could never drop an entry; a small LRU bounds the memory).
-_EXPLAINERS = LRUCache(max_items=4)
-
-
+@functools.cache
 def get_explainer(classifier: Classifier) -> Explainer:
-    """The cached :class:`Explainer` of a classifier (built once)."""
-    held: _Held = _EXPLAINERS.get_or_compute(
-        ("explainer", id(classifier)), lambda: _Held(classifier, Explainer(classifier))
-    )
-    return held.explainer
+    """The :class:`Explainer` of a classifier, built once."""
+    return Explainer(classifier)

@@ -1,19 +1,10 @@
-"""How much a heatmap is about the lungs, and whether it points at real evidence.
+"""How much a heatmap is about the lungs, the verdict the user reads, and whether a map
+points at real evidence.
 
-* :func:`lung_focus`: the share of the heatmap's mass inside a lung mask.
-* :func:`confidence_drops`: a deletion check for
-  ``evaluate --explain`` (the idea behind pytorch-grad-cam's confidence drop and
-  ROAD): blur out the hottest ``fraction`` of the model input (fill it with a
-  Gaussian-weighted mean of the pixels around it, which is how ROAD's
-  imputation hides a region) and see how much the target class's probability
-  falls, compared with blurring out an equally
-  large *random* area. A faithful map should cost the model more confidence
-  than the random area does (``score > 0``).
-
-The random areas are the hottest pixels of a random smooth field (uniform
-noise on a coarse grid, upsampled bilinearly), so they are blobs like a
-heatmap's hot area, not scattered pixels: blurring scattered single pixels
-barely changes an image and would make any heatmap look faithful.
+The lungs cover roughly 30-45 % of a frontal chest X-ray, so a map that ignores anatomy
+puts about that share inside them: ``>= 60 %`` is "good", ``40-60 %`` "caution", below it
+"warning" (a shortcut is likely). :func:`confidence_drops` is the deletion check of
+``evaluate --explain`` (pytorch-grad-cam's confidence drop, ROAD's imputation).
 """
 
 from __future__ import annotations
@@ -25,49 +16,73 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from cxrlib.infer.preprocess import Box, PreprocessConfig, lung_view, placement
+from cxrlib.core.formatting import pct
+from cxrlib.infer.preprocess import Box, PreprocessConfig, lung_view, placement, prepare
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.infer.classifier import Classifier
 
+FOCUS_GOOD = 0.60
+FOCUS_LOW = 0.40
+FOCUS_LEVELS: tuple[str, ...] = ("good", "caution", "warning", "unknown")
+
 
 def lung_focus(heatmap: np.ndarray, mask: np.ndarray) -> float:
-    """Share of the heatmap's mass that lies inside ``mask``, in [0, 1].
-
-    Negative and non-finite heatmap values count as 0. An all-zero heatmap has
-    no mass to place, and gives 0.0 (never NaN); callers that must tell "empty
-    map" from "all outside" check ``heatmap.max() > 0`` themselves.
-
-    Args:
-        heatmap: 2-D float map (any scale).
-        mask: Boolean (or 0/1) mask of the same shape.
-
-    Raises:
-        ValueError: If the shapes differ.
-    """
+    """Share of the heatmap's mass inside ``mask`` (same shape, else ValueError), in [0, 1];
+    negative and non-finite values count as 0, and an all-zero map gives 0.0."""
     hm = np.asarray(heatmap, dtype=np.float64)
     m = np.asarray(mask).astype(bool)
     if hm.shape != m.shape:
         raise ValueError(f"heatmap {hm.shape} and mask {m.shape} differ in shape")
     hm = np.where(np.isfinite(hm) & (hm > 0), hm, 0.0)
     total = hm.sum()
-    if not total > 0:
-        return 0.0
-    return float(min(1.0, max(0.0, hm[m].sum() / total)))
+    return float(min(1.0, max(0.0, hm[m].sum() / total))) if total > 0 else 0.0
+
+
+def focus_verdict(
+    focus: float | None,
+    lung_area: float | None,
+    heatmap_empty: bool = False,
+    view_share: float | None = None,
+) -> tuple[str, str]:
+    """``(level in FOCUS_LEVELS, sentence)`` for a lung focus and lung area (None without a
+    mask); ``view_share`` is, for a model that sees part of the image, the lungs' share of
+    that part (what a flat heatmap would score)."""
+    if focus is None or lung_area is None:
+        return "unknown", "Lung focus is not available: no lung segmentation was run."
+    if lung_area <= 0:
+        return (
+            "warning",
+            "No lungs were found in this image, so the heatmap cannot be checked against "
+            "them. Is this a frontal chest X-ray?",
+        )
+    if heatmap_empty:
+        return "unknown", "The heatmap is empty for this class, so there is nothing to check."
+    seen = f" and {pct(view_share)} of the region the model sees" if view_share is not None else ""
+    text = (
+        f"{pct(focus)} of the heatmap lies inside the lungs "
+        f"(which cover {pct(lung_area)} of the image{seen})."
+    )
+    if focus >= FOCUS_GOOD:
+        return "good", text
+    if focus >= FOCUS_LOW:
+        return (
+            "caution",
+            text + " Much of the model's attention is outside the lungs; look at the heatmap "
+            "before trusting the prediction.",
+        )
+    return (
+        "warning",
+        text + " Most of the model's attention is outside the lungs: it may rely on text, "
+        "markers, devices or borders instead of the lungs (a shortcut). Do not trust this "
+        "prediction.",
+    )
 
 
 def hot_region_ious(heatmaps: Sequence[np.ndarray], percent: float = 15.0) -> np.ndarray:
-    """Intersection over union of the hottest ``percent`` % regions of every pair of maps.
-
-    The regions are those the app's "hottest region only" view shows
-    (:func:`cxrlib.infer.overlay.hottest_mask`). Two maps without any hot pixel agree (1).
-
-    Returns:
-        (n, n) symmetric float array with ones on the diagonal.
-
-    Raises:
-        ValueError: fewer than two maps, or maps of different shapes.
-    """
+    """(n, n) table of the intersection over union of the hottest ``percent`` % regions
+    (:func:`cxrlib.infer.overlay.hottest_mask`) of every pair of two or more same-shaped
+    maps; two maps without a hot pixel agree (1)."""
     from cxrlib.infer.overlay import hottest_mask
 
     if len(heatmaps) < 2:
@@ -85,16 +100,17 @@ def hot_region_ious(heatmaps: Sequence[np.ndarray], percent: float = 15.0) -> np
     return out
 
 
+def mean_over_pairs(table: np.ndarray) -> float:
+    """The mean of a symmetric pair table (:func:`hot_region_ious`) above its diagonal."""
+    return float(table[np.triu_indices(len(table), k=1)].mean())
+
+
 def map_rank_correlation(
     a: np.ndarray, b: np.ndarray, box: Box | None = None, size: int = 64
 ) -> float:
-    """Spearman rank correlation of two heatmaps of one image, over the model's view.
-
-    Only ``box`` (the crop the model saw, if any) counts: outside it every map is 0 by
-    construction, which would make any two maps look alike. Both are area-averaged to
-    ``size`` x ``size`` first; tied values share their mean rank. NaN when either map
-    is flat there (a correlation is undefined).
-    """
+    """Spearman rank correlation of two heatmaps of one image inside ``box`` (the crop the
+    model saw: outside it every map is 0), both area-averaged to ``size`` squared first;
+    NaN when either map is flat there."""
     from scipy.stats import spearmanr
 
     if box is not None:
@@ -109,53 +125,12 @@ def map_rank_correlation(
     return float(spearmanr(small[0].ravel(), small[1].ravel()).statistic)
 
 
-def mean_over_pairs(table: np.ndarray) -> float:
-    """The mean of a symmetric pair table (:func:`hot_region_ious`) above its diagonal."""
-    return float(table[np.triu_indices(len(table), k=1)].mean())
-
-
-@dataclass(frozen=True)
-class ConfidenceDrop:
-    """Target-class probabilities before and after blurring parts of the input.
-
-    Attributes:
-        class_index: The class whose probability is measured.
-        p_original: Probability on the untouched model input.
-        p_hot: Probability with the hottest area blurred out.
-        p_random: Mean probability over the random areas blurred out.
-    """
-
-    class_index: int
-    p_original: float
-    p_hot: float
-    p_random: float
-
-    @property
-    def drop_hot(self) -> float:
-        """Confidence lost when the hottest area is blurred (can be negative)."""
-        return self.p_original - self.p_hot
-
-    @property
-    def drop_random(self) -> float:
-        """Confidence lost when a random area of the same size is blurred."""
-        return self.p_original - self.p_random
-
-    @property
-    def score(self) -> float:
-        """``drop_hot - drop_random``: > 0 means the map points at evidence."""
-        return self.drop_hot - self.drop_random
-
-
 def flat_map_focus(
     mask: np.ndarray, crop: Box | None = None, view: np.ndarray | None = None
 ) -> float:
-    """Lung focus of a flat heatmap over the model's field of view: the share of that view
-    inside the lungs (``mask``).
-
-    The view is the whole image, or the crop box ``(top, bottom, left, right)``, and
-    within it, for a lung-mask model, only ``view`` (:func:`cxrlib.infer.preprocess.lung_view`;
-    an empty one masks nothing, as in :func:`cxrlib.infer.preprocess.mask_outside_lungs`).
-    """
+    """Lung focus of a flat heatmap: the share of the model's view inside the lungs
+    (``mask``); the view is the image or the ``crop`` box, and in it, for a lung-mask
+    model, ``view`` (:func:`~cxrlib.infer.preprocess.lung_view`; empty masks nothing)."""
     m = np.asarray(mask, bool)
     v = None if view is None or not np.any(view) else np.asarray(view, bool)
     if crop is not None:
@@ -178,26 +153,40 @@ def model_view_focus(
     return flat_map_focus(mask, box, view)
 
 
+@dataclass(frozen=True)
+class ConfidenceDrop:
+    """Target-class probabilities: untouched, with the hottest area blurred out, and with
+    random areas of the same size blurred out (mean)."""
+
+    class_index: int
+    p_original: float
+    p_hot: float
+    p_random: float
+
+    @property
+    def drop_hot(self) -> float:
+        """Confidence lost when the hottest area is blurred (can be negative)."""
+        return self.p_original - self.p_hot
+
+    @property
+    def drop_random(self) -> float:
+        """Confidence lost when a random area of the same size is blurred."""
+        return self.p_original - self.p_random
+
+    @property
+    def score(self) -> float:
+        """``drop_hot - drop_random``: > 0 means the map points at evidence."""
+        return self.drop_hot - self.drop_random
+
+
 def heatmap_to_input(
     heatmap: np.ndarray, shape: tuple[int, int], config: PreprocessConfig, crop: Box | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Maps an image-space heatmap into model-input space (the inverse of
-    :func:`cxrlib.infer.preprocess.heatmap_to_image`).
-
-    Args:
-        heatmap: Map over the original image, of ``shape``.
-        shape: (height, width) of the original image.
-        config: The preprocessing that makes the model input.
-        crop: The crop box the model input is made with, if any.
-
-    Returns:
-        ``(map, valid)``: float32 (S, S) map and the boolean mask of input
-        pixels that show the image (not padding).
-    """
+    """Maps a heatmap over an image of ``shape`` into model-input space (the inverse of
+    :func:`~cxrlib.infer.preprocess.heatmap_to_image`): the float32 (S, S) map and the
+    boolean mask of input pixels that show the image (not padding)."""
     s = config.size
-    p = placement(shape, config, crop)
-    top, bottom, left, right = p.crop
-    by, bx, bh, bw = p.box
+    (top, bottom, left, right), (by, bx, bh, bw) = placement(shape, config, crop)
     patch = np.asarray(heatmap, dtype=np.float32)[top:bottom, left:right]
     interp = cv2.INTER_AREA if patch.shape[0] >= bh else cv2.INTER_LINEAR
     out = np.zeros((s, s), np.float32)
@@ -217,9 +206,8 @@ def _top_mask(values: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:
 
 
 def _fill(x: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
-    """Blurs out ``mask``: its pixels become a Gaussian-weighted mean of the pixels
-    *around* it (normalised convolution), so nothing of the hidden area leaks
-    back in, unlike a plain blur that keeps a blurred copy of it."""
+    """Blurs out ``mask`` with a Gaussian-weighted mean of the pixels around it (normalised
+    convolution), so nothing of the hidden area leaks back in."""
     keep = (~mask).astype(np.float32)
     xf = x.astype(np.float32)
     num = cv2.GaussianBlur(xf * keep, (0, 0), sigma)
@@ -240,7 +228,8 @@ def _variants(
     n_random: int,
     sigma: float,
 ) -> np.ndarray:
-    """Stack [original, hot area blurred out, random areas blurred out x n_random]."""
+    """[original, hot area blurred out, n_random random areas blurred out]; the random
+    areas are the top of a smooth random field, blobs like a heatmap's hot area."""
     s = x.shape[0]
     k = max(1, int(round(fraction * valid.sum())))
     out = [x, _fill(x, _top_mask(hm, valid, k), sigma)]
@@ -264,21 +253,9 @@ def confidence_drops(
     n_random: int = 3,
     batch_size: int = 64,
 ) -> list[ConfidenceDrop]:
-    """Confidence drops for many images, all variants in few batched model calls.
-
-    Args:
-        classifier: The classifier (its calibrated probabilities are used).
-        grays: 2-D uint8 images.
-        heatmaps: One map per image, at the image's size or at the model input's (S, S).
-        class_indices: The class each map explains.
-        fraction: Share of the image's input pixels blurred out (0 < fraction < 1).
-        rng: Random generator for the random areas (default: seeded 0).
-        n_random: Random areas averaged per image.
-        batch_size: Inputs per model call.
-
-    Returns:
-        One :class:`ConfidenceDrop` per image.
-    """
+    """One :class:`ConfidenceDrop` per image and heatmap (at the image's size or the model
+    input's) of the class it explains, with ``fraction`` (0..1) of the input blurred out;
+    all variants go through the classifier's calibrated probabilities in few batches."""
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     if not len(grays) == len(heatmaps) == len(class_indices):
@@ -286,12 +263,11 @@ def confidence_drops(
     rng = np.random.default_rng(0) if rng is None else rng
     cfg = classifier.preprocess
     s = cfg.size
-    sigma = max(1.0, s / 16)
     per = 2 + n_random
     stacks = []
     for gray, heatmap in zip(grays, heatmaps):
         crop, lung = classifier.lung_frames([gray])[0]
-        x = classifier.prepare(gray, crop, lung)
+        x = prepare(gray, cfg, crop, lung)
         hm = np.asarray(heatmap, dtype=np.float32)
         if hm.shape == gray.shape[:2]:
             hm, valid = heatmap_to_input(hm, gray.shape[:2], cfg, crop)
@@ -299,7 +275,9 @@ def confidence_drops(
             valid = np.ones((s, s), bool)
         else:
             raise ValueError(f"heatmap {hm.shape} fits neither the image {gray.shape} nor {s}x{s}")
-        stacks.append(_variants(x, np.nan_to_num(hm), valid, fraction, rng, n_random, sigma))
+        stacks.append(
+            _variants(x, np.nan_to_num(hm), valid, fraction, rng, n_random, max(1.0, s / 16))
+        )
     if not stacks:
         return []
     batch = np.concatenate(stacks)

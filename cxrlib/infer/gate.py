@@ -1,9 +1,6 @@
-"""Out-of-distribution gate: "is this a frontal chest X-ray?".
-
-The app calls :func:`assess` before classifying; when ``is_cxr`` is False it shows
-``reason`` and no class probabilities. A Gaussian over image features
-(:mod:`cxrlib.infer.gate_features`) gives the score; rules give the reason. How it is
-built, its rules and its scope: docs/input-gate.md. Fitting: :mod:`cxrlib.train.gate`.
+"""The input gate: "is this a frontal chest X-ray?". A Gaussian over image features
+(:mod:`cxrlib.infer.gate_features`) gives the score, rules give the reason
+(docs/input-gate.md); :mod:`cxrlib.train.gate` fits it.
 """
 
 from __future__ import annotations
@@ -45,16 +42,9 @@ REASONS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class OODResult:
-    """The gate's verdict on one image.
-
-    Attributes:
-        is_cxr: True when the image looks like a frontal chest X-ray.
-        score: Distance from the chest X-rays the gate was fitted on, in units of
-            the acceptance threshold (``<= 1`` passes the density check). A rule
-            (colour, blank, orientation) can reject an image whose score is below 1.
-        reason: One clinician-readable sentence.
-        kind: Machine-readable reason: one of the keys of :data:`REASONS`.
-    """
+    """The gate's verdict on one image: the distance from the fitted X-rays in units of the
+    acceptance threshold (``<= 1`` passes, though a rule can still reject), one readable
+    sentence, and its key in :data:`REASONS`."""
 
     is_cxr: bool
     score: float
@@ -62,24 +52,12 @@ class OODResult:
     kind: str = "cxr"
 
 
-# --------------------------------------------------------------------------- the gate
-
-
 @dataclass
 class OODGate:
-    """A fitted gate: PCA bases, the Gaussian over features, the orientation model.
-
-    Attributes:
-        thumb_mean, thumb_basis, thumb_scale: PCA of the standardised thumbnail.
-        hog_mean, hog_basis, hog_scale: PCA of the gradient-orientation layout.
-        feat_mean, feat_prec: Mean and inverse covariance of the feature vector.
-        orient_coef, orient_intercept: Multinomial logistic regression over
-            (thumbnail, gradient layout) for the classes :data:`cxrlib.infer.gate_features.ORIENTATIONS`.
-        threshold: Mahalanobis distance that maps to score 1.
-        orient_min: An image that passes the score is still rejected as
-            rotated/inverted when its probability of being upright is below this.
-        meta: What it was fitted on, when, and how (saved as JSON).
-    """
+    """A fitted gate: the PCA of the thumbnail and of the gradient layout, the mean and
+    inverse covariance of the features, a logistic regression over the orientations
+    (:data:`~cxrlib.infer.gate_features.ORIENTATIONS`), the distance that scores 1, the
+    least probability of being upright that passes, and how it was fitted (``meta``)."""
 
     thumb_mean: np.ndarray
     thumb_basis: np.ndarray
@@ -95,8 +73,6 @@ class OODGate:
     orient_min: float
     meta: dict[str, Any]
 
-    # -- features and scores
-
     def feature_vector(self, thumb: np.ndarray, hog: np.ndarray, stats: np.ndarray) -> np.ndarray:
         """The feature vector(s) from thumbnails, gradient layouts and statistics."""
         return np.concatenate(
@@ -108,27 +84,19 @@ class OODGate:
             axis=-1,
         ).astype(np.float64)
 
-    def features(self, sq: np.ndarray) -> np.ndarray:
-        """Feature vector of a 128 x 128 square (see :func:`cxrlib.infer.gate_features.square`)."""
-        return self.feature_vector(gf.thumb(sq), gf.hog(sq), gf.stats(sq))
-
     def distance(self, feats: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of each feature vector from the fitted X-rays."""
         d = np.atleast_2d(feats) - self.feat_mean
         m2 = np.einsum("ij,jk,ik->i", d, self.feat_prec, d)
         return np.sqrt(np.maximum(m2, 0.0))
 
-    def _to_score(self, distance: float) -> float:
-        s = float(distance) / self.threshold
+    def _score(self, thumb: np.ndarray, hog: np.ndarray, sq: np.ndarray) -> float:
+        s = float(self.distance(self.feature_vector(thumb, hog, gf.stats(sq)))[0]) / self.threshold
         return s if np.isfinite(s) else float(np.finfo(np.float32).max)
 
     def score_square(self, sq: np.ndarray) -> float:
-        """Score (distance / threshold) of a 128 x 128 square."""
-        return self._to_score(self.distance(self.features(sq))[0])
-
-    def score(self, gray: np.ndarray) -> float:
-        """Score of a grayscale image: ``<= 1`` looks like the training X-rays."""
-        return self.score_square(gf.square(gray))
+        """Distance / threshold of a :func:`~cxrlib.infer.gate_features.square`."""
+        return self._score(gf.thumb(sq), gf.hog(sq), sq)
 
     def orientation_probs(self, thumb: np.ndarray, hog: np.ndarray) -> np.ndarray:
         """Probabilities of the orientations, from thumbnails and gradient layouts."""
@@ -137,23 +105,13 @@ class OODGate:
         e = np.exp(logits)
         return e / e.sum(axis=-1, keepdims=True)
 
-    # -- verdict
-
     def assess(self, gray: np.ndarray, colourfulness: float | None = None) -> OODResult:
-        """Is ``gray`` a frontal chest X-ray? See the module docstring for the rules.
-
-        Args:
-            gray: 2-D uint8 image (as decoded by :mod:`cxrlib.io`).
-            colourfulness: Mean chroma 0..1 of the upload before grey
-                conversion (``decode_image(...).meta["colourfulness"]``), or None.
-
-        Returns:
-            :class:`OODResult`.
-        """
+        """Is ``gray`` (2-D uint8) a frontal chest X-ray? ``colourfulness`` is the upload's
+        mean chroma 0..1 before grey conversion (``decode_image(...).meta``), or None."""
         gray = gf.checked_gray(gray)
         sq = gf.square(gray)
         thumb, hog = gf.thumb(sq), gf.hog(sq)
-        s = self._to_score(self.distance(self.feature_vector(thumb, hog, gf.stats(sq)))[0])
+        s = self._score(thumb, hog, sq)
 
         def reject(kind: str) -> OODResult:
             return OODResult(False, s, REASONS[kind], kind)
@@ -183,13 +141,8 @@ class OODGate:
 
 
 def load_gate(path: str | os.PathLike[str] | None = None) -> OODGate:
-    """Loads a gate saved by :meth:`OODGate.save` (default
-    :func:`cxrlib.core.settings.gate_path`).
-
-    Raises:
-        FileNotFoundError: ``path`` is missing.
-        ValueError: the file is not a gate of this format.
-    """
+    """Loads a fitted gate (default :func:`cxrlib.core.settings.gate_path`);
+    FileNotFoundError when missing, ValueError when not a gate of this format."""
     path = settings.gate_path() if path is None else Path(path)
     if not path.exists():
         raise FileNotFoundError(
@@ -226,17 +179,5 @@ def default_gate() -> OODGate:
 
 
 def assess(gray: np.ndarray, colourfulness: float | None = None) -> OODResult:
-    """Is this a frontal chest X-ray? Uses the cached default gate.
-
-    Args:
-        gray: 2-D uint8 image.
-        colourfulness: Mean chroma 0..1 from :func:`cxrlib.io.decode.decode_image`, or None.
-
-    Returns:
-        :class:`OODResult` (``reason`` is a sentence to show when ``is_cxr`` is False).
-
-    Raises:
-        FileNotFoundError: the committed gate file is missing.
-        ValueError: ``gray`` is not a non-empty 2-D uint8 array.
-    """
+    """:meth:`OODGate.assess` by the :func:`default_gate` (FileNotFoundError without one)."""
     return default_gate().assess(gray, colourfulness)

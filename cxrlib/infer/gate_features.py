@@ -1,11 +1,5 @@
-"""The input gate's image features: numpy and OpenCV only, a few ms per image.
-
-An image is squashed to a 128 x 128 square (:func:`square`) and described by a
-standardised 32 x 32 thumbnail (:func:`thumb`), a gradient-orientation layout
-(:func:`hog`) and a few robust statistics (:func:`stats`); the fitted gate
-(:mod:`cxrlib.infer.gate`) projects the first two on their principal components
-(:func:`project`). :func:`looks_like_text` and :func:`high_freq` name the reason
-for a rejection.
+"""The input gate's image features (numpy and OpenCV): a square's thumbnail, gradient
+layout and statistics, and the tests that name a rejection (text, noise).
 """
 
 from __future__ import annotations
@@ -80,17 +74,15 @@ def stats(sq: np.ndarray) -> np.ndarray:
     """The :data:`N_STATS` robust statistics of a square (grey levels, texture, symmetry)."""
     f = sq.astype(np.float32)
     std = float(f.std())
-    lap = cv2.Laplacian(f, cv2.CV_32F)
     gm = np.hypot(cv2.Sobel(f, cv2.CV_32F, 1, 0), cv2.Sobel(f, cv2.CV_32F, 0, 1))
     hist = np.bincount((sq >> 2).ravel(), minlength=64) / sq.size
     p = hist[hist > 0]
-    t = cv2.resize(sq, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
-    tz = (t - t.mean()) / max(float(t.std()), 1.0)
+    tz = thumb(sq).reshape(THUMB, THUMB)
     return np.array(
         [
             f.mean() / 255.0,
             np.log(std + 1.0),
-            np.log(float(np.abs(lap).mean()) / (std + 1.0) + 1e-3),
+            np.log(high_freq(sq) + 1e-3),
             np.log(float(np.median(gm)) / (std + 1.0) + 1e-3),
             float(-(p * np.log(p)).sum()),
             float(hist.max()),
@@ -120,9 +112,7 @@ def looks_like_text(gray: np.ndarray) -> bool:
     h, w = gray.shape
     scale = 384.0 / max(h, w)
     if scale < 1.0:
-        # Bilinear, not area averaging: averaging greys small print into solid bands
-        # (a 1000 x 800 page of 12 px text then reads as noise, tests/infer/test_ood.py),
-        # while the sharper bilinear sample keeps the glyphs apart.
+        # Bilinear, not area averaging: averaging greys small print into solid bands.
         gray = cv2.resize(
             gray,
             (max(1, round(w * scale)), max(1, round(h * scale))),

@@ -1,15 +1,15 @@
-"""Drawing heatmaps over X-rays: pure functions, OpenCV only, a few ms at 1024 px.
-
-Rendering is kept apart from computing the heatmap, so the app can change the
-opacity, colour map or hottest-area view without running the model again.
-"""
+"""Drawing heatmaps over X-rays: pure OpenCV functions, apart from computing the heatmap,
+so the app can change the opacity, colour map or hottest-area view without the model."""
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import cv2
 import numpy as np
+
+from cxrlib.infer.preprocess import check_gray
 
 #: Colour maps offered by the app (OpenCV's built-in maps).
 COLORMAPS: dict[str, int] = {
@@ -26,38 +26,19 @@ LUNG_COLOR: tuple[int, int, int] = (255, 255, 255)
 HOTTEST_COLOR: tuple[int, int, int] = (255, 0, 255)
 FRAME_COLOR: tuple[int, int, int] = (0, 255, 255)
 
-_LUTS: dict[str, np.ndarray] = {}
 
-
+@functools.cache
 def _lut(colormap: str) -> np.ndarray:
     """RGB lookup table (256, 1, 3) of a colour map, built once."""
     if colormap not in COLORMAPS:
         raise ValueError(f"unknown colormap {colormap!r}; choose one of {tuple(COLORMAPS)}")
-    lut = _LUTS.get(colormap)
-    if lut is None:
-        ramp = np.arange(256, dtype=np.uint8).reshape(256, 1)
-        bgr = cv2.applyColorMap(ramp, COLORMAPS[colormap])
-        lut = np.ascontiguousarray(bgr[..., ::-1]).reshape(256, 1, 3)
-        _LUTS[colormap] = lut
-    return lut
-
-
-def _as_gray(gray: np.ndarray) -> np.ndarray:
-    g = np.asarray(gray)
-    if g.ndim == 3 and g.shape[-1] == 1:
-        g = g[..., 0]
-    if g.ndim != 2 or g.dtype != np.uint8:
-        raise ValueError(f"expected a 2-D uint8 image, got {g.shape} {g.dtype}")
-    return np.ascontiguousarray(g)
+    bgr = cv2.applyColorMap(np.arange(256, dtype=np.uint8).reshape(256, 1), COLORMAPS[colormap])
+    return np.ascontiguousarray(bgr[..., ::-1]).reshape(256, 1, 3)
 
 
 def _map_u8(heatmap: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """A [0, 1] map as uint8 0..255 (resized bilinearly to ``shape`` if needed).
-
-    Values above 1 saturate, negatives and NaN become 0, +inf 255. Written to
-    allocate as little as possible: at 1024 px, fresh multi-megabyte buffers
-    (page faults) cost more than the arithmetic.
-    """
+    """A [0, 1] map as uint8 0..255 (resized bilinearly to ``shape`` if needed): above 1
+    saturates, negatives and NaN give 0, +inf 255; few fresh buffers (page faults cost)."""
     hm: np.ndarray = np.asarray(heatmap, dtype=np.float32)
     if hm.ndim != 2:
         raise ValueError(f"heatmap must be 2-D, got {hm.shape}")
@@ -87,12 +68,8 @@ def _hottest_u8(u8: np.ndarray, percent: float) -> np.ndarray:
 
 
 def hottest_mask(heatmap: np.ndarray, percent: float) -> np.ndarray:
-    """Boolean mask of about the hottest ``percent`` % of pixels of a [0, 1] map.
-
-    The threshold is taken on the map quantised to 256 levels (a histogram, not
-    a sort), at the level whose share of pixels is closest
-    to ``percent``; ties at a level stay together and zero pixels are never hot.
-    """
+    """Boolean mask of about the hottest ``percent`` % of pixels of a [0, 1] map: the
+    quantised level whose share is closest (ties stay together, zero is never hot)."""
     return _hottest_u8(_map_u8(heatmap), percent)
 
 
@@ -118,29 +95,19 @@ def overlay(
     frame: tuple[int, int, int, int] | None = None,
     frame_color: tuple[int, int, int] = FRAME_COLOR,
 ) -> np.ndarray:
-    """Blends a heatmap over a grayscale X-ray.
+    """Blends a [0, 1] heatmap (resized to the image) over a 2-D uint8 X-ray: RGB uint8,
+    exactly the gray image at ``opacity`` 0 without outlines.
 
     Args:
-        gray: 2-D uint8 image.
-        heatmap: Map in [0, 1] (resized to the image if its size differs).
         opacity: Weight of the coloured map, 0 (image only) to 1 (map only).
         colormap: A key of :data:`COLORMAPS`.
-        hottest_percent: Show only the hottest ``k`` % of pixels: ``"fill"``
-            colours just that area (the rest stays gray); ``"contour"`` blends
-            the whole map and outlines that area.
-        hottest_style: ``"fill"`` or ``"contour"``.
-        lung_mask: Optional lung mask; its outline is drawn as a thin line.
-        lung_color: RGB colour of the lung outline.
-        hottest_color: RGB colour of the hottest-area outline.
-        frame: Optional ``(top, bottom, left, right)`` box (the part of the
-            image a lung-crop model saw), drawn as a rectangle.
-        frame_color: RGB colour of that rectangle.
-
-    Returns:
-        RGB uint8 (H, W, 3). With ``opacity == 0`` and no outlines, exactly the
-        gray image repeated in three channels.
+        hottest_percent: Show only the hottest ``k`` % of pixels: ``"fill"`` colours just
+            that area; ``"contour"`` blends the whole map and outlines that area.
+        lung_mask: A lung mask whose outline is drawn as a thin line.
+        frame: A ``(top, bottom, left, right)`` box (the part of the image a lung-crop
+            model saw), drawn as a rectangle.
     """
-    g = _as_gray(gray)
+    g = np.ascontiguousarray(check_gray(np.asarray(gray)))
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
     if hottest_style not in ("fill", "contour"):

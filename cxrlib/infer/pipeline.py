@@ -1,37 +1,12 @@
-"""One image, straight through: bytes -> decoded -> input gate -> lung mask -> diagnosis.
+"""One image, straight through: bytes -> decoded -> input gate -> diagnosis.
 
-:func:`analyse` runs the whole line on uploaded bytes; its steps are also
-public, for a caller that shows each one as it comes (the Diagnose page):
-
-1. :func:`decode`: the bytes as a 2-D uint8 image at most :data:`DISPLAY_MAX_SIDE`
-   per side (:mod:`cxrlib.io`), or the reason it was refused.
-2. :func:`check_input`: the input gate's verdict (is this a frontal chest X-ray?).
-3. :func:`diagnose_image`: lung mask, the classifier over the image and its
-   test-time views, the heatmap of one class and its lung focus
-   (:func:`cxrlib.infer.diagnose.diagnose`).
-
-Who computes steps 2 and 3 is chosen once, when the :class:`Models` are made: the
-models in this process, or a model server (``Models.remote``, sent the upload's bytes).
-
-Caching: given a :class:`cxrlib.core.cache.LRUCache`, each step keeps its result
-under a key that starts with what it is, then the image hash, the identity of
-the model that made it and the settings that changed it:
-
-    * ``("decoded", image)``
-    * ``("gate", image, gate)``
-    * ``("diagnosis", image, model, segmenter, method, class)``
-    * ``("predicted", image, model)``: the predicted class, so that asking for it
-      by index reuses the entry of ``class=None``;
-    * ``("remote", image, server, method, class)``: a model server's (gate, diagnosis).
-
-The lung mask is not kept here: the segmenter keeps each image's segmentation
-(:class:`cxrlib.infer.lungs.LungSegmenter`, the one cache of masks), so another method
-or class of one image segments nothing.
-
-Only a computed diagnosis counts in :data:`cxrlib.core.counters.COUNTERS`
-``["heatmaps"]`` (and a decode in ``["decodes"]``): a cached answer counts nothing.
-Nothing here imports TensorFlow at import time (the app's first page must not
-wait for it); the models arrive already loaded in a :class:`Models`.
+:func:`analyse` runs the whole line; its steps are public for a page that shows each as
+it comes: :func:`decode`, :func:`check_input` and :func:`diagnose_image`, the one way to a
+:class:`Diagnosis`, by a model server (``Models.remote``) or by :func:`diagnose`, which
+runs the stages in order on the models here. Given a :class:`cxrlib.core.cache.LRUCache`,
+each step keeps its result under a key of what it is, the image hash, the identity of the
+model that made it and the settings that changed it; lung masks are kept by the segmenter.
+Nothing here imports TensorFlow at import time (the app's first page must not wait for it).
 """
 
 from __future__ import annotations
@@ -49,13 +24,16 @@ from cxrlib.core.cache import LRUCache
 from cxrlib.core.counters import count
 from cxrlib.core.errors import ImageError, ModelServerError
 from cxrlib.core.hashing import sha256_bytes
+from cxrlib.core.methods import check_method
 from cxrlib.core.timings import timed
+from cxrlib.infer.focus import focus_verdict, lung_focus, model_view_focus
+from cxrlib.infer.preprocess import to_geometry
+from cxrlib.infer.views import DEFAULT_VIEWS, view_batch
 from cxrlib.io.decode import decode_image
 from cxrlib.io.header_checks import header_concerns
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.infer.classifier import Classifier
-    from cxrlib.infer.diagnosis import Diagnosis
     from cxrlib.infer.explain import Explainer
     from cxrlib.infer.lungs import LungSegmenter
 
@@ -79,22 +57,56 @@ class ModelServer(Protocol):
         ...
 
 
-@dataclass
-class Models:
-    """The loaded models of the pipeline; any of them may be missing (None).
+@dataclass(frozen=True, eq=False)
+class Diagnosis:
+    """Everything the app shows about one image (rendering excluded): a picklable record,
+    the same for the same image, model, method and class.
 
     Attributes:
-        classifier: The classifier.
-        explainer: Its explainer (heatmaps).
-        segmenter: The lung segmenter.
-        gate: The input gate ``f(gray, colourfulness=None) -> verdict``.
-        model_path: Where the classifier was loaded from.
-        segmenter_path: Where the segmenter was loaded from.
-        gate_path: Where the gate was loaded from.
-        remote: A model server that computes the gate's verdict and the diagnosis
-            instead of the models here.
-        errors: Component name -> plain message of why it is missing.
+        probabilities: (K,) calibrated probabilities: the model's prediction (averaged over
+            the test-time views when the model has them, see ``averaged``).
+        uncertainty: (K, 2) lowest and highest probability of each class over the views.
+        view_probabilities: (V, K) probabilities of every view (row 0 is the original).
+        target_index: The class the heatmap (float32 in [0, 1], image-sized) explains.
+        lung_mask: Boolean lung mask at the image's size, or None without a segmenter.
+        lung_focus: Share of the heatmap inside the lungs, or None without a mask.
+        lung_area: Share of the image the lungs cover, or None.
+        focus_level: One of :data:`cxrlib.infer.focus.FOCUS_LEVELS`.
+        model_crop: ``(top, bottom, left, right)`` of the part of the image the model saw
+            (a lung-crop model's lung box), or None for the whole image.
     """
+
+    class_names: tuple[str, ...]
+    probabilities: np.ndarray
+    predicted_index: int
+    predicted_name: str
+    uncertainty: np.ndarray
+    view_probabilities: np.ndarray
+    view_names: tuple[str, ...]
+    target_index: int
+    target_name: str
+    method: str
+    heatmap: np.ndarray
+    lung_mask: np.ndarray | None
+    lung_focus: float | None
+    lung_area: float | None
+    focus_level: str
+    focus_verdict: str
+    model_crop: tuple[int, int, int, int] | None = None
+    averaged: bool = False
+
+    @property
+    def confidence(self) -> float:
+        """Calibrated probability of the predicted class."""
+        return float(self.probabilities[self.predicted_index])
+
+
+@dataclass
+class Models:
+    """The loaded models of the pipeline (any may be None), where they were loaded from,
+    and why any is missing (``errors``: component -> plain message). ``gate`` is
+    ``f(gray, colourfulness=None) -> verdict``; ``remote``, a model server that computes
+    the gate's verdict and the diagnosis instead of the models here."""
 
     classifier: Classifier | None = None
     explainer: Explainer | None = None
@@ -109,14 +121,13 @@ class Models:
     @property
     def model_id(self) -> str:
         """The classifier's identity in cache keys: its weights hash (else its path) and a
-        digest of what its JSON adds (preprocessing, temperatures, classes, test-time
-        views), since the same weights fed another way are another model."""
+        digest of what its JSON adds, since the same weights fed another way differ."""
         clf = self.classifier
         if clf is None:
             return ""
         views = [[v.name for v in clf.views], clf.view_temperature] if clf.views else []
         recipe = json.dumps(
-            [clf.preprocess.to_dict(), clf.temperature, list(clf.class_names), *views],
+            [clf.preprocess.model_dump(), clf.temperature, list(clf.class_names), *views],
             sort_keys=True,
         )
         return f"{clf.weights_sha256 or self.model_path}:{sha256_bytes(recipe.encode())[:12]}"
@@ -134,17 +145,10 @@ class Models:
 
 @dataclass
 class Decoded:
-    """A decoded upload, or why it was refused.
-
-    Attributes:
-        sha256: Digest of the uploaded bytes.
-        pixels: The image that is analysed and shown (at most
-            :data:`DISPLAY_MAX_SIDE` pixels per side), or None when refused.
-        format: File format found in the bytes ("PNG", "DICOM", ...).
-        notices: Plain sentences about the decoding (and any downscaling).
-        meta: Safe technical fields only (see :class:`cxrlib.io.decoded.DecodedImage`).
-        error: The :class:`~cxrlib.core.errors.ImageError` message, or "".
-    """
+    """A decoded upload: its digest, the pixels analysed and shown (at most
+    :data:`DISPLAY_MAX_SIDE` per side, None when refused), the file format, plain notices,
+    safe technical fields (:class:`cxrlib.io.decoded.DecodedImage`), and the
+    :class:`~cxrlib.core.errors.ImageError` message of a refusal."""
 
     sha256: str
     pixels: np.ndarray | None = None
@@ -199,40 +203,32 @@ def fit_display(gray: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarra
     return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
 
 
-def _decode(data: bytes, filename: str, sha: str) -> Decoded:
-    count("decodes")
-    try:
-        with timed("decode"):
-            image = decode_image(data, filename)
-    except ImageError as exc:
-        return Decoded(sha, error=str(exc))
-    pixels = fit_display(image.pixels)
-    notices = list(image.notices)
-    if pixels is not image.pixels:
-        h, w = image.pixels.shape
-        notices.append(
-            f"Large image ({w:,} x {h:,} px): analysed and shown at "
-            f"{pixels.shape[1]:,} x {pixels.shape[0]:,} px"
-        )
-    # Only the display-size pixels are kept (the full-size array is dropped here).
-    return Decoded(sha, pixels=pixels, format=image.format, notices=notices, meta=dict(image.meta))
-
-
 def decode(
     data: bytes, filename: str = "", sha256: str | None = None, cache: LRUCache | None = None
 ) -> Decoded:
-    """Decodes uploaded bytes in memory; an unreadable file gives ``error``, never raises.
-
-    Args:
-        data: The uploaded bytes.
-        filename: Their name (a hint only: the bytes decide the format).
-        sha256: Their digest, when the caller has it already.
-        cache: Keeps the result under ``("decoded", sha256)``.
-    """
+    """Decodes uploaded bytes in memory (``filename`` is a hint only; ``sha256`` their
+    digest, if known); an unreadable file gives ``error``, never raises."""
     sha = sha256 or sha256_bytes(data)
-    if cache is None:
-        return _decode(data, filename, sha)
-    return cache.get_or_compute(("decoded", sha), lambda: _decode(data, filename, sha))
+
+    def compute() -> Decoded:
+        count("decodes")
+        try:
+            with timed("decode"):
+                image = decode_image(data, filename)
+        except ImageError as exc:
+            return Decoded(sha, error=str(exc))
+        pixels = fit_display(image.pixels)  # only the display-size pixels are kept
+        notices = list(image.notices)
+        if pixels is not image.pixels:
+            h, w = image.pixels.shape
+            notices.append(
+                f"Large image ({w:,} x {h:,} px): analysed and shown at "
+                f"{pixels.shape[1]:,} x {pixels.shape[0]:,} px"
+            )
+        meta = dict(image.meta)
+        return Decoded(sha, pixels=pixels, format=image.format, notices=notices, meta=meta)
+
+    return compute() if cache is None else cache.get_or_compute(("decoded", sha), compute)
 
 
 def _served(
@@ -270,13 +266,8 @@ def check_input(
     method: str = "gradcam",
 ) -> GateVerdict | None:
     """The input gate's verdict on a decoded upload, or None without a gate (or pixels).
-
-    With a model server, ``data`` (the bytes ``decoded`` came from) is sent there and the
-    verdict comes with the server's diagnosis for ``method`` (one request).
-
-    Raises:
-        ModelServerError: The model server is down or failed.
-    """
+    A model server is sent ``data`` (the upload's bytes) and answers with its diagnosis for
+    ``method`` in the same request (ModelServerError when it is down or failed)."""
     gate, pixels = models.gate, decoded.pixels
     if pixels is None:
         return None
@@ -295,6 +286,87 @@ def check_input(
     return cache.get_or_compute(("gate", decoded.sha256, models.gate_id), compute)
 
 
+def diagnose(
+    classifier: Classifier,
+    gray: np.ndarray,
+    explainer: Explainer | None = None,
+    segmenter: LungSegmenter | None = None,
+    method: str = "gradcam",
+    class_index: int | None = None,
+) -> Diagnosis:
+    """The stages in order on one 2-D uint8 image, each handed what the earlier ones found:
+    lungs, test-time views and classifier with the heatmap (one pass), focus, verdict.
+
+    Args:
+        explainer: The classifier's explainer (None: :func:`~cxrlib.infer.explain.get_explainer`).
+        segmenter: The lung segmenter of the lung focus, or None.
+        method: A key of :data:`cxrlib.core.methods.METHODS`.
+        class_index: Class to explain; None = the predicted class.
+
+    The probability ranges come from the model's test-time views, else
+    :data:`~cxrlib.infer.views.DEFAULT_VIEWS`, batched with the original.
+    """
+    check_method(method)
+    if explainer is None:
+        from cxrlib.infer.explain import get_explainer  # imports TensorFlow
+
+        explainer = get_explainer(classifier)
+    if explainer.classifier is not classifier:
+        raise ValueError("the explainer belongs to a different classifier")
+    names = classifier.class_names
+    if class_index is not None and not 0 <= int(class_index) < len(names):
+        raise ValueError(f"class_index {class_index} out of range 0..{len(names) - 1}")
+    views = classifier.views or DEFAULT_VIEWS
+    cfg = classifier.preprocess
+    with timed("segment"):
+        crop, lung_mask = classifier.lung_frames([gray])[0]
+        mask = None if segmenter is None else np.asarray(segmenter.segment(gray)).astype(bool)
+    with timed("views"):
+        batch = view_batch(to_geometry(gray, cfg, crop, lung_mask), cfg, views)
+        if method in explainer.fast_methods:  # the views' logits and the CAM: one pass
+            res = explainer.fast_cams(batch, class_index)
+            raw, target = res.cam(method)[0], int(res.targets[0])
+            probs, probs_all = classifier.combine_views(res.logits)
+            predicted = int(np.argmax(probs))
+            if class_index is None and target != predicted:
+                # The views' average can disagree with the original: explain what is shown.
+                res = explainer.fast_cams(batch[:1], predicted)
+                raw, target = res.cam(method)[0], predicted
+        else:
+            probs, probs_all = classifier.combine_views(classifier.logits(batch))
+            predicted = int(np.argmax(probs))
+            target = predicted if class_index is None else int(class_index)
+            raw, _ = explainer.raw(batch[0], method, target)
+    with timed("heatmap"):
+        heatmap = explainer.to_image(raw, gray.shape, crop)
+        focus = area = share = None
+        if mask is not None:
+            area, focus = float(mask.mean()), lung_focus(heatmap, mask)
+            if crop is not None or lung_mask is not None:
+                share = model_view_focus(mask, (crop, lung_mask), cfg.mask_dilation)
+        level, verdict = focus_verdict(focus, area, not heatmap.max() > 0, share)
+    return Diagnosis(
+        class_names=tuple(names),
+        probabilities=probs,
+        predicted_index=predicted,
+        predicted_name=names[predicted],
+        uncertainty=np.stack([probs_all.min(axis=0), probs_all.max(axis=0)], axis=1),
+        view_probabilities=probs_all,
+        view_names=("original",) + tuple(v.name for v in views),
+        target_index=target,
+        target_name=names[target],
+        method=method,
+        heatmap=heatmap,
+        lung_mask=mask,
+        lung_focus=focus,
+        lung_area=area,
+        focus_level=level,
+        focus_verdict=verdict,
+        model_crop=crop,
+        averaged=bool(classifier.views),
+    )
+
+
 def diagnose_image(
     models: Models,
     decoded: Decoded,
@@ -304,13 +376,9 @@ def diagnose_image(
     *,
     data: bytes = b"",
 ) -> Diagnosis:
-    """Probabilities, test-time range, heatmap and lung focus of one decoded upload:
-    the one way to a diagnosis, by the models here or by ``models.remote`` (sent
-    ``data``, the bytes ``decoded`` came from).
-
-    ``class_index=None`` (the predicted class) and the predicted class's index
-    share one cache entry. The segmenter keeps the image's lung mask, so another
-    method or class does not segment again.
+    """The :class:`Diagnosis` of one decoded upload: by :func:`diagnose` on the models here,
+    or by ``models.remote`` (sent ``data``, the bytes ``decoded`` came from); the predicted
+    class asked for by index is the cache entry of ``class_index=None``.
 
     Raises:
         RuntimeError: No classifier or explainer is loaded (with the reason).
@@ -324,8 +392,6 @@ def diagnose_image(
         raise RuntimeError(models.errors.get("classifier") or "no classifier is loaded")
     if pixels is None:
         raise ValueError("the upload was not decoded")
-    from cxrlib.infer.diagnose import diagnose  # imports TensorFlow
-
     cache = LRUCache() if cache is None else cache
     sha, model = decoded.sha256, models.model_id
     predicted = cache.get(("predicted", sha, model))
@@ -351,18 +417,9 @@ def analyse(
     class_index: int | None = None,
     cache: LRUCache | None = None,
 ) -> Analysis:
-    """The whole line on uploaded bytes: decode, input gate, lung mask, diagnosis
-    (in this process or on ``models.remote``).
-
-    The gate's verdict is returned, not enforced: the caller decides whether a
-    rejected image is shown (the Diagnose page asks first; batch scoring flags it).
-
-    Raises:
-        ImageError: The bytes are not a usable image.
-        RuntimeError: No classifier or explainer is loaded.
-        ValueError: An unknown method or class.
-        ModelServerError: The model server is down or failed.
-    """
+    """The whole line on uploaded bytes: decode (ImageError for an unusable image), input
+    gate and diagnosis, here or on ``models.remote``. The gate's verdict is returned, not
+    enforced: the caller decides whether a rejected image is shown."""
     decoded = decode(data, filename, cache=cache)
     if not decoded.ok:
         raise ImageError(decoded.error)

@@ -1,12 +1,6 @@
-"""Test-time views: small shifts, zooms and gamma changes of the model input.
-
-The app shows how far each class probability moves over these views (the
-"range"). A model whose JSON has a ``test_time_views`` record also *predicts*
-with them: its probabilities are the softmax of the mean logits over the
-original and its views, divided by a temperature fitted for that mean on the
-validation split (``python -m cxrlib.train.calibrate --views``). The mean of the
-logits needs one temperature, and the average never falls below the lowest view's
-probability, so the range drawn around it stays honest.
+"""Test-time views: small shifts, zooms and gamma changes of the model input. The app
+shows how far each probability moves over them; a model whose JSON records them predicts
+with their mean logits (:meth:`cxrlib.infer.classifier.Classifier.combine_views`).
 """
 
 from __future__ import annotations
@@ -22,14 +16,8 @@ from cxrlib.infer.preprocess import PreprocessConfig, normalize_contrast
 
 @dataclass(frozen=True)
 class View:
-    """A cheap test-time augmentation of the model input's geometry.
-
-    Attributes:
-        name: Label.
-        shift: (dx, dy) as fractions of the input side.
-        scale: Zoom about the centre (> 1 zooms in).
-        gamma: Gamma applied to the raw pixels (> 1 darkens).
-    """
+    """A cheap test-time augmentation of the model input: a shift (dx, dy) as fractions of
+    the side, a zoom about the centre (> 1 zooms in) and a gamma (> 1 darkens)."""
 
     name: str
     shift: tuple[float, float] = (0.0, 0.0)
@@ -72,11 +60,7 @@ DEFAULT_VIEWS: tuple[View, ...] = (
 
 
 def views_by_name(names: Sequence[str]) -> tuple[View, ...]:
-    """The :data:`DEFAULT_VIEWS` with these names, in this order (as a model's JSON lists them).
-
-    Raises:
-        KeyError: A name is not one of :data:`DEFAULT_VIEWS`.
-    """
+    """The :data:`DEFAULT_VIEWS` with these names, in this order (KeyError for another)."""
     known = {v.name: v for v in DEFAULT_VIEWS}
     missing = [n for n in names if n not in known]
     if missing:
@@ -85,12 +69,7 @@ def views_by_name(names: Sequence[str]) -> tuple[View, ...]:
 
 
 def view_batch(geo: np.ndarray, config: PreprocessConfig, views: Sequence[View]) -> np.ndarray:
-    """Model inputs ``(1 + len(views), size, size)``: the original, then each view.
-
-    ``geo`` is the image in model geometry (:func:`cxrlib.infer.preprocess.to_geometry`); each
-    view is applied before the contrast normalisation, as training augments raw pixels.
-    """
-    return np.stack(
-        [normalize_contrast(geo, config)]
-        + [normalize_contrast(v.apply(geo), config) for v in views]
-    )
+    """Model inputs ``(1 + len(views), size, size)``: the original, then each view, from an
+    image in model geometry (:func:`~cxrlib.infer.preprocess.to_geometry`); each view acts
+    before the contrast normalisation, as training augments raw pixels."""
+    return np.stack([normalize_contrast(v.apply(geo), config) for v in (View("original"), *views)])

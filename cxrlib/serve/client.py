@@ -22,8 +22,7 @@ import requests
 
 from cxrlib.core.errors import ImageError, ModelServerError
 from cxrlib.core.timings import timed
-from cxrlib.infer.diagnosis import Diagnosis
-from cxrlib.infer.pipeline import GateVerdict
+from cxrlib.infer.pipeline import Diagnosis, GateVerdict
 from cxrlib.predict.rows import BatchRow
 
 NPY = "__npy__"

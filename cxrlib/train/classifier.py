@@ -160,7 +160,7 @@ def _record(
     return {
         "class_names": list(CLASS_NAMES),
         "input_size": cfg.preprocess.size,
-        "preprocess": cfg.preprocess.to_dict(),
+        "preprocess": cfg.preprocess.model_dump(),
         "temperature": temperature,
         "penultimate_layer": PENULTIMATE_LAYER,
         "train_config": cfg.model_dump(mode="json"),

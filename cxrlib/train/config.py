@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from cxrlib.infer.preprocess import PreprocessConfig
 from cxrlib.train.augment import AugmentConfig
@@ -32,12 +32,3 @@ class TrainConfig(BaseModel):
     exclude_sources: tuple[str, ...] = ()
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
-
-    @field_validator("preprocess", mode="before")
-    @classmethod
-    def _preprocess_from_record(cls, value: Any) -> Any:
-        return PreprocessConfig.from_dict(value) if isinstance(value, dict) else value
-
-    @field_serializer("preprocess")
-    def _preprocess_record(self, value: PreprocessConfig) -> dict[str, Any]:
-        return value.to_dict()

@@ -341,7 +341,7 @@ def train(
         "size": config.size,
         "base_filters": base_filters,
         "depth": depth,
-        "preprocess": config.to_dict(),
+        "preprocess": config.model_dump(),
         "conventions": list(CONVENTIONS),
         "default_convention": DEFAULT_CONVENTION,
         "source_convention": SOURCE_CONVENTION,

@@ -22,7 +22,7 @@ def test_md_escape_makes_user_text_inert():
 
 
 def _diagnosis(probs, ranges, averaged: bool):
-    from cxrlib.infer.diagnosis import Diagnosis
+    from cxrlib.infer.pipeline import Diagnosis
 
     probs = np.asarray(probs, np.float32)
     names = ("covid", "normal", "pneumonia")

@@ -183,7 +183,7 @@ def test_the_recipe_defaults_are_those_of_the_training_configs():
     from cxrlib.train.config import TrainConfig
 
     train = TrainConfig().model_dump(mode="json")
-    assert train.pop("preprocess") == PreprocessConfig().to_dict() == recipe.PREPROCESS_DEFAULTS
+    assert train.pop("preprocess") == PreprocessConfig().model_dump() == recipe.PREPROCESS_DEFAULTS
     assert train.pop("augment") == AugmentConfig().model_dump() == recipe.AUGMENT_DEFAULTS
     assert train == recipe.TRAIN_DEFAULTS
     # And the recipe of a record is what TrainConfig makes of it, less seed and schedule.

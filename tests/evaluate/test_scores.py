@@ -103,7 +103,7 @@ def test_view_average_is_the_apps_prediction(tmp_path):
     from blobs import blob_image, blob_model
 
     from cxrlib.infer.classifier import Classifier, softmax
-    from cxrlib.infer.diagnose import diagnose
+    from cxrlib.infer.pipeline import diagnose
     from cxrlib.infer.views import DEFAULT_VIEWS
     from cxrlib.train.file_scores import predict_files
 

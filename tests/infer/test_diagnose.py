@@ -11,11 +11,9 @@ from blobs import S, blob_image, blob_model
 
 from cxrlib.core.methods import METHODS
 from cxrlib.infer.classifier import Classifier, softmax
-from cxrlib.infer.diagnose import diagnose
-from cxrlib.infer.diagnosis import Diagnosis
 from cxrlib.infer.explain import Explainer
-from cxrlib.infer.focus import lung_focus
-from cxrlib.infer.verdict import FOCUS_GOOD, FOCUS_LOW
+from cxrlib.infer.focus import FOCUS_GOOD, FOCUS_LOW, lung_focus
+from cxrlib.infer.pipeline import Diagnosis, diagnose
 from cxrlib.infer.views import DEFAULT_VIEWS, View
 from cxrlib.train.architectures import build_classifier
 

@@ -77,7 +77,7 @@ def test_heatmap_maps_back_to_the_same_anatomy(geometry):
 
 def test_config_round_trip_ignores_unknown_keys():
     cfg = PreprocessConfig(size=128, geometry="pad", contrast="equalize", border_crop=0.02)
-    assert PreprocessConfig.from_dict({**cfg.to_dict(), "future": 1}) == cfg
+    assert PreprocessConfig.model_validate({**cfg.model_dump(), "future": 1}) == cfg
 
 
 @pytest.mark.parametrize("geometry", ["resize", "pad"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cxrlib.infer.verdict import FOCUS_GOOD, FOCUS_LEVELS, FOCUS_LOW, focus_verdict
+from cxrlib.infer.focus import FOCUS_GOOD, FOCUS_LEVELS, FOCUS_LOW, focus_verdict
 
 
 def test_focus_verdict_levels() -> None:

@@ -46,7 +46,7 @@ def test_fit_save_load_round_trip(tmp_path) -> None:
 
     loaded = load_gate(path)
     for g in held_out[:5]:
-        assert loaded.score(g) == pytest.approx(fitted.score(g), rel=1e-3, abs=1e-4)
+        assert loaded.assess(g).score == pytest.approx(fitted.assess(g).score, rel=1e-3, abs=1e-4)
         assert loaded.assess(g).is_cxr == fitted.assess(g).is_cxr
     accepted = np.mean([loaded.assess(g).is_cxr for g in held_out])
     assert accepted >= 0.8

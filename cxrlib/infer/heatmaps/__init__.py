@@ -1,14 +1,8 @@
-"""Heatmap methods as plug-ins: one small class per method, under one base class.
+"""Heatmap methods as plug-ins: one module per method, one base class
+(:mod:`cxrlib.infer.heatmaps.base`).
 
 The methods are listed once, in :data:`cxrlib.core.methods.REGISTRY` (key, label and
-``"module:Class"``); this package turns a key into its class on first use, so
-importing it loads neither TensorFlow nor any method. The shared work (targets,
-mapping back onto the image, normalisation, the compiled pass of the CAM family,
-the tf-keras-vis reference) is in :mod:`cxrlib.infer.heatmaps.base`.
-
-Adding a method: a module here with a subclass of
-:class:`~cxrlib.infer.heatmaps.base.HeatmapMethod` that implements ``compute``
-(or a CAM that overrides ``weights``), and one line in the registry.
+``"module:Class"``); importing this package loads neither TensorFlow nor any method.
 """
 
 from __future__ import annotations
@@ -23,11 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def method_class(method: str) -> type[HeatmapMethod]:
-    """The class of a registered method (its module imported on first use).
-
-    Raises:
-        ValueError: For an unknown key.
-    """
+    """The class of a registered method (ValueError for an unknown key), imported on use."""
     module, _, name = REGISTRY[check_method(method)].target.partition(":")
     cls: type[HeatmapMethod] = getattr(import_module(module), name)
     return cls

@@ -6,14 +6,13 @@ import tensorflow as tf
 
 from cxrlib.infer.heatmaps.gradcam import GradCAM
 
-#: ``S`` is clipped to [-80, 80] before ``exp`` so that it cannot overflow to inf/NaN;
-#: for any realistic logit this changes nothing.
+#: ``S`` is clipped before ``exp`` so that it cannot overflow (no realistic logit is).
 EXP_CLIP = 80.0
 
 
 class GradCAMPlusPlus(GradCAM):
-    """tf-keras-vis's ``GradcamPlusPlus``: ``exp(S)`` derivatives, alpha normalisation
-    and ``relu`` weights."""
+    """tf-keras-vis's ``GradcamPlusPlus``: ``exp(S)`` derivatives, alpha normalisation and
+    ``relu`` weights."""
 
     visualiser = "tf_keras_vis.gradcam_plus_plus:GradcamPlusPlus"
 

@@ -1,11 +1,5 @@
-"""Occlusion sensitivity (Zeiler and Fergus, ECCV 2014): hide a patch, see what is lost.
-
-A grey square (the input's mean intensity) slides over the model's input (for a
-lung-crop model: the lung crop it sees), and each occluded copy is scored; the
-heat of a pixel is the mean drop of the target class's calibrated probability over
-the patches that cover it (a rise counts as 0). No gradients: a place is hot when
-hiding it costs the model its answer, which a clinician can check by eye. All the
-copies go through the compiled forward pass in a few batches.
+"""Occlusion sensitivity (Zeiler and Fergus, ECCV 2014): the heat of a pixel is the mean
+drop of the target's calibrated probability when a grey patch hides it (a rise counts 0).
 """
 
 from __future__ import annotations
@@ -22,14 +16,8 @@ def patch_starts(size: int, patch: int, stride: int) -> np.ndarray:
 
 
 class OcclusionSensitivity(HeatmapMethod):
-    """Probability drop when a grey patch hides each part of the input.
-
-    Args:
-        model: The model explained.
-        patch: Patch side, as a fraction of the input's side.
-        stride: Step between patches, as a fraction of the input's side.
-        batch_size: Occluded copies per forward pass.
-    """
+    """Probability drop when a grey patch hides each part of the input; ``patch`` and
+    ``stride`` are fractions of the input's side, ``batch_size`` copies per forward pass."""
 
     def __init__(
         self,
@@ -53,13 +41,10 @@ class OcclusionSensitivity(HeatmapMethod):
         return [(int(t), int(left), side) for t in starts for left in starts]
 
     def probabilities(self, copies: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities of model inputs, in float64 and in batches.
-
-        float64: a freshly initialised network (the randomisation check) has logits so
-        close to each other that float32 probabilities cannot tell the copies apart.
-        """
-        clf = self.model.classifier
-        step = self.batch_size
+        """Calibrated probabilities of model inputs, batched, in float64: a freshly
+        initialised network (the randomisation check) has logits so close that float32
+        probabilities cannot tell the copies apart."""
+        clf, step = self.model.classifier, self.batch_size
         logits = np.concatenate(
             [clf.logits(copies[i : i + step]) for i in range(0, len(copies), step)]
         )

@@ -1,10 +1,5 @@
-"""Faster Score-CAM (Wang et al., CVPR-W 2020), run by tf-keras-vis.
-
-It runs on the ``ReplaceToLinear`` copy of the model, deliberately: tf-keras-vis 0.8.7
-applies a softmax to the model's outputs itself (``score(K.softmax(preds))``), so on the
-softmax model it would weight channels by a softmax *of probabilities* (all weights
-squeezed into ~[0.2, 0.6], which adds a class-independent map); on the linear copy the
-weights are the paper's post-softmax class probabilities.
+"""Faster Score-CAM (Wang et al., CVPR-W 2020), run by tf-keras-vis on the linear copy of
+the model, since tf-keras-vis applies the softmax that gives the paper's weights itself.
 """
 
 from __future__ import annotations
@@ -18,12 +13,8 @@ from cxrlib.infer.heatmaps.base import ExplainedModel, HeatmapMethod
 
 
 class ScoreCAM(HeatmapMethod):
-    """Channels weighted by the class score of the input masked by each channel.
-
-    Args:
-        model: The model explained.
-        max_n: ``max_N`` of Faster Score-CAM (channels kept).
-    """
+    """Channels weighted by the class score of the input masked by each channel; ``max_n``
+    is Faster Score-CAM's ``max_N`` (channels kept)."""
 
     visualiser = "tf_keras_vis.scorecam:Scorecam"
 
@@ -34,10 +25,8 @@ class ScoreCAM(HeatmapMethod):
     def compute(self, xb: np.ndarray, target: int) -> np.ndarray:
         return self.reference(xb, target, normalize=False)
 
-    def _visualise(
-        self, vis: Any, score: Any, xb: np.ndarray, expand_cam: bool, normalize: bool
-    ) -> Any:
-        return vis(
+    def _visualise(self, score: Any, xb: np.ndarray, expand_cam: bool, normalize: bool) -> Any:
+        return self.vis(
             score,
             xb,
             max_N=self.max_n,

@@ -10,20 +10,9 @@ from cxrlib.infer.heatmaps.base import ExplainedModel, HeatmapMethod
 
 
 class SmoothGrad(HeatmapMethod):
-    """tf-keras-vis's ``Saliency(smooth_samples=n)``, with the copies in one batch.
-
-    tf-keras-vis runs n separate eager forward/backward passes; here the same n noisy
-    copies (the same noise: ``numpy.random.RandomState(seed)`` draws exactly what
-    tf-keras-vis draws after ``np.random.seed(seed)``) go through ONE ``Saliency`` call
-    as a batch, and the per-copy ``|gradient|`` maps are averaged, which is
-    tf-keras-vis's formula. No global random state is touched.
-
-    Args:
-        model: The model explained.
-        samples: Noisy samples averaged.
-        noise: The noise's standard deviation, as a fraction of the input's range.
-        seed: Seed of the noise (the same input gives the same map).
-    """
+    """tf-keras-vis's ``Saliency(smooth_samples=samples)`` with the same seeded noise (its
+    standard deviation ``noise`` of the input's range), drawn without touching the global
+    random state, and the copies in ONE ``Saliency`` call."""
 
     visualiser = "tf_keras_vis.saliency:Saliency"
 
@@ -44,19 +33,17 @@ class SmoothGrad(HeatmapMethod):
         noise = np.random.RandomState(self.seed).normal(0.0, sigma, (n,) + xb.shape)
         noisy = (xb[None] + noise.astype(np.float32)).reshape((n,) + xb.shape[1:])
         with self.model.lock:
-            grads = self._visualiser()(
+            grads = self.vis(
                 CategoricalScore([int(target)] * n), noisy, smooth_samples=0, normalize_map=False
             )
         return np.asarray(grads, dtype=np.float32).mean(axis=0)
 
-    def _visualise(
-        self, vis: Any, score: Any, xb: np.ndarray, expand_cam: bool, normalize: bool
-    ) -> Any:
+    def _visualise(self, score: Any, xb: np.ndarray, expand_cam: bool, normalize: bool) -> Any:
         # tf-keras-vis draws its noise from numpy's global generator: seeded, then restored.
         state = np.random.get_state()
         np.random.seed(self.seed)
         try:
-            return vis(
+            return self.vis(
                 score,
                 xb,
                 smooth_samples=self.samples,
