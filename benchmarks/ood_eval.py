@@ -6,7 +6,7 @@ Every image goes the app's way: encoded bytes -> :func:`cxrlib.io.decode.decode_
 * ``cxr_test_accept_rate``: share of ALL ``shared/cxr`` test-split images accepted.
 * ``lungs_test_accept_rate``: the same for the ``shared/lungs`` test split.
 * ``negatives_reject_rate``: share of a locally made set of non-X-rays rejected
-  (:func:`cxrlib.train.negatives.make_negatives`: bundled scikit-image / scikit-learn pictures
+  (:func:`benchmarks.negatives.make_negatives`: bundled scikit-image / scikit-learn pictures
   and crops of them, faces, text pages, UI-like screenshots, shapes, noise,
   gradients, flat images, checkerboards, tiles; colour pictures are encoded as
   colour PNGs). ``negatives_reject_rate_gray_only``: the same images in grey
@@ -34,17 +34,18 @@ import os
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from benchmarks.negatives import make_negatives
 from cxrlib.core.errors import ImageError
 from cxrlib.infer import gate as ood
+from cxrlib.infer import gate_features as gf
 from cxrlib.io.decode import decode_image
-from cxrlib.train.gate import orientation_check
-from cxrlib.train.negatives import make_negatives
 
 
 def _png(arr: np.ndarray) -> bytes:
@@ -56,6 +57,19 @@ def _png(arr: np.ndarray) -> bytes:
 def _rows(manifest: Path, split: str, column: str) -> list[Path]:
     with open(manifest, newline="") as fh:
         return [manifest.parent / r[column] for r in csv.DictReader(fh) if r["split"] == split]
+
+
+def orientation_check(gate: ood.OODGate, grays: list[np.ndarray]) -> dict[str, Any]:
+    """Rejection and right-reason rates of turned/inverted X-rays; acceptance of mirrored ones."""
+    out: dict[str, Any] = {"orientation_n": len(grays)}
+    mirrored = [gate.assess(np.ascontiguousarray(g[:, ::-1])).is_cxr for g in grays]
+    out["mirrored_accept_rate"] = round(float(np.mean(mirrored)), 4)
+    for t in gf.TRANSFORMS:
+        verdicts = [gate.assess(gf.transformed(g, t)) for g in grays]
+        want = "inverted" if t == "inverted" else "rotated"
+        out[f"{t}_reject_rate"] = round(float(np.mean([not v.is_cxr for v in verdicts])), 4)
+        out[f"{t}_reason_rate"] = round(float(np.mean([v.kind == want for v in verdicts])), 4)
+    return out
 
 
 def main() -> int:

@@ -133,3 +133,36 @@ def test_gpu_pack_holds_the_geometry_and_trains_like_the_cli(tiny_manifest, cxr_
     assert "cxrlib.infer.lungs" not in sys.modules or hasattr(
         sys.modules["cxrlib.infer.lungs"], "LungSegmenter"
     )
+
+
+def test_made_negatives_are_many_varied_and_reproducible() -> None:
+    """benchmarks/negatives.py: the non-X-rays benchmarks/ood_eval.py measures the gate on."""
+    import numpy as np
+
+    from benchmarks.negatives import make_negatives
+
+    negs = make_negatives(seed=0)
+    names = [n for n, _, _ in negs]
+    assert len(negs) >= 200 and len(set(names)) == len(names)
+    for name, im, chroma in negs:
+        assert im.dtype == np.uint8 and im.ndim in (2, 3) and im.size > 0, name
+        assert 0.0 <= chroma <= 1.0 and (im.ndim == 3 or chroma == 0.0), name
+    chroma = dict((n, c) for n, _, c in negs)
+    assert chroma["astronaut"] > 0.08 and chroma["astronaut_gray"] == 0.0
+    assert {
+        "textpage0",
+        "ui0",
+        "shapes0",
+        "uniform0",
+        "flat0",
+        "checker0",
+        "tile0",
+        "face0",
+    } <= set(names)
+    again = make_negatives(seed=0)
+    assert [(n, im.shape) for n, im, _ in again] == [(n, im.shape) for n, im, _ in negs]
+    # Only scikit-image's binary_blobs (drawn unseeded) and tiles cut from it may differ.
+    differ = {a[0] for a, b in zip(negs, again, strict=True) if not np.array_equal(a[1], b[1])}
+    assert all(n.startswith(("binary_blobs", "tile")) for n in differ), differ
+    images = dict((n, im) for n, im, _ in negs)
+    assert images["astronaut"].ndim == 3 and images["astronaut_gray"].ndim == 2

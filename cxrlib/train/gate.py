@@ -249,19 +249,6 @@ def fit_command(args: argparse.Namespace, command: str) -> dict[str, Any]:
     return json.loads(path.with_suffix(".json").read_text())
 
 
-def orientation_check(gate: OODGate, grays: Sequence[np.ndarray]) -> dict[str, Any]:
-    """Rejection and right-reason rates of turned/inverted X-rays; acceptance of mirrored ones."""
-    out: dict[str, Any] = {"orientation_n": len(grays)}
-    mirrored = [gate.assess(np.ascontiguousarray(g[:, ::-1])).is_cxr for g in grays]
-    out["mirrored_accept_rate"] = round(float(np.mean(mirrored)), 4)
-    for t in gf.TRANSFORMS:
-        verdicts = [gate.assess(gf.transformed(g, t)) for g in grays]
-        want = "inverted" if t == "inverted" else "rotated"
-        out[f"{t}_reject_rate"] = round(float(np.mean([not v.is_cxr for v in verdicts])), 4)
-        out[f"{t}_reason_rate"] = round(float(np.mean([v.kind == want for v in verdicts])), 4)
-    return out
-
-
 def _parser() -> argparse.ArgumentParser:
     shared = settings.ROOT.parent / "shared"
     p = argparse.ArgumentParser(
