@@ -1,12 +1,8 @@
 """The model architectures CXR Lens trains: the classifier and the lung U-Net.
 
-Both are flat functional Keras models of built-in layers, so inference loads the saved
-``.keras`` files without this module. tf-keras-vis cannot look inside a nested backbone, so
-the classifier's trunk is built on the model's own input tensor and its head is put on a named
-layer of it (:data:`cxrlib.infer.classifier.PENULTIMATE_LAYER`,
-:data:`cxrlib.infer.classifier.LOGITS_LAYER`). A new classifier trunk is a ``_<name>_trunk(x,
-...)`` returning a stride-16 feature map, added to :func:`build_classifier` and
-:data:`ARCHITECTURES`.
+Both are flat functional models of built-in layers, so inference loads the saved files without
+this module, and tf-keras-vis can see inside the classifier (its trunk is built on the model's
+own input tensor). A new trunk: docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -23,14 +19,6 @@ ARCHITECTURES: tuple[str, ...] = ("mobilenetv2", "small")
 
 #: First-stage filters of the trunks that have a width, when none is given.
 DEFAULT_WIDTHS: dict[str, int] = {"small": 16}
-
-
-def _set_bn_momentum(model: keras.Model, momentum: float) -> None:
-    # Keras applications use momentum 0.999: trained from scratch for a few thousand steps
-    # the moving statistics never catch up, and validation predicts a single class.
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = momentum
 
 
 def _mobilenet_trunk(x: keras.KerasTensor, alpha: float) -> keras.KerasTensor:
@@ -62,21 +50,9 @@ def build_classifier(
     bn_momentum: float = 0.95,
     seed: int | None = None,
 ) -> keras.Model:
-    """Builds the flat classifier.
-
-    Args:
-        size: Input side in pixels; the input is ``(size, size, 1)`` uint8-valued floats.
-        arch: ``"mobilenetv2"`` (stride-16 MobileNetV2 trunk) or ``"small"`` (4-block CNN).
-        alpha: MobileNetV2 width multiplier.
-        width: Filters of the small CNN's first block (default: :data:`DEFAULT_WIDTHS`).
-        head_filters: Channels of the ``last_conv`` 1x1 convolution.
-        bn_momentum: BatchNorm momentum for every BN layer.
-        seed: Seed for weight initialisation.
-
-    Returns:
-        An uncompiled functional model with layers ``last_conv``, ``logits`` (one per class of
-        :data:`cxrlib.infer.classifier.CLASS_NAMES`, after dropout 0.2) and ``probs``.
-    """
+    """The uncompiled classifier on ``(size, size, 1)`` raw 0-255 pixels: the ``arch`` trunk
+    (``alpha``: MobileNetV2's width multiplier; ``width``: the small CNN's first filters), a
+    ``head_filters`` 1x1 convolution, pooling, dropout, logits and softmax."""
     if seed is not None:
         keras.utils.set_random_seed(seed)
     inputs = keras.Input((size, size, 1), name="image")
@@ -97,11 +73,12 @@ def build_classifier(
     x = keras.layers.Dense(len(CLASS_NAMES), name=LOGITS_LAYER)(x)
     outputs = keras.layers.Activation("softmax", name="probs")(x)
     model = keras.Model(inputs, outputs, name=f"cxr_{arch}")
-    _set_bn_momentum(model, bn_momentum)
+    # Keras applications use momentum 0.999: trained from scratch for a few thousand steps
+    # the moving statistics never catch up, and validation predicts a single class.
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = bn_momentum
     return model
-
-
-# --------------------------------------------------------------------------- lung U-Net
 
 
 def _conv_block(x: keras.KerasTensor, base_filters: int, level: int, name: str) -> Any:
@@ -118,10 +95,8 @@ def _conv_block(x: keras.KerasTensor, base_filters: int, level: int, name: str) 
 
 
 def build_unet(size: int = 128, base_filters: int = 16, depth: int = 4) -> keras.Model:
-    """Builds a flat functional U-Net of ``depth`` down-sampling steps (``size`` divisible
-    by ``2**depth``) with ``base_filters`` at full resolution, mapping ``(None, size, size,
-    1)`` raw 0..255 floats to ``(None, size, size, len(CONVENTIONS))`` lung probabilities
-    (one sigmoid channel per mask convention)."""
+    """A U-Net of ``depth`` down-sampling steps from raw 0-255 pixels to one sigmoid lung channel
+    per mask convention (``size`` divisible by ``2**depth``)."""
     if size % (2**depth):
         raise ValueError(f"size {size} must be divisible by {2**depth}")
     inputs = keras.Input((size, size, 1), name="image")

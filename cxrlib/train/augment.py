@@ -1,10 +1,6 @@
-"""Training-time augmentation on raw uint8 images (before contrast normalisation).
-
-Besides the usual geometric jitter, it simulates what differs between
-hospitals and what the shortcut-prone sources carry: gamma and contrast,
-blur, noise, lost resolution, JPEG artefacts, and burned-in letters and
-arrows pasted near the borders (outside the lung fields), so that text and
-markers stop predicting a class.
+"""Training-time augmentation on raw uint8 images (before contrast normalisation): besides
+geometric jitter, what differs between hospitals (gamma, contrast, blur, noise, lost resolution,
+JPEG) and burned-in letters and arrows near the borders, so that markers stop predicting a class.
 """
 
 from __future__ import annotations

@@ -3,14 +3,9 @@
     python -m cxrlib.train.calibrate --model models/cxr_classifier.keras --data ../shared/cxr
     python -m cxrlib.train.calibrate --model models/cxr_classifier.keras --data ../shared/cxr --views
 
-After a short from-scratch training the BatchNorm moving statistics lag behind the weights and
-describe augmented, not real, images. This re-estimates them as a plain average over clean,
-prepared training images, refits the temperature on the validation split, and keeps the result
-only if validation macro-F1 does not fall. The test split is never read.
-
-``--views`` instead fits the temperature of the mean logits over the original and the default
-test-time views (:mod:`cxrlib.infer.views`) on the validation split and records both in the
-model's JSON (``test_time_views``); the weights stay as they are.
+After a short training from scratch the BatchNorm moving statistics lag behind the weights and
+describe augmented images; they are re-estimated on clean training images. ``--views`` fits
+test-time averaging instead (JSON only). Neither reads the test split.
 """
 
 from __future__ import annotations
@@ -39,11 +34,8 @@ logger = logging.getLogger(__name__)
 
 
 def recalibrate_batchnorm(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> int:
-    """Replaces BN moving statistics by their average over ``images`` (N, S, S, 1).
-
-    Returns the number of batches used. Weights other than the BN statistics
-    are untouched (dropout sits after the last BN layer, so it cannot affect them).
-    """
+    """Replaces the BatchNorm moving statistics by their plain average over ``images``
+    ``(N, S, S, 1)``; returns the number of batches used."""
     layers = [la for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
     saved = [la.momentum for la in layers]
     x = np.asarray(images, np.float32)
@@ -68,7 +60,6 @@ def calibrate(
     model_path: str | Path,
     data: str | Path,
     n_images: int = 4000,
-    seed: int = 0,
     command: str = "",
 ) -> dict[str, Any]:
     """Re-estimates BN statistics and the temperature; saves only if val macro-F1 holds."""
@@ -77,7 +68,7 @@ def calibrate(
     pre = clf.preprocess
     df = read_manifest(Path(data) / "manifest.csv", class_names=clf.class_names)
     tr, va = df[df["split"] == "train"], df[df["split"] == "val"]
-    idx = np.random.default_rng(seed).permutation(len(tr))[:n_images]
+    idx = np.random.default_rng(0).permutation(len(tr))[:n_images]
 
     def prepared(files: list[str]) -> np.ndarray:
         return np.stack([normalize_contrast(g, pre) for g in load_geometry(files, pre)])[..., None]
@@ -121,12 +112,8 @@ def fit_view_temperature(
     views: tuple[View, ...] = DEFAULT_VIEWS,
     command: str = "",
 ) -> dict[str, Any]:
-    """Fits the temperature of the mean logits over ``views`` on the validation split.
-
-    Writes ``test_time_views`` (view names, temperature, validation figures with
-    one view and with all) into the model's JSON, so that the app, the batch CLI
-    and the evaluation all predict with the average from then on.
-    """
+    """Fits the temperature of the mean logits over ``views`` on the validation split and
+    records it as ``test_time_views`` in the model's JSON, which every prediction follows."""
     t0 = time.time()
     model_path = Path(model_path)
     clf = load_classifier(model_path)
@@ -182,11 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     a = p.parse_args(argv)
     command = "python -m cxrlib.train.calibrate " + shlex.join(argv)
-    if a.views:
-        rep = fit_view_temperature(a.model, a.data, command=command)
-    else:
-        rep = calibrate(a.model, a.data, command=command)
-    print(json.dumps(rep))
+    run = fit_view_temperature if a.views else calibrate
+    print(json.dumps(run(a.model, a.data, command=command)))
     return 0
 
 

@@ -1,11 +1,6 @@
-"""Train the classifier from scratch (the command line is :mod:`cxrlib.train.cli`).
-
-Each image is cropped to its lung fields, drawn by its sampling weight (every class the same
-share of each batch; within a class, sources weighted by n**power), augmented on raw pixels and
-then contrast-normalised as at inference. AdamW with warm-up and cosine decay, early stopping on
-validation macro-F1 (best weights kept), then temperature scaling on the validation split.
-Writes ``<out>/<name>.keras`` and ``<out>/<name>.json``.
-"""
+"""Train the classifier from scratch (the command line is :mod:`cxrlib.train.cli`): balanced
+batches augmented on raw pixels, AdamW, early stopping on validation macro-F1, then temperature
+scaling on the validation split."""
 
 from __future__ import annotations
 
@@ -155,7 +150,7 @@ def _record(
     model: keras.Model,
     t0: float,
 ) -> dict[str, Any]:
-    """The model's JSON (before the weights hash is added)."""
+    """The model's JSON, less the weights hash."""
     tr, va = splits
     return {
         "class_names": list(CLASS_NAMES),

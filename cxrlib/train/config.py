@@ -11,9 +11,8 @@ from cxrlib.train.augment import AugmentConfig
 
 
 class TrainConfig(BaseModel):
-    """Everything that determines a training run (saved in the model JSON as
-    ``model_dump(mode="json")``; read back with ``model_validate``, which refuses a setting
-    it does not know and gives one the record lacks its default)."""
+    """Everything that determines a training run (read back from a record, a setting it lacks
+    takes its default and one it does not know is refused)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

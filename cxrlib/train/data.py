@@ -1,13 +1,9 @@
 """Manifests and image loading for training and evaluation.
 
-A manifest is a CSV with at least ``path,label`` (optionally ``source``, ``split``, ...);
-paths are relative to a root folder (by default the manifest's own folder).
-
-Disk cache: :data:`CACHE_DIR` (``artifacts/cache``; delete it to start afresh), written with
-joblib. The images of a file list in model geometry (:func:`load_geometry`) are kept by
-``joblib.Memory``, keyed by the file list, the preprocessing and the lung segmenter's weights
-hash; the segmenter's boxes and masks are kept per file (:func:`lung_frames`), so that any
-subset of the images (a leave-one-source-out run) is segmented only once.
+A manifest is a CSV with at least ``path,label`` (optionally ``source``, ``split``), its paths
+relative to a root folder. Images in model geometry and the lung frames of each file are cached
+with joblib under :data:`CACHE_DIR` (delete it to start afresh); the frames per file, so that
+any subset of the images (a leave-one-source-out run) is segmented only once.
 """
 
 from __future__ import annotations
@@ -36,11 +32,9 @@ def read_manifest(
     split: str | None = None,
     class_names: Sequence[str] = CLASS_NAMES,
 ) -> pd.DataFrame:
-    """Reads a manifest CSV (optionally one ``split`` of it) and resolves its image paths
-    against ``root`` (default: the CSV's folder).
-
-    Returns the CSV's columns plus ``file`` (absolute path), ``y`` (the label's index in
-    ``class_names``) and ``source`` (``"unknown"`` where absent).
+    """A manifest CSV (optionally one ``split`` of it) plus ``file`` (the path resolved against
+    ``root``, default the CSV's folder), ``y`` (the label's index) and ``source`` ("unknown"
+    where absent).
 
     Raises:
         ManifestError: on missing columns, unknown labels or an empty selection.
@@ -69,8 +63,8 @@ def read_manifest(
 
 
 def stratified_sample(df: pd.DataFrame, max_images: int | None, seed: int = 0) -> pd.DataFrame:
-    """At most ``max_images`` rows of a manifest (every column kept), spread evenly over its
-    (source, label) groups; ``None`` or a number at least ``len(df)`` returns ``df`` itself."""
+    """At most ``max_images`` rows of a manifest, spread evenly over its (source, label) groups
+    (``df`` itself when it is no longer)."""
     if not max_images or len(df) <= max_images:
         return df
     groups = [g for _, g in df.groupby(["source", "label"], sort=True)]
@@ -93,14 +87,10 @@ def load_geometry(
     files: Sequence[str],
     config: PreprocessConfig,
     cache: bool = True,
-    workers: int = 4,
     segmenter: Any = None,
 ) -> np.ndarray:
-    """Loads images and applies the geometry step of preprocessing.
-
-    Returns uint8 ``(N, size, size)``, cached (see the module docstring) unless ``cache`` is
-    False. Lung cropping segments every image with ``segmenter`` (default: the committed one).
-    """
+    """The images after the geometry step of preprocessing, uint8 ``(N, size, size)``; lung
+    cropping segments with ``segmenter`` (default: the committed one)."""
     if config.uses_lungs and segmenter is None:
         from cxrlib.infer.lungs import default_segmenter  # lazy: loads TensorFlow
 
@@ -109,8 +99,8 @@ def load_geometry(
     geometry = _geometry
     if cache:
         memory = joblib.Memory(CACHE_DIR, verbose=0)
-        geometry = memory.cache(_geometry, ignore=["segmenter", "cache", "workers"])
-    return geometry(list(files), config, weights, segmenter, cache, workers)
+        geometry = memory.cache(_geometry, ignore=["segmenter", "cache"])
+    return geometry(list(files), config, weights, segmenter, cache)
 
 
 def _geometry(
@@ -119,7 +109,6 @@ def _geometry(
     segmenter_weights: str,
     segmenter: Any,
     cache: bool,
-    workers: int,
 ) -> np.ndarray:
     """:func:`load_geometry` uncached (``segmenter_weights`` names the segmenter in the key)."""
     boxes, masks = lung_inputs(files, config, segmenter, cache=cache)
@@ -128,7 +117,7 @@ def _geometry(
         return to_geometry(load_gray(files[i]), config, boxes[i], masks[i])
 
     arr = np.zeros((len(files), config.size, config.size), np.uint8)
-    with ThreadPoolExecutor(workers) as pool:  # cv2 releases the GIL while decoding
+    with ThreadPoolExecutor(4) as pool:  # cv2 releases the GIL while decoding
         for i, geo in enumerate(pool.map(one, range(len(files)))):
             arr[i] = geo
     return arr
@@ -137,8 +126,7 @@ def _geometry(
 def lung_inputs(
     files: Sequence[str], config: PreprocessConfig, segmenter: Any, cache: bool = True
 ) -> tuple[list[Box | None], list[np.ndarray | None]]:
-    """The crop box and lung mask of each file as ``config`` uses them
-    (:meth:`PreprocessConfig.used_frame`; all None when it uses no lungs)."""
+    """The crop box and lung mask of each file as ``config`` uses them (None without lungs)."""
     if not config.uses_lungs:
         return [None] * len(files), [None] * len(files)
     boxes, masks = lung_frames(files, config.lung_margin, segmenter, cache=cache)
@@ -149,9 +137,7 @@ def lung_inputs(
 def lung_frames(
     files: Sequence[str], margin: float, segmenter: Any, cache: bool = True, chunk: int = 256
 ) -> tuple[list[Box | None], list[np.ndarray]]:
-    """Lung-field crop boxes (:func:`cxrlib.infer.lungs.crop_box`) and stored-size lung masks
-    (:func:`cxrlib.infer.preprocess.small_mask`) of dataset images, cached per file (and
-    segmenter and margin)."""
+    """Lung crop boxes and stored-size lung masks of dataset images, cached per file."""
     key = repr((margin, segmenter.meta.get("weights_sha256", ""))).encode()
     store = CACHE_DIR / f"lungframes_{hashlib.sha256(key).hexdigest()[:12]}.joblib"
     known: dict[str, tuple[Box | None, np.ndarray]] = (
@@ -174,11 +160,9 @@ def sampling_weights(
     power: float = 0.5,
     floor: int = 1,
 ) -> np.ndarray:
-    """Per-sample probabilities: every class gets equal mass; within a class, a (source,
-    label) group of n images gets mass proportional to n**power (1: plain class balancing;
-    0: every source the same share of its class). Groups smaller than ``floor`` are weighted
-    per image like a group of ``floor`` images, so that two images from a tiny source are
-    not drawn as often as a whole hospital."""
+    """Per-sample probabilities: every class the same mass; within a class, a source of n images
+    mass n**power (1: class balance only; 0: sources equal). A source under ``floor`` images is
+    weighted per image like one of ``floor``, so that a tiny source is not oversampled."""
     labels = np.asarray(list(labels))
     sources = np.asarray(list(sources))
     floor = max(1, int(floor))

@@ -1,7 +1,4 @@
-"""A classifier's logits and probabilities over image files, read and prepared in batches.
-
-Shared by calibration (:mod:`cxrlib.train.calibrate`) and evaluation (:mod:`cxrlib.evaluate`).
-"""
+"""A classifier's logits and probabilities over image files, for calibration and evaluation."""
 
 from __future__ import annotations
 
@@ -20,11 +17,8 @@ def file_view_logits(
     views: Sequence[View] = (),
     batch_size: int = 64,
 ) -> np.ndarray:
-    """Logits ``(N, 1 + len(views), K)`` of image files and their test-time views.
-
-    Files are read and prepared in batches; a lung-crop (or lung-mask) model's
-    boxes and masks come from the per-file cache (:func:`cxrlib.train.data.lung_inputs`).
-    """
+    """Logits ``(N, 1 + len(views), K)`` of image files and their test-time views, read in
+    batches (the lung frames from the per-file cache)."""
     pre = classifier.preprocess
     segmenter = classifier.lung_segmenter() if pre.uses_lungs else None
     crops, masks = lung_inputs(files, pre, segmenter)
@@ -43,13 +37,8 @@ def predict_files(
     batch_size: int = 64,
     views: Sequence[View] | None = None,
 ) -> np.ndarray:
-    """Calibrated probabilities for image files (see :func:`file_view_logits`).
-
-    ``views``: ``None`` gives the model's own prediction (the app's:
-    :meth:`cxrlib.infer.classifier.Classifier.predict`); ``()`` scores the original image
-    only; other views (:class:`cxrlib.infer.views.View`) average the logits over the
-    original and them (:func:`cxrlib.infer.classifier.average_views`).
-    """
+    """Calibrated probabilities for image files: with ``views`` None the model's own prediction
+    (the app's), with ``()`` the original image alone, else averaged over it and ``views``."""
     used = classifier.resolve_views(views)
     z = file_view_logits(classifier, files, used, batch_size)
     return classifier.combine_views(z, average=bool(used))[0]

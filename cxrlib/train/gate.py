@@ -1,12 +1,6 @@
-"""Fit the input gate (:mod:`cxrlib.infer.gate`).
+"""Fit the input gate (:mod:`cxrlib.infer.gate`; docs/input-gate.md) on chest X-rays alone.
 
-    python -m cxrlib.train.gate fit --data ../shared/cxr --lungs ../shared/lungs --out models/ood.npz
-
-The gate is a one-class fit on chest X-rays (no negatives): principal components of
-the thumbnail and the gradient layout, one Gaussian over the features, and an
-orientation model learnt from the training X-rays turned and inverted. The threshold
-is set on the validation splits so that :data:`VAL_TARGET` of them pass.
-``benchmarks/ood_eval.py`` measures a fitted gate.
+python -m cxrlib.train.gate fit --data ../shared/cxr --lungs ../shared/lungs --out models/ood.npz
 """
 
 from __future__ import annotations
@@ -38,9 +32,6 @@ VAL_TARGET = 0.992
 """Share of validation X-rays the score and the orientation check together must accept."""
 ORIENT_QUANTILE = 0.002
 """Share of upright validation X-rays the orientation limit may flag."""
-
-
-# --------------------------------------------------------------------------- fitting
 
 
 def _pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -127,15 +118,9 @@ def fit_gate(
     seed: int = 0,
     meta: dict[str, Any] | None = None,
 ) -> OODGate:
-    """Fits a gate on chest X-rays (no negatives are needed).
-
-    Args:
-        train: Grayscale uint8 chest X-rays for the PCA (``n_thumb`` components of the
-            thumbnail, ``n_hog`` of the gradient layout), the Gaussian and the orientation
-            model (at most ``n_orient`` of them, seeded, seen turned and inverted too).
-        val: Other chest X-rays, to set the threshold and the orientation limit.
-        meta: Provenance to store in the JSON.
-    """
+    """Fits a gate on grey chest X-rays: ``train`` for the features' principal components, the
+    Gaussian and (``n_orient`` of them) the orientation model, ``val`` for the limits; ``meta``
+    is provenance for the JSON."""
     if len(train) < 8 or len(val) < 4:
         raise ValueError("need at least 8 training and 4 validation images")
     gate, n_picked = _fit_density(train, n_thumb, n_hog, n_orient, seed)
@@ -156,8 +141,8 @@ def fit_gate(
 
 
 def save_gate(gate: OODGate, path: str | os.PathLike[str]) -> Path:
-    """Writes ``path`` (npz, arrays) and ``path`` with ``.json`` (threshold, provenance),
-    as :func:`cxrlib.infer.gate.load_gate` reads them."""
+    """Writes the arrays to ``path`` (npz) and the rest beside it as JSON, for
+    :func:`cxrlib.infer.gate.load_gate`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, Any] = {
@@ -172,30 +157,21 @@ def save_gate(gate: OODGate, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-# --------------------------------------------------------------------------- data
-
-
 def _read_rows(manifest: Path, split: str, column: str) -> list[Path]:
     with open(manifest, newline="") as fh:
         return [manifest.parent / r[column] for r in csv.DictReader(fh) if r["split"] == split]
 
 
 def _read(paths: Iterable[Path]) -> list[np.ndarray]:
-    out = []
-    for p in paths:
-        g = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
-        if g is not None:
-            out.append(g)
-    return out
+    """The readable images of ``paths``, grey."""
+    grays = (cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths)
+    return [g for g in grays if g is not None]
 
 
 def _subsample(paths: list[Path], n: int, rng: np.random.Generator) -> list[Path]:
     if n <= 0 or len(paths) <= n:
         return paths
     return [paths[i] for i in sorted(rng.choice(len(paths), n, replace=False))]
-
-
-# --------------------------------------------------------------------------- commands
 
 
 def _fit_meta(

@@ -1,8 +1,5 @@
-"""Scores of a set of predictions: the metrics record, macro-F1 and the fitted temperature.
-
-Shared by training and calibration (:mod:`cxrlib.train`) and evaluation
-(:mod:`cxrlib.evaluate`, which writes :func:`compute_metrics`'s record to the metrics file).
-"""
+"""Scores of a set of predictions: the metrics record (:func:`compute_metrics`, which the
+evaluation writes to the metrics file), macro-F1 and the fitted temperature."""
 
 from __future__ import annotations
 
@@ -56,8 +53,8 @@ def expected_calibration_error(
 
 
 def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
-    """Mean recall over the classes present in ``y`` (a predicted class absent from ``y``
-    counts only against the recall of the classes it was given for; one class alone is fine)."""
+    """sklearn's balanced accuracy, silent about a predicted class absent from ``y`` and about
+    ``y`` of one class."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
         warnings.filterwarnings("ignore", "A single label was found")
@@ -135,21 +132,10 @@ def compute_metrics(
     seed: int = 0,
     curves: bool = True,
 ) -> dict[str, Any]:
-    """All the numbers for one set of predictions.
-
-    Args:
-        y: True class indices (N,).
-        probs: Predicted probabilities (N, n_classes), rows summing to 1.
-        class_names: Names of the model's classes, in output order.
-        sources: Optional source name per image, for ``per_source``.
-        n_boot: Bootstrap resamples for ``ci95`` (0 to skip).
-        seed: Bootstrap seed.
-        curves: Include ROC / PR points per class.
-
-    Returns:
-        A JSON-ready dict (the ``splits`` records of ``models/*.metrics.json``). Metrics that are
-        undefined (e.g. AUC of a class with no positives) are ``None``.
-    """
+    """All the numbers for one set of predictions (true class indices ``y``, probabilities
+    ``probs``), as the ``splits`` records of ``models/*.metrics.json`` hold them; undefined
+    figures are None. ``sources`` adds the per-source and adult figures, ``n_boot`` bootstrap
+    intervals (0: none), ``curves`` ROC and PR points."""
     y = np.asarray(y, int)
     probs = np.asarray(probs, float)
     pred = probs.argmax(1)

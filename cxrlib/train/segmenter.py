@@ -3,11 +3,8 @@
     python -m cxrlib.train.segmenter train --data ../shared/lungs --out models/
     python -m cxrlib.train.segmenter evaluate --data ../shared/lungs --split test
 
-``../shared/lungs/manifest.csv`` lists ``image, mask, source, split``. Each source outlines
-the lungs in one of the segmenter's conventions (:data:`SOURCE_CONVENTION`); the U-Net has
-one sigmoid channel per convention over a shared trunk, each training pair trains only its
-source's channel, and each source is scored on its own channel. Writes
-``lung_segmenter.keras`` and its ``.json``.
+Each source outlines the lungs in one convention (:data:`SOURCE_CONVENTION`), and trains and
+is scored on that convention's output channel.
 """
 
 from __future__ import annotations
@@ -61,9 +58,6 @@ SOURCE_CONVENTION: dict[str, str] = {
 }
 
 
-# --------------------------------------------------------------------------- data
-
-
 @dataclass
 class Pair:
     """One image/mask pair at its own size."""
@@ -99,11 +93,8 @@ def load_pairs(data_dir: str | os.PathLike[str], split: str) -> list[Pair]:
 def augment(
     image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Random flip, affine (rotation, scale, aspect, shift), gamma/contrast, blur/noise.
-
-    Acts on the geometry-resized raw uint8 image (before contrast normalisation) and its
-    float mask; a horizontal flip is safe because the mask is the union of both lungs.
-    """
+    """Random flip, affine, gamma/contrast, blur/noise of a raw uint8 image and its float mask
+    (a horizontal flip is safe: the mask is the union of both lungs)."""
     s = image.shape[0]
     if rng.random() < 0.5:
         image, mask = image[:, ::-1], mask[:, ::-1]
@@ -177,17 +168,11 @@ class MaskBatches(keras.utils.PyDataset):
         self._shuffle()
 
 
-# --------------------------------------------------------------------------- scores
-
-
 def evaluate(
     segmenter: LungSegmenter, pairs: Sequence[Pair], conventions: Sequence[str | None] | None = None
 ) -> dict[str, Any]:
-    """Mean Dice at each image's own size, overall and per source.
-
-    Each image is scored on its source's convention unless ``conventions``
-    overrides it (one per pair; ``None`` = the segmenter's default).
-    """
+    """Mean Dice at each image's own size, overall and per source, each image on its source's
+    convention unless ``conventions`` (one per pair) says otherwise."""
     if conventions is None:
         conventions = [p.convention for p in pairs]
     masks = segmenter.segment_many([p.image for p in pairs], conventions)
@@ -233,8 +218,7 @@ def tune_thresholds(segmenter: LungSegmenter, pairs: Sequence[Pair]) -> dict[str
 
 
 def inference_ms(segmenter: LungSegmenter, gray: np.ndarray, repeats: int = 30) -> float:
-    """Median milliseconds of one :meth:`LungSegmenter.segment` call after a warm-up, its
-    memo cleared before each call so that each call segments afresh."""
+    """Median milliseconds of one fresh (memo cleared) :meth:`LungSegmenter.segment` call."""
     segmenter.segment(gray)
     times = []
     for _ in range(repeats):
@@ -243,9 +227,6 @@ def inference_ms(segmenter: LungSegmenter, gray: np.ndarray, repeats: int = 30) 
         segmenter.segment(gray)
         times.append(time.perf_counter() - t)
     return round(float(np.median(times)) * 1000, 1)
-
-
-# --------------------------------------------------------------------------- training
 
 
 def _select(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
@@ -325,12 +306,8 @@ def train(
     command: str | None = None,
     verbose: int | str = "auto",
 ) -> dict[str, Any]:
-    """Trains the lung U-Net and writes ``lung_segmenter.keras`` + ``.json`` to ``out_dir``.
-
-    AdamW (peak learning rate 2e-3, cosine decay), early stopping on validation Dice with
-    a patience of 10 epochs; ``size``, ``base_filters`` and ``depth`` shape the U-Net
-    (:func:`cxrlib.train.architectures.build_unet`). Returns the metadata written to the JSON.
-    """
+    """Trains the lung U-Net, writes ``lung_segmenter.keras`` and its JSON to ``out_dir`` and
+    returns that JSON's content."""
     keras.utils.set_random_seed(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -392,9 +369,6 @@ def train(
     meta["file_bytes"] = model_path.stat().st_size
     model_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
-
-
-# --------------------------------------------------------------------------- command line
 
 
 def _print_results(title: str, res: dict[str, Any]) -> None:
