@@ -68,7 +68,7 @@ def _describe(squares: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np
 
 def _fit_density(
     train: Sequence[np.ndarray], n_thumb: int, n_hog: int, n_orient: int, seed: int
-) -> tuple[OODGate, int]:
+) -> OODGate:
     """The PCA bases, the Gaussian and the orientation model (threshold still 1)."""
     sq_train = [gf.square(g) for g in train]
     thumbs, hogs, stats = _describe(sq_train)
@@ -84,7 +84,7 @@ def _fit_density(
     cov += 1e-3 * np.trace(cov) / len(cov) * np.eye(len(cov))
     gate.feat_mean = feats.mean(axis=0)
     gate.feat_prec = np.linalg.inv(cov)
-    return gate, len(pick)
+    return gate
 
 
 def _set_limits(gate: OODGate, val: Sequence[np.ndarray]) -> dict[str, Any]:
@@ -123,13 +123,13 @@ def fit_gate(
     is provenance for the JSON."""
     if len(train) < 8 or len(val) < 4:
         raise ValueError("need at least 8 training and 4 validation images")
-    gate, n_picked = _fit_density(train, n_thumb, n_hog, n_orient, seed)
+    gate = _fit_density(train, n_thumb, n_hog, n_orient, seed)
     gate.meta = dict(meta or {})
     rates = _set_limits(gate, val)
     gate.meta.update(
         n_train=len(train),
         n_val=len(val),
-        n_orient=n_picked,
+        n_orient=min(n_orient, len(train)),
         n_thumb=int(gate.thumb_basis.shape[0]),
         n_hog=int(gate.hog_basis.shape[0]),
         val_target=VAL_TARGET,
