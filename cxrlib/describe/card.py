@@ -30,11 +30,6 @@ def describe_preprocessing(pre: dict[str, Any]) -> str:
         )
     else:
         framing = f"crop {pct(float(pre.get('border_crop', 0)))} of each border"
-    if pre.get("lung_mask"):
-        framing += (
-            "; fill everything outside the lung mask (widened by "
-            f"{pct(float(pre.get('mask_dilation', 0)))} of the image) with the lungs' mean"
-        )
     return (
         f"decode to 8-bit grayscale; {framing}; {geometry} to {size} x {size} px; "
         f"contrast `{pre.get('contrast', '?')}`."
@@ -183,8 +178,6 @@ def factors_markdown(meta: dict[str, Any]) -> str:
     parts = [prose("factors")]
     if pre.get("lung_crop"):
         parts.append(prose("lung_crop"))
-    if pre.get("lung_mask"):
-        parts.append(prose("lung_mask"))
     return "\n\n".join(parts)
 
 

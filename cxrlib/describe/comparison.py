@@ -12,7 +12,6 @@ import pandas as pd
 
 from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Alternative, External, Metrics
-from cxrlib.core.recipe import recipe
 from cxrlib.describe.external_text import external_records
 from cxrlib.describe.prose import prose
 
@@ -34,6 +33,14 @@ class Comparison:
     reseeded: int | None = None
 
 
+#: Bookkeeping of a ``train_config``, not recipe.
+NOT_RECIPE = ("seed", "steps_per_epoch")
+
+
+def _recipe(pre: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
+    return {**{k: v for k, v in cfg.items() if k not in NOT_RECIPE}, "preprocess": pre}
+
+
 def reseeded(meta: Mapping[str, Any], alt: Alternative) -> int | None:
     """The seed of an alternative trained by exactly the committed model's recipe with another
     seed; None for any other alternative (or when either record lacks its recipe)."""
@@ -44,15 +51,13 @@ def reseeded(meta: Mapping[str, Any], alt: Alternative) -> int | None:
     # Records made before the backend was recorded were trained by TensorFlow.
     if (meta.get("keras_backend") or "tensorflow") != (alt.keras_backend or "tensorflow"):
         return None
-    same = recipe(meta.get("preprocess") or {}, mine) == recipe(alt.preprocess, theirs)
+    same = _recipe(meta.get("preprocess") or {}, mine) == _recipe(alt.preprocess, theirs)
     return int(theirs["seed"]) if same and theirs.get("seed") is not None else None
 
 
 def describe_input_and_trunk(pre: Mapping[str, Any], cfg: Mapping[str, Any]) -> str:
     """A few words on what a model sees and its trunk: 'the whole image, ResNet (64), 128 px'."""
-    if pre.get("lung_mask"):
-        sees = "the lungs only (masked)"
-    elif pre.get("lung_crop"):
+    if pre.get("lung_crop"):
         margin = pre.get("lung_margin")
         sees = "the lung box" + (f" + {pct(float(margin))}" if margin is not None else "")
     elif float(pre.get("border_crop", 0) or 0) > 0:
