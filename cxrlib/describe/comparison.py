@@ -1,6 +1,5 @@
-"""The committed model against the recorded ``alternatives``: internal score, the score kept
-with the lungs erased, and the outside collection (the Model card's "Why not a model that
-scores higher?")."""
+"""The committed model against the recorded ``alternatives`` (the Model card's "Why not a
+model that scores higher?")."""
 
 from __future__ import annotations
 
@@ -19,8 +18,7 @@ from cxrlib.describe.prose import prose
 @dataclass(frozen=True)
 class Comparison:
     """One model of the comparison. ``outside``: ``(collection, its class, share given that
-    answer)``; ``reseeded``: the seed of a copy of the committed model's recipe, whose
-    differences from it are what chance alone does."""
+    answer)``; ``reseeded``: the seed of a copy of the committed model's recipe."""
 
     name: str
     described: str
@@ -33,17 +31,14 @@ class Comparison:
     reseeded: int | None = None
 
 
-#: Bookkeeping of a ``train_config``, not recipe.
-NOT_RECIPE = ("seed", "steps_per_epoch")
-
-
 def _recipe(pre: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
-    return {**{k: v for k, v in cfg.items() if k not in NOT_RECIPE}, "preprocess": pre}
+    """Every setting of a record but its seed and schedule bookkeeping."""
+    return {**cfg, "seed": None, "steps_per_epoch": None, "preprocess": pre}
 
 
 def reseeded(meta: Mapping[str, Any], alt: Alternative) -> int | None:
-    """The seed of an alternative trained by exactly the committed model's recipe with another
-    seed; None for any other alternative (or when either record lacks its recipe)."""
+    """The seed of an alternative trained by the committed model's recipe with another seed;
+    None for any other alternative."""
     mine, theirs = meta.get("train_config") or {}, alt.train_config
     if not mine or not theirs or mine.get("seed") == theirs.get("seed"):
         return None
@@ -84,8 +79,8 @@ def _outside(section: External | None) -> tuple[tuple[str, str, float], ...]:
 
 
 def comparisons(meta: Mapping[str, Any], metrics: Metrics) -> list[Comparison]:
-    """The committed model (its test metrics and ablation), then every alternative scored on
-    the same split and number of images; empty without the committed model's figures."""
+    """The committed model, then every alternative scored on the same split and number of
+    images; empty without the committed model's figures."""
     test, abl = metrics.test, metrics.ablation
     erased = abl.lungs_erased if abl else None
     if test is None or abl is None or erased is None or test.balanced_accuracy is None:
@@ -127,7 +122,7 @@ def comparisons(meta: Mapping[str, Any], metrics: Metrics) -> list[Comparison]:
 
 
 def comparison_table(rows: Sequence[Comparison]) -> Any:
-    """The comparison as a table, one row per model, the two figures compared first."""
+    """One row per model, the two figures compared first."""
     return pd.DataFrame(
         [
             {
@@ -150,8 +145,8 @@ ERASED_MARGIN = 0.05
 
 
 def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> list[str]:
-    """One plain line per model: the committed model (``rows[0]``) first, then each
-    alternative with what its figures say against it."""
+    """One line per model: the committed model (``rows[0]``), then each alternative with what
+    its figures say against it."""
     if len(rows) < 2:
         return []
     ours = rows[0]
@@ -233,8 +228,8 @@ def reads_outside(rows: Sequence[Comparison]) -> list[Comparison]:
 
 
 def comparison_note(rows: Sequence[Comparison]) -> str | None:
-    """Why a score kept with the lungs erased counts against a model; None when no
-    alternative is judged so."""
+    """Why a score kept with the lungs erased counts against a model; None when it does
+    against none."""
     rivals = reads_outside(rows)
     if not rivals:
         return None
@@ -259,6 +254,6 @@ def comparison_note(rows: Sequence[Comparison]) -> str | None:
 
 
 def chance(metrics: Metrics) -> float:
-    """The balanced accuracy of a guess, as the ablation recorded it (a third by default)."""
+    """The balanced accuracy of a guess (a third unless the ablation recorded it)."""
     abl = metrics.ablation
     return abl.chance if abl is not None and abl.chance is not None else 1 / 3

@@ -1,5 +1,5 @@
-"""The external check in words and as a table: how a collection no training image came
-from was answered (the metrics file's ``external`` section)."""
+"""The external check (how collections no training image came from were answered) in words
+and as a table."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ EXTERNAL_SUBSETS = {"all": "all", "segmenter_unseen": "not in the segmenter's tr
 
 
 def external_records(section: External | None) -> list[tuple[Collection, SubsetCalls]]:
-    """``(collection, its "all" subset)`` of each collection of an ``external`` section
-    that has one with images."""
+    """``(collection, its "all" subset)`` of each collection with images."""
     collections = section.collections.values() if section else ()
     return [
         (rec, sub) for rec in collections if (sub := rec.subsets.get("all")) is not None and sub.n
@@ -23,8 +22,7 @@ def external_records(section: External | None) -> list[tuple[Collection, SubsetC
 
 
 def external_table(section: External | None) -> Any:
-    """``metrics.json["external"]``: one row per collection and subset, the share of it
-    given each answer, and the input check's refusals."""
+    """One row per collection and subset: the share given each answer, and the refusals."""
     rows = []
     for rec, _ in external_records(section):
         for key, sub in rec.subsets.items():
@@ -41,8 +39,8 @@ def external_table(section: External | None) -> Any:
 
 
 def _answers(sub: SubsetCalls, label: str) -> list[str]:
-    """ "'normal' for **58%** (95% CI 52-64%)" per answer given: its own class first, then
-    the others most often given; a class never given is left out."""
+    """ "'normal' for **58%** (95% CI 52-64%)" per answer given, the collection's own class
+    first."""
     share, parts = sub.share, []
     for c in sorted(share, key=lambda c: (c != label, -(share[c] or 0))):
         value = share[c]
@@ -78,8 +76,7 @@ def _checks(rec: Collection, sub: SubsetCalls) -> str:
 
 
 def describe_external(section: External | None) -> list[str]:
-    """One plain line per collection of the external check (markdown): what it answered,
-    with a 95% interval, and what the collection can and cannot say."""
+    """One line per collection: what it answered, and what the collection can say."""
     lines = []
     views = section.views if section else None
     for rec, sub in external_records(section):

@@ -1,5 +1,4 @@
-"""Leave one source out, as a table and in words (the metrics file's ``loso`` and
-``loso_full`` sections): what a model trained without one source found of it."""
+"""Leave one source out (``loso``, ``loso_full``) as a table and in words."""
 
 from __future__ import annotations
 
@@ -16,8 +15,7 @@ FEW_IMAGES = 20
 
 
 def loso_table(section: Loso) -> Any:
-    """``metrics.json["loso"]``: one row per held-out source, scored as the app predicts
-    where that was measured (``with_views``), else on the image alone."""
+    """One row per held-out source, scored as the app predicts where that was measured."""
     rows, classes = [], set[str]()
     for s, v in section.sources.items():
         scored = v.as_predicted()
@@ -84,16 +82,14 @@ def _source_line(source: str, v: LosoResult, epochs: Any) -> str | None:
 
 
 def describe_loso(section: Loso) -> list[str]:
-    """One line per held-out source (markdown): what a model trained without it found of each
-    of its classes, beside that model's balanced accuracy on the internal test split."""
+    """One line per held-out source: what a model trained without it found of it."""
     epochs = section.schedule.get("epochs")
     lines = [_source_line(source, v, epochs) for source, v in section.sources.items()]
     return [line for line in lines if line is not None]
 
 
 def describe_unseen_adults(metrics: Metrics) -> list[str]:
-    """The leave-one-source-out line of each adult source (:data:`ADULT_SOURCES`), from the
-    full-length runs where they held it out, else the short ones."""
+    """The line of each adult source, from the full-length runs where they held it out."""
     lines = []
     for source in ADULT_SOURCES:
         for section in (metrics.loso_full, metrics.loso):

@@ -1,5 +1,4 @@
-"""A split of the metrics file as the Metrics and Validation pages show it: its tables, its
-headline in words, its saved predictions, and its confusion at a threshold the reader picks."""
+"""A split of the metrics file as the Metrics and Validation pages show it."""
 
 from __future__ import annotations
 
@@ -17,8 +16,8 @@ from cxrlib.describe.prose import frame, join, source_name
 
 @dataclass(frozen=True)
 class ThresholdResult:
-    """The (K, K) confusion (rows true) and the positive class's rates at a threshold; a rate
-    is None where its denominator is empty."""
+    """The (K, K) confusion (rows true) and the positive class's rates (None where a
+    denominator is empty)."""
 
     matrix: np.ndarray
     sensitivity: float | None
@@ -27,33 +26,21 @@ class ThresholdResult:
     npv: float | None
 
 
-def threshold_predictions(probs: np.ndarray, positive: int, threshold: float) -> np.ndarray:
-    """(N,) class decisions for (N, K) ``probs``: ``positive`` where its probability is at
-    least ``threshold``, else the most probable of the other classes (so the threshold moves
-    images only between the positive class and the rest)."""
-    p = np.asarray(probs, dtype=np.float64)
-    if p.ndim != 2 or not 0 <= positive < p.shape[1]:
-        raise ValueError(f"probs must be (N, K) with 0 <= positive < K, got {p.shape}")
-    others = p.copy()
-    others[:, positive] = -np.inf
-    fallback = others.argmax(axis=1)
-    return np.where(p[:, positive] >= threshold, positive, fallback)
-
-
 def threshold_confusion(
     probs: np.ndarray, labels: np.ndarray, positive: int, threshold: float
 ) -> ThresholdResult:
     """The confusion of (N, K) ``probs`` against (N,) ``labels`` when ``positive`` (e.g.
-    covid) is called at ``threshold``."""
+    covid) is called wherever its probability reaches ``threshold``, else the likeliest other
+    class: the threshold moves images only between the positive class and the rest."""
     p = np.asarray(probs, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64)
-    k = p.shape[1] if p.ndim == 2 else 0
-    pred = threshold_predictions(p, positive, threshold) if len(y) else np.zeros(0, int)
-    cm = np.zeros((k, k), np.int64)
-    np.add.at(cm, (y, pred), 1)
-    tp = int(np.sum((y == positive) & (pred == positive)))
-    fn, fp = int(np.sum(y == positive)) - tp, int(np.sum(pred == positive)) - tp
-    tn = len(y) - tp - fn - fp
+    others = p.copy()
+    others[:, positive] = -np.inf
+    pred = np.where(p[:, positive] >= threshold, positive, others.argmax(axis=1))
+    cm = np.zeros((p.shape[1], p.shape[1]), np.int64)
+    np.add.at(cm, (np.asarray(labels, dtype=np.int64), pred), 1)
+    tp = int(cm[positive, positive])
+    fn, fp = int(cm[positive].sum()) - tp, int(cm[:, positive].sum()) - tp
+    tn = int(cm.sum()) - tp - fn - fp
 
     def div(a: int, b: int) -> float | None:
         return a / b if b else None
@@ -75,8 +62,7 @@ def predictions_arrays(
 
 
 def predictions_table(predictions: Sequence[Prediction], class_names: Sequence[str]) -> Any:
-    """Saved predictions with their answer, confidence and each class's probability, the
-    most confident mistakes first."""
+    """Saved predictions with answer, confidence and probabilities, confident mistakes first."""
     names = list(class_names)
     recs = []
     for r in predictions:
@@ -110,8 +96,8 @@ def filter_predictions(
     sources: Sequence[str] | None = None,
     outcome: str = "all",
 ) -> Any:
-    """Rows of :func:`predictions_table` of the given true labels and sources (None or
-    empty: all) and ``outcome`` (``"all"``, ``"correct"`` or ``"misclassified"``)."""
+    """Rows of :func:`predictions_table` of these labels and sources (None: all) and
+    ``outcome`` ("all", "correct" or "misclassified")."""
     if outcome not in ("all", "correct", "misclassified"):
         raise ValueError(f"unknown outcome {outcome!r}")
     mask = np.ones(len(df), bool)
@@ -127,7 +113,7 @@ def filter_predictions(
 
 
 def per_class_table(split: Split) -> Any:
-    """Per-class metrics (support, sensitivity, specificity, PPV, NPV, F1, AUC) as a DataFrame."""
+    """Per-class metrics as a DataFrame."""
     rows = [
         {
             "class": name,
@@ -145,7 +131,7 @@ def per_class_table(split: Split) -> Any:
 
 
 def per_source_table(split: Split) -> Any:
-    """Per-source accuracy, and per class the share called right (its sensitivity)."""
+    """Per-source accuracy and each class's sensitivity."""
     rows = [
         {
             "source": source,
@@ -167,8 +153,7 @@ def fmt_ci(value: float | None, ci: Sequence[float] | None = None) -> str:
 
 
 def describe_adults(split: Split) -> str | None:
-    """The adult pneumonias found and normals called normal, with their intervals (None
-    without adult figures)."""
+    """The adult pneumonias found and normals cleared (None without adult figures)."""
     a = split.adults
     if a is None:
         return None
@@ -190,7 +175,7 @@ SPLIT_NAMES = {
 
 
 def split_order(names: Iterable[str]) -> list[str]:
-    """The splits of a metrics file in reading order: test, validation, then any other."""
+    """Test, validation, then any other split."""
     names = list(names)
     known = [s for s in SPLIT_NAMES if s in names]
     return known + [s for s in names if s not in known]
@@ -202,7 +187,7 @@ def split_label(name: str) -> str:
 
 
 def describe_headline(split: Split, name: str) -> str:
-    """The split's headline figures with their 95% intervals, and its images and sources."""
+    """The split's headline figures with their 95% intervals."""
     label, what = SPLIT_NAMES.get(name, (f"{name} split", ""))
     sources = sorted(split.per_source)
     made_of = f" from {len(sources)} sources ({join(sources)})" if sources else ""
@@ -216,7 +201,7 @@ def describe_headline(split: Split, name: str) -> str:
 
 
 def describe_reliability(split: Split) -> str | None:
-    """The split's calibration figures in words (None when they were not recorded)."""
+    """The split's calibration figures (None when not recorded)."""
     if split.ece is None:
         return None
     brier = f", Brier score **{split.brier:.3f}**" if split.brier is not None else ""

@@ -1,5 +1,4 @@
-"""How the model's past answers of one class turned out, from the metrics file: the track
-record the Diagnose page quotes beside an answer."""
+"""How the model's past answers of one class turned out: the Diagnose page's track record."""
 
 from __future__ import annotations
 
@@ -15,8 +14,8 @@ from cxrlib.describe.prose import source_name
 
 @dataclass(frozen=True)
 class OutsideCall:
-    """How often a collection no training image came from (its class and population in
-    ``people``: "normal adult") got one answer, and got it with at least ``confident_at``."""
+    """How often an outside collection (``people``: "normal adult") got one answer, and got
+    it with at least ``confident_at``."""
 
     name: str
     people: str
@@ -28,15 +27,12 @@ class OutsideCall:
 
 @dataclass(frozen=True)
 class TrackRecord:
-    """How the model's answers ``label`` turned out.
+    """How the model's answers ``label`` turned out: on the internal test split (``confident_*``
+    at :data:`CONFIDENT` or more), on held-out sources, and where it is known to mislead.
 
-    ``calls`` internal test answers, ``right`` of them right (``confident_*``: those given
-    with at least :data:`CONFIDENT`); the mean accuracy on the held-out sources of the
-    leave-one-source-out runs; ``confusions``: ``(source, true, answered, images)`` groups
-    often given this answer wrongly; ``missed_elsewhere``: ``(source, class, share found)``
-    where a full-length held-out run missed what matters for this answer (a disease for
-    'normal', normal chests for a disease); ``called_elsewhere``: outside collections of
-    another class often given it.
+    ``confusions``: ``(source, true, answered, images)`` groups often given it wrongly;
+    ``missed_elsewhere``: ``(source, class, share found)`` where a full-length held-out run
+    missed what matters for this answer (a disease for 'normal', normal chests for a disease).
     """
 
     label: str
@@ -65,8 +61,8 @@ MISSED_MIN_IMAGES = 20
 def _groups(
     split: Split, labels: list[str], k: int, label: str
 ) -> tuple[dict[tuple[str, str], list[int]], list[int]]:
-    """Per (source, true class): ``[images, answered label]``; and the answers of this
-    label at :data:`CONFIDENT` or more: ``[given, right]``."""
+    """``[images, answered label]`` per (source, true class), and ``[given, right]`` of the
+    answers ``label`` at :data:`CONFIDENT` or more."""
     groups: dict[tuple[str, str], list[int]] = {}
     sure = [0, 0]
     for r in split.predictions:
@@ -83,7 +79,7 @@ def _groups(
 
 
 def _schedule_words(loso: Loso | None) -> str:
-    """The leave-one-source-out runs' schedule: "3 epochs of 120 steps", or ""."""
+    """The runs' schedule in words ("3 epochs of 120 steps"), or ""."""
     schedule = loso.schedule if loso else {}
     epochs, steps = schedule.get("epochs"), schedule.get("steps_per_epoch")
     if epochs and steps:
@@ -129,7 +125,7 @@ def _called_elsewhere(metrics: Metrics, label: str) -> tuple[OutsideCall, ...]:
 
 
 def track_record(metrics: Metrics | None, label: str) -> TrackRecord | None:
-    """What the metrics file says about an answer ``label`` (None without test figures)."""
+    """The track record of an answer ``label`` (None without test figures)."""
     split = metrics.test if metrics else None
     cm = split.confusion_matrix if split else None
     if metrics is None or split is None or cm is None:
@@ -183,7 +179,7 @@ def _outside_line(r: TrackRecord, o: OutsideCall) -> str:
 
 
 def _missed_lines(r: TrackRecord) -> list[str]:
-    """One line per class missed, its held-out sources in turn (most missed first)."""
+    """One line per class missed, its held-out sources in turn."""
     lines = []
     for c in dict.fromkeys(c for _, c, _ in r.missed_elsewhere):
         runs = [
