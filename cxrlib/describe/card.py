@@ -11,7 +11,7 @@ import pandas as pd
 
 from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Metrics, Split
-from cxrlib.describe import audit_text, comparison, external_text, loso_text, results
+from cxrlib.describe import audit_text, comparison, outside_text, results
 from cxrlib.describe.prose import caveats, frame, join, markdown_rows, markdown_table, prose
 
 TITLE = "Model card: CXR Lens chest X-ray classifier"
@@ -220,7 +220,7 @@ def adult_patient_lines(metrics: Metrics, split_name: str = "test") -> list[str]
     """The split's adult figures, then what a model that never saw an adult source found."""
     split = metrics.splits.get(split_name)
     adults = results.describe_adults(split) if split is not None else None
-    unseen = loso_text.describe_unseen_adults(metrics)
+    unseen = outside_text.describe_unseen_adults(metrics)
     return ([adults] if adults else []) + [
         f"**At a hospital it has not seen.** {u}" for u in unseen
     ]
@@ -286,15 +286,15 @@ def _outside_blocks(metrics: Metrics) -> Iterator[str]:
     ):
         lo = getattr(metrics, key)
         if lo is not None:
-            lines = loso_text.describe_loso(lo) if key == "loso_full" else []
+            lines = outside_text.describe_loso(lo) if key == "loso_full" else []
             yield _block(
-                title, prose(key), _bullets(lines), markdown_table(loso_text.loso_table(lo))
+                title, prose(key), _bullets(lines), markdown_table(outside_text.loso_table(lo))
             )
     if metrics.external is not None:
         yield _block(
             "A collection it never trained on",
-            _bullets(external_text.describe_external(metrics.external)),
-            markdown_table(external_text.external_table(metrics.external)),
+            _bullets(outside_text.describe_external(metrics.external)),
+            markdown_table(outside_text.external_table(metrics.external)),
             prose("external_note"),
         )
 

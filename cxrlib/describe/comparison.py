@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 
 from cxrlib.core.formatting import pct
-from cxrlib.core.metrics import Alternative, External, Metrics
-from cxrlib.describe.external_text import external_records
+from cxrlib.core.metrics import Alternative, AlternativeAblation, External, Metrics
+from cxrlib.describe.outside_text import external_records
 from cxrlib.describe.prose import prose
 
 
@@ -86,39 +86,37 @@ def comparisons(meta: Mapping[str, Any], metrics: Metrics) -> list[Comparison]:
     if test is None or abl is None or erased is None or test.balanced_accuracy is None:
         return []
     covid = test.per_class.get("covid")
-    out = [
-        Comparison(
-            name="this app's model",
-            described=describe_input_and_trunk(
-                meta.get("preprocess") or {}, meta.get("train_config") or {}
-            ),
-            params=meta.get("params"),
-            balanced_accuracy=float(test.balanced_accuracy),
-            covid_sensitivity=covid.sensitivity if covid else None,
-            erased_balanced_accuracy=float(erased.balanced_accuracy),
-            erased_covid_auc=erased.auc.get("covid"),
-            outside=_outside(metrics.external),
-        )
+    ours = Alternative.model_construct(
+        preprocess=meta.get("preprocess") or {},
+        train_config=meta.get("train_config") or {},
+        params=meta.get("params"),
+        balanced_accuracy=test.balanced_accuracy,
+        covid_sensitivity=covid.sensitivity if covid else None,
+        lungs_erased=AlternativeAblation.model_construct(
+            balanced_accuracy=erased.balanced_accuracy, covid_auc=erased.auc.get("covid")
+        ),
+        external=metrics.external,
+    )
+    # A split that has since gained images keeps its name, not its number of them.
+    others = [
+        (str(name), alt)
+        for name, alt in sorted(metrics.alternatives.items())
+        if alt.split == abl.split and (alt.n is None or test.n is None or alt.n == test.n)
     ]
-    for name, alt in sorted(metrics.alternatives.items()):
-        # A split that has since gained images keeps its name, not its number of them.
-        same_images = alt.n is None or test.n is None or alt.n == test.n
-        if alt.split != abl.split or not same_images:
-            continue
-        out.append(
-            Comparison(
-                name=str(name),
-                described=describe_input_and_trunk(alt.preprocess, alt.train_config),
-                params=alt.params,
-                balanced_accuracy=float(alt.balanced_accuracy),
-                covid_sensitivity=alt.covid_sensitivity,
-                erased_balanced_accuracy=float(alt.lungs_erased.balanced_accuracy),
-                erased_covid_auc=alt.lungs_erased.covid_auc,
-                outside=_outside(alt.external),
-                reseeded=reseeded(meta, alt),
-            )
+    return [
+        Comparison(
+            name=name,
+            described=describe_input_and_trunk(alt.preprocess, alt.train_config),
+            params=alt.params,
+            balanced_accuracy=float(alt.balanced_accuracy),
+            covid_sensitivity=alt.covid_sensitivity,
+            erased_balanced_accuracy=float(alt.lungs_erased.balanced_accuracy),
+            erased_covid_auc=alt.lungs_erased.covid_auc,
+            outside=_outside(alt.external),
+            reseeded=None if alt is ours else reseeded(meta, alt),
         )
-    return out
+        for name, alt in [("this app's model", ours), *others]
+    ]
 
 
 def comparison_table(rows: Sequence[Comparison]) -> Any:

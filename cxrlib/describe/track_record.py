@@ -8,7 +8,7 @@ import numpy as np
 
 from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import CONFIDENT, Loso, Metrics, Split
-from cxrlib.describe.external_text import external_records
+from cxrlib.describe.outside_text import external_records
 from cxrlib.describe.prose import source_name
 
 
