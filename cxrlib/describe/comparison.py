@@ -156,24 +156,23 @@ def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> l
         )
 
     lines = [f"**This app's model** ({ours.described}): {figures(ours)} (chance {pct(chance)})."]
-    outside = reads_outside(rows)
     for alt in rows[1:]:
-        extra = alt.erased_balanced_accuracy - ours.erased_balanced_accuracy
+        head = f"**{alt.name}** ({alt.described}): {figures(alt)}"
         if alt.reseeded is not None:
+            shares = "".join(
+                f"; {pct(share)} of {name}'s {label} images called {label}"
+                for name, label, share in alt.outside
+            )
             lines.append(
-                f"**{alt.name}** ({alt.described}): {figures(alt)}"
-                + "".join(
-                    f"; {pct(share)} of {name}'s {label} images called {label}"
-                    for name, label, share in alt.outside
-                )
-                + f". The same recipe as this app's model, trained again with seed "
+                f"{head}{shares}. The same recipe as this app's model, trained again with seed "
                 f"{alt.reseeded}: how far each figure moves by chance alone. Differences of "
                 "that size between the other models are not evidence either way."
             )
             continue
         if alt.balanced_accuracy <= ours.balanced_accuracy:
             verdict = "Lower on the internal test split."
-        elif alt in outside:
+        elif alt in reads_outside(rows):
+            extra = alt.erased_balanced_accuracy - ours.erased_balanced_accuracy
             verdict = (
                 f"Higher on the internal test split, but {100 * extra:.0f} points higher with "
                 "the lungs erased too: part of its score is read outside the lungs. Not the "
@@ -184,10 +183,7 @@ def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> l
                 "Higher on the internal test split, and this ablation does not tell it apart; "
                 "models/experiments.md says why it is not used."
             )
-        lines.append(
-            f"**{alt.name}** ({alt.described}): {figures(alt)}. {verdict}"
-            + "".join(_outside_note(alt, ours))
-        )
+        lines.append(f"{head}. {verdict}{_outside_note(alt, ours)}")
     return lines
 
 
@@ -199,15 +195,15 @@ def _shares(row: Comparison) -> dict[tuple[str, str], float]:
     return {(name, label): share for name, label, share in row.outside}
 
 
-def _outside_note(alt: Comparison, ours: Comparison) -> list[str]:
-    """Where an alternative did better on a collection neither model trained on."""
+def _outside_note(alt: Comparison, ours: Comparison) -> str:
+    """Where an alternative did better on a collection neither model trained on ("" nowhere)."""
     mine = _shares(ours)
-    return [
+    return "".join(
         f" On {name}'s {label} images, which neither model trained on, it did better: "
         f"{pct(share)} called {label}, against {pct(mine[(name, label)])}."
         for name, label, share in alt.outside
         if (name, label) in mine and share - mine[(name, label)] > OUTSIDE_MARGIN
-    ]
+    )
 
 
 def reads_outside(rows: Sequence[Comparison]) -> list[Comparison]:

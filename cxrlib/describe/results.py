@@ -66,27 +66,23 @@ def predictions_table(predictions: Sequence[Prediction], class_names: Sequence[s
     names = list(class_names)
     recs = []
     for r in predictions:
-        probs = list(r.probs)
-        if len(probs) != len(names):
+        if len(r.probs) != len(names):
             continue
-        k = int(np.argmax(probs))
+        k = int(np.argmax(r.probs))
         recs.append(
             {
                 "path": r.path,
-                "label": "" if r.label is None else r.label,
-                "source": "" if r.source is None else r.source,
+                "label": r.label or "",
+                "source": r.source or "",
                 "predicted": names[k],
-                "confidence": float(probs[k]),
+                "confidence": float(r.probs[k]),
                 "correct": r.label == names[k],
-                **{f"p_{c}": float(p) for c, p in zip(names, probs)},
+                **{f"p_{c}": float(p) for c, p in zip(names, r.probs)},
             }
         )
-    cols = ["path", "label", "source", "predicted", "confidence", "correct"] + [
-        f"p_{c}" for c in names
-    ]
-    df = pd.DataFrame(recs, columns=cols)
-    if len(df):
-        df = df.sort_values(["correct", "confidence"], ascending=[True, False], kind="stable")
+    columns = ["path", "label", "source", "predicted", "confidence", "correct"]
+    df = pd.DataFrame(recs, columns=columns + [f"p_{c}" for c in names])
+    df = df.sort_values(["correct", "confidence"], ascending=[True, False], kind="stable")
     return df.reset_index(drop=True)
 
 
@@ -100,16 +96,14 @@ def filter_predictions(
     ``outcome`` ("all", "correct" or "misclassified")."""
     if outcome not in ("all", "correct", "misclassified"):
         raise ValueError(f"unknown outcome {outcome!r}")
-    mask = np.ones(len(df), bool)
+    keep = pd.Series(True, index=df.index)
     if labels:
-        mask &= df["label"].isin(list(labels)).to_numpy()
+        keep &= df["label"].isin(labels)
     if sources:
-        mask &= df["source"].isin(list(sources)).to_numpy()
-    if outcome == "correct":
-        mask &= df["correct"].to_numpy(bool)
-    elif outcome == "misclassified":
-        mask &= ~df["correct"].to_numpy(bool)
-    return df[mask].reset_index(drop=True)
+        keep &= df["source"].isin(sources)
+    if outcome != "all":
+        keep &= df["correct"].astype(bool) == (outcome == "correct")
+    return df[keep].reset_index(drop=True)
 
 
 def per_class_table(split: Split) -> Any:
