@@ -110,22 +110,20 @@ def describe_ablation_size(section: Ablation) -> str | None:
 
 def describe_shortcuts(section: Shortcuts) -> list[str]:
     """The resolution swaps and the source probe, a sentence each."""
-    lines = []
-    for source, r in section.resolution.items():
-        lines.append(
-            f"The {source_name(source)} test images re-saved at {r.longer_side} px: "
-            f"**{pct(r.changed)}** of {r.n} answers changed; balanced accuracy "
-            f"{pct(r.original.balanced_accuracy)} -> {pct(r.resaved.balanced_accuracy)}."
-        )
-    for label, p in section.source_probe.items():
-        lines.append(
-            f"Among the {label} X-rays, a simple model reading the network's internal features "
-            f"named the collection ({join([source_name(s) for s in p.sources])}) "
-            f"**{pct(p.balanced_accuracy)}** of the time, where guessing gives "
-            f"{pct(p.chance)}: the further above guessing, the more the network's view "
-            "of an image carries where it was taken."
-        )
-    return lines
+    lines = [
+        f"The {source_name(source)} test images re-saved at {r.longer_side} px: "
+        f"**{pct(r.changed)}** of {r.n} answers changed; balanced accuracy "
+        f"{pct(r.original.balanced_accuracy)} -> {pct(r.resaved.balanced_accuracy)}."
+        for source, r in section.resolution.items()
+    ]
+    return lines + [
+        f"Among the {label} X-rays, a simple model reading the network's internal features "
+        f"named the collection ({join([source_name(s) for s in p.sources])}) "
+        f"**{pct(p.balanced_accuracy)}** of the time, where guessing gives "
+        f"{pct(p.chance)}: the further above guessing, the more the network's view "
+        "of an image carries where it was taken."
+        for label, p in section.source_probe.items()
+    ]
 
 
 def _range(r: tuple[float, ...] | None) -> str | None:
