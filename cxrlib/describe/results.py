@@ -108,20 +108,10 @@ def filter_predictions(
 
 def per_class_table(split: Split) -> Any:
     """Per-class metrics as a DataFrame."""
-    rows = [
-        {
-            "class": name,
-            "support": m.support,
-            "sensitivity": m.sensitivity,
-            "specificity": m.specificity,
-            "PPV": m.ppv,
-            "NPV": m.npv,
-            "F1": m.f1,
-            "AUC": m.auc,
-        }
-        for name, m in split.per_class.items()
-    ]
-    return frame(rows, "class")
+    fields = {"support", "sensitivity", "specificity", "ppv", "npv", "f1", "auc"}
+    rows = [{"class": name, **m.model_dump(include=fields)} for name, m in split.per_class.items()]
+    names = {"ppv": "PPV", "npv": "NPV", "f1": "F1", "auc": "AUC"}
+    return frame(rows, "class").rename(columns=names)
 
 
 def per_source_table(split: Split) -> Any:
