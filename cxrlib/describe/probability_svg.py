@@ -53,9 +53,10 @@ def probability_svg(
         lo, hi = np.minimum(r[:, 0], p), np.maximum(r[:, 1], p)
     height = TOP + ROW_H * len(names) + BOTTOM
     plot_bottom = TOP + ROW_H * len(names)
+    summary = "Probabilities: " + ", ".join(f"{n} {pct(v)}" for n, v in zip(names, p))
     parts = [
         f'<svg class="cxr-probabilities" viewBox="0 0 {WIDTH} {height}" width="100%" '
-        f'role="img" aria-label="{escape(_summary(names, p))}" '
+        f'role="img" aria-label="{escape(summary)}" '
         f'style="font-family:{FONT_FAMILY};color:{INK};max-width:{WIDTH}px">'
     ]
     for tick in range(0, 101, 20):
@@ -99,7 +100,3 @@ def _row(i: int, name: str, v: float, lo: float, hi: float, top: bool, whisker: 
         f'{weight} fill="{INK}">{pct(v)}</text></g>'
     )
     return "".join(out)
-
-
-def _summary(names: list[str], p: np.ndarray) -> str:
-    return "Probabilities: " + ", ".join(f"{n} {pct(v)}" for n, v in zip(names, p))

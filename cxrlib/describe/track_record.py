@@ -87,11 +87,6 @@ def _schedule_words(loso: Loso | None) -> str:
     return f"{epochs} full epochs" if epochs else ""
 
 
-def _held_out_accuracies(loso: Loso | None) -> list[float]:
-    sources = loso.sources.values() if loso else ()
-    return [float(a) for v in sources if (a := v.as_predicted().accuracy) is not None]
-
-
 def _missed(loso_full: Loso | None, label: str) -> list[tuple[str, str, float]]:
     """:attr:`TrackRecord.missed_elsewhere`, most missed first."""
     missed = [
@@ -144,7 +139,8 @@ def track_record(metrics: Metrics | None, label: str) -> TrackRecord | None:
         ),
         key=lambda c: -c[2] / c[3],
     )
-    accs = _held_out_accuracies(metrics.loso)
+    held_out = metrics.loso.sources.values() if metrics.loso else ()
+    accs = [float(a) for v in held_out if (a := v.as_predicted().accuracy) is not None]
     return TrackRecord(
         label=label,
         calls=int(matrix[:, k].sum()),
