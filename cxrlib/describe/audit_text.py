@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping
 from typing import Any
 
@@ -156,13 +157,9 @@ def _randomised_bands(section: ExplainMethods) -> dict[str, list[tuple[str, floa
         rho = r.rank_correlation if r else None
         if rho is None:
             continue
-        band = (
-            "alike"
-            if rho >= STAYS_ALIKE
-            else "completely"
-            if rho < CHANGES_COMPLETELY
-            else "partly"
-        )
+        band = ("completely", "partly", "alike")[
+            bisect_right((CHANGES_COMPLETELY, STAYS_ALIKE), rho)
+        ]
         bands[band].append((METHOD_LABELS.get(m, m), float(rho)))
     return bands
 
