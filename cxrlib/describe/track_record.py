@@ -178,23 +178,21 @@ def _missed_lines(r: TrackRecord) -> list[str]:
     """One line per class missed, its held-out sources in turn."""
     lines = []
     for c in dict.fromkeys(c for _, c, _ in r.missed_elsewhere):
-        runs = [
-            (source_name(source), found)
-            for source, missed, found in r.missed_elsewhere
-            if missed == c
+        (where, found), *rest = [
+            (source_name(source), f) for source, missed, f in r.missed_elsewhere if missed == c
         ]
+        share = f"**{pct(found)}**"
         if c == "normal":
-            what = "called only {pct} of their normal chest X-rays normal"
+            what = f"called only {share} of their normal chest X-rays normal"
             so = f"a '{r.label}' answer may be a normal chest X-ray"
         else:
-            what = f"found only {{pct}} of their {c}"
+            what = f"found only {share} of their {c}"
             so = f"a '{r.label}' answer does not rule {c} out"
-        (where, found), rest = runs[0], runs[1:]
-        text = f"Trained in full without the {where} images, it " + what.format(
-            pct=f"**{pct(found)}**"
+        others = "".join(f"; without the {w} images, **{pct(f)}**" for w, f in rest)
+        lines.append(
+            f"Trained in full without the {where} images, it {what}{others}: at a hospital it "
+            f"has not seen, {so}."
         )
-        text += "".join(f"; without the {w} images, **{pct(f)}**" for w, f in rest)
-        lines.append(f"{text}: at a hospital it has not seen, {so}.")
     return lines
 
 
@@ -217,9 +215,9 @@ def describe_track_record(r: TrackRecord) -> list[str]:
             "images."
         )
     lines += [_outside_line(r, o) for o in r.called_elsewhere]
-    for source, true, called, n in r.confusions:
-        lines.append(
-            f"Known confusion: it also answered '{r.label}' for {called} of {n} "
-            f"{source_name(source)} {true} images in the test split."
-        )
+    lines += [
+        f"Known confusion: it also answered '{r.label}' for {called} of {n} "
+        f"{source_name(source)} {true} images in the test split."
+        for source, true, called, n in r.confusions
+    ]
     return lines + _missed_lines(r)
