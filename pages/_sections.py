@@ -12,7 +12,7 @@ import streamlit as st
 
 from cxrlib.app.model_files import model_metrics
 from cxrlib.core.metrics import Explain, ExplainMethods, Loso, Metrics, MetricsSchemaError
-from cxrlib.describe import audit_text, external_text, loso_text
+from cxrlib.describe import audit_text, outside_text
 from cxrlib.describe.prose import column_formats, prose
 
 
@@ -112,9 +112,9 @@ def _loso_section(lo: Loso, title: str, intro: str, in_words: bool) -> None:
     if lo.description:
         st.caption(lo.description)
     if in_words:
-        bullets(loso_text.describe_loso(lo))
-    metric_table(loso_text.loso_table(lo))
-    st.caption(loso_text.describe_loso_scoring(lo))
+        bullets(outside_text.describe_loso(lo))
+    metric_table(outside_text.loso_table(lo))
+    st.caption(outside_text.describe_loso_scoring(lo))
 
 
 def outside_sections(metrics: Metrics) -> None:
@@ -126,11 +126,11 @@ def outside_sections(metrics: Metrics) -> None:
         )
     if metrics.loso is not None:
         _loso_section(metrics.loso, "Leave one source out", prose("loso"), False)
-    lines = external_text.describe_external(metrics.external)
+    lines = outside_text.describe_external(metrics.external)
     if lines:
         st.subheader("A collection it never trained on")
         bullets(lines)
-        metric_table(external_text.external_table(metrics.external))
+        metric_table(outside_text.external_table(metrics.external))
         st.caption(prose("external_note"))
     if metrics.loso is None and metrics.loso_full is None and not lines:
         not_recorded("python -m cxrlib.evaluate external ../shared/lungs --record")

@@ -1,10 +1,9 @@
-"""The audit sections of the metrics file as tables and in words: the model with the lungs
-erased or kept alone (``ablation``), resolution and hospital (``shortcuts``), where one
-heatmap method's maps lie (``explain``), and how far the methods agree and explain the model
-(``explain_methods``)."""
+"""The audit sections of the metrics file (``ablation``, ``shortcuts``, ``explain``,
+``explain_methods``) as tables and in words."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,8 +35,7 @@ CHANGES_COMPLETELY = 0.2
 
 
 def ablation_table(section: Ablation) -> Any:
-    """``metrics.json["ablation"]`` as rows original / lungs erased / lungs only: balanced
-    accuracy, accuracy, macro-F1 and each class's sensitivity."""
+    """The ablation, one row per image version."""
     rows = [
         {
             "images": label,
@@ -59,8 +57,8 @@ def _focus_table(d: Mapping[str, FocusSummary], label: str) -> Any:
 
 
 def explain_tables(section: Explain) -> dict[str, Any]:
-    """``metrics.json["explain"]`` as tables: lung focus ``"per_class"`` and
-    ``"per_source"``, and ``"faithfulness"`` (overall, then per class)."""
+    """Lung focus ``"per_class"`` and ``"per_source"``, and ``"faithfulness"`` (overall, then
+    per class)."""
     faithful = [("all", section.faithfulness)] if section.faithfulness else []
     faithful += section.faithfulness_per_class.items()
     rows = [
@@ -74,7 +72,7 @@ def explain_tables(section: Explain) -> dict[str, Any]:
 
 
 def describe_lung_focus(section: Explain) -> str | None:
-    """The audit's lung-focus sentence (markdown), or None when no mean was recorded."""
+    """The lung-focus sentence, or None when no mean was recorded."""
     o = section.lung_focus or FocusSummary()
     if o.mean is None:
         return None
@@ -105,30 +103,28 @@ def describe_faithfulness(section: Explain) -> str:
 
 
 def describe_ablation_size(section: Ablation) -> str | None:
-    """The caption of the ablation table (its images and chance), or None without chance."""
+    """The caption of the ablation table, or None without chance."""
     if section.chance is None:
         return None
     return f"{section.n or 0:,} images; chance balanced accuracy {pct(section.chance)}."
 
 
 def describe_shortcuts(section: Shortcuts) -> list[str]:
-    """The resolution swaps and the source probe, a sentence each (markdown)."""
-    lines = []
-    for source, r in section.resolution.items():
-        lines.append(
-            f"The {source_name(source)} test images re-saved at {r.longer_side} px: "
-            f"**{pct(r.changed)}** of {r.n} answers changed; balanced accuracy "
-            f"{pct(r.original.balanced_accuracy)} -> {pct(r.resaved.balanced_accuracy)}."
-        )
-    for label, p in section.source_probe.items():
-        lines.append(
-            f"Among the {label} X-rays, a simple model reading the network's internal features "
-            f"named the collection ({join([source_name(s) for s in p.sources])}) "
-            f"**{pct(p.balanced_accuracy)}** of the time, where guessing gives "
-            f"{pct(p.chance)}: the further above guessing, the more the network's view "
-            "of an image carries where it was taken."
-        )
-    return lines
+    """The resolution swaps and the source probe, a sentence each."""
+    lines = [
+        f"The {source_name(source)} test images re-saved at {r.longer_side} px: "
+        f"**{pct(r.changed)}** of {r.n} answers changed; balanced accuracy "
+        f"{pct(r.original.balanced_accuracy)} -> {pct(r.resaved.balanced_accuracy)}."
+        for source, r in section.resolution.items()
+    ]
+    return lines + [
+        f"Among the {label} X-rays, a simple model reading the network's internal features "
+        f"named the collection ({join([source_name(s) for s in p.sources])}) "
+        f"**{pct(p.balanced_accuracy)}** of the time, where guessing gives "
+        f"{pct(p.chance)}: the further above guessing, the more the network's view "
+        "of an image carries where it was taken."
+        for label, p in section.source_probe.items()
+    ]
 
 
 def _range(r: tuple[float, ...] | None) -> str | None:
@@ -136,7 +132,7 @@ def _range(r: tuple[float, ...] | None) -> str | None:
 
 
 def methods_table(section: ExplainMethods) -> Any:
-    """``metrics.json["explain_methods"]``: one row per heatmap method."""
+    """One row per heatmap method."""
     rows = []
     for m in section.methods:
         mine = [v for k, v in section.pairwise_iou.items() if m in k.split("~") and v is not None]
@@ -161,13 +157,9 @@ def _randomised_bands(section: ExplainMethods) -> dict[str, list[tuple[str, floa
         rho = r.rank_correlation if r else None
         if rho is None:
             continue
-        band = (
-            "alike"
-            if rho >= STAYS_ALIKE
-            else "completely"
-            if rho < CHANGES_COMPLETELY
-            else "partly"
-        )
+        band = ("completely", "partly", "alike")[
+            bisect_right((CHANGES_COMPLETELY, STAYS_ALIKE), rho)
+        ]
         bands[band].append((METHOD_LABELS.get(m, m), float(rho)))
     return bands
 
@@ -222,8 +214,8 @@ def describe_methods(section: ExplainMethods) -> list[str]:
 
 
 def image_driven_note(section: ExplainMethods) -> str | None:
-    """The Diagnose page's sentence under "Compare all methods" on the methods whose maps
-    changed little when the weights were re-drawn; None when every method's maps changed."""
+    """The Diagnose page's note on the methods whose maps changed little with random weights;
+    None when every method's maps changed."""
     alike = _randomised_bands(section)["alike"]
     if not alike:
         return None

@@ -1,7 +1,6 @@
 """The model card as one Markdown file, in the sections of Mitchell et al. 2019 ("Model
-Cards for Model Reporting"): the model described from its JSON (how it sees, learns and
-scores, the commands that made it, its training data), and the numbers behind every figure
-of the Metrics page. The Model card page shows the same sections."""
+Cards for Model Reporting"): the model described from its JSON, and the numbers behind every
+figure of the Metrics page."""
 
 from __future__ import annotations
 
@@ -12,14 +11,14 @@ import pandas as pd
 
 from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import Metrics, Split
-from cxrlib.describe import audit_text, comparison, external_text, loso_text, results
+from cxrlib.describe import audit_text, comparison, outside_text, results
 from cxrlib.describe.prose import caveats, frame, join, markdown_rows, markdown_table, prose
 
 TITLE = "Model card: CXR Lens chest X-ray classifier"
 
 
 def describe_preprocessing(pre: dict[str, Any]) -> str:
-    """One sentence on how a model's input is made, from its JSON ``preprocess``."""
+    """How a model's input is made, from its JSON ``preprocess``."""
     geometry = "squash" if pre.get("geometry", "resize") == "resize" else "pad"
     size = pre.get("size", "?")
     if pre.get("lung_crop"):
@@ -30,11 +29,6 @@ def describe_preprocessing(pre: dict[str, Any]) -> str:
         )
     else:
         framing = f"crop {pct(float(pre.get('border_crop', 0)))} of each border"
-    if pre.get("lung_mask"):
-        framing += (
-            "; fill everything outside the lung mask (widened by "
-            f"{pct(float(pre.get('mask_dilation', 0)))} of the image) with the lungs' mean"
-        )
     return (
         f"decode to 8-bit grayscale; {framing}; {geometry} to {size} x {size} px; "
         f"contrast `{pre.get('contrast', '?')}`."
@@ -57,7 +51,7 @@ _AUGMENT_WORDS = (
 
 
 def describe_architecture(cfg: dict[str, Any]) -> str:
-    """The trunk a model was built with, from its JSON ``train_config``."""
+    """A model's trunk, from its JSON ``train_config``."""
     arch = cfg.get("arch", "?")
     if arch == "mobilenetv2":
         return f"`mobilenetv2` (MobileNetV2 cut at stride 16, width {cfg.get('alpha')})"
@@ -65,8 +59,7 @@ def describe_architecture(cfg: dict[str, Any]) -> str:
 
 
 def making_commands(meta: dict[str, Any]) -> str:
-    """The commands that made a model, one per line, from its JSON: training, then any
-    post-training calibration and the fitting of its test-time views."""
+    """The commands that made a model, one per line: training, then any later step."""
     lines = [meta.get("command") or "python -m cxrlib.train --data ../shared/cxr --out models/"]
     for key in ("post_training", "test_time_views"):
         step = meta.get(key) or {}
@@ -80,7 +73,7 @@ COPIES = "slightly shifted, zoomed, darker and brighter copies"
 
 
 def describe_calibration(meta: dict[str, Any]) -> str:
-    """How a model's probabilities are made, from its JSON (temperature, test-time views)."""
+    """How a model's probabilities are made (temperature, test-time views)."""
     text = (
         "temperature scaling on the validation split "
         f"(T = {float(meta.get('temperature', 1.0)):.3f})"
@@ -104,7 +97,7 @@ def describe_calibration(meta: dict[str, Any]) -> str:
 
 
 def describe_scoring(split: Split) -> str:
-    """How a saved split's predictions were made (one view, or the mean over its views)."""
+    """How a saved split's predictions were made."""
     views = split.views
     if len(views) > 1:
         return (
@@ -115,7 +108,7 @@ def describe_scoring(split: Split) -> str:
 
 
 def describe_training(cfg: dict[str, Any]) -> str:
-    """One sentence on a model's batches and augmentation, from its JSON ``train_config``."""
+    """A model's batches and augmentation, from its JSON ``train_config``."""
     power = cfg.get("sampling_power")
     floor = int(cfg.get("sampling_floor", 1) or 1)
     if power is None:
@@ -133,8 +126,8 @@ def describe_training(cfg: dict[str, Any]) -> str:
 
 
 def training_data_table(meta: dict[str, Any]) -> Any:
-    """Each source of ``../shared/cxr`` (``text/sources.md``) with the images of each class
-    this model trained on (its JSON ``train_counts``), a total row and column last."""
+    """Each source of ``text/sources.md`` with the images of each class this model trained
+    on, totals last."""
     counts: dict[str, dict[str, int]] = {}
     for key, n in (meta.get("train_counts") or {}).items():
         source, _, label = str(key).partition("/")
@@ -161,7 +154,7 @@ def training_data_table(meta: dict[str, Any]) -> Any:
 
 
 def describe_training_data(meta: dict[str, Any]) -> str:
-    """The training split's size, and any source of the data this model did not train on."""
+    """The training split's size, and the sources this model did not train on."""
     text = (
         f"This model's training split of `../shared/cxr`: {int(meta.get('n_train', 0)):,} "
         f"images ({int(meta.get('n_val', 0)):,} more for validation)."
@@ -183,8 +176,6 @@ def factors_markdown(meta: dict[str, Any]) -> str:
     parts = [prose("factors")]
     if pre.get("lung_crop"):
         parts.append(prose("lung_crop"))
-    if pre.get("lung_mask"):
-        parts.append(prose("lung_mask"))
     return "\n\n".join(parts)
 
 
@@ -226,19 +217,17 @@ ADULT_PATIENT = "For an adult patient"
 
 
 def adult_patient_lines(metrics: Metrics, split_name: str = "test") -> list[str]:
-    """What matters most for an adult patient (markdown): the split's adult figures, then
-    what a model that never saw the adult source found of it."""
+    """The split's adult figures, then what a model that never saw an adult source found."""
     split = metrics.splits.get(split_name)
     adults = results.describe_adults(split) if split is not None else None
-    unseen = loso_text.describe_unseen_adults(metrics)
+    unseen = outside_text.describe_unseen_adults(metrics)
     return ([adults] if adults else []) + [
         f"**At a hospital it has not seen.** {u}" for u in unseen
     ]
 
 
 def caveats_markdown() -> str:
-    """The most important caveats, each naming the Metrics tab with its evidence, then the
-    recommendations."""
+    """The caveats, each naming the Metrics tab with its evidence, then the recommendations."""
     lines = [
         f"- **{c.title}.** {c.body} Evidence: the Metrics page, tab *{c.tab}*." for c in caveats()
     ]
@@ -268,7 +257,7 @@ def _reliability_table(split: Split) -> Any:
 
 
 def _split_blocks(name: str, split: Split) -> Iterator[str]:
-    """One split's headline, confusion matrix, per-class, calibration and per-source figures."""
+    """One split's figures, in words and tables."""
     yield results.describe_headline(split, name)
     yield "Confusion matrix (rows: true class):\n\n" + markdown_table(_confusion_table(split))
     yield "Per class:\n\n" + markdown_table(results.per_class_table(split))
@@ -290,22 +279,22 @@ def _block(title: str, *parts: str | None) -> str:
 
 
 def _outside_blocks(metrics: Metrics) -> Iterator[str]:
-    """The leave-one-source-out runs and the outside collection, in words and as tables."""
+    """The leave-one-source-out runs and the outside collection."""
     for key, title in (
         ("loso_full", "Leave one source out, the full recipe"),
         ("loso", "Leave one source out"),
     ):
         lo = getattr(metrics, key)
         if lo is not None:
-            lines = loso_text.describe_loso(lo) if key == "loso_full" else []
+            lines = outside_text.describe_loso(lo) if key == "loso_full" else []
             yield _block(
-                title, prose(key), _bullets(lines), markdown_table(loso_text.loso_table(lo))
+                title, prose(key), _bullets(lines), markdown_table(outside_text.loso_table(lo))
             )
     if metrics.external is not None:
         yield _block(
             "A collection it never trained on",
-            _bullets(external_text.describe_external(metrics.external)),
-            markdown_table(external_text.external_table(metrics.external)),
+            _bullets(outside_text.describe_external(metrics.external)),
+            markdown_table(outside_text.external_table(metrics.external)),
             prose("external_note"),
         )
 
@@ -346,7 +335,7 @@ def _audit_blocks(meta: dict[str, Any], metrics: Metrics) -> Iterator[str]:
 
 
 def quantitative_markdown(meta: dict[str, Any], metrics: Metrics) -> str:
-    """Every figure of the metrics file the Metrics page shows, in words and tables."""
+    """Every figure the Metrics page shows, in words and tables."""
     blocks = []
     for name in results.split_order(metrics.splits):
         split = metrics.splits[name]

@@ -1,6 +1,5 @@
-"""The committed model against the recorded ``alternatives``: internal score, the score kept
-with the lungs erased, and the outside collection (the Model card's "Why not a model that
-scores higher?")."""
+"""The committed model against the recorded ``alternatives`` (the Model card's "Why not a
+model that scores higher?")."""
 
 from __future__ import annotations
 
@@ -11,17 +10,15 @@ from typing import Any
 import pandas as pd
 
 from cxrlib.core.formatting import pct
-from cxrlib.core.metrics import Alternative, External, Metrics
-from cxrlib.core.recipe import recipe
-from cxrlib.describe.external_text import external_records
+from cxrlib.core.metrics import Alternative, AlternativeAblation, External, Metrics
+from cxrlib.describe.outside_text import external_records
 from cxrlib.describe.prose import prose
 
 
 @dataclass(frozen=True)
 class Comparison:
     """One model of the comparison. ``outside``: ``(collection, its class, share given that
-    answer)``; ``reseeded``: the seed of a copy of the committed model's recipe, whose
-    differences from it are what chance alone does."""
+    answer)``; ``reseeded``: the seed of a copy of the committed model's recipe."""
 
     name: str
     described: str
@@ -34,9 +31,14 @@ class Comparison:
     reseeded: int | None = None
 
 
+def _recipe(pre: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Every setting of a record but its seed and schedule bookkeeping."""
+    return {**cfg, "seed": None, "steps_per_epoch": None, "preprocess": pre}
+
+
 def reseeded(meta: Mapping[str, Any], alt: Alternative) -> int | None:
-    """The seed of an alternative trained by exactly the committed model's recipe with another
-    seed; None for any other alternative (or when either record lacks its recipe)."""
+    """The seed of an alternative trained by the committed model's recipe with another seed;
+    None for any other alternative."""
     mine, theirs = meta.get("train_config") or {}, alt.train_config
     if not mine or not theirs or mine.get("seed") == theirs.get("seed"):
         return None
@@ -44,15 +46,13 @@ def reseeded(meta: Mapping[str, Any], alt: Alternative) -> int | None:
     # Records made before the backend was recorded were trained by TensorFlow.
     if (meta.get("keras_backend") or "tensorflow") != (alt.keras_backend or "tensorflow"):
         return None
-    same = recipe(meta.get("preprocess") or {}, mine) == recipe(alt.preprocess, theirs)
+    same = _recipe(meta.get("preprocess") or {}, mine) == _recipe(alt.preprocess, theirs)
     return int(theirs["seed"]) if same and theirs.get("seed") is not None else None
 
 
 def describe_input_and_trunk(pre: Mapping[str, Any], cfg: Mapping[str, Any]) -> str:
     """A few words on what a model sees and its trunk: 'the whole image, ResNet (64), 128 px'."""
-    if pre.get("lung_mask"):
-        sees = "the lungs only (masked)"
-    elif pre.get("lung_crop"):
+    if pre.get("lung_crop"):
         margin = pre.get("lung_margin")
         sees = "the lung box" + (f" + {pct(float(margin))}" if margin is not None else "")
     elif float(pre.get("border_crop", 0) or 0) > 0:
@@ -79,50 +79,48 @@ def _outside(section: External | None) -> tuple[tuple[str, str, float], ...]:
 
 
 def comparisons(meta: Mapping[str, Any], metrics: Metrics) -> list[Comparison]:
-    """The committed model (its test metrics and ablation), then every alternative scored on
-    the same split and number of images; empty without the committed model's figures."""
+    """The committed model, then every alternative scored on the same split and number of
+    images; empty without the committed model's figures."""
     test, abl = metrics.test, metrics.ablation
     erased = abl.lungs_erased if abl else None
     if test is None or abl is None or erased is None or test.balanced_accuracy is None:
         return []
     covid = test.per_class.get("covid")
-    out = [
-        Comparison(
-            name="this app's model",
-            described=describe_input_and_trunk(
-                meta.get("preprocess") or {}, meta.get("train_config") or {}
-            ),
-            params=meta.get("params"),
-            balanced_accuracy=float(test.balanced_accuracy),
-            covid_sensitivity=covid.sensitivity if covid else None,
-            erased_balanced_accuracy=float(erased.balanced_accuracy),
-            erased_covid_auc=erased.auc.get("covid"),
-            outside=_outside(metrics.external),
-        )
+    ours = Alternative.model_construct(
+        preprocess=meta.get("preprocess") or {},
+        train_config=meta.get("train_config") or {},
+        params=meta.get("params"),
+        balanced_accuracy=test.balanced_accuracy,
+        covid_sensitivity=covid.sensitivity if covid else None,
+        lungs_erased=AlternativeAblation.model_construct(
+            balanced_accuracy=erased.balanced_accuracy, covid_auc=erased.auc.get("covid")
+        ),
+        external=metrics.external,
+    )
+    # A split that has since gained images keeps its name, not its number of them.
+    others = [
+        (str(name), alt)
+        for name, alt in sorted(metrics.alternatives.items())
+        if alt.split == abl.split and (alt.n is None or test.n is None or alt.n == test.n)
     ]
-    for name, alt in sorted(metrics.alternatives.items()):
-        # A split that has since gained images keeps its name, not its number of them.
-        same_images = alt.n is None or test.n is None or alt.n == test.n
-        if alt.split != abl.split or not same_images:
-            continue
-        out.append(
-            Comparison(
-                name=str(name),
-                described=describe_input_and_trunk(alt.preprocess, alt.train_config),
-                params=alt.params,
-                balanced_accuracy=float(alt.balanced_accuracy),
-                covid_sensitivity=alt.covid_sensitivity,
-                erased_balanced_accuracy=float(alt.lungs_erased.balanced_accuracy),
-                erased_covid_auc=alt.lungs_erased.covid_auc,
-                outside=_outside(alt.external),
-                reseeded=reseeded(meta, alt),
-            )
+    return [
+        Comparison(
+            name=name,
+            described=describe_input_and_trunk(alt.preprocess, alt.train_config),
+            params=alt.params,
+            balanced_accuracy=float(alt.balanced_accuracy),
+            covid_sensitivity=alt.covid_sensitivity,
+            erased_balanced_accuracy=float(alt.lungs_erased.balanced_accuracy),
+            erased_covid_auc=alt.lungs_erased.covid_auc,
+            outside=_outside(alt.external),
+            reseeded=None if alt is ours else reseeded(meta, alt),
         )
-    return out
+        for name, alt in [("this app's model", ours), *others]
+    ]
 
 
 def comparison_table(rows: Sequence[Comparison]) -> Any:
-    """The comparison as a table, one row per model, the two figures compared first."""
+    """One row per model, the two figures compared first."""
     return pd.DataFrame(
         [
             {
@@ -145,8 +143,8 @@ ERASED_MARGIN = 0.05
 
 
 def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> list[str]:
-    """One plain line per model: the committed model (``rows[0]``) first, then each
-    alternative with what its figures say against it."""
+    """One line per model: the committed model (``rows[0]``), then each alternative with what
+    its figures say against it."""
     if len(rows) < 2:
         return []
     ours = rows[0]
@@ -158,24 +156,23 @@ def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> l
         )
 
     lines = [f"**This app's model** ({ours.described}): {figures(ours)} (chance {pct(chance)})."]
-    outside = reads_outside(rows)
     for alt in rows[1:]:
-        extra = alt.erased_balanced_accuracy - ours.erased_balanced_accuracy
+        head = f"**{alt.name}** ({alt.described}): {figures(alt)}"
         if alt.reseeded is not None:
+            shares = "".join(
+                f"; {pct(share)} of {name}'s {label} images called {label}"
+                for name, label, share in alt.outside
+            )
             lines.append(
-                f"**{alt.name}** ({alt.described}): {figures(alt)}"
-                + "".join(
-                    f"; {pct(share)} of {name}'s {label} images called {label}"
-                    for name, label, share in alt.outside
-                )
-                + f". The same recipe as this app's model, trained again with seed "
+                f"{head}{shares}. The same recipe as this app's model, trained again with seed "
                 f"{alt.reseeded}: how far each figure moves by chance alone. Differences of "
                 "that size between the other models are not evidence either way."
             )
             continue
         if alt.balanced_accuracy <= ours.balanced_accuracy:
             verdict = "Lower on the internal test split."
-        elif alt in outside:
+        elif alt in reads_outside(rows):
+            extra = alt.erased_balanced_accuracy - ours.erased_balanced_accuracy
             verdict = (
                 f"Higher on the internal test split, but {100 * extra:.0f} points higher with "
                 "the lungs erased too: part of its score is read outside the lungs. Not the "
@@ -186,10 +183,7 @@ def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> l
                 "Higher on the internal test split, and this ablation does not tell it apart; "
                 "models/experiments.md says why it is not used."
             )
-        lines.append(
-            f"**{alt.name}** ({alt.described}): {figures(alt)}. {verdict}"
-            + "".join(_outside_note(alt, ours))
-        )
+        lines.append(f"{head}. {verdict}{_outside_note(alt, ours)}")
     return lines
 
 
@@ -201,15 +195,15 @@ def _shares(row: Comparison) -> dict[tuple[str, str], float]:
     return {(name, label): share for name, label, share in row.outside}
 
 
-def _outside_note(alt: Comparison, ours: Comparison) -> list[str]:
-    """Where an alternative did better on a collection neither model trained on."""
+def _outside_note(alt: Comparison, ours: Comparison) -> str:
+    """Where an alternative did better on a collection neither model trained on ("" nowhere)."""
     mine = _shares(ours)
-    return [
+    return "".join(
         f" On {name}'s {label} images, which neither model trained on, it did better: "
         f"{pct(share)} called {label}, against {pct(mine[(name, label)])}."
         for name, label, share in alt.outside
         if (name, label) in mine and share - mine[(name, label)] > OUTSIDE_MARGIN
-    ]
+    )
 
 
 def reads_outside(rows: Sequence[Comparison]) -> list[Comparison]:
@@ -228,8 +222,8 @@ def reads_outside(rows: Sequence[Comparison]) -> list[Comparison]:
 
 
 def comparison_note(rows: Sequence[Comparison]) -> str | None:
-    """Why a score kept with the lungs erased counts against a model; None when no
-    alternative is judged so."""
+    """Why a score kept with the lungs erased counts against a model; None when it does
+    against none."""
     rivals = reads_outside(rows)
     if not rivals:
         return None
@@ -254,6 +248,6 @@ def comparison_note(rows: Sequence[Comparison]) -> str | None:
 
 
 def chance(metrics: Metrics) -> float:
-    """The balanced accuracy of a guess, as the ablation recorded it (a third by default)."""
+    """The balanced accuracy of a guess (a third unless the ablation recorded it)."""
     abl = metrics.ablation
     return abl.chance if abl is not None and abl.chance is not None else 1 / 3

@@ -11,8 +11,9 @@ from plotly.subplots import make_subplots
 
 from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import ClassCurves, ClassScores, ReliabilityBin, SourceScores
-from cxrlib.describe.palette import ACCENT, FONT_FAMILY, INK, NEUTRAL, class_color
+from cxrlib.describe.probability_svg import FONT_FAMILY, INK, NEUTRAL, class_color
 
+ACCENT = "#1f6f8b"
 FONT = dict(family=FONT_FAMILY, size=13, color=INK)
 
 
@@ -30,8 +31,7 @@ def _layout(fig: go.Figure, height: int, title: str | None = None, **kw: Any) ->
 
 
 def training_curves(history: dict[str, Sequence[float]]) -> go.Figure:
-    """Loss, accuracy and macro-F1 per epoch, train against validation (the model JSON's
-    ``history``)."""
+    """Loss, accuracy and macro-F1 per epoch, train against validation."""
     panels = [("loss", "Loss"), ("accuracy", "Accuracy"), ("macro_f1", "Macro-F1")]
     fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels])
     for col, (key, _) in enumerate(panels, start=1):
@@ -69,8 +69,8 @@ def confusion_figure(
     normalise: bool = False,
     title: str | None = None,
 ) -> go.Figure:
-    """A (K, K) confusion matrix of counts as an annotated heatmap (rows true), each row
-    divided by its total and shown as percentages when ``normalise``."""
+    """A (K, K) confusion matrix (rows true) as an annotated heatmap, in row percentages when
+    ``normalise``."""
     cm = np.asarray(matrix, dtype=float)
     if normalise:
         totals = cm.sum(axis=1, keepdims=True)

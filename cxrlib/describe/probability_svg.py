@@ -1,5 +1,5 @@
-"""The Diagnose page's probability chart as inline SVG markup, laid out by the browser like
-text: bars in percent, the predicted class in its colour, the test-time range as a whisker."""
+"""The Diagnose page's probability chart as inline SVG (laid out by the browser like text),
+and the colours and font every chart uses."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ from html import escape
 import numpy as np
 
 from cxrlib.core.formatting import pct, pct_range
-from cxrlib.describe.palette import FONT_FAMILY, INK, NEUTRAL, class_color
 
+#: A class has the same colour on every chart.
+CLASS_COLORS = {"covid": "#b5563c", "normal": "#3f7f5f", "pneumonia": "#3f6fa0"}
+NEUTRAL = "#9aa7b1"
+INK = "#1b2a35"
+FONT_FAMILY = "Source Sans Pro, Helvetica, Arial, sans-serif"
 WIDTH = 480  # viewBox units: about the column width, so text keeps its size
 LABEL_W = 100  # class names
 RIGHT_PAD = 12
@@ -20,6 +24,12 @@ AXIS_MAX = 112.0  # percent: room for the value labels right of a 100% bar
 GRID = "#e6ebef"
 
 
+def class_color(name: str, i: int = 0) -> str:
+    """The fixed colour of a class (a neutral palette for unknown names)."""
+    palette = ("#8a6d3b", "#6b5b95", "#5b8a8a", "#8a5b6b")
+    return CLASS_COLORS.get(name, palette[i % len(palette)])
+
+
 def _x(pct: float) -> float:
     return LABEL_W + (WIDTH - LABEL_W - RIGHT_PAD) * min(max(pct, 0.0), AXIS_MAX) / AXIS_MAX
 
@@ -27,26 +37,26 @@ def _x(pct: float) -> float:
 def probability_svg(
     class_names: Sequence[str],
     probabilities: np.ndarray | Sequence[float],
-    ranges: np.ndarray | Sequence[Sequence[float]] | None = None,
-    predicted: int | None = None,
+    ranges: np.ndarray | Sequence[Sequence[float]] | None,
+    predicted: int,
 ) -> str:
     """One ``<svg>`` of (K,) probabilities, top to bottom, with their (K, 2) test-time
-    ranges; ``predicted`` (the most probable by default) in its colour, the rest gray. Each
-    value is a ``<text class="cxr-value">``, each bar has a ``<title>`` with its figures."""
+    ranges (or None); ``predicted`` in its colour, the rest gray. Each value is a
+    ``<text class="cxr-value">``, each bar has a ``<title>`` with its figures."""
     names = list(class_names)
     p = np.asarray(probabilities, dtype=float)
     if p.shape != (len(names),):
         raise ValueError(f"{len(names)} classes but probabilities of shape {p.shape}")
-    predicted = int(np.argmax(p)) if predicted is None else int(predicted)
     lo, hi = p.copy(), p.copy()
     if ranges is not None:
         r = np.asarray(ranges, dtype=float).reshape(len(names), 2)
         lo, hi = np.minimum(r[:, 0], p), np.maximum(r[:, 1], p)
     height = TOP + ROW_H * len(names) + BOTTOM
     plot_bottom = TOP + ROW_H * len(names)
+    summary = "Probabilities: " + ", ".join(f"{n} {pct(v)}" for n, v in zip(names, p))
     parts = [
         f'<svg class="cxr-probabilities" viewBox="0 0 {WIDTH} {height}" width="100%" '
-        f'role="img" aria-label="{escape(_summary(names, p))}" '
+        f'role="img" aria-label="{escape(summary)}" '
         f'style="font-family:{FONT_FAMILY};color:{INK};max-width:{WIDTH}px">'
     ]
     for tick in range(0, 101, 20):
@@ -90,7 +100,3 @@ def _row(i: int, name: str, v: float, lo: float, hi: float, top: bool, whisker: 
         f'{weight} fill="{INK}">{pct(v)}</text></g>'
     )
     return "".join(out)
-
-
-def _summary(names: list[str], p: np.ndarray) -> str:
-    return "Probabilities: " + ", ".join(f"{n} {pct(v)}" for n, v in zip(names, p))

@@ -1,9 +1,5 @@
-"""How :mod:`cxrlib.describe` writes: the fixed prose of ``text/*.md``, source names and
-lists, and a metrics table's figures.
-
-Sentences that carry a measured figure are written in code; everything that reads the same
-for every model is in ``text/``, so the pages and the downloaded model card say it alike.
-"""
+"""How :mod:`cxrlib.describe` writes: the fixed prose of ``text/*.md`` (what reads the same
+for every model, so the pages and the model card say it alike), names, and table figures."""
 
 from __future__ import annotations
 
@@ -54,8 +50,7 @@ DECIMAL_COLUMNS = ("F1", "AUC", "macro-F1")
 
 
 def metrics_tab(name: str) -> str | None:
-    """The Metrics tab a link names, however it is written ("calibration", "shortcut-audit",
-    "Outside+data"); None for no tab."""
+    """The Metrics tab a link names ("calibration", "shortcut-audit", "Outside+data")."""
     wanted = " ".join(name.lower().replace("-", " ").replace("_", " ").replace("+", " ").split())
     return next((tab for tab in METRICS_TABS if tab.lower() == wanted), None)
 
@@ -76,8 +71,7 @@ class Caveat:
 
 
 def caveats() -> tuple[Caveat, ...]:
-    """The caveats of ``text/caveats.md``: a ``## title``, its text, an ``Evidence: <tab>``
-    line each."""
+    """The caveats of ``text/caveats.md``: ``## title``, text, ``Evidence: <tab>`` each."""
     out = []
     for block in prose("caveats").split("## ")[1:]:
         title, _, rest = block.partition("\n")
@@ -111,7 +105,7 @@ def frame(rows: list[dict[str, Any]], index: str | list[str]) -> pd.DataFrame:
 
 
 def column_formats(df: pd.DataFrame) -> dict[Any, str]:
-    """A format string (``"{:.1%}"``...) per column of a metrics DataFrame that needs one."""
+    """A format string per column of a metrics DataFrame that needs one."""
     formats: dict[Any, str] = {}
     for c in df.columns:
         name = str(c)
@@ -142,8 +136,7 @@ def _cell(value: Any, fmt: str | None) -> str:
 
 
 def markdown_table(df: pd.DataFrame | None) -> str:
-    """A metrics DataFrame as a Markdown pipe table, its index first, figures formatted as
-    on the pages and a dash where a figure does not exist."""
+    """A metrics DataFrame as a Markdown table, formatted as on the pages."""
     if df is None or not len(df):
         return ""
     formats = column_formats(df)

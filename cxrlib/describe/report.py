@@ -1,9 +1,5 @@
-"""A one-page PDF report of one analysed image, built in memory with fpdf2.
-
-It holds only what the app computed, the model's version, the date and the disclaimer: no
-patient fields and no file name (which can hold a patient's name); the image is named by the
-first 16 hex digits of its SHA-256.
-"""
+"""A one-page PDF report of one analysed image, built in memory with fpdf2: no patient fields
+and no file name (which can hold a patient's name), the image named by its SHA-256."""
 
 from __future__ import annotations
 
@@ -47,10 +43,8 @@ def pdf_text(text: object) -> str:
 
 @dataclass
 class ReportData:
-    """What goes into a report: the uint8 image as analysed and its RGB overlay, the (K,)
-    probabilities and (K, 2) test-time ranges, the explanation, the sentences the page shows
-    (plain text, "" or empty for none), every method's ``(caption, overlay)`` when compared,
-    and the time (now when None)."""
+    """What goes into a report: the uint8 image and its RGB overlay, the sentences the page
+    shows ("" or empty for none), every method's ``(caption, overlay)`` when compared."""
 
     image: np.ndarray
     overlay: np.ndarray
@@ -94,12 +88,12 @@ class _Report(FPDF):
 
 
 def _line(pdf: FPDF, height: float, text: str) -> None:
-    """One line of text the page wide, the cursor then on the next line."""
+    """One line of text the page wide."""
     pdf.cell(0, height, pdf_text(text), new_x="LMARGIN", new_y="NEXT")
 
 
 def _header(pdf: FPDF, data: ReportData, created: datetime) -> None:
-    """Title, the research-demo banner, the date and the image's hash."""
+    """Title, banner, date and the image's hash."""
     pdf.set_font("Helvetica", "B", 16)
     pdf.set_text_color(27, 42, 53)
     _line(pdf, 8, "CXR Lens - research report")
@@ -136,7 +130,7 @@ def _images(pdf: FPDF, data: ReportData, width: float) -> None:
 
 
 def _probabilities(pdf: FPDF, data: ReportData) -> None:
-    """The probability table: each class, its probability and its test-time range."""
+    """Each class, its probability and its test-time range."""
     pdf.set_font("Helvetica", "B", 11)
     _line(pdf, 6, "Model output (calibrated probabilities)")
     pdf.set_font("Helvetica", "", 9)
@@ -183,7 +177,7 @@ def _labelled_lines(data: ReportData) -> list[tuple[str, str]]:
 
 
 def build_report(data: ReportData) -> bytes:
-    """The PDF of ``data``, built in memory, as bytes."""
+    """The PDF of ``data``."""
     created = data.created or datetime.now(UTC)
     pdf = _Report(orientation="P", unit="mm", format="A4")
     pdf.set_creator("CXR Lens")
@@ -207,7 +201,7 @@ def build_report(data: ReportData) -> bytes:
 
 
 def _comparison(pdf: FPDF, data: ReportData, width: float) -> None:
-    """Every method's overlay in a row, each captioned, then the agreement sentence."""
+    """Every method's overlay in a row, captioned, then the agreement sentence."""
     n, gap = len(data.comparison), 3.0
     size = (width - gap * (n - 1)) / n
     if pdf.get_y() + size + 30 > pdf.h - pdf.b_margin:
@@ -231,7 +225,7 @@ def _comparison(pdf: FPDF, data: ReportData, width: float) -> None:
 
 
 def overlay_png(rgb: np.ndarray) -> bytes:
-    """PNG bytes of an RGB (or grayscale) uint8 array, encoded in memory."""
+    """PNG bytes of an RGB (or grayscale) uint8 array."""
     buf = io.BytesIO()
     Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="PNG", optimize=False)
     return buf.getvalue()

@@ -1,5 +1,4 @@
-"""A split of the metrics file as the Metrics and Validation pages show it: its tables, its
-headline in words, its saved predictions, and its confusion at a threshold the reader picks."""
+"""A split of the metrics file as the Metrics and Validation pages show it."""
 
 from __future__ import annotations
 
@@ -17,8 +16,8 @@ from cxrlib.describe.prose import frame, join, source_name
 
 @dataclass(frozen=True)
 class ThresholdResult:
-    """The (K, K) confusion (rows true) and the positive class's rates at a threshold; a rate
-    is None where its denominator is empty."""
+    """The (K, K) confusion (rows true) and the positive class's rates (None where a
+    denominator is empty)."""
 
     matrix: np.ndarray
     sensitivity: float | None
@@ -27,33 +26,21 @@ class ThresholdResult:
     npv: float | None
 
 
-def threshold_predictions(probs: np.ndarray, positive: int, threshold: float) -> np.ndarray:
-    """(N,) class decisions for (N, K) ``probs``: ``positive`` where its probability is at
-    least ``threshold``, else the most probable of the other classes (so the threshold moves
-    images only between the positive class and the rest)."""
-    p = np.asarray(probs, dtype=np.float64)
-    if p.ndim != 2 or not 0 <= positive < p.shape[1]:
-        raise ValueError(f"probs must be (N, K) with 0 <= positive < K, got {p.shape}")
-    others = p.copy()
-    others[:, positive] = -np.inf
-    fallback = others.argmax(axis=1)
-    return np.where(p[:, positive] >= threshold, positive, fallback)
-
-
 def threshold_confusion(
     probs: np.ndarray, labels: np.ndarray, positive: int, threshold: float
 ) -> ThresholdResult:
     """The confusion of (N, K) ``probs`` against (N,) ``labels`` when ``positive`` (e.g.
-    covid) is called at ``threshold``."""
+    covid) is called wherever its probability reaches ``threshold``, else the likeliest other
+    class: the threshold moves images only between the positive class and the rest."""
     p = np.asarray(probs, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64)
-    k = p.shape[1] if p.ndim == 2 else 0
-    pred = threshold_predictions(p, positive, threshold) if len(y) else np.zeros(0, int)
-    cm = np.zeros((k, k), np.int64)
-    np.add.at(cm, (y, pred), 1)
-    tp = int(np.sum((y == positive) & (pred == positive)))
-    fn, fp = int(np.sum(y == positive)) - tp, int(np.sum(pred == positive)) - tp
-    tn = len(y) - tp - fn - fp
+    others = p.copy()
+    others[:, positive] = -np.inf
+    pred = np.where(p[:, positive] >= threshold, positive, others.argmax(axis=1))
+    cm = np.zeros((p.shape[1], p.shape[1]), np.int64)
+    np.add.at(cm, (np.asarray(labels, dtype=np.int64), pred), 1)
+    tp = int(cm[positive, positive])
+    fn, fp = int(cm[positive].sum()) - tp, int(cm[:, positive].sum()) - tp
+    tn = int(cm.sum()) - tp - fn - fp
 
     def div(a: int, b: int) -> float | None:
         return a / b if b else None
@@ -75,32 +62,27 @@ def predictions_arrays(
 
 
 def predictions_table(predictions: Sequence[Prediction], class_names: Sequence[str]) -> Any:
-    """Saved predictions with their answer, confidence and each class's probability, the
-    most confident mistakes first."""
+    """Saved predictions with answer, confidence and probabilities, confident mistakes first."""
     names = list(class_names)
     recs = []
     for r in predictions:
-        probs = list(r.probs)
-        if len(probs) != len(names):
+        if len(r.probs) != len(names):
             continue
-        k = int(np.argmax(probs))
+        k = int(np.argmax(r.probs))
         recs.append(
             {
                 "path": r.path,
-                "label": "" if r.label is None else r.label,
-                "source": "" if r.source is None else r.source,
+                "label": r.label or "",
+                "source": r.source or "",
                 "predicted": names[k],
-                "confidence": float(probs[k]),
+                "confidence": float(r.probs[k]),
                 "correct": r.label == names[k],
-                **{f"p_{c}": float(p) for c, p in zip(names, probs)},
+                **{f"p_{c}": float(p) for c, p in zip(names, r.probs)},
             }
         )
-    cols = ["path", "label", "source", "predicted", "confidence", "correct"] + [
-        f"p_{c}" for c in names
-    ]
-    df = pd.DataFrame(recs, columns=cols)
-    if len(df):
-        df = df.sort_values(["correct", "confidence"], ascending=[True, False], kind="stable")
+    columns = ["path", "label", "source", "predicted", "confidence", "correct"]
+    df = pd.DataFrame(recs, columns=columns + [f"p_{c}" for c in names])
+    df = df.sort_values(["correct", "confidence"], ascending=[True, False], kind="stable")
     return df.reset_index(drop=True)
 
 
@@ -110,42 +92,30 @@ def filter_predictions(
     sources: Sequence[str] | None = None,
     outcome: str = "all",
 ) -> Any:
-    """Rows of :func:`predictions_table` of the given true labels and sources (None or
-    empty: all) and ``outcome`` (``"all"``, ``"correct"`` or ``"misclassified"``)."""
+    """Rows of :func:`predictions_table` of these labels and sources (None: all) and
+    ``outcome`` ("all", "correct" or "misclassified")."""
     if outcome not in ("all", "correct", "misclassified"):
         raise ValueError(f"unknown outcome {outcome!r}")
-    mask = np.ones(len(df), bool)
+    keep = pd.Series(True, index=df.index)
     if labels:
-        mask &= df["label"].isin(list(labels)).to_numpy()
+        keep &= df["label"].isin(labels)
     if sources:
-        mask &= df["source"].isin(list(sources)).to_numpy()
-    if outcome == "correct":
-        mask &= df["correct"].to_numpy(bool)
-    elif outcome == "misclassified":
-        mask &= ~df["correct"].to_numpy(bool)
-    return df[mask].reset_index(drop=True)
+        keep &= df["source"].isin(sources)
+    if outcome != "all":
+        keep &= df["correct"].astype(bool) == (outcome == "correct")
+    return df[keep].reset_index(drop=True)
 
 
 def per_class_table(split: Split) -> Any:
-    """Per-class metrics (support, sensitivity, specificity, PPV, NPV, F1, AUC) as a DataFrame."""
-    rows = [
-        {
-            "class": name,
-            "support": m.support,
-            "sensitivity": m.sensitivity,
-            "specificity": m.specificity,
-            "PPV": m.ppv,
-            "NPV": m.npv,
-            "F1": m.f1,
-            "AUC": m.auc,
-        }
-        for name, m in split.per_class.items()
-    ]
-    return frame(rows, "class")
+    """Per-class metrics as a DataFrame."""
+    fields = {"support", "sensitivity", "specificity", "ppv", "npv", "f1", "auc"}
+    rows = [{"class": name, **m.model_dump(include=fields)} for name, m in split.per_class.items()]
+    names = {"ppv": "PPV", "npv": "NPV", "f1": "F1", "auc": "AUC"}
+    return frame(rows, "class").rename(columns=names)
 
 
 def per_source_table(split: Split) -> Any:
-    """Per-source accuracy, and per class the share called right (its sensitivity)."""
+    """Per-source accuracy and each class's sensitivity."""
     rows = [
         {
             "source": source,
@@ -167,8 +137,7 @@ def fmt_ci(value: float | None, ci: Sequence[float] | None = None) -> str:
 
 
 def describe_adults(split: Split) -> str | None:
-    """The adult pneumonias found and normals called normal, with their intervals (None
-    without adult figures)."""
+    """The adult pneumonias found and normals cleared (None without adult figures)."""
     a = split.adults
     if a is None:
         return None
@@ -190,7 +159,7 @@ SPLIT_NAMES = {
 
 
 def split_order(names: Iterable[str]) -> list[str]:
-    """The splits of a metrics file in reading order: test, validation, then any other."""
+    """Test, validation, then any other split."""
     names = list(names)
     known = [s for s in SPLIT_NAMES if s in names]
     return known + [s for s in names if s not in known]
@@ -202,7 +171,7 @@ def split_label(name: str) -> str:
 
 
 def describe_headline(split: Split, name: str) -> str:
-    """The split's headline figures with their 95% intervals, and its images and sources."""
+    """The split's headline figures with their 95% intervals."""
     label, what = SPLIT_NAMES.get(name, (f"{name} split", ""))
     sources = sorted(split.per_source)
     made_of = f" from {len(sources)} sources ({join(sources)})" if sources else ""
@@ -216,7 +185,7 @@ def describe_headline(split: Split, name: str) -> str:
 
 
 def describe_reliability(split: Split) -> str | None:
-    """The split's calibration figures in words (None when they were not recorded)."""
+    """The split's calibration figures (None when not recorded)."""
     if split.ece is None:
         return None
     brier = f", Brier score **{split.brier:.3f}**" if split.brier is not None else ""

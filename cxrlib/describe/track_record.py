@@ -1,5 +1,4 @@
-"""How the model's past answers of one class turned out, from the metrics file: the track
-record the Diagnose page quotes beside an answer."""
+"""How the model's past answers of one class turned out: the Diagnose page's track record."""
 
 from __future__ import annotations
 
@@ -9,14 +8,14 @@ import numpy as np
 
 from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import CONFIDENT, Loso, Metrics, Split
-from cxrlib.describe.external_text import external_records
+from cxrlib.describe.outside_text import external_records
 from cxrlib.describe.prose import source_name
 
 
 @dataclass(frozen=True)
 class OutsideCall:
-    """How often a collection no training image came from (its class and population in
-    ``people``: "normal adult") got one answer, and got it with at least ``confident_at``."""
+    """How often an outside collection (``people``: "normal adult") got one answer, and got
+    it with at least ``confident_at``."""
 
     name: str
     people: str
@@ -28,15 +27,12 @@ class OutsideCall:
 
 @dataclass(frozen=True)
 class TrackRecord:
-    """How the model's answers ``label`` turned out.
+    """How the model's answers ``label`` turned out: on the internal test split (``confident_*``
+    at :data:`CONFIDENT` or more), on held-out sources, and where it is known to mislead.
 
-    ``calls`` internal test answers, ``right`` of them right (``confident_*``: those given
-    with at least :data:`CONFIDENT`); the mean accuracy on the held-out sources of the
-    leave-one-source-out runs; ``confusions``: ``(source, true, answered, images)`` groups
-    often given this answer wrongly; ``missed_elsewhere``: ``(source, class, share found)``
-    where a full-length held-out run missed what matters for this answer (a disease for
-    'normal', normal chests for a disease); ``called_elsewhere``: outside collections of
-    another class often given it.
+    ``confusions``: ``(source, true, answered, images)`` groups often given it wrongly;
+    ``missed_elsewhere``: ``(source, class, share found)`` where a full-length held-out run
+    missed what matters for this answer (a disease for 'normal', normal chests for a disease).
     """
 
     label: str
@@ -65,8 +61,8 @@ MISSED_MIN_IMAGES = 20
 def _groups(
     split: Split, labels: list[str], k: int, label: str
 ) -> tuple[dict[tuple[str, str], list[int]], list[int]]:
-    """Per (source, true class): ``[images, answered label]``; and the answers of this
-    label at :data:`CONFIDENT` or more: ``[given, right]``."""
+    """``[images, answered label]`` per (source, true class), and ``[given, right]`` of the
+    answers ``label`` at :data:`CONFIDENT` or more."""
     groups: dict[tuple[str, str], list[int]] = {}
     sure = [0, 0]
     for r in split.predictions:
@@ -83,17 +79,12 @@ def _groups(
 
 
 def _schedule_words(loso: Loso | None) -> str:
-    """The leave-one-source-out runs' schedule: "3 epochs of 120 steps", or ""."""
+    """The runs' schedule in words ("3 epochs of 120 steps"), or ""."""
     schedule = loso.schedule if loso else {}
     epochs, steps = schedule.get("epochs"), schedule.get("steps_per_epoch")
     if epochs and steps:
         return f"{epochs} epochs of {steps} steps"
     return f"{epochs} full epochs" if epochs else ""
-
-
-def _held_out_accuracies(loso: Loso | None) -> list[float]:
-    sources = loso.sources.values() if loso else ()
-    return [float(a) for v in sources if (a := v.as_predicted().accuracy) is not None]
 
 
 def _missed(loso_full: Loso | None, label: str) -> list[tuple[str, str, float]]:
@@ -129,7 +120,7 @@ def _called_elsewhere(metrics: Metrics, label: str) -> tuple[OutsideCall, ...]:
 
 
 def track_record(metrics: Metrics | None, label: str) -> TrackRecord | None:
-    """What the metrics file says about an answer ``label`` (None without test figures)."""
+    """The track record of an answer ``label`` (None without test figures)."""
     split = metrics.test if metrics else None
     cm = split.confusion_matrix if split else None
     if metrics is None or split is None or cm is None:
@@ -148,7 +139,8 @@ def track_record(metrics: Metrics | None, label: str) -> TrackRecord | None:
         ),
         key=lambda c: -c[2] / c[3],
     )
-    accs = _held_out_accuracies(metrics.loso)
+    held_out = metrics.loso.sources.values() if metrics.loso else ()
+    accs = [float(a) for v in held_out if (a := v.as_predicted().accuracy) is not None]
     return TrackRecord(
         label=label,
         calls=int(matrix[:, k].sum()),
@@ -183,26 +175,24 @@ def _outside_line(r: TrackRecord, o: OutsideCall) -> str:
 
 
 def _missed_lines(r: TrackRecord) -> list[str]:
-    """One line per class missed, its held-out sources in turn (most missed first)."""
+    """One line per class missed, its held-out sources in turn."""
     lines = []
     for c in dict.fromkeys(c for _, c, _ in r.missed_elsewhere):
-        runs = [
-            (source_name(source), found)
-            for source, missed, found in r.missed_elsewhere
-            if missed == c
+        (where, found), *rest = [
+            (source_name(source), f) for source, missed, f in r.missed_elsewhere if missed == c
         ]
+        share = f"**{pct(found)}**"
         if c == "normal":
-            what = "called only {pct} of their normal chest X-rays normal"
+            what = f"called only {share} of their normal chest X-rays normal"
             so = f"a '{r.label}' answer may be a normal chest X-ray"
         else:
-            what = f"found only {{pct}} of their {c}"
+            what = f"found only {share} of their {c}"
             so = f"a '{r.label}' answer does not rule {c} out"
-        (where, found), rest = runs[0], runs[1:]
-        text = f"Trained in full without the {where} images, it " + what.format(
-            pct=f"**{pct(found)}**"
+        others = "".join(f"; without the {w} images, **{pct(f)}**" for w, f in rest)
+        lines.append(
+            f"Trained in full without the {where} images, it {what}{others}: at a hospital it "
+            f"has not seen, {so}."
         )
-        text += "".join(f"; without the {w} images, **{pct(f)}**" for w, f in rest)
-        lines.append(f"{text}: at a hospital it has not seen, {so}.")
     return lines
 
 
@@ -225,9 +215,9 @@ def describe_track_record(r: TrackRecord) -> list[str]:
             "images."
         )
     lines += [_outside_line(r, o) for o in r.called_elsewhere]
-    for source, true, called, n in r.confusions:
-        lines.append(
-            f"Known confusion: it also answered '{r.label}' for {called} of {n} "
-            f"{source_name(source)} {true} images in the test split."
-        )
+    lines += [
+        f"Known confusion: it also answered '{r.label}' for {called} of {n} "
+        f"{source_name(source)} {true} images in the test split."
+        for source, true, called, n in r.confusions
+    ]
     return lines + _missed_lines(r)

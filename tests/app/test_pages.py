@@ -576,12 +576,6 @@ def test_a_lung_mask_model_says_what_it_sees(app_env, segmenter_path, monkeypatc
     page = texts(at)
     assert "Most likely:" in page and "cyan box" in page
     assert "Everything outside the lung mask was filled with grey" in page
-    at.switch_page("pages/model_card.py").run()
-    at.segmented_control(key="section").set_value("Factors").run()
-    _no_exception(at)
-    assert "everything outside the lung mask" in texts(at)
-    at.segmented_control(key="section").set_value("Model details").run()
-    assert "fill everything outside the lung mask" in texts(at)  # the preprocessing line
 
 
 def _metrics_with(app_env, monkeypatch, tmp_path, page="pages/model_card.py", tab=None, **sections):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,17 +121,15 @@ def test_the_comparison_says_where_an_alternative_did_better_outside():
 def test_a_reseeded_copy_of_the_recipe_is_shown_as_chance_not_as_a_rival():
     recipe = {"arch": "mobilenetv2", "alpha": 0.5, "augment": {"p_jpeg": 0.2}}
     pre = {"size": 160, "lung_crop": True}
-    meta = {"preprocess": pre, "train_config": {**recipe, "seed": 0}}
-    # Recorded later, the copy spells out settings the committed JSON predates, at their
-    # old values: still the same recipe.
-    later = {**recipe, "seed": 1, "ema": 0.0, "adversary": 0.0, "sampling_floor": 1}
-    later["augment"] = {"p_jpeg": 0.2, "p_tone": 0.0}
-    copy = {**_alternative(0.93, 0.50), "preprocess": {**pre, "lung_mask": False}}
-    copy["train_config"] = later
+    meta = {"preprocess": pre, "train_config": {**recipe, "seed": 0, "steps_per_epoch": None}}
+    # Another seed (and schedule bookkeeping), the same settings: the same recipe.
+    later = {**recipe, "seed": 1, "steps_per_epoch": 100}
+    copy = {**_alternative(0.93, 0.50), "preprocess": pre, "train_config": later}
     copy["external"] = external({"normal": 176, "covid": 99})
     assert reseeded(meta, copy) == 1
     # Anything else that differs makes it another recipe; so does the same seed.
     assert reseeded(meta, {**copy, "train_config": {**later, "ema": 0.998}}) is None
+    assert reseeded(meta, {**copy, "train_config": {**later, "sampling_floor": 1}}) is None
     assert reseeded(meta, {**copy, "preprocess": {**pre, "lung_margin": 0.12}}) is None
     other_aug = {**later, "augment": {"p_jpeg": 0.2, "p_tone": 0.5}}
     assert reseeded(meta, {**copy, "train_config": other_aug}) is None
@@ -174,29 +173,29 @@ def test_a_reseeded_copy_of_the_recipe_is_shown_as_chance_not_as_a_rival():
     assert "another seed" not in comparison.comparison_note(comparisons(meta, metrics))
 
 
-def test_the_recipe_defaults_are_those_of_the_training_configs():
-    # A record that predates a setting trained with its default: the comparison reads those
-    # defaults from cxrlib.core.recipe (describe imports no train code), so they must agree.
-    from cxrlib.core import recipe
-    from cxrlib.infer.preprocess import PreprocessConfig
-    from cxrlib.train.augment import AugmentConfig
+def test_the_committed_records_state_every_training_setting():
+    # The comparison reads a recipe off the records as they are, so they must spell out every
+    # setting: the committed model's as the current training configs write them, and each
+    # alternative's with the same keys.
+    import json
+
+    from cxrlib.core.metrics import read_metrics
     from cxrlib.train.config import TrainConfig
 
-    train = TrainConfig().model_dump(mode="json")
-    assert train.pop("preprocess") == PreprocessConfig().model_dump() == recipe.PREPROCESS_DEFAULTS
-    assert train.pop("augment") == AugmentConfig().model_dump() == recipe.AUGMENT_DEFAULTS
-    assert train == recipe.TRAIN_DEFAULTS
-    # And the recipe of a record is what TrainConfig makes of it, less seed and schedule.
-    # Settings of retired options are compared at their "off" values.
-    old = {"arch": "small", "width": 64, "seed": 3, "augment": {"p_jpeg": 0}}
-    pre = {"size": 128, "lung_crop": True}
-    made = TrainConfig.model_validate({**old, "preprocess": pre}).model_dump(mode="json")
-    made["augment"] |= recipe.RETIRED_AUGMENT
-    assert recipe.recipe(pre, old) == {
-        k: v
-        for k, v in (made | recipe.RETIRED_TRAIN).items()
-        if k not in ("seed", "steps_per_epoch")
-    }
+    models = Path(__file__).resolve().parents[2] / "models"
+    meta = json.loads((models / "cxr_classifier.json").read_text())
+    tc = meta["train_config"]
+    assert TrainConfig.model_validate(tc).model_dump(mode="json") == tc
+    assert meta["preprocess"] == tc["preprocess"]
+    alternatives = read_metrics(models / "cxr_classifier.metrics.json").alternatives
+    for alt in alternatives.values():
+        assert alt.train_config.keys() == tc.keys()
+        assert alt.train_config["augment"].keys() == tc["augment"].keys()
+        assert alt.preprocess == alt.train_config["preprocess"]
+        assert alt.preprocess.keys() == tc["preprocess"].keys()
+    # The reseeded copy among them is told apart from the rivals by its recipe alone.
+    seeds = {name: comparison.reseeded(meta, alt) for name, alt in alternatives.items()}
+    assert {name: s for name, s in seeds.items() if s is not None} == {"the same recipe, seed 1": 1}
 
 
 def test_an_alternative_scored_before_the_split_changed_is_left_out():

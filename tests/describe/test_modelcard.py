@@ -37,10 +37,6 @@ def test_describe_preprocessing_names_the_framing() -> None:
     assert "crop 8% of each border" in text and "squash to 160 x 160" in text
     lung = card.describe_preprocessing({**base, "lung_crop": True, "lung_margin": 0.04})
     assert "lung fields" in lung and "4%" in lung and "border" not in lung and "mask" not in lung
-    masked = card.describe_preprocessing(
-        {**base, "lung_crop": True, "lung_mask": True, "mask_dilation": 0.02}
-    )
-    assert "outside the lung mask (widened by 2% of the image)" in masked
     assert "pad to 96" in card.describe_preprocessing({"size": 96, "geometry": "pad"})
 
 

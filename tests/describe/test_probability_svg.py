@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from cxrlib.describe import probability_svg as ps
-from cxrlib.describe.palette import CLASS_COLORS, NEUTRAL
 
 NAMES = ["covid", "normal", "pneumonia"]
 SVG = "{http://www.w3.org/2000/svg}"
@@ -37,9 +36,9 @@ def test_values_whiskers_and_colours():
     widths = np.array([float(r.find(f"{SVG}rect").get("width")) for r in rows])
     np.testing.assert_allclose(widths / widths[1], p / p[1], rtol=5e-3)  # 0.1-unit rounding
     assert [r.find(f"{SVG}rect").get("fill") for r in rows] == [
-        NEUTRAL,
-        CLASS_COLORS["normal"],
-        NEUTRAL,
+        ps.NEUTRAL,
+        ps.CLASS_COLORS["normal"],
+        ps.NEUTRAL,
     ]
     # Whiskers span the range; labels sit right of them.
     for r, (lo, hi) in zip(rows, ranges):
@@ -55,10 +54,10 @@ def test_values_whiskers_and_colours():
 
 
 def test_without_ranges_names_escaped_and_shape_check():
-    root = _parse(ps.probability_svg(["a<b", "normal", "pneumonia"], [0.2, 0.3, 0.5]))
+    root = _parse(ps.probability_svg(["a<b", "normal", "pneumonia"], [0.2, 0.3, 0.5], None, 2))
     rows = _bars(root)
     assert all(r.find(f"{SVG}path") is None for r in rows)
     assert rows[0].find(f"{SVG}text").text == "a<b"  # escaped in the markup, read back
-    assert rows[2].find(f"{SVG}rect").get("fill") == CLASS_COLORS["pneumonia"]
+    assert rows[2].find(f"{SVG}rect").get("fill") == ps.CLASS_COLORS["pneumonia"]
     with pytest.raises(ValueError):
-        ps.probability_svg(NAMES, [0.5, 0.5])
+        ps.probability_svg(NAMES, [0.5, 0.5], None, 0)

@@ -1,11 +1,11 @@
-"""cxrlib.describe.loso_text: leave one source out as a table and in words."""
+"""cxrlib.describe.outside_text: leave one source out as a table and in words."""
 
 from __future__ import annotations
 
 import numpy as np
 from saved_metrics import section as read_section
 
-from cxrlib.describe import loso_text
+from cxrlib.describe import outside_text
 
 
 def test_loso_table_scores_as_the_app_predicts_where_that_was_measured():
@@ -27,7 +27,7 @@ def test_loso_table_scores_as_the_app_predicts_where_that_was_measured():
             "cxnet": {"n": 507, "accuracy": 0.71, "per_class_accuracy": {"covid": 0.71}},
         },
     }
-    table = loso_text.loso_table(read_section("loso", section))
+    table = outside_text.loso_table(read_section("loso", section))
     assert list(table.index) == ["nih", "cxnet"]
     assert list(table.columns) == [
         "n",
@@ -46,14 +46,14 @@ def test_loso_table_scores_as_the_app_predicts_where_that_was_measured():
         table.loc["cxnet", "accuracy"] == 0.71 and table.loc["cxnet", "covid sensitivity"] == 0.71
     )
     assert np.isnan(table.loc["cxnet", "normal sensitivity"])
-    assert "as this app scores an upload" in loso_text.describe_loso_scoring(
+    assert "as this app scores an upload" in outside_text.describe_loso_scoring(
         read_section("loso", section)
     )
     one_view = {"sources": {"cxnet": section["sources"]["cxnet"]}}
-    assert "scored on the image alone" in loso_text.describe_loso_scoring(
+    assert "scored on the image alone" in outside_text.describe_loso_scoring(
         read_section("loso", one_view)
     )
-    assert loso_text.loso_table(read_section("loso", {"sources": {}})).empty
+    assert outside_text.loso_table(read_section("loso", {"sources": {}})).empty
 
 
 def test_describe_loso_says_what_each_held_out_model_found_per_class():
@@ -75,7 +75,7 @@ def test_describe_loso_says_what_each_held_out_model_found_per_class():
             "empty": {"per_class_accuracy": {}},
         },
     }
-    nih, other, figures = loso_text.describe_loso(read_section("loso", section))
+    nih, other, figures = outside_text.describe_loso(read_section("loso", section))
     # A share of a handful of images says how many.
     assert "**25%** of its normal (2 of 8 images)" in figures
     assert nih.startswith("Trained without the adult NIH Clinical Center images (14 epochs)")
@@ -85,7 +85,7 @@ def test_describe_loso_says_what_each_held_out_model_found_per_class():
     assert (
         other == "Trained without the somewhere images (14 epochs), it found **75%** of its covid."
     )
-    assert loso_text.describe_loso(read_section("loso", {"sources": {}})) == []
+    assert outside_text.describe_loso(read_section("loso", {"sources": {}})) == []
 
 
 def test_the_unseen_adult_line_prefers_the_full_recipe_and_reads_like_its_list():
@@ -98,17 +98,17 @@ def test_the_unseen_adult_line_prefers_the_full_recipe_and_reads_like_its_list()
     both = typed(
         {"loso": held_out(0.3), "loso_full": {**held_out(0.1), "schedule": {"epochs": 14}}}
     )
-    (short,) = loso_text.describe_unseen_adults(short_only)
+    (short,) = outside_text.describe_unseen_adults(short_only)
     assert "**30%** of its pneumonia" in short
-    (line,) = loso_text.describe_unseen_adults(both)
+    (line,) = outside_text.describe_unseen_adults(both)
     assert "(14 epochs), it found **10%** of its pneumonia" in line
     # The same sentence as the Outside data tab's list of held-out sources.
-    assert line in loso_text.describe_loso(both.loso_full)
-    assert loso_text.describe_unseen_adults(typed({"loso": {"sources": {}}})) == []
+    assert line in outside_text.describe_loso(both.loso_full)
+    assert outside_text.describe_unseen_adults(typed({"loso": {"sources": {}}})) == []
     # Each adult source held out gets its line, nih first; a non-adult source none.
     full = held_out(0.1)
     full["sources"]["quex"] = {"per_class_accuracy": {"pneumonia": 0.6}}
     full["sources"]["kermany"] = {"per_class_accuracy": {"pneumonia": 0.9}}
-    lines = loso_text.describe_unseen_adults(typed({"loso_full": full}))
+    lines = outside_text.describe_unseen_adults(typed({"loso_full": full}))
     assert [("NIH" in x, "COVID-QU-Ex" in x) for x in lines] == [(True, False), (False, True)]
     assert "**60%** of its pneumonia" in lines[1]

@@ -1,4 +1,4 @@
-"""cxrlib.describe.external_text: the external check in words and as a table."""
+"""cxrlib.describe.outside_text: the external check in words and as a table."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from saved_metrics import external
 from saved_metrics import section as read_section
 
 from cxrlib.core.metrics import MetricsSchemaError
-from cxrlib.describe import external_text
+from cxrlib.describe import outside_text
 
 
 def describe_external(data: dict) -> list[str]:
-    return external_text.describe_external(read_section("external", data))
+    return outside_text.describe_external(read_section("external", data))
 
 
 def external_table(data: dict):
-    return external_text.external_table(read_section("external", data))
+    return outside_text.external_table(read_section("external", data))
 
 
 def test_external_check_in_words_and_as_a_table():
