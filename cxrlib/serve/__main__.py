@@ -33,13 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="classifier (default: $CXR_MODEL)")
     p.add_argument("--max-batch-size", type=int, default=8, help="requests per batch")
     a = p.parse_args(argv)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stops as Ctrl-C does
     try:
         url = start(**vars(a))
         print(f"serving on {url} (health: {url}/health); Ctrl-C stops", file=sys.stderr)
         print(f"use it: CXR_MODEL_SERVER={url} make run", file=sys.stderr)
-        done.wait()
+        threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
