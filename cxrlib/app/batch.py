@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 from cxrlib.core.errors import ImageError
 from cxrlib.core.hashing import sha256_bytes
 from cxrlib.predict.inputs import zip_members
-from cxrlib.predict.output import rows_to_csv
-from cxrlib.predict.rows import BatchRow, score_items
+from cxrlib.predict.rows import BatchRow, rows_to_csv, score_items
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.app.resources import Resources
@@ -66,7 +65,7 @@ def score_uploads(
     rows: list[BatchRow] = []
     if res.remote is not None:
         for name, data in items:
-            for row in res.remote.score(name, data, with_focus)[0]:  # a zip: one per member
+            for row in res.remote.score(name, data, with_focus):  # a zip: one per member
                 rows.append(row)
                 if progress is not None:
                     progress(len(rows) - 1, row.name)

@@ -1,10 +1,7 @@
 """The one cache of per-image results: a thread-safe LRU bounded by entries and bytes.
 
-Every expensive per-image result (decoded upload, input-gate verdict, diagnosis and
-heatmap) is kept in one, keyed by a tuple that starts with what it is and holds the image
-hash, the model hash and the settings that changed it, e.g.
-``("diagnosis", image_sha, model_sha, method, class)``.
-"""
+Keys are tuples that start with what the result is, then the hashes and settings it depends
+on, e.g. ``("diagnosis", image_sha, model_sha, method, class)``."""
 
 from __future__ import annotations
 
@@ -39,12 +36,8 @@ def _nbytes(value: Any, depth: int = 0, seen: set[int] | None = None) -> int:
 
 
 class LRUCache:
-    """A thread-safe least-recently-used cache bounded by item count and bytes.
-
-    Args:
-        max_items: Most entries kept.
-        max_bytes: Most bytes (arrays) kept; the oldest entries are dropped first.
-    """
+    """A thread-safe least-recently-used cache; the oldest entries go first when it holds
+    more than ``max_items`` entries or ``max_bytes`` bytes (of arrays)."""
 
     def __init__(self, max_items: int = 256, max_bytes: int = 768 * 2**20) -> None:
         self.max_items = max_items
@@ -53,13 +46,6 @@ class LRUCache:
         self._data: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._lock = threading.Lock()
         self._key_locks: dict[Hashable, threading.Lock] = {}
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __contains__(self, key: Hashable) -> bool:
-        with self._lock:
-            return key in self._data
 
     def get(self, key: Hashable, default: Any = None) -> Any:
         with self._lock:

@@ -1,9 +1,5 @@
-"""Process-wide counts of expensive work, so the app's tests can prove that moving a display
-slider computes nothing.
-
-The per-image pipeline (:mod:`cxrlib.infer.pipeline`) counts what it really computes, not
-what the cache answers: ``heatmaps`` (diagnoses and batch lung focus), ``decodes`` (uploads).
-"""
+"""Process-wide counts of work really computed (not answered by the cache), so the app's
+tests can prove that moving a display slider computes nothing."""
 
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
 """The registry of heatmap methods: each method's key, the name the app shows, its class.
 
-This is the one list every consumer reads (the Diagnose menu, "Compare all
-methods", the PDF, ``evaluate methods`` and the audit tables). A method's code is
-one class in :mod:`cxrlib.infer.heatmaps`, named here by its import path and
-loaded only when it is used (:func:`cxrlib.infer.heatmaps.method_class`), so this
-module imports no TensorFlow. Adding a method is one module there plus one line
-here.
-"""
+Classes are named by import path and loaded only when used, so this module imports no
+TensorFlow. Adding a method is one module in :mod:`cxrlib.infer.heatmaps` plus one line here."""
 
 from __future__ import annotations
 
@@ -15,12 +10,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One registered heatmap method.
-
-    Attributes:
-        label: The name shown in the app, the PDF and the tables.
-        target: ``"module:Class"`` of its :class:`cxrlib.infer.heatmaps.base.HeatmapMethod`.
-    """
+    """One method: the name shown everywhere and its class's ``"module:Class"``."""
 
     label: str
     target: str
@@ -46,11 +36,7 @@ METHODS: tuple[str, ...] = tuple(REGISTRY)
 
 
 def check_method(method: str) -> str:
-    """``method`` itself when it is registered.
-
-    Raises:
-        ValueError: For an unknown key.
-    """
+    """``method`` itself when it is registered; a ValueError for an unknown key."""
     if method not in REGISTRY:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     return method

@@ -1,12 +1,7 @@
 """The schema of ``models/<name>.metrics.json`` as pydantic models, with its reader and writer.
 
-``python -m cxrlib.evaluate`` writes the file section by section; the pages, the model card,
-the trust sentences and the PDF read it through :func:`read_metrics`. A required key that is
-missing or renamed raises :class:`MetricsSchemaError` naming the key and the file. Optional
-keys are ``None`` (or empty) when absent and stay absent when written back; keys the schema
-does not declare are kept. Fields are declared in the order the evaluate commands write them,
-so writing back what was read gives the same file.
-"""
+Absent optional keys stay absent when written back and undeclared keys are kept; fields are
+declared in the order ``python -m cxrlib.evaluate`` writes them, so a round trip is exact."""
 
 from __future__ import annotations
 
@@ -16,34 +11,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import StrictFloat as Float  # JSON numbers as JSON has them: no bools, no strings
+from pydantic import StrictInt as Int
 from pydantic import StrictStr as Str
 
 from cxrlib.core.errors import CxrError
 
-#: A probability at or above which an answer counts as confident (the external check's
-#: ``confident_at``, the track record's "that sure" answers).
+#: A probability at or above which an answer counts as confident.
 CONFIDENT = 0.9
-#: The sources whose normals and pneumonias are adults' (NIH Clinical Center images): the
-#: figures an adult patient's answer is judged by (``adults`` of a split, the held-out runs).
+#: The sources of adults' images (NIH Clinical Center): what an adult's answer is judged by.
 ADULT_SOURCES = ("nih", "quex")
-
-#: JSON numbers, checked as JSON has them: a bool or a string is no number.
-Int = StrictInt
-Float = StrictFloat
 
 
 class MetricsSchemaError(CxrError):
-    """A metrics file lacks a required key or holds a value of the wrong type.
-
-    Attributes:
-        key: The key path, e.g. ``splits.test.confusion_matrix.labels``.
-        problem: What is wrong with it.
-        source: The file it was read from, or "".
-    """
+    """A metrics file lacks a required key or holds a value of the wrong type."""
 
     def __init__(self, key: str, problem: str, source: str = "") -> None:
-        self.key, self.problem, self.source = key, problem, source
+        self.key, self.source = key, source
         where = f" in {source}" if source else ""
         super().__init__(f"'{key}'{where}: {problem}")
 
@@ -52,9 +37,6 @@ class Record(BaseModel):
     """A JSON object of the file: frozen, and keeping the keys it does not declare."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
-
-
-# --- one split (val / test) ------------------------------------------------------------
 
 
 class ClassScores(Record):
@@ -161,17 +143,20 @@ class Split(Record):
     seconds: Float | None = None
 
 
-# --- the shortcut audit ----------------------------------------------------------------
-
-
-class AblationScores(Record):
-    """One version of the test images (original, lungs erased, lungs only)."""
+class Scores(Record):
+    """A model's scores on a set of images, per class where keyed by class name."""
 
     accuracy: Float | None = None
-    balanced_accuracy: Float
+    balanced_accuracy: Float | None = None
     macro_f1: Float | None = None
     sensitivity: Mapping[Str, Float | None] = {}
     auc: Mapping[Str, Float | None] = {}
+
+
+class AblationScores(Scores):
+    """One version of the test images (original, lungs erased, lungs only)."""
+
+    balanced_accuracy: Float
 
 
 class Ablation(Record):
@@ -287,17 +272,9 @@ class ExplainMethods(Record):
     command: Str | None = None
 
 
-# --- leave one source out, the external check, the alternatives ------------------------
-
-
-class LosoResult(Record):
+class LosoResult(Scores):
     """A model trained without one source, on that source's images."""
 
-    accuracy: Float | None = None
-    balanced_accuracy: Float | None = None
-    macro_f1: Float | None = None
-    sensitivity: Mapping[Str, Float | None] = {}
-    auc: Mapping[Str, Float | None] = {}
     n: Int | None = None
     per_class_accuracy: Mapping[Str, Float | None] = {}
     support: Mapping[Str, Int] = {}
@@ -305,8 +282,7 @@ class LosoResult(Record):
     internal_test_balanced_accuracy: Float | None = None
 
     def as_predicted(self) -> LosoResult:
-        """These figures as the app predicts: averaged over the test-time views where that
-        was measured (``with_views``), else on the image alone."""
+        """These figures as the app predicts: over the test-time views where measured."""
         return self.with_views or self
 
 
@@ -419,8 +395,7 @@ def read_metrics(source: str | os.PathLike[str] | Mapping[str, Any], origin: str
     """A metrics file (a path, or its parsed JSON from ``origin``) read through the schema.
 
     Raises:
-        MetricsSchemaError: A required key is missing or a value has the wrong type; the
-            message names the key path and the file.
+        MetricsSchemaError: A required key is missing or a value has the wrong type.
     """
     if isinstance(source, Mapping):
         data = source

@@ -1,9 +1,5 @@
 """Where things are: the repository root, the committed models, and the environment
-variables that move them (:data:`ENV_VARS`), read at call time.
-
-Relative paths are taken from the repository root, so the app and the command lines find
-the same files from any working directory.
-"""
+variables that move them (:data:`ENV_VARS`, read at call time; relative to the root)."""
 
 from __future__ import annotations
 
@@ -63,8 +59,3 @@ def warm_up_enabled() -> bool:
 def model_server() -> str:
     """``$CXR_MODEL_SERVER`` (a URL) or "" for the in-process model."""
     return os.environ.get("CXR_MODEL_SERVER", "").strip()
-
-
-def timings_file() -> str:
-    """``$CXR_TIMINGS`` (a file stage times are appended to) or "" when off."""
-    return os.environ.get("CXR_TIMINGS", "").strip()

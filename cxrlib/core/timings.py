@@ -1,10 +1,6 @@
-"""Where one diagnosis spends its time: named stages, timed where they run.
-
-Off unless ``$CXR_TIMINGS`` names a file (``benchmarks/load.py`` sets it). Then every
-:func:`timed` block appends one JSON line ``{"stage", "wall", "cpu", "pid"}`` to it: the
-seconds the block took and the CPU seconds its thread used meanwhile (less than ``wall``
-when it waited, e.g. for the interpreter lock). Never image data.
-"""
+"""Where one diagnosis spends its time: with ``$CXR_TIMINGS`` naming a file, every
+:func:`timed` block appends a JSON line ``{"stage", "wall", "cpu", "pid"}`` to it (``cpu``: its
+thread's CPU seconds). Never image data."""
 
 from __future__ import annotations
 
@@ -14,8 +10,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from cxrlib.core.settings import timings_file
 
 #: Stage -> what it is, in the order of one diagnosis (the benchmark's table).
 STAGES: dict[str, str] = {
@@ -35,7 +29,7 @@ _LOCK = threading.Lock()
 @contextmanager
 def timed(stage: str) -> Iterator[None]:
     """Times the block as ``stage`` (a key of :data:`STAGES`) when timings are on."""
-    path = timings_file()
+    path = os.environ.get("CXR_TIMINGS", "").strip()
     if not path:
         yield
         return

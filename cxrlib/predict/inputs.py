@@ -1,12 +1,9 @@
-"""What to score: folders, zip archives and manifest CSVs expanded into one row per file.
-
-Listing reads no image: each :class:`InputRef` says where a file's bytes are, so a
-Ray worker reads its own files. A manifest is a CSV with a ``path`` (or ``file``)
-column, relative to the CSV's folder. What cannot be listed becomes an error row.
-"""
+"""What to score: folders, zip archives and manifest CSVs (a ``path`` or ``file`` column,
+relative to the CSV) expanded into one :class:`InputRef` per file; listing reads no image."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import zipfile
@@ -21,6 +18,7 @@ MAX_ZIP_MEMBERS = 2000
 MAX_ZIP_MEMBER_BYTES = 60_000_000
 MAX_ZIP_TOTAL_BYTES = 1_000_000_000
 ZIP_MAGIC = b"PK\x03\x04"
+READ_ERRORS = (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError)
 MANIFEST_COLUMNS = ("path", "file")
 # "" because DICOM files from PACS exports and DICOMDIR folders often have no extension.
 IMAGE_SUFFIXES = frozenset(
@@ -29,11 +27,8 @@ IMAGE_SUFFIXES = frozenset(
 
 
 def is_image_name(relative_path: str) -> bool:
-    """Whether a file found in a folder or zip archive is one to score.
-
-    Its name has an image suffix or none, and no part of its path is hidden
-    (``.DS_Store``, ``.git/``) or macOS metadata (``__MACOSX/``).
-    """
+    """Whether a file in a folder or zip archive is one to score: an image suffix or none, and
+    no hidden part (``.git/``) or macOS metadata (``__MACOSX/``) in its path."""
     path = relative_path.replace("\\", "/")
     parts = [p for p in path.split("/") if p]
     if not parts or path.endswith("/") or any(p.startswith(".") or p == "__MACOSX" for p in parts):
@@ -43,14 +38,8 @@ def is_image_name(relative_path: str) -> bool:
 
 @dataclass(frozen=True)
 class InputRef:
-    """One file to score: where its bytes are, not the bytes.
-
-    Attributes:
-        name: The name in the output (the path as given, ``archive.zip/member`` for a member).
-        path: The file on disk ("" when listing failed).
-        member: The member of the zip archive at ``path``, or "".
-        error: Why the file cannot be scored (found while listing), or "".
-    """
+    """One file to score: its name in the output, where its bytes are (a file, or a member of
+    the zip archive at ``path``), not the bytes; or why listing failed (``error``)."""
 
     name: str
     path: str = ""
@@ -68,7 +57,7 @@ class InputRef:
                 return zf.read(self.member)
         except FileNotFoundError:
             return ImageError(f"{self.name}: no such file")
-        except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError) as exc:
+        except READ_ERRORS as exc:
             return ImageError(f"{self.name} could not be read ({exc})")
 
 
@@ -94,16 +83,6 @@ def is_zip(name: str, head: bytes) -> bool:
     return name.lower().endswith(".zip") or head[:4] == ZIP_MAGIC
 
 
-def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    """A member's bytes; b"" (scored as an error) when it is too large or unreadable."""
-    if info.file_size > MAX_ZIP_MEMBER_BYTES:
-        return b""
-    try:
-        return zf.read(info)
-    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError):
-        return b""
-
-
 def expand_items(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, bytes | ImageError]]:
     """Expands zip archives among in-memory (name, bytes) items; errors are passed on."""
     for name, data in items:
@@ -117,7 +96,11 @@ def expand_items(items: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, byte
             yield name, exc
             continue
         for info in members:
-            yield f"{name}/{info.filename}", _member(zf, info)
+            member = b""  # too large or unreadable: scored as an error
+            if info.file_size <= MAX_ZIP_MEMBER_BYTES:
+                with contextlib.suppress(*READ_ERRORS):
+                    member = zf.read(info)
+            yield f"{name}/{info.filename}", member
 
 
 def zip_refs(path: Path) -> list[InputRef]:
@@ -139,11 +122,9 @@ def zip_refs(path: Path) -> list[InputRef]:
 
 def file_refs(path: Path) -> list[InputRef]:
     """The refs of one file: itself, or the members of a zip archive."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(4)
-    except OSError:
-        head = b""
+    head = b""
+    with contextlib.suppress(OSError), path.open("rb") as f:
+        head = f.read(4)
     return zip_refs(path) if is_zip(path.name, head) else [InputRef(str(path), str(path))]
 
 
@@ -156,13 +137,9 @@ def manifest_refs(path: Path) -> list[InputRef]:
         return [InputRef(str(path), error=f"{path} is not a readable manifest ({exc})")]
     column = next((c for c in MANIFEST_COLUMNS if table and c in table[0]), None)
     if column is None:
-        wanted = " or ".join(repr(c) for c in MANIFEST_COLUMNS)
-        return [InputRef(str(path), error=f"{path} has no {wanted} column")]
-    refs: list[InputRef] = []
-    for row in table:
-        file = Path(row[column] or "")
-        refs.extend(file_refs(file if file.is_absolute() else path.parent / file))
-    return refs
+        return [InputRef(str(path), error=f"{path} has no 'path' or 'file' column")]
+    # An absolute path stays itself: ``parent / "/abs"`` is ``/abs``.
+    return [ref for row in table for ref in file_refs(path.parent / (row[column] or ""))]
 
 
 def folder_refs(folder: Path) -> list[InputRef]:
@@ -176,10 +153,7 @@ def folder_refs(folder: Path) -> list[InputRef]:
 
 
 def list_inputs(paths: Iterable[str]) -> list[InputRef]:
-    """Files, folders, zip archives and manifest CSVs -> one ref per file to score.
-
-    A path that does not exist gives a ref whose read fails ("no such file").
-    """
+    """One ref per file to score; a path that does not exist gives one that fails to load."""
     refs: list[InputRef] = []
     for p in map(Path, paths):
         if p.is_dir():

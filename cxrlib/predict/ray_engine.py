@@ -1,9 +1,7 @@
-"""The Ray Data engine: the local engine's rows, scored by a pool of Ray actors.
+"""The Ray Data engine: the local engine's rows, scored by a pool of :class:`ScoreBatch` actors.
 
-The listed files become a Ray dataset mapped by :class:`ScoreBatch` actors. A cluster
-(``address``) must see the input files, the models and this checkout at the same
-paths. ``ray`` is imported inside functions: the app and the local engine never need it.
-"""
+A cluster must see the input files, the models and this checkout at the same paths. ``ray`` is
+imported inside functions: the app and the local engine never need it."""
 
 from __future__ import annotations
 
@@ -17,15 +15,12 @@ import numpy as np
 
 from cxrlib.core.settings import ENV_VARS, ROOT
 from cxrlib.predict.inputs import InputRef
-from cxrlib.predict.output import arrow_table
-from cxrlib.predict.rows import load_models, score_file
+from cxrlib.predict.rows import arrow_table, load_models, score_file
 
 
 class ScoreBatch:
-    """A Ray Data actor: loads the models once, then scores one batch of files per call.
-
-    ``threads`` caps TensorFlow's thread pools, so that actors sharing a machine do not fight.
-    """
+    """A Ray Data actor: loads the models once, then scores one batch of files per call
+    (``threads`` caps TensorFlow's pools, so that actors sharing a machine do not fight)."""
 
     def __init__(self, model: str, gate: bool, focus: bool, threads: int):
         import tensorflow as tf  # the models need it anyway
@@ -46,11 +41,9 @@ class ScoreBatch:
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
-    """Connects to ``address``, or starts a local Ray of ``num_cpus`` (default: all CPUs).
-
-    Workers find this checkout and see the driver's ``CXR_*`` settings. Returns False
-    when Ray was already initialised in this process (it is used as it is).
-    """
+    """Connects to ``address``, or starts a local Ray of ``num_cpus`` (default: all CPUs),
+    whose workers find this checkout and the driver's ``CXR_*`` settings; False when Ray was
+    already initialised in this process (it is used as it is)."""
     import ray
 
     if ray.is_initialized():
@@ -87,12 +80,8 @@ def score_dataset(
     cpus_per_worker: float = 1.0,
     batch_size: int = 16,
 ) -> Any:
-    """The lazy Ray dataset of output rows, in input order.
-
-    Call inside :func:`ray_session`. ``workers`` actors (default: as many as the
-    cluster's CPUs hold) each reserve ``cpus_per_worker`` CPUs and cap TensorFlow to
-    as many threads (at least one).
-    """
+    """The lazy Ray dataset of output rows, in input order (inside :func:`ray_session`):
+    ``workers`` actors (default: as many as the CPUs hold) of ``cpus_per_worker`` CPUs each."""
     import ray
 
     cpus = ray.cluster_resources().get("CPU", 1)

@@ -1,14 +1,13 @@
-"""One file -> one output row, for every engine: decode, input gate, diagnosis.
-
-An accepted image is diagnosed by :func:`cxrlib.infer.pipeline.diagnose_image`, as on
-the Diagnose page (at its full size). A file that cannot be read becomes a row with
-``error`` set. Rows never hold patient fields: only the file name and results.
-"""
+"""One file -> one output row, for every engine: decode, input gate, and the Diagnose page's
+diagnosis; an unreadable file gives a row with ``error`` set. No patient fields. Rows go to a
+CSV rounded as the Batch page offers it, or to Parquet at full precision."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
-from collections.abc import Callable, Iterable
+import io
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,11 +73,36 @@ def columns(class_names: Iterable[str]) -> list[str]:
     return list(BatchRow(name="").record(class_names))
 
 
+def csv_text(records: Iterable[dict[str, Any]], fields: Sequence[str]) -> str:
+    """CSV text of records, rounded (no patient fields: only the file name and results)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(fields))
+    w.writeheader()
+    w.writerows(rounded(d) for d in records)  # None is written as ""
+    return buf.getvalue()
+
+
+def rows_to_csv(rows: Iterable[BatchRow], class_names: Iterable[str]) -> str:
+    """CSV text of batch rows (the Batch page's download)."""
+    names = list(class_names)
+    return csv_text((r.record(names) for r in rows), columns(names))
+
+
+def arrow_table(records: Sequence[dict[str, Any]], class_names: Iterable[str]) -> Any:
+    """A ``pyarrow.Table`` of full-precision records (the same schema in every part)."""
+    import pyarrow as pa  # installed with ray[data]; only Parquet output needs it
+
+    types = {"file": pa.string(), "predicted": pa.string(), "is_cxr": pa.bool_()}
+    types |= {"flags": pa.string(), "error": pa.string()}
+    schema = pa.schema([(c, types.get(c, pa.float64())) for c in columns(class_names)])
+    return pa.Table.from_pylist([{k: r[k] for k in schema.names} for r in records], schema=schema)
+
+
 def score_file(models: Models, name: str, data: bytes | ImageError, focus: bool) -> BatchRow:
     """The row of one file (its bytes, or the error that stopped them being read).
 
-    ``focus`` adds the lung focus of the predicted class's Grad-CAM; it stays None
-    when the segmenter finds no lungs (0 would wrongly read as "looked outside").
+    ``focus`` adds the predicted class's lung focus; None when the segmenter finds no lungs
+    (0 would wrongly read as "looked outside").
     """
     row = BatchRow(name=name)
     try:
@@ -98,9 +122,7 @@ def score_file(models: Models, name: str, data: bytes | ImageError, focus: bool)
             return row
     diagnosis = diagnose_image(models, decoded)
     row.predicted, row.confidence = diagnosis.predicted_name, diagnosis.confidence
-    row.probabilities = {
-        c: float(p) for c, p in zip(diagnosis.class_names, diagnosis.probabilities)
-    }
+    row.probabilities = dict(zip(diagnosis.class_names, map(float, diagnosis.probabilities)))
     if focus and diagnosis.lung_area:
         row.lung_focus = diagnosis.lung_focus
         if row.lung_focus is not None and row.lung_focus < 0.5:
@@ -124,10 +146,10 @@ def score_all(
     if not focus:  # no lung mask to compute
         models = dataclasses.replace(models, segmenter=None)
     rows: list[BatchRow] = []
-    for name, data in items:
+    for i, (name, data) in enumerate(items):
         rows.append(score_file(models, name, data, focus))
         if progress is not None:
-            progress(len(rows) - 1, name)
+            progress(i, name)
     return rows
 
 
@@ -142,10 +164,7 @@ def score_items(
 
 
 def score_refs(
-    refs: Iterable[InputRef],
-    models: Models,
-    focus: bool = False,
-    progress: Progress | None = None,
+    refs: Iterable[InputRef], models: Models, focus: bool = False, progress: Progress | None = None
 ) -> list[BatchRow]:
     """Listed files scored, each one read as it comes (the command line)."""
     return score_all(((r.name, r.load()) for r in refs), models, focus, progress)
@@ -159,10 +178,8 @@ def load_models(
     with_gate: bool = True,
     with_segmenter: bool = True,
 ) -> Models:
-    """The classifier, its explainer, and the lung segmenter and input gate when asked for.
-
-    Paths not given are :mod:`cxrlib.core.settings`'s, read now; a missing file raises.
-    """
+    """The classifier, its explainer, and the lung segmenter and input gate when asked for
+    (paths not given: :mod:`cxrlib.core.settings`'s, read now)."""
     from cxrlib.infer.classifier import load_classifier  # imports TensorFlow
     from cxrlib.infer.explain import Explainer
     from cxrlib.infer.gate import load_gate

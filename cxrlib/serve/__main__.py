@@ -18,8 +18,8 @@ import threading
 from cxrlib.serve.deployment import start, stop
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m cxrlib.serve``."""
+def main(argv: list[str] | None = None) -> int:
+    """Starts the server and blocks until interrupted."""
     p = argparse.ArgumentParser(
         prog="python -m cxrlib.serve",
         description=__doc__,
@@ -32,27 +32,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS") or None)
     p.add_argument("--model", default=None, help="classifier (default: $CXR_MODEL)")
     p.add_argument("--max-batch-size", type=int, default=8, help="requests per batch")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Starts the server and blocks until interrupted."""
-    a = parser().parse_args(sys.argv[1:] if argv is None else argv)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    a = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stops as Ctrl-C does
     try:
-        url = start(
-            a.port,
-            a.host,
-            a.num_cpus,
-            a.ray_address,
-            model=a.model,
-            replicas=a.replicas,
-            max_batch_size=a.max_batch_size,
-        )
+        url = start(**vars(a))
         print(f"serving on {url} (health: {url}/health); Ctrl-C stops", file=sys.stderr)
         print(f"use it: CXR_MODEL_SERVER={url} make run", file=sys.stderr)
-        done.wait()
+        threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:

@@ -1,14 +1,8 @@
-"""The model server's client and wire format: the in-process answers, computed by the server.
+"""The model server's client (``Models.remote``) and wire format: the in-process answers,
+computed by ``python -m cxrlib.serve``. No Ray, no TensorFlow.
 
-:class:`RemoteAnalyser` sends image bytes to ``python -m cxrlib.serve`` (with ``requests``)
-and returns the input gate's verdict and the diagnosis; as ``Models.remote`` it is how
-:func:`cxrlib.infer.pipeline.diagnose_image` reaches the server. No Ray, no TensorFlow.
-
-In the JSON answers an array travels as ``{"__npy__": base64 of its .npy bytes}`` and
-a tuple as ``{"__tuple__": [...]}``, so a served diagnosis equals one made in process.
-A bad image raises :class:`~cxrlib.core.errors.ImageError` (as in process); a server
-that is down or answers nonsense, :class:`~cxrlib.core.errors.ModelServerError`.
-"""
+In JSON an array travels as ``{"__npy__": base64 of its .npy bytes}`` and a tuple as
+``{"__tuple__": [...]}``, so a served diagnosis equals one made in process."""
 
 from __future__ import annotations
 
@@ -70,12 +64,8 @@ def build(cls: type, value: Any) -> Any:
 
 
 class RemoteAnalyser:
-    """A client of one model server.
-
-    Args:
-        url: The server, e.g. ``http://127.0.0.1:8000`` (``$CXR_MODEL_SERVER``).
-        timeout: Seconds to wait for one answer.
-    """
+    """A client of the model server at ``url`` (``$CXR_MODEL_SERVER``); a bad image raises
+    ImageError as in process, a server that is down or answers nonsense ModelServerError."""
 
     def __init__(self, url: str, timeout: float = 60.0) -> None:
         self.url = url.rstrip("/")
@@ -139,14 +129,11 @@ class RemoteAnalyser:
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelServerError(f"the model server's answer is incomplete ({exc})") from exc
 
-    def score(
-        self, name: str, data: bytes, with_focus: bool = False
-    ) -> tuple[list[BatchRow], bool]:
-        """The Batch page's rows of one upload (a zip: one per member) and whether they
-        have a lung focus, computed by the server (raises ModelServerError)."""
+    def score(self, name: str, data: bytes, with_focus: bool = False) -> list[BatchRow]:
+        """The Batch page's rows of one upload (a zip: one per member), computed by the server."""
         query = {"name": name, "focus": "1" if with_focus else "0"}
         answer = self._request("/score", data or b" ", query)
         try:
-            return [build(BatchRow, r) for r in answer["rows"]], bool(answer.get("focus"))
+            return [build(BatchRow, r) for r in answer["rows"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelServerError(f"the model server's answer is incomplete ({exc})") from exc

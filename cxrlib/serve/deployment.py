@@ -1,20 +1,12 @@
 """The model server: one shared model on Ray Serve, concurrent requests batched.
 
-Routes (the application is served at ``/``):
-
-* ``POST /analyse?method=gradcam&class_index=2&filename=x.png`` with the image
-  bytes as the body: ``{"sha256", "gate", "diagnosis"}`` of
-  :func:`cxrlib.infer.pipeline.analyse`, as :func:`cxrlib.serve.client.encode` writes them,
-  or ``{"error": {"type", "message"}}`` (HTTP 422) for a bad image;
-* ``POST /score?name=x.zip&focus=1`` with one upload (an image or a zip) as the
-  body: ``{"rows": [...], "focus"}``, the Batch page's rows of
-  :func:`cxrlib.predict.rows.score_items`;
+* ``POST /analyse?method=gradcam&class_index=2&filename=x.png`` (body: the image): the encoded
+  ``{"sha256", "gate", "diagnosis"}``, or ``{"error": {"type", "message"}}`` (HTTP 422);
+* ``POST /score?name=x.zip&focus=1`` (body: one upload): ``{"rows": [...], "focus"}``;
 * ``GET /health``: ``{"ok": true, "model_id", "class_names", ...}``.
 
-Concurrent analyse requests are gathered into batches (``@serve.batch``) whose images
-are segmented in one call, then answered in a worker thread, so that the replica's
-event loop keeps accepting requests meanwhile.
-"""
+Analyse requests are batched (``@serve.batch``), their images segmented in one call, and
+answered in a worker thread, so that the replica's event loop keeps accepting requests."""
 
 from __future__ import annotations
 
@@ -121,14 +113,14 @@ def start(
     port: int = 8000,
     host: str = "127.0.0.1",
     num_cpus: int | None = None,
-    address: str | None = None,
+    ray_address: str | None = None,
     model: str | None = None,
     replicas: int = 1,
     max_batch_size: int = 8,
 ) -> str:
-    """Starts Ray (local, ``num_cpus``; or joins ``address``) and Serve; returns the URL
-    once the replicas have loaded their models (paths read here, sent to every replica)."""
-    init_ray(address, num_cpus)
+    """Starts Ray (local, or joins ``ray_address``) and Serve; returns the URL once the replicas
+    have loaded their models (paths read here, sent to every replica)."""
+    init_ray(ray_address, num_cpus)
     serve.start(http_options={"host": host, "port": port})
     app = DiagnosisServer.options(  # type: ignore[attr-defined]
         num_replicas=replicas,

@@ -64,8 +64,7 @@ def test_batch_path_scores_or_lists_every_input(corpus, tiny_model_path):
     from cxrlib.infer.explain import Explainer
     from cxrlib.infer.gate import assess
     from cxrlib.infer.pipeline import Models
-    from cxrlib.predict.output import rows_to_csv
-    from cxrlib.predict.rows import score_items
+    from cxrlib.predict.rows import rows_to_csv, score_items
 
     clf = load_classifier(tiny_model_path)
     rows = score_items(corpus, Models(clf, Explainer(clf), gate=assess))

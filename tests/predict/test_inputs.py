@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrlib.predict.cli import main
+from cxrlib.predict.cli import OutputError, main, out_kind
 from cxrlib.predict.inputs import MAX_ZIP_MEMBERS, list_inputs
-from cxrlib.predict.output import OutputError, out_kind
 
 
 def _png(seed: int) -> bytes:

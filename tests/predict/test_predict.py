@@ -16,8 +16,7 @@ from cxrlib.infer.pipeline import Models
 from cxrlib.io.decode import decode_image
 from cxrlib.predict.cli import main
 from cxrlib.predict.inputs import expand_items, is_image_name, list_inputs
-from cxrlib.predict.output import rows_to_csv
-from cxrlib.predict.rows import score_items
+from cxrlib.predict.rows import rows_to_csv, score_items
 
 
 def _png(value: int = 90, size: tuple[int, int] = (200, 160)) -> bytes:

@@ -14,8 +14,7 @@ from cxrlib.core.settings import SAMPLES_DIR, model_path
 from cxrlib.predict import ray_engine
 from cxrlib.predict.cli import main
 from cxrlib.predict.inputs import list_inputs
-from cxrlib.predict.output import csv_text
-from cxrlib.predict.rows import columns, load_models, score_refs
+from cxrlib.predict.rows import columns, csv_text, load_models, score_refs
 
 ray = pytest.importorskip("ray")
 
