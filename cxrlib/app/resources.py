@@ -59,13 +59,6 @@ class Resources(Models):
         return self.segmenter is not None
 
     @property
-    def lung_mask_input(self) -> bool:
-        """The classifier sees only the lungs (everything else greyed before it looks)."""
-        if self.remote is not None:
-            return bool(self.served.get("lung_mask"))
-        return self.classifier is not None and bool(self.classifier.preprocess.lung_mask)
-
-    @property
     def weights_sha256(self) -> str:
         """The classifier's weights hash ("" when unknown)."""
         if self.remote is not None:

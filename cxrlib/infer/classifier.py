@@ -94,24 +94,15 @@ class Classifier:
             self.segmenter = default_segmenter()
         return self.segmenter
 
-    def lung_frames(
-        self, grays: Sequence[np.ndarray]
-    ) -> list[tuple[Box | None, np.ndarray | None]]:
-        """Crop box and lung mask of each image as this model's preprocessing uses them
-        (:meth:`~cxrlib.infer.preprocess.PreprocessConfig.used_frame`)."""
-        pre = self.preprocess
-        if not pre.uses_lungs:
-            return [(None, None)] * len(grays)
-        found = self.lung_segmenter().frames(grays, pre.lung_margin)
-        return [pre.used_frame(box, mask) for box, mask in found]
-
-    def crop_box(self, gray: np.ndarray) -> Box | None:
-        """The crop box of one image (see :meth:`lung_frames`)."""
-        return self.lung_frames([gray])[0][0]
+    def crop_boxes(self, grays: Sequence[np.ndarray]) -> list[Box | None]:
+        """The lung crop box of each image (all None unless the model crops to the lungs)."""
+        if not self.preprocess.lung_crop:
+            return [None] * len(grays)
+        return [box for box, _ in self.lung_segmenter().frames(grays, self.preprocess.lung_margin)]
 
     def prepare(self, gray: np.ndarray) -> np.ndarray:
-        """Grayscale image -> this model's uint8 input, framed by :meth:`lung_frames`."""
-        return prepare(gray, self.preprocess, *self.lung_frames([gray])[0])
+        """Grayscale image -> this model's uint8 input, cropped by :meth:`crop_boxes`."""
+        return prepare(gray, self.preprocess, self.crop_boxes([gray])[0])
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Logits for prepared inputs of shape (N, size, size) or (N, size, size, 1)."""
@@ -128,21 +119,17 @@ class Classifier:
         views: Sequence[View] = (),
         batch_size: int = 64,
         crops: Sequence[Box | None] | None = None,
-        masks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
         """Logits ``(N, 1 + len(views), K)`` of raw grayscale images and their views (view 0
-        the image); ``crops`` and ``masks`` override those of :meth:`lung_frames`."""
+        the image); ``crops`` override those of :meth:`crop_boxes`."""
         out = []
         for i in range(0, len(grays), batch_size):
             chunk = grays[i : i + batch_size]
-            need = crops is None or (masks is None and self.preprocess.lung_mask)
-            frames = self.lung_frames(chunk) if need else [(None, None)] * len(chunk)
-            boxes = [f[0] for f in frames] if crops is None else crops[i : i + batch_size]
-            lungs = [f[1] for f in frames] if masks is None else masks[i : i + batch_size]
+            boxes = self.crop_boxes(chunk) if crops is None else crops[i : i + batch_size]
             batch = np.stack(
                 [
-                    view_batch(to_geometry(g, self.preprocess, b, m), self.preprocess, views)
-                    for g, b, m in zip(chunk, boxes, lungs, strict=True)
+                    view_batch(to_geometry(g, self.preprocess, b), self.preprocess, views)
+                    for g, b in zip(chunk, boxes, strict=True)
                 ]
             )  # (n, 1 + views, size, size)
             z = self.logits(batch.reshape(-1, *batch.shape[2:]))
@@ -170,11 +157,10 @@ class Classifier:
         grays: Sequence[np.ndarray],
         batch_size: int = 64,
         crops: Sequence[Box | None] | None = None,
-        masks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
         """Calibrated probabilities (N, n_classes) of raw grayscale images: the model's own
         prediction (:meth:`combine_views` over its views)."""
-        return self.combine_views(self.view_logits(grays, self.views, batch_size, crops, masks))[0]
+        return self.combine_views(self.view_logits(grays, self.views, batch_size, crops))[0]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -207,6 +193,6 @@ def load_classifier(
     if meta.get("weights_sha256") and meta["weights_sha256"] != sha256_file(path):
         raise ModelError(f"{path} does not match the weights hash in {mp.name}")
     clf = Classifier(model, meta, segmenter=segmenter)
-    if clf.preprocess.uses_lungs:
+    if clf.preprocess.lung_crop:
         clf.lung_segmenter()  # fail now, not at the first image
     return clf

@@ -80,8 +80,8 @@ class Explainer(ExplainedModel):
         self, gray: np.ndarray, method: str = "gradcam", class_index: int | None = None
     ) -> tuple[np.ndarray, int]:
         """:meth:`explain`, and the class index explained."""
-        crop, lung = self.classifier.lung_frames([gray])[0]
-        x = prepare(gray, self.classifier.preprocess, crop, lung)
+        crop = self.classifier.crop_boxes([gray])[0]
+        x = prepare(gray, self.classifier.preprocess, crop)
         raw, target = self.raw(x, method, class_index)
         return self.to_image(raw, gray.shape, crop), target
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from cxrlib.core.formatting import pct
-from cxrlib.infer.preprocess import Box, PreprocessConfig, lung_view, placement, prepare
+from cxrlib.infer.preprocess import Box, PreprocessConfig, placement, prepare
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.infer.classifier import Classifier
@@ -125,32 +125,14 @@ def map_rank_correlation(
     return float(spearmanr(small[0].ravel(), small[1].ravel()).statistic)
 
 
-def flat_map_focus(
-    mask: np.ndarray, crop: Box | None = None, view: np.ndarray | None = None
-) -> float:
-    """Lung focus of a flat heatmap: the share of the model's view inside the lungs
-    (``mask``); the view is the image or the ``crop`` box, and in it, for a lung-mask
-    model, ``view`` (:func:`~cxrlib.infer.preprocess.lung_view`; empty masks nothing)."""
+def flat_map_focus(mask: np.ndarray, crop: Box | None = None) -> float:
+    """Lung focus of a flat heatmap: the share of the model's view (the image, or its
+    ``crop`` box) inside the lungs (``mask``)."""
     m = np.asarray(mask, bool)
-    v = None if view is None or not np.any(view) else np.asarray(view, bool)
     if crop is not None:
         top, bottom, left, right = crop
         m = m[top:bottom, left:right]
-        v = None if v is None else v[top:bottom, left:right]
-    if v is not None:
-        return float(m[v].mean()) if v.any() else 0.0
     return float(m.mean()) if m.size else 0.0
-
-
-def model_view_focus(
-    mask: np.ndarray, frame: tuple[Box | None, np.ndarray | None], dilation: float
-) -> float:
-    """:func:`flat_map_focus` over what a model sees of an image: its crop box and, for a
-    lung-mask model, its lung mask dilated by ``dilation`` (``frame``, as
-    :meth:`cxrlib.infer.classifier.Classifier.lung_frames` gives it)."""
-    box, lung = frame
-    view = None if lung is None else lung_view(lung, mask.shape, dilation)
-    return flat_map_focus(mask, box, view)
 
 
 @dataclass(frozen=True)
@@ -266,8 +248,8 @@ def confidence_drops(
     per = 2 + n_random
     stacks = []
     for gray, heatmap in zip(grays, heatmaps):
-        crop, lung = classifier.lung_frames([gray])[0]
-        x = prepare(gray, cfg, crop, lung)
+        crop = classifier.crop_boxes([gray])[0]
+        x = prepare(gray, cfg, crop)
         hm = np.asarray(heatmap, dtype=np.float32)
         if hm.shape == gray.shape[:2]:
             hm, valid = heatmap_to_input(hm, gray.shape[:2], cfg, crop)

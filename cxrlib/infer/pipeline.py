@@ -26,7 +26,7 @@ from cxrlib.core.errors import ImageError, ModelServerError
 from cxrlib.core.hashing import sha256_bytes
 from cxrlib.core.methods import check_method
 from cxrlib.core.timings import timed
-from cxrlib.infer.focus import focus_verdict, lung_focus, model_view_focus
+from cxrlib.infer.focus import flat_map_focus, focus_verdict, lung_focus
 from cxrlib.infer.preprocess import to_geometry
 from cxrlib.infer.views import DEFAULT_VIEWS, view_batch
 from cxrlib.io.decode import decode_image
@@ -319,10 +319,10 @@ def diagnose(
     views = classifier.views or DEFAULT_VIEWS
     cfg = classifier.preprocess
     with timed("segment"):
-        crop, lung_mask = classifier.lung_frames([gray])[0]
+        crop = classifier.crop_boxes([gray])[0]
         mask = None if segmenter is None else np.asarray(segmenter.segment(gray)).astype(bool)
     with timed("views"):
-        batch = view_batch(to_geometry(gray, cfg, crop, lung_mask), cfg, views)
+        batch = view_batch(to_geometry(gray, cfg, crop), cfg, views)
         if method in explainer.fast_methods:  # the views' logits and the CAM: one pass
             res = explainer.fast_cams(batch, class_index)
             raw, target = res.cam(method)[0], int(res.targets[0])
@@ -342,8 +342,8 @@ def diagnose(
         focus = area = share = None
         if mask is not None:
             area, focus = float(mask.mean()), lung_focus(heatmap, mask)
-            if crop is not None or lung_mask is not None:
-                share = model_view_focus(mask, (crop, lung_mask), cfg.mask_dilation)
+            if crop is not None:
+                share = flat_map_focus(mask, crop)
         level, verdict = focus_verdict(focus, area, not heatmap.max() > 0, share)
     return Diagnosis(
         class_names=tuple(names),

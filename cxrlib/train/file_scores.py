@@ -22,17 +22,17 @@ def file_view_logits(
 ) -> np.ndarray:
     """Logits ``(N, 1 + len(views), K)`` of image files and their test-time views.
 
-    Files are read and prepared in batches; a lung-crop (or lung-mask) model's
-    boxes and masks come from the per-file cache (:func:`cxrlib.train.data.lung_inputs`).
+    Files are read and prepared in batches; a lung-crop model's
+    boxes come from the per-file cache (:func:`cxrlib.train.data.lung_inputs`).
     """
     pre = classifier.preprocess
-    segmenter = classifier.lung_segmenter() if pre.uses_lungs else None
-    crops, masks = lung_inputs(files, pre, segmenter)
+    segmenter = classifier.lung_segmenter() if pre.lung_crop else None
+    crops = lung_inputs(files, pre, segmenter)
     out = []
     for i in range(0, len(files), batch_size):
         grays = [load_gray(f) for f in files[i : i + batch_size]]
         part = slice(i, i + batch_size)
-        out.append(classifier.view_logits(grays, views, batch_size, crops[part], masks[part]))
+        out.append(classifier.view_logits(grays, views, batch_size, crops[part]))
     k = len(classifier.class_names)
     return np.concatenate(out) if out else np.zeros((0, 1 + len(views), k), np.float32)
 
