@@ -1,8 +1,5 @@
-"""The classifier at inference: a saved Keras model, its JSON and one preprocessing path.
-
-The model is flat (:mod:`cxrlib.train.architectures`) so that tf-keras-vis sees inside it,
-with the layers ``last_conv`` (Grad-CAM's) and ``logits`` (before the softmax).
-"""
+"""The classifier at inference: a saved Keras model (flat, with the layers ``last_conv``
+and ``logits``, so that tf-keras-vis sees inside it), its JSON and its preprocessing."""
 
 from __future__ import annotations
 
@@ -30,8 +27,7 @@ LOGITS_LAYER = "logits"
 
 
 class ViewsRecord(BaseModel):
-    """A model's test-time views (:mod:`cxrlib.infer.views`) and the temperature fitted
-    for their mean."""
+    """A model's test-time views and the temperature fitted for their mean."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -89,7 +85,7 @@ class Classifier:
         return str(self.meta.get("weights_sha256", ""))
 
     def lung_segmenter(self) -> LungSegmenter:
-        """The lung segmenter that makes this model's crop boxes (loaded on first use)."""
+        """The segmenter of this model's crop boxes (loaded on first use)."""
         if self.segmenter is None:
             self.segmenter = default_segmenter()
         return self.segmenter
@@ -109,9 +105,9 @@ class Classifier:
         x = np.asarray(batch, np.float32)
         return self._logits_fn(x[..., None] if x.ndim == 3 else x)
 
-    def probabilities(self, batch: np.ndarray, calibrated: bool = True) -> np.ndarray:
-        """Softmax probabilities for prepared inputs; temperature-scaled if ``calibrated``."""
-        return softmax(self.logits(batch) / (self.temperature if calibrated else 1.0))
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities for prepared inputs."""
+        return softmax(self.logits(batch) / self.temperature)
 
     def view_logits(
         self,
@@ -144,9 +140,9 @@ class Classifier:
     def combine_views(
         self, view_logits: np.ndarray, average: bool | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(..., V, K)`` logits -> ``(probabilities, per view)``: averaged (by default for
-        a model with :attr:`views`) those of the mean logits at :attr:`view_temperature`,
-        else the original's (view 0) at the model's temperature."""
+        """``(..., V, K)`` logits -> ``(probabilities, per view)``: if ``average`` (default: the
+        model has :attr:`views`), of the mean logits at :attr:`view_temperature`, else of
+        the original (view 0) at the model's temperature."""
         if bool(self.views) if average is None else average:
             return average_views(view_logits, self.view_temperature)
         per_view = softmax(np.asarray(view_logits) / self.temperature)
@@ -171,7 +167,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def average_views(view_logits: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
     """Softmax of the mean over views (axis -2) of ``view_logits / temperature``, and of
-    each view's."""
+    each view."""
     z = np.asarray(view_logits, np.float64) / float(temperature)
     return softmax(z.mean(axis=-2)), softmax(z)
 
@@ -179,8 +175,8 @@ def average_views(view_logits: np.ndarray, temperature: float) -> tuple[np.ndarr
 def load_classifier(
     path: str | Path | None = None, segmenter: LungSegmenter | None = None
 ) -> Classifier:
-    """Loads a classifier (default :func:`cxrlib.core.settings.model_path`) and its JSON,
-    and a lung-crop model's segmenter; ModelError when missing, unreadable or tampered."""
+    """Loads a classifier (default :func:`cxrlib.core.settings.model_path`), its JSON and a
+    lung-crop model's segmenter; ModelError when missing, unreadable or tampered."""
     path = settings.model_path() if path is None else Path(path)
     if not path.exists():
         raise ModelError(f"no model at {path}; train one with `python -m cxrlib.train`")

@@ -1,7 +1,6 @@
-"""The one preprocessing path, grayscale chest X-ray -> model input (:func:`prepare`;
-training augments between its halves, :func:`to_geometry` and :func:`normalize_contrast`).
-:class:`PreprocessConfig` is saved in the model's JSON, so a model is fed as it was trained.
-"""
+"""The one preprocessing path, grayscale chest X-ray -> model input: :func:`to_geometry`,
+then :func:`normalize_contrast` (training augments in between). :class:`PreprocessConfig`
+is saved in the model's JSON, so a model is fed as it was trained."""
 
 from __future__ import annotations
 
@@ -19,16 +18,10 @@ STORED_MASK_SIZE = 96
 
 
 class PreprocessConfig(BaseModel):
-    """How a grayscale image becomes a square model input (a record's unknown keys are
-    ignored).
-
-    Attributes:
-        geometry: ``"resize"`` squashes the image to a square; ``"pad"`` keeps the aspect
-            ratio and pads the short side with the image's edge values.
-        border_crop: Fraction of each side cut away before resizing (burned-in text).
-        lung_crop: Crop to the caller's lung box (with ``lung_margin`` of the image's
-            height and width around the lungs), else fall back to ``border_crop``.
-    """
+    """How a grayscale image becomes a square model input (unknown keys are ignored).
+    ``"pad"`` geometry keeps the aspect ratio, padding with the edge values; ``lung_crop``
+    crops to the caller's lung box plus ``lung_margin``, else ``border_crop`` of each side
+    is cut away."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 

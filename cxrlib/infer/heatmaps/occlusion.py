@@ -1,6 +1,5 @@
 """Occlusion sensitivity (Zeiler and Fergus, ECCV 2014): the heat of a pixel is the mean
-drop of the target's calibrated probability when a grey patch hides it (a rise counts 0).
-"""
+drop of the target's calibrated probability when a grey patch hides it (a rise counts 0)."""
 
 from __future__ import annotations
 
