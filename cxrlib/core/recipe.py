@@ -42,9 +42,10 @@ PREPROCESS_DEFAULTS: Mapping[str, Any] = {
     "clahe_grid": 8,
     "lung_crop": False,
     "lung_margin": 0.04,
-    "lung_mask": False,
-    "mask_dilation": 0.02,
 }
+
+#: Retired preprocessing options at their "off" value.
+RETIRED_PREPROCESS: Mapping[str, Any] = {"lung_mask": False, "mask_dilation": 0.02}
 
 #: The same for ``augment``.
 AUGMENT_DEFAULTS: Mapping[str, Any] = {
@@ -85,7 +86,7 @@ def recipe(preprocess: Mapping[str, Any], train_config: Mapping[str, Any]) -> di
     """Every setting that makes a model, less its seed and schedule bookkeeping."""
     out = _filled(train_config, {**TRAIN_DEFAULTS, **RETIRED_TRAIN})
     out["exclude_sources"] = list(train_config.get("exclude_sources") or ())
-    out["preprocess"] = _filled(preprocess, PREPROCESS_DEFAULTS)
+    out["preprocess"] = _filled(preprocess, {**PREPROCESS_DEFAULTS, **RETIRED_PREPROCESS})
     out["augment"] = _filled(
         train_config.get("augment") or {}, {**AUGMENT_DEFAULTS, **RETIRED_AUGMENT}
     )

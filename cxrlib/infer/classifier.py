@@ -12,6 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+from scipy import special
 
 from cxrlib.core import settings
 from cxrlib.core.errors import ModelError
@@ -161,8 +162,7 @@ class Classifier:
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Softmax over the last axis (float32)."""
-    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return special.softmax(logits, axis=-1).astype(np.float32)
 
 
 def average_views(view_logits: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:

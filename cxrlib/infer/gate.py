@@ -3,6 +3,7 @@ the score, rules give the reason (docs/input-gate.md); :mod:`cxrlib.train.gate` 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -160,3 +161,18 @@ def load_gate(path: str | os.PathLike[str] | None = None) -> OODGate:
     if meta.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
         raise ValueError(f"{path}: unsupported gate format {meta.get('format_version')}")
     return gate
+
+
+@functools.cache
+def _gate_at(path: Path) -> OODGate:
+    return load_gate(path)
+
+
+def default_gate() -> OODGate:
+    """The gate at :func:`cxrlib.core.settings.gate_path`, loaded once per path."""
+    return _gate_at(settings.gate_path())
+
+
+def assess(gray: np.ndarray, colourfulness: float | None = None) -> OODResult:
+    """:meth:`OODGate.assess` by the :func:`default_gate` (FileNotFoundError without one)."""
+    return default_gate().assess(gray, colourfulness)

@@ -62,13 +62,13 @@ def test_diagnose_path_survives_every_input(corpus, app_env):
 def test_batch_path_scores_or_lists_every_input(corpus, tiny_model_path):
     from cxrlib.infer.classifier import load_classifier
     from cxrlib.infer.explain import Explainer
-    from cxrlib.infer.gate import load_gate
+    from cxrlib.infer.gate import assess
     from cxrlib.infer.pipeline import Models
     from cxrlib.predict.output import rows_to_csv
     from cxrlib.predict.rows import score_items
 
     clf = load_classifier(tiny_model_path)
-    rows = score_items(corpus, Models(clf, Explainer(clf), gate=load_gate().assess))
+    rows = score_items(corpus, Models(clf, Explainer(clf), gate=assess))
     assert len(rows) == len(corpus)
     for row in rows:
         assert bool(row.error) != bool(row.predicted or row.is_cxr is False)

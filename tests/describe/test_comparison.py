@@ -192,6 +192,7 @@ def test_the_recipe_defaults_are_those_of_the_training_configs():
     pre = {"size": 128, "lung_crop": True}
     made = TrainConfig.model_validate({**old, "preprocess": pre}).model_dump(mode="json")
     made["augment"] |= recipe.RETIRED_AUGMENT
+    made["preprocess"] |= recipe.RETIRED_PREPROCESS
     assert recipe.recipe(pre, old) == {
         k: v
         for k, v in (made | recipe.RETIRED_TRAIN).items()

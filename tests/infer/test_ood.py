@@ -198,10 +198,11 @@ def test_bad_inputs_raise(gate) -> None:
         gate.assess(np.zeros((0, 10), np.uint8))
 
 
-def test_a_colourful_upload_is_refused(gate, test_cxrs) -> None:
+def test_module_assess_uses_committed_gate(gate, test_cxrs) -> None:
     g = test_cxrs[0]
-    assert gate.assess(g, colourfulness=0.5).kind == "colour"
-    assert gate.assess(g, colourfulness=0.0) == gate.assess(g)
+    assert ood.assess(g) == gate.assess(g)
+    assert ood.assess(g, colourfulness=0.5).kind == "colour"
+    assert ood.assess(g, colourfulness=0.0) == gate.assess(g)
 
 
 def test_committed_gate_files_are_small_and_documented() -> None:
