@@ -282,8 +282,6 @@ def diagnose(
     if explainer.classifier is not classifier:
         raise ValueError("the explainer belongs to a different classifier")
     names = classifier.class_names
-    if class_index is not None and not 0 <= int(class_index) < len(names):
-        raise ValueError(f"class_index {class_index} out of range 0..{len(names) - 1}")
     views = classifier.views or DEFAULT_VIEWS
     cfg = classifier.preprocess
     with timed("segment"):
