@@ -209,11 +209,6 @@ def _heatmap_images(res: Resources, decoded: Decoded, d, shown: DisplaySettings)
             ":material/crop: This model sees only the lung region that the lung segmenter "
             "found (cyan box); the heatmap is mapped back onto the whole image."
         )
-    if res.lung_mask_input:
-        st.caption(
-            ":material/masks: Everything outside the lung mask was filled with grey before the "
-            "model looked: only the lungs, and their outline, reach it."
-        )
     return over
 
 

@@ -20,13 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(frozen=True)
 class MethodComparison:
-    """Every explanation method's diagnosis of one image for one class.
-
-    Attributes:
-        diagnoses: One per method, in :data:`METHOD_LABELS` order.
-        ious: :func:`cxrlib.infer.focus.hot_region_ious` of their heatmaps.
-        percent: The hottest share of the image compared.
-    """
+    """Every method's diagnosis of one image for one class (in menu order), and the
+    :func:`~cxrlib.infer.focus.hot_region_ious` of their hottest ``percent`` %."""
 
     diagnoses: tuple[Diagnosis, ...]
     ious: np.ndarray
@@ -80,8 +75,7 @@ def compare_methods(
     *,
     data: bytes = b"",
 ) -> MethodComparison:
-    """:func:`~cxrlib.infer.pipeline.diagnose_image` for every method (each cached as usual,
-    here or on the model server) and their agreement."""
+    """:func:`~cxrlib.infer.pipeline.diagnose_image` for every method, and their agreement."""
     diagnoses = tuple(
         diagnose_image(res, decoded, m, class_index, cache, data=data) for m in METHOD_LABELS
     )

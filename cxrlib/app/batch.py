@@ -1,8 +1,5 @@
-"""What the Batch page computes: many uploads scored into rows and a CSV.
-
-The scoring itself is :func:`cxrlib.predict.rows.score_items`, as on the command line (or
-the model server's); this module counts the work and sorts the rows for the page.
-"""
+"""What the Batch page computes: many uploads scored into rows and a CSV, as on the
+command line (:func:`cxrlib.predict.rows.score_items`) or by the model server."""
 
 from __future__ import annotations
 
@@ -49,14 +46,8 @@ def score_uploads(
     with_focus: bool = False,
     progress: Callable[[int, str], None] | None = None,
 ) -> tuple[list[Row], str]:
-    """Every upload scored (zip members one by one), by the model server (``res.remote``)
-    or by the models of this process: the rows and their CSV.
-
-    Args:
-        res: The loaded models (or the model server).
-        items: (file name, bytes) of each upload.
-        with_focus: Add the lung focus of the predicted class (needs the segmenter).
-        progress: Called as ``progress(i, name)`` after each scored file.
+    """Every upload (file name, bytes) scored, zip members one by one, by the model server
+    or here: the rows and their CSV. ``progress(i, name)`` is called after each file.
 
     Raises:
         RuntimeError: No classifier is loaded.

@@ -1,5 +1,5 @@
 """How the Diagnose page draws a heatmap: the display controls, applied to cached arrays
-(changing any of them only calls :func:`cxrlib.infer.overlay.overlay` again; no model runs)."""
+(changing one runs no model)."""
 
 from __future__ import annotations
 
@@ -16,15 +16,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(frozen=True)
 class DisplaySettings:
-    """The display controls of the heatmap.
-
-    Attributes:
-        opacity: Heatmap opacity, 0-1.
-        colormap: Colour map name (:data:`cxrlib.infer.overlay.COLORMAPS`).
-        outline: Draw the lung outline.
-        hottest: Show only the hottest region.
-        share: That region's share of the image, in percent.
-    """
+    """The display controls of the heatmap: ``outline`` draws the lung outline, ``hottest``
+    shows only the hottest ``share`` % of the image."""
 
     opacity: float = 0.45
     colormap: str = "jet"

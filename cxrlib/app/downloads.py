@@ -37,13 +37,9 @@ def report_bytes(
     comparison: Sequence[tuple[str, np.ndarray]] = (),
     comparison_text: str = "",
 ) -> bytes:
-    """The PDF report of one analysed upload (see :mod:`cxrlib.describe.report`), in memory.
-
-    Only computed values go in: no file name, no DICOM field other than the
-    decoder's technical notices. ``comparison``: (caption, overlay) of every method
-    when the user compared them (:class:`cxrlib.app.analysis.MethodComparison`), with
-    ``comparison_text``.
-    """
+    """The PDF report of one analysed upload, in memory. Only computed values go in: no
+    file name, no DICOM field. ``comparison`` holds (caption, overlay) of every method when
+    the user compared them."""
     if not res.can_diagnose or decoded.pixels is None:
         raise ValueError("nothing to report")
     data = ReportData(

@@ -28,7 +28,6 @@ class Sample:
 
     @property
     def path(self) -> Path:
-        """Where the image is."""
         return SAMPLES_DIR / self.file
 
     @property
@@ -77,14 +76,8 @@ def safe_image_path(folder: str | os.PathLike[str], relative: str) -> Path | Non
 
 @dataclass(frozen=True)
 class Chosen:
-    """An image picked for the Diagnose page.
-
-    Attributes:
-        name: What the page calls it (user text: escape before showing).
-        data: Its bytes.
-        label: The dataset's label, or "".
-        key: Stable identity of the choice (the page hashes the bytes once per key).
-    """
+    """An image picked for the Diagnose page: ``name`` is user text (escape it), ``label``
+    the dataset's or "", ``key`` a stable identity (the page hashes the bytes once per key)."""
 
     name: str
     data: bytes
@@ -101,11 +94,8 @@ def open_sample(file: str) -> Chosen | None:
 
 
 def open_dataset_image(choice: dict[str, Any]) -> Chosen:
-    """A dataset image the Validation browser sent (``path``, ``source``, ``rel``, ``label``).
-
-    Raises:
-        FileNotFoundError: The file is no longer there.
-    """
+    """A dataset image the Validation browser sent (``path``, ``source``, ``rel``, ``label``);
+    FileNotFoundError when it is no longer there."""
     path = Path(choice["path"])
     if not path.is_file():
         raise FileNotFoundError(f"The dataset image is no longer available: {path}")

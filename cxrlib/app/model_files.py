@@ -25,9 +25,8 @@ def model_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def model_metrics(path: str | os.PathLike[str]) -> Metrics | None:
-    """``<model>.metrics.json`` read through the schema (:mod:`cxrlib.core.metrics`), or None
-    when absent or not JSON; raises :class:`~cxrlib.core.metrics.MetricsSchemaError` when it
-    breaks the schema."""
+    """``<model>.metrics.json`` read through its schema, or None when absent or not JSON
+    (MetricsSchemaError when it breaks the schema)."""
     file = Path(path).with_suffix(".metrics.json")
     data = read_json(file)
     return None if data is None else read_metrics(data, str(file))

@@ -1,9 +1,6 @@
 """What the loaded classifier's metrics file says about one answer: its track record, and
-which heatmap methods hardly depend on what the model learnt.
-
-Both are read and described once per version of the file: the Diagnose page asks on every
-rerun, and a track record walks every saved test prediction.
-"""
+which heatmap methods hardly depend on what the model learnt; read once per version of the
+file, since the Diagnose page asks on every rerun."""
 
 from __future__ import annotations
 
@@ -21,8 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def _version(res: Models) -> tuple[Path, float] | None:
-    """The loaded classifier's path and its metrics file's modification time; None without
-    one."""
+    """The loaded classifier's path and its metrics file's modification time, or None."""
     if res.model_path is None:
         return None
     try:
@@ -53,7 +49,7 @@ def randomisation_note(res: Models) -> str | None:
 
 
 def answer_record(res: Models, label: str) -> list[str]:
-    """:func:`cxrlib.describe.track_record.describe_track_record` of an answer ``label`` by the
-    loaded classifier, from its metrics file; [] without one."""
+    """The track record, in words, of an answer ``label`` by the loaded classifier ([]
+    without a metrics file)."""
     version = _version(res)
     return list(_record(*version, label)) if version else []

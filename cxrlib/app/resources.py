@@ -1,9 +1,5 @@
-"""The app's models: loaded once per process, in the background, without failing.
-
-Nothing here imports TensorFlow at module import time: the app's first page must appear
-before the slow TensorFlow import, so the models are loaded lazily (:func:`get_resources`)
-or in a background thread (:func:`warm_up`).
-"""
+"""The app's models: loaded once per process, in the background, without failing. Nothing
+here imports TensorFlow at import time: the app's first page must not wait for it."""
 
 from __future__ import annotations
 
@@ -20,6 +16,7 @@ import numpy as np
 from cxrlib.app.model_files import model_version
 from cxrlib.core.errors import ModelServerError
 from cxrlib.core.settings import gate_path, model_path, model_server, resolve, segmenter_path
+from cxrlib.infer.gate import load_gate
 from cxrlib.infer.pipeline import Models
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,12 +30,8 @@ PathLike = str | os.PathLike[str]
 
 @dataclass
 class Resources(Models):
-    """The loaded models (see :class:`~cxrlib.infer.pipeline.Models`) and how loading went.
-
-    Attributes:
-        device: ``"CPU"`` or ``"GPU: name"``, or the model server's.
-        served: What the model server serves (its health answer), with ``remote``.
-    """
+    """The loaded models (:class:`~cxrlib.infer.pipeline.Models`), the device they run on,
+    and with ``remote`` what the model server serves (its health answer)."""
 
     device: str = "CPU"
     remote: RemoteAnalyser | None = None
@@ -46,40 +39,31 @@ class Resources(Models):
 
     @property
     def can_diagnose(self) -> bool:
-        """A diagnosis can be made: by the model server, or by a loaded classifier and explainer."""
+        """By the model server, or by a loaded classifier and explainer."""
         return self.remote is not None or (
             self.classifier is not None and self.explainer is not None
         )
 
     @property
     def has_segmenter(self) -> bool:
-        """A lung segmenter is there (here or on the server): lung outline and lung focus."""
+        """A lung segmenter is there (here or on the server)."""
         if self.remote is not None:
             return bool(self.served.get("segmenter"))
         return self.segmenter is not None
 
     @property
-    def lung_mask_input(self) -> bool:
-        """The classifier sees only the lungs (everything else greyed before it looks)."""
-        if self.remote is not None:
-            return bool(self.served.get("lung_mask"))
-        return self.classifier is not None and bool(self.classifier.preprocess.lung_mask)
-
-    @property
     def weights_sha256(self) -> str:
-        """The classifier's weights hash ("" when unknown)."""
         if self.remote is not None:
             return str(self.served.get("weights_sha256") or "")
         return "" if self.classifier is None else str(self.classifier.weights_sha256 or "")
 
     @property
     def model_version(self) -> str:
-        """The classifier's short version (:func:`cxrlib.app.model_files.model_version`)."""
         return model_version(self.model_meta, self.model_path or self.served.get("model_path"))
 
     @property
     def model_meta(self) -> dict[str, Any]:
-        """The classifier's metadata (its JSON sidecar; {} without one)."""
+        """The classifier's JSON ({} without one)."""
         if self.remote is not None:
             return dict(self.served.get("meta") or {})
         return {} if self.classifier is None else dict(self.classifier.meta or {})
@@ -94,12 +78,6 @@ def _attempt(res: Resources, name: str, load: Callable[[], Any], prefix: str = "
         return None
 
 
-def _load_gate() -> Callable[..., Any]:
-    from cxrlib.infer import gate as ood  # imports TensorFlow
-
-    return ood.load_gate(gate_path()).assess
-
-
 def _segmenter(path: Path) -> LungSegmenter:
     from cxrlib.infer.lungs import load_segmenter  # imports TensorFlow
 
@@ -109,7 +87,6 @@ def _segmenter(path: Path) -> LungSegmenter:
 def _classifier(path: Path, segmenter: LungSegmenter | None) -> Classifier:
     from cxrlib.infer.classifier import load_classifier  # imports TensorFlow
 
-    # A lung-crop classifier frames its input with the same segmenter the page uses.
     return load_classifier(path, segmenter=segmenter)
 
 
@@ -119,8 +96,7 @@ def _explainer(classifier: Classifier) -> Explainer:
     return Explainer(classifier)
 
 
-def _load_models(res: Resources, model: Path, segmenter: Path, gate: bool) -> None:
-    """Fills ``res`` with the segmenter, classifier, explainer and (optionally) the gate."""
+def _load_models(res: Resources, model: Path, segmenter: Path) -> None:
     res.segmenter = _attempt(res, "segmenter", lambda: _segmenter(segmenter))
     res.classifier = _attempt(res, "classifier", lambda: _classifier(model, res.segmenter))
     if res.classifier is not None:
@@ -128,26 +104,13 @@ def _load_models(res: Resources, model: Path, segmenter: Path, gate: bool) -> No
         res.explainer = _attempt(
             res, "explainer", lambda: _explainer(clf), "heatmaps unavailable: "
         )
-    if gate:
-        res.gate = _attempt(res, "gate", _load_gate)
+    res.gate = _attempt(res, "gate", lambda: load_gate(gate_path()).assess)
 
 
-def load_resources(
-    model: PathLike | None = None, segmenter: PathLike | None = None, gate: bool = True
-) -> Resources:
-    """Loads the classifier, explainer, segmenter and input gate; never raises.
-
-    With ``$CXR_MODEL_SERVER`` set, the models of that server instead (:func:`remote_resources`),
-    or the ones here when it cannot be reached.
-
-    Args:
-        model: Classifier path (default :func:`cxrlib.core.settings.model_path`).
-        segmenter: Segmenter path (default :func:`cxrlib.core.settings.segmenter_path`).
-        gate: Load the input gate.
-
-    Returns:
-        :class:`Resources`; a component that failed is None with its reason in ``errors``.
-    """
+def load_resources(model: PathLike | None = None, segmenter: PathLike | None = None) -> Resources:
+    """Loads the classifier, explainer, segmenter and input gate (a component that failed is
+    None, with its reason in ``errors``); never raises. With ``$CXR_MODEL_SERVER`` set, the
+    models of that server instead, or the ones here when it cannot be reached."""
     fallback = ""
     if server := model_server():
         try:
@@ -156,18 +119,14 @@ def load_resources(
             fallback = f"{exc}. Using the model in this process instead (start the server with `make serve`)."
     model_file = resolve(model) if model else model_path()
     segmenter_file = resolve(segmenter) if segmenter else segmenter_path()
-    res = Resources(
-        model_path=model_file,
-        segmenter_path=segmenter_file,
-        gate_path=gate_path() if gate else None,
-    )
+    res = Resources(model_path=model_file, segmenter_path=segmenter_file, gate_path=gate_path())
     try:
         from cxrlib.infer.runtime import device_description  # imports TensorFlow
 
         res.device = device_description()
     except Exception as exc:  # noqa: BLE001
         res.errors["device"] = f"could not query TensorFlow devices: {exc}"
-    _load_models(res, model_file, segmenter_file, gate)
+    _load_models(res, model_file, segmenter_file)
     _trace(res)
     if fallback:
         res.errors["model server"] = fallback
@@ -175,11 +134,8 @@ def load_resources(
 
 
 def remote_resources(url: str) -> Resources:
-    """The models of the model server at ``url`` (``$CXR_MODEL_SERVER``), without TensorFlow.
-
-    The app then holds only a client (:class:`cxrlib.serve.client.RemoteAnalyser`) that sends
-    the upload's bytes to the server. The metrics file is read from this checkout's copy of
-    the served model, when it has one.
+    """The models of the model server at ``url``: a client only, no TensorFlow. The metrics
+    file is read from this checkout's copy of the served model, when it has one.
 
     Raises:
         ModelServerError: The server is not reachable.
@@ -205,16 +161,13 @@ def _local_copy(served_path: str) -> Path | None:
     """This checkout's file of the model the server serves (same name), or None."""
     if not served_path:
         return None
-    name = Path(served_path).name
-    for candidate in (model_path(), model_path().parent / name):
-        if candidate.name == name and candidate.exists():
-            return candidate
-    return None
+    candidate = model_path().parent / Path(served_path).name
+    return candidate if candidate.exists() else None
 
 
 def _trace(res: Resources) -> None:
-    """Runs the compiled model paths once on a synthetic image, so that TensorFlow's tracing
-    (seconds, and autograph's temporary files) happens at load time, not on the first upload."""
+    """Runs the compiled model paths once, so that TensorFlow traces them at load time, not
+    on the first upload."""
     synthetic = np.tile(np.linspace(0, 255, 256, dtype=np.float32), (256, 1)).astype(np.uint8)
     try:
         if res.classifier is not None and res.explainer is not None:
@@ -230,7 +183,7 @@ def _trace(res: Resources) -> None:
 
 @dataclass
 class _Loading:
-    """One set of resources: loaded by the first caller, the others wait for it."""
+    """One set of resources: loaded by the first caller, the others wait."""
 
     model: str
     segmenter: str
@@ -247,7 +200,7 @@ class _Loading:
 
 @functools.cache
 def _loading(model: str, segmenter: str, gate: str, server: str) -> _Loading:
-    """The one :class:`_Loading` of these (classifier, segmenter, gate) paths and model server."""
+    """The one :class:`_Loading` of these paths and model server."""
     return _Loading(model, segmenter)
 
 
@@ -272,16 +225,10 @@ def resources_ready(
     return _of(model, segmenter).resources
 
 
-def warm_up(model: PathLike | None = None, segmenter: PathLike | None = None) -> bool:
-    """Starts loading the models in a daemon thread, once per process and paths (the app does
-    on its first run, so TensorFlow is imported while the user is still choosing an image).
-
-    Returns:
-        True when a thread was started now, False when one was started before.
-    """
+def warm_up(model: PathLike | None = None, segmenter: PathLike | None = None) -> None:
+    """Starts loading the models in a daemon thread, once per process and paths, so that
+    TensorFlow loads while the user is still choosing an image."""
     loading = _of(model, segmenter)
-    if loading.warming:
-        return False
-    loading.warming = True
-    threading.Thread(target=loading.get, name="cxr-warm-up", daemon=True).start()
-    return True
+    if not loading.warming:
+        loading.warming = True
+        threading.Thread(target=loading.get, name="cxr-warm-up", daemon=True).start()

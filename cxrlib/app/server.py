@@ -21,12 +21,8 @@ def free_port() -> int:
 
 
 def streamlit_command(port: int, python: str | None = None) -> list[str]:
-    """``streamlit run app.py`` headless on ``127.0.0.1:port``, without usage statistics.
-
-    Args:
-        port: The port to serve on.
-        python: The interpreter whose Streamlit runs it (default: this one).
-    """
+    """``streamlit run app.py`` headless on ``127.0.0.1:port`` by ``python`` (default: this
+    one), without usage statistics."""
     return [
         *(python or sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py")),
         *f"--server.headless true --server.port {port} --server.address 127.0.0.1".split(),

@@ -1,7 +1,5 @@
-"""The app's sentences: the disclaimer, the result in words, the input check's verdict.
-
-Also :func:`md_escape`, which makes user text (file names) inert in Streamlit markdown.
-"""
+"""The app's sentences (the disclaimer, the result in words, the input check's verdict),
+and :func:`md_escape` for user text in Streamlit markdown."""
 
 from __future__ import annotations
 
@@ -25,11 +23,8 @@ _MD_SPECIAL = set("\\`*_{}[]()<>#+-.!|~:$&=")
 
 
 def md_escape(text: str, limit: int = 200) -> str:
-    """``text`` made inert for Streamlit markdown (shown literally, no links or markup).
-
-    Also drops control characters and shortens very long strings (file names
-    come from the user).
-    """
+    """``text`` shown literally in Streamlit markdown (no links or markup), without control
+    characters and at most ``limit`` characters long."""
     clean = "".join(ch for ch in str(text) if ch.isprintable())
     if len(clean) > limit:
         clean = clean[: limit - 1] + "\u2026"

@@ -23,7 +23,7 @@ from cxrlib.core.formatting import pct
 from cxrlib.evaluate.metrics import headline_scores, summary
 from cxrlib.infer.classifier import LOGITS_LAYER, Classifier
 from cxrlib.infer.explain import Explainer
-from cxrlib.infer.focus import confidence_drops, lung_focus, model_view_focus
+from cxrlib.infer.focus import confidence_drops, flat_map_focus, lung_focus
 from cxrlib.infer.lungs import erase_lungs, load_segmenter, lungs_only
 from cxrlib.train.data import load_gray, stratified_sample
 
@@ -82,12 +82,11 @@ def ablation(
         "lungs_only": lungs_only,
     }
     # An edited image is framed as its original was, so that erasing the lungs does not
-    # move a lung-crop model's crop box or a lung-mask model's mask.
-    frames = classifier.lung_frames(list(grays))
-    crops, lung_masks = [f[0] for f in frames], [f[1] for f in frames]
+    # move a lung-crop model's crop box.
+    crops = classifier.crop_boxes(list(grays))
     for name, fn in variants.items():
         edited = [fn(g, m) for g, m in zip(grays, masks, strict=True)]
-        probs = classifier.predict(edited, crops=crops, masks=lung_masks)
+        probs = classifier.predict(edited, crops=crops)
         out[name] = headline_scores(y, probs, names)
     out["chance"] = round(1.0 / max(1, len(np.unique(y))), 4)
     out["empty_masks"] = int(sum(1 for m in masks if not np.any(m)))
@@ -128,13 +127,12 @@ def explanation_summary(
     preds = [int(k) for k in classifier.predict(list(grays)).argmax(axis=1)]
     maps, focus, flat = [], [], []
     masks = segmenter.segment_many(list(grays), [None] * len(grays))
-    frames = classifier.lung_frames(list(grays))
-    dilation = classifier.preprocess.mask_dilation
+    frames = classifier.crop_boxes(list(grays))
     for g, m, k, f in zip(grays, masks, preds, frames, strict=True):
         hm = explainer.explain(g, method, k)
         maps.append(hm)
         focus.append(lung_focus(hm, m) if np.any(m) else None)
-        flat.append(model_view_focus(m, f, dilation) if np.any(m) else None)
+        flat.append(flat_map_focus(m, f) if np.any(m) else None)
     drops = confidence_drops(
         classifier, list(grays), maps, preds, fraction=fraction, rng=np.random.default_rng(0)
     )

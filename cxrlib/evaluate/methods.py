@@ -74,7 +74,7 @@ def compare_explanations(
     rho: dict[str, list[list[float]]] = {m: [[] for _ in seeds] for m in methods}
     hot: dict[str, list[list[float]]] = {m: [[] for _ in seeds] for m in methods}
     for gray, mask, k in zip(grays, masks, preds, strict=True):
-        box = classifier.crop_box(gray)
+        box = classifier.crop_boxes([gray])[0]
         maps = [mine.explain(gray, m, int(k)) for m in methods]
         table = hot_region_ious(maps, percent)
         ious += table

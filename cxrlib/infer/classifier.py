@@ -1,8 +1,5 @@
-"""The classifier at inference: a saved Keras model, its JSON and one preprocessing path.
-
-The model is flat (:mod:`cxrlib.train.architectures`) so that tf-keras-vis sees inside it,
-with the layers ``last_conv`` (Grad-CAM's) and ``logits`` (before the softmax).
-"""
+"""The classifier at inference: a saved Keras model (flat, with the layers ``last_conv``
+and ``logits``, so that tf-keras-vis sees inside it), its JSON and its preprocessing."""
 
 from __future__ import annotations
 
@@ -15,6 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+from scipy import special
 
 from cxrlib.core import settings
 from cxrlib.core.errors import ModelError
@@ -30,8 +28,7 @@ LOGITS_LAYER = "logits"
 
 
 class ViewsRecord(BaseModel):
-    """A model's test-time views (:mod:`cxrlib.infer.views`) and the temperature fitted
-    for their mean."""
+    """A model's test-time views and the temperature fitted for their mean."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -89,38 +86,29 @@ class Classifier:
         return str(self.meta.get("weights_sha256", ""))
 
     def lung_segmenter(self) -> LungSegmenter:
-        """The lung segmenter that makes this model's crop boxes (loaded on first use)."""
+        """The segmenter of this model's crop boxes (loaded on first use)."""
         if self.segmenter is None:
             self.segmenter = default_segmenter()
         return self.segmenter
 
-    def lung_frames(
-        self, grays: Sequence[np.ndarray]
-    ) -> list[tuple[Box | None, np.ndarray | None]]:
-        """Crop box and lung mask of each image as this model's preprocessing uses them
-        (:meth:`~cxrlib.infer.preprocess.PreprocessConfig.used_frame`)."""
-        pre = self.preprocess
-        if not pre.uses_lungs:
-            return [(None, None)] * len(grays)
-        found = self.lung_segmenter().frames(grays, pre.lung_margin)
-        return [pre.used_frame(box, mask) for box, mask in found]
-
-    def crop_box(self, gray: np.ndarray) -> Box | None:
-        """The crop box of one image (see :meth:`lung_frames`)."""
-        return self.lung_frames([gray])[0][0]
+    def crop_boxes(self, grays: Sequence[np.ndarray]) -> list[Box | None]:
+        """The lung crop box of each image (all None unless the model crops to the lungs)."""
+        if not self.preprocess.lung_crop:
+            return [None] * len(grays)
+        return [box for box, _ in self.lung_segmenter().frames(grays, self.preprocess.lung_margin)]
 
     def prepare(self, gray: np.ndarray) -> np.ndarray:
-        """Grayscale image -> this model's uint8 input, framed by :meth:`lung_frames`."""
-        return prepare(gray, self.preprocess, *self.lung_frames([gray])[0])
+        """Grayscale image -> this model's uint8 input, cropped by :meth:`crop_boxes`."""
+        return prepare(gray, self.preprocess, self.crop_boxes([gray])[0])
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Logits for prepared inputs of shape (N, size, size) or (N, size, size, 1)."""
         x = np.asarray(batch, np.float32)
         return self._logits_fn(x[..., None] if x.ndim == 3 else x)
 
-    def probabilities(self, batch: np.ndarray, calibrated: bool = True) -> np.ndarray:
-        """Softmax probabilities for prepared inputs; temperature-scaled if ``calibrated``."""
-        return softmax(self.logits(batch) / (self.temperature if calibrated else 1.0))
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities for prepared inputs."""
+        return softmax(self.logits(batch) / self.temperature)
 
     def view_logits(
         self,
@@ -128,21 +116,17 @@ class Classifier:
         views: Sequence[View] = (),
         batch_size: int = 64,
         crops: Sequence[Box | None] | None = None,
-        masks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
         """Logits ``(N, 1 + len(views), K)`` of raw grayscale images and their views (view 0
-        the image); ``crops`` and ``masks`` override those of :meth:`lung_frames`."""
+        the image); ``crops`` override those of :meth:`crop_boxes`."""
         out = []
         for i in range(0, len(grays), batch_size):
             chunk = grays[i : i + batch_size]
-            need = crops is None or (masks is None and self.preprocess.lung_mask)
-            frames = self.lung_frames(chunk) if need else [(None, None)] * len(chunk)
-            boxes = [f[0] for f in frames] if crops is None else crops[i : i + batch_size]
-            lungs = [f[1] for f in frames] if masks is None else masks[i : i + batch_size]
+            boxes = self.crop_boxes(chunk) if crops is None else crops[i : i + batch_size]
             batch = np.stack(
                 [
-                    view_batch(to_geometry(g, self.preprocess, b, m), self.preprocess, views)
-                    for g, b, m in zip(chunk, boxes, lungs, strict=True)
+                    view_batch(to_geometry(g, self.preprocess, b), self.preprocess, views)
+                    for g, b in zip(chunk, boxes, strict=True)
                 ]
             )  # (n, 1 + views, size, size)
             z = self.logits(batch.reshape(-1, *batch.shape[2:]))
@@ -157,9 +141,9 @@ class Classifier:
     def combine_views(
         self, view_logits: np.ndarray, average: bool | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(..., V, K)`` logits -> ``(probabilities, per view)``: averaged (by default for
-        a model with :attr:`views`) those of the mean logits at :attr:`view_temperature`,
-        else the original's (view 0) at the model's temperature."""
+        """``(..., V, K)`` logits -> ``(probabilities, per view)``: if ``average`` (default: the
+        model has :attr:`views`), of the mean logits at :attr:`view_temperature`, else of
+        the original (view 0) at the model's temperature."""
         if bool(self.views) if average is None else average:
             return average_views(view_logits, self.view_temperature)
         per_view = softmax(np.asarray(view_logits) / self.temperature)
@@ -170,22 +154,20 @@ class Classifier:
         grays: Sequence[np.ndarray],
         batch_size: int = 64,
         crops: Sequence[Box | None] | None = None,
-        masks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
         """Calibrated probabilities (N, n_classes) of raw grayscale images: the model's own
         prediction (:meth:`combine_views` over its views)."""
-        return self.combine_views(self.view_logits(grays, self.views, batch_size, crops, masks))[0]
+        return self.combine_views(self.view_logits(grays, self.views, batch_size, crops))[0]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Softmax over the last axis (float32)."""
-    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return special.softmax(logits, axis=-1).astype(np.float32)
 
 
 def average_views(view_logits: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
     """Softmax of the mean over views (axis -2) of ``view_logits / temperature``, and of
-    each view's."""
+    each view."""
     z = np.asarray(view_logits, np.float64) / float(temperature)
     return softmax(z.mean(axis=-2)), softmax(z)
 
@@ -193,8 +175,8 @@ def average_views(view_logits: np.ndarray, temperature: float) -> tuple[np.ndarr
 def load_classifier(
     path: str | Path | None = None, segmenter: LungSegmenter | None = None
 ) -> Classifier:
-    """Loads a classifier (default :func:`cxrlib.core.settings.model_path`) and its JSON,
-    and a lung-crop model's segmenter; ModelError when missing, unreadable or tampered."""
+    """Loads a classifier (default :func:`cxrlib.core.settings.model_path`), its JSON and a
+    lung-crop model's segmenter; ModelError when missing, unreadable or tampered."""
     path = settings.model_path() if path is None else Path(path)
     if not path.exists():
         raise ModelError(f"no model at {path}; train one with `python -m cxrlib.train`")
@@ -207,6 +189,6 @@ def load_classifier(
     if meta.get("weights_sha256") and meta["weights_sha256"] != sha256_file(path):
         raise ModelError(f"{path} does not match the weights hash in {mp.name}")
     clf = Classifier(model, meta, segmenter=segmenter)
-    if clf.preprocess.uses_lungs:
+    if clf.preprocess.lung_crop:
         clf.lung_segmenter()  # fail now, not at the first image
     return clf

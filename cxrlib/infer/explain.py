@@ -1,6 +1,4 @@
-"""Heatmaps of one classifier by every registered method (:mod:`cxrlib.infer.heatmaps`),
-behind one facade; tf-keras-vis is the reference (:meth:`Explainer.reference`).
-"""
+"""Heatmaps of one classifier by every registered method, behind one facade."""
 
 from __future__ import annotations
 
@@ -18,9 +16,8 @@ from cxrlib.infer.preprocess import prepare
 
 
 class Explainer(ExplainedModel):
-    """Explains one classifier with every registered method, each bound once, the CAMs on
-    one shared compiled pass; thread-safe. ``smooth_samples`` and ``seed`` set SmoothGrad,
-    ``options`` (method key -> keyword arguments of its class) any method."""
+    """Explains one classifier with every registered method, the CAMs on one shared
+    compiled pass; thread-safe. ``options`` maps a method key to its class's arguments."""
 
     def __init__(
         self,
@@ -37,7 +34,6 @@ class Explainer(ExplainedModel):
             kwargs.setdefault(check_method(key), {}).update(opts)
         classes = {key: method_class(key) for key in METHODS}
         cams = {k: c for k, c in classes.items() if issubclass(c, CamMethod)}
-        #: Methods computed by the compiled pass (tf-keras-vis is their reference).
         self.fast_methods: tuple[str, ...] = tuple(cams)
         self._cams = CamPass(self, cams)
         self.methods: dict[str, HeatmapMethod] = {
@@ -48,13 +44,13 @@ class Explainer(ExplainedModel):
         }
 
     def method(self, key: str) -> HeatmapMethod:
-        """The bound method of a registry key (ValueError for an unknown one)."""
+        """The bound method of a key (ValueError for an unknown one)."""
         return self.methods[check_method(key)]
 
     def fast_cams(
         self, batch: np.ndarray, class_index: int | Sequence[int] | None = None
     ) -> FastCams:
-        """Logits and every CAM's raw map, one compiled pass (:class:`CamPass`)."""
+        """Logits and every CAM's raw map, one compiled pass."""
         return self._cams(batch, class_index)
 
     def reference(
@@ -65,8 +61,7 @@ class Explainer(ExplainedModel):
         expand_cam: bool = False,
         normalize: bool = True,
     ) -> np.ndarray:
-        """The plain tf-keras-vis map of one model input
-        (:meth:`~cxrlib.infer.heatmaps.base.HeatmapMethod.reference`)."""
+        """The plain tf-keras-vis map of one model input."""
         return self.method(method).reference(x, class_index, expand_cam, normalize)
 
     def raw(
@@ -80,8 +75,8 @@ class Explainer(ExplainedModel):
         self, gray: np.ndarray, method: str = "gradcam", class_index: int | None = None
     ) -> tuple[np.ndarray, int]:
         """:meth:`explain`, and the class index explained."""
-        crop, lung = self.classifier.lung_frames([gray])[0]
-        x = prepare(gray, self.classifier.preprocess, crop, lung)
+        crop = self.classifier.crop_boxes([gray])[0]
+        x = prepare(gray, self.classifier.preprocess, crop)
         raw, target = self.raw(x, method, class_index)
         return self.to_image(raw, gray.shape, crop), target
 

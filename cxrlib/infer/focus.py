@@ -1,11 +1,6 @@
 """How much a heatmap is about the lungs, the verdict the user reads, and whether a map
-points at real evidence.
-
-The lungs cover roughly 30-45 % of a frontal chest X-ray, so a map that ignores anatomy
-puts about that share inside them: ``>= 60 %`` is "good", ``40-60 %`` "caution", below it
-"warning" (a shortcut is likely). :func:`confidence_drops` is the deletion check of
-``evaluate --explain`` (pytorch-grad-cam's confidence drop, ROAD's imputation).
-"""
+points at real evidence (:func:`confidence_drops`). The lungs cover about a third of a
+frontal chest X-ray, so a map that ignores anatomy puts about that share inside them."""
 
 from __future__ import annotations
 
@@ -17,7 +12,7 @@ import cv2
 import numpy as np
 
 from cxrlib.core.formatting import pct
-from cxrlib.infer.preprocess import Box, PreprocessConfig, lung_view, placement, prepare
+from cxrlib.infer.preprocess import Box, PreprocessConfig, placement, prepare
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrlib.infer.classifier import Classifier
@@ -80,9 +75,8 @@ def focus_verdict(
 
 
 def hot_region_ious(heatmaps: Sequence[np.ndarray], percent: float = 15.0) -> np.ndarray:
-    """(n, n) table of the intersection over union of the hottest ``percent`` % regions
-    (:func:`cxrlib.infer.overlay.hottest_mask`) of every pair of two or more same-shaped
-    maps; two maps without a hot pixel agree (1)."""
+    """(n, n) intersection over union of the hottest ``percent`` % regions of every pair of
+    two or more same-shaped maps; two maps without a hot pixel agree (1)."""
     from cxrlib.infer.overlay import hottest_mask
 
     if len(heatmaps) < 2:
@@ -90,18 +84,14 @@ def hot_region_ious(heatmaps: Sequence[np.ndarray], percent: float = 15.0) -> np
     shapes = {np.shape(h) for h in heatmaps}
     if len(shapes) != 1:
         raise ValueError(f"heatmaps differ in shape: {sorted(shapes)}")
-    hot = [hottest_mask(h, percent) for h in heatmaps]
-    out = np.ones((len(hot), len(hot)))
-    for i in range(len(hot)):
-        for j in range(i + 1, len(hot)):
-            union = np.count_nonzero(hot[i] | hot[j])
-            both = np.count_nonzero(hot[i] & hot[j])
-            out[i, j] = out[j, i] = both / union if union else 1.0
-    return out
+    hot = np.stack([hottest_mask(h, percent).ravel() for h in heatmaps]).astype(np.float64)
+    both = hot @ hot.T
+    union = hot.sum(axis=1)[:, None] + hot.sum(axis=1)[None, :] - both
+    return np.divide(both, union, out=np.ones_like(both), where=union > 0)
 
 
 def mean_over_pairs(table: np.ndarray) -> float:
-    """The mean of a symmetric pair table (:func:`hot_region_ious`) above its diagonal."""
+    """The mean of a symmetric pair table above its diagonal."""
     return float(table[np.triu_indices(len(table), k=1)].mean())
 
 
@@ -109,8 +99,7 @@ def map_rank_correlation(
     a: np.ndarray, b: np.ndarray, box: Box | None = None, size: int = 64
 ) -> float:
     """Spearman rank correlation of two heatmaps of one image inside ``box`` (the crop the
-    model saw: outside it every map is 0), both area-averaged to ``size`` squared first;
-    NaN when either map is flat there."""
+    model saw), both area-averaged to ``size`` squared first; NaN when either is flat."""
     from scipy.stats import spearmanr
 
     if box is not None:
@@ -125,32 +114,14 @@ def map_rank_correlation(
     return float(spearmanr(small[0].ravel(), small[1].ravel()).statistic)
 
 
-def flat_map_focus(
-    mask: np.ndarray, crop: Box | None = None, view: np.ndarray | None = None
-) -> float:
-    """Lung focus of a flat heatmap: the share of the model's view inside the lungs
-    (``mask``); the view is the image or the ``crop`` box, and in it, for a lung-mask
-    model, ``view`` (:func:`~cxrlib.infer.preprocess.lung_view`; empty masks nothing)."""
+def flat_map_focus(mask: np.ndarray, crop: Box | None = None) -> float:
+    """Lung focus of a flat heatmap: the share of the model's view (the image, or its
+    ``crop`` box) inside the lungs (``mask``)."""
     m = np.asarray(mask, bool)
-    v = None if view is None or not np.any(view) else np.asarray(view, bool)
     if crop is not None:
         top, bottom, left, right = crop
         m = m[top:bottom, left:right]
-        v = None if v is None else v[top:bottom, left:right]
-    if v is not None:
-        return float(m[v].mean()) if v.any() else 0.0
     return float(m.mean()) if m.size else 0.0
-
-
-def model_view_focus(
-    mask: np.ndarray, frame: tuple[Box | None, np.ndarray | None], dilation: float
-) -> float:
-    """:func:`flat_map_focus` over what a model sees of an image: its crop box and, for a
-    lung-mask model, its lung mask dilated by ``dilation`` (``frame``, as
-    :meth:`cxrlib.infer.classifier.Classifier.lung_frames` gives it)."""
-    box, lung = frame
-    view = None if lung is None else lung_view(lung, mask.shape, dilation)
-    return flat_map_focus(mask, box, view)
 
 
 @dataclass(frozen=True)
@@ -165,12 +136,10 @@ class ConfidenceDrop:
 
     @property
     def drop_hot(self) -> float:
-        """Confidence lost when the hottest area is blurred (can be negative)."""
         return self.p_original - self.p_hot
 
     @property
     def drop_random(self) -> float:
-        """Confidence lost when a random area of the same size is blurred."""
         return self.p_original - self.p_random
 
     @property
@@ -182,9 +151,9 @@ class ConfidenceDrop:
 def heatmap_to_input(
     heatmap: np.ndarray, shape: tuple[int, int], config: PreprocessConfig, crop: Box | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Maps a heatmap over an image of ``shape`` into model-input space (the inverse of
-    :func:`~cxrlib.infer.preprocess.heatmap_to_image`): the float32 (S, S) map and the
-    boolean mask of input pixels that show the image (not padding)."""
+    """A heatmap over an image of ``shape`` in model-input space (the inverse of
+    :func:`~cxrlib.infer.preprocess.heatmap_to_image`), and the mask of input pixels that
+    show the image (not padding)."""
     s = config.size
     (top, bottom, left, right), (by, bx, bh, bw) = placement(shape, config, crop)
     patch = np.asarray(heatmap, dtype=np.float32)[top:bottom, left:right]
@@ -206,8 +175,8 @@ def _top_mask(values: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:
 
 
 def _fill(x: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
-    """Blurs out ``mask`` with a Gaussian-weighted mean of the pixels around it (normalised
-    convolution), so nothing of the hidden area leaks back in."""
+    """Blurs out ``mask`` with a Gaussian-weighted mean of the pixels around it, so nothing
+    of the hidden area leaks back in."""
     keep = (~mask).astype(np.float32)
     xf = x.astype(np.float32)
     num = cv2.GaussianBlur(xf * keep, (0, 0), sigma)
@@ -254,8 +223,7 @@ def confidence_drops(
     batch_size: int = 64,
 ) -> list[ConfidenceDrop]:
     """One :class:`ConfidenceDrop` per image and heatmap (at the image's size or the model
-    input's) of the class it explains, with ``fraction`` (0..1) of the input blurred out;
-    all variants go through the classifier's calibrated probabilities in few batches."""
+    input's) of the class it explains, with ``fraction`` (0..1) of the input blurred out."""
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     if not len(grays) == len(heatmaps) == len(class_indices):
@@ -266,8 +234,8 @@ def confidence_drops(
     per = 2 + n_random
     stacks = []
     for gray, heatmap in zip(grays, heatmaps):
-        crop, lung = classifier.lung_frames([gray])[0]
-        x = prepare(gray, cfg, crop, lung)
+        crop = classifier.crop_boxes([gray])[0]
+        x = prepare(gray, cfg, crop)
         hm = np.asarray(heatmap, dtype=np.float32)
         if hm.shape == gray.shape[:2]:
             hm, valid = heatmap_to_input(hm, gray.shape[:2], cfg, crop)

@@ -1,7 +1,5 @@
-"""The input gate: "is this a frontal chest X-ray?". A Gaussian over image features
-(:mod:`cxrlib.infer.gate_features`) gives the score, rules give the reason
-(docs/input-gate.md); :mod:`cxrlib.train.gate` fits it.
-"""
+"""The input gate: "is this a frontal chest X-ray?". A Gaussian over image features gives
+the score, rules give the reason (docs/input-gate.md); :mod:`cxrlib.train.gate` fits it."""
 
 from __future__ import annotations
 
@@ -42,9 +40,9 @@ REASONS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class OODResult:
-    """The gate's verdict on one image: the distance from the fitted X-rays in units of the
-    acceptance threshold (``<= 1`` passes, though a rule can still reject), one readable
-    sentence, and its key in :data:`REASONS`."""
+    """The gate's verdict on one image: ``score`` is the distance from the fitted X-rays in
+    units of the threshold (``<= 1`` passes, unless a rule rejects); ``kind`` keys
+    :data:`REASONS`."""
 
     is_cxr: bool
     score: float
@@ -54,10 +52,9 @@ class OODResult:
 
 @dataclass
 class OODGate:
-    """A fitted gate: the PCA of the thumbnail and of the gradient layout, the mean and
-    inverse covariance of the features, a logistic regression over the orientations
-    (:data:`~cxrlib.infer.gate_features.ORIENTATIONS`), the distance that scores 1, the
-    least probability of being upright that passes, and how it was fitted (``meta``)."""
+    """A fitted gate: PCAs of the thumbnail and gradient layout, a Gaussian over the
+    features, a logistic regression over the orientations, the distance that scores 1 and
+    the least probability of being upright that passes."""
 
     thumb_mean: np.ndarray
     thumb_basis: np.ndarray
@@ -74,7 +71,6 @@ class OODGate:
     meta: dict[str, Any]
 
     def feature_vector(self, thumb: np.ndarray, hog: np.ndarray, stats: np.ndarray) -> np.ndarray:
-        """The feature vector(s) from thumbnails, gradient layouts and statistics."""
         return np.concatenate(
             [
                 gf.project(thumb, self.thumb_mean, self.thumb_basis, self.thumb_scale),
@@ -99,7 +95,6 @@ class OODGate:
         return self._score(gf.thumb(sq), gf.hog(sq), sq)
 
     def orientation_probs(self, thumb: np.ndarray, hog: np.ndarray) -> np.ndarray:
-        """Probabilities of the orientations, from thumbnails and gradient layouts."""
         logits = np.concatenate([thumb, hog], axis=-1) @ self.orient_coef.T + self.orient_intercept
         logits = logits - logits.max(axis=-1, keepdims=True)
         e = np.exp(logits)

@@ -1,6 +1,5 @@
-"""The input gate's image features (numpy and OpenCV): a square's thumbnail, gradient
-layout and statistics, and the tests that name a rejection (text, noise).
-"""
+"""The input gate's image features: a square's thumbnail, gradient layout and statistics,
+and the tests that name a rejection (text, noise)."""
 
 from __future__ import annotations
 

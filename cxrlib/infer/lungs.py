@@ -1,7 +1,5 @@
 """The lung segmenter at inference: a small U-Net with one sigmoid channel per mask
-convention of its training data (:mod:`cxrlib.train.segmenter`): ``visible``, the visible
-lung field, heart excluded (the default), and ``full``, the whole lung.
-"""
+convention: ``visible`` (heart excluded, the default) and ``full``, the whole lung."""
 
 from __future__ import annotations
 
@@ -38,8 +36,7 @@ DEFAULT_SEGMENTER_PATH = settings.resolve(settings.DEFAULT_SEGMENTER)
 CONVENTIONS: tuple[str, ...] = ("visible", "full")
 DEFAULT_CONVENTION = "visible"
 OUTPUT_LAYER = "lung_prob"
-#: Below this share of the image a "lung" mask is more likely a segmenter failure than
-#: lungs: such images are not cropped.
+#: Below this share of the image a "lung" mask is more likely a failure: not cropped.
 MIN_CROP_AREA = 0.05
 #: The crop box holds the whole lung, so lower lobes behind the heart and diaphragm stay in.
 CROP_CONVENTION = "full"
@@ -124,12 +121,9 @@ class SegmenterRecord(BaseModel):
 
 
 class LungSegmenter:
-    """A trained lung U-Net with its preprocessing, thresholds and post-processing.
-
-    The one cache of lung masks: each image's outputs and the (read-only) masks made from
-    them are kept per image content, so the crop box (``full``) and the lung-focus mask
-    (``visible``) of an image come from one forward pass. The pass is guarded by a lock.
-    """
+    """A trained lung U-Net with its preprocessing, thresholds and post-processing. It keeps
+    each image's outputs and (read-only) masks per content, so the crop box (``full``) and
+    the lung-focus mask (``visible``) come from one forward pass."""
 
     def __init__(self, model: keras.Model, meta: dict[str, Any]):
         self.model = model
@@ -166,7 +160,7 @@ class LungSegmenter:
             return self._forward(x)
 
     def forget_images(self) -> None:
-        """Drops the kept segmentations (a timing of one segmentation calls this first)."""
+        """Drops the kept segmentations (for timings)."""
         self._memo.clear()
 
     def _segmentations(

@@ -4,7 +4,6 @@ so the app can change the opacity, colour map or hottest-area view without the m
 from __future__ import annotations
 
 import functools
-from typing import Literal
 
 import cv2
 import numpy as np
@@ -23,7 +22,6 @@ COLORMAPS: dict[str, int] = {
 }
 
 LUNG_COLOR: tuple[int, int, int] = (255, 255, 255)
-HOTTEST_COLOR: tuple[int, int, int] = (255, 0, 255)
 FRAME_COLOR: tuple[int, int, int] = (0, 255, 255)
 
 
@@ -88,30 +86,15 @@ def overlay(
     opacity: float = 0.4,
     colormap: str = "jet",
     hottest_percent: float | None = None,
-    hottest_style: Literal["fill", "contour"] = "fill",
     lung_mask: np.ndarray | None = None,
-    lung_color: tuple[int, int, int] = LUNG_COLOR,
-    hottest_color: tuple[int, int, int] = HOTTEST_COLOR,
     frame: tuple[int, int, int, int] | None = None,
-    frame_color: tuple[int, int, int] = FRAME_COLOR,
 ) -> np.ndarray:
-    """Blends a [0, 1] heatmap (resized to the image) over a 2-D uint8 X-ray: RGB uint8,
-    exactly the gray image at ``opacity`` 0 without outlines.
-
-    Args:
-        opacity: Weight of the coloured map, 0 (image only) to 1 (map only).
-        colormap: A key of :data:`COLORMAPS`.
-        hottest_percent: Show only the hottest ``k`` % of pixels: ``"fill"`` colours just
-            that area; ``"contour"`` blends the whole map and outlines that area.
-        lung_mask: A lung mask whose outline is drawn as a thin line.
-        frame: A ``(top, bottom, left, right)`` box (the part of the image a lung-crop
-            model saw), drawn as a rectangle.
-    """
+    """Blends a [0, 1] heatmap (resized to the image) over a 2-D uint8 X-ray at ``opacity``
+    (0: exactly the image): RGB uint8. ``hottest_percent`` colours only that hottest share
+    of pixels; ``lung_mask`` is outlined and ``frame`` (the lung-crop model's box) drawn."""
     g = np.ascontiguousarray(check_gray(np.asarray(gray)))
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
-    if hottest_style not in ("fill", "contour"):
-        raise ValueError(f"hottest_style must be 'fill' or 'contour', got {hottest_style!r}")
     lut = _lut(colormap)
     u8 = _map_u8(heatmap, g.shape)
     base = cv2.cvtColor(g, cv2.COLOR_GRAY2RGB)
@@ -121,16 +104,14 @@ def overlay(
         colored = cv2.applyColorMap(u8, lut)
         a = float(opacity)
         cv2.addWeighted(colored, a, base, 1.0 - a, 0.0, dst=colored)  # in place
-        if region is not None and hottest_style == "fill":
+        if region is not None:
             cv2.copyTo(colored, region.view(np.uint8), base)
         else:
             out = colored
-    if region is not None and hottest_style == "contour":
-        _draw_outline(out, region, hottest_color)
     if lung_mask is not None:
-        _draw_outline(out, np.asarray(lung_mask), lung_color)
+        _draw_outline(out, np.asarray(lung_mask), LUNG_COLOR)
     if frame is not None:
         top, bottom, left, right = (int(v) for v in frame)
         thickness = max(1, int(round(max(out.shape[:2]) / 384)))
-        cv2.rectangle(out, (left, top), (right - 1, bottom - 1), frame_color, thickness)
+        cv2.rectangle(out, (left, top), (right - 1, bottom - 1), FRAME_COLOR, thickness)
     return out

@@ -1,13 +1,6 @@
-"""One image, straight through: bytes -> decoded -> input gate -> diagnosis.
-
-:func:`analyse` runs the whole line; its steps are public for a page that shows each as
-it comes: :func:`decode`, :func:`check_input` and :func:`diagnose_image`, the one way to a
-:class:`Diagnosis`, by a model server (``Models.remote``) or by :func:`diagnose`, which
-runs the stages in order on the models here. Given a :class:`cxrlib.core.cache.LRUCache`,
-each step keeps its result under a key of what it is, the image hash, the identity of the
-model that made it and the settings that changed it; lung masks are kept by the segmenter.
-Nothing here imports TensorFlow at import time (the app's first page must not wait for it).
-"""
+"""One image, straight through: bytes -> :func:`decode` -> :func:`check_input` (the gate)
+-> :func:`diagnose_image`, or all by :func:`analyse`. Given an LRUCache, each step keeps its
+result under the image hash and the identity of the models and settings that made it."""
 
 from __future__ import annotations
 
@@ -26,7 +19,7 @@ from cxrlib.core.errors import ImageError, ModelServerError
 from cxrlib.core.hashing import sha256_bytes
 from cxrlib.core.methods import check_method
 from cxrlib.core.timings import timed
-from cxrlib.infer.focus import focus_verdict, lung_focus, model_view_focus
+from cxrlib.infer.focus import flat_map_focus, focus_verdict, lung_focus
 from cxrlib.infer.preprocess import to_geometry
 from cxrlib.infer.views import DEFAULT_VIEWS, view_batch
 from cxrlib.io.decode import decode_image
@@ -59,22 +52,11 @@ class ModelServer(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class Diagnosis:
-    """Everything the app shows about one image (rendering excluded): a picklable record,
-    the same for the same image, model, method and class.
-
-    Attributes:
-        probabilities: (K,) calibrated probabilities: the model's prediction (averaged over
-            the test-time views when the model has them, see ``averaged``).
-        uncertainty: (K, 2) lowest and highest probability of each class over the views.
-        view_probabilities: (V, K) probabilities of every view (row 0 is the original).
-        target_index: The class the heatmap (float32 in [0, 1], image-sized) explains.
-        lung_mask: Boolean lung mask at the image's size, or None without a segmenter.
-        lung_focus: Share of the heatmap inside the lungs, or None without a mask.
-        lung_area: Share of the image the lungs cover, or None.
-        focus_level: One of :data:`cxrlib.infer.focus.FOCUS_LEVELS`.
-        model_crop: ``(top, bottom, left, right)`` of the part of the image the model saw
-            (a lung-crop model's lung box), or None for the whole image.
-    """
+    """Everything the app shows about one image (rendering excluded), picklable.
+    ``probabilities`` are calibrated (averaged over the test-time views when ``averaged``);
+    ``uncertainty`` is each class's (lowest, highest) over the views; ``heatmap`` (float32
+    in [0, 1], image-sized) explains ``target_index``; ``model_crop`` is a lung-crop model's
+    box."""
 
     class_names: tuple[str, ...]
     probabilities: np.ndarray
@@ -103,10 +85,9 @@ class Diagnosis:
 
 @dataclass
 class Models:
-    """The loaded models of the pipeline (any may be None), where they were loaded from,
-    and why any is missing (``errors``: component -> plain message). ``gate`` is
-    ``f(gray, colourfulness=None) -> verdict``; ``remote``, a model server that computes
-    the gate's verdict and the diagnosis instead of the models here."""
+    """The loaded models (any may be None), their paths and why any is missing (``errors``).
+    ``gate`` is ``f(gray, colourfulness=None) -> verdict``; ``remote``, a model server that
+    answers instead of the models here."""
 
     classifier: Classifier | None = None
     explainer: Explainer | None = None
@@ -145,10 +126,8 @@ class Models:
 
 @dataclass
 class Decoded:
-    """A decoded upload: its digest, the pixels analysed and shown (at most
-    :data:`DISPLAY_MAX_SIDE` per side, None when refused), the file format, plain notices,
-    safe technical fields (:class:`cxrlib.io.decoded.DecodedImage`), and the
-    :class:`~cxrlib.core.errors.ImageError` message of a refusal."""
+    """A decoded upload: the pixels analysed and shown (at most :data:`DISPLAY_MAX_SIDE` per
+    side, None when refused, with ``error`` saying why), notices and technical fields."""
 
     sha256: str
     pixels: np.ndarray | None = None
@@ -159,7 +138,6 @@ class Decoded:
 
     @property
     def ok(self) -> bool:
-        """The bytes were decoded."""
         return self.pixels is not None
 
     @property
@@ -170,8 +148,7 @@ class Decoded:
 
     @property
     def header_concerns(self) -> list[str]:
-        """What a DICOM header says against a frontal chest X-ray
-        (:func:`cxrlib.io.header_checks.header_concerns`)."""
+        """What a DICOM header says against a frontal chest X-ray."""
         return header_concerns(self.meta)
 
 
@@ -265,9 +242,8 @@ def check_input(
     data: bytes = b"",
     method: str = "gradcam",
 ) -> GateVerdict | None:
-    """The input gate's verdict on a decoded upload, or None without a gate (or pixels).
-    A model server is sent ``data`` (the upload's bytes) and answers with its diagnosis for
-    ``method`` in the same request (ModelServerError when it is down or failed)."""
+    """The input gate's verdict on a decoded upload, or None without a gate (or pixels). A
+    model server is sent ``data`` and answers with the diagnosis by ``method`` too."""
     gate, pixels = models.gate, decoded.pixels
     if pixels is None:
         return None
@@ -294,18 +270,10 @@ def diagnose(
     method: str = "gradcam",
     class_index: int | None = None,
 ) -> Diagnosis:
-    """The stages in order on one 2-D uint8 image, each handed what the earlier ones found:
-    lungs, test-time views and classifier with the heatmap (one pass), focus, verdict.
-
-    Args:
-        explainer: The classifier's explainer (None: :func:`~cxrlib.infer.explain.get_explainer`).
-        segmenter: The lung segmenter of the lung focus, or None.
-        method: A key of :data:`cxrlib.core.methods.METHODS`.
-        class_index: Class to explain; None = the predicted class.
-
-    The probability ranges come from the model's test-time views, else
-    :data:`~cxrlib.infer.views.DEFAULT_VIEWS`, batched with the original.
-    """
+    """The stages in order on one 2-D uint8 image: lungs, test-time views (the model's,
+    else :data:`~cxrlib.infer.views.DEFAULT_VIEWS`) and classifier with the heatmap (one
+    pass), lung focus, verdict. ``class_index`` None explains the predicted class;
+    ``segmenter`` (None: no lung focus) is the lung-focus one."""
     check_method(method)
     if explainer is None:
         from cxrlib.infer.explain import get_explainer  # imports TensorFlow
@@ -314,15 +282,13 @@ def diagnose(
     if explainer.classifier is not classifier:
         raise ValueError("the explainer belongs to a different classifier")
     names = classifier.class_names
-    if class_index is not None and not 0 <= int(class_index) < len(names):
-        raise ValueError(f"class_index {class_index} out of range 0..{len(names) - 1}")
     views = classifier.views or DEFAULT_VIEWS
     cfg = classifier.preprocess
     with timed("segment"):
-        crop, lung_mask = classifier.lung_frames([gray])[0]
+        crop = classifier.crop_boxes([gray])[0]
         mask = None if segmenter is None else np.asarray(segmenter.segment(gray)).astype(bool)
     with timed("views"):
-        batch = view_batch(to_geometry(gray, cfg, crop, lung_mask), cfg, views)
+        batch = view_batch(to_geometry(gray, cfg, crop), cfg, views)
         if method in explainer.fast_methods:  # the views' logits and the CAM: one pass
             res = explainer.fast_cams(batch, class_index)
             raw, target = res.cam(method)[0], int(res.targets[0])
@@ -342,8 +308,8 @@ def diagnose(
         focus = area = share = None
         if mask is not None:
             area, focus = float(mask.mean()), lung_focus(heatmap, mask)
-            if crop is not None or lung_mask is not None:
-                share = model_view_focus(mask, (crop, lung_mask), cfg.mask_dilation)
+            if crop is not None:
+                share = flat_map_focus(mask, crop)
         level, verdict = focus_verdict(focus, area, not heatmap.max() > 0, share)
     return Diagnosis(
         class_names=tuple(names),
@@ -376,9 +342,8 @@ def diagnose_image(
     *,
     data: bytes = b"",
 ) -> Diagnosis:
-    """The :class:`Diagnosis` of one decoded upload: by :func:`diagnose` on the models here,
-    or by ``models.remote`` (sent ``data``, the bytes ``decoded`` came from); the predicted
-    class asked for by index is the cache entry of ``class_index=None``.
+    """The :class:`Diagnosis` of one decoded upload, here or by ``models.remote`` (sent
+    ``data``); the predicted class asked for by index is the entry of ``class_index=None``.
 
     Raises:
         RuntimeError: No classifier or explainer is loaded (with the reason).
@@ -417,9 +382,8 @@ def analyse(
     class_index: int | None = None,
     cache: LRUCache | None = None,
 ) -> Analysis:
-    """The whole line on uploaded bytes: decode (ImageError for an unusable image), input
-    gate and diagnosis, here or on ``models.remote``. The gate's verdict is returned, not
-    enforced: the caller decides whether a rejected image is shown."""
+    """Decode (ImageError for an unusable image), input gate and diagnosis. The gate's
+    verdict is returned, not enforced: the caller decides whether to show a rejected image."""
     decoded = decode(data, filename, cache=cache)
     if not decoded.ok:
         raise ImageError(decoded.error)

@@ -1,7 +1,6 @@
-"""The one preprocessing path, grayscale chest X-ray -> model input (:func:`prepare`;
-training augments between its halves, :func:`to_geometry` and :func:`normalize_contrast`).
-:class:`PreprocessConfig` is saved in the model's JSON, so a model is fed as it was trained.
-"""
+"""The one preprocessing path, grayscale chest X-ray -> model input: :func:`to_geometry`,
+then :func:`normalize_contrast` (training augments in between). :class:`PreprocessConfig`
+is saved in the model's JSON, so a model is fed as it was trained."""
 
 from __future__ import annotations
 
@@ -19,18 +18,10 @@ STORED_MASK_SIZE = 96
 
 
 class PreprocessConfig(BaseModel):
-    """How a grayscale image becomes a square model input (a record's unknown keys are
-    ignored).
-
-    Attributes:
-        geometry: ``"resize"`` squashes the image to a square; ``"pad"`` keeps the aspect
-            ratio and pads the short side with the image's edge values.
-        border_crop: Fraction of each side cut away before resizing (burned-in text).
-        lung_crop: Crop to the caller's lung box (with ``lung_margin`` of the image's
-            height and width around the lungs), else fall back to ``border_crop``.
-        lung_mask: Fill everything outside the caller's lung mask (dilated by
-            ``mask_dilation`` of the longer side) with the lungs' mean.
-    """
+    """How a grayscale image becomes a square model input (unknown keys are ignored).
+    ``"pad"`` geometry keeps the aspect ratio, padding with the edge values; ``lung_crop``
+    crops to the caller's lung box plus ``lung_margin``, else ``border_crop`` of each side
+    is cut away."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -42,20 +33,6 @@ class PreprocessConfig(BaseModel):
     clahe_grid: int = 8
     lung_crop: bool = False
     lung_margin: float = 0.04
-    lung_mask: bool = False
-    mask_dilation: float = 0.02
-
-    @property
-    def uses_lungs(self) -> bool:
-        """Whether inputs need the lung segmenter (a lung crop or mask)."""
-        return self.lung_crop or self.lung_mask
-
-    def used_frame(
-        self, box: Box | None, mask: np.ndarray | None
-    ) -> tuple[Box | None, np.ndarray | None]:
-        """The parts of an image's segmentation this preprocessing uses: the box only with
-        ``lung_crop``, the mask only with ``lung_mask`` (None otherwise)."""
-        return (box if self.lung_crop else None, mask if self.lung_mask else None)
 
 
 class Placement(NamedTuple):
@@ -110,45 +87,10 @@ def small_mask(mask: np.ndarray, size: int = STORED_MASK_SIZE) -> np.ndarray:
     return cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA) >= 128
 
 
-def lung_view(mask: np.ndarray, shape: tuple[int, ...], dilation: float = 0.02) -> np.ndarray:
-    """The part of an image of ``shape`` that a lung-mask model sees: the lung mask (any
-    resolution, resized to ``shape``) dilated by ``dilation`` of the image's longer side."""
-    h, w = shape[:2]
-    m: np.ndarray = np.asarray(mask, np.float32)
-    if m.ndim != 2:
-        raise ValueError(f"expected a 2-D lung mask, got shape {m.shape}")
-    if m.shape != (h, w):
-        m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
-    inside = m > 0.5
-    r = int(round(dilation * max(h, w)))
-    if r > 0 and inside.any():
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        inside = cv2.dilate(inside.astype(np.uint8), kernel) > 0
-    return inside
-
-
-def mask_outside_lungs(gray: np.ndarray, mask: np.ndarray, dilation: float = 0.02) -> np.ndarray:
-    """A copy with everything outside the lung mask (any resolution, dilated by
-    ``dilation`` of the longer side) set to the lungs' mean; an empty mask changes nothing."""
+def to_geometry(gray: np.ndarray, config: PreprocessConfig, crop: Box | None = None) -> np.ndarray:
+    """Crops (``crop``, else the borders) and resizes (or pads) to ``config.size`` squared,
+    uint8."""
     gray = check_gray(gray)
-    inside = lung_view(mask, gray.shape, dilation)
-    out = gray.copy()
-    if inside.any():
-        out[~inside] = np.uint8(round(float(gray[inside].mean())))
-    return out
-
-
-def to_geometry(
-    gray: np.ndarray,
-    config: PreprocessConfig,
-    crop: Box | None = None,
-    mask: np.ndarray | None = None,
-) -> np.ndarray:
-    """Masks (``config.lung_mask`` with a ``mask``), crops (``crop``, else the borders) and
-    resizes (or pads) to ``config.size`` squared, uint8."""
-    gray = check_gray(gray)
-    if config.lung_mask and mask is not None:
-        gray = mask_outside_lungs(gray, mask, config.mask_dilation)
     (top, bottom, left, right), (by, bx, bh, bw) = placement(gray.shape, config, crop)
     cropped = gray[top:bottom, left:right]
     interp = cv2.INTER_AREA if cropped.shape[0] >= bh else cv2.INTER_LINEAR
@@ -170,16 +112,10 @@ def normalize_contrast(gray: np.ndarray, config: PreprocessConfig) -> np.ndarray
     return gray
 
 
-def prepare(
-    gray: np.ndarray,
-    config: PreprocessConfig,
-    crop: Box | None = None,
-    mask: np.ndarray | None = None,
-) -> np.ndarray:
+def prepare(gray: np.ndarray, config: PreprocessConfig, crop: Box | None = None) -> np.ndarray:
     """Grayscale uint8 image -> model input, uint8 ``(size, size)`` (the model rescales
-    itself). ``crop`` is the lung box of a ``lung_crop`` config, ``mask`` the lung mask of
-    a ``lung_mask`` one."""
-    return normalize_contrast(to_geometry(gray, config, crop, mask), config)
+    itself); ``crop`` is the lung box of a ``lung_crop`` config."""
+    return normalize_contrast(to_geometry(gray, config, crop), config)
 
 
 def heatmap_to_image(

@@ -1,7 +1,5 @@
-"""Test-time views: small shifts, zooms and gamma changes of the model input. The app
-shows how far each probability moves over them; a model whose JSON records them predicts
-with their mean logits (:meth:`cxrlib.infer.classifier.Classifier.combine_views`).
-"""
+"""Test-time views: small shifts, zooms and gamma changes of the model input. The app shows
+how far each probability moves over them; a model whose JSON records them averages them."""
 
 from __future__ import annotations
 

@@ -56,7 +56,6 @@ class DiagnosisServer:
             "model_path": str(self.models.model_path),
             "weights_sha256": clf.weights_sha256,
             "meta": encode(clf.meta),
-            "lung_mask": bool(clf.preprocess.lung_mask),
             "segmenter": self.models.segmenter is not None,
             "gate": self.models.gate is not None,
             "device": self.device,
@@ -82,8 +81,8 @@ class DiagnosisServer:
         clf = self.models.classifier
         decoded = [decode(data, q.get("filename", ""), cache=self.cache) for data, q in requests]
         grays = [d.pixels for d in decoded if d.pixels is not None]
-        if clf is not None and grays and clf.preprocess.uses_lungs:
-            clf.lung_frames(grays)
+        if clf is not None and grays and clf.preprocess.lung_crop:
+            clf.crop_boxes(grays)
         return [self.answer(data, query) for data, query in requests]
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)

@@ -220,7 +220,7 @@ def train(
         f"temperature {temperature:.3f}"
     )
     meta = _record(cfg, (tr, va), Path(manifest), command, temperature, scores, model, t0)
-    if pre.uses_lungs:
+    if pre.lung_crop:
         # benchmarks/gpu_train.py stands in for this module on a machine without TensorFlow.
         from cxrlib.infer.lungs import default_segmenter
 

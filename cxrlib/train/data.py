@@ -91,11 +91,11 @@ def load_geometry(
 ) -> np.ndarray:
     """The images after the geometry step of preprocessing, uint8 ``(N, size, size)``; lung
     cropping segments with ``segmenter`` (default: the committed one)."""
-    if config.uses_lungs and segmenter is None:
+    if config.lung_crop and segmenter is None:
         from cxrlib.infer.lungs import default_segmenter  # lazy: loads TensorFlow
 
         segmenter = default_segmenter()
-    weights = segmenter.meta.get("weights_sha256", "") if config.uses_lungs else ""
+    weights = segmenter.meta.get("weights_sha256", "") if config.lung_crop else ""
     geometry = _geometry
     if cache:
         memory = joblib.Memory(CACHE_DIR, verbose=0)
@@ -111,10 +111,10 @@ def _geometry(
     cache: bool,
 ) -> np.ndarray:
     """:func:`load_geometry` uncached (``segmenter_weights`` names the segmenter in the key)."""
-    boxes, masks = lung_inputs(files, config, segmenter, cache=cache)
+    boxes = lung_inputs(files, config, segmenter, cache=cache)
 
     def one(i: int) -> np.ndarray:
-        return to_geometry(load_gray(files[i]), config, boxes[i], masks[i])
+        return to_geometry(load_gray(files[i]), config, boxes[i])
 
     arr = np.zeros((len(files), config.size, config.size), np.uint8)
     with ThreadPoolExecutor(4) as pool:  # cv2 releases the GIL while decoding
@@ -125,13 +125,11 @@ def _geometry(
 
 def lung_inputs(
     files: Sequence[str], config: PreprocessConfig, segmenter: Any, cache: bool = True
-) -> tuple[list[Box | None], list[np.ndarray | None]]:
-    """The crop box and lung mask of each file as ``config`` uses them (None without lungs)."""
-    if not config.uses_lungs:
-        return [None] * len(files), [None] * len(files)
-    boxes, masks = lung_frames(files, config.lung_margin, segmenter, cache=cache)
-    used = [config.used_frame(b, m) for b, m in zip(boxes, masks, strict=True)]
-    return [u[0] for u in used], [u[1] for u in used]
+) -> list[Box | None]:
+    """The crop box of each file (all None unless ``config`` crops to the lungs)."""
+    if not config.lung_crop:
+        return [None] * len(files)
+    return lung_frames(files, config.lung_margin, segmenter, cache=cache)[0]
 
 
 def lung_frames(

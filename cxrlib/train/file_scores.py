@@ -20,13 +20,13 @@ def file_view_logits(
     """Logits ``(N, 1 + len(views), K)`` of image files and their test-time views, read in
     batches (the lung frames from the per-file cache)."""
     pre = classifier.preprocess
-    segmenter = classifier.lung_segmenter() if pre.uses_lungs else None
-    crops, masks = lung_inputs(files, pre, segmenter)
+    segmenter = classifier.lung_segmenter() if pre.lung_crop else None
+    crops = lung_inputs(files, pre, segmenter)
     out = []
     for i in range(0, len(files), batch_size):
         grays = [load_gray(f) for f in files[i : i + batch_size]]
         part = slice(i, i + batch_size)
-        out.append(classifier.view_logits(grays, views, batch_size, crops[part], masks[part]))
+        out.append(classifier.view_logits(grays, views, batch_size, crops[part]))
     k = len(classifier.class_names)
     return np.concatenate(out) if out else np.zeros((0, 1 + len(views), k), np.float32)
 

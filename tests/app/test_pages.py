@@ -558,26 +558,6 @@ def test_validation_browser_says_when_the_folder_is_absent(app_env, monkeypatch)
     assert any("not the shared CXR data folder" in w.value for w in at.warning)
 
 
-def test_a_lung_mask_model_says_what_it_sees(app_env, segmenter_path, monkeypatch, tmp_path):
-    if not segmenter_path.exists():
-        pytest.skip("the committed lung segmenter is needed for a lung-mask model")
-    import json
-    import shutil
-
-    model = tmp_path / "cxr_classifier.keras"
-    shutil.copyfile(app_env, model)
-    meta = json.loads(app_env.with_suffix(".json").read_text())
-    meta["preprocess"].update(lung_crop=True, lung_mask=True, mask_dilation=0.02)
-    model.with_suffix(".json").write_text(json.dumps(meta))
-    monkeypatch.setenv("CXR_MODEL", str(model))
-    at = new_app().run()
-    _upload(at, "chest.png", png_of("covid_cxnet_330.jpg"), "image/png")
-    _no_exception(at)
-    page = texts(at)
-    assert "Most likely:" in page and "cyan box" in page
-    assert "Everything outside the lung mask was filled with grey" in page
-
-
 def _metrics_with(app_env, monkeypatch, tmp_path, page="pages/model_card.py", tab=None, **sections):
     """A page of a copy of the test model whose metrics file has ``sections`` added."""
     import json

@@ -6,11 +6,11 @@ from cxrlib.app import resources
 
 
 def test_missing_models_are_reported_not_raised(tmp_path):
-    res = resources.load_resources(tmp_path / "none.keras", tmp_path / "none_seg.keras", gate=False)
+    res = resources.load_resources(tmp_path / "none.keras", tmp_path / "none_seg.keras")
     assert res.classifier is None and res.segmenter is None
     assert "classifier" in res.errors and "segmenter" in res.errors
     assert res.device == "CPU" or res.device.startswith("GPU: ")
-    assert res.model_path == tmp_path / "none.keras" and res.gate_path is None
+    assert res.model_path == tmp_path / "none.keras" and res.explainer is None
 
 
 def test_resources_are_loaded_once_per_paths(app_env):

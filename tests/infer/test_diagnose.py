@@ -225,33 +225,8 @@ def test_lung_crop_model_sees_the_box_and_maps_back(clf: Classifier) -> None:
     assert "and 100% of the region the model sees" in with_lungs.focus_verdict
     # An image where no lungs are found keeps its whole frame.
     small = blob_image(rng, None)
-    assert cropped.crop_box(small) is None
+    assert cropped.crop_boxes([small]) == [None]
     np.testing.assert_array_equal(cropped.prepare(small), clf.prepare(small))
-
-
-def test_lung_mask_model_sees_nothing_outside_the_mask(clf: Classifier) -> None:
-    """A lung-mask model (no crop) gets the same input, probabilities and map whatever
-    lies outside the lungs, and its ablations keep the original's mask."""
-    rng = np.random.default_rng(4)
-    canvas = np.full((160, 140), 60, np.uint8)
-    canvas[50:114, 30:94] = blob_image(rng, (40, 20))
-    marked = canvas.copy()
-    marked[5:30, 5:130] = 255  # burned-in text outside the lungs
-    seg = BoxSegmenter(50, 114, 30, 94)
-    meta = {
-        "preprocess": {"size": S, "contrast": "none", "lung_mask": True, "mask_dilation": 0.0},
-        "temperature": 2.0,
-    }
-    masked = Classifier(clf.model, meta, segmenter=seg)
-    assert masked.crop_box(canvas) is None and masked.lung_frames([canvas])[0][1].any()
-    np.testing.assert_array_equal(masked.prepare(marked), masked.prepare(canvas))
-    np.testing.assert_allclose(masked.predict([marked]), masked.predict([canvas]), atol=1e-6)
-    assert not np.allclose(clf.prepare(marked), clf.prepare(canvas))  # unmasked, it shows
-    d = diagnose(masked, canvas, Explainer(masked))
-    np.testing.assert_allclose(d.probabilities, masked.predict([canvas])[0], atol=1e-5)
-    # Lung focus is read against the region this model sees: its mask, not the image.
-    with_lungs = diagnose(masked, canvas, Explainer(masked), seg)
-    assert "and 100% of the region the model sees" in with_lungs.focus_verdict
 
 
 def test_a_model_with_test_time_views_predicts_their_average(

@@ -11,10 +11,10 @@ from cxrlib.core.methods import METHOD_LABELS, METHODS
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.explain import Explainer, get_explainer
 from cxrlib.infer.heatmaps import method_class
-from cxrlib.infer.heatmaps.base import normalize_map
+from cxrlib.infer.heatmaps.base import CamMethod, normalize_map
 
 #: The methods computed by the compiled CAM pass (tf-keras-vis is their reference).
-FAST_METHODS = tuple(m for m in METHODS if method_class(m).fast)
+FAST_METHODS = tuple(m for m in METHODS if issubclass(method_class(m), CamMethod))
 
 META = {"preprocess": {"size": S, "contrast": "none"}, "temperature": 1.0}
 

@@ -63,7 +63,7 @@ def test_same_weights_fed_another_way_are_another_model_for_the_cache(models):
     from cxrlib.infer.classifier import Classifier
 
     clf = models.classifier
-    masked_meta = {**clf.meta, "preprocess": {**clf.meta["preprocess"], "lung_mask": True}}
+    masked_meta = {**clf.meta, "preprocess": {**clf.meta["preprocess"], "lung_margin": 0.1}}
     masked = dataclasses.replace(models, classifier=Classifier(clf.model, masked_meta))
     warmer = dataclasses.replace(
         models, classifier=Classifier(clf.model, {**clf.meta, "temperature": 9.0})

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
 from cxrlib.infer.preprocess import (
     PreprocessConfig,
     heatmap_to_image,
-    mask_outside_lungs,
     normalize_contrast,
     placement,
     prepare,
@@ -107,38 +105,3 @@ def test_crop_box_is_clipped_and_an_empty_one_refused():
     assert placement((100, 80), cfg, (-5, 120, -1, 90)).crop == (0, 100, 0, 80)
     with pytest.raises(ValueError):
         placement((100, 80), cfg, (50, 50, 0, 80))
-
-
-def test_lung_mask_hides_everything_outside_the_lungs():
-    rng = np.random.default_rng(0)
-    img = rng.integers(0, 256, (120, 100), dtype=np.uint8)
-    mask = np.zeros(img.shape, bool)
-    mask[30:90, 20:80] = True
-    cfg = PreprocessConfig(size=64, contrast="none", lung_mask=True, mask_dilation=0.0)
-    masked = mask_outside_lungs(img, mask, dilation=0.0)
-    np.testing.assert_array_equal(masked[mask], img[mask])
-    assert np.all(masked[~mask] == round(float(img[mask].mean())))
-    # Whatever lies outside the mask (letters, arrows, another hospital's borders), the
-    # model input is the same.
-    other = img.copy()
-    other[~mask] = 255
-    np.testing.assert_array_equal(prepare(img, cfg, mask=mask), prepare(other, cfg, mask=mask))
-    # A model that does not mask ignores the mask; an empty mask masks nothing.
-    plain = PreprocessConfig(size=64, contrast="none")
-    np.testing.assert_array_equal(prepare(img, plain, mask=mask), prepare(img, plain))
-    np.testing.assert_array_equal(mask_outside_lungs(img, np.zeros_like(mask)), img)
-
-
-def test_lung_mask_is_dilated_and_may_be_stored_small():
-    img = np.full((200, 200), 40, np.uint8)
-    img[:, :] = np.arange(200, dtype=np.uint8)[None, :]
-    mask = np.zeros((200, 200), bool)
-    mask[48:152, 48:152] = True  # on the small mask's 4-pixel grid
-    small = cv2.resize(mask.astype(np.uint8), (50, 50), interpolation=cv2.INTER_NEAREST)
-    from_small = mask_outside_lungs(img, small, 0.0)
-    # The same masking up to a few rounded-off corner pixels.
-    assert np.sum(from_small != mask_outside_lungs(img, mask, 0.0)) <= 12
-    wide = mask_outside_lungs(img, mask, dilation=0.05)  # 10 px more on each side
-    assert wide[100, 40] == img[100, 40] and wide[100, 34] != img[100, 34]
-    with pytest.raises(ValueError, match="2-D lung mask"):
-        mask_outside_lungs(img, np.ones((4, 4, 2)))

@@ -90,7 +90,7 @@ def test_load_geometry_crops_to_the_lungs(images: list[str], monkeypatch) -> Non
         data.load_geometry(images, cfg, segmenter=other)
 
 
-def test_lung_masks_are_cached_with_the_boxes_and_mask_the_input(images: list[str]) -> None:
+def test_lung_masks_are_cached_with_the_boxes(images: list[str]) -> None:
     seg = BrightBoxSegmenter()
     boxes, masks = data.lung_frames(images, 0.0, seg)
     assert seg.seen == 4 and boxes[0] == (10, 70, 20, 100)
@@ -101,14 +101,6 @@ def test_lung_masks_are_cached_with_the_boxes_and_mask_the_input(images: list[st
     assert seg.seen == 4 and again_boxes == boxes[::-1]
     for a, b in zip(again, masks[::-1]):
         np.testing.assert_array_equal(a, b)
-    # Masking without cropping: the dark surround becomes the box's own grey.
-    cfg = PreprocessConfig(
-        size=32, contrast="none", lung_mask=True, lung_margin=0.0, mask_dilation=0.0
-    )
-    arr = data.load_geometry(images, cfg, segmenter=seg)
-    assert seg.seen == 4
-    assert arr[0].min() >= 150 and arr[1].min() >= 170
-    np.testing.assert_array_equal(arr[3], to_geometry(data.load_gray(images[3]), cfg))
 
 
 def test_lung_crop_follows_exif_rotation(tmp_path: Path, monkeypatch) -> None:

@@ -1,9 +1,5 @@
-"""Heatmap methods as plug-ins: one module per method, one base class
-(:mod:`cxrlib.infer.heatmaps.base`).
-
-The methods are listed once, in :data:`cxrlib.core.methods.REGISTRY` (key, label and
-``"module:Class"``); importing this package loads neither TensorFlow nor any method.
-"""
+"""Heatmap methods as plug-ins, one module each, listed in :data:`cxrlib.core.methods.REGISTRY`;
+importing this package loads neither TensorFlow nor any method."""
 
 from __future__ import annotations
 

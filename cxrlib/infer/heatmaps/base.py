@@ -1,10 +1,6 @@
-"""The base of every heatmap method, as in tf-keras-vis and pytorch-grad-cam.
-
-A method implements :meth:`HeatmapMethod.compute` and names its tf-keras-vis reference. A
-Grad-CAM-family method (:class:`CamMethod`) only weighs the ``last_conv`` activations: all
-of them come out of ONE compiled pass (:class:`CamPass`) with the logits and the gradient
-of the target logit. Maps equal tf-keras-vis's at feature resolution (its scipy upsampling
-differs by design from :func:`~cxrlib.infer.preprocess.heatmap_to_image`).
+"""The base of every heatmap method. A method implements :meth:`HeatmapMethod.compute` and
+names its tf-keras-vis reference; the Grad-CAM family (:class:`CamMethod`) only weighs the
+``last_conv`` activations, so all of them come out of ONE compiled pass (:class:`CamPass`).
 """
 
 from __future__ import annotations
@@ -29,7 +25,7 @@ ClassIndex = int | Sequence[int] | None
 
 def normalize_map(heatmap: np.ndarray) -> np.ndarray:
     """Min-max normalises a map to float32 [0, 1]; non-finite values count as 0, and a
-    flat or empty map gives zeros (never NaN)."""
+    flat or empty map gives zeros."""
     hm = np.nan_to_num(np.asarray(heatmap, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     if hm.size == 0:
         return hm
@@ -41,8 +37,7 @@ def normalize_map(heatmap: np.ndarray) -> np.ndarray:
 
 
 class ExplainedModel:
-    """A classifier being explained, and what its heatmap methods share: input checks,
-    targets, mapping back onto the image, and a lock and a linear copy for tf-keras-vis."""
+    """A classifier being explained, and what its heatmap methods share."""
 
     def __init__(self, classifier: Classifier) -> None:
         self.classifier = classifier
@@ -65,7 +60,7 @@ class ExplainedModel:
         return arr
 
     def targets(self, n: int, class_index: ClassIndex) -> np.ndarray:
-        """(n,) int32 target classes (one for all, or one per item); -1 = the predicted one."""
+        """(n,) int32 target classes (one for all, or one per item); -1: the predicted one."""
         if class_index is None:
             return np.full(n, -1, np.int32)
         idx = np.broadcast_to(np.asarray(class_index, dtype=np.int64), (n,))
@@ -75,8 +70,7 @@ class ExplainedModel:
 
     @functools.cached_property
     def linear(self) -> keras.Model:
-        """The model with a linear output, for every tf-keras-vis visualiser (built on first
-        use, lock held); its ``predict`` prints no progress bar."""
+        """The model with a linear output, for tf-keras-vis (its ``predict`` is silent)."""
         from tf_keras_vis.utils.model_modifiers import ReplaceToLinear  # optional, heavy
 
         copy = tf.keras.models.clone_model(self.model)
@@ -94,10 +88,9 @@ class ExplainedModel:
 
 
 class HeatmapMethod(ABC):
-    """One heatmap method bound to one :class:`ExplainedModel`; ``fast`` when it runs on the
-    compiled CAM pass, ``visualiser`` the ``"module:Class"`` of its tf-keras-vis reference."""
+    """One heatmap method bound to one :class:`ExplainedModel`; ``visualiser`` is the
+    ``"module:Class"`` of its tf-keras-vis reference."""
 
-    fast: ClassVar[bool] = False
     visualiser: ClassVar[str | None] = None
 
     def __init__(self, model: ExplainedModel) -> None:
@@ -132,7 +125,7 @@ class HeatmapMethod(ABC):
 
     @functools.cached_property
     def vis(self) -> Any:
-        """The tf-keras-vis visualiser on the linear copy (built on first use, lock held)."""
+        """The tf-keras-vis visualiser on the linear copy."""
         module, _, name = str(self.visualiser).partition(":")
         return getattr(import_module(module), name)(self.model.linear, clone=False)
 
@@ -157,7 +150,7 @@ class FastCams:
 
 
 class CamPass:
-    """The compiled pass of several CAM methods (key -> class), traced on first call."""
+    """The compiled pass of several CAM methods (key -> class)."""
 
     def __init__(self, model: ExplainedModel, methods: Mapping[str, type[CamMethod]]) -> None:
         self.model = model
@@ -191,7 +184,7 @@ class CamPass:
 
     def __call__(self, batch: np.ndarray, class_index: ClassIndex = None) -> FastCams:
         """Logits and raw maps of model inputs for one class, one per item, or (None) the
-        predicted class of each."""
+        predicted one."""
         x = self.model.as_batch(batch)
         cls = self.model.targets(x.shape[0], class_index)
         logits, target, *maps = (t.numpy() for t in self._fn(tf.constant(x), tf.constant(cls)))
@@ -201,8 +194,6 @@ class CamPass:
 class CamMethod(HeatmapMethod):
     """``relu(sum_k A_k * w_k)`` over the ``last_conv`` activations, on a :class:`CamPass`
     (``cams``, or one of its own); a subclass defines :meth:`weights`."""
-
-    fast = True
 
     def __init__(self, model: ExplainedModel, cams: CamPass | None = None) -> None:
         super().__init__(model)

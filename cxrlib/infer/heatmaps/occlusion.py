@@ -1,10 +1,10 @@
 """Occlusion sensitivity (Zeiler and Fergus, ECCV 2014): the heat of a pixel is the mean
-drop of the target's calibrated probability when a grey patch hides it (a rise counts 0).
-"""
+drop of the target's calibrated probability when a grey patch hides it (a rise counts 0)."""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import special
 
 from cxrlib.infer.heatmaps.base import ExplainedModel, HeatmapMethod
 
@@ -48,9 +48,7 @@ class OcclusionSensitivity(HeatmapMethod):
         logits = np.concatenate(
             [clf.logits(copies[i : i + step]) for i in range(0, len(copies), step)]
         )
-        z = logits.astype(np.float64) / float(clf.temperature)
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
+        return special.softmax(logits.astype(np.float64) / float(clf.temperature), axis=-1)
 
     def compute(self, xb: np.ndarray, target: int) -> np.ndarray:
         """The un-normalised map at input resolution: mean probability drop per pixel."""

@@ -1,6 +1,5 @@
 """Faster Score-CAM (Wang et al., CVPR-W 2020), run by tf-keras-vis on the linear copy of
-the model, since tf-keras-vis applies the softmax that gives the paper's weights itself.
-"""
+the model, since tf-keras-vis applies the softmax that gives the paper's weights itself."""
 
 from __future__ import annotations
 
