@@ -1,9 +1,6 @@
 """What an upload may be: its type (from the content, never the name), byte and pixel size,
-and the time one decode may take; and the messages that refuse the rest.
-
-Sizes are checked from the header before any pixel is decoded. The clock is checked where
-Python gets control back from a decoder (every read from the in-memory file, and between
-blocks of pixel processing), since a decoder call in C cannot be interrupted.
+and the time one decode may take (checked where Python gets control back from a decoder);
+and the messages that refuse the rest.
 """
 
 from __future__ import annotations
@@ -111,8 +108,8 @@ def tick() -> None:
 
 
 class DeadlineReader(io.BytesIO):
-    """In-memory file whose reads (Pillow and pydicom call only ``read``) fail once the time
-    budget is spent."""
+    """In-memory file whose reads (Pillow and pydicom call only ``read``) fail once the
+    deadline has passed."""
 
     def read(self, size: int | None = -1) -> bytes:
         tick()
@@ -168,9 +165,8 @@ def _fmt_mp(megapixels: float) -> str:
 
 
 def sniff(data: bytes, name: str) -> tuple[str, bool]:
-    """(kind, forced) from the file's first bytes, or an :class:`ImageError` that names
-    what it is. ``name`` (lower case) is read only for a DICOM extension; forced is True
-    for DICOM without the standard preamble."""
+    """(kind, forced: DICOM without the preamble) from the file's first bytes, or an
+    :class:`ImageError` that names what it is; ``name`` is read only for a DICOM extension."""
     if data[128:132] == b"DICM":
         return "DICOM", False
     for kind, magics in _IMAGE_MAGIC.items():
@@ -203,10 +199,8 @@ def refuse_text(data: bytes) -> None:
 
 def _describe_text(data: bytes) -> str | None:
     head = data[:4096]
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = head.decode("utf-16", errors="replace")
-    else:
-        text = head.decode("utf-8", errors="replace")
+    encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
+    text = head.decode(encoding, errors="replace")
     if not text:
         return None
     bad = sum(1 for ch in text if ch == "\ufffd" or (ord(ch) < 32 and ch not in "\t\n\r\f"))
