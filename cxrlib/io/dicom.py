@@ -90,13 +90,10 @@ def _read_dataset(data: bytes, forced: bool) -> Any:
         raise ImageError(
             "This DICOM file is damaged and could not be read. " + limits.PLEASE
         ) from exc
-    tags = set(ds.keys())
-    has_pixels = any(tag in tags for tag in _PIXEL_TAGS)
-    if forced and not has_pixels:
-        known = [tag for tag in tags if (int(tag) >> 16) in _IMAGE_GROUPS]
-        if len(known) < 2:
+    tags = ds.keys()
+    if not any(tag in tags for tag in _PIXEL_TAGS):
+        if forced and sum((int(tag) >> 16) in _IMAGE_GROUPS for tag in tags) < 2:
             raise ImageError(f"This file is not a valid DICOM file. {limits.PLEASE}")
-    if not has_pixels:
         raise ImageError(
             "This DICOM file has no image in it (it may be a report or other non-image data)."
         )
@@ -192,8 +189,7 @@ def _transfer_syntax(ds: Any) -> tuple[Any, str]:
 
 
 def _first_frame(ds: Any, ts: Any, ts_name: str, layout: Layout) -> np.ndarray:
-    """The first frame's stored values as pydicom's ``pixel_array`` returns them (``ts``: the
-    dataset's transfer syntax, a pydicom ``UID``; ``ts_name``: its display name)."""
+    """The first frame's stored values as pydicom's ``pixel_array`` returns them."""
     from pydicom.pixels import get_decoder, pixel_array  # heavy; only DICOM uploads load it
 
     if ts.is_compressed:
@@ -367,10 +363,8 @@ def _modality_values(arr: np.ndarray, ds: Any) -> np.ndarray:
 
     if ds.get("ModalityLUTSequence"):
         return apply_modality_lut(arr, ds)
-    slope = _float(ds, "RescaleSlope")
-    intercept = _float(ds, "RescaleIntercept")
-    slope = 1.0 if slope is None or slope == 0 else slope
-    intercept = 0.0 if intercept is None else intercept
+    slope = _float(ds, "RescaleSlope") or 1.0  # absent or 0: the identity
+    intercept = _float(ds, "RescaleIntercept") or 0.0
     if (slope, intercept) == (1.0, 0.0):
         return arr
     # float32, not pydicom's float64: half the memory for the largest images.
@@ -411,11 +405,8 @@ def _header_window(
     values: np.ndarray, ds: Any, meta: dict[str, Any], notices: list[str]
 ) -> np.ndarray | None:
     """The file's window (PS3.3 C.11.2.1.2) applied straight to 0..255, or None when it has
-    none or an unsupported one.
-
-    By hand: pydicom's ``apply_windowing`` masks and indexes the whole image, too slow
-    for the time budget on large images.
-    """
+    none or an unsupported one. By hand: pydicom's ``apply_windowing`` is too slow for the
+    time budget on large images."""
     center = _float(ds, "WindowCenter")
     width = _float(ds, "WindowWidth")
     function = _code(ds, "VOILUTFunction") or "LINEAR"
@@ -434,8 +425,7 @@ def _header_window(
         pixels = map_rows(values, lambda x: np.where(x > center - 0.5, 255.0, 0.0))
     else:
         pixels = map_rows(values, lambda x: ((x - (center - 0.5)) / (width - 1) + 0.5) * 255.0)
-    meta["window_center"] = center
-    meta["window_width"] = width
+    meta.update(window_center=center, window_width=width)
     notices.append(
         f"DICOM display window applied (centre {fmt_value(center)}, width {fmt_value(width)})"
     )

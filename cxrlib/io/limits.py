@@ -22,13 +22,10 @@ MAX_MEGAPIXELS = 50
 MAX_BYTES = 60_000_000
 MAX_ASPECT = 4.0
 MAX_FRAME_BYTES = 256 * 1024 * 1024
-TIME_BUDGET_S = 1.5
-"""Reading a file is abandoned after this many seconds."""
-FRAME_COUNT_S = 0.25
-"""Counting frames gives up (without failing) after this long."""
+TIME_BUDGET_S = 1.5  # reading a file is abandoned after this many seconds
+FRAME_COUNT_S = 0.25  # counting frames gives up (without failing) after this long
 
 PLEASE = "Please upload a chest X-ray as PNG, JPEG, TIFF, BMP, GIF, WebP or DICOM."
-"""The sentence that ends most refusals."""
 
 _BOMB_PIXELS = re.compile(r"Image size \((\d+) pixels\)")
 _SIZE: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar("size", default=None)

@@ -135,8 +135,7 @@ def _wide_to_gray(im: Image.Image, meta: dict[str, Any], notices: list[str]) -> 
     """16-bit, 32-bit and floating-point modes, stretched from their used range."""
     mode = im.mode
     arr = np.asarray(im)
-    if arr.dtype.byteorder not in ("=", "|"):
-        arr = arr.astype(arr.dtype.newbyteorder("="))
+    arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)  # native byte order
     bits = 16 if mode.startswith("I;16") else 32
     meta["bit_depth"] = bits
     pixels, lo, hi, nonfinite = stretch(arr)
