@@ -18,7 +18,7 @@ def tiny(tiny_model_path):
 
 def test_ablation_original_matches_plain_prediction(tiny):
     grays, y = images()
-    res = ablation(tiny, BoxSegmenter(), grays, y)
+    res = ablation(tiny, grays, y, [BoxSegmenter().mask(g) for g in grays])
     pred = tiny.predict(grays).argmax(1)
     assert res["original"]["accuracy"] == pytest.approx(np.mean(pred == y), abs=1e-4)
     assert res["chance"] == pytest.approx(1 / 3, abs=1e-4)
@@ -28,7 +28,7 @@ def test_ablation_original_matches_plain_prediction(tiny):
 
 def test_ablation_with_empty_masks_erases_nothing(tiny):
     grays, y = images()
-    res = ablation(tiny, BoxSegmenter(empty=True), grays, y)
+    res = ablation(tiny, grays, y, [BoxSegmenter(empty=True).mask(g) for g in grays])
     # No lungs found: "lungs erased" is the original image, "lungs only" is a flat image.
     assert res["lungs_erased"] == res["original"]
     assert res["empty_masks"] == 12
