@@ -40,6 +40,8 @@ _IMAGE_MAGIC: dict[str, tuple[bytes, ...]] = {
 # BITMAPINFOHEADER sizes that may follow the 14-byte "BM" file header.
 _BMP_DIB_SIZES = (12, 16, 40, 52, 56, 64, 108, 124)
 _DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+# DICOM without the 128-byte preamble: a group 0002 or 0008 tag, then an explicit VR.
+_RAW_DICOM = re.compile(rb"(\x02\x00|\x08\x00)..[A-Z]{2}..", re.DOTALL)
 _OTHER_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"PK\x03\x04", "a ZIP archive (Word, Excel and PowerPoint files are ZIP archives too)"),
     (b"PK\x05\x06", "an empty ZIP archive"),
@@ -176,7 +178,7 @@ def sniff(data: bytes, name: str) -> tuple[str, bool]:
     other = _describe_other(data)
     if other is not None:
         raise _not_an_image(other)
-    if name.endswith(_DICOM_SUFFIXES) or _looks_like_raw_dicom(data):
+    if name.endswith(_DICOM_SUFFIXES) or _RAW_DICOM.match(data):
         return "DICOM", True
     refuse_text(data)
     raise ImageError(f"This file is not an image this app can read. {PLEASE}")
@@ -231,16 +233,6 @@ def _describe_other(data: bytes) -> str | None:
         if brand in (b"avif", b"avis"):
             return "an AVIF image, which is not supported (export it as JPEG or PNG)"
         return "a video file"
-    if data.startswith(b"RIFF") and data[8:12] != b"WEBP":
+    if data.startswith(b"RIFF"):  # WebP is sniffed before
         return "an audio or video file"
     return None
-
-
-def _looks_like_raw_dicom(data: bytes) -> bool:
-    """DICOM without the 128-byte preamble: group 0002/0008 tag then an explicit VR."""
-    return (
-        len(data) >= 8
-        and data[:2] in (b"\x02\x00", b"\x08\x00")
-        and data[4:6].isalpha()
-        and data[4:6].isupper()
-    )
