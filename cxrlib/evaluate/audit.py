@@ -97,7 +97,6 @@ def _faithfulness(drops: Sequence[Any], idx: np.ndarray) -> dict[str, float | No
 
 def explanation_summary(
     classifier: Classifier,
-    explainer: Any,
     segmenter: Any,
     grays: Sequence[np.ndarray],
     y: np.ndarray,
@@ -106,6 +105,7 @@ def explanation_summary(
     """Lung focus per true class and source of the Grad-CAM maps of the predicted class (the
     app's default), and the confidence drops when their hottest or a random 20% is blurred."""
     method, fraction = "gradcam", 0.2
+    explainer = Explainer(classifier)
     names = classifier.class_names
     y = np.asarray(y)
     preds = [int(k) for k in classifier.predict(list(grays)).argmax(axis=1)]
@@ -302,9 +302,7 @@ def run_audits(
         logger.info(format_ablation(out["ablation"]))
     if explain:
         t0 = time.time()
-        ex = explanation_summary(
-            classifier, Explainer(classifier), seg, grays, y, list(sub["source"])
-        )
+        ex = explanation_summary(classifier, seg, grays, y, list(sub["source"]))
         ex["seconds"] = round(time.time() - t0, 1)
         out["explain"] = ex
         logger.info(format_explain(ex))

@@ -41,15 +41,13 @@ class Collection:
     population: str = ""
 
 
-COLLECTIONS = (
-    Collection(
-        source="openist_normal",
-        name="OpenIST",
-        label="normal",
-        description="normal adult chest X-rays of a radiology teaching website, collected in "
-        "github.com/pi-null-mezon/OpenIST",
-        population="adult",
-    ),
+OPENIST = Collection(
+    source="openist_normal",
+    name="OpenIST",
+    label="normal",
+    description="normal adult chest X-rays of a radiology teaching website, collected in "
+    "github.com/pi-null-mezon/OpenIST",
+    population="adult",
 )
 
 #: Rows of the external table: every image, and those the segmenter never trained on.
@@ -130,7 +128,7 @@ def external_check(
     training_files: Sequence[str],
     views: Sequence[View] | None = None,
 ) -> dict[str, Any]:
-    """Scores ``classifier`` on each collection of the lung set: the answers of every image
+    """Scores ``classifier`` on the lung set's outside collection: the answers of every image
     and of those the segmenter never trained on, how many the app's input check refuses, and
     how many are copies of one of ``training_files``."""
     logger.info(f"reading {len(training_files):,} training-source images to look for duplicates")
@@ -139,38 +137,37 @@ def external_check(
     reference = np.stack(rows) if rows else np.zeros((0, 32 * 32), np.float32)
     out: dict[str, Any] = {"collections": {}, "reference_images": len(reference)}
     names = classifier.class_names
-    for c in COLLECTIONS:
-        frame = collection_frame(lungs_root, c)
-        files = list(frame["file"])
-        probs = predict_files(classifier, files, views=views)
-        # Read once for both checks (predict_files reads its own, in batches).
-        grays = [load_gray(f) for f in files]
-        refused = [not gate.assess(g).is_cxr for g in grays]
-        nearest = nearest_similarity(np.stack([thumbnail(g) for g in grays]), reference)
-        split = frame["split"].to_numpy()
-        subsets = {}
-        for key, splits in SUBSETS.items():
-            keep = np.ones(len(frame), bool) if splits is None else np.isin(split, splits)
-            subsets[key] = answers(probs[keep], names)
-        out["collections"][c.source] = {
-            "name": c.name,
-            "description": c.description,
-            "label": c.label,
-            "population": c.population,
-            "n": len(frame),
-            "subsets": subsets,
-            "mean_probs": {k: round(float(v), 4) for k, v in zip(names, probs.mean(0))},
-            "input_check_refused": int(np.sum(refused)),
-            "duplicates": {
-                "similarity_threshold": DUPLICATE_SIMILARITY,
-                "found": int(np.sum(nearest >= DUPLICATE_SIMILARITY)),
-                "highest_similarity": round(float(nearest.max()), 4) if len(nearest) else None,
-            },
-            "predictions": [
-                {"path": p, "split": s, "probs": [round(float(v), 5) for v in pr]}
-                for p, s, pr in zip(frame["path"], split, probs)
-            ],
-        }
+    frame = collection_frame(lungs_root, OPENIST)
+    files = list(frame["file"])
+    probs = predict_files(classifier, files, views=views)
+    # Read once for both checks (predict_files reads its own, in batches).
+    grays = [load_gray(f) for f in files]
+    refused = [not gate.assess(g).is_cxr for g in grays]
+    nearest = nearest_similarity(np.stack([thumbnail(g) for g in grays]), reference)
+    split = frame["split"].to_numpy()
+    subsets = {}
+    for key, splits in SUBSETS.items():
+        keep = np.ones(len(frame), bool) if splits is None else np.isin(split, splits)
+        subsets[key] = answers(probs[keep], names)
+    out["collections"][OPENIST.source] = {
+        "name": OPENIST.name,
+        "description": OPENIST.description,
+        "label": OPENIST.label,
+        "population": OPENIST.population,
+        "n": len(frame),
+        "subsets": subsets,
+        "mean_probs": {k: round(float(v), 4) for k, v in zip(names, probs.mean(0))},
+        "input_check_refused": int(np.sum(refused)),
+        "duplicates": {
+            "similarity_threshold": DUPLICATE_SIMILARITY,
+            "found": int(np.sum(nearest >= DUPLICATE_SIMILARITY)),
+            "highest_similarity": round(float(nearest.max()), 4) if len(nearest) else None,
+        },
+        "predictions": [
+            {"path": p, "split": s, "probs": [round(float(v), 5) for v in pr]}
+            for p, s, pr in zip(frame["path"], split, probs)
+        ],
+    }
     used = classifier.resolve_views(views)
     out["views"] = 1 + len(used) if used else 1
     return out

@@ -76,12 +76,12 @@ def test_collection_frame_reads_one_source_of_the_lung_set(tmp_path, cxr_dir):
             ("c.png", "openist_normal", "test", g),
         ],
     )
-    frame = external.collection_frame(root, external.COLLECTIONS[0])
+    frame = external.collection_frame(root, external.OPENIST)
     assert list(frame["path"]) == ["images/a.png", "images/c.png"]
     assert list(frame["split"]) == ["train", "test"] and set(frame["source"]) == {"openist_normal"}
     assert all(load_gray(f).shape == g.shape for f in frame["file"])
     with pytest.raises(ManifestError, match="does not exist"):
-        external.collection_frame(tmp_path / "nowhere", external.COLLECTIONS[0])
+        external.collection_frame(tmp_path / "nowhere", external.OPENIST)
     none = external.Collection("absent", "A", "normal", "")
     with pytest.raises(ManifestError, match="no image of 'absent'"):
         external.collection_frame(root, none)
