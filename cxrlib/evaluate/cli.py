@@ -330,7 +330,7 @@ def run_methods(a: argparse.Namespace, clf: Classifier, command: str) -> None:
     sub = stratified_sample(df, a.images)
     t0 = time.time()
     grays = [load_gray(f) for f in sub["file"]]
-    section = compare_explanations(clf, load_segmenter(a.segmenter), grays, sub["y"].to_numpy())
+    section = compare_explanations(clf, load_segmenter(a.segmenter), grays)
     section.update(seconds=round(time.time() - t0, 1), split=a.split, command=command)
     print(format_methods(section))
     _finish(a, clf, {}, {"explain_methods": section})

@@ -9,7 +9,6 @@ import logging
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,26 +28,16 @@ from cxrlib.train.file_scores import predict_files
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Collection:
-    """A collection of the lung set that is not among the classifier's sources; every image
-    of it is of class ``label``."""
-
-    source: str
-    name: str
-    label: str
-    description: str
-    population: str = ""
-
-
-OPENIST = Collection(
-    source="openist_normal",
-    name="OpenIST",
-    label="normal",
-    description="normal adult chest X-rays of a radiology teaching website, collected in "
+#: The lung set's collection (``source`` in its manifest) that is not among the classifier's
+#: sources, and what its record says of it: every image of it is of class ``label``.
+SOURCE = "openist_normal"
+COLLECTION = {
+    "name": "OpenIST",
+    "description": "normal adult chest X-rays of a radiology teaching website, collected in "
     "github.com/pi-null-mezon/OpenIST",
-    population="adult",
-)
+    "label": "normal",
+    "population": "adult",
+}
 
 #: Rows of the external table: every image, and those the segmenter never trained on.
 SUBSETS = {"all": None, "segmenter_unseen": ("val", "test")}
@@ -58,8 +47,8 @@ SUBSETS = {"all": None, "segmenter_unseen": ("val", "test")}
 DUPLICATE_SIMILARITY = 0.98
 
 
-def collection_frame(lungs_root: str | Path, collection: Collection) -> pd.DataFrame:
-    """The lung set's rows of ``collection`` with their ``path`` and ``file`` (``split``: the
+def collection_frame(lungs_root: str | Path, source: str) -> pd.DataFrame:
+    """The lung set's rows of ``source`` with their ``path`` and ``file`` (``split``: the
     segmenter's); ManifestError if the manifest is missing, lacks columns or has none of it."""
     manifest = Path(lungs_root) / "manifest.csv"
     if not manifest.exists():
@@ -68,9 +57,9 @@ def collection_frame(lungs_root: str | Path, collection: Collection) -> pd.DataF
     missing = {"image", "source", "split"} - set(df.columns)
     if missing:
         raise ManifestError(f"{manifest} lacks column(s): {', '.join(sorted(missing))}")
-    df = df[df["source"] == collection.source]
+    df = df[df["source"] == source]
     if df.empty:
-        raise ManifestError(f"{manifest}: no image of {collection.source!r}")
+        raise ManifestError(f"{manifest}: no image of {source!r}")
     root = Path(lungs_root).resolve()
     return df.assign(path=df["image"], file=[str(root / p) for p in df["image"]])
 
@@ -137,7 +126,7 @@ def external_check(
     reference = np.stack(rows) if rows else np.zeros((0, 32 * 32), np.float32)
     out: dict[str, Any] = {"collections": {}, "reference_images": len(reference)}
     names = classifier.class_names
-    frame = collection_frame(lungs_root, OPENIST)
+    frame = collection_frame(lungs_root, SOURCE)
     files = list(frame["file"])
     probs = predict_files(classifier, files, views=views)
     # Read once for both checks (predict_files reads its own, in batches).
@@ -149,11 +138,8 @@ def external_check(
     for key, splits in SUBSETS.items():
         keep = np.ones(len(frame), bool) if splits is None else np.isin(split, splits)
         subsets[key] = answers(probs[keep], names)
-    out["collections"][OPENIST.source] = {
-        "name": OPENIST.name,
-        "description": OPENIST.description,
-        "label": OPENIST.label,
-        "population": OPENIST.population,
+    out["collections"][SOURCE] = {
+        **COLLECTION,
         "n": len(frame),
         "subsets": subsets,
         "mean_probs": {k: round(float(v), 4) for k, v in zip(names, probs.mean(0))},

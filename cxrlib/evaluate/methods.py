@@ -38,10 +38,7 @@ def _over_seeds(per_seed: list[list[float]], name: str) -> dict[str, Any]:
 
 
 def compare_explanations(
-    classifier: Classifier,
-    segmenter: Any,
-    grays: Sequence[np.ndarray],
-    y: np.ndarray,
+    classifier: Classifier, segmenter: Any, grays: Sequence[np.ndarray]
 ) -> dict[str, Any]:
     """Every method's map of the predicted class, from the model and from re-initialised copies.
 
