@@ -26,7 +26,8 @@ def read_image(data: bytes, filename: str = "") -> np.ndarray:
 
 def decode_image(data: bytes, filename: str = "") -> DecodedImage:
     """Decode untrusted bytes (kept in memory) to a grayscale image with notices and safe
-    metadata. Only ``filename``'s extension is read (``.dcm``: DICOM without the preamble).
+    metadata. Only ``filename``'s extension is read (``.dcm``: DICOM without the preamble),
+    and it is never shown.
 
     Raises:
         ImageError: For anything that is not a usable image; no other exception escapes.
