@@ -172,7 +172,7 @@ def main() -> None:
                 train_s = time.time() - t0
                 cls = list(clf.class_names)
                 held_probs = predict_files(clf, list(held["file"]))
-                abl = ablation(clf, seg, val_grays, val["y"].to_numpy(), masks=val_masks)
+                abl = ablation(clf, val_grays, val["y"].to_numpy(), val_masks)
             row = {
                 "variant": label,
                 "seed": seed,

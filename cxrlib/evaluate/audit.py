@@ -1,10 +1,6 @@
-"""The shortcut audit: is the model reading the lungs, or the hospital?
-
-:func:`ablation` scores the images with the lungs erased and with only the lungs kept;
-:func:`explanation_summary` measures how much of each heatmap falls on the lungs, and how much
-the confidence drops when the hottest part is blurred out. :func:`resolution_swap` re-saves a
-source's images at another size and counts the answers that change; :func:`source_probe` asks
-how well the classifier's penultimate features tell the sources of one class apart.
+"""The shortcut audit: is the model reading the lungs, or the hospital? Lungs erased or kept
+alone, Grad-CAM lung focus and faithfulness, images re-saved at another source's size, and a
+probe of how well the penultimate features tell the sources of one class apart.
 """
 
 from __future__ import annotations
@@ -60,20 +56,11 @@ def ablation_verdict(erased_bal: float, original_bal: float, chance: float) -> s
 
 
 def ablation(
-    classifier: Classifier,
-    segmenter: Any,
-    grays: Sequence[np.ndarray],
-    y: np.ndarray,
-    masks: Sequence[np.ndarray] | None = None,
+    classifier: Classifier, grays: Sequence[np.ndarray], y: np.ndarray, masks: Sequence[np.ndarray]
 ) -> dict[str, Any]:
-    """:func:`cxrlib.evaluate.metrics.headline_scores` of the original, lungs-erased (filled
-    with the image's mean) and lungs-only images, with chance and a verdict.
-
-    ``masks``: the lung masks, found by ``segmenter`` when None.
-    """
+    """Headline scores of the original, lungs-erased (filled with the image's mean) and
+    lungs-only images, with chance and a verdict."""
     y = np.asarray(y)
-    if masks is None:
-        masks = segmenter.segment_many(list(grays), [None] * len(grays))
     names = classifier.class_names
     out: dict[str, Any] = {"n": int(len(y))}
     variants: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
@@ -101,27 +88,23 @@ def ablation(
 def _faithfulness(drops: Sequence[Any], idx: np.ndarray) -> dict[str, float | None]:
     """Mean confidence drops (hot area, random area, their difference) over ``idx``."""
     d = [drops[int(i)] for i in np.flatnonzero(idx)]
+    keys = ("drop_hot", "drop_random", "score")
     if not d:
-        return {"drop_hot": None, "drop_random": None, "score": None}
-    return {
-        "drop_hot": round(float(np.mean([x.drop_hot for x in d])), 4),
-        "drop_random": round(float(np.mean([x.drop_random for x in d])), 4),
-        "score": round(float(np.mean([x.score for x in d])), 4),
-    }
+        return dict.fromkeys(keys)
+    return {k: round(float(np.mean([getattr(x, k) for x in d])), 4) for k in keys}
 
 
 def explanation_summary(
     classifier: Classifier,
-    explainer: Any,
     segmenter: Any,
     grays: Sequence[np.ndarray],
     y: np.ndarray,
     sources: Sequence[str],
 ) -> dict[str, Any]:
-    """Lung focus per true class and source, and the confidence drops when the hottest or a
-    random 20% of the image is blurred, of the Grad-CAM maps of the class the model predicts
-    (the one the app explains by default)."""
+    """Lung focus per true class and source of the Grad-CAM maps of the predicted class (the
+    app's default), and the confidence drops when their hottest or a random 20% is blurred."""
     method, fraction = "gradcam", 0.2
+    explainer = Explainer(classifier)
     names = classifier.class_names
     y = np.asarray(y)
     preds = [int(k) for k in classifier.predict(list(grays)).argmax(axis=1)]
@@ -186,8 +169,8 @@ def format_explain(ex: dict[str, Any]) -> str:
 
 
 def resave(gray: np.ndarray, longer_side: int) -> np.ndarray:
-    """``gray`` resized (Lanczos, aspect kept) so its longer side is ``longer_side``, then
-    JPEG-encoded at quality 90 and decoded, as the shared dataset's copies were made."""
+    """``gray`` at ``longer_side`` (Lanczos) and through JPEG quality 90, as the shared
+    dataset's copies were made."""
     h, w = gray.shape
     scale = longer_side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -200,8 +183,8 @@ def resave(gray: np.ndarray, longer_side: int) -> np.ndarray:
 def resolution_swap(
     classifier: Classifier, grays: Sequence[np.ndarray], y: np.ndarray, longer_side: int
 ) -> dict[str, Any]:
-    """The share of answers on ``grays`` that change when they are re-saved at
-    ``longer_side`` (``changed``), and the headline scores of both versions."""
+    """The share of answers that change when ``grays`` are re-saved at ``longer_side``, and
+    the headline scores of both versions."""
     y = np.asarray(y)
     before = classifier.predict(list(grays))
     after = classifier.predict([resave(g, longer_side) for g in grays])
@@ -216,7 +199,7 @@ def resolution_swap(
 
 
 def penultimate_features(classifier: Classifier, grays: Sequence[np.ndarray]) -> np.ndarray:
-    """``(N, D)``: the input of the classifier's logits layer for each image (original view)."""
+    """The input of the classifier's logits layer for each image (original view)."""
     import keras
 
     layer = classifier.model.get_layer(LOGITS_LAYER)
@@ -226,9 +209,8 @@ def penultimate_features(classifier: Classifier, grays: Sequence[np.ndarray]) ->
 
 
 def source_probe(classifier: Classifier, df: pd.DataFrame, features: np.ndarray) -> dict[str, Any]:
-    """Per class, how well a logistic regression on the penultimate ``features`` of ``df``'s
-    rows tells their sources apart (those with at least :data:`PROBE_MIN_IMAGES` images of the
-    class), cross-validated so that no patient ``group`` of ``df`` spans folds."""
+    """Per class, how well a logistic regression on ``features`` tells the sources of ``df``'s
+    rows apart, cross-validated so that no patient ``group`` spans folds."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score, confusion_matrix
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
@@ -260,8 +242,8 @@ def source_probe(classifier: Classifier, df: pd.DataFrame, features: np.ndarray)
 
 
 def shortcut_checks(classifier: Classifier, df: pd.DataFrame, groups: pd.Series) -> dict[str, Any]:
-    """The resolution swap of each source in :data:`RESOLUTION_SWAPS` present in ``df``, and
-    the source probe on all of ``df`` (``groups``: patient group per ``path``)."""
+    """The resolution swaps of ``df``'s sources and the source probe on all of ``df``
+    (``groups``: patient group per ``path``)."""
     grays = [load_gray(f) for f in df["file"]]
     swaps = {}
     for source, side in RESOLUTION_SWAPS.items():
@@ -300,8 +282,7 @@ def run_audits(
     max_images: int | None = None,
     segmenter_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The lung ablation and / or the Grad-CAM lung focus on a stratified sample of at most
-    ``max_images`` of the manifest rows ``df``."""
+    """The lung ablation and / or the Grad-CAM lung focus on a stratified sample of ``df``."""
     out: dict[str, Any] = {}
     if not (ablate or explain):
         return out
@@ -313,15 +294,13 @@ def run_audits(
         t0 = time.time()
         # Erase the whole lung, including the part behind the heart and diaphragm.
         masks = seg.segment_many(grays, ["full"] * len(grays))
-        out["ablation"] = ablation(classifier, seg, grays, y, masks=masks)
+        out["ablation"] = ablation(classifier, grays, y, masks)
         out["ablation"]["mask_convention"] = "full"
         out["ablation"]["seconds"] = round(time.time() - t0, 1)
         logger.info(format_ablation(out["ablation"]))
     if explain:
         t0 = time.time()
-        ex = explanation_summary(
-            classifier, Explainer(classifier), seg, grays, y, list(sub["source"])
-        )
+        ex = explanation_summary(classifier, seg, grays, y, list(sub["source"]))
         ex["seconds"] = round(time.time() - t0, 1)
         out["explain"] = ex
         logger.info(format_explain(ex))

@@ -132,8 +132,7 @@ def _add_options(p: argparse.ArgumentParser, name: str) -> None:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    """Parses ``argv`` and refuses, before any long evaluation, the combinations a
-    subcommand cannot do (exit 2 with a message)."""
+    """Parses ``argv``, refusing (exit 2) what a subcommand cannot do before it runs."""
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -166,19 +165,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def _write(path: Path, metrics: dict[str, Any]) -> Path:
-    """Writes ``metrics`` through the schema; one that does not fit it raises before the file
-    is touched."""
+    """Writes ``metrics`` through the schema, raising before the file is touched."""
     write_metrics(path, read_metrics(metrics, f"{path} (not written)"))
     return path
 
 
 def merge_loso(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """A recorded leave-one-source-out section with a new run's sources added.
-
-    When both ran the same schedule, the held-out sources of ``old`` stay beside those of
-    ``new`` (a source in both takes the new result), and ``commands`` lists every run's
-    command; otherwise ``new`` replaces ``old``.
-    """
+    """``new`` with the held-out sources of ``old`` that it did not rerun, and every run's
+    command, when both ran the same schedule; else ``new``."""
     if not old or old.get("schedule") != new.get("schedule"):
         return new
     commands = list(old.get("commands") or ([old["command"]] if old.get("command") else []))
@@ -192,11 +186,8 @@ def merge_loso(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any
 
 
 def record_sections(model: str | Path, weights_sha256: str, sections: dict[str, Any]) -> Path:
-    """Merges ``sections`` into ``<model>.metrics.json``.
-
-    The file belongs to one set of weights: what it holds for other weights is dropped. A
-    leave-one-source-out section adds its sources to the recorded ones (:func:`merge_loso`).
-    """
+    """Merges ``sections`` into ``<model>.metrics.json``, dropping what the file holds for
+    other weights."""
     path = Path(model).with_suffix(".metrics.json")
     out = read_metrics(path).model_dump(mode="json", exclude_unset=True) if path.exists() else {}
     if out.get("weights_sha256") != weights_sha256:
@@ -212,9 +203,8 @@ def record_sections(model: str | Path, weights_sha256: str, sections: dict[str, 
 def _committed(
     path: str | Path, weights_sha256: str, name: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The committed metrics file that a model with these weights may join as an alternative,
-    and its alternative ``name`` if asked for; raises ValueError if the file is these very
-    weights' or ``name`` was not recorded for them."""
+    """The committed metrics file these weights may join as an alternative, and their
+    alternative ``name`` if asked for; ValueError if either is not so."""
     out = read_metrics(path).model_dump(mode="json", exclude_unset=True)
     if out.get("weights_sha256") == weights_sha256:
         raise ValueError(f"{path} is this model's own metrics file: it is no alternative to itself")
@@ -228,8 +218,7 @@ def _committed(
 
 
 def _alternative(res: dict[str, Any], clf: Classifier, command: str) -> dict[str, Any]:
-    """What the Trust page compares with the committed model: an alternative's internal
-    figures and its lung ablation, from one ``audit --ablate`` result ``res``."""
+    """What the Trust page compares with the committed model, from an ``audit --ablate``."""
     abl, meta = res["ablation"], clf.meta
     erased = abl["lungs_erased"]
     return {
@@ -332,8 +321,7 @@ def run_audit(a: argparse.Namespace, clf: Classifier, command: str) -> None:
 
 
 def run_methods(a: argparse.Namespace, clf: Classifier, command: str) -> None:
-    """Every heatmap method compared on a stratified sample, with the model-randomisation
-    check."""
+    """Every heatmap method compared on a stratified sample, and randomised."""
     from cxrlib.evaluate.methods import compare_explanations, format_methods
     from cxrlib.infer.lungs import load_segmenter
     from cxrlib.train.data import load_gray, read_manifest, stratified_sample
@@ -342,7 +330,7 @@ def run_methods(a: argparse.Namespace, clf: Classifier, command: str) -> None:
     sub = stratified_sample(df, a.images)
     t0 = time.time()
     grays = [load_gray(f) for f in sub["file"]]
-    section = compare_explanations(clf, load_segmenter(a.segmenter), grays, sub["y"].to_numpy())
+    section = compare_explanations(clf, load_segmenter(a.segmenter), grays)
     section.update(seconds=round(time.time() - t0, 1), split=a.split, command=command)
     print(format_methods(section))
     _finish(a, clf, {}, {"explain_methods": section})
@@ -402,12 +390,6 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             print(f"not recorded: {e}", file=sys.stderr)
             return 2
-    run = {
-        "metrics": run_metrics,
-        "audit": run_audit,
-        "methods": run_methods,
-        "loso": run_loso,
-        "external": run_external,
-    }[a.command]
+    run = globals()[f"run_{a.command}"]  # run_metrics, run_audit, ...
     run(a, clf, f"{PROG} " + " ".join(shlex.quote(x) for x in argv))
     return 0

@@ -1,10 +1,6 @@
-"""The external check: chest X-rays from a collection that no training image came from.
-
-The lung set ``../shared/lungs`` holds normal adult chest X-rays from OpenIST, a source of
-none of the classifier's training images: how often it calls them normal is what the
-internal test split, which shares every source with training, cannot measure. The figures
-are also given for the images the lung segmenter (which frames the model's input) never
-trained on.
+"""The external check: chest X-rays of the lung set from a collection (OpenIST) that no
+training image came from, which the internal test split cannot measure; also for the images
+the lung segmenter never trained on.
 """
 
 from __future__ import annotations
@@ -13,7 +9,6 @@ import logging
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,28 +28,16 @@ from cxrlib.train.file_scores import predict_files
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Collection:
-    """A collection of the lung set (``source`` in its manifest) that is not among the
-    classifier's sources; every image of it is of class ``label``."""
-
-    source: str
-    name: str
-    label: str
-    description: str
-    population: str = ""
-
-
-COLLECTIONS = (
-    Collection(
-        source="openist_normal",
-        name="OpenIST",
-        label="normal",
-        description="normal adult chest X-rays of a radiology teaching website, collected in "
-        "github.com/pi-null-mezon/OpenIST",
-        population="adult",
-    ),
-)
+#: The lung set's collection (``source`` in its manifest) that is not among the classifier's
+#: sources, and what its record says of it: every image of it is of class ``label``.
+SOURCE = "openist_normal"
+COLLECTION = {
+    "name": "OpenIST",
+    "description": "normal adult chest X-rays of a radiology teaching website, collected in "
+    "github.com/pi-null-mezon/OpenIST",
+    "label": "normal",
+    "population": "adult",
+}
 
 #: Rows of the external table: every image, and those the segmenter never trained on.
 SUBSETS = {"all": None, "segmenter_unseen": ("val", "test")}
@@ -64,10 +47,9 @@ SUBSETS = {"all": None, "segmenter_unseen": ("val", "test")}
 DUPLICATE_SIMILARITY = 0.98
 
 
-def collection_frame(lungs_root: str | Path, collection: Collection) -> pd.DataFrame:
-    """The images of ``collection`` as a manifest frame: ``path`` (relative to ``lungs_root``),
-    ``file``, ``label``, ``source`` and ``split`` (the segmenter's); raises ManifestError if
-    the lung set's manifest is missing, lacks columns or holds no image of it."""
+def collection_frame(lungs_root: str | Path, source: str) -> pd.DataFrame:
+    """The lung set's rows of ``source`` with their ``path`` and ``file`` (``split``: the
+    segmenter's); ManifestError if the manifest is missing, lacks columns or has none of it."""
     manifest = Path(lungs_root) / "manifest.csv"
     if not manifest.exists():
         raise ManifestError(f"{manifest} does not exist: is {lungs_root} the lung set?")
@@ -75,24 +57,16 @@ def collection_frame(lungs_root: str | Path, collection: Collection) -> pd.DataF
     missing = {"image", "source", "split"} - set(df.columns)
     if missing:
         raise ManifestError(f"{manifest} lacks column(s): {', '.join(sorted(missing))}")
-    df = df[df["source"] == collection.source]
+    df = df[df["source"] == source]
     if df.empty:
-        raise ManifestError(f"{manifest}: no image of {collection.source!r}")
+        raise ManifestError(f"{manifest}: no image of {source!r}")
     root = Path(lungs_root).resolve()
-    return pd.DataFrame(
-        {
-            "path": df["image"].to_numpy(),
-            "file": [str(root / p) for p in df["image"]],
-            "label": collection.label,
-            "source": collection.source,
-            "split": df["split"].to_numpy(),
-        }
-    )
+    return df.assign(path=df["image"], file=[str(root / p) for p in df["image"]])
 
 
 def thumbnail(gray: np.ndarray) -> np.ndarray:
-    """An image's 32 x 32 thumbnail, zero-mean and of unit length, so that the dot product of
-    two is their correlation (contrast and brightness aside)."""
+    """A 32 x 32 thumbnail, zero-mean and of unit length: the dot product of two is their
+    correlation."""
     t = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
     t -= t.mean()
     return t / max(float(np.linalg.norm(t)), 1e-6)
@@ -118,15 +92,14 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | No
 
 
 def answers(probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
-    """How many images (rows of ``probs``) got each answer, with shares and intervals,
-    and how many of them with a probability of at least :data:`CONFIDENT`."""
+    """How many images got each answer, with shares and intervals, and how many of them with
+    a probability of at least :data:`CONFIDENT`."""
     probs = np.asarray(probs, dtype=np.float64).reshape(-1, len(class_names))
     n = len(probs)
-    pred, top = probs.argmax(axis=1), probs.max(axis=1)
-    called = {c: int(np.sum(pred == i)) for i, c in enumerate(class_names)}
-    confident = {
-        c: int(np.sum((pred == i) & (top >= CONFIDENT))) for i, c in enumerate(class_names)
-    }
+    pred, k = probs.argmax(axis=1), len(class_names)
+    called = dict(zip(class_names, np.bincount(pred, minlength=k).tolist()))
+    sure = pred[probs.max(axis=1) >= CONFIDENT]
+    confident = dict(zip(class_names, np.bincount(sure, minlength=k).tolist()))
     return {
         "n": n,
         "called": called,
@@ -144,52 +117,43 @@ def external_check(
     training_files: Sequence[str],
     views: Sequence[View] | None = None,
 ) -> dict[str, Any]:
-    """Scores ``classifier`` (``views`` as :func:`cxrlib.train.file_scores.predict_files`) on
-    each collection of the lung set at ``lungs_root``: the answers of every image and of those
-    the segmenter never trained on, how many the app's input check refuses, and how many are
-    copies of one of ``training_files``.
-
-    Returns:
-        ``{"collections": {source: record}, "reference_images": n, "views": n}``.
-    """
+    """Scores ``classifier`` on the lung set's outside collection: the answers of every image
+    and of those the segmenter never trained on, how many the app's input check refuses, and
+    how many are copies of one of ``training_files``."""
     logger.info(f"reading {len(training_files):,} training-source images to look for duplicates")
     with ThreadPoolExecutor(4) as pool:
         rows = list(pool.map(lambda f: thumbnail(load_gray(f)), training_files))
     reference = np.stack(rows) if rows else np.zeros((0, 32 * 32), np.float32)
     out: dict[str, Any] = {"collections": {}, "reference_images": len(reference)}
     names = classifier.class_names
-    for c in COLLECTIONS:
-        frame = collection_frame(lungs_root, c)
-        files = list(frame["file"])
-        probs = predict_files(classifier, files, views=views)
-        # Read once for both checks (predict_files reads its own, in batches).
-        grays = [load_gray(f) for f in files]
-        refused = [not gate.assess(g).is_cxr for g in grays]
-        nearest = nearest_similarity(np.stack([thumbnail(g) for g in grays]), reference)
-        split = frame["split"].to_numpy()
-        subsets = {}
-        for key, splits in SUBSETS.items():
-            keep = np.ones(len(frame), bool) if splits is None else np.isin(split, splits)
-            subsets[key] = answers(probs[keep], names)
-        out["collections"][c.source] = {
-            "name": c.name,
-            "description": c.description,
-            "label": c.label,
-            "population": c.population,
-            "n": len(frame),
-            "subsets": subsets,
-            "mean_probs": {k: round(float(v), 4) for k, v in zip(names, probs.mean(0))},
-            "input_check_refused": int(np.sum(refused)),
-            "duplicates": {
-                "similarity_threshold": DUPLICATE_SIMILARITY,
-                "found": int(np.sum(nearest >= DUPLICATE_SIMILARITY)),
-                "highest_similarity": round(float(nearest.max()), 4) if len(nearest) else None,
-            },
-            "predictions": [
-                {"path": p, "split": s, "probs": [round(float(v), 5) for v in pr]}
-                for p, s, pr in zip(frame["path"], split, probs)
-            ],
-        }
+    frame = collection_frame(lungs_root, SOURCE)
+    files = list(frame["file"])
+    probs = predict_files(classifier, files, views=views)
+    # Read once for both checks (predict_files reads its own, in batches).
+    grays = [load_gray(f) for f in files]
+    refused = [not gate.assess(g).is_cxr for g in grays]
+    nearest = nearest_similarity(np.stack([thumbnail(g) for g in grays]), reference)
+    split = frame["split"].to_numpy()
+    subsets = {}
+    for key, splits in SUBSETS.items():
+        keep = np.ones(len(frame), bool) if splits is None else np.isin(split, splits)
+        subsets[key] = answers(probs[keep], names)
+    out["collections"][SOURCE] = {
+        **COLLECTION,
+        "n": len(frame),
+        "subsets": subsets,
+        "mean_probs": {k: round(float(v), 4) for k, v in zip(names, probs.mean(0))},
+        "input_check_refused": int(np.sum(refused)),
+        "duplicates": {
+            "similarity_threshold": DUPLICATE_SIMILARITY,
+            "found": int(np.sum(nearest >= DUPLICATE_SIMILARITY)),
+            "highest_similarity": round(float(nearest.max()), 4) if len(nearest) else None,
+        },
+        "predictions": [
+            {"path": p, "split": s, "probs": [round(float(v), 5) for v in pr]}
+            for p, s, pr in zip(frame["path"], split, probs)
+        ],
+    }
     used = classifier.resolve_views(views)
     out["views"] = 1 + len(used) if used else 1
     return out

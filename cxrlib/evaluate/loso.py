@@ -17,24 +17,20 @@ from cxrlib.train.data import read_manifest
 
 logger = logging.getLogger(__name__)
 
+#: What a leave-one-source-out run takes from the model's own recipe.
+_RECIPE = ("arch", "alpha", "width", "seed", "sampling_power", "sampling_floor", "augment")
+
 
 def loso_config(classifier: Classifier, epochs: int, steps: int) -> TrainConfig:
-    """The model's own recipe (architecture, sampling, preprocessing, augmentation, seed) on
-    the schedule of the leave-one-source-out runs; settings its JSON predates at their
-    defaults, as it trained then."""
+    """The model's own recipe on the schedule of the leave-one-source-out runs (settings its
+    JSON predates at their defaults, as it trained then)."""
     tc = TrainConfig.model_validate(classifier.meta.get("train_config") or {})
     return TrainConfig(
-        arch=tc.arch,
-        alpha=tc.alpha,
-        width=tc.width,
+        **{name: getattr(tc, name) for name in _RECIPE},
         epochs=epochs,
         steps_per_epoch=steps,
         patience=epochs,
-        seed=tc.seed,
-        sampling_power=tc.sampling_power,
-        sampling_floor=tc.sampling_floor,
         preprocess=classifier.preprocess,
-        augment=tc.augment,
     )
 
 
@@ -53,13 +49,8 @@ def leave_one_source_out(
     root: str | Path | None = None,
     views: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """For each of ``sources``: train without it (``cfg``), and score all of it
-    (:func:`cxrlib.evaluate.metrics.held_out_scores`, also averaged over ``views`` under
-    ``"with_views"``) and the manifest's test split of the other sources.
-
-    Returns:
-        ``{"schedule": cfg, "sources": {source: scores}}``.
-    """
+    """For each of ``sources``: train without it, and score all of it (also averaged over
+    ``views``) and the manifest's test split of the other sources."""
     df = read_manifest(manifest, root=root)
     out: dict[str, Any] = {"schedule": cfg.model_dump(mode="json"), "sources": {}}
     for source in sources:
@@ -71,9 +62,11 @@ def leave_one_source_out(
             z = file_scores.file_view_logits(clf, list(held["file"]), views)
             test = df[(df["split"] == "test") & (df["source"] != source)]
             # A manifest without a test split (a small check run) has no internal figure.
-            probs_test = (
-                file_scores.predict_files(clf, list(test["file"]), views=()) if len(test) else None
-            )
+            internal = None
+            if len(test):
+                probs = file_scores.predict_files(clf, list(test["file"]), views=())
+                scores = headline_scores(test["y"].to_numpy(), probs, clf.class_names)
+                internal = scores["balanced_accuracy"]
         y, names = held["y"].to_numpy(), clf.class_names
         res = held_out_scores(y, clf.combine_views(z, average=False)[0], names)
         if views:
@@ -81,11 +74,7 @@ def leave_one_source_out(
             logger.info(
                 f"  {source} with {len(views)} views: accuracy {res['with_views']['accuracy']:.3f}"
             )
-        res["internal_test_balanced_accuracy"] = (
-            None
-            if probs_test is None
-            else headline_scores(test["y"].to_numpy(), probs_test, names)["balanced_accuracy"]
-        )
+        res["internal_test_balanced_accuracy"] = internal
         out["sources"][source] = res
         logger.info(
             f"  {source}: n={res['n']} accuracy {res['accuracy']:.3f} {res['per_class_accuracy']}"

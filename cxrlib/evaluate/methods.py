@@ -1,9 +1,6 @@
 """Every heatmap method on the same images: how far they agree, and whether each explains
-the model at all.
-
-The model-randomisation check (Adebayo et al., "Sanity checks for saliency maps", NeurIPS
-2018): a map that hardly changes when the network's weights are re-drawn at random shows
-the image, not what the model learnt.
+the model at all (a map that hardly changes when the weights are re-drawn at random shows the
+image, not what the model learnt: Adebayo et al., NeurIPS 2018).
 """
 
 from __future__ import annotations
@@ -18,6 +15,9 @@ from cxrlib.evaluate.metrics import summary
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.explain import Explainer
 from cxrlib.infer.focus import hot_region_ious, lung_focus, map_rank_correlation, mean_over_pairs
+
+PERCENT = 15.0  # the hottest share of a map compared
+SEEDS = (0, 1, 2)  # one randomised network per seed
 
 
 def randomised_classifier(classifier: Classifier, seed: int = 0) -> Classifier:
@@ -38,45 +38,30 @@ def _over_seeds(per_seed: list[list[float]], name: str) -> dict[str, Any]:
 
 
 def compare_explanations(
-    classifier: Classifier,
-    segmenter: Any,
-    grays: Sequence[np.ndarray],
-    y: np.ndarray,
-    methods: Sequence[str] | None = None,
-    percent: float = 15.0,
-    seeds: Sequence[int] = (0, 1, 2),
+    classifier: Classifier, segmenter: Any, grays: Sequence[np.ndarray]
 ) -> dict[str, Any]:
     """Every method's map of the predicted class, from the model and from re-initialised copies.
 
-    Per image: how far every pair of methods' hottest ``percent`` % regions overlap, each
-    map's lung focus, and how alike each map is to the same method's map of the same class
-    from :func:`randomised_classifier` (rank correlation over the model's view, and
-    hot-region IoU). How alike the maps stay moves with the random draw, so those figures
-    are means over one random network per seed, with their range.
-
-    Returns:
-        ``{"n", "percent", "seeds", "methods", "agreement": {mean, median, p10, p90},
-        "pairwise_iou": {"a~b": mean}, "lung_focus": {method: mean},
-        "randomised": {method: {"rank_correlation", "rank_correlation_range",
-        "hot_iou", "hot_iou_range"}}}``.
+    Per image: how far every pair of methods' hottest regions overlap, each map's lung focus,
+    and how alike each map is to the same method's map from :func:`randomised_classifier`
+    (rank correlation over the model's view, and hot-region IoU), as means over one random
+    network per seed with their range, since they move with the random draw.
     """
-    methods = list(methods or METHODS)
-    if len(methods) < 2:
-        raise ValueError("comparing methods needs at least two")
+    methods = list(METHODS)
     mine = Explainer(classifier)
-    theirs = [Explainer(randomised_classifier(classifier, s)) for s in seeds]
+    theirs = [Explainer(randomised_classifier(classifier, s)) for s in SEEDS]
     preds = classifier.predict(list(grays)).argmax(axis=1)
     masks = segmenter.segment_many(list(grays), [None] * len(grays))
     ious = np.zeros((len(methods), len(methods)))
     agreement: list[float] = []
     focus: dict[str, list[float]] = {m: [] for m in methods}
     # [method][seed] -> one value per image
-    rho: dict[str, list[list[float]]] = {m: [[] for _ in seeds] for m in methods}
-    hot: dict[str, list[list[float]]] = {m: [[] for _ in seeds] for m in methods}
+    rho: dict[str, list[list[float]]] = {m: [[] for _ in SEEDS] for m in methods}
+    hot: dict[str, list[list[float]]] = {m: [[] for _ in SEEDS] for m in methods}
     for gray, mask, k in zip(grays, masks, preds, strict=True):
         box = classifier.crop_boxes([gray])[0]
         maps = [mine.explain(gray, m, int(k)) for m in methods]
-        table = hot_region_ious(maps, percent)
+        table = hot_region_ious(maps, PERCENT)
         ious += table
         agreement.append(mean_over_pairs(table))
         for m, own in zip(methods, maps, strict=True):
@@ -85,13 +70,13 @@ def compare_explanations(
             for i, explainer in enumerate(theirs):
                 other = explainer.explain(gray, m, int(k))
                 rho[m][i].append(map_rank_correlation(own, other, box))
-                hot[m][i].append(float(hot_region_ious([own, other], percent)[0, 1]))
+                hot[m][i].append(float(hot_region_ious([own, other], PERCENT)[0, 1]))
     ious /= max(1, len(agreement))
     a = np.asarray(agreement)
     return {
         "n": len(agreement),
-        "percent": percent,
-        "seeds": list(seeds),
+        "percent": PERCENT,
+        "seeds": list(SEEDS),
         "methods": methods,
         "agreement": {
             "mean": round(float(a.mean()), 4),

@@ -26,12 +26,9 @@ def evaluate_manifest(
     n_boot: int = 1000,
     views: Sequence[View] | None = None,
 ) -> dict[str, Any]:
-    """:func:`cxrlib.train.scoring.compute_metrics` of ``classifier`` on a manifest (labels
-    any subset of its classes), with the per-image probabilities and the time taken.
-
-    ``views``: as :func:`cxrlib.train.file_scores.predict_files` (default: the model's own
-    prediction); the names of the views averaged over are kept under ``"views"``.
-    """
+    """:func:`cxrlib.train.scoring.compute_metrics` of ``classifier`` on a manifest, with the
+    per-image probabilities, the views averaged over (``views``: as
+    :func:`cxrlib.train.file_scores.predict_files`) and the time taken."""
     t0 = time.time()
     df = read_manifest(manifest, root=root, split=split, class_names=classifier.class_names)
     probs = predict_files(classifier, list(df["file"]), views=views)
@@ -113,8 +110,8 @@ def headline_scores(y: np.ndarray, probs: np.ndarray, class_names: Sequence[str]
 
 
 def held_out_scores(y: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
-    """Scores on a held-out source: :func:`headline_scores` plus ``n``, the accuracy within
-    each class present (``per_class_accuracy``) and its number of images (``support``)."""
+    """:func:`headline_scores` plus ``n``, and the accuracy and number of images of each
+    class present."""
     y = np.asarray(y)
     present = np.unique(y)
     recall = recall_score(y, np.asarray(probs).argmax(1), labels=present, average=None)

@@ -1,8 +1,5 @@
-"""The only entry point for untrusted image bytes: upload -> 2-D uint8 grayscale.
-
-Whatever the bytes, :func:`decode_image` returns an image or raises an
-:class:`~cxrlib.core.errors.ImageError` whose message a clinician can read; nothing is
-written to disk. The safety measures are described in docs/upload-decoding.md.
+"""The only entry point for untrusted image bytes: upload -> 2-D uint8 grayscale, or an
+:class:`~cxrlib.core.errors.ImageError` a clinician can read (docs/upload-decoding.md).
 """
 
 from __future__ import annotations
@@ -28,12 +25,9 @@ def read_image(data: bytes, filename: str = "") -> np.ndarray:
 
 
 def decode_image(data: bytes, filename: str = "") -> DecodedImage:
-    """Decode untrusted bytes to a grayscale image with notices and safe metadata.
-
-    Args:
-        data: The file's bytes (kept in memory, never written anywhere).
-        filename: The uploaded name; only its extension is read (``.dcm`` for DICOM
-            without the standard preamble), never shown in messages or metadata.
+    """Decode untrusted bytes (kept in memory) to a grayscale image with notices and safe
+    metadata. Only ``filename``'s extension is read (``.dcm``: DICOM without the preamble),
+    and it is never shown.
 
     Raises:
         ImageError: For anything that is not a usable image; no other exception escapes.
@@ -43,9 +37,8 @@ def decode_image(data: bytes, filename: str = "") -> DecodedImage:
             raise ImageError(f"Expected the file's bytes, got {type(data).__name__}.")
         name = filename.lower() if isinstance(filename, str) else ""
         data = bytes(data)
-        # The lock bounds memory when several users upload at once and keeps the
-        # process-wide warning filters consistent; warnings are recorded and ignored so
-        # that callers running with -W error never see one as an exception.
+        # The lock bounds memory and keeps the process-wide warning filters consistent;
+        # warnings are recorded so that callers running with -W error never see one.
         with _LOCK, warnings.catch_warnings(record=True), limits.time_budget():
             warnings.simplefilter("always")
             limits.check_bytes(data)
@@ -78,6 +71,5 @@ def _finish(result: DecodedImage) -> DecodedImage:
     height, width = pixels.shape
     limits.check_dimensions(width, height)
     result.pixels = pixels
-    result.meta["width"] = int(width)
-    result.meta["height"] = int(height)
+    result.meta.update(width=int(width), height=int(height))
     return result

@@ -1,5 +1,5 @@
-"""What a decode returns, and what the decoders share to make it: values onto 0..255
-(in blocks of rows, checking the time budget between them), colourfulness, notices."""
+"""What a decode returns, and what the decoders share to make it (values onto 0..255,
+colourfulness, notices)."""
 
 from __future__ import annotations
 
@@ -20,22 +20,9 @@ _SMALL_INTS = (np.uint8, np.uint16, np.int8, np.int16)
 
 @dataclass
 class DecodedImage:
-    """A decoded upload.
-
-    Attributes:
-        pixels: 2-D ``uint8`` grayscale array (height, width), C-contiguous.
-        format: ``"PNG"``, ``"JPEG"``, ``"TIFF"``, ``"BMP"``, ``"GIF"``,
-            ``"WebP"`` or ``"DICOM"``.
-        notices: What was done to the image, in plain words (e.g.
-            "Animated GIF: showing the first of 12 frames").
-        meta: Safe technical fields only: ``width``, ``height``, ``bit_depth``,
-            ``frames``, ``colourfulness`` (mean chroma, 0 = gray, computed
-            before the grayscale conversion), ``mode`` (Pillow) and for DICOM
-            ``Modality``, ``PhotometricInterpretation``, ``ViewPosition``,
-            ``BodyPartExamined``, ``Rows``, ``Columns``, ``BitsStored``,
-            ``BitsAllocated``, ``SamplesPerPixel``, ``TransferSyntax`` and the
-            ``window_center``/``window_width`` used.
-    """
+    """A decoded upload: C-contiguous 2-D ``uint8`` pixels, the format's name, what was done
+    to the image in plain words, and safe technical fields only (size, bit depth, frames,
+    colourfulness before the grayscale conversion; for DICOM the allow-listed header codes)."""
 
     pixels: np.ndarray
     format: str
@@ -69,15 +56,13 @@ def colourfulness(
 
 
 def _sample(im: Image.Image | np.ndarray, pixels: int = 250_000) -> np.ndarray:
-    """At most about ``pixels`` pixels of an image, evenly spaced (nearest neighbour)."""
-    if isinstance(im, np.ndarray):
-        step = max(1, int(np.ceil(np.sqrt(im.shape[0] * im.shape[1] / pixels))))
-        return im[::step, ::step]
-    width, height = im.size
+    """At most about ``pixels`` pixels, evenly spaced (nearest neighbour)."""
+    height, width = im.shape[:2] if isinstance(im, np.ndarray) else im.size[::-1]
     step = max(1, int(np.ceil(np.sqrt(width * height / pixels))))
+    if isinstance(im, np.ndarray):
+        return im[::step, ::step]
     if step > 1:
-        size = (max(1, width // step), max(1, height // step))
-        im = im.resize(size, Image.Resampling.NEAREST)
+        im = im.resize((max(1, width // step), max(1, height // step)), Image.Resampling.NEAREST)
     return np.asarray(im)
 
 
@@ -115,7 +100,7 @@ def map_rows(values: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.n
     """Apply ``fn`` (float64 block -> 0..255 floats) in blocks of about a million pixels,
     rounded to uint8 (the float64 copies stay small)."""
     out = np.empty(values.shape, np.uint8)
-    per_row = int(np.prod(values.shape[1:], dtype=np.int64)) if values.ndim > 1 else 1
+    per_row = int(np.prod(values.shape[1:], dtype=np.int64))
     rows = max(1, 1_000_000 // max(1, per_row))
     for start in range(0, values.shape[0], rows):
         tick()

@@ -1,13 +1,16 @@
-"""DICOM uploads: read the dataset, check its header, decode the first frame, show it in gray
-in the standard's order (PS3.3 C.11). Only technical header fields reach the result.
-
-pydicom is imported inside functions: a heavy dependency only DICOM uploads need.
+"""DICOM uploads: read the dataset, check its header, decode the first frame whatever its
+transfer syntax, show it in gray in the standard's order (PS3.3 C.11). Only technical header
+fields reach the result. A compressed frame's own header must claim the size the DICOM header
+states before any decoder runs. pydicom is imported inside functions: only DICOM needs it.
 """
 
 from __future__ import annotations
 
+import io
 import re
-from typing import Any
+import struct
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -23,15 +26,33 @@ from cxrlib.io.decoded import (
     map_rows,
     stretch,
 )
-from cxrlib.io.dicom_codecs import LAYOUT_REFUSED, Layout, first_frame
 
 _DEFLATED_UID = b"1.2.840.10008.1.2.1.99"
+_RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float, Double Float
 _IMAGE_GROUPS = (0x0008, 0x0010, 0x0020, 0x0028)
 _CS_VALUE = re.compile(r"[A-Z0-9 _]{1,16}")
 _UID_VALUE = re.compile(r"[0-9.]{1,64}")
 _CODE_FIELDS = ("Modality", "PhotometricInterpretation", "ViewPosition", "BodyPartExamined")
 _NUMBER_FIELDS = ("Rows", "Columns", "BitsStored", "BitsAllocated", "SamplesPerPixel")
+# JPEG start-of-frame markers (ITU T.81 B.1.1.3, every process incl. lossless) and JPEG-LS's.
+_JPEG_SOF = frozenset(
+    {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), 0xCD, 0xCE, 0xCF, 0xF7}
+)
+_LAYOUT_REFUSED = "This DICOM image has a pixel layout that this app cannot show."
+
+
+class Layout(NamedTuple):
+    """The checked size and pixel format of a DICOM image, from its header."""
+
+    rows: int
+    cols: int
+    samples: int
+    bits: int
+    frames: int
+    bits_stored: int
+    signed: bool
+    photometric: str
 
 
 def decode_dicom(data: bytes, forced: bool) -> DecodedImage:
@@ -39,7 +60,7 @@ def decode_dicom(data: bytes, forced: bool) -> DecodedImage:
     ds = _read_dataset(data, forced)
     ts, ts_name = _transfer_syntax(ds)
     layout = _layout(ds)
-    arr = first_frame(ds, ts, ts_name, layout)
+    arr = _first_frame(ds, ts, ts_name, layout)
     limits.tick()
     notices: list[str] = []
     meta = _meta(ds, ts_name, layout)
@@ -69,13 +90,10 @@ def _read_dataset(data: bytes, forced: bool) -> Any:
         raise ImageError(
             "This DICOM file is damaged and could not be read. " + limits.PLEASE
         ) from exc
-    tags = set(ds.keys())
-    has_pixels = any(tag in tags for tag in _PIXEL_TAGS)
-    if forced and not has_pixels:
-        known = [tag for tag in tags if (int(tag) >> 16) in _IMAGE_GROUPS]
-        if len(known) < 2:
+    tags = ds.keys()
+    if not any(tag in tags for tag in _PIXEL_TAGS):
+        if forced and sum((int(tag) >> 16) in _IMAGE_GROUPS for tag in tags) < 2:
             raise ImageError(f"This file is not a valid DICOM file. {limits.PLEASE}")
-    if not has_pixels:
         raise ImageError(
             "This DICOM file has no image in it (it may be a report or other non-image data)."
         )
@@ -109,43 +127,32 @@ def _layout(ds: Any) -> Layout:
     )
 
 
-def _int(ds: Any, keyword: str) -> int | None:
-    """An integer field, or None when absent or invalid."""
+def _field(ds: Any, keyword: str, convert: Callable[[Any], Any]) -> Any:
+    """``convert`` of a header field's value, or None when absent, empty or invalid."""
     try:
         value = ds.get(keyword)
-        if value is None or value == "":
-            return None
-        return int(value)
+        return None if value is None or value == "" else convert(value)
     except Exception:  # noqa: BLE001
         return None
+
+
+def _int(ds: Any, keyword: str) -> int | None:
+    return _field(ds, keyword, int)
 
 
 def _float(ds: Any, keyword: str) -> float | None:
     """First value of a numeric field, or None when absent, invalid or not finite."""
     from pydicom.multival import MultiValue  # heavy; only DICOM uploads load it
 
-    try:
-        value = ds.get(keyword)
-        if value is None or value == "":
-            return None
-        if isinstance(value, list | tuple | MultiValue):
-            value = value[0]
-        out = float(value)
-        return out if np.isfinite(out) else None
-    except Exception:  # noqa: BLE001
-        return None
+    sequence = list | tuple | MultiValue
+    first = _field(ds, keyword, lambda v: float(v[0] if isinstance(v, sequence) else v))
+    return first if first is not None and np.isfinite(first) else None
 
 
 def _code(ds: Any, keyword: str) -> str | None:
     """A code-string field, only if it looks like a code (never a name or free text)."""
-    try:
-        value = ds.get(keyword)
-        if value is None:
-            return None
-        text = str(value).strip().upper()
-    except Exception:  # noqa: BLE001
-        return None
-    return text if _CS_VALUE.fullmatch(text) else None
+    text = _field(ds, keyword, lambda v: str(v).strip().upper())
+    return text if text and _CS_VALUE.fullmatch(text) else None
 
 
 def _meta(ds: Any, ts_name: str, layout: Layout) -> dict[str, Any]:
@@ -181,6 +188,139 @@ def _transfer_syntax(ds: Any) -> tuple[Any, str]:
     return ts, name
 
 
+def _first_frame(ds: Any, ts: Any, ts_name: str, layout: Layout) -> np.ndarray:
+    """The first frame's stored values as pydicom's ``pixel_array`` returns them."""
+    from pydicom.pixels import get_decoder, pixel_array  # heavy; only DICOM uploads load it
+
+    if ts.is_compressed:
+        try:
+            available = get_decoder(ts).is_available
+        except Exception:  # noqa: BLE001 - pydicom knows no decoder for it at all
+            available = False
+        if not available:
+            raise ImageError(
+                f"This DICOM image is compressed as {ts_name}, which this app cannot decode. "
+                "Please export it uncompressed or as PNG."
+            )
+        if ts.is_encapsulated and 0x7FE00010 in ds:  # Pixel Data
+            _check_encapsulated_size(ds, layout)
+    try:
+        if ts == _RLE_LOSSLESS:
+            return _rle_first_frame(ds, layout)
+        return pixel_array(ds, index=0)
+    except (MemoryError, ImageError):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ImageError(
+            f"The image data in this DICOM file ({ts_name}) is damaged or incomplete and "
+            "could not be decoded."
+        ) from exc
+
+
+def jpeg_frame_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the frame header of a JPEG (any process, ITU T.81) or JPEG-LS
+    stream, or None; the header is read, never the image."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+            continue
+        if marker in (0xDA, 0xD9):  # a scan, or the end, before any frame header
+            return None
+        if marker in _JPEG_SOF:
+            if i + 9 > len(data):
+                return None
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            # A height of 0 is left to a later DNL marker (T.81 B.2.5): unknown here.
+            return (width, height) if height and width else None
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
+
+
+def _check_encapsulated_size(ds: Any, layout: Layout) -> None:
+    """Refuse a compressed first frame whose own header claims a huge or another size
+    (read before any decoder runs, so a claimed 60,000 x 60,000 is never allocated)."""
+    from pydicom.encaps import get_frame  # heavy; only DICOM uploads load it
+
+    try:
+        fragment = bytes(get_frame(ds.PixelData, 0, number_of_frames=layout.frames)[:65536])
+    except Exception:  # noqa: BLE001 - pydicom's decoder will report the damage
+        return
+    size = jpeg_frame_size(fragment)
+    if size is None:
+        try:
+            with Image.open(io.BytesIO(fragment), formats=["JPEG2000"]) as inner:
+                size = inner.size
+        except Image.DecompressionBombError as exc:
+            raise limits.bomb_error(exc) from None
+        except Exception:  # noqa: BLE001 - not a format that can be sized; nothing to check
+            return
+    width, height = size
+    limits.check_dimensions(width, height)
+    if (width, height) != (layout.cols, layout.rows):
+        raise ImageError(
+            "This DICOM file is damaged: its compressed image does not match its stated size."
+        )
+
+
+def _rle_first_frame(ds: Any, layout: Layout) -> np.ndarray:
+    """Decode the first frame of DICOM RLE Lossless data (PS3.5 Annex G) as pydicom's
+    ``pixel_array`` would; its segments are PackBits streams, decoded in C by Pillow
+    (pydicom's decoder loops over each run in Python: a file of one-byte runs would hang)."""
+    from pydicom.encaps import get_frame  # heavy; only DICOM uploads load it
+
+    rows, cols, samples, bits, frames, stored, signed, photometric = layout
+    if bits not in (8, 16, 32) or samples not in (1, 3):
+        raise ImageError(_LAYOUT_REFUSED)
+    frame = bytes(get_frame(ds.PixelData, 0, number_of_frames=frames))
+    planes = _rle_planes(frame, samples, bits // 8, rows * cols)
+    if signed:
+        values = planes.view(f"<i{bits // 8}")
+        if 0 < stored < bits:
+            values = (values << (bits - stored)) >> (bits - stored)
+        planes = values
+    if samples == 1:
+        return planes[0].reshape(rows, cols)
+    rgb = planes.reshape(samples, rows, cols).transpose(1, 2, 0)
+    if photometric.startswith("YBR") and bits == 8:
+        from pydicom.pixels import convert_color_space  # heavy; only DICOM uploads load it
+
+        rgb = convert_color_space(rgb, "YBR_FULL", "RGB")
+    return rgb
+
+
+def _rle_planes(frame: bytes, samples: int, bytes_per_sample: int, n: int) -> np.ndarray:
+    """The ``samples`` planes of ``n`` unsigned values each, from an RLE frame's segments."""
+    header = struct.unpack("<16I", frame[:64]) if len(frame) >= 64 else (0,)
+    count = header[0]
+    offsets = [*header[1 : count + 1], len(frame)]
+    if (
+        count != samples * bytes_per_sample
+        or offsets[0] != 64
+        or any(a > b for a, b in zip(offsets, offsets[1:], strict=False))
+    ):
+        raise ValueError("invalid RLE header")
+    planes = np.zeros((samples, n), dtype=f"<u{bytes_per_sample}")
+    for index in range(count):
+        limits.tick()
+        decoded = Image.frombytes(
+            "L", (n, 1), frame[offsets[index] : offsets[index + 1]], "packbits", "L"
+        )
+        sample, byte = divmod(index, bytes_per_sample)  # byte 0 is the most significant
+        shift = 8 * (bytes_per_sample - 1 - byte)
+        plane = np.frombuffer(decoded.tobytes(), np.uint8).astype(planes.dtype)
+        planes[sample] |= plane << shift if shift else plane
+    return planes
+
+
 def _to_gray(arr: np.ndarray, ds: Any, meta: dict[str, Any], notices: list[str]) -> np.ndarray:
     """The decoded frame (palette, colour or monochrome) as 8-bit gray."""
     photometric = _code(ds, "PhotometricInterpretation") or ""
@@ -195,7 +335,7 @@ def _to_gray(arr: np.ndarray, ds: Any, meta: dict[str, Any], notices: list[str])
         meta["colourfulness"] = colourfulness(rgb, notices)
         return np.asarray(Image.fromarray(np.ascontiguousarray(rgb), "RGB").convert("L"))
     if arr.ndim != 2:
-        raise ImageError(LAYOUT_REFUSED)
+        raise ImageError(_LAYOUT_REFUSED)
     values = _modality_values(arr, ds)
     pixels = _voi_lut(values, ds, notices)
     if pixels is None:
@@ -223,10 +363,8 @@ def _modality_values(arr: np.ndarray, ds: Any) -> np.ndarray:
 
     if ds.get("ModalityLUTSequence"):
         return apply_modality_lut(arr, ds)
-    slope = _float(ds, "RescaleSlope")
-    intercept = _float(ds, "RescaleIntercept")
-    slope = 1.0 if slope is None or slope == 0 else slope
-    intercept = 0.0 if intercept is None else intercept
+    slope = _float(ds, "RescaleSlope") or 1.0  # absent or 0: the identity
+    intercept = _float(ds, "RescaleIntercept") or 0.0
     if (slope, intercept) == (1.0, 0.0):
         return arr
     # float32, not pydicom's float64: half the memory for the largest images.
@@ -267,11 +405,8 @@ def _header_window(
     values: np.ndarray, ds: Any, meta: dict[str, Any], notices: list[str]
 ) -> np.ndarray | None:
     """The file's window (PS3.3 C.11.2.1.2) applied straight to 0..255, or None when it has
-    none or an unsupported one.
-
-    By hand: pydicom's ``apply_windowing`` masks and indexes the whole image, too slow
-    for the time budget on large images.
-    """
+    none or an unsupported one. By hand: pydicom's ``apply_windowing`` is too slow for the
+    time budget on large images."""
     center = _float(ds, "WindowCenter")
     width = _float(ds, "WindowWidth")
     function = _code(ds, "VOILUTFunction") or "LINEAR"
@@ -290,8 +425,7 @@ def _header_window(
         pixels = map_rows(values, lambda x: np.where(x > center - 0.5, 255.0, 0.0))
     else:
         pixels = map_rows(values, lambda x: ((x - (center - 0.5)) / (width - 1) + 0.5) * 255.0)
-    meta["window_center"] = center
-    meta["window_width"] = width
+    meta.update(window_center=center, window_width=width)
     notices.append(
         f"DICOM display window applied (centre {fmt_value(center)}, width {fmt_value(width)})"
     )

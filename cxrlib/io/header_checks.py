@@ -1,7 +1,5 @@
-"""What a DICOM header says against a frontal chest X-ray: another modality, view or body part.
-
-The pixel gate sees only pixels and has no rule for lateral views; the header often says so.
-Headers are often incomplete or wrong, so these are warnings, never refusals.
+"""What a DICOM header says against a frontal chest X-ray: another modality, view or body part
+(the pixel gate has no rule for lateral views). Headers are often wrong: warnings, not refusals.
 """
 
 from __future__ import annotations
@@ -29,11 +27,8 @@ _CHEST_WORDS = ("CHEST", "THORAX", "TORAX", "THORAKS", "LUNG", "BRUST", "PECHO",
 
 
 def header_concerns(meta: Mapping[str, Any]) -> list[str]:
-    """Sentences to show for what a DICOM header says against a frontal chest X-ray.
-
-    ``meta`` is ``DecodedImage.meta``: only DICOM files carry ``Modality``, ``ViewPosition``
-    and ``BodyPartExamined``, and absent or unknown values say nothing.
-    """
+    """Sentences to show for what a DICOM header (``DecodedImage.meta``) says against a
+    frontal chest X-ray; absent or unknown values say nothing."""
     modality, view, part = (
         str(meta.get(key) or "").strip().upper()
         for key in ("Modality", "ViewPosition", "BodyPartExamined")

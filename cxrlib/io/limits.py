@@ -1,9 +1,6 @@
 """What an upload may be: its type (from the content, never the name), byte and pixel size,
-and the time one decode may take; and the messages that refuse the rest.
-
-Sizes are checked from the header before any pixel is decoded. The clock is checked where
-Python gets control back from a decoder (every read from the in-memory file, and between
-blocks of pixel processing), since a decoder call in C cannot be interrupted.
+and the time one decode may take (checked where Python gets control back from a decoder);
+and the messages that refuse the rest.
 """
 
 from __future__ import annotations
@@ -25,13 +22,10 @@ MAX_MEGAPIXELS = 50
 MAX_BYTES = 60_000_000
 MAX_ASPECT = 4.0
 MAX_FRAME_BYTES = 256 * 1024 * 1024
-TIME_BUDGET_S = 1.5
-"""Reading a file is abandoned after this many seconds."""
-FRAME_COUNT_S = 0.25
-"""Counting frames gives up (without failing) after this long."""
+TIME_BUDGET_S = 1.5  # reading a file is abandoned after this many seconds
+FRAME_COUNT_S = 0.25  # counting frames gives up (without failing) after this long
 
 PLEASE = "Please upload a chest X-ray as PNG, JPEG, TIFF, BMP, GIF, WebP or DICOM."
-"""The sentence that ends most refusals."""
 
 _BOMB_PIXELS = re.compile(r"Image size \((\d+) pixels\)")
 _SIZE: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar("size", default=None)
@@ -46,6 +40,8 @@ _IMAGE_MAGIC: dict[str, tuple[bytes, ...]] = {
 # BITMAPINFOHEADER sizes that may follow the 14-byte "BM" file header.
 _BMP_DIB_SIZES = (12, 16, 40, 52, 56, 64, 108, 124)
 _DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+# DICOM without the 128-byte preamble: a group 0002 or 0008 tag, then an explicit VR.
+_RAW_DICOM = re.compile(rb"(\x02\x00|\x08\x00)..[A-Z]{2}..", re.DOTALL)
 _OTHER_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"PK\x03\x04", "a ZIP archive (Word, Excel and PowerPoint files are ZIP archives too)"),
     (b"PK\x05\x06", "an empty ZIP archive"),
@@ -111,8 +107,8 @@ def tick() -> None:
 
 
 class DeadlineReader(io.BytesIO):
-    """In-memory file whose reads (Pillow and pydicom call only ``read``) fail once the time
-    budget is spent."""
+    """In-memory file whose reads (Pillow and pydicom call only ``read``) fail once the
+    deadline has passed."""
 
     def read(self, size: int | None = -1) -> bytes:
         tick()
@@ -168,9 +164,8 @@ def _fmt_mp(megapixels: float) -> str:
 
 
 def sniff(data: bytes, name: str) -> tuple[str, bool]:
-    """(kind, forced) from the file's first bytes, or an :class:`ImageError` that names
-    what it is. ``name`` (lower case) is read only for a DICOM extension; forced is True
-    for DICOM without the standard preamble."""
+    """(kind, forced: DICOM without the preamble) from the file's first bytes, or an
+    :class:`ImageError` that names what it is; ``name`` is read only for a DICOM extension."""
     if data[128:132] == b"DICM":
         return "DICOM", False
     for kind, magics in _IMAGE_MAGIC.items():
@@ -183,7 +178,7 @@ def sniff(data: bytes, name: str) -> tuple[str, bool]:
     other = _describe_other(data)
     if other is not None:
         raise _not_an_image(other)
-    if name.endswith(_DICOM_SUFFIXES) or _looks_like_raw_dicom(data):
+    if name.endswith(_DICOM_SUFFIXES) or _RAW_DICOM.match(data):
         return "DICOM", True
     refuse_text(data)
     raise ImageError(f"This file is not an image this app can read. {PLEASE}")
@@ -203,10 +198,8 @@ def refuse_text(data: bytes) -> None:
 
 def _describe_text(data: bytes) -> str | None:
     head = data[:4096]
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = head.decode("utf-16", errors="replace")
-    else:
-        text = head.decode("utf-8", errors="replace")
+    encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
+    text = head.decode(encoding, errors="replace")
     if not text:
         return None
     bad = sum(1 for ch in text if ch == "\ufffd" or (ord(ch) < 32 and ch not in "\t\n\r\f"))
@@ -240,16 +233,6 @@ def _describe_other(data: bytes) -> str | None:
         if brand in (b"avif", b"avis"):
             return "an AVIF image, which is not supported (export it as JPEG or PNG)"
         return "a video file"
-    if data.startswith(b"RIFF") and data[8:12] != b"WEBP":
+    if data.startswith(b"RIFF"):  # WebP is sniffed before
         return "an audio or video file"
     return None
-
-
-def _looks_like_raw_dicom(data: bytes) -> bool:
-    """DICOM without the 128-byte preamble: group 0002/0008 tag then an explicit VR."""
-    return (
-        len(data) >= 8
-        and data[:2] in (b"\x02\x00", b"\x08\x00")
-        and data[4:6].isalpha()
-        and data[4:6].isupper()
-    )

@@ -1,7 +1,7 @@
 """Raster formats through Pillow: PNG, JPEG (EXIF orientation applied), BMP, TIFF, GIF, WebP.
 
-Only the plugins in :data:`PIL_FORMATS` may open an upload; only the first frame is
-decoded. Truncated files are refused (``LOAD_TRUNCATED_IMAGES`` is left False).
+Only the plugins in :data:`PIL_FORMATS` may open an upload, only the first frame is decoded,
+and truncated files are refused (``LOAD_TRUNCATED_IMAGES`` is left False).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from cxrlib.io.decoded import BLANK, DecodedImage, colourfulness, fmt_value, is_
 PIL_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP")
 _FORMAT_NAMES = {"MPO": "JPEG", "WEBP": "WebP"}
 _OPEN_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError)
-_UPRIGHT_TAGS = (2, 3, 4, 5, 6, 7, 8)
 
 
 def decode_pillow(data: bytes, kind: str) -> DecodedImage:
@@ -87,7 +86,7 @@ def _upright(im: Image.Image, notices: list[str]) -> Image.Image:
         orientation = im.getexif().get(0x0112)
     except Exception:  # noqa: BLE001 - a broken EXIF block must not stop the image
         return im
-    if orientation not in _UPRIGHT_TAGS:
+    if orientation not in range(2, 9):  # 1 is upright already
         return im
     try:
         frame = ImageOps.exif_transpose(im)
@@ -101,8 +100,8 @@ def _upright(im: Image.Image, notices: list[str]) -> Image.Image:
 
 
 def _note_frames(im: Image.Image, fmt: str, notices: list[str]) -> int:
-    """The number of frames to report, counted from their headers under a short budget of
-    their own, noting that only the first is shown."""
+    """The number of frames, counted from their headers under a short budget of their own;
+    a notice says only the first is shown."""
     try:
         with limits.within(limits.FRAME_COUNT_S):
             frames: int | None = int(getattr(im, "n_frames", 1))
@@ -136,8 +135,7 @@ def _wide_to_gray(im: Image.Image, meta: dict[str, Any], notices: list[str]) -> 
     """16-bit, 32-bit and floating-point modes, stretched from their used range."""
     mode = im.mode
     arr = np.asarray(im)
-    if arr.dtype.byteorder not in ("=", "|"):
-        arr = arr.astype(arr.dtype.newbyteorder("="))
+    arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)  # native byte order
     bits = 16 if mode.startswith("I;16") else 32
     meta["bit_depth"] = bits
     pixels, lo, hi, nonfinite = stretch(arr)
@@ -153,10 +151,8 @@ def _wide_to_gray(im: Image.Image, meta: dict[str, Any], notices: list[str]) -> 
 
 
 def _colour_to_gray(im: Image.Image, notices: list[str]) -> tuple[Image.Image, float]:
-    """Any colour or palette mode to gray, alpha composited on black; and its colourfulness.
-
-    Converted in C by Pillow; only small samples become numpy arrays.
-    """
+    """Any colour or palette mode to gray (in C by Pillow), alpha composited on black; and
+    its colourfulness."""
     mode = im.mode
     alpha = None
     if "A" in mode or "a" in mode or "transparency" in im.info:

@@ -76,15 +76,14 @@ def test_collection_frame_reads_one_source_of_the_lung_set(tmp_path, cxr_dir):
             ("c.png", "openist_normal", "test", g),
         ],
     )
-    frame = external.collection_frame(root, external.COLLECTIONS[0])
+    frame = external.collection_frame(root, external.SOURCE)
     assert list(frame["path"]) == ["images/a.png", "images/c.png"]
-    assert list(frame["split"]) == ["train", "test"] and set(frame["label"]) == {"normal"}
+    assert list(frame["split"]) == ["train", "test"] and set(frame["source"]) == {"openist_normal"}
     assert all(load_gray(f).shape == g.shape for f in frame["file"])
     with pytest.raises(ManifestError, match="does not exist"):
-        external.collection_frame(tmp_path / "nowhere", external.COLLECTIONS[0])
-    none = external.Collection("absent", "A", "normal", "")
+        external.collection_frame(tmp_path / "nowhere", external.SOURCE)
     with pytest.raises(ManifestError, match="no image of 'absent'"):
-        external.collection_frame(root, none)
+        external.collection_frame(root, "absent")
 
 
 def test_external_check_scores_as_the_model_predicts(tmp_path, cxr_dir, tiny_model_path):

@@ -1,4 +1,4 @@
-"""cxrlib.io.dicom_codecs: compressed DICOM decodes, or is refused before any decoder runs.
+"""cxrlib.io.dicom: compressed DICOM decodes, or is refused before any decoder runs.
 
 RLE, JPEG baseline and lossless, JPEG-LS, JPEG 2000 and HTJ2K.
 
@@ -18,7 +18,7 @@ from lossless_jpeg import lossless_jpeg
 from PIL import Image
 
 from cxrlib.io.decode import decode_image
-from cxrlib.io.dicom_codecs import jpeg_frame_size
+from cxrlib.io.dicom import jpeg_frame_size
 
 pydicom = pytest.importorskip("pydicom")
 from imaging_builders import (  # noqa: E402
