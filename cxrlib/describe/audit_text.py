@@ -127,23 +127,20 @@ def describe_shortcuts(section: Shortcuts) -> list[str]:
     ]
 
 
-def _range(r: tuple[float, ...] | None) -> str | None:
-    return f"{r[0]:.2f} to {r[1]:.2f}" if r else None
-
-
 def methods_table(section: ExplainMethods) -> Any:
     """One row per heatmap method."""
     rows = []
     for m in section.methods:
         mine = [v for k, v in section.pairwise_iou.items() if m in k.split("~") and v is not None]
         r = section.randomised.get(m)
+        spread = r.rank_correlation_range if r else None
         rows.append(
             {
                 "method": METHOD_LABELS.get(m, m),
                 "lung focus": section.lung_focus.get(m),
                 "overlap with the other methods (IoU)": (float(np.mean(mine)) if mine else None),
                 "random weights: rank correlation": r.rank_correlation if r else None,
-                "range over the draws": _range(r.rank_correlation_range) if r else None,
+                "range over the draws": f"{spread[0]:.2f} to {spread[1]:.2f}" if spread else None,
                 "random weights: overlap (IoU)": r.hot_iou if r else None,
             }
         )

@@ -60,11 +60,9 @@ def describe_architecture(cfg: dict[str, Any]) -> str:
 
 def making_commands(meta: dict[str, Any]) -> str:
     """The commands that made a model, one per line: training, then any later step."""
+    steps = [meta.get("post_training") or {}, meta.get("test_time_views") or {}]
     lines = [meta.get("command") or "python -m cxrlib.train --data ../shared/cxr --out models/"]
-    for key in ("post_training", "test_time_views"):
-        step = meta.get(key) or {}
-        if isinstance(step, dict) and step.get("command"):
-            lines.append(step["command"])
+    lines += [step["command"] for step in steps if step.get("command")]
     return "\n".join(lines)
 
 
@@ -352,20 +350,14 @@ def quantitative_markdown(meta: dict[str, Any], metrics: Metrics) -> str:
 
 def model_card_markdown(meta: dict[str, Any], metrics: Metrics, model_file: str) -> str:
     """The whole model card as one Markdown document."""
-    training = "\n\n".join(
-        [
-            markdown_table(training_data_table(meta)),
-            describe_training_data(meta),
-            prose("training_note"),
-        ]
-    )
+    training = [markdown_table(training_data_table(meta)), describe_training_data(meta)]
     sections = (
         ("Model details", model_details_markdown(meta, model_file)),
         ("Intended use", prose("not_for_diagnosis") + "\n\n" + prose("intended_use")),
         ("Factors", factors_markdown(meta)),
         ("Metrics", prose("metrics_chosen")),
         ("Evaluation data", prose("evaluation_data")),
-        ("Training data", training),
+        ("Training data", "\n\n".join([*training, prose("training_note")])),
         ("Quantitative analyses", quantitative_markdown(meta, metrics)),
         ("Ethical considerations", prose("ethics")),
         ("Caveats and recommendations", caveats_markdown()),

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from cxrlib.core.formatting import pct
-from cxrlib.core.metrics import Alternative, AlternativeAblation, External, Metrics
+from cxrlib.core.metrics import Alternative, AlternativeAblation, Metrics
 from cxrlib.describe.outside_text import external_records
 from cxrlib.describe.prose import prose
 
@@ -69,15 +69,6 @@ def describe_input_and_trunk(pre: Mapping[str, Any], cfg: Mapping[str, Any]) -> 
     return f"{sees}, {trunk}, {pre.get('size', '?')} px"
 
 
-def _outside(section: External | None) -> tuple[tuple[str, str, float], ...]:
-    """:attr:`Comparison.outside` from an ``external`` section (or None)."""
-    return tuple(
-        (rec.name, rec.label, float(share))
-        for rec, sub in external_records(section)
-        if (share := sub.share.get(rec.label)) is not None
-    )
-
-
 def comparisons(meta: Mapping[str, Any], metrics: Metrics) -> list[Comparison]:
     """The committed model, then every alternative scored on the same split and number of
     images; empty without the committed model's figures."""
@@ -112,7 +103,11 @@ def comparisons(meta: Mapping[str, Any], metrics: Metrics) -> list[Comparison]:
             covid_sensitivity=alt.covid_sensitivity,
             erased_balanced_accuracy=float(alt.lungs_erased.balanced_accuracy),
             erased_covid_auc=alt.lungs_erased.covid_auc,
-            outside=_outside(alt.external),
+            outside=tuple(
+                (rec.name, rec.label, float(share))
+                for rec, sub in external_records(alt.external)
+                if (share := sub.share.get(rec.label)) is not None
+            ),
             reseeded=None if alt is ours else reseeded(meta, alt),
         )
         for name, alt in [("this app's model", ours), *others]

@@ -153,27 +153,21 @@ def _probabilities(pdf: FPDF, data: ReportData) -> None:
 
 
 def _labelled_lines(data: ReportData) -> list[tuple[str, str]]:
-    """The report's (label, text) lines, in order."""
-    lines: list[tuple[str, str]] = []
-    if data.probability_note:
-        lines.append(("Probabilities", data.probability_note))
-    for line in data.track_record:
-        lines.append(("Track record", line))
-    if data.gate_text:
-        lines.append(("Input check", data.gate_text))
-    if data.lung_focus_text:
-        lines.append(("Lung focus", data.lung_focus_text))
-    for warning in data.warnings:
-        lines.append(("Warning", warning))
-    settings = ", ".join(f"{k}: {v}" for k, v in data.settings.items())
-    lines.append(("Explanation", f"{data.method} for class '{data.explained_class}'"))
-    if settings:
-        lines.append(("Display", settings))
-    if data.notices:
-        lines.append(("Image notes", "; ".join(data.notices)))
-    lines.append(("Model", data.model_version))
-    lines.append(("Weights SHA-256", data.weights_sha256 or "unknown"))
-    return lines
+    """The report's (label, text) lines, in order; empty sentences left out."""
+    lines = [
+        ("Probabilities", data.probability_note),
+        *(("Track record", line) for line in data.track_record),
+        ("Input check", data.gate_text),
+        ("Lung focus", data.lung_focus_text),
+        *(("Warning", warning) for warning in data.warnings),
+        ("Explanation", f"{data.method} for class '{data.explained_class}'"),
+        ("Display", ", ".join(f"{k}: {v}" for k, v in data.settings.items())),
+        ("Image notes", "; ".join(data.notices)),
+    ]
+    return [(label, text) for label, text in lines if text] + [
+        ("Model", data.model_version),
+        ("Weights SHA-256", data.weights_sha256 or "unknown"),
+    ]
 
 
 def build_report(data: ReportData) -> bytes:
