@@ -147,16 +147,23 @@ def methods_table(section: ExplainMethods) -> Any:
     return frame(rows, "method")
 
 
+#: How the randomisation check words each band of rank correlation, lowest first.
+_CHANGED = {
+    "completely": "changed completely for {};",
+    "partly": "changed partly for {}, which keep some of the image's structure;",
+    "alike": "changed little for {}: those maps show the image's structure (edges, contrast) as "
+    "much as what the model learnt.",
+}
+
+
 def _randomised_bands(section: ExplainMethods) -> dict[str, list[tuple[str, float]]]:
-    bands: dict[str, list[tuple[str, float]]] = {"alike": [], "partly": [], "completely": []}
+    bands: dict[str, list[tuple[str, float]]] = {band: [] for band in _CHANGED}
     for m in section.methods:
         r = section.randomised.get(m)
         rho = r.rank_correlation if r else None
         if rho is None:
             continue
-        band = ("completely", "partly", "alike")[
-            bisect_right((CHANGES_COMPLETELY, STAYS_ALIKE), rho)
-        ]
+        band = list(_CHANGED)[bisect_right((CHANGES_COMPLETELY, STAYS_ALIKE), rho)]
         bands[band].append((METHOD_LABELS.get(m, m), float(rho)))
     return bands
 
@@ -189,18 +196,9 @@ def _randomisation_line(section: ExplainMethods) -> str | None:
         f"random ({drawn}) explained the same class. A map that explains *this* model "
         "should change. Mean rank correlation with the random network's map:"
     )
-    if bands["completely"]:
-        text += f" changed completely for {_named(bands['completely'])};"
-    if bands["partly"]:
-        text += (
-            f" changed partly for {_named(bands['partly'])}, which keep some of the image's "
-            "structure;"
-        )
-    if bands["alike"]:
-        text += (
-            f" changed little for {_named(bands['alike'])}: those maps show the image's "
-            "structure (edges, contrast) as much as what the model learnt."
-        )
+    for band, words in _CHANGED.items():
+        if bands[band]:
+            text += " " + words.format(_named(bands[band]))
     return text.rstrip(";") + ("" if text.endswith(".") else ".")
 
 

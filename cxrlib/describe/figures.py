@@ -133,9 +133,7 @@ def roc_figure(
     return _layout(fig, 380, "ROC (one class vs the rest)", legend=dict(x=0.45, y=0.05))
 
 
-def pr_figure(
-    curves: Mapping[str, ClassCurves], per_class: Mapping[str, ClassScores] | None = None
-) -> go.Figure:
+def pr_figure(curves: Mapping[str, ClassCurves]) -> go.Figure:
     """Precision-recall curves per class."""
     fig = _class_lines(
         [

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from cxrlib.core.formatting import pct
-from cxrlib.core.metrics import CONFIDENT, Loso, Metrics, Split
+from cxrlib.core.metrics import CONFIDENT, Loso, Metrics
 from cxrlib.describe.outside_text import external_records
 from cxrlib.describe.prose import source_name
 
@@ -27,13 +28,9 @@ class OutsideCall:
 
 @dataclass(frozen=True)
 class TrackRecord:
-    """How the model's answers ``label`` turned out: on the internal test split (``confident_*``
-    at :data:`CONFIDENT` or more), on held-out sources, and where it is known to mislead.
-
-    ``confusions``: ``(source, true, answered, images)`` groups often given it wrongly;
-    ``missed_elsewhere``: ``(source, class, share found)`` where a full-length held-out run
-    missed what matters for this answer (a disease for 'normal', normal chests for a disease).
-    """
+    """How the model's answers ``label`` turned out on the internal test split, on held-out
+    sources (``missed_elsewhere``: what a full-length run missed that matters for this answer)
+    and on outside collections; ``confusions``: ``(source, true, answered, images)``."""
 
     label: str
     calls: int
@@ -56,26 +53,6 @@ MIN_SHARE = 0.2
 MISSED_BELOW = 0.5
 #: ...when the source held that many images of it at least (where the count was recorded).
 MISSED_MIN_IMAGES = 20
-
-
-def _groups(
-    split: Split, labels: list[str], k: int, label: str
-) -> tuple[dict[tuple[str, str], list[int]], list[int]]:
-    """``[images, answered label]`` per (source, true class), and ``[given, right]`` of the
-    answers ``label`` at :data:`CONFIDENT` or more."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    sure = [0, 0]
-    for r in split.predictions:
-        if r.label not in labels or len(r.probs) != len(labels):
-            continue
-        g = groups.setdefault((r.source or "unknown", r.label), [0, 0])
-        answered = bool(np.argmax(r.probs) == k)
-        g[0] += 1
-        g[1] += answered
-        if answered and max(r.probs) >= CONFIDENT:
-            sure[0] += 1
-            sure[1] += int(r.label == label)
-    return groups, sure
 
 
 def _schedule_words(loso: Loso | None) -> str:
@@ -130,12 +107,17 @@ def track_record(metrics: Metrics | None, label: str) -> TrackRecord | None:
         return None
     matrix = np.asarray(cm.matrix, dtype=np.int64)
     k = labels.index(label)
-    groups, sure = _groups(split, labels, k, label)
+    kept = [r for r in split.predictions if r.label in labels and len(r.probs) == len(labels)]
+    called = [bool(np.argmax(r.probs) == k) for r in kept]
+    groups = Counter((r.source or "unknown", str(r.label)) for r in kept)
+    answered = Counter((r.source or "unknown", str(r.label)) for r, c in zip(kept, called) if c)
+    # The answers ``label`` given at CONFIDENT or more: right or not.
+    sure = [r.label == label for r, c in zip(kept, called) if c and max(r.probs) >= CONFIDENT]
     confusions = sorted(
         (
-            (source, true, called, n)
-            for (source, true), (n, called) in groups.items()
-            if true != label and n >= MIN_GROUP and called >= MIN_SHARE * n
+            (source, true, answered[source, true], n)
+            for (source, true), n in groups.items()
+            if true != label and n >= MIN_GROUP and answered[source, true] >= MIN_SHARE * n
         ),
         key=lambda c: -c[2] / c[3],
     )
@@ -151,8 +133,8 @@ def track_record(metrics: Metrics | None, label: str) -> TrackRecord | None:
         held_out_schedule=_schedule_words(metrics.loso),
         missed_elsewhere=tuple(_missed(metrics.loso_full, label)),
         called_elsewhere=_called_elsewhere(metrics, label),
-        confident_calls=sure[0],
-        confident_right=sure[1],
+        confident_calls=len(sure),
+        confident_right=sum(sure),
     )
 
 
