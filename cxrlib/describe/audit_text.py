@@ -21,7 +21,6 @@ ABLATION_ROWS = (
     ("lungs_only", "only the lungs kept"),
 )
 
-#: How the faithfulness table names its figures.
 FAITHFULNESS_COLUMNS = {
     "drop_hot": "confidence drop, hottest area blurred",
     "drop_random": "confidence drop, random area blurred",
@@ -172,40 +171,32 @@ def _named(items: list[tuple[str, float]]) -> str:
     return join([f"{name} ({rho:.2f})" for name, rho in items])
 
 
-def _agreement_line(section: ExplainMethods) -> str | None:
-    agree = section.agreement
-    if agree is None or agree.mean is None:
-        return None
-    percent = section.percent if section.percent is not None else 15
-    return (
-        f"On {section.n or 0:,} images of the {section.split or 'given'} split, the methods' "
-        f"hottest {percent:g}% regions overlap by "
-        f"**{pct(agree.mean)}** on average (intersection over union of each pair; "
-        f"10th-90th percentile {pct_range(agree.p10 or 0, agree.p90 or 0)})."
-    )
-
-
-def _randomisation_line(section: ExplainMethods) -> str | None:
-    bands = _randomised_bands(section)
-    if not any(bands.values()):
-        return None
-    seeds = section.seeds or (section.seed or 0,)
-    drawn = "once" if len(seeds) == 1 else f"{len(seeds)} times"
-    text = (
-        "**Model-randomisation check**: the same network with its weights re-drawn at "
-        f"random ({drawn}) explained the same class. A map that explains *this* model "
-        "should change. Mean rank correlation with the random network's map:"
-    )
-    for band, words in _CHANGED.items():
-        if bands[band]:
-            text += " " + words.format(_named(bands[band]))
-    return text.rstrip(";") + ("" if text.endswith(".") else ".")
-
-
 def describe_methods(section: ExplainMethods) -> list[str]:
     """The method comparison and the model-randomisation check, in words."""
-    lines = (_agreement_line(section), _randomisation_line(section))
-    return [line for line in lines if line is not None]
+    lines = []
+    agree = section.agreement
+    if agree is not None and agree.mean is not None:
+        percent = section.percent if section.percent is not None else 15
+        lines.append(
+            f"On {section.n or 0:,} images of the {section.split or 'given'} split, the methods' "
+            f"hottest {percent:g}% regions overlap by "
+            f"**{pct(agree.mean)}** on average (intersection over union of each pair; "
+            f"10th-90th percentile {pct_range(agree.p10 or 0, agree.p90 or 0)})."
+        )
+    bands = _randomised_bands(section)
+    if any(bands.values()):
+        seeds = section.seeds or (section.seed or 0,)
+        drawn = "once" if len(seeds) == 1 else f"{len(seeds)} times"
+        text = (
+            "**Model-randomisation check**: the same network with its weights re-drawn at "
+            f"random ({drawn}) explained the same class. A map that explains *this* model "
+            "should change. Mean rank correlation with the random network's map:"
+        )
+        for band, words in _CHANGED.items():
+            if bands[band]:
+                text += " " + words.format(_named(bands[band]))
+        lines.append(text.rstrip(";") + ("" if text.endswith(".") else "."))
+    return lines
 
 
 def image_driven_note(section: ExplainMethods) -> str | None:

@@ -141,9 +141,7 @@ def training_data_table(meta: dict[str, Any]) -> Any:
                 "source": source,
                 **{c: per.get(c, 0) for c in labels},
                 "total": sum(per.values()),
-                "what it is": note.get("what it is"),
-                "stored as": note.get("stored as"),
-                "licence": note.get("licence"),
+                **{k: note.get(k) for k in ("what it is", "stored as", "licence")},
             }
         )
     df = pd.DataFrame(rows).set_index("source")
@@ -210,7 +208,6 @@ def model_details_markdown(meta: dict[str, Any], model_file: str) -> str:
     return "\n".join([*lines, "", "Commands that made it:", "", "```bash", commands, "```"])
 
 
-#: The heading of :func:`adult_patient_lines`.
 ADULT_PATIENT = "For an adult patient"
 
 
