@@ -229,37 +229,28 @@ def caveats_markdown() -> str:
     return "\n".join(lines) + "\n\n**Recommendations**\n\n" + prose("recommendations")
 
 
-def _confusion_table(split: Split) -> Any:
-    cm = split.confusion_matrix
-    if cm is None or not cm.matrix:
-        return pd.DataFrame()
-    df = pd.DataFrame(cm.matrix, index=list(cm.labels), columns=list(cm.labels))
-    df.index.name = "true \\ predicted"
-    return df
-
-
-def _reliability_table(split: Split) -> Any:
-    rows = [
-        {
-            "probability": f"{b.lo:.2f}-{b.hi:.2f}",
-            "images": b.count,
-            "mean confidence": pct(b.confidence, 1),
-            "accuracy": b.accuracy,
-        }
-        for b in split.reliability
-    ]
-    return frame(rows, "probability")
-
-
 def _split_blocks(name: str, split: Split) -> Iterator[str]:
     """One split's figures, in words and tables."""
     yield results.describe_headline(split, name)
-    yield "Confusion matrix (rows: true class):\n\n" + markdown_table(_confusion_table(split))
+    cm, confusion = split.confusion_matrix, ""
+    if cm is not None and cm.matrix:
+        labels = pd.Index(cm.labels, name="true \\ predicted")
+        confusion = markdown_table(pd.DataFrame(cm.matrix, index=labels, columns=list(cm.labels)))
+    yield "Confusion matrix (rows: true class):\n\n" + confusion
     yield "Per class:\n\n" + markdown_table(results.per_class_table(split))
     reliability = results.describe_reliability(split)
     if reliability:
+        bins = [
+            {
+                "probability": f"{b.lo:.2f}-{b.hi:.2f}",
+                "images": b.count,
+                "mean confidence": pct(b.confidence, 1),
+                "accuracy": b.accuracy,
+            }
+            for b in split.reliability
+        ]
         yield f"Calibration: {reliability} Reliability:\n\n" + markdown_table(
-            _reliability_table(split)
+            frame(bins, "probability")
         )
     yield "By source:\n\n" + markdown_table(results.per_source_table(split))
 

@@ -92,24 +92,6 @@ def _line(pdf: FPDF, height: float, text: str) -> None:
     pdf.cell(0, height, pdf_text(text), new_x="LMARGIN", new_y="NEXT")
 
 
-def _header(pdf: FPDF, data: ReportData, created: datetime) -> None:
-    """Title, banner, date and the image's hash."""
-    pdf.set_font("Helvetica", "B", 16)
-    pdf.set_text_color(27, 42, 53)
-    _line(pdf, 8, "CXR Lens - research report")
-    pdf.set_fill_color(253, 236, 200)
-    pdf.set_text_color(120, 60, 0)
-    pdf.set_font("Helvetica", "B", 10)
-    banner = "RESEARCH DEMO, NOT FOR DIAGNOSIS"
-    pdf.multi_cell(0, 6, banner, fill=True, align="C", new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(1)
-    pdf.set_text_color(27, 42, 53)
-    pdf.set_font("Helvetica", "", 9)
-    _line(pdf, 5, f"Date: {created.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}")
-    _line(pdf, 5, f"Image SHA-256 (first 16): {data.image_sha256[:16]}")
-    pdf.ln(2)
-
-
 def _images(pdf: FPDF, data: ReportData, width: float) -> None:
     """The image as analysed and its overlay, side by side."""
     gap = 6
@@ -181,7 +163,21 @@ def build_report(data: ReportData) -> bytes:
     pdf.set_margins(15, 14, 15)
     pdf.add_page()
     width = pdf.w - pdf.l_margin - pdf.r_margin
-    _header(pdf, data, created)
+    # The header: title, banner, date and the image's hash.
+    pdf.set_font("Helvetica", "B", 16)
+    pdf.set_text_color(27, 42, 53)
+    _line(pdf, 8, "CXR Lens - research report")
+    pdf.set_fill_color(253, 236, 200)
+    pdf.set_text_color(120, 60, 0)
+    pdf.set_font("Helvetica", "B", 10)
+    banner = "RESEARCH DEMO, NOT FOR DIAGNOSIS"
+    pdf.multi_cell(0, 6, banner, fill=True, align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(1)
+    pdf.set_text_color(27, 42, 53)
+    pdf.set_font("Helvetica", "", 9)
+    _line(pdf, 5, f"Date: {created.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}")
+    _line(pdf, 5, f"Image SHA-256 (first 16): {data.image_sha256[:16]}")
+    pdf.ln(2)
     _images(pdf, data, width)
     _probabilities(pdf, data)
     for label, text in _labelled_lines(data):
