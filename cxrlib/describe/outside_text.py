@@ -150,31 +150,9 @@ def _answers(sub: SubsetCalls, label: str) -> list[str]:
     return parts
 
 
-def _checks(rec: Collection, sub: SubsetCalls) -> str:
-    """What the collection's confident answers, copies and input check add."""
-    text = ""
-    sure = sum(v or 0 for c, v in sub.confident_share.items() if c != rec.label)
-    if sure and sub.confident_at:
-        text += (
-            f" {pct(sure)} got a wrong answer with a probability of "
-            f"{pct(sub.confident_at)} or more."
-        )
-    dup = rec.duplicates
-    if dup is not None and dup.found == 0 and dup.highest_similarity is not None:
-        text += (
-            " None of them is a copy of an image in its data (highest thumbnail "
-            f"correlation {dup.highest_similarity:.2f}; a copy scores above 0.99)."
-        )
-    refused = rec.input_check_refused
-    if refused == 0:
-        text += " The input check let every one through."
-    elif refused is not None:
-        text += f" The input check refused {refused} of them."
-    return text
-
-
 def describe_external(section: External | None) -> list[str]:
-    """One line per collection: what it answered, and what the collection can say."""
+    """One line per collection: what it answered, then what its confident answers, copies and
+    input check add."""
     lines = []
     views = section.views if section else None
     for rec, sub in external_records(section):
@@ -188,5 +166,22 @@ def describe_external(section: External | None) -> list[str]:
             + (f", averaged over {views} views as the app predicts" if views and views > 1 else "")
             + "."
         )
-        lines.append(line + _checks(rec, sub))
+        sure = sum(v or 0 for c, v in sub.confident_share.items() if c != rec.label)
+        if sure and sub.confident_at:
+            line += (
+                f" {pct(sure)} got a wrong answer with a probability of "
+                f"{pct(sub.confident_at)} or more."
+            )
+        dup = rec.duplicates
+        if dup is not None and dup.found == 0 and dup.highest_similarity is not None:
+            line += (
+                " None of them is a copy of an image in its data (highest thumbnail "
+                f"correlation {dup.highest_similarity:.2f}; a copy scores above 0.99)."
+            )
+        refused = rec.input_check_refused
+        if refused == 0:
+            line += " The input check let every one through."
+        elif refused is not None:
+            line += f" The input check refused {refused} of them."
+        lines.append(line)
     return lines

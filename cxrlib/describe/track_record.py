@@ -156,28 +156,6 @@ def _outside_line(r: TrackRecord, o: OutsideCall) -> str:
     return text + "."
 
 
-def _missed_lines(r: TrackRecord) -> list[str]:
-    """One line per class missed, its held-out sources in turn."""
-    lines = []
-    for c in dict.fromkeys(c for _, c, _ in r.missed_elsewhere):
-        (where, found), *rest = [
-            (source_name(source), f) for source, missed, f in r.missed_elsewhere if missed == c
-        ]
-        share = f"**{pct(found)}**"
-        if c == "normal":
-            what = f"called only {share} of their normal chest X-rays normal"
-            so = f"a '{r.label}' answer may be a normal chest X-ray"
-        else:
-            what = f"found only {share} of their {c}"
-            so = f"a '{r.label}' answer does not rule {c} out"
-        others = "".join(f"; without the {w} images, **{pct(f)}**" for w, f in rest)
-        lines.append(
-            f"Trained in full without the {where} images, it {what}{others}: at a hospital it "
-            f"has not seen, {so}."
-        )
-    return lines
-
-
 def describe_track_record(r: TrackRecord) -> list[str]:
     """The Diagnose page's "how often was this answer right" lines (markdown)."""
     lines = []
@@ -202,4 +180,21 @@ def describe_track_record(r: TrackRecord) -> list[str]:
         f"{source_name(source)} {true} images in the test split."
         for source, true, called, n in r.confusions
     ]
-    return lines + _missed_lines(r)
+    # One line per class missed, its held-out sources in turn.
+    for c in dict.fromkeys(c for _, c, _ in r.missed_elsewhere):
+        (where, found), *rest = [
+            (source_name(source), f) for source, missed, f in r.missed_elsewhere if missed == c
+        ]
+        share = f"**{pct(found)}**"
+        if c == "normal":
+            what = f"called only {share} of their normal chest X-rays normal"
+            so = f"a '{r.label}' answer may be a normal chest X-ray"
+        else:
+            what = f"found only {share} of their {c}"
+            so = f"a '{r.label}' answer does not rule {c} out"
+        others = "".join(f"; without the {w} images, **{pct(f)}**" for w, f in rest)
+        lines.append(
+            f"Trained in full without the {where} images, it {what}{others}: at a hospital it "
+            f"has not seen, {so}."
+        )
+    return lines
