@@ -96,11 +96,10 @@ def describe_calibration(meta: dict[str, Any]) -> str:
 
 def describe_scoring(split: Split) -> str:
     """How a saved split's predictions were made."""
-    views = split.views
-    if len(views) > 1:
+    if len(split.views) > 1:
         return (
             f"Each image scored as the app scores it: the mean over the image and "
-            f"{len(views) - 1} {COPIES}."
+            f"{len(split.views) - 1} {COPIES}."
         )
     return "Each image scored once, as it is."
 

@@ -204,15 +204,12 @@ def _outside_note(alt: Comparison, ours: Comparison) -> str:
 def reads_outside(rows: Sequence[Comparison]) -> list[Comparison]:
     """The alternatives (reseeded copies aside) that score higher than the committed model
     (``rows[0]``) and keep more than :data:`ERASED_MARGIN` more with the lungs erased."""
-    if not rows:
-        return []
-    ours = rows[0]
     return [
         r
         for r in rows[1:]
         if r.reseeded is None
-        and r.balanced_accuracy > ours.balanced_accuracy
-        and r.erased_balanced_accuracy - ours.erased_balanced_accuracy > ERASED_MARGIN
+        and r.balanced_accuracy > rows[0].balanced_accuracy
+        and r.erased_balanced_accuracy - rows[0].erased_balanced_accuracy > ERASED_MARGIN
     ]
 
 

@@ -55,15 +55,6 @@ MISSED_BELOW = 0.5
 MISSED_MIN_IMAGES = 20
 
 
-def _schedule_words(loso: Loso | None) -> str:
-    """The runs' schedule in words ("3 epochs of 120 steps"), or ""."""
-    schedule = loso.schedule if loso else {}
-    epochs, steps = schedule.get("epochs"), schedule.get("steps_per_epoch")
-    if epochs and steps:
-        return f"{epochs} epochs of {steps} steps"
-    return f"{epochs} full epochs" if epochs else ""
-
-
 def _missed(loso_full: Loso | None, label: str) -> list[tuple[str, str, float]]:
     """:attr:`TrackRecord.missed_elsewhere`, most missed first."""
     missed = [
@@ -78,22 +69,6 @@ def _missed(loso_full: Loso | None, label: str) -> list[tuple[str, str, float]]:
         and v.support.get(c, MISSED_MIN_IMAGES) >= MISSED_MIN_IMAGES
     ]
     return sorted(missed, key=lambda m: m[2])
-
-
-def _called_elsewhere(metrics: Metrics, label: str) -> tuple[OutsideCall, ...]:
-    """:attr:`TrackRecord.called_elsewhere` from the external check."""
-    return tuple(
-        OutsideCall(
-            name=rec.name,
-            people=" ".join(filter(None, (rec.label, rec.population))),
-            n=int(sub.n),
-            share=float(share),
-            confident_share=sub.confident_share.get(label),
-            confident_at=sub.confident_at,
-        )
-        for rec, sub in external_records(metrics.external)
-        if rec.label != label and (share := sub.share.get(label)) is not None and share >= MIN_SHARE
-    )
 
 
 def track_record(metrics: Metrics | None, label: str) -> TrackRecord | None:
@@ -121,6 +96,9 @@ def track_record(metrics: Metrics | None, label: str) -> TrackRecord | None:
         ),
         key=lambda c: -c[2] / c[3],
     )
+    schedule = metrics.loso.schedule if metrics.loso else {}
+    epochs, steps = schedule.get("epochs"), schedule.get("steps_per_epoch")
+    runs = f"{epochs} epochs of {steps} steps" if steps else f"{epochs} full epochs"
     held_out = metrics.loso.sources.values() if metrics.loso else ()
     accs = [float(a) for v in held_out if (a := v.as_predicted().accuracy) is not None]
     return TrackRecord(
@@ -130,9 +108,22 @@ def track_record(metrics: Metrics | None, label: str) -> TrackRecord | None:
         held_out_accuracy=float(np.mean(accs)) if accs else None,
         held_out_sources=len(accs),
         confusions=tuple(confusions),
-        held_out_schedule=_schedule_words(metrics.loso),
+        held_out_schedule=runs if epochs else "",
         missed_elsewhere=tuple(_missed(metrics.loso_full, label)),
-        called_elsewhere=_called_elsewhere(metrics, label),
+        called_elsewhere=tuple(
+            OutsideCall(
+                name=rec.name,
+                people=" ".join(filter(None, (rec.label, rec.population))),
+                n=int(sub.n),
+                share=float(share),
+                confident_share=sub.confident_share.get(label),
+                confident_at=sub.confident_at,
+            )
+            for rec, sub in external_records(metrics.external)
+            if rec.label != label
+            and (share := sub.share.get(label)) is not None
+            and share >= MIN_SHARE
+        ),
         confident_calls=len(sure),
         confident_right=sum(sure),
     )
