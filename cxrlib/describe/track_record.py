@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cxrlib.core.formatting import pct
-from cxrlib.core.metrics import CONFIDENT, Loso, Metrics
+from cxrlib.core.metrics import CONFIDENT, Metrics
 from cxrlib.describe.outside_text import external_records
 from cxrlib.describe.prose import source_name
 
@@ -55,22 +55,6 @@ MISSED_BELOW = 0.5
 MISSED_MIN_IMAGES = 20
 
 
-def _missed(loso_full: Loso | None, label: str) -> list[tuple[str, str, float]]:
-    """:attr:`TrackRecord.missed_elsewhere`, most missed first."""
-    missed = [
-        (source, c, float(found))
-        for source, v in (loso_full.sources.items() if loso_full else ())
-        for c, found in v.as_predicted().per_class_accuracy.items()
-        # One side normal, the other not: a covid answer says nothing of missed pneumonia.
-        if (c == "normal") != (label == "normal")
-        and found is not None
-        and found < MISSED_BELOW
-        # A share of a handful of images is no record (runs before 'support' was kept: quoted).
-        and v.support.get(c, MISSED_MIN_IMAGES) >= MISSED_MIN_IMAGES
-    ]
-    return sorted(missed, key=lambda m: m[2])
-
-
 def track_record(metrics: Metrics | None, label: str) -> TrackRecord | None:
     """The track record of an answer ``label`` (None without test figures)."""
     split = metrics.test if metrics else None
@@ -96,6 +80,18 @@ def track_record(metrics: Metrics | None, label: str) -> TrackRecord | None:
         ),
         key=lambda c: -c[2] / c[3],
     )
+    full = metrics.loso_full.sources if metrics.loso_full else {}
+    missed = [
+        (source, c, float(found))
+        for source, v in full.items()
+        for c, found in v.as_predicted().per_class_accuracy.items()
+        # One side normal, the other not: a covid answer says nothing of missed pneumonia.
+        if (c == "normal") != (label == "normal")
+        and found is not None
+        and found < MISSED_BELOW
+        # A share of a handful of images is no record (runs before 'support' was kept: quoted).
+        and v.support.get(c, MISSED_MIN_IMAGES) >= MISSED_MIN_IMAGES
+    ]
     schedule = metrics.loso.schedule if metrics.loso else {}
     epochs, steps = schedule.get("epochs"), schedule.get("steps_per_epoch")
     runs = f"{epochs} epochs of {steps} steps" if steps else f"{epochs} full epochs"
@@ -109,7 +105,7 @@ def track_record(metrics: Metrics | None, label: str) -> TrackRecord | None:
         held_out_sources=len(accs),
         confusions=tuple(confusions),
         held_out_schedule=runs if epochs else "",
-        missed_elsewhere=tuple(_missed(metrics.loso_full, label)),
+        missed_elsewhere=tuple(sorted(missed, key=lambda m: m[2])),
         called_elsewhere=tuple(
             OutsideCall(
                 name=rec.name,
