@@ -1,6 +1,5 @@
 """The model card as one Markdown file, in the sections of Mitchell et al. 2019 ("Model
-Cards for Model Reporting"): the model described from its JSON, and the numbers behind every
-figure of the Metrics page."""
+Cards for Model Reporting"): the model's JSON and every figure of the Metrics page."""
 
 from __future__ import annotations
 
@@ -167,11 +166,9 @@ def describe_training_data(meta: dict[str, Any]) -> str:
 
 def factors_markdown(meta: dict[str, Any]) -> str:
     """The factors (confounds) and what the model's input framing does about them."""
-    pre = meta.get("preprocess") or {}
-    parts = [prose("factors")]
-    if pre.get("lung_crop"):
-        parts.append(prose("lung_crop"))
-    return "\n\n".join(parts)
+    if (meta.get("preprocess") or {}).get("lung_crop"):
+        return prose("factors") + "\n\n" + prose("lung_crop")
+    return prose("factors")
 
 
 def model_details_markdown(meta: dict[str, Any], model_file: str) -> str:

@@ -186,13 +186,9 @@ def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> l
 OUTSIDE_MARGIN = 0.05
 
 
-def _shares(row: Comparison) -> dict[tuple[str, str], float]:
-    return {(name, label): share for name, label, share in row.outside}
-
-
 def _outside_note(alt: Comparison, ours: Comparison) -> str:
     """Where an alternative did better on a collection neither model trained on ("" nowhere)."""
-    mine = _shares(ours)
+    mine = {(name, label): share for name, label, share in ours.outside}
     return "".join(
         f" On {name}'s {label} images, which neither model trained on, it did better: "
         f"{pct(share)} called {label}, against {pct(mine[(name, label)])}."
@@ -222,7 +218,7 @@ def comparison_note(rows: Sequence[Comparison]) -> str | None:
     note = prose("reads_outside")
     if any(_outside_note(r, rows[0]) for r in rivals):
         note += " " + prose("outside_disagrees")
-        mine = _shares(rows[0])
+        mine = {(name, label): share for name, label, share in rows[0].outside}
         moved = [
             abs(share - mine[(name, label)])
             for r in rows[1:]

@@ -137,8 +137,7 @@ def external_table(section: External | None) -> Any:
 
 
 def _answers(sub: SubsetCalls, label: str) -> list[str]:
-    """ "'normal' for **58%** (95% CI 52-64%)" per answer given, the collection's own class
-    first."""
+    """ "'normal' for **58%** (95% CI 52-64%)" per answer given, its own class first."""
     share, parts = sub.share, []
     for c in sorted(share, key=lambda c: (c != label, -(share[c] or 0))):
         value = share[c]
