@@ -107,12 +107,9 @@ def describe_training(cfg: dict[str, Any]) -> str:
     """A model's batches and augmentation, from its JSON ``train_config``."""
     power = cfg.get("sampling_power")
     floor = int(cfg.get("sampling_floor", 1) or 1)
-    if power is None:
-        sampling = "class-balanced batches"
-    else:
-        sampling = (
-            f"class-balanced batches; within a class, a source of n images weighs n^{power:g}"
-        )
+    sampling = "class-balanced batches"
+    if power is not None:
+        sampling += f"; within a class, a source of n images weighs n^{power:g}"
         if floor > 1:
             sampling += f" (sources under {floor} images weighted as {floor})"
     aug = cfg.get("augment") or {}
@@ -200,8 +197,8 @@ def model_details_markdown(meta: dict[str, Any], model_file: str) -> str:
     ]
     if meta.get("manifest_sha256"):
         lines.append(f"- **Training manifest SHA-256** `{meta['manifest_sha256']}`")
-    commands = making_commands(meta)
-    return "\n".join([*lines, "", "Commands that made it:", "", "```bash", commands, "```"])
+    commands = ["", "Commands that made it:", "", "```bash", making_commands(meta), "```"]
+    return "\n".join(lines + commands)
 
 
 ADULT_PATIENT = "For an adult patient"

@@ -99,8 +99,8 @@ def describe_unseen_adults(metrics: Metrics) -> list[str]:
     for source in ADULT_SOURCES:
         for section in (metrics.loso_full, metrics.loso):
             if section is not None and source in section.sources:
-                result = section.sources[source]
-                line = _source_line(source, result, section.schedule.get("epochs"))
+                epochs = section.schedule.get("epochs")
+                line = _source_line(source, section.sources[source], epochs)
                 if line:
                     lines.append(line)
                 break

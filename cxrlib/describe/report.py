@@ -96,18 +96,16 @@ def _images(pdf: FPDF, data: ReportData, width: float) -> None:
     """The image as analysed and its overlay, side by side."""
     gap = 6
     img_w = (width - gap) / 2
-    left_img, right_img = _png(data.image), _png(data.overlay)
-    img_h = min(max(img_w * im.height / im.width for im in (left_img, right_img)), 95)
+    pictures = [_png(data.image), _png(data.overlay)]
+    img_h = min(max(img_w * im.height / im.width for im in pictures), 95)
     pdf.set_font("Helvetica", "B", 9)
     pdf.cell(img_w, 5, "Image (as analysed)")
     pdf.set_x(pdf.l_margin + img_w + gap)
     pdf.cell(img_w, 5, pdf_text(f"{data.method} for '{data.explained_class}'"))
     pdf.ln(6)
     top = pdf.get_y()
-    pdf.image(left_img, x=pdf.l_margin, y=top, w=img_w, h=img_h, keep_aspect_ratio=True)
-    pdf.image(
-        right_img, x=pdf.l_margin + img_w + gap, y=top, w=img_w, h=img_h, keep_aspect_ratio=True
-    )
+    for x, im in zip((pdf.l_margin, pdf.l_margin + img_w + gap), pictures):
+        pdf.image(im, x=x, y=top, w=img_w, h=img_h, keep_aspect_ratio=True)
     pdf.set_y(top + img_h + 4)
 
 
