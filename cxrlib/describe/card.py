@@ -127,18 +127,15 @@ def training_data_table(meta: dict[str, Any]) -> Any:
         counts.setdefault(source, {})[label] = int(n)
     labels = sorted({c for per in counts.values() for c in per})
     notes = {row["source"]: row for row in markdown_rows("sources")}
-    rows = []
-    for source in [*notes, *(s for s in counts if s not in notes)]:
-        per = counts.get(source, {})
-        note = notes.get(source, {})
-        rows.append(
-            {
-                "source": source,
-                **{c: per.get(c, 0) for c in labels},
-                "total": sum(per.values()),
-                **{k: note.get(k) for k in ("what it is", "stored as", "licence")},
-            }
-        )
+    rows = [
+        {
+            "source": source,
+            **{c: counts.get(source, {}).get(c, 0) for c in labels},
+            "total": sum(counts.get(source, {}).values()),
+            **{k: notes.get(source, {}).get(k) for k in ("what it is", "stored as", "licence")},
+        }
+        for source in [*notes, *(s for s in counts if s not in notes)]
+    ]
     df = pd.DataFrame(rows).set_index("source")
     df.loc["total"] = {c: df[c].sum() for c in [*labels, "total"]}
     return df
@@ -208,9 +205,9 @@ def adult_patient_lines(metrics: Metrics, split_name: str = "test") -> list[str]
     """The split's adult figures, then what a model that never saw an adult source found."""
     split = metrics.splits.get(split_name)
     adults = results.describe_adults(split) if split is not None else None
-    unseen = outside_text.describe_unseen_adults(metrics)
     return ([adults] if adults else []) + [
-        f"**At a hospital it has not seen.** {u}" for u in unseen
+        f"**At a hospital it has not seen.** {u}"
+        for u in outside_text.describe_unseen_adults(metrics)
     ]
 
 
