@@ -71,15 +71,14 @@ def confusion_figure(
 ) -> go.Figure:
     """A (K, K) confusion matrix (rows true) as an annotated heatmap, in row percentages when
     ``normalise``."""
-    cm = np.asarray(matrix, dtype=float)
+    z = cm = np.asarray(matrix, dtype=float)
+    text = [[f"{int(v):,}" for v in row] for row in cm]
+    zmax = max(1.0, float(cm.max()))
     if normalise:
         totals = cm.sum(axis=1, keepdims=True)
         z = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
         text = [[pct(v, 1) for v in row] for row in z]
-    else:
-        z = cm
-        text = [[f"{int(v):,}" for v in row] for row in cm]
-    zmax = 1.0 if normalise else max(1.0, float(cm.max()))
+        zmax = 1.0
     fig = go.Figure(
         go.Heatmap(
             z=z,

@@ -153,13 +153,11 @@ def describe_track_record(r: TrackRecord) -> list[str]:
             "from the hospitals it was trained on."
         )
     if r.held_out_accuracy is not None:
-        recipe = "the same recipe" + (
-            f", shortened to {r.held_out_schedule}" if r.held_out_schedule else ""
-        )
+        shortened = f", shortened to {r.held_out_schedule}" if r.held_out_schedule else ""
         lines.append(
-            f"Retrained with one data source left out ({recipe}; {r.held_out_sources} sources "
-            f"in turn), it was right on **{pct(r.held_out_accuracy)}** of the left-out "
-            "images."
+            f"Retrained with one data source left out (the same recipe{shortened}; "
+            f"{r.held_out_sources} sources in turn), it was right on "
+            f"**{pct(r.held_out_accuracy)}** of the left-out images."
         )
     lines += [_outside_line(r, o) for o in r.called_elsewhere]
     lines += [
