@@ -14,7 +14,6 @@ from cxrlib.core.metrics import ClassCurves, ClassScores, ReliabilityBin, Source
 from cxrlib.describe.probability_svg import FONT_FAMILY, INK, NEUTRAL, class_color
 
 ACCENT = "#1f6f8b"
-FONT = dict(family=FONT_FAMILY, size=13, color=INK)
 
 
 def _layout(fig: go.Figure, height: int, title: str | None = None, **kw: Any) -> go.Figure:
@@ -22,7 +21,7 @@ def _layout(fig: go.Figure, height: int, title: str | None = None, **kw: Any) ->
         height=height,
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         title=dict(text=title, x=0, font=dict(size=15)) if title else None,
-        font=FONT,
+        font=dict(family=FONT_FAMILY, size=13, color=INK),
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="#ffffff",
         **kw,

@@ -74,8 +74,7 @@ def _png(array: np.ndarray, max_side: int = 900) -> Image.Image:
     if arr.dtype != np.uint8:
         raise ValueError(f"expected uint8 pixels, got {arr.dtype}")
     img = Image.fromarray(arr, "L" if arr.ndim == 2 else "RGB")
-    if max(img.size) > max_side:
-        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)  # never enlarges
     return img
 
 
