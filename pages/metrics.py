@@ -77,9 +77,7 @@ def _overview(split: Split) -> None:
             a.plotly_chart(
                 figures.roc_figure(split.curves, split.per_class), width="stretch", config=CHART
             )
-            b.plotly_chart(
-                figures.pr_figure(split.curves, split.per_class), width="stretch", config=CHART
-            )
+            b.plotly_chart(figures.pr_figure(split.curves), width="stretch", config=CHART)
 
 
 def _threshold(split: Split, names: list[str]) -> None:

@@ -21,7 +21,6 @@ ABLATION_ROWS = (
     ("lungs_only", "only the lungs kept"),
 )
 
-#: How the faithfulness table names its figures.
 FAITHFULNESS_COLUMNS = {
     "drop_hot": "confidence drop, hottest area blurred",
     "drop_random": "confidence drop, random area blurred",
@@ -127,39 +126,43 @@ def describe_shortcuts(section: Shortcuts) -> list[str]:
     ]
 
 
-def _range(r: tuple[float, ...] | None) -> str | None:
-    return f"{r[0]:.2f} to {r[1]:.2f}" if r else None
-
-
 def methods_table(section: ExplainMethods) -> Any:
     """One row per heatmap method."""
     rows = []
     for m in section.methods:
         mine = [v for k, v in section.pairwise_iou.items() if m in k.split("~") and v is not None]
         r = section.randomised.get(m)
+        spread = r.rank_correlation_range if r else None
         rows.append(
             {
                 "method": METHOD_LABELS.get(m, m),
                 "lung focus": section.lung_focus.get(m),
                 "overlap with the other methods (IoU)": (float(np.mean(mine)) if mine else None),
                 "random weights: rank correlation": r.rank_correlation if r else None,
-                "range over the draws": _range(r.rank_correlation_range) if r else None,
+                "range over the draws": f"{spread[0]:.2f} to {spread[1]:.2f}" if spread else None,
                 "random weights: overlap (IoU)": r.hot_iou if r else None,
             }
         )
     return frame(rows, "method")
 
 
+#: How the randomisation check words each band of rank correlation, lowest first.
+_CHANGED = {
+    "completely": "changed completely for {};",
+    "partly": "changed partly for {}, which keep some of the image's structure;",
+    "alike": "changed little for {}: those maps show the image's structure (edges, contrast) as "
+    "much as what the model learnt.",
+}
+
+
 def _randomised_bands(section: ExplainMethods) -> dict[str, list[tuple[str, float]]]:
-    bands: dict[str, list[tuple[str, float]]] = {"alike": [], "partly": [], "completely": []}
+    bands: dict[str, list[tuple[str, float]]] = {band: [] for band in _CHANGED}
     for m in section.methods:
         r = section.randomised.get(m)
         rho = r.rank_correlation if r else None
         if rho is None:
             continue
-        band = ("completely", "partly", "alike")[
-            bisect_right((CHANGES_COMPLETELY, STAYS_ALIKE), rho)
-        ]
+        band = list(_CHANGED)[bisect_right((CHANGES_COMPLETELY, STAYS_ALIKE), rho)]
         bands[band].append((METHOD_LABELS.get(m, m), float(rho)))
     return bands
 
@@ -168,49 +171,32 @@ def _named(items: list[tuple[str, float]]) -> str:
     return join([f"{name} ({rho:.2f})" for name, rho in items])
 
 
-def _agreement_line(section: ExplainMethods) -> str | None:
-    agree = section.agreement
-    if agree is None or agree.mean is None:
-        return None
-    percent = section.percent if section.percent is not None else 15
-    return (
-        f"On {section.n or 0:,} images of the {section.split or 'given'} split, the methods' "
-        f"hottest {percent:g}% regions overlap by "
-        f"**{pct(agree.mean)}** on average (intersection over union of each pair; "
-        f"10th-90th percentile {pct_range(agree.p10 or 0, agree.p90 or 0)})."
-    )
-
-
-def _randomisation_line(section: ExplainMethods) -> str | None:
-    bands = _randomised_bands(section)
-    if not any(bands.values()):
-        return None
-    seeds = section.seeds or (section.seed or 0,)
-    drawn = "once" if len(seeds) == 1 else f"{len(seeds)} times"
-    text = (
-        "**Model-randomisation check**: the same network with its weights re-drawn at "
-        f"random ({drawn}) explained the same class. A map that explains *this* model "
-        "should change. Mean rank correlation with the random network's map:"
-    )
-    if bands["completely"]:
-        text += f" changed completely for {_named(bands['completely'])};"
-    if bands["partly"]:
-        text += (
-            f" changed partly for {_named(bands['partly'])}, which keep some of the image's "
-            "structure;"
-        )
-    if bands["alike"]:
-        text += (
-            f" changed little for {_named(bands['alike'])}: those maps show the image's "
-            "structure (edges, contrast) as much as what the model learnt."
-        )
-    return text.rstrip(";") + ("" if text.endswith(".") else ".")
-
-
 def describe_methods(section: ExplainMethods) -> list[str]:
     """The method comparison and the model-randomisation check, in words."""
-    lines = (_agreement_line(section), _randomisation_line(section))
-    return [line for line in lines if line is not None]
+    lines = []
+    agree = section.agreement
+    if agree is not None and agree.mean is not None:
+        percent = section.percent if section.percent is not None else 15
+        lines.append(
+            f"On {section.n or 0:,} images of the {section.split or 'given'} split, the methods' "
+            f"hottest {percent:g}% regions overlap by "
+            f"**{pct(agree.mean)}** on average (intersection over union of each pair; "
+            f"10th-90th percentile {pct_range(agree.p10 or 0, agree.p90 or 0)})."
+        )
+    bands = _randomised_bands(section)
+    if any(bands.values()):
+        seeds = section.seeds or (section.seed or 0,)
+        drawn = "once" if len(seeds) == 1 else f"{len(seeds)} times"
+        text = (
+            "**Model-randomisation check**: the same network with its weights re-drawn at "
+            f"random ({drawn}) explained the same class. A map that explains *this* model "
+            "should change. Mean rank correlation with the random network's map:"
+        )
+        for band, words in _CHANGED.items():
+            if bands[band]:
+                text += " " + words.format(_named(bands[band]))
+        lines.append(text.rstrip(";") + ("" if text.endswith(".") else "."))
+    return lines
 
 
 def image_driven_note(section: ExplainMethods) -> str | None:

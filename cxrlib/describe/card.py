@@ -1,6 +1,5 @@
 """The model card as one Markdown file, in the sections of Mitchell et al. 2019 ("Model
-Cards for Model Reporting"): the model described from its JSON, and the numbers behind every
-figure of the Metrics page."""
+Cards for Model Reporting"): the model's JSON and every figure of the Metrics page."""
 
 from __future__ import annotations
 
@@ -60,11 +59,9 @@ def describe_architecture(cfg: dict[str, Any]) -> str:
 
 def making_commands(meta: dict[str, Any]) -> str:
     """The commands that made a model, one per line: training, then any later step."""
+    steps = [meta.get("post_training") or {}, meta.get("test_time_views") or {}]
     lines = [meta.get("command") or "python -m cxrlib.train --data ../shared/cxr --out models/"]
-    for key in ("post_training", "test_time_views"):
-        step = meta.get(key) or {}
-        if isinstance(step, dict) and step.get("command"):
-            lines.append(step["command"])
+    lines += [step["command"] for step in steps if step.get("command")]
     return "\n".join(lines)
 
 
@@ -98,11 +95,10 @@ def describe_calibration(meta: dict[str, Any]) -> str:
 
 def describe_scoring(split: Split) -> str:
     """How a saved split's predictions were made."""
-    views = split.views
-    if len(views) > 1:
+    if len(split.views) > 1:
         return (
             f"Each image scored as the app scores it: the mean over the image and "
-            f"{len(views) - 1} {COPIES}."
+            f"{len(split.views) - 1} {COPIES}."
         )
     return "Each image scored once, as it is."
 
@@ -111,12 +107,9 @@ def describe_training(cfg: dict[str, Any]) -> str:
     """A model's batches and augmentation, from its JSON ``train_config``."""
     power = cfg.get("sampling_power")
     floor = int(cfg.get("sampling_floor", 1) or 1)
-    if power is None:
-        sampling = "class-balanced batches"
-    else:
-        sampling = (
-            f"class-balanced batches; within a class, a source of n images weighs n^{power:g}"
-        )
+    sampling = "class-balanced batches"
+    if power is not None:
+        sampling += f"; within a class, a source of n images weighs n^{power:g}"
         if floor > 1:
             sampling += f" (sources under {floor} images weighted as {floor})"
     aug = cfg.get("augment") or {}
@@ -134,20 +127,15 @@ def training_data_table(meta: dict[str, Any]) -> Any:
         counts.setdefault(source, {})[label] = int(n)
     labels = sorted({c for per in counts.values() for c in per})
     notes = {row["source"]: row for row in markdown_rows("sources")}
-    rows = []
-    for source in [*notes, *(s for s in counts if s not in notes)]:
-        per = counts.get(source, {})
-        note = notes.get(source, {})
-        rows.append(
-            {
-                "source": source,
-                **{c: per.get(c, 0) for c in labels},
-                "total": sum(per.values()),
-                "what it is": note.get("what it is"),
-                "stored as": note.get("stored as"),
-                "licence": note.get("licence"),
-            }
-        )
+    rows = [
+        {
+            "source": source,
+            **{c: counts.get(source, {}).get(c, 0) for c in labels},
+            "total": sum(counts.get(source, {}).values()),
+            **{k: notes.get(source, {}).get(k) for k in ("what it is", "stored as", "licence")},
+        }
+        for source in [*notes, *(s for s in counts if s not in notes)]
+    ]
     df = pd.DataFrame(rows).set_index("source")
     df.loc["total"] = {c: df[c].sum() for c in [*labels, "total"]}
     return df
@@ -172,11 +160,9 @@ def describe_training_data(meta: dict[str, Any]) -> str:
 
 def factors_markdown(meta: dict[str, Any]) -> str:
     """The factors (confounds) and what the model's input framing does about them."""
-    pre = meta.get("preprocess") or {}
-    parts = [prose("factors")]
-    if pre.get("lung_crop"):
-        parts.append(prose("lung_crop"))
-    return "\n\n".join(parts)
+    if (meta.get("preprocess") or {}).get("lung_crop"):
+        return prose("factors") + "\n\n" + prose("lung_crop")
+    return prose("factors")
 
 
 def model_details_markdown(meta: dict[str, Any], model_file: str) -> str:
@@ -208,11 +194,10 @@ def model_details_markdown(meta: dict[str, Any], model_file: str) -> str:
     ]
     if meta.get("manifest_sha256"):
         lines.append(f"- **Training manifest SHA-256** `{meta['manifest_sha256']}`")
-    commands = making_commands(meta)
-    return "\n".join([*lines, "", "Commands that made it:", "", "```bash", commands, "```"])
+    commands = ["", "Commands that made it:", "", "```bash", making_commands(meta), "```"]
+    return "\n".join(lines + commands)
 
 
-#: The heading of :func:`adult_patient_lines`.
 ADULT_PATIENT = "For an adult patient"
 
 
@@ -220,9 +205,9 @@ def adult_patient_lines(metrics: Metrics, split_name: str = "test") -> list[str]
     """The split's adult figures, then what a model that never saw an adult source found."""
     split = metrics.splits.get(split_name)
     adults = results.describe_adults(split) if split is not None else None
-    unseen = outside_text.describe_unseen_adults(metrics)
     return ([adults] if adults else []) + [
-        f"**At a hospital it has not seen.** {u}" for u in unseen
+        f"**At a hospital it has not seen.** {u}"
+        for u in outside_text.describe_unseen_adults(metrics)
     ]
 
 
@@ -234,37 +219,28 @@ def caveats_markdown() -> str:
     return "\n".join(lines) + "\n\n**Recommendations**\n\n" + prose("recommendations")
 
 
-def _confusion_table(split: Split) -> Any:
-    cm = split.confusion_matrix
-    if cm is None or not cm.matrix:
-        return pd.DataFrame()
-    df = pd.DataFrame(cm.matrix, index=list(cm.labels), columns=list(cm.labels))
-    df.index.name = "true \\ predicted"
-    return df
-
-
-def _reliability_table(split: Split) -> Any:
-    rows = [
-        {
-            "probability": f"{b.lo:.2f}-{b.hi:.2f}",
-            "images": b.count,
-            "mean confidence": pct(b.confidence, 1),
-            "accuracy": b.accuracy,
-        }
-        for b in split.reliability
-    ]
-    return frame(rows, "probability")
-
-
 def _split_blocks(name: str, split: Split) -> Iterator[str]:
     """One split's figures, in words and tables."""
     yield results.describe_headline(split, name)
-    yield "Confusion matrix (rows: true class):\n\n" + markdown_table(_confusion_table(split))
+    cm, confusion = split.confusion_matrix, ""
+    if cm is not None and cm.matrix:
+        labels = pd.Index(cm.labels, name="true \\ predicted")
+        confusion = markdown_table(pd.DataFrame(cm.matrix, index=labels, columns=list(cm.labels)))
+    yield "Confusion matrix (rows: true class):\n\n" + confusion
     yield "Per class:\n\n" + markdown_table(results.per_class_table(split))
     reliability = results.describe_reliability(split)
     if reliability:
+        bins = [
+            {
+                "probability": f"{b.lo:.2f}-{b.hi:.2f}",
+                "images": b.count,
+                "mean confidence": pct(b.confidence, 1),
+                "accuracy": b.accuracy,
+            }
+            for b in split.reliability
+        ]
         yield f"Calibration: {reliability} Reliability:\n\n" + markdown_table(
-            _reliability_table(split)
+            frame(bins, "probability")
         )
     yield "By source:\n\n" + markdown_table(results.per_source_table(split))
 
@@ -352,20 +328,14 @@ def quantitative_markdown(meta: dict[str, Any], metrics: Metrics) -> str:
 
 def model_card_markdown(meta: dict[str, Any], metrics: Metrics, model_file: str) -> str:
     """The whole model card as one Markdown document."""
-    training = "\n\n".join(
-        [
-            markdown_table(training_data_table(meta)),
-            describe_training_data(meta),
-            prose("training_note"),
-        ]
-    )
+    training = [markdown_table(training_data_table(meta)), describe_training_data(meta)]
     sections = (
         ("Model details", model_details_markdown(meta, model_file)),
         ("Intended use", prose("not_for_diagnosis") + "\n\n" + prose("intended_use")),
         ("Factors", factors_markdown(meta)),
         ("Metrics", prose("metrics_chosen")),
         ("Evaluation data", prose("evaluation_data")),
-        ("Training data", training),
+        ("Training data", "\n\n".join([*training, prose("training_note")])),
         ("Quantitative analyses", quantitative_markdown(meta, metrics)),
         ("Ethical considerations", prose("ethics")),
         ("Caveats and recommendations", caveats_markdown()),

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from cxrlib.core.formatting import pct
-from cxrlib.core.metrics import Alternative, AlternativeAblation, External, Metrics
+from cxrlib.core.metrics import Alternative, AlternativeAblation, Metrics
 from cxrlib.describe.outside_text import external_records
 from cxrlib.describe.prose import prose
 
@@ -69,15 +69,6 @@ def describe_input_and_trunk(pre: Mapping[str, Any], cfg: Mapping[str, Any]) -> 
     return f"{sees}, {trunk}, {pre.get('size', '?')} px"
 
 
-def _outside(section: External | None) -> tuple[tuple[str, str, float], ...]:
-    """:attr:`Comparison.outside` from an ``external`` section (or None)."""
-    return tuple(
-        (rec.name, rec.label, float(share))
-        for rec, sub in external_records(section)
-        if (share := sub.share.get(rec.label)) is not None
-    )
-
-
 def comparisons(meta: Mapping[str, Any], metrics: Metrics) -> list[Comparison]:
     """The committed model, then every alternative scored on the same split and number of
     images; empty without the committed model's figures."""
@@ -112,7 +103,11 @@ def comparisons(meta: Mapping[str, Any], metrics: Metrics) -> list[Comparison]:
             covid_sensitivity=alt.covid_sensitivity,
             erased_balanced_accuracy=float(alt.lungs_erased.balanced_accuracy),
             erased_covid_auc=alt.lungs_erased.covid_auc,
-            outside=_outside(alt.external),
+            outside=tuple(
+                (rec.name, rec.label, float(share))
+                for rec, sub in external_records(alt.external)
+                if (share := sub.share.get(rec.label)) is not None
+            ),
             reseeded=None if alt is ours else reseeded(meta, alt),
         )
         for name, alt in [("this app's model", ours), *others]
@@ -191,13 +186,9 @@ def describe_comparisons(rows: Sequence[Comparison], chance: float = 1 / 3) -> l
 OUTSIDE_MARGIN = 0.05
 
 
-def _shares(row: Comparison) -> dict[tuple[str, str], float]:
-    return {(name, label): share for name, label, share in row.outside}
-
-
 def _outside_note(alt: Comparison, ours: Comparison) -> str:
     """Where an alternative did better on a collection neither model trained on ("" nowhere)."""
-    mine = _shares(ours)
+    mine = {(name, label): share for name, label, share in ours.outside}
     return "".join(
         f" On {name}'s {label} images, which neither model trained on, it did better: "
         f"{pct(share)} called {label}, against {pct(mine[(name, label)])}."
@@ -209,15 +200,12 @@ def _outside_note(alt: Comparison, ours: Comparison) -> str:
 def reads_outside(rows: Sequence[Comparison]) -> list[Comparison]:
     """The alternatives (reseeded copies aside) that score higher than the committed model
     (``rows[0]``) and keep more than :data:`ERASED_MARGIN` more with the lungs erased."""
-    if not rows:
-        return []
-    ours = rows[0]
     return [
         r
         for r in rows[1:]
         if r.reseeded is None
-        and r.balanced_accuracy > ours.balanced_accuracy
-        and r.erased_balanced_accuracy - ours.erased_balanced_accuracy > ERASED_MARGIN
+        and r.balanced_accuracy > rows[0].balanced_accuracy
+        and r.erased_balanced_accuracy - rows[0].erased_balanced_accuracy > ERASED_MARGIN
     ]
 
 
@@ -230,7 +218,7 @@ def comparison_note(rows: Sequence[Comparison]) -> str | None:
     note = prose("reads_outside")
     if any(_outside_note(r, rows[0]) for r in rivals):
         note += " " + prose("outside_disagrees")
-        mine = _shares(rows[0])
+        mine = {(name, label): share for name, label, share in rows[0].outside}
         moved = [
             abs(share - mine[(name, label)])
             for r in rows[1:]

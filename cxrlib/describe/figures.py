@@ -14,7 +14,6 @@ from cxrlib.core.metrics import ClassCurves, ClassScores, ReliabilityBin, Source
 from cxrlib.describe.probability_svg import FONT_FAMILY, INK, NEUTRAL, class_color
 
 ACCENT = "#1f6f8b"
-FONT = dict(family=FONT_FAMILY, size=13, color=INK)
 
 
 def _layout(fig: go.Figure, height: int, title: str | None = None, **kw: Any) -> go.Figure:
@@ -22,7 +21,7 @@ def _layout(fig: go.Figure, height: int, title: str | None = None, **kw: Any) ->
         height=height,
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         title=dict(text=title, x=0, font=dict(size=15)) if title else None,
-        font=FONT,
+        font=dict(family=FONT_FAMILY, size=13, color=INK),
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="#ffffff",
         **kw,
@@ -71,15 +70,14 @@ def confusion_figure(
 ) -> go.Figure:
     """A (K, K) confusion matrix (rows true) as an annotated heatmap, in row percentages when
     ``normalise``."""
-    cm = np.asarray(matrix, dtype=float)
+    z = cm = np.asarray(matrix, dtype=float)
+    text = [[f"{int(v):,}" for v in row] for row in cm]
+    zmax = max(1.0, float(cm.max()))
     if normalise:
         totals = cm.sum(axis=1, keepdims=True)
         z = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
         text = [[pct(v, 1) for v in row] for row in z]
-    else:
-        z = cm
-        text = [[f"{int(v):,}" for v in row] for row in cm]
-    zmax = 1.0 if normalise else max(1.0, float(cm.max()))
+        zmax = 1.0
     fig = go.Figure(
         go.Heatmap(
             z=z,
@@ -133,9 +131,7 @@ def roc_figure(
     return _layout(fig, 380, "ROC (one class vs the rest)", legend=dict(x=0.45, y=0.05))
 
 
-def pr_figure(
-    curves: Mapping[str, ClassCurves], per_class: Mapping[str, ClassScores] | None = None
-) -> go.Figure:
+def pr_figure(curves: Mapping[str, ClassCurves]) -> go.Figure:
     """Precision-recall curves per class."""
     fig = _class_lines(
         [

@@ -99,8 +99,8 @@ def describe_unseen_adults(metrics: Metrics) -> list[str]:
     for source in ADULT_SOURCES:
         for section in (metrics.loso_full, metrics.loso):
             if section is not None and source in section.sources:
-                result = section.sources[source]
-                line = _source_line(source, result, section.schedule.get("epochs"))
+                epochs = section.schedule.get("epochs")
+                line = _source_line(source, section.sources[source], epochs)
                 if line:
                     lines.append(line)
                 break
@@ -137,8 +137,7 @@ def external_table(section: External | None) -> Any:
 
 
 def _answers(sub: SubsetCalls, label: str) -> list[str]:
-    """ "'normal' for **58%** (95% CI 52-64%)" per answer given, the collection's own class
-    first."""
+    """ "'normal' for **58%** (95% CI 52-64%)" per answer given, its own class first."""
     share, parts = sub.share, []
     for c in sorted(share, key=lambda c: (c != label, -(share[c] or 0))):
         value = share[c]
@@ -150,31 +149,9 @@ def _answers(sub: SubsetCalls, label: str) -> list[str]:
     return parts
 
 
-def _checks(rec: Collection, sub: SubsetCalls) -> str:
-    """What the collection's confident answers, copies and input check add."""
-    text = ""
-    sure = sum(v or 0 for c, v in sub.confident_share.items() if c != rec.label)
-    if sure and sub.confident_at:
-        text += (
-            f" {pct(sure)} got a wrong answer with a probability of "
-            f"{pct(sub.confident_at)} or more."
-        )
-    dup = rec.duplicates
-    if dup is not None and dup.found == 0 and dup.highest_similarity is not None:
-        text += (
-            " None of them is a copy of an image in its data (highest thumbnail "
-            f"correlation {dup.highest_similarity:.2f}; a copy scores above 0.99)."
-        )
-    refused = rec.input_check_refused
-    if refused == 0:
-        text += " The input check let every one through."
-    elif refused is not None:
-        text += f" The input check refused {refused} of them."
-    return text
-
-
 def describe_external(section: External | None) -> list[str]:
-    """One line per collection: what it answered, and what the collection can say."""
+    """One line per collection: what it answered, then what its confident answers, copies and
+    input check add."""
     lines = []
     views = section.views if section else None
     for rec, sub in external_records(section):
@@ -188,5 +165,22 @@ def describe_external(section: External | None) -> list[str]:
             + (f", averaged over {views} views as the app predicts" if views and views > 1 else "")
             + "."
         )
-        lines.append(line + _checks(rec, sub))
+        sure = sum(v or 0 for c, v in sub.confident_share.items() if c != rec.label)
+        if sure and sub.confident_at:
+            line += (
+                f" {pct(sure)} got a wrong answer with a probability of "
+                f"{pct(sub.confident_at)} or more."
+            )
+        dup = rec.duplicates
+        if dup is not None and dup.found == 0 and dup.highest_similarity is not None:
+            line += (
+                " None of them is a copy of an image in its data (highest thumbnail "
+                f"correlation {dup.highest_similarity:.2f}; a copy scores above 0.99)."
+            )
+        refused = rec.input_check_refused
+        if refused == 0:
+            line += " The input check let every one through."
+        elif refused is not None:
+            line += f" The input check refused {refused} of them."
+        lines.append(line)
     return lines

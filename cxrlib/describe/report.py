@@ -74,8 +74,7 @@ def _png(array: np.ndarray, max_side: int = 900) -> Image.Image:
     if arr.dtype != np.uint8:
         raise ValueError(f"expected uint8 pixels, got {arr.dtype}")
     img = Image.fromarray(arr, "L" if arr.ndim == 2 else "RGB")
-    if max(img.size) > max_side:
-        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)  # never enlarges
     return img
 
 
@@ -92,40 +91,20 @@ def _line(pdf: FPDF, height: float, text: str) -> None:
     pdf.cell(0, height, pdf_text(text), new_x="LMARGIN", new_y="NEXT")
 
 
-def _header(pdf: FPDF, data: ReportData, created: datetime) -> None:
-    """Title, banner, date and the image's hash."""
-    pdf.set_font("Helvetica", "B", 16)
-    pdf.set_text_color(27, 42, 53)
-    _line(pdf, 8, "CXR Lens - research report")
-    pdf.set_fill_color(253, 236, 200)
-    pdf.set_text_color(120, 60, 0)
-    pdf.set_font("Helvetica", "B", 10)
-    banner = "RESEARCH DEMO, NOT FOR DIAGNOSIS"
-    pdf.multi_cell(0, 6, banner, fill=True, align="C", new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(1)
-    pdf.set_text_color(27, 42, 53)
-    pdf.set_font("Helvetica", "", 9)
-    _line(pdf, 5, f"Date: {created.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}")
-    _line(pdf, 5, f"Image SHA-256 (first 16): {data.image_sha256[:16]}")
-    pdf.ln(2)
-
-
 def _images(pdf: FPDF, data: ReportData, width: float) -> None:
     """The image as analysed and its overlay, side by side."""
     gap = 6
     img_w = (width - gap) / 2
-    left_img, right_img = _png(data.image), _png(data.overlay)
-    img_h = min(max(img_w * im.height / im.width for im in (left_img, right_img)), 95)
+    pictures = [_png(data.image), _png(data.overlay)]
+    img_h = min(max(img_w * im.height / im.width for im in pictures), 95)
     pdf.set_font("Helvetica", "B", 9)
     pdf.cell(img_w, 5, "Image (as analysed)")
     pdf.set_x(pdf.l_margin + img_w + gap)
     pdf.cell(img_w, 5, pdf_text(f"{data.method} for '{data.explained_class}'"))
     pdf.ln(6)
     top = pdf.get_y()
-    pdf.image(left_img, x=pdf.l_margin, y=top, w=img_w, h=img_h, keep_aspect_ratio=True)
-    pdf.image(
-        right_img, x=pdf.l_margin + img_w + gap, y=top, w=img_w, h=img_h, keep_aspect_ratio=True
-    )
+    for x, im in zip((pdf.l_margin, pdf.l_margin + img_w + gap), pictures):
+        pdf.image(im, x=x, y=top, w=img_w, h=img_h, keep_aspect_ratio=True)
     pdf.set_y(top + img_h + 4)
 
 
@@ -153,27 +132,21 @@ def _probabilities(pdf: FPDF, data: ReportData) -> None:
 
 
 def _labelled_lines(data: ReportData) -> list[tuple[str, str]]:
-    """The report's (label, text) lines, in order."""
-    lines: list[tuple[str, str]] = []
-    if data.probability_note:
-        lines.append(("Probabilities", data.probability_note))
-    for line in data.track_record:
-        lines.append(("Track record", line))
-    if data.gate_text:
-        lines.append(("Input check", data.gate_text))
-    if data.lung_focus_text:
-        lines.append(("Lung focus", data.lung_focus_text))
-    for warning in data.warnings:
-        lines.append(("Warning", warning))
-    settings = ", ".join(f"{k}: {v}" for k, v in data.settings.items())
-    lines.append(("Explanation", f"{data.method} for class '{data.explained_class}'"))
-    if settings:
-        lines.append(("Display", settings))
-    if data.notices:
-        lines.append(("Image notes", "; ".join(data.notices)))
-    lines.append(("Model", data.model_version))
-    lines.append(("Weights SHA-256", data.weights_sha256 or "unknown"))
-    return lines
+    """The report's (label, text) lines, in order; empty sentences left out."""
+    lines = [
+        ("Probabilities", data.probability_note),
+        *(("Track record", line) for line in data.track_record),
+        ("Input check", data.gate_text),
+        ("Lung focus", data.lung_focus_text),
+        *(("Warning", warning) for warning in data.warnings),
+        ("Explanation", f"{data.method} for class '{data.explained_class}'"),
+        ("Display", ", ".join(f"{k}: {v}" for k, v in data.settings.items())),
+        ("Image notes", "; ".join(data.notices)),
+    ]
+    return [(label, text) for label, text in lines if text] + [
+        ("Model", data.model_version),
+        ("Weights SHA-256", data.weights_sha256 or "unknown"),
+    ]
 
 
 def build_report(data: ReportData) -> bytes:
@@ -187,7 +160,21 @@ def build_report(data: ReportData) -> bytes:
     pdf.set_margins(15, 14, 15)
     pdf.add_page()
     width = pdf.w - pdf.l_margin - pdf.r_margin
-    _header(pdf, data, created)
+    # The header: title, banner, date and the image's hash.
+    pdf.set_font("Helvetica", "B", 16)
+    pdf.set_text_color(27, 42, 53)
+    _line(pdf, 8, "CXR Lens - research report")
+    pdf.set_fill_color(253, 236, 200)
+    pdf.set_text_color(120, 60, 0)
+    pdf.set_font("Helvetica", "B", 10)
+    banner = "RESEARCH DEMO, NOT FOR DIAGNOSIS"
+    pdf.multi_cell(0, 6, banner, fill=True, align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(1)
+    pdf.set_text_color(27, 42, 53)
+    pdf.set_font("Helvetica", "", 9)
+    _line(pdf, 5, f"Date: {created.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}")
+    _line(pdf, 5, f"Image SHA-256 (first 16): {data.image_sha256[:16]}")
+    pdf.ln(2)
     _images(pdf, data, width)
     _probabilities(pdf, data)
     for label, text in _labelled_lines(data):

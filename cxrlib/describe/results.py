@@ -142,12 +142,11 @@ def describe_adults(split: Split) -> str | None:
     if a is None:
         return None
     p, n = a.pneumonia, a.normal
-    found = p.answers.get("pneumonia", 0)
-    cleared = n.answers.get("normal", 0)
     return (
-        f"Adults ({join([source_name(s) for s in a.sources])} images): {found} of {p.n} "
-        f"pneumonias called pneumonia, {fmt_ci(p.sensitivity, p.ci95)}; {cleared} of {n.n} "
-        f"normals called normal, {fmt_ci(n.specificity, n.ci95)}."
+        f"Adults ({join([source_name(s) for s in a.sources])} images): "
+        f"{p.answers.get('pneumonia', 0)} of {p.n} pneumonias called pneumonia, "
+        f"{fmt_ci(p.sensitivity, p.ci95)}; {n.answers.get('normal', 0)} of {n.n} normals "
+        f"called normal, {fmt_ci(n.specificity, n.ci95)}."
     )
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from cxrlib.core.formatting import pct
-from cxrlib.core.metrics import CONFIDENT, Loso, Metrics, Split
+from cxrlib.core.metrics import CONFIDENT, Metrics
 from cxrlib.describe.outside_text import external_records
 from cxrlib.describe.prose import source_name
 
@@ -27,13 +28,9 @@ class OutsideCall:
 
 @dataclass(frozen=True)
 class TrackRecord:
-    """How the model's answers ``label`` turned out: on the internal test split (``confident_*``
-    at :data:`CONFIDENT` or more), on held-out sources, and where it is known to mislead.
-
-    ``confusions``: ``(source, true, answered, images)`` groups often given it wrongly;
-    ``missed_elsewhere``: ``(source, class, share found)`` where a full-length held-out run
-    missed what matters for this answer (a disease for 'normal', normal chests for a disease).
-    """
+    """How the model's answers ``label`` turned out on the internal test split, on held-out
+    sources (``missed_elsewhere``: what a full-length run missed that matters for this answer)
+    and on outside collections; ``confusions``: ``(source, true, answered, images)``."""
 
     label: str
     calls: int
@@ -58,67 +55,6 @@ MISSED_BELOW = 0.5
 MISSED_MIN_IMAGES = 20
 
 
-def _groups(
-    split: Split, labels: list[str], k: int, label: str
-) -> tuple[dict[tuple[str, str], list[int]], list[int]]:
-    """``[images, answered label]`` per (source, true class), and ``[given, right]`` of the
-    answers ``label`` at :data:`CONFIDENT` or more."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    sure = [0, 0]
-    for r in split.predictions:
-        if r.label not in labels or len(r.probs) != len(labels):
-            continue
-        g = groups.setdefault((r.source or "unknown", r.label), [0, 0])
-        answered = bool(np.argmax(r.probs) == k)
-        g[0] += 1
-        g[1] += answered
-        if answered and max(r.probs) >= CONFIDENT:
-            sure[0] += 1
-            sure[1] += int(r.label == label)
-    return groups, sure
-
-
-def _schedule_words(loso: Loso | None) -> str:
-    """The runs' schedule in words ("3 epochs of 120 steps"), or ""."""
-    schedule = loso.schedule if loso else {}
-    epochs, steps = schedule.get("epochs"), schedule.get("steps_per_epoch")
-    if epochs and steps:
-        return f"{epochs} epochs of {steps} steps"
-    return f"{epochs} full epochs" if epochs else ""
-
-
-def _missed(loso_full: Loso | None, label: str) -> list[tuple[str, str, float]]:
-    """:attr:`TrackRecord.missed_elsewhere`, most missed first."""
-    missed = [
-        (source, c, float(found))
-        for source, v in (loso_full.sources.items() if loso_full else ())
-        for c, found in v.as_predicted().per_class_accuracy.items()
-        # One side normal, the other not: a covid answer says nothing of missed pneumonia.
-        if (c == "normal") != (label == "normal")
-        and found is not None
-        and found < MISSED_BELOW
-        # A share of a handful of images is no record (runs before 'support' was kept: quoted).
-        and v.support.get(c, MISSED_MIN_IMAGES) >= MISSED_MIN_IMAGES
-    ]
-    return sorted(missed, key=lambda m: m[2])
-
-
-def _called_elsewhere(metrics: Metrics, label: str) -> tuple[OutsideCall, ...]:
-    """:attr:`TrackRecord.called_elsewhere` from the external check."""
-    return tuple(
-        OutsideCall(
-            name=rec.name,
-            people=" ".join(filter(None, (rec.label, rec.population))),
-            n=int(sub.n),
-            share=float(share),
-            confident_share=sub.confident_share.get(label),
-            confident_at=sub.confident_at,
-        )
-        for rec, sub in external_records(metrics.external)
-        if rec.label != label and (share := sub.share.get(label)) is not None and share >= MIN_SHARE
-    )
-
-
 def track_record(metrics: Metrics | None, label: str) -> TrackRecord | None:
     """The track record of an answer ``label`` (None without test figures)."""
     split = metrics.test if metrics else None
@@ -130,15 +66,35 @@ def track_record(metrics: Metrics | None, label: str) -> TrackRecord | None:
         return None
     matrix = np.asarray(cm.matrix, dtype=np.int64)
     k = labels.index(label)
-    groups, sure = _groups(split, labels, k, label)
+    kept = [r for r in split.predictions if r.label in labels and len(r.probs) == len(labels)]
+    called = [bool(np.argmax(r.probs) == k) for r in kept]
+    groups = Counter((r.source or "unknown", str(r.label)) for r in kept)
+    answered = Counter((r.source or "unknown", str(r.label)) for r, c in zip(kept, called) if c)
+    # The answers ``label`` given at CONFIDENT or more: right or not.
+    sure = [r.label == label for r, c in zip(kept, called) if c and max(r.probs) >= CONFIDENT]
     confusions = sorted(
         (
-            (source, true, called, n)
-            for (source, true), (n, called) in groups.items()
-            if true != label and n >= MIN_GROUP and called >= MIN_SHARE * n
+            (source, true, answered[source, true], n)
+            for (source, true), n in groups.items()
+            if true != label and n >= MIN_GROUP and answered[source, true] >= MIN_SHARE * n
         ),
         key=lambda c: -c[2] / c[3],
     )
+    full = metrics.loso_full.sources if metrics.loso_full else {}
+    missed = [
+        (source, c, float(found))
+        for source, v in full.items()
+        for c, found in v.as_predicted().per_class_accuracy.items()
+        # One side normal, the other not: a covid answer says nothing of missed pneumonia.
+        if (c == "normal") != (label == "normal")
+        and found is not None
+        and found < MISSED_BELOW
+        # A share of a handful of images is no record (runs before 'support' was kept: quoted).
+        and v.support.get(c, MISSED_MIN_IMAGES) >= MISSED_MIN_IMAGES
+    ]
+    schedule = metrics.loso.schedule if metrics.loso else {}
+    epochs, steps = schedule.get("epochs"), schedule.get("steps_per_epoch")
+    runs = f"{epochs} epochs of {steps} steps" if steps else f"{epochs} full epochs"
     held_out = metrics.loso.sources.values() if metrics.loso else ()
     accs = [float(a) for v in held_out if (a := v.as_predicted().accuracy) is not None]
     return TrackRecord(
@@ -148,11 +104,24 @@ def track_record(metrics: Metrics | None, label: str) -> TrackRecord | None:
         held_out_accuracy=float(np.mean(accs)) if accs else None,
         held_out_sources=len(accs),
         confusions=tuple(confusions),
-        held_out_schedule=_schedule_words(metrics.loso),
-        missed_elsewhere=tuple(_missed(metrics.loso_full, label)),
-        called_elsewhere=_called_elsewhere(metrics, label),
-        confident_calls=sure[0],
-        confident_right=sure[1],
+        held_out_schedule=runs if epochs else "",
+        missed_elsewhere=tuple(sorted(missed, key=lambda m: m[2])),
+        called_elsewhere=tuple(
+            OutsideCall(
+                name=rec.name,
+                people=" ".join(filter(None, (rec.label, rec.population))),
+                n=int(sub.n),
+                share=float(share),
+                confident_share=sub.confident_share.get(label),
+                confident_at=sub.confident_at,
+            )
+            for rec, sub in external_records(metrics.external)
+            if rec.label != label
+            and (share := sub.share.get(label)) is not None
+            and share >= MIN_SHARE
+        ),
+        confident_calls=len(sure),
+        confident_right=sum(sure),
     )
 
 
@@ -174,9 +143,29 @@ def _outside_line(r: TrackRecord, o: OutsideCall) -> str:
     return text + "."
 
 
-def _missed_lines(r: TrackRecord) -> list[str]:
-    """One line per class missed, its held-out sources in turn."""
+def describe_track_record(r: TrackRecord) -> list[str]:
+    """The Diagnose page's "how often was this answer right" lines (markdown)."""
     lines = []
+    if r.calls:
+        lines.append(
+            f"On the internal test split, **{100 * r.right / r.calls:.0f}%** of its "
+            f"'{r.label}' answers were right ({r.right:,} of {r.calls:,}). Those images come "
+            "from the hospitals it was trained on."
+        )
+    if r.held_out_accuracy is not None:
+        shortened = f", shortened to {r.held_out_schedule}" if r.held_out_schedule else ""
+        lines.append(
+            f"Retrained with one data source left out (the same recipe{shortened}; "
+            f"{r.held_out_sources} sources in turn), it was right on "
+            f"**{pct(r.held_out_accuracy)}** of the left-out images."
+        )
+    lines += [_outside_line(r, o) for o in r.called_elsewhere]
+    lines += [
+        f"Known confusion: it also answered '{r.label}' for {called} of {n} "
+        f"{source_name(source)} {true} images in the test split."
+        for source, true, called, n in r.confusions
+    ]
+    # One line per class missed, its held-out sources in turn.
     for c in dict.fromkeys(c for _, c, _ in r.missed_elsewhere):
         (where, found), *rest = [
             (source_name(source), f) for source, missed, f in r.missed_elsewhere if missed == c
@@ -194,30 +183,3 @@ def _missed_lines(r: TrackRecord) -> list[str]:
             f"has not seen, {so}."
         )
     return lines
-
-
-def describe_track_record(r: TrackRecord) -> list[str]:
-    """The Diagnose page's "how often was this answer right" lines (markdown)."""
-    lines = []
-    if r.calls:
-        lines.append(
-            f"On the internal test split, **{100 * r.right / r.calls:.0f}%** of its "
-            f"'{r.label}' answers were right ({r.right:,} of {r.calls:,}). Those images come "
-            "from the hospitals it was trained on."
-        )
-    if r.held_out_accuracy is not None:
-        recipe = "the same recipe" + (
-            f", shortened to {r.held_out_schedule}" if r.held_out_schedule else ""
-        )
-        lines.append(
-            f"Retrained with one data source left out ({recipe}; {r.held_out_sources} sources "
-            f"in turn), it was right on **{pct(r.held_out_accuracy)}** of the left-out "
-            "images."
-        )
-    lines += [_outside_line(r, o) for o in r.called_elsewhere]
-    lines += [
-        f"Known confusion: it also answered '{r.label}' for {called} of {n} "
-        f"{source_name(source)} {true} images in the test split."
-        for source, true, called, n in r.confusions
-    ]
-    return lines + _missed_lines(r)
