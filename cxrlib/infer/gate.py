@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import special
 
 from cxrlib.core import settings
 from cxrlib.infer import gate_features as gf
@@ -41,8 +42,7 @@ REASONS: dict[str, str] = {
 @dataclass(frozen=True)
 class OODResult:
     """The gate's verdict on one image: ``score`` is the distance from the fitted X-rays in
-    units of the threshold (``<= 1`` passes, unless a rule rejects); ``kind`` keys
-    :data:`REASONS`."""
+    units of the threshold (``<= 1`` passes, unless a rule rejects)."""
 
     is_cxr: bool
     score: float
@@ -96,9 +96,7 @@ class OODGate:
 
     def orientation_probs(self, thumb: np.ndarray, hog: np.ndarray) -> np.ndarray:
         logits = np.concatenate([thumb, hog], axis=-1) @ self.orient_coef.T + self.orient_intercept
-        logits = logits - logits.max(axis=-1, keepdims=True)
-        e = np.exp(logits)
-        return e / e.sum(axis=-1, keepdims=True)
+        return special.softmax(logits, axis=-1)
 
     def assess(self, gray: np.ndarray, colourfulness: float | None = None) -> OODResult:
         """Is ``gray`` (2-D uint8) a frontal chest X-ray? ``colourfulness`` is the upload's
@@ -168,11 +166,7 @@ def _gate_at(path: Path) -> OODGate:
     return load_gate(path)
 
 
-def default_gate() -> OODGate:
-    """The gate at :func:`cxrlib.core.settings.gate_path`, loaded once per path."""
-    return _gate_at(settings.gate_path())
-
-
 def assess(gray: np.ndarray, colourfulness: float | None = None) -> OODResult:
-    """:meth:`OODGate.assess` by the :func:`default_gate` (FileNotFoundError without one)."""
-    return default_gate().assess(gray, colourfulness)
+    """:meth:`OODGate.assess` by the gate at :func:`cxrlib.core.settings.gate_path`, loaded
+    once per path (FileNotFoundError without one)."""
+    return _gate_at(settings.gate_path()).assess(gray, colourfulness)

@@ -74,8 +74,8 @@ def lungs_only(gray: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def crop_box(mask: np.ndarray, margin: float, min_area: float = MIN_CROP_AREA) -> Box | None:
-    """The lung box of a 2-D mask plus ``margin`` (of the image's height and width), clipped
-    to the image; None when the mask covers less than ``min_area`` of the image."""
+    """The lung box of a 2-D mask plus ``margin`` (of the image's sides), clipped to the
+    image; None when the mask covers less than ``min_area`` of the image."""
     mask = np.asarray(mask, bool)
     if mask.ndim != 2 or mask.mean() < min_area:
         return None
@@ -121,9 +121,9 @@ class SegmenterRecord(BaseModel):
 
 
 class LungSegmenter:
-    """A trained lung U-Net with its preprocessing, thresholds and post-processing. It keeps
-    each image's outputs and (read-only) masks per content, so the crop box (``full``) and
-    the lung-focus mask (``visible``) come from one forward pass."""
+    """A trained lung U-Net with its preprocessing, thresholds and post-processing; it keeps
+    each image's outputs and masks, so the crop box and the lung-focus mask come from one
+    forward pass."""
 
     def __init__(self, model: keras.Model, meta: dict[str, Any]):
         self.model = model
@@ -178,13 +178,14 @@ class LungSegmenter:
         return [found[k] for k in keys]
 
     def segment_many(
-        self, grays: Sequence[np.ndarray], conventions: Sequence[str | None], batch_size: int = 32
+        self, grays: Sequence[np.ndarray], conventions: Sequence[str | None]
     ) -> list[np.ndarray]:
-        """Boolean lung masks at each image's size (batched), one convention per image."""
+        """Boolean lung masks at each image's size (in batches of :data:`MEMO_IMAGES`), one
+        convention per image."""
         masks: list[np.ndarray] = []
-        for start in range(0, len(grays), batch_size):
-            chunk = grays[start : start + batch_size]
-            convs = conventions[start : start + batch_size]
+        for start in range(0, len(grays), MEMO_IMAGES):
+            chunk = grays[start : start + MEMO_IMAGES]
+            convs = conventions[start : start + MEMO_IMAGES]
             for gray, (out, made), conv in zip(chunk, self._segmentations(chunk), convs):
                 conv = conv or self.default_convention
                 if conv not in made:
@@ -201,10 +202,10 @@ class LungSegmenter:
         return self.segment_many([check_gray(np.asarray(gray))], [convention])[0]
 
     def frames(
-        self, grays: Sequence[np.ndarray], margin: float, batch_size: int = 32
+        self, grays: Sequence[np.ndarray], margin: float
     ) -> list[tuple[Box | None, np.ndarray]]:
         """Crop box and stored-size lung mask of many images (:data:`CROP_CONVENTION`)."""
-        masks = self.segment_many(list(grays), [CROP_CONVENTION] * len(grays), batch_size)
+        masks = self.segment_many(list(grays), [CROP_CONVENTION] * len(grays))
         return [(crop_box(m, margin), small_mask(m)) for m in masks]
 
 
