@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from importlib import import_module
 from typing import Any
 
 import numpy as np
 
-from cxrlib.core.methods import METHODS, check_method
+from cxrlib.core.methods import METHODS, REGISTRY, check_method
 from cxrlib.infer.classifier import Classifier
-from cxrlib.infer.heatmaps import method_class
 from cxrlib.infer.heatmaps.base import CamMethod, CamPass, ExplainedModel, FastCams, HeatmapMethod
 from cxrlib.infer.preprocess import prepare
+
+
+def method_class(method: str) -> type[HeatmapMethod]:
+    """The class of a registered method (ValueError for an unknown key), imported on use."""
+    module, _, name = REGISTRY[check_method(method)].target.partition(":")
+    cls: type[HeatmapMethod] = getattr(import_module(module), name)
+    return cls
 
 
 class Explainer(ExplainedModel):

@@ -4,7 +4,7 @@ is saved in the model's JSON, so a model is fed as it was trained."""
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -35,14 +35,6 @@ class PreprocessConfig(BaseModel):
     lung_margin: float = 0.04
 
 
-class Placement(NamedTuple):
-    """Where the image sits in the model input: ``crop`` (top, bottom, left, right) of the
-    original kept, and ``box`` (top, left, height, width) of it in the input."""
-
-    crop: Box
-    box: Box
-
-
 def check_gray(gray: np.ndarray) -> np.ndarray:
     """A 2-D uint8 image (a trailing channel of 1 dropped); ValueError otherwise."""
     if gray.ndim == 3 and gray.shape[-1] == 1:
@@ -56,9 +48,10 @@ def check_gray(gray: np.ndarray) -> np.ndarray:
 
 def placement(
     shape: tuple[int, ...], config: PreprocessConfig, crop: Box | None = None
-) -> Placement:
-    """Where an image of ``shape`` lands in the model input; ``crop`` (a lung box, clipped
-    to the image) replaces the border crop when given."""
+) -> tuple[Box, Box]:
+    """Where an image of ``shape`` lands in the model input: the crop (top, bottom, left,
+    right) of it kept, and its box (top, left, height, width) in the input; ``crop`` (a
+    lung box, clipped to the image) replaces the border crop when given."""
     h, w = shape[:2]
     if crop is not None:
         top, bottom, left, right = (int(v) for v in crop)
@@ -76,7 +69,7 @@ def placement(
         scale = s / max(ch, cw)
         bh, bw = max(1, round(ch * scale)), max(1, round(cw * scale))
         box = ((s - bh) // 2, (s - bw) // 2, bh, bw)
-    return Placement((top, bottom, left, right), box)
+    return (top, bottom, left, right), box
 
 
 def small_mask(mask: np.ndarray, size: int = STORED_MASK_SIZE) -> np.ndarray:

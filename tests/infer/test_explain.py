@@ -9,8 +9,7 @@ from blobs import S, blob_image, blob_model
 
 from cxrlib.core.methods import METHOD_LABELS, METHODS
 from cxrlib.infer.classifier import Classifier
-from cxrlib.infer.explain import Explainer, get_explainer
-from cxrlib.infer.heatmaps import method_class
+from cxrlib.infer.explain import Explainer, get_explainer, method_class
 from cxrlib.infer.heatmaps.base import CamMethod, normalize_map
 
 #: The methods computed by the compiled CAM pass (tf-keras-vis is their reference).

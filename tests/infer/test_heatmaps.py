@@ -18,8 +18,7 @@ from blobs import S, blob_image, blob_model
 from cxrlib.core import methods as registry
 from cxrlib.core.methods import METHOD_LABELS, METHODS, MethodSpec
 from cxrlib.infer.classifier import Classifier, softmax
-from cxrlib.infer.explain import Explainer
-from cxrlib.infer.heatmaps import method_class
+from cxrlib.infer.explain import Explainer, method_class
 from cxrlib.infer.heatmaps.base import (
     CamMethod,
     ExplainedModel,
