@@ -54,8 +54,7 @@ def meta_path(model_path: str | Path) -> Path:
 
 @dataclass(eq=False)
 class Classifier:
-    """A trained model with its metadata and a compiled forward pass (thread-safe: the
-    app's sessions call it from threads of one process)."""
+    """A trained model with its metadata and a compiled, thread-safe forward pass."""
 
     model: keras.Model
     meta: dict[str, Any] = field(default_factory=dict)
@@ -155,8 +154,7 @@ class Classifier:
         batch_size: int = 64,
         crops: Sequence[Box | None] | None = None,
     ) -> np.ndarray:
-        """Calibrated probabilities (N, n_classes) of raw grayscale images: the model's own
-        prediction (:meth:`combine_views` over its views)."""
+        """Calibrated probabilities (N, n_classes) of raw grayscale images, over its views."""
         return self.combine_views(self.view_logits(grays, self.views, batch_size, crops))[0]
 
 
@@ -166,8 +164,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def average_views(view_logits: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax of the mean over views (axis -2) of ``view_logits / temperature``, and of
-    each view."""
+    """Softmax of the mean over views (axis -2) of ``view_logits / temperature``, and of each."""
     z = np.asarray(view_logits, np.float64) / float(temperature)
     return softmax(z.mean(axis=-2)), softmax(z)
 

@@ -23,8 +23,7 @@ def method_class(method: str) -> type[HeatmapMethod]:
 
 
 class Explainer(ExplainedModel):
-    """Explains one classifier with every registered method, the CAMs on one shared
-    compiled pass; thread-safe."""
+    """Explains one classifier with every registered method, the CAMs on one shared pass."""
 
     def __init__(self, classifier: Classifier, smooth_samples: int = 20, seed: int = 0) -> None:
         super().__init__(classifier)
@@ -66,15 +65,13 @@ class Explainer(ExplainedModel):
     def raw(
         self, x: np.ndarray, method: str, class_index: int | None = None
     ) -> tuple[np.ndarray, int]:
-        """Un-normalised map of one model input (CAMs at feature resolution, the others at
-        input resolution) and the class it explains."""
+        """Un-normalised map of one model input and the class it explains."""
         return self.method(method).raw(x, class_index)
 
     def explain(
         self, gray: np.ndarray, method: str = "gradcam", class_index: int | None = None
     ) -> np.ndarray:
-        """Heatmap (float32 in [0, 1], image-sized) of a 2-D uint8 image for a method key
-        and a class (None: the predicted one)."""
+        """Heatmap (float32 in [0, 1], image-sized) of a 2-D uint8 image (None: predicted)."""
         crop = self.classifier.crop_boxes([gray])[0]
         x = prepare(gray, self.classifier.preprocess, crop)
         return self.to_image(self.raw(x, method, class_index)[0], gray.shape, crop)

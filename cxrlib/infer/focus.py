@@ -115,8 +115,7 @@ def map_rank_correlation(
 
 
 def flat_map_focus(mask: np.ndarray, crop: Box | None = None) -> float:
-    """Lung focus of a flat heatmap: the share of the model's view (the image, or its
-    ``crop`` box) inside the lungs."""
+    """Lung focus of a flat heatmap: the share of the model's view inside the lungs."""
     m = np.asarray(mask, bool)
     if crop is not None:
         top, bottom, left, right = crop
@@ -151,8 +150,7 @@ class ConfidenceDrop:
 def heatmap_to_input(
     heatmap: np.ndarray, shape: tuple[int, int], config: PreprocessConfig, crop: Box | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A heatmap over an image of ``shape`` in model-input space, and the mask of input
-    pixels that show the image (not padding)."""
+    """A heatmap in model-input space, and the mask of input pixels that show the image."""
     s = config.size
     (top, bottom, left, right), (by, bx, bh, bw) = placement(shape, config, crop)
     patch = np.asarray(heatmap, dtype=np.float32)[top:bottom, left:right]
@@ -174,8 +172,7 @@ def _top_mask(values: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:
 
 
 def _fill(x: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
-    """Fills ``mask`` with a Gaussian-weighted mean of the pixels around it, so nothing of
-    the hidden area leaks back in."""
+    """Fills ``mask`` with a Gaussian-weighted mean of the pixels around it (none inside)."""
     keep = (~mask).astype(np.float32)
     xf = x.astype(np.float32)
     num = cv2.GaussianBlur(xf * keep, (0, 0), sigma)

@@ -134,8 +134,7 @@ class OODGate:
 
 
 def load_gate(path: str | os.PathLike[str] | None = None) -> OODGate:
-    """Loads a fitted gate (default :func:`cxrlib.core.settings.gate_path`);
-    FileNotFoundError when missing, ValueError when not a gate of this format."""
+    """Loads a fitted gate; FileNotFoundError when missing, ValueError when not a gate."""
     path = settings.gate_path() if path is None else Path(path)
     if not path.exists():
         raise FileNotFoundError(

@@ -180,8 +180,7 @@ class LungSegmenter:
     def segment_many(
         self, grays: Sequence[np.ndarray], conventions: Sequence[str | None]
     ) -> list[np.ndarray]:
-        """Boolean lung masks at each image's size (in batches of :data:`MEMO_IMAGES`), one
-        convention per image."""
+        """Boolean lung masks at each image's size, one convention per image."""
         masks: list[np.ndarray] = []
         for start in range(0, len(grays), MEMO_IMAGES):
             chunk = grays[start : start + MEMO_IMAGES]
@@ -210,8 +209,7 @@ class LungSegmenter:
 
 
 def load_segmenter(path: str | os.PathLike[str] | None = None) -> LungSegmenter:
-    """Loads a segmenter (default :func:`cxrlib.core.settings.segmenter_path`) and the
-    ``.json`` beside it; ModelError when either is missing or unreadable."""
+    """Loads a segmenter and the ``.json`` beside it; ModelError when missing or unreadable."""
     path = settings.segmenter_path() if path is None else Path(path)
     meta_path = path.with_suffix(".json")
     if not path.exists() or not meta_path.exists():

@@ -117,8 +117,7 @@ class Models:
 
 @dataclass
 class Decoded:
-    """A decoded upload: the pixels analysed and shown (None when refused, with ``error``
-    saying why), notices and technical fields."""
+    """A decoded upload: the pixels analysed and shown (None when refused, see ``error``)."""
 
     sha256: str
     pixels: np.ndarray | None = None

@@ -81,8 +81,7 @@ def small_mask(mask: np.ndarray, size: int = STORED_MASK_SIZE) -> np.ndarray:
 
 
 def to_geometry(gray: np.ndarray, config: PreprocessConfig, crop: Box | None = None) -> np.ndarray:
-    """Crops (``crop``, else the borders) and resizes (or pads) to ``config.size`` squared,
-    uint8."""
+    """Crops (``crop``, else the borders) and resizes (or pads) to ``config.size`` squared."""
     gray = check_gray(gray)
     (top, bottom, left, right), (by, bx, bh, bw) = placement(gray.shape, config, crop)
     cropped = gray[top:bottom, left:right]
@@ -106,8 +105,7 @@ def normalize_contrast(gray: np.ndarray, config: PreprocessConfig) -> np.ndarray
 
 
 def prepare(gray: np.ndarray, config: PreprocessConfig, crop: Box | None = None) -> np.ndarray:
-    """Grayscale uint8 image -> model input, uint8 ``(size, size)`` (the model rescales
-    itself); ``crop`` is the lung box of a ``lung_crop`` config."""
+    """Grayscale uint8 image -> model input, uint8 ``(size, size)`` (the model rescales)."""
     return normalize_contrast(to_geometry(gray, config, crop), config)
 
 
