@@ -140,9 +140,8 @@ class Classifier:
     def combine_views(
         self, view_logits: np.ndarray, average: bool | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(..., V, K)`` logits -> ``(probabilities, per view)``: if ``average`` (default: the
-        model has :attr:`views`), of the mean logits at :attr:`view_temperature`, else of
-        the original (view 0) at the model's temperature."""
+        """``(..., V, K)`` logits -> ``(probabilities, per view)``: of the mean logits if
+        ``average`` (default: the model has views), else of the original (view 0)."""
         if bool(self.views) if average is None else average:
             return average_views(view_logits, self.view_temperature)
         per_view = softmax(np.asarray(view_logits) / self.temperature)

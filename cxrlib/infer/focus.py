@@ -125,8 +125,7 @@ def flat_map_focus(mask: np.ndarray, crop: Box | None = None) -> float:
 
 @dataclass(frozen=True)
 class ConfidenceDrop:
-    """Target-class probabilities: untouched, with the hottest area blurred out, and (mean)
-    with random areas of the same size blurred out."""
+    """Target-class probabilities: untouched, hottest area blurred out, random areas (mean)."""
 
     class_index: int
     p_original: float
@@ -193,9 +192,8 @@ def confidence_drops(
     rng: np.random.Generator | None = None,
     batch_size: int = 64,
 ) -> list[ConfidenceDrop]:
-    """One :class:`ConfidenceDrop` per image and heatmap (at the image's size or the model
-    input's) of the class it explains, with ``fraction`` (0..1) of the input blurred out.
-    The random areas are the top of a smooth random field, blobs like a hot area."""
+    """One :class:`ConfidenceDrop` per image and heatmap of the class it explains, with
+    ``fraction`` of the input blurred out; random areas are blobs of a smooth random field."""
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     if not len(grays) == len(heatmaps) == len(class_indices):

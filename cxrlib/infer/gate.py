@@ -52,9 +52,8 @@ class OODResult:
 
 @dataclass
 class OODGate:
-    """A fitted gate: PCAs of the thumbnail and gradient layout, a Gaussian over the
-    features, a logistic regression over the orientations, the distance that scores 1 and
-    the least probability of being upright that passes."""
+    """A fitted gate: PCAs of the thumbnail and gradient layout, a Gaussian over the features,
+    a logistic regression over the orientations, and the thresholds."""
 
     thumb_mean: np.ndarray
     thumb_basis: np.ndarray

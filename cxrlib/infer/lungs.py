@@ -93,8 +93,8 @@ def crop_box(mask: np.ndarray, margin: float, min_area: float = MIN_CROP_AREA) -
 
 
 def postprocess(prob: np.ndarray, threshold: float = 0.5, min_ratio: float = 0.1) -> np.ndarray:
-    """Probability map -> lung mask: thresholded, the two largest 8-connected components
-    kept (the second only with ``min_ratio`` of the largest one's area), holes filled."""
+    """Probability map -> lung mask: thresholded, the two largest components kept (the second
+    only with ``min_ratio`` of the largest one's area), holes filled."""
     binary = np.asarray(prob) > threshold
     if not binary.any():
         return binary
@@ -103,10 +103,6 @@ def postprocess(prob: np.ndarray, threshold: float = 0.5, min_ratio: float = 0.1
     order = np.argsort(areas)[::-1][:2]
     keep = [i + 1 for i in order if areas[i] >= min_ratio * areas[order[0]]]
     return ndimage.binary_fill_holes(np.isin(labels, keep))
-
-
-def _image_key(gray: np.ndarray) -> str:
-    return sha256_bytes(repr(gray.shape).encode() + np.ascontiguousarray(gray).tobytes())
 
 
 class SegmenterRecord(BaseModel):
@@ -121,9 +117,8 @@ class SegmenterRecord(BaseModel):
 
 
 class LungSegmenter:
-    """A trained lung U-Net with its preprocessing, thresholds and post-processing; it keeps
-    each image's outputs and masks, so the crop box and the lung-focus mask come from one
-    forward pass."""
+    """A trained lung U-Net with its preprocessing and thresholds; it keeps each image's
+    outputs and masks, so the crop box and the lung-focus mask come from one forward pass."""
 
     def __init__(self, model: keras.Model, meta: dict[str, Any]):
         self.model = model
@@ -167,7 +162,9 @@ class LungSegmenter:
         self, grays: Sequence[np.ndarray]
     ) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """Each image's (outputs, masks made so far); one forward pass for those not kept."""
-        keys = [_image_key(g) for g in grays]
+        keys = [
+            sha256_bytes(repr(g.shape).encode() + np.ascontiguousarray(g).tobytes()) for g in grays
+        ]
         found = {k: s for k in keys if (s := self._memo.get(k)) is not None}
         todo = [i for i, k in enumerate(keys) if k not in found]
         if todo:

@@ -80,9 +80,9 @@ def overlay(
     lung_mask: np.ndarray | None = None,
     frame: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray:
-    """Blends a [0, 1] heatmap (resized to the image) over a 2-D uint8 X-ray at ``opacity``
-    (0: exactly the image): RGB uint8. ``hottest_percent`` colours only that hottest share
-    of pixels; ``lung_mask`` is outlined and ``frame`` (the lung-crop model's box) drawn."""
+    """Blends a [0, 1] heatmap over a 2-D uint8 X-ray at ``opacity``: RGB uint8.
+    ``hottest_percent`` colours only that hottest share of pixels; ``lung_mask`` is outlined
+    and ``frame`` (the lung-crop model's box) drawn."""
     g = np.ascontiguousarray(check_gray(np.asarray(gray)))
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")

@@ -1,6 +1,5 @@
 """One image, straight through: bytes -> :func:`decode` -> :func:`check_input` (the gate)
--> :func:`diagnose_image`, or all by :func:`analyse`. Given an LRUCache, each step keeps its
-result under the image hash and the identity of the models and settings that made it."""
+-> :func:`diagnose_image`, or all by :func:`analyse`; each step can keep its result in a cache."""
 
 from __future__ import annotations
 
@@ -108,11 +107,6 @@ class Models:
             sort_keys=True,
         )
         return f"{clf.weights_sha256 or self.model_path}:{sha256_bytes(recipe.encode())[:12]}"
-
-    @property
-    def segmenter_id(self) -> str:
-        """The segmenter's identity in cache keys ("" without one)."""
-        return "" if self.segmenter is None else str(self.segmenter_path)
 
 
 @dataclass
@@ -255,8 +249,7 @@ def diagnose(
     class_index: int | None = None,
 ) -> Diagnosis:
     """The stages in order on one 2-D uint8 image: lungs, test-time views and classifier
-    with the heatmap (one pass), lung focus, verdict. ``class_index`` None explains the
-    predicted class; without a ``segmenter`` there is no lung focus."""
+    with the heatmap (one pass), lung focus (with a ``segmenter``), verdict."""
     check_method(method)
     if explainer is None:
         from cxrlib.infer.explain import get_explainer  # imports TensorFlow
@@ -346,7 +339,8 @@ def diagnose_image(
     if class_index is not None and predicted is not None and int(class_index) == predicted:
         class_index = None
     target = None if class_index is None else int(class_index)
-    key = ("diagnosis", sha, model, models.segmenter_id, method, target)
+    seg = "" if models.segmenter is None else str(models.segmenter_path)
+    key = ("diagnosis", sha, model, seg, method, target)
 
     def compute() -> Diagnosis:
         count("heatmaps")

@@ -1,6 +1,5 @@
 """The one preprocessing path, grayscale chest X-ray -> model input: :func:`to_geometry`,
-then :func:`normalize_contrast` (training augments in between). :class:`PreprocessConfig`
-is saved in the model's JSON, so a model is fed as it was trained."""
+then :func:`normalize_contrast` (training augments in between), as the model's JSON says."""
 
 from __future__ import annotations
 
@@ -50,8 +49,7 @@ def placement(
     shape: tuple[int, ...], config: PreprocessConfig, crop: Box | None = None
 ) -> tuple[Box, Box]:
     """Where an image of ``shape`` lands in the model input: the crop (top, bottom, left,
-    right) of it kept, and its box (top, left, height, width) in the input; ``crop`` (a
-    lung box, clipped to the image) replaces the border crop when given."""
+    right) kept (``crop``, else the border crop), and its (top, left, height, width) box."""
     h, w = shape[:2]
     if crop is not None:
         top, bottom, left, right = (int(v) for v in crop)
@@ -75,8 +73,6 @@ def placement(
 def small_mask(mask: np.ndarray, size: int = STORED_MASK_SIZE) -> np.ndarray:
     """A lung mask shrunk to ``size`` x ``size`` booleans, for storing."""
     m = np.asarray(mask, np.uint8) * 255
-    if m.shape == (size, size):
-        return m >= 128
     return cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA) >= 128
 
 
@@ -115,8 +111,7 @@ def heatmap_to_image(
     config: PreprocessConfig,
     crop: Box | None = None,
 ) -> np.ndarray:
-    """A map over the model input (any square size) back onto the original image of
-    ``shape``: padding, resizing and cropping undone, 0 outside the crop."""
+    """A map over the model input (any square size) back onto the image, 0 outside the crop."""
     s = config.size
     hm: np.ndarray = heatmap.astype(np.float32)
     if hm.shape != (s, s):

@@ -68,6 +68,5 @@ def views_by_name(names: Sequence[str]) -> tuple[View, ...]:
 
 def view_batch(geo: np.ndarray, config: PreprocessConfig, views: Sequence[View]) -> np.ndarray:
     """Model inputs ``(1 + len(views), size, size)``: the original, then each view, from an
-    image in model geometry (:func:`~cxrlib.infer.preprocess.to_geometry`); each view acts
-    before the contrast normalisation, as training augments raw pixels."""
+    image in model geometry; views act before the contrast normalisation, as in training."""
     return np.stack([normalize_contrast(v.apply(geo), config) for v in (View("original"), *views)])

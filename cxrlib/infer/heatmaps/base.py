@@ -188,8 +188,7 @@ class CamPass:
 
 
 class CamMethod(HeatmapMethod):
-    """``relu(sum_k A_k * w_k)`` over the ``last_conv`` activations, on a :class:`CamPass`
-    (``cams``, or one of its own); a subclass defines :meth:`weights`."""
+    """``relu(sum_k A_k * w_k)`` over the ``last_conv`` activations; a subclass defines ``w``."""
 
     def __init__(self, model: ExplainedModel, cams: CamPass | None = None) -> None:
         super().__init__(model)
