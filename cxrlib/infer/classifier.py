@@ -171,8 +171,7 @@ def average_views(view_logits: np.ndarray, temperature: float) -> tuple[np.ndarr
 def load_classifier(
     path: str | Path | None = None, segmenter: LungSegmenter | None = None
 ) -> Classifier:
-    """Loads a classifier (default :func:`cxrlib.core.settings.model_path`), its JSON and a
-    lung-crop model's segmenter; ModelError when missing, unreadable or tampered."""
+    """Loads a classifier, its JSON and a lung-crop model's segmenter; ModelError on failure."""
     path = settings.model_path() if path is None else Path(path)
     if not path.exists():
         raise ModelError(f"no model at {path}; train one with `python -m cxrlib.train`")

@@ -165,6 +165,5 @@ def _gate_at(path: Path) -> OODGate:
 
 
 def assess(gray: np.ndarray, colourfulness: float | None = None) -> OODResult:
-    """:meth:`OODGate.assess` by the gate at :func:`cxrlib.core.settings.gate_path`, loaded
-    once per path (FileNotFoundError without one)."""
+    """:meth:`OODGate.assess` by the gate at ``settings.gate_path()``, loaded once per path."""
     return _gate_at(settings.gate_path()).assess(gray, colourfulness)

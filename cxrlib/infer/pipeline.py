@@ -39,11 +39,7 @@ class ModelServer(Protocol):
     url: str
 
     def diagnose(
-        self,
-        data: bytes,
-        filename: str = "",
-        method: str = "gradcam",
-        class_index: int | None = None,
+        self, data: bytes, filename: str, method: str, class_index: int | None
     ) -> tuple[GateVerdict | None, Diagnosis, str]:
         """``(gate verdict, diagnosis, image sha256)`` of ``data``, computed by the server."""
         ...
@@ -81,8 +77,7 @@ class Diagnosis:
 
 @dataclass
 class Models:
-    """The loaded models (any may be None), their paths and why any is missing (``errors``);
-    ``remote``, a model server that answers instead of the models here."""
+    """The loaded models (any may be None), their paths, errors, or a ``remote`` model server."""
 
     classifier: Classifier | None = None
     explainer: Explainer | None = None

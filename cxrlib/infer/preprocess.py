@@ -17,10 +17,9 @@ STORED_MASK_SIZE = 96
 
 
 class PreprocessConfig(BaseModel):
-    """How a grayscale image becomes a square model input (unknown keys are ignored).
-    ``"pad"`` geometry keeps the aspect ratio, padding with the edge values; ``lung_crop``
-    crops to the caller's lung box plus ``lung_margin``, else ``border_crop`` of each side
-    is cut away."""
+    """How a grayscale image becomes a square model input. ``"pad"`` geometry keeps the aspect
+    ratio; ``lung_crop`` crops to the caller's lung box plus ``lung_margin``, else
+    ``border_crop`` of each side is cut away."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 

@@ -60,8 +60,7 @@ DEFAULT_VIEWS: tuple[View, ...] = (
 def views_by_name(names: Sequence[str]) -> tuple[View, ...]:
     """The :data:`DEFAULT_VIEWS` with these names, in this order (KeyError for another)."""
     known = {v.name: v for v in DEFAULT_VIEWS}
-    missing = [n for n in names if n not in known]
-    if missing:
+    if missing := [n for n in names if n not in known]:
         raise KeyError(f"unknown test-time views {missing}; known: {sorted(known)}")
     return tuple(known[n] for n in names)
 

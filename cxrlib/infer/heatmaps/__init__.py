@@ -1,2 +1,1 @@
-"""Heatmap methods as plug-ins, one module each, listed in :data:`cxrlib.core.methods.REGISTRY`
-and loaded by :func:`cxrlib.infer.explain.method_class`."""
+"""Heatmap methods as plug-ins, one module each, listed in :data:`cxrlib.core.methods.REGISTRY`."""
