@@ -54,8 +54,7 @@ def meta_path(model_path: str | Path) -> Path:
 
 @dataclass(eq=False)
 class Classifier:
-    """A trained model with its metadata and a compiled forward pass (thread-safe: the
-    app's sessions call it from threads of one process)."""
+    """A trained model with its metadata and a compiled, thread-safe forward pass."""
 
     model: keras.Model
     meta: dict[str, Any] = field(default_factory=dict)
@@ -141,9 +140,8 @@ class Classifier:
     def combine_views(
         self, view_logits: np.ndarray, average: bool | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(..., V, K)`` logits -> ``(probabilities, per view)``: if ``average`` (default: the
-        model has :attr:`views`), of the mean logits at :attr:`view_temperature`, else of
-        the original (view 0) at the model's temperature."""
+        """``(..., V, K)`` logits -> ``(probabilities, per view)``: of the mean logits if
+        ``average`` (default: the model has views), else of the original (view 0)."""
         if bool(self.views) if average is None else average:
             return average_views(view_logits, self.view_temperature)
         per_view = softmax(np.asarray(view_logits) / self.temperature)
@@ -155,8 +153,7 @@ class Classifier:
         batch_size: int = 64,
         crops: Sequence[Box | None] | None = None,
     ) -> np.ndarray:
-        """Calibrated probabilities (N, n_classes) of raw grayscale images: the model's own
-        prediction (:meth:`combine_views` over its views)."""
+        """Calibrated probabilities (N, n_classes) of raw grayscale images, over its views."""
         return self.combine_views(self.view_logits(grays, self.views, batch_size, crops))[0]
 
 
@@ -166,8 +163,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def average_views(view_logits: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax of the mean over views (axis -2) of ``view_logits / temperature``, and of
-    each view."""
+    """Softmax of the mean over views (axis -2) of ``view_logits / temperature``, and of each."""
     z = np.asarray(view_logits, np.float64) / float(temperature)
     return softmax(z.mean(axis=-2)), softmax(z)
 
@@ -175,8 +171,7 @@ def average_views(view_logits: np.ndarray, temperature: float) -> tuple[np.ndarr
 def load_classifier(
     path: str | Path | None = None, segmenter: LungSegmenter | None = None
 ) -> Classifier:
-    """Loads a classifier (default :func:`cxrlib.core.settings.model_path`), its JSON and a
-    lung-crop model's segmenter; ModelError when missing, unreadable or tampered."""
+    """Loads a classifier, its JSON and a lung-crop model's segmenter; ModelError on failure."""
     path = settings.model_path() if path is None else Path(path)
     if not path.exists():
         raise ModelError(f"no model at {path}; train one with `python -m cxrlib.train`")

@@ -3,35 +3,33 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from importlib import import_module
 from typing import Any
 
 import numpy as np
 
-from cxrlib.core.methods import METHODS, check_method
+from cxrlib.core.methods import METHODS, REGISTRY, check_method
 from cxrlib.infer.classifier import Classifier
-from cxrlib.infer.heatmaps import method_class
 from cxrlib.infer.heatmaps.base import CamMethod, CamPass, ExplainedModel, FastCams, HeatmapMethod
 from cxrlib.infer.preprocess import prepare
 
 
-class Explainer(ExplainedModel):
-    """Explains one classifier with every registered method, the CAMs on one shared
-    compiled pass; thread-safe. ``options`` maps a method key to its class's arguments."""
+def method_class(method: str) -> type[HeatmapMethod]:
+    """The class of a registered method (ValueError for an unknown key), imported on use."""
+    module, _, name = REGISTRY[check_method(method)].target.partition(":")
+    cls: type[HeatmapMethod] = getattr(import_module(module), name)
+    return cls
 
-    def __init__(
-        self,
-        classifier: Classifier,
-        smooth_samples: int = 20,
-        seed: int = 0,
-        options: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> None:
+
+class Explainer(ExplainedModel):
+    """Explains one classifier with every registered method, the CAMs on one shared pass."""
+
+    def __init__(self, classifier: Classifier, smooth_samples: int = 20, seed: int = 0) -> None:
         super().__init__(classifier)
         kwargs: dict[str, dict[str, Any]] = {
             "smoothgrad": {"samples": smooth_samples, "seed": seed}
         }
-        for key, opts in (options or {}).items():
-            kwargs.setdefault(check_method(key), {}).update(opts)
         classes = {key: method_class(key) for key in METHODS}
         cams = {k: c for k, c in classes.items() if issubclass(c, CamMethod)}
         self.fast_methods: tuple[str, ...] = tuple(cams)
@@ -67,25 +65,16 @@ class Explainer(ExplainedModel):
     def raw(
         self, x: np.ndarray, method: str, class_index: int | None = None
     ) -> tuple[np.ndarray, int]:
-        """Un-normalised map of one model input (CAMs at feature resolution, the others at
-        input resolution) and the class it explains."""
+        """Un-normalised map of one model input and the class it explains."""
         return self.method(method).raw(x, class_index)
-
-    def explain_with_class(
-        self, gray: np.ndarray, method: str = "gradcam", class_index: int | None = None
-    ) -> tuple[np.ndarray, int]:
-        """:meth:`explain`, and the class index explained."""
-        crop = self.classifier.crop_boxes([gray])[0]
-        x = prepare(gray, self.classifier.preprocess, crop)
-        raw, target = self.raw(x, method, class_index)
-        return self.to_image(raw, gray.shape, crop), target
 
     def explain(
         self, gray: np.ndarray, method: str = "gradcam", class_index: int | None = None
     ) -> np.ndarray:
-        """Heatmap (float32 in [0, 1], image-sized) of a 2-D uint8 image for a method key
-        and a class (None: the predicted one)."""
-        return self.explain_with_class(gray, method, class_index)[0]
+        """Heatmap (float32 in [0, 1], image-sized) of a 2-D uint8 image (None: predicted)."""
+        crop = self.classifier.crop_boxes([gray])[0]
+        x = prepare(gray, self.classifier.preprocess, crop)
+        return self.to_image(self.raw(x, method, class_index)[0], gray.shape, crop)
 
 
 @functools.cache

@@ -1,6 +1,5 @@
 """How much a heatmap is about the lungs, the verdict the user reads, and whether a map
-points at real evidence (:func:`confidence_drops`). The lungs cover about a third of a
-frontal chest X-ray, so a map that ignores anatomy puts about that share inside them."""
+points at real evidence (:func:`confidence_drops`)."""
 
 from __future__ import annotations
 
@@ -20,6 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
 FOCUS_GOOD = 0.60
 FOCUS_LOW = 0.40
 FOCUS_LEVELS: tuple[str, ...] = ("good", "caution", "warning", "unknown")
+#: Random areas blurred out per image, the baseline of :func:`confidence_drops`.
+N_RANDOM = 3
 
 
 def lung_focus(heatmap: np.ndarray, mask: np.ndarray) -> float:
@@ -41,8 +42,7 @@ def focus_verdict(
     view_share: float | None = None,
 ) -> tuple[str, str]:
     """``(level in FOCUS_LEVELS, sentence)`` for a lung focus and lung area (None without a
-    mask); ``view_share`` is, for a model that sees part of the image, the lungs' share of
-    that part (what a flat heatmap would score)."""
+    mask); ``view_share`` is the lungs' share of the part of the image the model sees."""
     if focus is None or lung_area is None:
         return "unknown", "Lung focus is not available: no lung segmentation was run."
     if lung_area <= 0:
@@ -115,8 +115,7 @@ def map_rank_correlation(
 
 
 def flat_map_focus(mask: np.ndarray, crop: Box | None = None) -> float:
-    """Lung focus of a flat heatmap: the share of the model's view (the image, or its
-    ``crop`` box) inside the lungs (``mask``)."""
+    """Lung focus of a flat heatmap: the share of the model's view inside the lungs."""
     m = np.asarray(mask, bool)
     if crop is not None:
         top, bottom, left, right = crop
@@ -126,8 +125,7 @@ def flat_map_focus(mask: np.ndarray, crop: Box | None = None) -> float:
 
 @dataclass(frozen=True)
 class ConfidenceDrop:
-    """Target-class probabilities: untouched, with the hottest area blurred out, and with
-    random areas of the same size blurred out (mean)."""
+    """Target-class probabilities: untouched, hottest area blurred out, random areas (mean)."""
 
     class_index: int
     p_original: float
@@ -151,9 +149,7 @@ class ConfidenceDrop:
 def heatmap_to_input(
     heatmap: np.ndarray, shape: tuple[int, int], config: PreprocessConfig, crop: Box | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A heatmap over an image of ``shape`` in model-input space (the inverse of
-    :func:`~cxrlib.infer.preprocess.heatmap_to_image`), and the mask of input pixels that
-    show the image (not padding)."""
+    """A heatmap in model-input space, and the mask of input pixels that show the image."""
     s = config.size
     (top, bottom, left, right), (by, bx, bh, bw) = placement(shape, config, crop)
     patch = np.asarray(heatmap, dtype=np.float32)[top:bottom, left:right]
@@ -175,8 +171,7 @@ def _top_mask(values: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:
 
 
 def _fill(x: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
-    """Blurs out ``mask`` with a Gaussian-weighted mean of the pixels around it, so nothing
-    of the hidden area leaks back in."""
+    """Fills ``mask`` with a Gaussian-weighted mean of the pixels around it (none inside)."""
     keep = (~mask).astype(np.float32)
     xf = x.astype(np.float32)
     num = cv2.GaussianBlur(xf * keep, (0, 0), sigma)
@@ -188,30 +183,6 @@ def _fill(x: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-def _variants(
-    x: np.ndarray,
-    hm: np.ndarray,
-    valid: np.ndarray,
-    fraction: float,
-    rng: np.random.Generator,
-    n_random: int,
-    sigma: float,
-) -> np.ndarray:
-    """[original, hot area blurred out, n_random random areas blurred out]; the random
-    areas are the top of a smooth random field, blobs like a heatmap's hot area."""
-    s = x.shape[0]
-    k = max(1, int(round(fraction * valid.sum())))
-    out = [x, _fill(x, _top_mask(hm, valid, k), sigma)]
-    grid = max(2, s // 16)
-    for _ in range(n_random):
-        field: np.ndarray = cv2.resize(
-            rng.random((grid, grid), dtype=np.float32), (s, s), interpolation=cv2.INTER_LINEAR
-        )
-        field += rng.random((s, s), dtype=np.float32) * 1e-4  # break ties
-        out.append(_fill(x, _top_mask(field, valid, k), sigma))
-    return np.stack(out)
-
-
 def confidence_drops(
     classifier: Classifier,
     grays: Sequence[np.ndarray],
@@ -219,11 +190,10 @@ def confidence_drops(
     class_indices: Sequence[int],
     fraction: float = 0.2,
     rng: np.random.Generator | None = None,
-    n_random: int = 3,
     batch_size: int = 64,
 ) -> list[ConfidenceDrop]:
-    """One :class:`ConfidenceDrop` per image and heatmap (at the image's size or the model
-    input's) of the class it explains, with ``fraction`` (0..1) of the input blurred out."""
+    """One :class:`ConfidenceDrop` per image and heatmap of the class it explains, with
+    ``fraction`` of the input blurred out; random areas are blobs of a smooth random field."""
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     if not len(grays) == len(heatmaps) == len(class_indices):
@@ -231,7 +201,7 @@ def confidence_drops(
     rng = np.random.default_rng(0) if rng is None else rng
     cfg = classifier.preprocess
     s = cfg.size
-    per = 2 + n_random
+    grid, sigma = max(2, s // 16), max(1.0, s / 16)
     stacks = []
     for gray, heatmap in zip(grays, heatmaps):
         crop = classifier.crop_boxes([gray])[0]
@@ -243,18 +213,22 @@ def confidence_drops(
             valid = np.ones((s, s), bool)
         else:
             raise ValueError(f"heatmap {hm.shape} fits neither the image {gray.shape} nor {s}x{s}")
-        stacks.append(
-            _variants(x, np.nan_to_num(hm), valid, fraction, rng, n_random, max(1.0, s / 16))
-        )
+        k = max(1, int(round(fraction * valid.sum())))
+        stacks += [x, _fill(x, _top_mask(np.nan_to_num(hm), valid, k), sigma)]
+        for _ in range(N_RANDOM):
+            field: np.ndarray = cv2.resize(rng.random((grid, grid), dtype=np.float32), (s, s))
+            field += rng.random((s, s), dtype=np.float32) * 1e-4  # break ties
+            stacks.append(_fill(x, _top_mask(field, valid, k), sigma))
     if not stacks:
         return []
-    batch = np.concatenate(stacks)
+    batch = np.stack(stacks)
     probs = np.concatenate(
         [
             classifier.probabilities(batch[i : i + batch_size])
             for i in range(0, len(batch), batch_size)
         ]
     )
+    per = 2 + N_RANDOM
     out = []
     for j, c in enumerate(class_indices):
         p = probs[j * per : (j + 1) * per, int(c)]

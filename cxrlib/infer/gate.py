@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import special
 
 from cxrlib.core import settings
 from cxrlib.infer import gate_features as gf
@@ -41,8 +42,7 @@ REASONS: dict[str, str] = {
 @dataclass(frozen=True)
 class OODResult:
     """The gate's verdict on one image: ``score`` is the distance from the fitted X-rays in
-    units of the threshold (``<= 1`` passes, unless a rule rejects); ``kind`` keys
-    :data:`REASONS`."""
+    units of the threshold (``<= 1`` passes, unless a rule rejects)."""
 
     is_cxr: bool
     score: float
@@ -52,9 +52,8 @@ class OODResult:
 
 @dataclass
 class OODGate:
-    """A fitted gate: PCAs of the thumbnail and gradient layout, a Gaussian over the
-    features, a logistic regression over the orientations, the distance that scores 1 and
-    the least probability of being upright that passes."""
+    """A fitted gate: PCAs of the thumbnail and gradient layout, a Gaussian over the features,
+    a logistic regression over the orientations, and the thresholds."""
 
     thumb_mean: np.ndarray
     thumb_basis: np.ndarray
@@ -96,9 +95,7 @@ class OODGate:
 
     def orientation_probs(self, thumb: np.ndarray, hog: np.ndarray) -> np.ndarray:
         logits = np.concatenate([thumb, hog], axis=-1) @ self.orient_coef.T + self.orient_intercept
-        logits = logits - logits.max(axis=-1, keepdims=True)
-        e = np.exp(logits)
-        return e / e.sum(axis=-1, keepdims=True)
+        return special.softmax(logits, axis=-1)
 
     def assess(self, gray: np.ndarray, colourfulness: float | None = None) -> OODResult:
         """Is ``gray`` (2-D uint8) a frontal chest X-ray? ``colourfulness`` is the upload's
@@ -136,8 +133,7 @@ class OODGate:
 
 
 def load_gate(path: str | os.PathLike[str] | None = None) -> OODGate:
-    """Loads a fitted gate (default :func:`cxrlib.core.settings.gate_path`);
-    FileNotFoundError when missing, ValueError when not a gate of this format."""
+    """Loads a fitted gate; FileNotFoundError when missing, ValueError when not a gate."""
     path = settings.gate_path() if path is None else Path(path)
     if not path.exists():
         raise FileNotFoundError(
@@ -168,11 +164,6 @@ def _gate_at(path: Path) -> OODGate:
     return load_gate(path)
 
 
-def default_gate() -> OODGate:
-    """The gate at :func:`cxrlib.core.settings.gate_path`, loaded once per path."""
-    return _gate_at(settings.gate_path())
-
-
 def assess(gray: np.ndarray, colourfulness: float | None = None) -> OODResult:
-    """:meth:`OODGate.assess` by the :func:`default_gate` (FileNotFoundError without one)."""
-    return default_gate().assess(gray, colourfulness)
+    """:meth:`OODGate.assess` by the gate at ``settings.gate_path()``, loaded once per path."""
+    return _gate_at(settings.gate_path()).assess(gray, colourfulness)

@@ -74,8 +74,8 @@ def lungs_only(gray: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def crop_box(mask: np.ndarray, margin: float, min_area: float = MIN_CROP_AREA) -> Box | None:
-    """The lung box of a 2-D mask plus ``margin`` (of the image's height and width), clipped
-    to the image; None when the mask covers less than ``min_area`` of the image."""
+    """The lung box of a 2-D mask plus ``margin`` (of the image's sides), clipped to the
+    image; None when the mask covers less than ``min_area`` of the image."""
     mask = np.asarray(mask, bool)
     if mask.ndim != 2 or mask.mean() < min_area:
         return None
@@ -93,8 +93,8 @@ def crop_box(mask: np.ndarray, margin: float, min_area: float = MIN_CROP_AREA) -
 
 
 def postprocess(prob: np.ndarray, threshold: float = 0.5, min_ratio: float = 0.1) -> np.ndarray:
-    """Probability map -> lung mask: thresholded, the two largest 8-connected components
-    kept (the second only with ``min_ratio`` of the largest one's area), holes filled."""
+    """Probability map -> lung mask: thresholded, the two largest components kept (the second
+    only with ``min_ratio`` of the largest one's area), holes filled."""
     binary = np.asarray(prob) > threshold
     if not binary.any():
         return binary
@@ -103,10 +103,6 @@ def postprocess(prob: np.ndarray, threshold: float = 0.5, min_ratio: float = 0.1
     order = np.argsort(areas)[::-1][:2]
     keep = [i + 1 for i in order if areas[i] >= min_ratio * areas[order[0]]]
     return ndimage.binary_fill_holes(np.isin(labels, keep))
-
-
-def _image_key(gray: np.ndarray) -> str:
-    return sha256_bytes(repr(gray.shape).encode() + np.ascontiguousarray(gray).tobytes())
 
 
 class SegmenterRecord(BaseModel):
@@ -121,9 +117,8 @@ class SegmenterRecord(BaseModel):
 
 
 class LungSegmenter:
-    """A trained lung U-Net with its preprocessing, thresholds and post-processing. It keeps
-    each image's outputs and (read-only) masks per content, so the crop box (``full``) and
-    the lung-focus mask (``visible``) come from one forward pass."""
+    """A trained lung U-Net with its preprocessing and thresholds; it keeps each image's
+    outputs and masks, so the crop box and the lung-focus mask come from one forward pass."""
 
     def __init__(self, model: keras.Model, meta: dict[str, Any]):
         self.model = model
@@ -167,7 +162,9 @@ class LungSegmenter:
         self, grays: Sequence[np.ndarray]
     ) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """Each image's (outputs, masks made so far); one forward pass for those not kept."""
-        keys = [_image_key(g) for g in grays]
+        keys = [
+            sha256_bytes(repr(g.shape).encode() + np.ascontiguousarray(g).tobytes()) for g in grays
+        ]
         found = {k: s for k in keys if (s := self._memo.get(k)) is not None}
         todo = [i for i, k in enumerate(keys) if k not in found]
         if todo:
@@ -178,13 +175,13 @@ class LungSegmenter:
         return [found[k] for k in keys]
 
     def segment_many(
-        self, grays: Sequence[np.ndarray], conventions: Sequence[str | None], batch_size: int = 32
+        self, grays: Sequence[np.ndarray], conventions: Sequence[str | None]
     ) -> list[np.ndarray]:
-        """Boolean lung masks at each image's size (batched), one convention per image."""
+        """Boolean lung masks at each image's size, one convention per image."""
         masks: list[np.ndarray] = []
-        for start in range(0, len(grays), batch_size):
-            chunk = grays[start : start + batch_size]
-            convs = conventions[start : start + batch_size]
+        for start in range(0, len(grays), MEMO_IMAGES):
+            chunk = grays[start : start + MEMO_IMAGES]
+            convs = conventions[start : start + MEMO_IMAGES]
             for gray, (out, made), conv in zip(chunk, self._segmentations(chunk), convs):
                 conv = conv or self.default_convention
                 if conv not in made:
@@ -201,16 +198,15 @@ class LungSegmenter:
         return self.segment_many([check_gray(np.asarray(gray))], [convention])[0]
 
     def frames(
-        self, grays: Sequence[np.ndarray], margin: float, batch_size: int = 32
+        self, grays: Sequence[np.ndarray], margin: float
     ) -> list[tuple[Box | None, np.ndarray]]:
         """Crop box and stored-size lung mask of many images (:data:`CROP_CONVENTION`)."""
-        masks = self.segment_many(list(grays), [CROP_CONVENTION] * len(grays), batch_size)
+        masks = self.segment_many(list(grays), [CROP_CONVENTION] * len(grays))
         return [(crop_box(m, margin), small_mask(m)) for m in masks]
 
 
 def load_segmenter(path: str | os.PathLike[str] | None = None) -> LungSegmenter:
-    """Loads a segmenter (default :func:`cxrlib.core.settings.segmenter_path`) and the
-    ``.json`` beside it; ModelError when either is missing or unreadable."""
+    """Loads a segmenter and the ``.json`` beside it; ModelError when missing or unreadable."""
     path = settings.segmenter_path() if path is None else Path(path)
     meta_path = path.with_suffix(".json")
     if not path.exists() or not meta_path.exists():

@@ -71,15 +71,6 @@ def hottest_mask(heatmap: np.ndarray, percent: float) -> np.ndarray:
     return _hottest_u8(_map_u8(heatmap), percent)
 
 
-def _draw_outline(img: np.ndarray, mask: np.ndarray, color: tuple[int, int, int]) -> None:
-    m: np.ndarray = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
-    if m.shape != img.shape[:2]:
-        m = cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
-    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    thickness = max(1, int(round(max(img.shape[:2]) / 512)))
-    cv2.drawContours(img, contours, -1, color, thickness, lineType=cv2.LINE_8)
-
-
 def overlay(
     gray: np.ndarray,
     heatmap: np.ndarray,
@@ -89,9 +80,9 @@ def overlay(
     lung_mask: np.ndarray | None = None,
     frame: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray:
-    """Blends a [0, 1] heatmap (resized to the image) over a 2-D uint8 X-ray at ``opacity``
-    (0: exactly the image): RGB uint8. ``hottest_percent`` colours only that hottest share
-    of pixels; ``lung_mask`` is outlined and ``frame`` (the lung-crop model's box) drawn."""
+    """Blends a [0, 1] heatmap over a 2-D uint8 X-ray at ``opacity``: RGB uint8.
+    ``hottest_percent`` colours only that hottest share of pixels; ``lung_mask`` is outlined
+    and ``frame`` (the lung-crop model's box) drawn."""
     g = np.ascontiguousarray(check_gray(np.asarray(gray)))
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
@@ -109,7 +100,12 @@ def overlay(
         else:
             out = colored
     if lung_mask is not None:
-        _draw_outline(out, np.asarray(lung_mask), LUNG_COLOR)
+        m: np.ndarray = np.ascontiguousarray(lung_mask, dtype=bool).view(np.uint8)
+        if m.shape != out.shape[:2]:
+            m = cv2.resize(m, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        thickness = max(1, int(round(max(out.shape[:2]) / 512)))
+        cv2.drawContours(out, contours, -1, LUNG_COLOR, thickness, lineType=cv2.LINE_8)
     if frame is not None:
         top, bottom, left, right = (int(v) for v in frame)
         thickness = max(1, int(round(max(out.shape[:2]) / 384)))

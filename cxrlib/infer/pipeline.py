@@ -1,6 +1,5 @@
 """One image, straight through: bytes -> :func:`decode` -> :func:`check_input` (the gate)
--> :func:`diagnose_image`, or all by :func:`analyse`. Given an LRUCache, each step keeps its
-result under the image hash and the identity of the models and settings that made it."""
+-> :func:`diagnose_image`, or all by :func:`analyse`; each step can keep its result in a cache."""
 
 from __future__ import annotations
 
@@ -40,11 +39,7 @@ class ModelServer(Protocol):
     url: str
 
     def diagnose(
-        self,
-        data: bytes,
-        filename: str = "",
-        method: str = "gradcam",
-        class_index: int | None = None,
+        self, data: bytes, filename: str, method: str, class_index: int | None
     ) -> tuple[GateVerdict | None, Diagnosis, str]:
         """``(gate verdict, diagnosis, image sha256)`` of ``data``, computed by the server."""
         ...
@@ -52,11 +47,8 @@ class ModelServer(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class Diagnosis:
-    """Everything the app shows about one image (rendering excluded), picklable.
-    ``probabilities`` are calibrated (averaged over the test-time views when ``averaged``);
-    ``uncertainty`` is each class's (lowest, highest) over the views; ``heatmap`` (float32
-    in [0, 1], image-sized) explains ``target_index``; ``model_crop`` is a lung-crop model's
-    box."""
+    """Everything the app shows about one image (rendering excluded), picklable;
+    ``uncertainty`` is each class's (lowest, highest) probability over the views."""
 
     class_names: tuple[str, ...]
     probabilities: np.ndarray
@@ -85,9 +77,7 @@ class Diagnosis:
 
 @dataclass
 class Models:
-    """The loaded models (any may be None), their paths and why any is missing (``errors``).
-    ``gate`` is ``f(gray, colourfulness=None) -> verdict``; ``remote``, a model server that
-    answers instead of the models here."""
+    """The loaded models (any may be None), their paths, errors, or a ``remote`` model server."""
 
     classifier: Classifier | None = None
     explainer: Explainer | None = None
@@ -113,21 +103,10 @@ class Models:
         )
         return f"{clf.weights_sha256 or self.model_path}:{sha256_bytes(recipe.encode())[:12]}"
 
-    @property
-    def segmenter_id(self) -> str:
-        """The segmenter's identity in cache keys ("" without one)."""
-        return "" if self.segmenter is None else str(self.segmenter_path)
-
-    @property
-    def gate_id(self) -> str:
-        """The gate's identity in cache keys ("" without one)."""
-        return "" if self.gate is None else str(self.gate_path)
-
 
 @dataclass
 class Decoded:
-    """A decoded upload: the pixels analysed and shown (at most :data:`DISPLAY_MAX_SIDE` per
-    side, None when refused, with ``error`` saying why), notices and technical fields."""
+    """A decoded upload: the pixels analysed and shown (None when refused, see ``error``)."""
 
     sha256: str
     pixels: np.ndarray | None = None
@@ -154,8 +133,6 @@ class Decoded:
 
 @dataclass(frozen=True)
 class GateVerdict:
-    """The input gate's verdict in plain values."""
-
     is_cxr: bool
     score: float
     reason: str
@@ -163,8 +140,6 @@ class GateVerdict:
 
 @dataclass(frozen=True)
 class Analysis:
-    """What :func:`analyse` found: the decoded image, the gate's verdict and the diagnosis."""
-
     decoded: Decoded
     gate: GateVerdict | None
     diagnosis: Diagnosis
@@ -183,8 +158,7 @@ def fit_display(gray: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarra
 def decode(
     data: bytes, filename: str = "", sha256: str | None = None, cache: LRUCache | None = None
 ) -> Decoded:
-    """Decodes uploaded bytes in memory (``filename`` is a hint only; ``sha256`` their
-    digest, if known); an unreadable file gives ``error``, never raises."""
+    """Decodes uploaded bytes in memory; an unreadable file gives ``error``, never raises."""
     sha = sha256 or sha256_bytes(data)
 
     def compute() -> Decoded:
@@ -202,8 +176,7 @@ def decode(
                 f"Large image ({w:,} x {h:,} px): analysed and shown at "
                 f"{pixels.shape[1]:,} x {pixels.shape[0]:,} px"
             )
-        meta = dict(image.meta)
-        return Decoded(sha, pixels=pixels, format=image.format, notices=notices, meta=meta)
+        return Decoded(sha, pixels, image.format, notices, dict(image.meta))
 
     return compute() if cache is None else cache.get_or_compute(("decoded", sha), compute)
 
@@ -259,7 +232,7 @@ def check_input(
 
     if cache is None:
         return compute()
-    return cache.get_or_compute(("gate", decoded.sha256, models.gate_id), compute)
+    return cache.get_or_compute(("gate", decoded.sha256, str(models.gate_path)), compute)
 
 
 def diagnose(
@@ -270,10 +243,8 @@ def diagnose(
     method: str = "gradcam",
     class_index: int | None = None,
 ) -> Diagnosis:
-    """The stages in order on one 2-D uint8 image: lungs, test-time views (the model's,
-    else :data:`~cxrlib.infer.views.DEFAULT_VIEWS`) and classifier with the heatmap (one
-    pass), lung focus, verdict. ``class_index`` None explains the predicted class;
-    ``segmenter`` (None: no lung focus) is the lung-focus one."""
+    """The stages in order on one 2-D uint8 image: lungs, test-time views and classifier
+    with the heatmap (one pass), lung focus (with a ``segmenter``), verdict."""
     check_method(method)
     if explainer is None:
         from cxrlib.infer.explain import get_explainer  # imports TensorFlow
@@ -363,7 +334,8 @@ def diagnose_image(
     if class_index is not None and predicted is not None and int(class_index) == predicted:
         class_index = None
     target = None if class_index is None else int(class_index)
-    key = ("diagnosis", sha, model, models.segmenter_id, method, target)
+    seg = "" if models.segmenter is None else str(models.segmenter_path)
+    key = ("diagnosis", sha, model, seg, method, target)
 
     def compute() -> Diagnosis:
         count("heatmaps")

@@ -1,10 +1,9 @@
 """The one preprocessing path, grayscale chest X-ray -> model input: :func:`to_geometry`,
-then :func:`normalize_contrast` (training augments in between). :class:`PreprocessConfig`
-is saved in the model's JSON, so a model is fed as it was trained."""
+then :func:`normalize_contrast` (training augments in between), as the model's JSON says."""
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -18,10 +17,9 @@ STORED_MASK_SIZE = 96
 
 
 class PreprocessConfig(BaseModel):
-    """How a grayscale image becomes a square model input (unknown keys are ignored).
-    ``"pad"`` geometry keeps the aspect ratio, padding with the edge values; ``lung_crop``
-    crops to the caller's lung box plus ``lung_margin``, else ``border_crop`` of each side
-    is cut away."""
+    """How a grayscale image becomes a square model input. ``"pad"`` geometry keeps the aspect
+    ratio; ``lung_crop`` crops to the caller's lung box plus ``lung_margin``, else
+    ``border_crop`` of each side is cut away."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -33,14 +31,6 @@ class PreprocessConfig(BaseModel):
     clahe_grid: int = 8
     lung_crop: bool = False
     lung_margin: float = 0.04
-
-
-class Placement(NamedTuple):
-    """Where the image sits in the model input: ``crop`` (top, bottom, left, right) of the
-    original kept, and ``box`` (top, left, height, width) of it in the input."""
-
-    crop: Box
-    box: Box
 
 
 def check_gray(gray: np.ndarray) -> np.ndarray:
@@ -56,9 +46,9 @@ def check_gray(gray: np.ndarray) -> np.ndarray:
 
 def placement(
     shape: tuple[int, ...], config: PreprocessConfig, crop: Box | None = None
-) -> Placement:
-    """Where an image of ``shape`` lands in the model input; ``crop`` (a lung box, clipped
-    to the image) replaces the border crop when given."""
+) -> tuple[Box, Box]:
+    """Where an image of ``shape`` lands in the model input: the crop (top, bottom, left,
+    right) kept (``crop``, else the border crop), and its (top, left, height, width) box."""
     h, w = shape[:2]
     if crop is not None:
         top, bottom, left, right = (int(v) for v in crop)
@@ -76,20 +66,17 @@ def placement(
         scale = s / max(ch, cw)
         bh, bw = max(1, round(ch * scale)), max(1, round(cw * scale))
         box = ((s - bh) // 2, (s - bw) // 2, bh, bw)
-    return Placement((top, bottom, left, right), box)
+    return (top, bottom, left, right), box
 
 
 def small_mask(mask: np.ndarray, size: int = STORED_MASK_SIZE) -> np.ndarray:
     """A lung mask shrunk to ``size`` x ``size`` booleans, for storing."""
     m = np.asarray(mask, np.uint8) * 255
-    if m.shape == (size, size):
-        return m >= 128
     return cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA) >= 128
 
 
 def to_geometry(gray: np.ndarray, config: PreprocessConfig, crop: Box | None = None) -> np.ndarray:
-    """Crops (``crop``, else the borders) and resizes (or pads) to ``config.size`` squared,
-    uint8."""
+    """Crops (``crop``, else the borders) and resizes (or pads) to ``config.size`` squared."""
     gray = check_gray(gray)
     (top, bottom, left, right), (by, bx, bh, bw) = placement(gray.shape, config, crop)
     cropped = gray[top:bottom, left:right]
@@ -113,8 +100,7 @@ def normalize_contrast(gray: np.ndarray, config: PreprocessConfig) -> np.ndarray
 
 
 def prepare(gray: np.ndarray, config: PreprocessConfig, crop: Box | None = None) -> np.ndarray:
-    """Grayscale uint8 image -> model input, uint8 ``(size, size)`` (the model rescales
-    itself); ``crop`` is the lung box of a ``lung_crop`` config."""
+    """Grayscale uint8 image -> model input, uint8 ``(size, size)`` (the model rescales)."""
     return normalize_contrast(to_geometry(gray, config, crop), config)
 
 
@@ -124,8 +110,7 @@ def heatmap_to_image(
     config: PreprocessConfig,
     crop: Box | None = None,
 ) -> np.ndarray:
-    """A map over the model input (any square size) back onto the original image of
-    ``shape``: padding, resizing and cropping undone, 0 outside the crop."""
+    """A map over the model input (any square size) back onto the image, 0 outside the crop."""
     s = config.size
     hm: np.ndarray = heatmap.astype(np.float32)
     if hm.shape != (s, s):

@@ -1,5 +1,4 @@
-"""What the classifier and the lung segmenter share: a compiled forward pass, and the
-device they run on."""
+"""What the classifier and the lung segmenter share: a compiled forward pass, a device."""
 
 from __future__ import annotations
 

@@ -60,14 +60,12 @@ DEFAULT_VIEWS: tuple[View, ...] = (
 def views_by_name(names: Sequence[str]) -> tuple[View, ...]:
     """The :data:`DEFAULT_VIEWS` with these names, in this order (KeyError for another)."""
     known = {v.name: v for v in DEFAULT_VIEWS}
-    missing = [n for n in names if n not in known]
-    if missing:
+    if missing := [n for n in names if n not in known]:
         raise KeyError(f"unknown test-time views {missing}; known: {sorted(known)}")
     return tuple(known[n] for n in names)
 
 
 def view_batch(geo: np.ndarray, config: PreprocessConfig, views: Sequence[View]) -> np.ndarray:
     """Model inputs ``(1 + len(views), size, size)``: the original, then each view, from an
-    image in model geometry (:func:`~cxrlib.infer.preprocess.to_geometry`); each view acts
-    before the contrast normalisation, as training augments raw pixels."""
+    image in model geometry; views act before the contrast normalisation, as in training."""
     return np.stack([normalize_contrast(v.apply(geo), config) for v in (View("original"), *views)])

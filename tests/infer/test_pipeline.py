@@ -76,7 +76,7 @@ def test_same_weights_fed_another_way_are_another_model_for_the_cache(models):
     assert len(ids) == 4 and all(i.startswith(clf.weights_sha256) for i in ids)
     again = dataclasses.replace(models, classifier=Classifier(clf.model, dict(clf.meta)))
     assert again.model_id == models.model_id
-    assert pipeline.Models().model_id == "" and pipeline.Models().segmenter_id == ""
+    assert pipeline.Models().model_id == ""
 
 
 def test_diagnose_image_caches_per_image_method_and_class(models, heatmap_calls, monkeypatch):  # noqa: F811

@@ -32,8 +32,8 @@ def test_prepare_shape_dtype_range(geometry, contrast, shape):
 def test_pad_keeps_aspect_ratio_and_resize_fills():
     img = np.full((100, 400), 200, np.uint8)
     p = placement(img.shape, PreprocessConfig(size=80, geometry="pad"))
-    assert p.box == (30, 0, 20, 80)  # 4:1 image -> 80 x 20 band in the middle
-    assert placement(img.shape, PreprocessConfig(size=80)).box == (0, 0, 80, 80)
+    assert p[1] == (30, 0, 20, 80)  # 4:1 image -> 80 x 20 band in the middle
+    assert placement(img.shape, PreprocessConfig(size=80))[1] == (0, 0, 80, 80)
 
 
 def test_border_crop_removes_burned_in_text():
@@ -89,7 +89,7 @@ def test_lung_crop_box_frames_the_input_and_maps_back(geometry):
     img[box[0] : box[1], box[2] : box[3]] = 60
     img[180:210, 120:150] = 200  # a spot inside the box
     x = prepare(img, cfg, crop=box)
-    assert placement(img.shape, cfg, box).crop == box
+    assert placement(img.shape, cfg, box)[0] == box
     if geometry == "resize":
         assert x.max() == 200  # nothing from outside the box reaches the model
     back = heatmap_to_image((x == 200).astype(np.float32), (h, w), cfg, crop=box)
@@ -102,6 +102,6 @@ def test_lung_crop_box_frames_the_input_and_maps_back(geometry):
 
 def test_crop_box_is_clipped_and_an_empty_one_refused():
     cfg = PreprocessConfig(size=32, contrast="none")
-    assert placement((100, 80), cfg, (-5, 120, -1, 90)).crop == (0, 100, 0, 80)
+    assert placement((100, 80), cfg, (-5, 120, -1, 90))[0] == (0, 100, 0, 80)
     with pytest.raises(ValueError):
         placement((100, 80), cfg, (50, 50, 0, 80))

@@ -1,7 +1,6 @@
-"""The base of every heatmap method. A method implements :meth:`HeatmapMethod.compute` and
-names its tf-keras-vis reference; the Grad-CAM family (:class:`CamMethod`) only weighs the
-``last_conv`` activations, so all of them come out of ONE compiled pass (:class:`CamPass`).
-"""
+"""The base of every heatmap method (:class:`HeatmapMethod`); the Grad-CAM family
+(:class:`CamMethod`) only weighs the ``last_conv`` activations, so all of them come out of
+ONE compiled pass (:class:`CamPass`)."""
 
 from __future__ import annotations
 
@@ -24,8 +23,7 @@ ClassIndex = int | Sequence[int] | None
 
 
 def normalize_map(heatmap: np.ndarray) -> np.ndarray:
-    """Min-max normalises a map to float32 [0, 1]; non-finite values count as 0, and a
-    flat or empty map gives zeros."""
+    """Min-max normalises a map to float32 [0, 1]; non-finite values count as 0."""
     hm = np.nan_to_num(np.asarray(heatmap, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     if hm.size == 0:
         return hm
@@ -112,8 +110,7 @@ class HeatmapMethod(ABC):
     def reference(
         self, x: np.ndarray, class_index: int, expand_cam: bool = False, normalize: bool = True
     ) -> np.ndarray:
-        """The plain tf-keras-vis map of one model input (a CAM at feature resolution unless
-        ``expand_cam``)."""
+        """The plain tf-keras-vis map of one model input."""
         from tf_keras_vis.utils.scores import CategoricalScore  # optional, heavy
 
         if self.visualiser is None:
@@ -183,8 +180,7 @@ class CamPass:
         return (logits, target, *maps)
 
     def __call__(self, batch: np.ndarray, class_index: ClassIndex = None) -> FastCams:
-        """Logits and raw maps of model inputs for one class, one per item, or (None) the
-        predicted one."""
+        """Logits and raw maps of model inputs for one class, one per item, or the predicted."""
         x = self.model.as_batch(batch)
         cls = self.model.targets(x.shape[0], class_index)
         logits, target, *maps = (t.numpy() for t in self._fn(tf.constant(x), tf.constant(cls)))
@@ -192,8 +188,7 @@ class CamPass:
 
 
 class CamMethod(HeatmapMethod):
-    """``relu(sum_k A_k * w_k)`` over the ``last_conv`` activations, on a :class:`CamPass`
-    (``cams``, or one of its own); a subclass defines :meth:`weights`."""
+    """``relu(sum_k A_k * w_k)`` over the ``last_conv`` activations; a subclass defines ``w``."""
 
     def __init__(self, model: ExplainedModel, cams: CamPass | None = None) -> None:
         super().__init__(model)

@@ -11,8 +11,7 @@ EXP_CLIP = 80.0
 
 
 class GradCAMPlusPlus(GradCAM):
-    """tf-keras-vis's ``GradcamPlusPlus``: ``exp(S)`` derivatives, alpha normalisation and
-    ``relu`` weights."""
+    """tf-keras-vis's ``GradcamPlusPlus``: ``exp(S)`` derivatives, alphas, ``relu`` weights."""
 
     visualiser = "tf_keras_vis.gradcam_plus_plus:GradcamPlusPlus"
 

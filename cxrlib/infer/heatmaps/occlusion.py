@@ -40,16 +40,6 @@ class OcclusionSensitivity(HeatmapMethod):
         starts = patch_starts(s, side, round(self.stride * s))
         return [(int(t), int(left), side) for t in starts for left in starts]
 
-    def probabilities(self, copies: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities of model inputs, batched, in float64: a freshly
-        initialised network (the randomisation check) has logits so close that float32
-        probabilities cannot tell the copies apart."""
-        clf, step = self.model.classifier, self.batch_size
-        logits = np.concatenate(
-            [clf.logits(copies[i : i + step]) for i in range(0, len(copies), step)]
-        )
-        return special.softmax(logits.astype(np.float64) / float(clf.temperature), axis=-1)
-
     def compute(self, xb: np.ndarray, target: int) -> np.ndarray:
         """The un-normalised map at input resolution: mean probability drop per pixel."""
         boxes = self.boxes()
@@ -57,7 +47,13 @@ class OcclusionSensitivity(HeatmapMethod):
         grey = np.float32(xb.mean())
         for i, (top, left, side) in enumerate(boxes, start=1):
             copies[i, top : top + side, left : left + side] = grey
-        p = self.probabilities(copies)[:, target]
+        clf, step = self.model.classifier, self.batch_size
+        logits = np.concatenate(
+            [clf.logits(copies[i : i + step]) for i in range(0, len(copies), step)]
+        )
+        # Calibrated, in float64: a freshly initialised network (the randomisation check)
+        # has logits so close that float32 probabilities cannot tell the copies apart.
+        p = special.softmax(logits.astype(np.float64) / float(clf.temperature), axis=-1)[:, target]
         drops = np.maximum(p[0] - p[1:], 0.0)
         heat = np.zeros(xb.shape[1:3], np.float64)
         count = np.zeros(xb.shape[1:3], np.float64)

@@ -10,9 +10,8 @@ from cxrlib.infer.heatmaps.base import ExplainedModel, HeatmapMethod
 
 
 class SmoothGrad(HeatmapMethod):
-    """tf-keras-vis's ``Saliency(smooth_samples=samples)`` with the same seeded noise (its
-    standard deviation ``noise`` of the input's range), drawn without touching the global
-    random state, and the copies in ONE ``Saliency`` call."""
+    """tf-keras-vis's ``Saliency(smooth_samples=samples)`` with the same seeded noise, drawn
+    without touching the global random state, and the copies in ONE ``Saliency`` call."""
 
     visualiser = "tf_keras_vis.saliency:Saliency"
 
