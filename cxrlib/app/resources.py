@@ -144,8 +144,11 @@ def remote_resources(url: str) -> Resources:
 
     client = RemoteAnalyser(url)
     health = client.health()
+    # This checkout's file of the served model (same name), if it has one.
+    served_path = str(health.get("model_path") or "")
+    local = model_path().parent / Path(served_path).name
     res = Resources(
-        model_path=_local_copy(str(health.get("model_path") or "")),
+        model_path=local if served_path and local.exists() else None,
         remote=client,
         served=health,
         device=f"model server {client.url} ({health.get('device', '?')})",
@@ -155,14 +158,6 @@ def remote_resources(url: str) -> Resources:
     if not health.get("gate"):
         res.errors["gate"] = f"the model server at {client.url} has no input gate"
     return res
-
-
-def _local_copy(served_path: str) -> Path | None:
-    """This checkout's file of the model the server serves (same name), or None."""
-    if not served_path:
-        return None
-    candidate = model_path().parent / Path(served_path).name
-    return candidate if candidate.exists() else None
 
 
 def _trace(res: Resources) -> None:

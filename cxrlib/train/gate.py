@@ -174,11 +174,25 @@ def _subsample(paths: list[Path], n: int, rng: np.random.Generator) -> list[Path
     return [paths[i] for i in sorted(rng.choice(len(paths), n, replace=False))]
 
 
-def _fit_meta(
-    args: argparse.Namespace, fitted_on: dict[str, list[str]], command: str
-) -> dict[str, Any]:
-    """Provenance of a fit, as the JSON records it."""
-    return {
+def fit_command(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """``fit``: reads the data, fits, saves; returns the saved metadata."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(args.seed)
+    cxr = Path(args.data)
+    train_paths = _subsample(_read_rows(cxr / "manifest.csv", "train", "path"), args.n_train, rng)
+    val_paths = _read_rows(cxr / "manifest.csv", "val", "path")
+    fitted_on = {
+        "train": [f"{args.data} train split ({len(train_paths)} sampled, seed {args.seed})"],
+        "calibration": [f"{args.data} val split (all)"],
+    }
+    if args.lungs:
+        lungs = Path(args.lungs)
+        train_paths += _read_rows(lungs / "manifest.csv", "train", "image")
+        val_paths += _read_rows(lungs / "manifest.csv", "val", "image")
+        fitted_on["train"].append(f"{args.lungs} train split (all)")
+        fitted_on["calibration"].append(f"{args.lungs} val split (all)")
+    train, val = _read(train_paths), _read(val_paths)
+    meta: dict[str, Any] = {
         "kind": "ood_gate",
         "fitted_on": fitted_on,
         "negatives_used": (
@@ -198,27 +212,6 @@ def _fit_meta(
         "reject when P(upright) < orient_min",
         "colour_limit": COLOUR_LIMIT,
     }
-
-
-def fit_command(args: argparse.Namespace, command: str) -> dict[str, Any]:
-    """``fit``: reads the data, fits, saves; returns the saved metadata."""
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(args.seed)
-    cxr = Path(args.data)
-    train_paths = _subsample(_read_rows(cxr / "manifest.csv", "train", "path"), args.n_train, rng)
-    val_paths = _read_rows(cxr / "manifest.csv", "val", "path")
-    fitted_on = {
-        "train": [f"{args.data} train split ({len(train_paths)} sampled, seed {args.seed})"],
-        "calibration": [f"{args.data} val split (all)"],
-    }
-    if args.lungs:
-        lungs = Path(args.lungs)
-        train_paths += _read_rows(lungs / "manifest.csv", "train", "image")
-        val_paths += _read_rows(lungs / "manifest.csv", "val", "image")
-        fitted_on["train"].append(f"{args.lungs} train split (all)")
-        fitted_on["calibration"].append(f"{args.lungs} val split (all)")
-    train, val = _read(train_paths), _read(val_paths)
-    meta = _fit_meta(args, fitted_on, command)
     gate = fit_gate(train, val, n_thumb=args.n_thumb, n_hog=args.n_hog, seed=args.seed, meta=meta)
     gate.meta["fit_seconds"] = round(time.perf_counter() - t0, 1)
     path = save_gate(gate, args.out)

@@ -271,29 +271,6 @@ class _ValDice(keras.callbacks.Callback):
         )
 
 
-def _fit(
-    model: keras.Model, batches: MaskBatches, val_cb: _ValDice, epochs: int, verbose: int | str
-) -> tuple[dict[str, list[float]], float]:
-    """Compiles and fits ``model``; returns the rounded history and the seconds it took."""
-    model.compile(
-        optimizer=keras.optimizers.AdamW(
-            keras.optimizers.schedules.CosineDecay(2e-3, len(batches) * epochs, alpha=0.02),
-            weight_decay=1e-4,
-        ),
-        loss=bce_dice_loss,
-        metrics=[keras.metrics.MeanMetricWrapper(soft_dice, name="dice")],
-    )
-    stop = keras.callbacks.EarlyStopping(
-        monitor="val_dice_img", mode="max", patience=10, restore_best_weights=True
-    )
-    start = time.perf_counter()
-    history = model.fit(
-        batches, epochs=epochs, callbacks=[val_cb, stop], verbose=verbose, shuffle=False
-    )
-    seconds = time.perf_counter() - start
-    return {k: [round(float(v), 5) for v in vals] for k, vals in history.history.items()}, seconds
-
-
 def train(
     data_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -331,7 +308,27 @@ def train(
     }
     batches = MaskBatches(splits["train"], config, batch_size, seed)
     model = build_unet(size=size, base_filters=base_filters, depth=depth)
-    hist, seconds = _fit(model, batches, _ValDice(splits["val"], meta), epochs, verbose)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(
+            keras.optimizers.schedules.CosineDecay(2e-3, len(batches) * epochs, alpha=0.02),
+            weight_decay=1e-4,
+        ),
+        loss=bce_dice_loss,
+        metrics=[keras.metrics.MeanMetricWrapper(soft_dice, name="dice")],
+    )
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_dice_img", mode="max", patience=10, restore_best_weights=True
+    )
+    start = time.perf_counter()
+    fitted = model.fit(
+        batches,
+        epochs=epochs,
+        callbacks=[_ValDice(splits["val"], meta), stop],
+        verbose=verbose,
+        shuffle=False,
+    )
+    seconds = time.perf_counter() - start
+    hist = {k: [round(float(v), 5) for v in vals] for k, vals in fitted.history.items()}
     best_epoch = int(np.argmax(hist["val_dice_img"])) + 1 if hist.get("val_dice_img") else 0
 
     # Save a clean, uncompiled copy (no optimizer state: smaller file, no custom loss).
