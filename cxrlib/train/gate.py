@@ -168,18 +168,16 @@ def _read(paths: Iterable[Path]) -> list[np.ndarray]:
     return [g for g in grays if g is not None]
 
 
-def _subsample(paths: list[Path], n: int, rng: np.random.Generator) -> list[Path]:
-    if n <= 0 or len(paths) <= n:
-        return paths
-    return [paths[i] for i in sorted(rng.choice(len(paths), n, replace=False))]
-
-
 def fit_command(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """``fit``: reads the data, fits, saves; returns the saved metadata."""
     t0 = time.perf_counter()
-    rng = np.random.default_rng(args.seed)
     cxr = Path(args.data)
-    train_paths = _subsample(_read_rows(cxr / "manifest.csv", "train", "path"), args.n_train, rng)
+    train_paths = _read_rows(cxr / "manifest.csv", "train", "path")
+    if 0 < args.n_train < len(train_paths):
+        pick = np.random.default_rng(args.seed).choice(
+            len(train_paths), args.n_train, replace=False
+        )
+        train_paths = [train_paths[i] for i in sorted(pick)]
     val_paths = _read_rows(cxr / "manifest.csv", "val", "path")
     fitted_on = {
         "train": [f"{args.data} train split ({len(train_paths)} sampled, seed {args.seed})"],
