@@ -109,24 +109,6 @@ def _prepared(images: np.ndarray, pre: PreprocessConfig) -> np.ndarray:
     return np.stack([normalize_contrast(im, pre) for im in images])[..., None].astype(np.float32)
 
 
-def _compiled(cfg: TrainConfig, steps: int) -> keras.Model:
-    """The classifier, compiled with AdamW on a warm-up then cosine-decay schedule."""
-    model = build_classifier(
-        cfg.preprocess.size, cfg.arch, alpha=cfg.alpha, width=cfg.width, seed=cfg.seed
-    )
-    total = steps * cfg.epochs
-    warm = min(steps, max(1, total // 10))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        cfg.lr * 0.05, decay_steps=max(1, total - warm), warmup_target=cfg.lr, warmup_steps=warm
-    )
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
-
-
 def train(
     manifest: str | Path,
     out_dir: str | Path,
@@ -160,7 +142,19 @@ def train(
     steps = cfg.steps_per_epoch or max(1, len(tr) // cfg.batch_size)
     probs = sampling_weights(y_tr, tr["source"], power=cfg.sampling_power, floor=cfg.sampling_floor)
     batches = AugmentedBatches(x_tr, y_tr, probs, cfg, steps)
-    model = _compiled(cfg, steps)
+    model = build_classifier(
+        cfg.preprocess.size, cfg.arch, alpha=cfg.alpha, width=cfg.width, seed=cfg.seed
+    )
+    total = steps * cfg.epochs
+    warm = min(steps, max(1, total // 10))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        cfg.lr * 0.05, decay_steps=max(1, total - warm), warmup_target=cfg.lr, warmup_steps=warm
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     scores = EpochMetrics(x_va, y_va, _prepared(x_tr[sub], pre), y_tr[sub], cfg.patience)
     model.fit(batches, epochs=cfg.epochs, callbacks=[scores], verbose=verbose)
     if scores.best_weights is not None:
