@@ -27,8 +27,7 @@ from cxrlib.core.metrics import CONFIDENT
 from cxrlib.infer import gate
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.views import View
-from cxrlib.train.data import load_gray
-from cxrlib.train.file_scores import predict_files
+from cxrlib.train.data import load_gray, predict_files
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +143,7 @@ def external_check(
     training_files: Sequence[str],
     views: Sequence[View] | None = None,
 ) -> dict[str, Any]:
-    """Scores ``classifier`` (``views`` as :func:`cxrlib.train.file_scores.predict_files`) on
+    """Scores ``classifier`` (``views`` as :func:`cxrlib.train.data.predict_files`) on
     each collection of the lung set at ``lungs_root``: the answers of every image and of those
     the segmenter never trained on, how many the app's input check refuses, and how many are
     copies of one of ``training_files``.

@@ -13,8 +13,7 @@ from sklearn.metrics import recall_score
 
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.views import View
-from cxrlib.train.data import read_manifest
-from cxrlib.train.file_scores import predict_files
+from cxrlib.train.data import predict_files, read_manifest
 from cxrlib.train.scoring import compute_metrics
 
 
@@ -29,7 +28,7 @@ def evaluate_manifest(
     """:func:`cxrlib.train.scoring.compute_metrics` of ``classifier`` on a manifest (labels
     any subset of its classes), with the per-image probabilities and the time taken.
 
-    ``views``: as :func:`cxrlib.train.file_scores.predict_files` (default: the model's own
+    ``views``: as :func:`cxrlib.train.data.predict_files` (default: the model's own
     prediction); the names of the views averaged over are kept under ``"views"``.
     """
     t0 = time.time()

@@ -163,8 +163,20 @@ def compute_metrics(
         "reliability": bins,
     }
     if sources is not None:
-        out["per_source"] = _per_source(y, pred, np.asarray(sources), class_names, present)
-        out["adults"] = _adults(y, pred, np.asarray(sources), class_names, n_boot, seed)
+        src = np.asarray(sources)
+        out["per_source"] = {  # accuracy per source, overall and per class
+            s: {
+                "n": int(np.sum(src == s)),
+                "accuracy": _round(np.mean(pred[src == s] == y[src == s])),
+                "per_class_accuracy": {
+                    class_names[c]: _round(np.mean(pred[(src == s) & (y == c)] == c))
+                    for c in present
+                    if np.any((src == s) & (y == c))
+                },
+            }
+            for s in sorted(set(src.tolist()))
+        }
+        out["adults"] = _adults(y, pred, src, class_names, n_boot, seed)
     if n_boot:
         out["ci95"] = _bootstrap_ci(y, pred, n_boot, seed)
         for c in present:
@@ -198,28 +210,6 @@ def _curves(pos: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
     fx, ty = _thin(fpr, tpr)
     rx, py = _thin(rec[::-1], prec[::-1])
     return {"roc": {"fpr": fx, "tpr": ty}, "pr": {"recall": rx, "precision": py}}
-
-
-def _per_source(
-    y: np.ndarray,
-    pred: np.ndarray,
-    src: np.ndarray,
-    class_names: Sequence[str],
-    present: Sequence[int],
-) -> dict[str, Any]:
-    """Accuracy per source, overall and per class."""
-    return {
-        s: {
-            "n": int(np.sum(src == s)),
-            "accuracy": _round(np.mean(pred[src == s] == y[src == s])),
-            "per_class_accuracy": {
-                class_names[c]: _round(np.mean(pred[(src == s) & (y == c)] == c))
-                for c in present
-                if np.any((src == s) & (y == c))
-            },
-        }
-        for s in sorted(set(src.tolist()))
-    }
 
 
 def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
