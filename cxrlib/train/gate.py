@@ -42,9 +42,7 @@ def _pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean, vt[:k], scale
 
 
-def _fit_orientation(
-    sq: Sequence[np.ndarray], c: float = 0.1, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def _fit_orientation(sq: Sequence[np.ndarray], seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Logistic regression: upright X-ray vs each of the transforms applied to it."""
     x, y = [], []
     for s in sq:
@@ -54,7 +52,7 @@ def _fit_orientation(
             y.append(k)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        lr = LogisticRegression(C=c, max_iter=500, random_state=seed).fit(np.stack(x), y)
+        lr = LogisticRegression(C=0.1, max_iter=500, random_state=seed).fit(np.stack(x), y)
     return lr.coef_.astype(np.float64), lr.intercept_.astype(np.float64)
 
 

@@ -27,13 +27,11 @@ def _round(x: SupportsFloat | None, n: int = 4) -> float | None:
     return None if x is None else round(float(x), n)
 
 
-def expected_calibration_error(
-    probs: np.ndarray, y: np.ndarray, n_bins: int = 15
-) -> tuple[float, list[dict]]:
-    """ECE over equal-width confidence bins of the top-class probability."""
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray) -> tuple[float, list[dict]]:
+    """ECE over 15 equal-width confidence bins of the top-class probability."""
     conf = probs.max(1)
     correct = probs.argmax(1) == y
-    edges = np.linspace(0, 1, n_bins + 1)
+    edges = np.linspace(0, 1, 16)
     ece, bins = 0.0, []
     for lo, hi in zip(edges[:-1], edges[1:]):
         m = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
