@@ -214,7 +214,8 @@ def fit_command(args: argparse.Namespace, command: str) -> dict[str, Any]:
     return json.loads(path.with_suffix(".json").read_text())
 
 
-def _parser() -> argparse.ArgumentParser:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``fit``; prints the main figures of the fit as JSON."""
     shared = settings.ROOT.parent / "shared"
     p = argparse.ArgumentParser(
         prog="python -m cxrlib.train.gate",
@@ -229,13 +230,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--n-thumb", type=int, default=32, help="thumbnail principal components")
     f.add_argument("--n-hog", type=int, default=16, help="gradient-layout principal components")
     f.add_argument("--seed", type=int, default=0)
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``fit``; prints the main figures of the fit as JSON."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    out = fit_command(_parser().parse_args(argv), "python -m cxrlib.train.gate " + shlex.join(argv))
+    out = fit_command(p.parse_args(argv), "python -m cxrlib.train.gate " + shlex.join(argv))
     keys = ("threshold", "orient_min", "val_accept_rate", "n_train", "n_val", "fit_seconds")
     print(json.dumps({k: out[k] for k in keys}))
     return 0

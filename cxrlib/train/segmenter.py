@@ -374,7 +374,9 @@ def _print_results(title: str, res: dict[str, Any]) -> None:
         print(f"  {src:<20} Dice {r['dice']:.4f}  min {r['dice_min']:.4f}  n={r['n']}")
 
 
-def _parser() -> argparse.ArgumentParser:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (``train`` / ``evaluate``)."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = argparse.ArgumentParser(
         prog="python -m cxrlib.train.segmenter",
         description="Train the lung segmenter, or score one on a split (Dice per source).",
@@ -395,13 +397,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=CONVENTIONS,
         help="score every image on this channel (default: each source's own)",
     )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (``train`` / ``evaluate``)."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args = _parser().parse_args(argv)
+    args = parser.parse_args(argv)
     if args.cmd == "evaluate":
         pairs = load_pairs(args.data, args.split)
         convs = [args.convention] * len(pairs) if args.convention else None
