@@ -38,8 +38,7 @@ from cxrlib.infer.preprocess import PreprocessConfig
 from cxrlib.train.augment import AugmentConfig
 from cxrlib.train.classifier import train
 from cxrlib.train.config import TrainConfig
-from cxrlib.train.data import load_gray, read_manifest
-from cxrlib.train.file_scores import predict_files
+from cxrlib.train.data import load_gray, predict_files, read_manifest
 
 _OFF = dict.fromkeys(AugmentConfig.model_fields, 0.0)
 _GEOMETRIC = {k: getattr(AugmentConfig(), k) for k in ("rotate_deg", "scale", "shift")}

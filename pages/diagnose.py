@@ -7,11 +7,10 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from cxrlib.app.analysis import compare_methods
-from cxrlib.app.display import DisplaySettings
+from cxrlib.app.analysis import DisplaySettings, compare_methods
 from cxrlib.app.downloads import report_bytes, report_warnings
 from cxrlib.app.gallery import Chosen
-from cxrlib.app.record import answer_record, randomisation_note
+from cxrlib.app.model_files import answer_record, randomisation_note
 from cxrlib.app.resources import Resources
 from cxrlib.app.texts import gate_text, is_unsure, md_escape, probability_headline, probability_note
 from cxrlib.core.errors import ModelServerError

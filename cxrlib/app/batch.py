@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from cxrlib.core.errors import ImageError
 from cxrlib.core.hashing import sha256_bytes
-from cxrlib.predict.inputs import zip_members
+from cxrlib.predict.inputs import is_zip, zip_members
 from cxrlib.predict.rows import BatchRow, rows_to_csv, score_items
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,7 +29,7 @@ def count_items(items: Sequence[tuple[str, bytes]]) -> int:
     """How many images a batch holds (image members of zip archives counted)."""
     total = 0
     for name, data in items:
-        if name.lower().endswith(".zip") or data[:4] == b"PK\x03\x04":
+        if is_zip(name, data):
             try:
                 with zipfile.ZipFile(io.BytesIO(data)) as zf:
                     total += len(zip_members(zf, name))

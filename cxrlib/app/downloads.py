@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cxrlib.app.record import answer_record
+from cxrlib.app.model_files import answer_record
 from cxrlib.app.texts import gate_text, probability_note
 from cxrlib.core.methods import METHOD_LABELS
 from cxrlib.describe.report import ReportData, build_report

@@ -96,17 +96,6 @@ def _explainer(classifier: Classifier) -> Explainer:
     return Explainer(classifier)
 
 
-def _load_models(res: Resources, model: Path, segmenter: Path) -> None:
-    res.segmenter = _attempt(res, "segmenter", lambda: _segmenter(segmenter))
-    res.classifier = _attempt(res, "classifier", lambda: _classifier(model, res.segmenter))
-    if res.classifier is not None:
-        clf = res.classifier
-        res.explainer = _attempt(
-            res, "explainer", lambda: _explainer(clf), "heatmaps unavailable: "
-        )
-    res.gate = _attempt(res, "gate", lambda: load_gate(gate_path()).assess)
-
-
 def load_resources(model: PathLike | None = None, segmenter: PathLike | None = None) -> Resources:
     """Loads the classifier, explainer, segmenter and input gate (a component that failed is
     None, with its reason in ``errors``); never raises. With ``$CXR_MODEL_SERVER`` set, the
@@ -126,7 +115,13 @@ def load_resources(model: PathLike | None = None, segmenter: PathLike | None = N
         res.device = device_description()
     except Exception as exc:  # noqa: BLE001
         res.errors["device"] = f"could not query TensorFlow devices: {exc}"
-    _load_models(res, model_file, segmenter_file)
+    res.segmenter = _attempt(res, "segmenter", lambda: _segmenter(segmenter_file))
+    res.classifier = _attempt(res, "classifier", lambda: _classifier(model_file, res.segmenter))
+    if (clf := res.classifier) is not None:
+        res.explainer = _attempt(
+            res, "explainer", lambda: _explainer(clf), "heatmaps unavailable: "
+        )
+    res.gate = _attempt(res, "gate", lambda: load_gate(gate_path()).assess)
     _trace(res)
     if fallback:
         res.errors["model server"] = fallback
@@ -144,8 +139,11 @@ def remote_resources(url: str) -> Resources:
 
     client = RemoteAnalyser(url)
     health = client.health()
+    # This checkout's file of the served model (same name), if it has one.
+    served_path = str(health.get("model_path") or "")
+    local = model_path().parent / Path(served_path).name
     res = Resources(
-        model_path=_local_copy(str(health.get("model_path") or "")),
+        model_path=local if served_path and local.exists() else None,
         remote=client,
         served=health,
         device=f"model server {client.url} ({health.get('device', '?')})",
@@ -155,14 +153,6 @@ def remote_resources(url: str) -> Resources:
     if not health.get("gate"):
         res.errors["gate"] = f"the model server at {client.url} has no input gate"
     return res
-
-
-def _local_copy(served_path: str) -> Path | None:
-    """This checkout's file of the model the server serves (same name), or None."""
-    if not served_path:
-        return None
-    candidate = model_path().parent / Path(served_path).name
-    return candidate if candidate.exists() else None
 
 
 def _trace(res: Resources) -> None:

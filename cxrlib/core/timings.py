@@ -1,6 +1,8 @@
 """Where one diagnosis spends its time: with ``$CXR_TIMINGS`` naming a file, every
 :func:`timed` block appends a JSON line ``{"stage", "wall", "cpu", "pid"}`` to it (``cpu``: its
-thread's CPU seconds). Never image data."""
+thread's CPU seconds). Never image data. And :data:`COUNTERS`, the work really computed (not
+answered by the cache), so the app's tests can prove that moving a display slider computes
+nothing."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import json
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,6 +27,13 @@ STAGES: dict[str, str] = {
     "rerun": "one Streamlit script run of the page (holds the interpreter when cpu ~ wall)",
 }
 _LOCK = threading.Lock()
+COUNTERS: Counter[str] = Counter()
+
+
+def count(name: str) -> None:
+    """Adds one to ``COUNTERS[name]`` (thread-safe)."""
+    with _LOCK:
+        COUNTERS[name] += 1
 
 
 @contextmanager

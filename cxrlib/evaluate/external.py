@@ -22,8 +22,7 @@ from cxrlib.core.metrics import CONFIDENT
 from cxrlib.infer import gate
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.views import View
-from cxrlib.train.data import load_gray
-from cxrlib.train.file_scores import predict_files
+from cxrlib.train.data import load_gray, predict_files
 
 logger = logging.getLogger(__name__)
 

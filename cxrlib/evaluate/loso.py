@@ -10,7 +10,7 @@ from typing import Any
 
 from cxrlib.evaluate.metrics import headline_scores, held_out_scores
 from cxrlib.infer.classifier import Classifier
-from cxrlib.train import file_scores
+from cxrlib.train import data
 from cxrlib.train.classifier import train
 from cxrlib.train.config import TrainConfig
 from cxrlib.train.data import read_manifest
@@ -59,12 +59,12 @@ def leave_one_source_out(
         with tempfile.TemporaryDirectory() as tmp:
             clf = Classifier(*train(manifest, tmp, run_cfg, root=root, verbose=0))
             held = df[df["source"] == source]
-            z = file_scores.file_view_logits(clf, list(held["file"]), views)
+            z = data.file_view_logits(clf, list(held["file"]), views)
             test = df[(df["split"] == "test") & (df["source"] != source)]
             # A manifest without a test split (a small check run) has no internal figure.
             internal = None
             if len(test):
-                probs = file_scores.predict_files(clf, list(test["file"]), views=())
+                probs = data.predict_files(clf, list(test["file"]), views=())
                 scores = headline_scores(test["y"].to_numpy(), probs, clf.class_names)
                 internal = scores["balanced_accuracy"]
         y, names = held["y"].to_numpy(), clf.class_names

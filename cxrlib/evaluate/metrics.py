@@ -13,8 +13,7 @@ from sklearn.metrics import recall_score
 
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.views import View
-from cxrlib.train.data import read_manifest
-from cxrlib.train.file_scores import predict_files
+from cxrlib.train.data import predict_files, read_manifest
 from cxrlib.train.scoring import compute_metrics
 
 
@@ -28,7 +27,7 @@ def evaluate_manifest(
 ) -> dict[str, Any]:
     """:func:`cxrlib.train.scoring.compute_metrics` of ``classifier`` on a manifest, with the
     per-image probabilities, the views averaged over (``views``: as
-    :func:`cxrlib.train.file_scores.predict_files`) and the time taken."""
+    :func:`cxrlib.train.data.predict_files`) and the time taken."""
     t0 = time.time()
     df = read_manifest(manifest, root=root, split=split, class_names=classifier.class_names)
     probs = predict_files(classifier, list(df["file"]), views=views)

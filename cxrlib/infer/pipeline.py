@@ -13,11 +13,10 @@ import cv2
 import numpy as np
 
 from cxrlib.core.cache import LRUCache
-from cxrlib.core.counters import count
 from cxrlib.core.errors import ImageError, ModelServerError
 from cxrlib.core.hashing import sha256_bytes
 from cxrlib.core.methods import check_method
-from cxrlib.core.timings import timed
+from cxrlib.core.timings import count, timed
 from cxrlib.infer.focus import flat_map_focus, focus_verdict, lung_focus
 from cxrlib.infer.preprocess import to_geometry
 from cxrlib.infer.views import DEFAULT_VIEWS, view_batch

@@ -21,15 +21,6 @@ ARCHITECTURES: tuple[str, ...] = ("mobilenetv2", "small")
 DEFAULT_WIDTHS: dict[str, int] = {"small": 16}
 
 
-def _mobilenet_trunk(x: keras.KerasTensor, alpha: float) -> keras.KerasTensor:
-    """MobileNetV2 cut at stride 16 (after block 12), built on ``x``: a finer Grad-CAM grid,
-    without the widest blocks."""
-    base = keras.applications.MobileNetV2(
-        input_tensor=x, include_top=False, weights=None, alpha=alpha
-    )
-    return base.get_layer("block_12_add").output
-
-
 def _small_trunk(x: keras.KerasTensor, width: int) -> keras.KerasTensor:
     """A 4-block plain CNN (tests and quick experiments)."""
     for i, filters in enumerate((width, width * 2, width * 4, width * 8)):
@@ -60,7 +51,11 @@ def build_classifier(
     x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(inputs)
     if arch == "mobilenetv2":
         x = keras.layers.Concatenate(name="to_rgb")([x, x, x])
-        trunk = _mobilenet_trunk(x, alpha)
+        base = keras.applications.MobileNetV2(
+            input_tensor=x, include_top=False, weights=None, alpha=alpha
+        )
+        # Cut at stride 16 (after block 12): a finer Grad-CAM grid, without the widest blocks.
+        trunk = base.get_layer("block_12_add").output
     elif arch == "small":
         trunk = _small_trunk(x, width or DEFAULT_WIDTHS["small"])
     else:

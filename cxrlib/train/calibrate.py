@@ -26,8 +26,7 @@ from cxrlib.infer.classifier import Classifier, average_views, load_classifier, 
 from cxrlib.infer.preprocess import normalize_contrast
 from cxrlib.infer.views import DEFAULT_VIEWS, View
 from cxrlib.train.classifier import save_classifier
-from cxrlib.train.data import load_geometry, read_manifest
-from cxrlib.train.file_scores import file_view_logits
+from cxrlib.train.data import file_view_logits, load_geometry, read_manifest
 from cxrlib.train.scoring import compute_metrics, fit_temperature, macro_f1
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,6 @@ from typing import Any
 
 import keras
 import numpy as np
-import pandas as pd
 
 from cxrlib.core.hashing import sha256_file
 from cxrlib.infer.classifier import CLASS_NAMES, LOGITS_LAYER, PENULTIMATE_LAYER, meta_path
@@ -110,75 +109,6 @@ def _prepared(images: np.ndarray, pre: PreprocessConfig) -> np.ndarray:
     return np.stack([normalize_contrast(im, pre) for im in images])[..., None].astype(np.float32)
 
 
-def _splits(
-    manifest: str | Path, root: str | Path | None, cfg: TrainConfig
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The manifest's train and val rows, without the excluded sources."""
-    df = read_manifest(manifest, root=root)
-    if "split" not in df.columns:
-        raise ValueError("the training manifest needs a split column (train/val)")
-    if cfg.exclude_sources:
-        df = df[~df["source"].isin(cfg.exclude_sources)]
-    return df[df["split"] == "train"], df[df["split"] == "val"]
-
-
-def _compiled(cfg: TrainConfig, steps: int) -> keras.Model:
-    """The classifier, compiled with AdamW on a warm-up then cosine-decay schedule."""
-    model = build_classifier(
-        cfg.preprocess.size, cfg.arch, alpha=cfg.alpha, width=cfg.width, seed=cfg.seed
-    )
-    total = steps * cfg.epochs
-    warm = min(steps, max(1, total // 10))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        cfg.lr * 0.05, decay_steps=max(1, total - warm), warmup_target=cfg.lr, warmup_steps=warm
-    )
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
-
-
-def _record(
-    cfg: TrainConfig,
-    splits: tuple[pd.DataFrame, pd.DataFrame],
-    manifest: Path,
-    command: str | None,
-    temperature: float,
-    scores: EpochMetrics,
-    model: keras.Model,
-    t0: float,
-) -> dict[str, Any]:
-    """The model's JSON, less the weights hash."""
-    tr, va = splits
-    return {
-        "class_names": list(CLASS_NAMES),
-        "input_size": cfg.preprocess.size,
-        "preprocess": cfg.preprocess.model_dump(),
-        "temperature": temperature,
-        "penultimate_layer": PENULTIMATE_LAYER,
-        "train_config": cfg.model_dump(mode="json"),
-        "command": command or "",
-        "seed": cfg.seed,
-        "manifest": str(manifest.name),
-        "manifest_sha256": sha256_file(manifest),
-        "n_train": int(len(tr)),
-        "n_val": int(len(va)),
-        "train_counts": {
-            f"{s}/{lab}": int(n) for (s, lab), n in tr.groupby(["source", "label"]).size().items()
-        },
-        "best_epoch": scores.best_epoch + 1,
-        "epochs_run": len(scores.history["loss"]),
-        "history": scores.history,
-        "params": int(model.count_params()),
-        "train_seconds": round(time.time() - t0, 1),
-        "keras_version": keras.__version__,
-        # Training through JAX and through TensorFlow differed on the lungs-erased audit.
-        "keras_backend": keras.backend.backend(),
-    }
-
-
 def train(
     manifest: str | Path,
     out_dir: str | Path,
@@ -195,7 +125,12 @@ def train(
     # The JSON records the width actually built, not "the default".
     if cfg.width is None and cfg.arch in DEFAULT_WIDTHS:
         cfg = cfg.model_copy(update={"width": DEFAULT_WIDTHS[cfg.arch]})
-    tr, va = _splits(manifest, root, cfg)
+    df = read_manifest(manifest, root=root)
+    if "split" not in df.columns:
+        raise ValueError("the training manifest needs a split column (train/val)")
+    if cfg.exclude_sources:
+        df = df[~df["source"].isin(cfg.exclude_sources)]
+    tr, va = df[df["split"] == "train"], df[df["split"] == "val"]
     pre = cfg.preprocess
     logger.info(f"loading {len(tr)} train / {len(va)} val images at {pre.size} px ...")
     x_tr = load_geometry(list(tr["file"]), pre, cache=cache)
@@ -207,7 +142,19 @@ def train(
     steps = cfg.steps_per_epoch or max(1, len(tr) // cfg.batch_size)
     probs = sampling_weights(y_tr, tr["source"], power=cfg.sampling_power, floor=cfg.sampling_floor)
     batches = AugmentedBatches(x_tr, y_tr, probs, cfg, steps)
-    model = _compiled(cfg, steps)
+    model = build_classifier(
+        cfg.preprocess.size, cfg.arch, alpha=cfg.alpha, width=cfg.width, seed=cfg.seed
+    )
+    total = steps * cfg.epochs
+    warm = min(steps, max(1, total // 10))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        cfg.lr * 0.05, decay_steps=max(1, total - warm), warmup_target=cfg.lr, warmup_steps=warm
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     scores = EpochMetrics(x_va, y_va, _prepared(x_tr[sub], pre), y_tr[sub], cfg.patience)
     model.fit(batches, epochs=cfg.epochs, callbacks=[scores], verbose=verbose)
     if scores.best_weights is not None:
@@ -219,7 +166,31 @@ def train(
         f"best epoch {scores.best_epoch + 1} (val macro-F1 {scores.best_f1:.4f}); "
         f"temperature {temperature:.3f}"
     )
-    meta = _record(cfg, (tr, va), Path(manifest), command, temperature, scores, model, t0)
+    meta: dict[str, Any] = {
+        "class_names": list(CLASS_NAMES),
+        "input_size": cfg.preprocess.size,
+        "preprocess": cfg.preprocess.model_dump(),
+        "temperature": temperature,
+        "penultimate_layer": PENULTIMATE_LAYER,
+        "train_config": cfg.model_dump(mode="json"),
+        "command": command or "",
+        "seed": cfg.seed,
+        "manifest": Path(manifest).name,
+        "manifest_sha256": sha256_file(manifest),
+        "n_train": int(len(tr)),
+        "n_val": int(len(va)),
+        "train_counts": {
+            f"{s}/{lab}": int(n) for (s, lab), n in tr.groupby(["source", "label"]).size().items()
+        },
+        "best_epoch": scores.best_epoch + 1,
+        "epochs_run": len(scores.history["loss"]),
+        "history": scores.history,
+        "params": int(model.count_params()),
+        "train_seconds": round(time.time() - t0, 1),
+        "keras_version": keras.__version__,
+        # Training through JAX and through TensorFlow differed on the lungs-erased audit.
+        "keras_backend": keras.backend.backend(),
+    }
     if pre.lung_crop:
         # benchmarks/gpu_train.py stands in for this module on a machine without TensorFlow.
         from cxrlib.infer.lungs import default_segmenter

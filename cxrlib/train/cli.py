@@ -81,15 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     """The training run that parsed arguments ask for."""
     return TrainConfig(
-        arch=a.arch,
-        alpha=a.alpha,
-        width=a.width,
-        epochs=a.epochs,
-        batch_size=a.batch_size,
-        seed=a.seed,
-        sampling_power=a.sampling_power,
-        sampling_floor=a.sampling_floor,
-        steps_per_epoch=a.steps_per_epoch,
+        **{k: v for k, v in vars(a).items() if k in TrainConfig.model_fields},
         exclude_sources=tuple(a.exclude_source),
         preprocess=PreprocessConfig(size=a.size, lung_crop=a.lung_crop),
     )

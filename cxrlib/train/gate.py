@@ -42,9 +42,7 @@ def _pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean, vt[:k], scale
 
 
-def _fit_orientation(
-    sq: Sequence[np.ndarray], c: float = 0.1, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def _fit_orientation(sq: Sequence[np.ndarray], seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Logistic regression: upright X-ray vs each of the transforms applied to it."""
     x, y = [], []
     for s in sq:
@@ -54,7 +52,7 @@ def _fit_orientation(
             y.append(k)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        lr = LogisticRegression(C=c, max_iter=500, random_state=seed).fit(np.stack(x), y)
+        lr = LogisticRegression(C=0.1, max_iter=500, random_state=seed).fit(np.stack(x), y)
     return lr.coef_.astype(np.float64), lr.intercept_.astype(np.float64)
 
 
@@ -168,17 +166,29 @@ def _read(paths: Iterable[Path]) -> list[np.ndarray]:
     return [g for g in grays if g is not None]
 
 
-def _subsample(paths: list[Path], n: int, rng: np.random.Generator) -> list[Path]:
-    if n <= 0 or len(paths) <= n:
-        return paths
-    return [paths[i] for i in sorted(rng.choice(len(paths), n, replace=False))]
-
-
-def _fit_meta(
-    args: argparse.Namespace, fitted_on: dict[str, list[str]], command: str
-) -> dict[str, Any]:
-    """Provenance of a fit, as the JSON records it."""
-    return {
+def fit_command(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """``fit``: reads the data, fits, saves; returns the saved metadata."""
+    t0 = time.perf_counter()
+    cxr = Path(args.data)
+    train_paths = _read_rows(cxr / "manifest.csv", "train", "path")
+    if 0 < args.n_train < len(train_paths):
+        pick = np.random.default_rng(args.seed).choice(
+            len(train_paths), args.n_train, replace=False
+        )
+        train_paths = [train_paths[i] for i in sorted(pick)]
+    val_paths = _read_rows(cxr / "manifest.csv", "val", "path")
+    fitted_on = {
+        "train": [f"{args.data} train split ({len(train_paths)} sampled, seed {args.seed})"],
+        "calibration": [f"{args.data} val split (all)"],
+    }
+    if args.lungs:
+        lungs = Path(args.lungs)
+        train_paths += _read_rows(lungs / "manifest.csv", "train", "image")
+        val_paths += _read_rows(lungs / "manifest.csv", "val", "image")
+        fitted_on["train"].append(f"{args.lungs} train split (all)")
+        fitted_on["calibration"].append(f"{args.lungs} val split (all)")
+    train, val = _read(train_paths), _read(val_paths)
+    meta: dict[str, Any] = {
         "kind": "ood_gate",
         "fitted_on": fitted_on,
         "negatives_used": (
@@ -198,34 +208,14 @@ def _fit_meta(
         "reject when P(upright) < orient_min",
         "colour_limit": COLOUR_LIMIT,
     }
-
-
-def fit_command(args: argparse.Namespace, command: str) -> dict[str, Any]:
-    """``fit``: reads the data, fits, saves; returns the saved metadata."""
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(args.seed)
-    cxr = Path(args.data)
-    train_paths = _subsample(_read_rows(cxr / "manifest.csv", "train", "path"), args.n_train, rng)
-    val_paths = _read_rows(cxr / "manifest.csv", "val", "path")
-    fitted_on = {
-        "train": [f"{args.data} train split ({len(train_paths)} sampled, seed {args.seed})"],
-        "calibration": [f"{args.data} val split (all)"],
-    }
-    if args.lungs:
-        lungs = Path(args.lungs)
-        train_paths += _read_rows(lungs / "manifest.csv", "train", "image")
-        val_paths += _read_rows(lungs / "manifest.csv", "val", "image")
-        fitted_on["train"].append(f"{args.lungs} train split (all)")
-        fitted_on["calibration"].append(f"{args.lungs} val split (all)")
-    train, val = _read(train_paths), _read(val_paths)
-    meta = _fit_meta(args, fitted_on, command)
     gate = fit_gate(train, val, n_thumb=args.n_thumb, n_hog=args.n_hog, seed=args.seed, meta=meta)
     gate.meta["fit_seconds"] = round(time.perf_counter() - t0, 1)
     path = save_gate(gate, args.out)
     return json.loads(path.with_suffix(".json").read_text())
 
 
-def _parser() -> argparse.ArgumentParser:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``fit``; prints the main figures of the fit as JSON."""
     shared = settings.ROOT.parent / "shared"
     p = argparse.ArgumentParser(
         prog="python -m cxrlib.train.gate",
@@ -240,13 +230,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--n-thumb", type=int, default=32, help="thumbnail principal components")
     f.add_argument("--n-hog", type=int, default=16, help="gradient-layout principal components")
     f.add_argument("--seed", type=int, default=0)
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``fit``; prints the main figures of the fit as JSON."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    out = fit_command(_parser().parse_args(argv), "python -m cxrlib.train.gate " + shlex.join(argv))
+    out = fit_command(p.parse_args(argv), "python -m cxrlib.train.gate " + shlex.join(argv))
     keys = ("threshold", "orient_min", "val_accept_rate", "n_train", "n_val", "fit_seconds")
     print(json.dumps({k: out[k] for k in keys}))
     return 0

@@ -27,13 +27,11 @@ def _round(x: SupportsFloat | None, n: int = 4) -> float | None:
     return None if x is None else round(float(x), n)
 
 
-def expected_calibration_error(
-    probs: np.ndarray, y: np.ndarray, n_bins: int = 15
-) -> tuple[float, list[dict]]:
-    """ECE over equal-width confidence bins of the top-class probability."""
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray) -> tuple[float, list[dict]]:
+    """ECE over 15 equal-width confidence bins of the top-class probability."""
     conf = probs.max(1)
     correct = probs.argmax(1) == y
-    edges = np.linspace(0, 1, n_bins + 1)
+    edges = np.linspace(0, 1, 16)
     ece, bins = 0.0, []
     for lo, hi in zip(edges[:-1], edges[1:]):
         m = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
@@ -163,8 +161,20 @@ def compute_metrics(
         "reliability": bins,
     }
     if sources is not None:
-        out["per_source"] = _per_source(y, pred, np.asarray(sources), class_names, present)
-        out["adults"] = _adults(y, pred, np.asarray(sources), class_names, n_boot, seed)
+        src = np.asarray(sources)
+        out["per_source"] = {  # accuracy per source, overall and per class
+            s: {
+                "n": int(np.sum(src == s)),
+                "accuracy": _round(np.mean(pred[src == s] == y[src == s])),
+                "per_class_accuracy": {
+                    class_names[c]: _round(np.mean(pred[(src == s) & (y == c)] == c))
+                    for c in present
+                    if np.any((src == s) & (y == c))
+                },
+            }
+            for s in sorted(set(src.tolist()))
+        }
+        out["adults"] = _adults(y, pred, src, class_names, n_boot, seed)
     if n_boot:
         out["ci95"] = _bootstrap_ci(y, pred, n_boot, seed)
         for c in present:
@@ -198,28 +208,6 @@ def _curves(pos: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
     fx, ty = _thin(fpr, tpr)
     rx, py = _thin(rec[::-1], prec[::-1])
     return {"roc": {"fpr": fx, "tpr": ty}, "pr": {"recall": rx, "precision": py}}
-
-
-def _per_source(
-    y: np.ndarray,
-    pred: np.ndarray,
-    src: np.ndarray,
-    class_names: Sequence[str],
-    present: Sequence[int],
-) -> dict[str, Any]:
-    """Accuracy per source, overall and per class."""
-    return {
-        s: {
-            "n": int(np.sum(src == s)),
-            "accuracy": _round(np.mean(pred[src == s] == y[src == s])),
-            "per_class_accuracy": {
-                class_names[c]: _round(np.mean(pred[(src == s) & (y == c)] == c))
-                for c in present
-                if np.any((src == s) & (y == c))
-            },
-        }
-        for s in sorted(set(src.tolist()))
-    }
 
 
 def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:

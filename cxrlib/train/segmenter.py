@@ -271,29 +271,6 @@ class _ValDice(keras.callbacks.Callback):
         )
 
 
-def _fit(
-    model: keras.Model, batches: MaskBatches, val_cb: _ValDice, epochs: int, verbose: int | str
-) -> tuple[dict[str, list[float]], float]:
-    """Compiles and fits ``model``; returns the rounded history and the seconds it took."""
-    model.compile(
-        optimizer=keras.optimizers.AdamW(
-            keras.optimizers.schedules.CosineDecay(2e-3, len(batches) * epochs, alpha=0.02),
-            weight_decay=1e-4,
-        ),
-        loss=bce_dice_loss,
-        metrics=[keras.metrics.MeanMetricWrapper(soft_dice, name="dice")],
-    )
-    stop = keras.callbacks.EarlyStopping(
-        monitor="val_dice_img", mode="max", patience=10, restore_best_weights=True
-    )
-    start = time.perf_counter()
-    history = model.fit(
-        batches, epochs=epochs, callbacks=[val_cb, stop], verbose=verbose, shuffle=False
-    )
-    seconds = time.perf_counter() - start
-    return {k: [round(float(v), 5) for v in vals] for k, vals in history.history.items()}, seconds
-
-
 def train(
     data_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -331,7 +308,27 @@ def train(
     }
     batches = MaskBatches(splits["train"], config, batch_size, seed)
     model = build_unet(size=size, base_filters=base_filters, depth=depth)
-    hist, seconds = _fit(model, batches, _ValDice(splits["val"], meta), epochs, verbose)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(
+            keras.optimizers.schedules.CosineDecay(2e-3, len(batches) * epochs, alpha=0.02),
+            weight_decay=1e-4,
+        ),
+        loss=bce_dice_loss,
+        metrics=[keras.metrics.MeanMetricWrapper(soft_dice, name="dice")],
+    )
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_dice_img", mode="max", patience=10, restore_best_weights=True
+    )
+    start = time.perf_counter()
+    fitted = model.fit(
+        batches,
+        epochs=epochs,
+        callbacks=[_ValDice(splits["val"], meta), stop],
+        verbose=verbose,
+        shuffle=False,
+    )
+    seconds = time.perf_counter() - start
+    hist = {k: [round(float(v), 5) for v in vals] for k, vals in fitted.history.items()}
     best_epoch = int(np.argmax(hist["val_dice_img"])) + 1 if hist.get("val_dice_img") else 0
 
     # Save a clean, uncompiled copy (no optimizer state: smaller file, no custom loss).
@@ -377,7 +374,9 @@ def _print_results(title: str, res: dict[str, Any]) -> None:
         print(f"  {src:<20} Dice {r['dice']:.4f}  min {r['dice_min']:.4f}  n={r['n']}")
 
 
-def _parser() -> argparse.ArgumentParser:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (``train`` / ``evaluate``)."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = argparse.ArgumentParser(
         prog="python -m cxrlib.train.segmenter",
         description="Train the lung segmenter, or score one on a split (Dice per source).",
@@ -398,13 +397,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=CONVENTIONS,
         help="score every image on this channel (default: each source's own)",
     )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (``train`` / ``evaluate``)."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args = _parser().parse_args(argv)
+    args = parser.parse_args(argv)
     if args.cmd == "evaluate":
         pairs = load_pairs(args.data, args.split)
         convs = [args.convention] * len(pairs) if args.convention else None

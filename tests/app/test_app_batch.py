@@ -9,7 +9,7 @@ from app_helpers import SAMPLES, png_of
 
 from cxrlib.app import batch
 from cxrlib.app.resources import get_resources
-from cxrlib.core.counters import COUNTERS
+from cxrlib.core.timings import COUNTERS
 
 
 def test_signature_follows_the_files_and_the_focus_option():

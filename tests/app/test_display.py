@@ -1,11 +1,11 @@
-"""cxrlib.app.display: the display controls only redraw cached arrays."""
+"""cxrlib.app.analysis: the display controls only redraw cached arrays."""
 
 from __future__ import annotations
 
 import numpy as np
 from test_texts import _diagnosis
 
-from cxrlib.app.display import DisplaySettings
+from cxrlib.app.analysis import DisplaySettings
 from cxrlib.infer.overlay import overlay
 
 

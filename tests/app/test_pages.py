@@ -15,8 +15,8 @@ from PIL import Image
 from cxrlib.app.gallery import list_samples
 from cxrlib.app.resources import get_resources
 from cxrlib.app.texts import DISCLAIMER
-from cxrlib.core.counters import COUNTERS
 from cxrlib.core.methods import METHOD_LABELS
+from cxrlib.core.timings import COUNTERS
 from cxrlib.infer.pipeline import GateVerdict
 from cxrlib.infer.runtime import device_description
 

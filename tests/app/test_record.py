@@ -1,4 +1,4 @@
-"""cxrlib.app.record: the track record of an answer, from the loaded model's metrics file."""
+"""cxrlib.app.model_files: the track record of an answer, from the loaded model's metrics file."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 from saved_metrics import METHODS_SECTION, metrics_with
 
-from cxrlib.app.record import answer_record, randomisation_note
+from cxrlib.app.model_files import answer_record, randomisation_note
 from cxrlib.app.resources import Resources
 
 

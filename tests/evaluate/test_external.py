@@ -88,7 +88,7 @@ def test_collection_frame_reads_one_source_of_the_lung_set(tmp_path, cxr_dir):
 
 def test_external_check_scores_as_the_model_predicts(tmp_path, cxr_dir, tiny_model_path):
     from cxrlib.infer.classifier import load_classifier
-    from cxrlib.train.file_scores import predict_files
+    from cxrlib.train.data import predict_files
 
     grays = _real_grays(cxr_dir, 4)
     root = _lung_set(

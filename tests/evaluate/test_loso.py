@@ -56,7 +56,7 @@ def test_a_loso_run_on_the_full_schedule_is_kept_apart_from_the_short_one(tiny_m
 def test_leave_one_source_out_scores_only_the_held_out_source(tiny_manifest, cxr_dir, monkeypatch):
     import pandas as pd
 
-    import cxrlib.train.file_scores
+    import cxrlib.train.data
     from cxrlib.infer.views import DEFAULT_VIEWS
 
     cfg = TrainConfig(
@@ -67,13 +67,13 @@ def test_leave_one_source_out_scores_only_the_held_out_source(tiny_manifest, cxr
         preprocess=PreprocessConfig(size=64),
     )
     read = []  # (files, views) of every batch of images the audit reads and scores
-    real = cxrlib.train.file_scores.file_view_logits
+    real = cxrlib.train.data.file_view_logits
 
     def spy(clf, files, views=(), *args, **kwargs):
         read.append((tuple(files), tuple(views)))
         return real(clf, files, views, *args, **kwargs)
 
-    monkeypatch.setattr(cxrlib.train.file_scores, "file_view_logits", spy)
+    monkeypatch.setattr(cxrlib.train.data, "file_view_logits", spy)
     views = DEFAULT_VIEWS[:2]
     res = leave_one_source_out(tiny_manifest, cfg, ["cxnet"], root=cxr_dir, views=views)
     m = pd.read_csv(tiny_manifest)

@@ -105,7 +105,7 @@ def test_view_average_is_the_apps_prediction(tmp_path):
     from cxrlib.infer.classifier import Classifier, softmax
     from cxrlib.infer.pipeline import diagnose
     from cxrlib.infer.views import DEFAULT_VIEWS
-    from cxrlib.train.file_scores import predict_files
+    from cxrlib.train.data import predict_files
 
     # A purpose-trained model (class 1 = a bright blob) whose outputs the views do move.
     meta = {"preprocess": {"size": 64, "contrast": "none"}, "temperature": 2.0}

@@ -12,9 +12,9 @@ from app_helpers import ROOT, png_of
 from PIL import Image
 
 from cxrlib.core.cache import LRUCache
-from cxrlib.core.counters import COUNTERS
 from cxrlib.core.errors import ImageError
 from cxrlib.core.hashing import sha256_bytes
+from cxrlib.core.timings import COUNTERS
 from cxrlib.infer import pipeline
 
 
