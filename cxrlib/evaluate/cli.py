@@ -390,6 +390,12 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             print(f"not recorded: {e}", file=sys.stderr)
             return 2
-    run = globals()[f"run_{a.command}"]  # run_metrics, run_audit, ...
-    run(a, clf, f"{PROG} " + " ".join(shlex.quote(x) for x in argv))
+    runs = {
+        "metrics": run_metrics,
+        "audit": run_audit,
+        "methods": run_methods,
+        "loso": run_loso,
+        "external": run_external,
+    }
+    runs[a.command](a, clf, f"{PROG} " + " ".join(shlex.quote(x) for x in argv))
     return 0
