@@ -91,7 +91,7 @@ def pack(
         print(f"{split}: {len(rows)} images, {sum(len(b) for b in bufs) / 1e6:.1f} MB")
     settings = geometry_settings(cfg.preprocess.model_dump())
     (out / "geometry.json").write_text(json.dumps(settings, indent=2) + "\n")
-    if cfg.preprocess.uses_lungs:
+    if cfg.preprocess.lung_crop:
         from cxrlib.infer.lungs import default_segmenter
 
         (out / "segmenter_sha256").write_text(default_segmenter().meta["weights_sha256"])
