@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 from scipy import special
 
 from cxrlib.core import settings
@@ -25,6 +26,15 @@ COLOUR_LIMIT = 0.08
 BLANK_STD = 2.0
 NOISE_HF = 1.5
 FORMAT_VERSION = 1
+
+
+class GateRecord(BaseModel):
+    """What inference reads of a gate's JSON (``models/ood.json``); the rest is its record."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    format_version: int = FORMAT_VERSION
+
 
 _PREFIX = "This does not look like a frontal chest X-ray"
 REASONS: dict[str, str] = {
@@ -154,8 +164,9 @@ def load_gate(path: str | os.PathLike[str] | None = None) -> OODGate:
         )
     except (KeyError, TypeError, ValueError, OSError) as exc:
         raise ValueError(f"{path} is not a valid OOD gate: {exc}") from exc
-    if meta.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
-        raise ValueError(f"{path}: unsupported gate format {meta.get('format_version')}")
+    version = GateRecord.model_validate(meta).format_version
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported gate format {version}")
     return gate
 
 

@@ -222,3 +222,12 @@ def test_load_gate_errors(tmp_path) -> None:
     np.savez(bad, something=np.zeros(3))
     with pytest.raises(ValueError):
         ood.load_gate(bad)
+    # A gate written in another format is refused by name, not misread.
+    later = tmp_path / "later.npz"
+    later.write_bytes(GATE_PATH.read_bytes())
+    meta = json.loads(GATE_PATH.with_suffix(".json").read_text())
+    later.with_suffix(".json").write_text(json.dumps({**meta, "format_version": 2}))
+    with pytest.raises(ValueError, match="unsupported gate format 2"):
+        ood.load_gate(later)
+    later.with_suffix(".json").write_text(json.dumps(meta))
+    assert ood.load_gate(later).threshold == ood.load_gate(GATE_PATH).threshold
