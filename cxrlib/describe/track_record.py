@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cxrlib.core.formatting import pct
+from cxrlib.core.formatting import pct, pct_of
 from cxrlib.core.metrics import CONFIDENT, Metrics
 from cxrlib.describe.outside_text import external_records
 from cxrlib.describe.prose import source_name
@@ -136,7 +136,7 @@ def _outside_line(r: TrackRecord, o: OutsideCall) -> str:
         if r.confident_calls:
             text += (
                 f". On the internal test split its '{r.label}' answers that sure were right "
-                f"{100 * r.confident_right / r.confident_calls:.0f}% of the time "
+                f"{pct_of(r.confident_right, r.confident_calls)} of the time "
                 f"({r.confident_right:,} of {r.confident_calls:,}): outside the hospitals it "
                 "learnt from, a high probability is no guarantee"
             )
@@ -148,7 +148,7 @@ def describe_track_record(r: TrackRecord) -> list[str]:
     lines = []
     if r.calls:
         lines.append(
-            f"On the internal test split, **{100 * r.right / r.calls:.0f}%** of its "
+            f"On the internal test split, **{pct_of(r.right, r.calls)}** of its "
             f"'{r.label}' answers were right ({r.right:,} of {r.calls:,}). Those images come "
             "from the hospitals it was trained on."
         )
