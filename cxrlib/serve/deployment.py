@@ -64,10 +64,8 @@ class DiagnosisServer:
     def answer(self, data: bytes, query: Query) -> dict[str, Any]:
         """The encoded gate verdict and diagnosis of one request, or its typed error."""
         try:
-            raw = query.get("class_index", "")
-            k = int(raw) if raw not in ("", "none", "None") else None
             m, name = query.get("method", "gradcam"), query.get("filename", "")
-            a = analyse(data, self.models, name, m, k, self.cache)
+            a = analyse(data, self.models, name, m, class_index(query), self.cache)
         except (CxrError, ValueError) as exc:
             return {"error": {"type": type(exc).__name__, "message": str(exc)}}
         return {
@@ -104,8 +102,18 @@ class DiagnosisServer:
             return JSONResponse(await asyncio.to_thread(self.score, await request.body(), query))
         if route != ("POST", "analyse"):
             return JSONResponse({"error": {"type": "NotFound", "message": route[1]}}, 404)
+        try:
+            class_index(query)
+        except ValueError as exc:  # a malformed request, not a bad image
+            return JSONResponse({"error": {"type": "ValueError", "message": str(exc)}}, 400)
         answer = await self.analyse((await request.body(), query))
         return JSONResponse(answer, 422 if "error" in answer else 200)
+
+
+def class_index(query: Query) -> int | None:
+    """The ``class_index`` an /analyse request names (None: the predicted class)."""
+    raw = query.get("class_index", "")
+    return int(raw) if raw not in ("", "none", "None") else None
 
 
 def start(

@@ -87,6 +87,14 @@ def test_a_bad_image_is_an_image_error_from_the_server(server):
         analyse(b"\x89PNG\r\n\x1a\n truncated", remote, "bad.png")
     with pytest.raises(ValueError, match="no-such-method"):
         analyse((SAMPLES_DIR / SAMPLES[0]).read_bytes(), remote, method="no-such-method")
+    # A malformed request is the client's fault (400); an image the server refuses is 422.
+    import requests
+
+    body = (SAMPLES_DIR / SAMPLES[0]).read_bytes()
+    bad = requests.post(f"{server}/analyse", params={"class_index": "two"}, data=body, timeout=60)
+    assert bad.status_code == 400 and bad.json()["error"]["type"] == "ValueError"
+    refused = requests.post(f"{server}/analyse", data=b"\x89PNG\r\n\x1a\n cut", timeout=60)
+    assert refused.status_code == 422 and refused.json()["error"]["type"] == "ImageError"
 
 
 def test_the_app_sends_uploads_and_batches_to_the_server(server, models, monkeypatch):
