@@ -29,7 +29,6 @@ from imaging_builders import (  # noqa: E402
     refused,
 )
 from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
-from pydicom.encaps import encapsulate  # noqa: E402
 from pydicom.uid import (  # noqa: E402
     ExplicitVRLittleEndian,
     HTJ2KLossless,
@@ -85,24 +84,9 @@ def test_rle_dicom_of_one_byte_runs():
     segment = bytearray(2 * rows * cols)
     segment[1::2] = values.tobytes()  # header byte 0 = "copy the next 1 byte"
     frame = struct.pack("<16I", 1, 64, *([0] * 14)) + bytes(segment)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = RLELossless
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.Rows, ds.Columns = rows, cols
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    ds.PixelData = encapsulate([frame])
-    ds["PixelData"].VR = "OB"
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
+    data = make_encapsulated_dicom(RLELossless, frame, rows, cols, bits_stored=8)
     start = time.perf_counter()
-    out = decode_image(buf.getvalue())
+    out = decode_image(data)
     print(f"4 MB of one-byte RLE runs decoded in {(time.perf_counter() - start) * 1000:.0f} ms")
     expected = np.floor(values.reshape(rows, cols).astype(float) * 255 / 250 + 0.5)
     np.testing.assert_array_equal(out.pixels, expected.astype(np.uint8))
