@@ -31,14 +31,14 @@ import time
 from pathlib import Path
 
 from cxrlib.evaluate.audit import ablation
-from cxrlib.evaluate.metrics import held_out_scores
+from cxrlib.evaluate.metrics import diagnosed_probabilities, held_out_scores
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.lungs import default_segmenter
 from cxrlib.infer.preprocess import PreprocessConfig
 from cxrlib.train.augment import AugmentConfig
 from cxrlib.train.classifier import train
 from cxrlib.train.config import TrainConfig
-from cxrlib.train.data import load_gray, predict_files, read_manifest
+from cxrlib.train.data import load_gray, read_manifest
 
 _OFF = dict.fromkeys(AugmentConfig.model_fields, 0.0)
 _GEOMETRIC = {k: getattr(AugmentConfig(), k) for k in ("rotate_deg", "scale", "shift")}
@@ -170,7 +170,7 @@ def main() -> None:
                 clf = Classifier(model, meta, segmenter=seg)
                 train_s = time.time() - t0
                 cls = list(clf.class_names)
-                held_probs = predict_files(clf, list(held["file"]))
+                held_probs = diagnosed_probabilities(clf, list(held["file"]))
                 abl = ablation(clf, val_grays, val["y"].to_numpy(), val_masks)
             row = {
                 "variant": label,

@@ -33,6 +33,8 @@ class DisplaySettings:
 
     def overlay(self, pixels: np.ndarray, d: Diagnosis) -> np.ndarray:
         """The image with ``d``'s heatmap drawn with these settings."""
+        if d.heatmap is None:
+            raise ValueError("the diagnosis has no heatmap")
         return overlay(
             pixels,
             d.heatmap,
@@ -115,6 +117,5 @@ def compare_methods(
     diagnoses = tuple(
         diagnose_image(res, decoded, m, class_index, cache, data=data) for m in METHOD_LABELS
     )
-    return MethodComparison(
-        diagnoses, hot_region_ious([d.heatmap for d in diagnoses], percent), percent
-    )
+    heatmaps = [d.heatmap for d in diagnoses if d.heatmap is not None]
+    return MethodComparison(diagnoses, hot_region_ious(heatmaps, percent), percent)

@@ -19,10 +19,11 @@ import pandas as pd
 from cxrlib.core.errors import ManifestError
 from cxrlib.core.formatting import pct
 from cxrlib.core.metrics import CONFIDENT
+from cxrlib.evaluate.metrics import diagnosed_probabilities
 from cxrlib.infer import gate
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.views import View
-from cxrlib.train.data import load_gray, predict_files
+from cxrlib.train.data import load_gray
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +128,8 @@ def external_check(
     names = classifier.class_names
     frame = collection_frame(lungs_root, SOURCE)
     files = list(frame["file"])
-    probs = predict_files(classifier, files, views=views)
-    # Read once for both checks (predict_files reads its own, in batches).
+    probs = diagnosed_probabilities(classifier, files, views)
+    # Read once for both checks (the diagnosis reads its own).
     grays = [load_gray(f) for f in files]
     refused = [not gate.assess(g).is_cxr for g in grays]
     nearest = nearest_similarity(np.stack([thumbnail(g) for g in grays]), reference)

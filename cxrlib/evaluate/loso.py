@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cxrlib.evaluate.metrics import headline_scores, held_out_scores
+from cxrlib.evaluate.metrics import diagnosed_probabilities, headline_scores, held_out_scores
 from cxrlib.infer.classifier import Classifier
 from cxrlib.train import data
 from cxrlib.train.classifier import train
@@ -64,7 +64,7 @@ def leave_one_source_out(
             # A manifest without a test split (a small check run) has no internal figure.
             internal = None
             if len(test):
-                probs = data.predict_files(clf, list(test["file"]), views=())
+                probs = diagnosed_probabilities(clf, list(test["file"]), views=())
                 scores = headline_scores(test["y"].to_numpy(), probs, clf.class_names)
                 internal = scores["balanced_accuracy"]
         y, names = held["y"].to_numpy(), clf.class_names

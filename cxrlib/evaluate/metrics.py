@@ -3,6 +3,7 @@ audits use; the numbers themselves are :func:`cxrlib.train.scoring.compute_metri
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,10 +12,32 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import recall_score
 
+from cxrlib.core.hashing import sha256_bytes
 from cxrlib.infer.classifier import Classifier
+from cxrlib.infer.pipeline import Decoded, Models, diagnose_image
 from cxrlib.infer.views import View
-from cxrlib.train.data import predict_files, read_manifest
+from cxrlib.io.decode import decode_image
+from cxrlib.train.data import read_manifest
 from cxrlib.train.scoring import compute_metrics
+
+
+def diagnosed_probabilities(
+    classifier: Classifier, files: Sequence[str], views: Sequence[View] | None = None
+) -> np.ndarray:
+    """Calibrated probabilities ``(N, K)`` of image files, each read and diagnosed as
+    ``python -m cxrlib.predict`` does (:func:`~cxrlib.infer.pipeline.diagnose_image`, no
+    heatmap). ``views``: None for the model's own, ``()`` for the original image alone, else
+    the mean over it and these."""
+    if views is not None:
+        classifier = copy.copy(classifier)  # shares the weights; only the views differ
+        classifier.views = tuple(views)
+    models = Models(classifier=classifier)
+    rows = []
+    for file in files:
+        data = Path(file).read_bytes()
+        decoded = Decoded(sha256_bytes(data), decode_image(data, str(file)).pixels)
+        rows.append(diagnose_image(models, decoded, method=None).probabilities)
+    return np.stack(rows) if rows else np.zeros((0, len(classifier.class_names)), np.float32)
 
 
 def evaluate_manifest(
@@ -27,10 +50,10 @@ def evaluate_manifest(
 ) -> dict[str, Any]:
     """:func:`cxrlib.train.scoring.compute_metrics` of ``classifier`` on a manifest, with the
     per-image probabilities, the views averaged over (``views``: as
-    :func:`cxrlib.train.data.predict_files`) and the time taken."""
+    :func:`diagnosed_probabilities`) and the time taken."""
     t0 = time.time()
     df = read_manifest(manifest, root=root, split=split, class_names=classifier.class_names)
-    probs = predict_files(classifier, list(df["file"]), views=views)
+    probs = diagnosed_probabilities(classifier, list(df["file"]), views)
     res = compute_metrics(
         df["y"].to_numpy(), probs, classifier.class_names, sources=list(df["source"]), n_boot=n_boot
     )

@@ -47,7 +47,8 @@ class ModelServer(Protocol):
 @dataclass(frozen=True, eq=False)
 class Diagnosis:
     """Everything the app shows about one image (rendering excluded), picklable;
-    ``uncertainty`` is each class's (lowest, highest) probability over the views."""
+    ``uncertainty`` is each class's (lowest, highest) probability over the views. Without a
+    heatmap method (batch scoring) ``method`` is "" and the heatmap and focus fields are None."""
 
     class_names: tuple[str, ...]
     probabilities: np.ndarray
@@ -59,7 +60,7 @@ class Diagnosis:
     target_index: int
     target_name: str
     method: str
-    heatmap: np.ndarray
+    heatmap: np.ndarray | None
     lung_mask: np.ndarray | None
     lung_focus: float | None
     lung_area: float | None
@@ -239,27 +240,33 @@ def diagnose(
     gray: np.ndarray,
     explainer: Explainer | None = None,
     segmenter: LungSegmenter | None = None,
-    method: str = "gradcam",
+    method: str | None = "gradcam",
     class_index: int | None = None,
 ) -> Diagnosis:
     """The stages in order on one 2-D uint8 image: lungs, test-time views and classifier
-    with the heatmap (one pass), lung focus (with a ``segmenter``), verdict."""
-    check_method(method)
-    if explainer is None:
-        from cxrlib.infer.explain import get_explainer  # imports TensorFlow
+    with the heatmap (one pass), lung focus (with a ``segmenter``), verdict. With ``method``
+    None it stops after the classifier: no heatmap, lung mask or focus (batch scoring)."""
+    if method is not None:
+        check_method(method)
+        if explainer is None:
+            from cxrlib.infer.explain import get_explainer  # imports TensorFlow
 
-        explainer = get_explainer(classifier)
-    if explainer.classifier is not classifier:
-        raise ValueError("the explainer belongs to a different classifier")
+            explainer = get_explainer(classifier)
+        if explainer.classifier is not classifier:
+            raise ValueError("the explainer belongs to a different classifier")
     names = classifier.class_names
     views = classifier.views or DEFAULT_VIEWS
     cfg = classifier.preprocess
     with timed("segment"):
         crop = classifier.crop_boxes([gray])[0]
-        mask = None if segmenter is None else np.asarray(segmenter.segment(gray)).astype(bool)
+        mask = None
+        if method is not None and segmenter is not None:
+            mask = np.asarray(segmenter.segment(gray)).astype(bool)
+    raw: np.ndarray | None = None
     with timed("views"):
         batch = view_batch(to_geometry(gray, cfg, crop), cfg, views)
-        if method in explainer.fast_methods:  # the views' logits and the CAM: one pass
+        if method is not None and explainer is not None and method in explainer.fast_methods:
+            # The views' logits and the CAM: one pass.
             res = explainer.fast_cams(batch, class_index)
             raw, target = res.cam(method)[0], int(res.targets[0])
             probs, probs_all = classifier.combine_views(res.logits)
@@ -272,15 +279,19 @@ def diagnose(
             probs, probs_all = classifier.combine_views(classifier.logits(batch))
             predicted = int(np.argmax(probs))
             target = predicted if class_index is None else int(class_index)
-            raw, _ = explainer.raw(batch[0], method, target)
-    with timed("heatmap"):
-        heatmap = explainer.to_image(raw, gray.shape, crop)
-        focus = area = share = None
-        if mask is not None:
-            area, focus = float(mask.mean()), lung_focus(heatmap, mask)
-            if crop is not None:
-                share = flat_map_focus(mask, crop)
-        level, verdict = focus_verdict(focus, area, not heatmap.max() > 0, share)
+            if method is not None and explainer is not None:
+                raw, _ = explainer.raw(batch[0], method, target)
+    heatmap = focus = area = None
+    level = verdict = ""
+    if raw is not None and explainer is not None:
+        with timed("heatmap"):
+            heatmap = explainer.to_image(raw, gray.shape, crop)
+            share = None
+            if mask is not None:
+                area, focus = float(mask.mean()), lung_focus(heatmap, mask)
+                if crop is not None:
+                    share = flat_map_focus(mask, crop)
+            level, verdict = focus_verdict(focus, area, not heatmap.max() > 0, share)
     return Diagnosis(
         class_names=tuple(names),
         probabilities=probs,
@@ -291,7 +302,7 @@ def diagnose(
         view_names=("original",) + tuple(v.name for v in views),
         target_index=target,
         target_name=names[target],
-        method=method,
+        method=method or "",
         heatmap=heatmap,
         lung_mask=mask,
         lung_focus=focus,
@@ -306,7 +317,7 @@ def diagnose(
 def diagnose_image(
     models: Models,
     decoded: Decoded,
-    method: str = "gradcam",
+    method: str | None = "gradcam",
     class_index: int | None = None,
     cache: LRUCache | None = None,
     *,
@@ -314,6 +325,7 @@ def diagnose_image(
 ) -> Diagnosis:
     """The :class:`Diagnosis` of one decoded upload, here or by ``models.remote`` (sent
     ``data``); the predicted class asked for by index is the entry of ``class_index=None``.
+    ``method`` None gives the probabilities alone (no heatmap), except from a model server.
 
     Raises:
         RuntimeError: No classifier or explainer is loaded (with the reason).
@@ -322,8 +334,8 @@ def diagnose_image(
     """
     classifier, explainer, pixels = models.classifier, models.explainer, decoded.pixels
     if models.remote is not None and pixels is not None:
-        return _served(models, decoded, data, method, class_index, cache)[1]
-    if classifier is None or explainer is None:
+        return _served(models, decoded, data, method or "gradcam", class_index, cache)[1]
+    if classifier is None or (explainer is None and method is not None):
         raise RuntimeError(models.errors.get("classifier") or "no classifier is loaded")
     if pixels is None:
         raise ValueError("the upload was not decoded")
@@ -337,7 +349,8 @@ def diagnose_image(
     key = ("diagnosis", sha, model, seg, method, target)
 
     def compute() -> Diagnosis:
-        count("heatmaps")
+        if method is not None:
+            count("heatmaps")
         return diagnose(classifier, pixels, explainer, models.segmenter, method, target)
 
     diagnosis = cache.get_or_compute(key, compute)

@@ -120,7 +120,7 @@ def score_file(models: Models, name: str, data: bytes | ImageError, focus: bool)
         if not verdict.is_cxr:
             row.flags.append(verdict.reason)
             return row
-    diagnosis = diagnose_image(models, decoded)
+    diagnosis = diagnose_image(models, decoded, "gradcam" if focus else None)
     row.predicted, row.confidence = diagnosis.predicted_name, diagnosis.confidence
     row.probabilities = dict(zip(diagnosis.class_names, map(float, diagnosis.probabilities)))
     if focus and diagnosis.lung_area:

@@ -198,16 +198,3 @@ def file_view_logits(
         out.append(classifier.view_logits(grays, views, batch_size, crops[part]))
     k = len(classifier.class_names)
     return np.concatenate(out) if out else np.zeros((0, 1 + len(views), k), np.float32)
-
-
-def predict_files(
-    classifier: Classifier,
-    files: Sequence[str],
-    batch_size: int = 64,
-    views: Sequence[View] | None = None,
-) -> np.ndarray:
-    """Calibrated probabilities for image files: with ``views`` None the model's own prediction
-    (the app's), with ``()`` the original image alone, else averaged over it and ``views``."""
-    used = classifier.resolve_views(views)
-    z = file_view_logits(classifier, files, used, batch_size)
-    return classifier.combine_views(z, average=bool(used))[0]

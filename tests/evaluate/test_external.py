@@ -87,8 +87,8 @@ def test_collection_frame_reads_one_source_of_the_lung_set(tmp_path, cxr_dir):
 
 
 def test_external_check_scores_as_the_model_predicts(tmp_path, cxr_dir, tiny_model_path):
+    from cxrlib.evaluate.metrics import diagnosed_probabilities
     from cxrlib.infer.classifier import load_classifier
-    from cxrlib.train.data import predict_files
 
     grays = _real_grays(cxr_dir, 4)
     root = _lung_set(
@@ -107,7 +107,7 @@ def test_external_check_scores_as_the_model_predicts(tmp_path, cxr_dir, tiny_mod
     ]
     section = external.external_check(clf, root, reference)
     rec = section["collections"]["openist_normal"]
-    probs = predict_files(clf, sorted(str(root / f"images/{i}.png") for i in range(4)))
+    probs = diagnosed_probabilities(clf, sorted(str(root / f"images/{i}.png") for i in range(4)))
     called = np.bincount(probs.argmax(1), minlength=3)
     assert rec["subsets"]["all"]["called"] == dict(zip(clf.class_names, called.tolist()))
     unseen = np.bincount(probs[2:].argmax(1), minlength=3)  # the val and test images

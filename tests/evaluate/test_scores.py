@@ -102,10 +102,10 @@ def test_view_average_is_the_apps_prediction(tmp_path):
     import cv2
     from blobs import blob_image, blob_model
 
+    from cxrlib.evaluate.metrics import diagnosed_probabilities
     from cxrlib.infer.classifier import Classifier, softmax
     from cxrlib.infer.pipeline import diagnose
     from cxrlib.infer.views import DEFAULT_VIEWS
-    from cxrlib.train.data import predict_files
 
     # A purpose-trained model (class 1 = a bright blob) whose outputs the views do move.
     meta = {"preprocess": {"size": 64, "contrast": "none"}, "temperature": 2.0}
@@ -115,7 +115,9 @@ def test_view_average_is_the_apps_prediction(tmp_path):
         clf.model, {**meta, "test_time_views": {"views": names, "temperature": 1.5}}
     )
     rng = np.random.default_rng(3)
-    grays = [blob_image(rng, (8, 8)), blob_image(rng, (56, 30)), blob_image(rng, None)]
+    # Read as the app reads them: at least 128 px a side (the model sees them at 64).
+    blobs = [blob_image(rng, (8, 8)), blob_image(rng, (56, 30)), blob_image(rng, None)]
+    grays = [cv2.resize(b, (128, 128), interpolation=cv2.INTER_NEAREST) for b in blobs]
     files = []
     for k, g in enumerate(grays):
         files.append(str(tmp_path / f"{k}.png"))
@@ -123,17 +125,17 @@ def test_view_average_is_the_apps_prediction(tmp_path):
     # The app's per-view logits (up to a constant per image), from its own diagnosis.
     z = np.stack([np.log(diagnose(clf, g).view_probabilities) * 2.0 for g in grays])
     # A model that averages: its own prediction, the app's, at its own temperature.
-    own = predict_files(averaging, files)
+    own = diagnosed_probabilities(averaging, files)
     np.testing.assert_allclose(own, softmax(z.mean(axis=1) / 1.5), atol=1e-4)
     np.testing.assert_allclose(
         own, np.stack([diagnose(averaging, g).probabilities for g in grays]), atol=1e-5
     )
     np.testing.assert_allclose(
-        predict_files(averaging, files, views=()), softmax(z[:, 0] / 2.0), atol=1e-4
+        diagnosed_probabilities(averaging, files, views=()), softmax(z[:, 0] / 2.0), atol=1e-4
     )
     # Views asked of a model without them: the same average at the model's temperature.
-    got = predict_files(clf, files, views=DEFAULT_VIEWS)
+    got = diagnosed_probabilities(clf, files, views=DEFAULT_VIEWS)
     np.testing.assert_allclose(got, softmax(z.mean(axis=1) / 2.0), atol=1e-4)
-    single = predict_files(clf, files)
+    single = diagnosed_probabilities(clf, files)
     np.testing.assert_allclose(single, clf.predict(grays), atol=1e-5)
     assert np.abs(got - single).max() > 1e-3  # the average is not the single view

@@ -106,6 +106,21 @@ def test_diagnose_image_caches_per_image_method_and_class(models, heatmap_calls,
         np.testing.assert_array_equal(second.lung_mask, first.lung_mask)
 
 
+def test_probabilities_alone_compute_no_heatmap(models, heatmap_calls):  # noqa: F811
+    decoded = pipeline.decode(png_of("pneumonia_nih_00001200_000.jpg"))
+    heatmap_calls["n"], counted = 0, COUNTERS["heatmaps"]
+    # No explainer is needed, and none is called.
+    bare = pipeline.diagnose_image(dataclasses.replace(models, explainer=None), decoded, None)
+    assert heatmap_calls["n"] == 0 and COUNTERS["heatmaps"] == counted
+    assert bare.heatmap is None and bare.lung_mask is None and bare.lung_focus is None
+    assert bare.method == "" and bare.focus_verdict == ""
+    full = pipeline.diagnose_image(models, decoded, "gradcam")
+    assert heatmap_calls["n"] == 1 and full.heatmap is not None
+    assert bare.predicted_index == full.predicted_index
+    np.testing.assert_allclose(bare.probabilities, full.probabilities, atol=1e-6)
+    np.testing.assert_allclose(bare.uncertainty, full.uncertainty, atol=1e-6)
+
+
 def test_diagnose_image_without_a_model_or_pixels_raises(models):
     decoded = pipeline.decode(png_of("covid_cxnet_265.jpg"))
     with pytest.raises(RuntimeError, match="no classifier"):

@@ -142,6 +142,18 @@ def test_lung_focus_is_of_the_predicted_class(clf, explainer):
         assert row.lung_focus == pytest.approx(want, abs=1e-4)
 
 
+def test_scoring_without_focus_needs_no_heatmap(clf, explainer, heatmap_calls):
+    items = [("a.png", _png(4)), ("b.png", _png(200))]
+    heatmap_calls["n"] = 0
+    bare = score_items(items, Models(clf, None, None))  # no explainer at all
+    assert heatmap_calls["n"] == 0
+    full = score_items(items, Models(clf, explainer, FixedMask(empty=False)), focus=True)
+    assert heatmap_calls["n"] == len(items)
+    for b, f in zip(bare, full, strict=True):
+        assert b.predicted == f.predicted and b.lung_focus is None
+        assert b.probabilities == pytest.approx(f.probabilities, abs=1e-6)
+
+
 def test_cli_scores_a_folder_to_csv(tiny_model_path, tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "x.png").write_bytes(_png(3))
