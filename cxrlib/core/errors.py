@@ -49,3 +49,7 @@ class InputRefusedError(PacsError, ValueError):
 
     Raised when a PACS instance is scored; the message gives the gate's reason.
     """
+
+
+class ReportError(CxrError, ValueError):
+    """A structured report is not one that CXR Lens wrote."""

@@ -29,7 +29,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
-from cxrlib.core.errors import CxrError, ModelError
+from cxrlib.core.errors import ModelError, ReportError
 from cxrlib.core.hashing import sha256_file
 from cxrlib.core.methods import METHOD_LABELS
 from cxrlib.infer.overlay import overlay
@@ -51,10 +51,6 @@ COPIED = (
     "AccessionNumber", "SeriesInstanceUID", "SOPClassUID", "SOPInstanceUID",
 )  # fmt: skip
 _WEIGHTS = "weights_sha256="
-
-
-class ReportError(CxrError, ValueError):
-    """A structured report is not one that CXR Lens wrote."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +206,8 @@ def secondary_capture(
     """The heatmap over ``gray`` (the display pixels the heatmap was computed on), lungs
     outlined, above a band that says :data:`NOTICE`, the class and the method: instance 2."""
     d = diagnosis
+    if d.heatmap is None:
+        raise ValueError("the diagnosis has no heatmap to show")
     label = f"{METHOD_LABELS.get(d.method, d.method)} heatmap of {d.target_name}"
     image = overlay(gray, d.heatmap, lung_mask=d.lung_mask)
     rgb = np.vstack([image, notice_band(image.shape[1], (NOTICE, f"CXR Lens: {label}"))])

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from cxrlib.core.settings import ENV_VARS, ROOT
+from cxrlib.core.settings import ENV_VARS, ROOT, SECRET_ENV_VARS
 from cxrlib.predict.inputs import InputRef
 from cxrlib.predict.rows import arrow_table, load_models, score_file
 
@@ -50,7 +50,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         return False
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env = {"PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env |= {k: os.environ[k] for k in ENV_VARS if os.environ.get(k)}
+    env |= {k: os.environ[k] for k in ENV_VARS if os.environ.get(k) and k not in SECRET_ENV_VARS}
     local: dict[str, Any] = (
         {} if address else {"num_cpus": num_cpus or os.cpu_count(), "include_dashboard": False}
     )
