@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(REQ_HASH)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 PORT ?= 8501
 
-.PHONY: install run test test-fast browser-deps lint models clean serve
+.PHONY: install run test test-fast browser-deps pacs-deps pacs lint models clean serve
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,18 @@ install: $(STAMP)
 browser-deps:
 	@test -x /usr/bin/chromium || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null)
 
+# Debian's Orthanc, its DICOMweb plugin and dicom3tools (dciodvfy) for the PACS tests and `make pacs`.
+ORTHANC_PLUGIN := /usr/share/orthanc/plugins/libOrthancDicomWeb.so
+pacs-deps:
+	@test -x /usr/sbin/Orthanc -a -f $(ORTHANC_PLUGIN) -a -x /usr/bin/dciodvfy || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq orthanc orthanc-dicomweb dicom3tools >/dev/null)
+
+# A local Orthanc (loopback only) with demo studies, storage in $(PACS_DIR); Ctrl-C stops it.
+# Prints the explorer's URL (http://127.0.0.1:$(PACS_PORT)/app/explorer.html) and where the password is kept.
+PACS_PORT ?= 8042
+PACS_DIR ?= .pacs
+pacs: install pacs-deps
+	$(BIN)/python -m cxrlib.pacs serve --port $(PACS_PORT) --dir $(PACS_DIR)
+
 run: install
 	$(BIN)/streamlit run app.py --server.headless true --server.port $(PORT) --browser.gatherUsageStats false
 
@@ -33,7 +45,7 @@ SERVE_PORT ?= 8000
 serve: install
 	$(BIN)/python -m cxrlib.serve --port $(SERVE_PORT)
 
-test: install browser-deps
+test: install browser-deps pacs-deps
 	$(BIN)/python -m pytest -q
 
 test-fast: install

@@ -18,7 +18,7 @@ PACKAGE = ROOT / "cxrlib"
 
 #: What each layer may import (itself always). Dependencies point one way:
 #: core <- io <- infer <- {train, predict} <- evaluate; describe reads core only;
-#: serve and app sit on top; nothing but train and evaluate imports train.
+#: pacs beside serve; serve and app sit on top; nothing but train and evaluate imports train.
 ALLOWED: dict[str, frozenset[str]] = {
     "core": frozenset(),
     "io": frozenset({"core"}),
@@ -28,7 +28,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "predict": frozenset({"core", "io", "infer"}),
     "serve": frozenset({"core", "io", "infer", "predict"}),
     "evaluate": frozenset({"core", "io", "infer", "predict", "train", "describe"}),
-    "app": frozenset({"core", "io", "infer", "predict", "describe", "serve"}),
+    "pacs": frozenset({"core", "io", "infer", "predict"}),
+    "app": frozenset({"core", "io", "infer", "predict", "describe", "serve", "pacs"}),
 }
 
 

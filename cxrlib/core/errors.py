@@ -22,3 +22,30 @@ class ManifestError(CxrError, ValueError):
 
 class ModelServerError(CxrError, RuntimeError):
     """The model server (``$CXR_MODEL_SERVER``) cannot be reached or gave no usable answer."""
+
+
+class PacsError(CxrError, RuntimeError):
+    """The PACS (``$CXR_PACS_URL``) cannot be used; the message says what to check."""
+
+
+class PacsUnreachableError(PacsError):
+    """No answer from the PACS: refused, timed out or an unknown host."""
+
+
+class PacsAuthError(PacsError):
+    """The PACS refused the credentials (HTTP 401 or 403); the message never holds them."""
+
+
+class PacsNotFoundError(PacsError):
+    """The study, series or instance asked for is not (or no longer) in the PACS."""
+
+
+class NotAnImageError(PacsError, ValueError):
+    """The instance holds no pixel data (a structured report, a presentation state ...)."""
+
+
+class InputRefusedError(PacsError, ValueError):
+    """The input gate refused the image: not a frontal chest X-ray, so it is not scored.
+
+    Raised when a PACS instance is scored; the message gives the gate's reason.
+    """

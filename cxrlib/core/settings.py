@@ -22,7 +22,13 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "CXR_NO_WARMUP": ("", "1: do not load the models in the background at start"),
     "CXR_MODEL_SERVER": ("", "URL of a `python -m cxrlib.serve` server"),
     "CXR_TIMINGS": ("", "a file that collects the time of each stage (`benchmarks/load.py`)"),
+    "CXR_PACS_URL": ("", "the PACS's DICOMweb root, e.g. http://127.0.0.1:8042/dicom-web"),
+    "CXR_PACS_USER": ("", "the PACS user (HTTP Basic)"),
+    "CXR_PACS_PASSWORD": ("", "that user's password"),
 }
+
+#: Settings that are secrets: never logged, shown, or handed on to other processes.
+SECRET_ENV_VARS = frozenset({"CXR_PACS_PASSWORD"})
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:
@@ -59,3 +65,13 @@ def warm_up_enabled() -> bool:
 def model_server() -> str:
     """``$CXR_MODEL_SERVER`` (a URL) or "" for the in-process model."""
     return os.environ.get("CXR_MODEL_SERVER", "").strip()
+
+
+def pacs_url() -> str:
+    """``$CXR_PACS_URL`` (a DICOMweb root) or "" when no PACS is configured."""
+    return os.environ.get("CXR_PACS_URL", "").strip().rstrip("/")
+
+
+def pacs_credentials() -> tuple[str, str]:
+    """``($CXR_PACS_USER, $CXR_PACS_PASSWORD)``; empty strings when unset."""
+    return os.environ.get("CXR_PACS_USER", ""), os.environ.get("CXR_PACS_PASSWORD", "")
