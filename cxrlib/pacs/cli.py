@@ -25,6 +25,7 @@ from cxrlib.core.settings import pacs_credentials
 from cxrlib.pacs.client import PacsClient, PacsConfig
 from cxrlib.pacs.demo import load_demo
 from cxrlib.pacs.server import local_orthanc
+from cxrlib.pacs.watch import add_watch_arguments, run_watch
 
 DEFAULT_USER = "cxrlens"
 
@@ -113,9 +114,19 @@ def demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def _watch_arguments(p: argparse.ArgumentParser) -> None:
+    add_connection_arguments(p)
+    add_watch_arguments(p)
+
+
 COMMANDS: dict[str, Command] = {
     "serve": Command("a local Orthanc (loopback only) with demo studies", _serve_arguments, serve),
     "demo": Command("store demo studies in the PACS", add_connection_arguments, demo),
+    "watch": Command(
+        "score each new chest X-ray in the PACS and store the results there",
+        _watch_arguments,
+        lambda a: run_watch(a, connection(a)),
+    ),
 }
 
 

@@ -163,7 +163,13 @@ class PacsClient:
         url = self.config.url
         try:
             yield
-        except (requests.ConnectionError, requests.Timeout) as e:
+        # A broken answer (ChunkedEncodingError: the PACS stopped while it answered) is a
+        # PACS gone too, not a refusal of the request.
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as e:
             raise PacsUnreachableError(
                 f"The PACS at {url} does not answer: check CXR_PACS_URL and that it is running."
             ) from e

@@ -20,3 +20,18 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def pacs_client(orthanc: RunningOrthanc) -> PacsClient:
     return PacsClient(PacsConfig(orthanc.dicomweb_url, orthanc.user, orthanc.password))
+
+
+@pytest.fixture(scope="session")
+def models(tiny_model_path):
+    """The tiny classifier with the committed lung segmenter and input gate (scoring tests)."""
+    from cxrlib.predict.rows import load_models
+
+    return load_models(str(tiny_model_path))
+
+
+@pytest.fixture(scope="session")
+def identity(models):
+    from cxrlib.pacs.results import model_identity
+
+    return model_identity(models.classifier, str(models.model_path))
