@@ -95,6 +95,22 @@ def worklist_shot(page, url: str, out: Path) -> None:
     save(page.screenshot(), out / "pacs-worklist.png")
 
 
+def diagnose_shot(page, out: Path) -> None:
+    """The first row opened in Diagnose, then Send to PACS (the watcher was first: the page
+    says the result is there already)."""
+    table = page.locator('[data-testid="stDataFrame"]').first
+    table.click(position={"x": 16, "y": 54})  # the first row's selection box
+    send = page.get_by_role("button", name="Send to PACS")
+    send.wait_for(timeout=180_000)
+    send.click()
+    said = page.get_by_text("Already in the PACS")
+    said.wait_for(timeout=60_000)
+    page.mouse.move(5, 5)  # no tooltip
+    said.scroll_into_view_if_needed()
+    page.wait_for_timeout(800)
+    save(page.screenshot(), out / "pacs-diagnose.png")
+
+
 def orthanc_shots(page, orthanc: RunningOrthanc, client: PacsClient, study: str, out: Path):
     """The study's series in Orthanc Explorer, the SR's attributes, the overlay's preview."""
     explorer = f"{orthanc.url}/app/explorer.html"
@@ -138,6 +154,7 @@ def main() -> None:
                 credentials = {"username": orthanc.user, "password": orthanc.password}
                 page = browser.new_page(viewport=VIEWPORT, http_credentials=credentials)
                 worklist_shot(page, url, a.out)
+                diagnose_shot(page, a.out)
                 orthanc_shots(page, orthanc, client, studies[0], a.out)
             finally:
                 browser.close()

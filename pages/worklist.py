@@ -9,39 +9,46 @@ import streamlit as st
 
 from cxrlib.app import worklist as wl
 from cxrlib.core.errors import CxrError
+from cxrlib.pacs.client import PacsClient
+from cxrlib.pacs.results import ModelIdentity
 from pages import _choose, _compat, _ui
 
-ROWS = "wl_rows"  # (query, rows) of the last search: reruns (a row chosen) do not search again
+ROWS = "wl_rows"  # (query, rows, model) of the last search: a rerun does not search again
 OPENED = "wl_opened"  # how many images were opened: part of the table's key (a fresh selection)
 
 
-def _query() -> tuple[date | None, date | None, str, bool]:
-    """The search controls: (from, to, accession, refresh clicked)."""
+def _forget() -> None:
+    """Refresh: the next run searches again."""
+    st.session_state.pop(ROWS, None)
+
+
+def _query() -> tuple[date | None, date | None, str]:
+    """The search controls: (from, to, accession)."""
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
     dates = c1.date_input("Study dates", value=wl.default_dates(), key="wl_dates")
     accession = c2.text_input("Accession number (optional)", key="wl_accession")
-    refresh = c3.button("Refresh", icon=":material/refresh:", key="wl_refresh")
+    c3.button("Refresh", icon=":material/refresh:", key="wl_refresh", on_click=_forget)
     # A range still being picked has one end.
     picked = tuple(dates) if isinstance(dates, tuple | list) else (dates, dates)
-    return picked[0] if picked else None, picked[-1] if picked else None, accession, refresh
+    return picked[0] if picked else None, picked[-1] if picked else None, accession
 
 
-def _rows(config, query: tuple, refresh: bool) -> list[wl.WorklistRow]:
-    """The worklist of ``query``, searched when it changed or on Refresh."""
+def _rows(config, query: tuple) -> tuple[list[wl.WorklistRow], ModelIdentity]:
+    """The worklist of ``query`` and the model whose answers it shows, searched when the
+    query changed or on Refresh."""
     kept = st.session_state.get(ROWS)
-    if refresh or kept is None or kept[0] != (config.url, *query):
+    if kept is None or kept[0] != (config.url, *query):
         model = wl.app_model()
         with st.spinner("Searching the PACS..."):
-            rows = wl.worklist(wl.PacsClient(config), *query, model=model)
-        kept = ((config.url, *query), rows, model)
-        st.session_state[ROWS] = kept
-    return kept[1]
+            rows = wl.worklist(PacsClient(config), *query, model=model)
+        kept = st.session_state[ROWS] = ((config.url, *query), rows, model)
+    return kept[1], kept[2]
 
 
 def _open(config, row: wl.WorklistRow) -> None:
     """Fetches the row's image into memory and shows it in Diagnose."""
     with st.spinner("Fetching the image..."):
-        image = wl.fetch(wl.PacsClient(config), row)
+        image = wl.fetch(PacsClient(config), row)
     _choose.new_choice({"kind": "pacs", "image": image})
     st.session_state[OPENED] = st.session_state.get(OPENED, 0) + 1
     st.switch_page("pages/diagnose.py")
@@ -59,9 +66,9 @@ def main() -> None:
     if config is None:
         st.info(wl.SETUP_HELP, icon=":material/lan:")
         return
-    date_from, date_to, accession, refresh = _query()
+    date_from, date_to, accession = _query()
     try:
-        rows = _rows(config, (date_from, date_to, accession.strip()), refresh)
+        rows, model = _rows(config, (date_from, date_to, accession.strip()))
     except CxrError as exc:
         st.error(f"**The worklist cannot be shown.** {exc}", icon=":material/cloud_off:")
         return
@@ -77,7 +84,6 @@ def main() -> None:
         width="stretch",
     )
     scored = sum(r.report is not None for r in rows)
-    model = st.session_state[ROWS][2]
     st.caption(
         f"{len(rows)} image(s), {scored} scored by this model ({model.name} {model.version}). "
         "Probabilities are the model's, calibrated on its validation data; not a diagnosis."
