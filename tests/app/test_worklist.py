@@ -198,3 +198,62 @@ def test_a_chosen_row_opens_its_image_in_diagnose_then_send_stores_once(pacs_env
     _no_exception(at)
     assert any("Already in the PACS" in i.value for i in at.info)
     assert len(client.search_instances(study.study_uid, modalities=None)) == len(after)
+
+
+# ----------------------------------------------------------------------------- no PACS needed
+
+
+def test_settings_from_the_environment_win_over_the_secrets(monkeypatch):
+    secrets = {
+        "pacs": {"url": "https://pacs.example.org/dicom-web/", "user": "u", "password": "s3"}
+    }
+    for name in ("CXR_PACS_URL", "CXR_PACS_USER", "CXR_PACS_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    assert wl.pacs_config({}) is None and wl.pacs_config({"pacs": {"url": " "}}) is None
+    config = wl.pacs_config(secrets)
+    assert config is not None
+    assert (config.url, config.user, config.password) == (
+        "https://pacs.example.org/dicom-web",
+        "u",
+        "s3",
+    )
+    assert "s3" not in repr(config)
+    monkeypatch.setenv("CXR_PACS_URL", "http://127.0.0.1:8042/dicom-web")
+    config = wl.pacs_config(secrets)
+    assert config is not None and config.url == "http://127.0.0.1:8042/dicom-web"
+    assert config.password == ""
+
+
+def _row(accession: str, p_normal: float | None) -> wl.WorklistRow:
+    from datetime import date
+
+    from cxrlib.pacs.client import InstanceRow, StudyRow
+    from cxrlib.pacs.results import ModelIdentity, ReportContent
+
+    study = StudyRow(accession, accession, date(2001, 1, 1), None, ("CR",), "", 1)
+    image = InstanceRow(accession, "1.2", accession + ".1", "", "CR", "PA", "CHEST", "", 1)
+    if p_normal is None:
+        return wl.WorklistRow(study, image, None)
+    probabilities = {"covid": 0.0, "normal": p_normal, "pneumonia": 1.0 - p_normal}
+    report = ReportContent(
+        max(probabilities, key=probabilities.__getitem__), probabilities, {}, "normal",
+        "gradcam", None, True, 0.5, ModelIdentity("m", "1", "ab"), image.sop_uid,
+    )  # fmt: skip
+    return wl.WorklistRow(study, image, report)
+
+
+def test_least_normal_first_then_the_unscored_in_their_order():
+    rows = [_row("A", None), _row("B", 0.9), _row("C", None), _row("D", 0.2), _row("E", 0.4)]
+    ordered = wl.worklist_order(rows)
+    assert [r.study.accession for r in ordered] == ["D", "E", "B", "A", "C"]
+    table = wl.worklist_table(ordered)
+    assert list(table.columns) == COLUMNS
+    assert list(table["Not normal"]) == ["80%", "60%", "10%", "", ""]
+    assert list(table["Most likely"]) == [
+        "pneumonia",
+        "pneumonia",
+        "normal",
+        "not scored",
+        "not scored",
+    ]
+    assert list(table["Input check"][:3]) == ["accepted"] * 3
