@@ -30,6 +30,7 @@ st.set_page_config(
 PAGES = [
     st.Page("pages/diagnose.py", title="Diagnose", icon=":material/stethoscope:", default=True),
     st.Page("pages/batch.py", title="Batch", icon=":material/stacks:"),
+    st.Page("pages/worklist.py", title="PACS worklist", icon=":material/lan:"),
     st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
     st.Page("pages/validation.py", title="Validation browser", icon=":material/grid_view:"),
     st.Page("pages/model_card.py", title="Trust / Model card", icon=":material/verified_user:"),

@@ -1,5 +1,6 @@
 """The Diagnose page's image picker: the upload box, the sample gallery, and an image the
-Validation browser sent; each choice becomes bytes, hashed once and decoded once."""
+Validation browser or the PACS worklist sent; each choice becomes bytes, hashed once and
+decoded once."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from cxrlib.core.hashing import sha256_bytes
 from cxrlib.infer.pipeline import Decoded, decode
 from pages import _ui
 
-CHOICE = "diag_choice"  # {"kind": "upload" | "sample" | "dataset", ...}
+CHOICE = "diag_choice"  # {"kind": "upload" | "sample" | "dataset" | "pacs", ...}
 GALLERY = "diag_gallery"  # whether the sample gallery is open
 UPLOAD_HELP = (
     "Any file name: DICOM files without an extension are fine. The file stays in this "
@@ -108,6 +109,8 @@ def _chosen(up) -> Chosen | None:
         return Chosen(up.name, up.getvalue(), "", f"upload:{up.file_id}")
     if choice["kind"] == "sample":
         return open_sample(choice["file"])
+    if choice["kind"] == "pacs":  # fetched by the PACS worklist, in memory
+        return choice["image"].chosen
     if choice["kind"] == "dataset":
         try:
             return open_dataset_image(choice)

@@ -38,6 +38,14 @@ def cache() -> LRUCache:
     return LRUCache(max_items=512, max_bytes=512 * 2**20)
 
 
+def secrets() -> dict:
+    """The app's Streamlit secrets (``.streamlit/secrets.toml``), {} when there are none."""
+    try:
+        return st.secrets.to_dict()
+    except FileNotFoundError:  # no secrets file (StreamlitSecretNotFoundError)
+        return {}
+
+
 def disclaimer() -> None:
     """The banner every page shows."""
     st.warning(f"**{DISCLAIMER}.** {DISCLAIMER_DETAIL}", icon=":material/warning:")

@@ -13,13 +13,20 @@ from cxrlib.app.gallery import Chosen
 from cxrlib.app.model_files import answer_record, randomisation_note
 from cxrlib.app.resources import Resources
 from cxrlib.app.texts import gate_text, is_unsure, md_escape, probability_headline, probability_note
-from cxrlib.core.errors import ModelServerError
+from cxrlib.core.errors import CxrError, ModelServerError, PacsError
 from cxrlib.core.methods import METHOD_LABELS
 from cxrlib.core.timings import timed
 from cxrlib.describe.probability_svg import probability_svg
 from cxrlib.describe.report import overlay_png
 from cxrlib.infer.overlay import COLORMAPS, heatmap_rgb
-from cxrlib.infer.pipeline import Decoded, GateVerdict, check_input, diagnose_image
+from cxrlib.infer.pipeline import (
+    Analysis,
+    Decoded,
+    Diagnosis,
+    GateVerdict,
+    check_input,
+    diagnose_image,
+)
 from pages import _choose, _compat, _ui
 
 COLORMAP_HELP = "Colour scale of the heatmap: red/yellow = where the model looked most."
@@ -293,8 +300,9 @@ def _method() -> str:
     return st.session_state["diag_method"]
 
 
-def _analyse(res: Resources, decoded: Decoded, data: bytes, gate: GateVerdict | None) -> None:
-    """Everything below the input check, for an image the model may look at."""
+def _analyse(res: Resources, decoded: Decoded, data: bytes, gate: GateVerdict | None) -> Diagnosis:
+    """Everything below the input check, for an image the model may look at; returns the
+    diagnosis on screen."""
     cache = _ui.cache()
     with st.spinner("Analysing..."):
         base = diagnose_image(res, decoded, _method(), None, cache, data=data)
@@ -308,6 +316,40 @@ def _analyse(res: Resources, decoded: Decoded, data: bytes, gate: GateVerdict | 
     with focus_slot:
         _focus_section(res, diagnosis)
     _downloads(res, decoded, diagnosis, over, shown, gate, strip, comparison_text)
+    return diagnosis
+
+
+def _request_send(key: str) -> None:
+    st.session_state["_pacs_send"] = key
+
+
+def _send_to_pacs(res: Resources, image, analysis: Analysis) -> None:
+    """ "Send to PACS" for an image from the PACS worklist: its report and overlay, as shown."""
+    # Imported here: highdicom is needed only for images from the PACS.
+    from cxrlib.app import worklist
+
+    key = f"pacs_send_{analysis.decoded.sha256[:16]}"
+    st.button(
+        "Send to PACS",
+        icon=":material/cloud_upload:",
+        key=key,
+        on_click=_request_send,
+        args=(key,),
+        help="Stores a structured report and the overlay (marked not for diagnosis) in a new "
+        "CXR Lens series of this image's study, unless this model's result is there already.",
+    )
+    if st.session_state.pop("_pacs_send", None) != key:
+        return
+    config = worklist.pacs_config(_ui.secrets())
+    try:
+        if config is None:
+            raise PacsError("No PACS is configured any more: see the PACS worklist page.")
+        with st.spinner("Sending to the PACS..."):
+            stored, said = worklist.send(config, image, analysis, worklist.app_model(res))
+    except CxrError as exc:
+        st.error(f"**Not sent.** {exc}", icon=":material/cloud_off:")
+        return
+    (st.success if stored else st.info)(said, icon=":material/cloud_done:")
 
 
 def main() -> None:
@@ -340,7 +382,10 @@ def main() -> None:
         if not proceed:
             st.image(decoded.pixels, caption="The uploaded image", width=420)
             return
-        _analyse(res, decoded, chosen.data, gate)
+        diagnosis = _analyse(res, decoded, chosen.data, gate)
+        choice = st.session_state.get(_choose.CHOICE) or {}
+        if choice.get("kind") == "pacs":
+            _send_to_pacs(res, choice["image"], Analysis(decoded, gate, diagnosis))
     except ModelServerError as exc:
         _ui.server_error(exc)
 

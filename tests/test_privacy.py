@@ -12,6 +12,8 @@ PDF report -> Batch -> CSV) runs through the real app (AppTest) while
 
 Nothing may be written. Then the page text, the report and the CSV must not
 contain the patient's name, ID, birth date, accession number or institution.
+The same holds for a study with those fields in a PACS (a real Orthanc): the
+watcher's log, the worklist, the page it opens and "Send to PACS".
 The models are loaded before recording starts: loading weights is not part
 of handling an upload.
 """
@@ -20,11 +22,13 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import re
 import sys
 import tempfile
 import zlib
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -265,3 +269,90 @@ def test_decoded_metadata_has_no_patient_field():
     blob = repr(d.meta) + repr(d.notices) + d.format
     for secret in FORBIDDEN:
         assert secret not in blob
+
+
+# ----------------------------------------------------------------------------- from a PACS
+
+#: What of the patient may never show, from a PACS either. The accession number is not here:
+#: the worklist shows it (it identifies the order, not the patient).
+PATIENT_ONLY = [s for s in FORBIDDEN if "55417732" not in s]
+
+
+def pacs_instance_with_patient_fields():
+    """:func:`dicom_with_patient_fields` as a DX instance of a study dated today."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.dcmread(io.BytesIO(dicom_with_patient_fields()))
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.StudyDate = date.today().strftime("%Y%m%d")
+    ds.StudyTime = "101500"
+    ds.StudyID = "1"
+    ds.PatientSex = "F"
+    ds.ViewPosition = "PA"
+    return ds
+
+
+def test_pacs_session_writes_no_file_and_leaks_no_patient_field(
+    app_env,  # noqa: F811 - the imported fixture
+    private_tmp,
+    tmp_path,
+    monkeypatch,
+    caplog,
+    capsys,
+):
+    """The watcher scores a study with patient fields, then the worklist lists it, a row opens
+    it in Diagnose and Send to PACS runs: nothing written by the app, no patient field shown
+    or logged, no credential either."""
+    global _RECORDING
+    from pacs_fixtures import client_of, running_orthanc
+
+    from cxrlib.pacs import cli
+
+    caplog.set_level(logging.DEBUG)
+    get_resources()  # the models, loaded before recording (as above)
+    with running_orthanc(tmp_path / "orthanc") as server:
+        client_of(server).store([pacs_instance_with_patient_fields()])
+        monkeypatch.setenv("CXR_PACS_URL", server.dicomweb_url)
+        monkeypatch.setenv("CXR_PACS_USER", server.user)
+        monkeypatch.setenv("CXR_PACS_PASSWORD", server.password)
+        assert cli.main(["watch", "--once", "--state", str(tmp_path / "watch.json")]) == 0
+        out = capsys.readouterr()
+        watch_log = caplog.text + out.out + out.err
+        assert "scored 1" in watch_log
+
+        cwd = Path.cwd()
+        before_cwd, before_tmp = _listing(cwd), _listing(private_tmp)
+        _RECORDING = []
+        try:
+            at = new_app().run()
+            at.switch_page("pages/worklist.py").run()
+            assert not at.exception, [e.value for e in at.exception]
+            page = _all_strings(at)
+            (table,) = at.dataframe
+            assert list(table.value["Accession"]) == [PATIENT["AccessionNumber"]]
+            assert table.value["Most likely"][0] != "not scored"
+            at.session_state[table.key] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+            at.run()
+            assert not at.exception, [e.value for e in at.exception]
+            page += _all_strings(at)
+            assert "Most likely:" in page and "DICOM" in page
+            at.switch_page("pages/diagnose.py").run()
+            send = next(b for b in at.button if b.label == "Send to PACS")
+            send.click().run()
+            assert not at.exception, [e.value for e in at.exception]
+            assert any("Already in the PACS" in i.value for i in at.info)  # scored by the watcher
+            page += _all_strings(at)
+        finally:
+            written, _RECORDING = _RECORDING, None
+        app_log = caplog.text + "".join(capsys.readouterr())
+
+    assert written == [], f"files written during the session: {written}"
+    assert _listing(cwd) == before_cwd
+    assert _listing(private_tmp) == before_tmp
+    for secret in PATIENT_ONLY:
+        assert secret not in page, f"{secret!r} shown on a page"
+        assert secret not in watch_log, f"{secret!r} in the watcher's log"
+        assert secret not in app_log, f"{secret!r} logged by the app"
+    for log in (page, watch_log, app_log):
+        assert server.password not in log

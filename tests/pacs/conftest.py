@@ -1,25 +1,9 @@
-"""A real Orthanc for the PACS tests: one per session, on a free port, storage in a tmp folder."""
+"""The PACS tests' fixtures: one Orthanc per session (:mod:`pacs_fixtures`), the tiny model."""
 
 from __future__ import annotations
 
 import pytest
-
-from cxrlib.pacs.client import PacsClient, PacsConfig
-from cxrlib.pacs.server import ORTHANC, RunningOrthanc, local_orthanc
-
-
-@pytest.fixture(scope="session")
-def orthanc(tmp_path_factory: pytest.TempPathFactory):
-    """A running Orthanc (loopback only, HTTP Basic auth, DICOMweb); stopped after the session."""
-    if not ORTHANC.exists():
-        pytest.skip(f"Orthanc is not installed ({ORTHANC}): `make pacs-deps` installs it")
-    with local_orthanc(tmp_path_factory.mktemp("orthanc")) as running:
-        yield running
-
-
-@pytest.fixture(scope="session")
-def pacs_client(orthanc: RunningOrthanc) -> PacsClient:
-    return PacsClient(PacsConfig(orthanc.dicomweb_url, orthanc.user, orthanc.password))
+from pacs_fixtures import orthanc, pacs_client  # noqa: F401 - shared with tests/app
 
 
 @pytest.fixture(scope="session")
