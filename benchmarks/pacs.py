@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
 
     models = load_models()
     assert models.classifier is not None
-    identity = model_identity(models.classifier, str(models.model_path))
+    identity = model_identity(models.classifier.meta, str(models.model_path))
     stop = threading.Event()
     with tempfile.TemporaryDirectory() as tmp, local_orthanc(Path(tmp)) as orthanc:
         client = PacsClient(PacsConfig(orthanc.dicomweb_url, orthanc.user, orthanc.password))

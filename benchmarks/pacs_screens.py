@@ -45,7 +45,7 @@ def score_all(client: PacsClient) -> list[str]:
 
     models = load_models()
     assert models.classifier is not None, models.errors
-    identity = model_identity(models.classifier, str(models.model_path))
+    identity = model_identity(models.classifier.meta, str(models.model_path))
     for study in client.search_studies():
         for image in client.search_instances(study.study_uid):
             score_instance(client, models, image, identity)

@@ -12,7 +12,6 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -80,10 +79,7 @@ def app_model(res: Resources | None = None) -> ModelIdentity:
         ModelError: The model's JSON has no weights hash.
     """
     res = res or resources_ready()
-    meta = res.model_meta if res else model_meta(model_path())
-    # model_identity reads these two of a classifier and nothing else.
-    described = SimpleNamespace(meta=meta, weights_sha256=str(meta.get("weights_sha256", "")))
-    return model_identity(described)  # type: ignore[arg-type]
+    return model_identity(res.model_meta if res else model_meta(model_path()))
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ ID, birth date, sex, study identifiers): nothing else about the patient.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import highdicom as hd
@@ -35,9 +35,6 @@ from cxrlib.core.methods import METHOD_LABELS
 from cxrlib.infer.overlay import overlay
 from cxrlib.infer.pipeline import Diagnosis, GateVerdict
 from cxrlib.pacs import report_codes as rc
-
-if TYPE_CHECKING:  # pragma: no cover
-    from cxrlib.infer.classifier import Classifier  # imports Keras
 
 SERIES_DESCRIPTION = "CXR Lens AI results (not for diagnosis)"
 SERIES_NUMBER = 9901  # high, so that the results list after the acquired series
@@ -62,15 +59,16 @@ class ModelIdentity:
     weights_sha256: str
 
 
-def model_identity(classifier: Classifier, model_path: str | None = None) -> ModelIdentity:
-    """The identity of a loaded classifier: its architecture, the JSON's ``version`` (else the
-    first 12 hex of the weights hash) and the weights hash (else that of ``model_path``)."""
-    sha = classifier.weights_sha256 or (sha256_file(model_path) if model_path else "")
+def model_identity(meta: Mapping[str, Any], model_path: str | None = None) -> ModelIdentity:
+    """The identity of a classifier from its JSON (``meta``): its architecture, its
+    ``version`` (else the first 12 hex of the weights hash) and the weights hash (else that of
+    the file at ``model_path``)."""
+    sha = str(meta.get("weights_sha256") or "") or (sha256_file(model_path) if model_path else "")
     if not sha:
         raise ModelError("The model's JSON has no weights hash: give the model file's path.")
-    arch = classifier.meta.get("train_config", {}).get("arch", "")
+    arch = meta.get("train_config", {}).get("arch", "")
     name = " ".join(filter(None, ("CXR Lens", arch, "classifier")))
-    return ModelIdentity(name, str(classifier.meta.get("version") or sha[:12]), sha)
+    return ModelIdentity(name, str(meta.get("version") or sha[:12]), sha)
 
 
 @dataclass(frozen=True)

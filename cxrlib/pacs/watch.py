@@ -296,7 +296,7 @@ def run_watch(a: argparse.Namespace, config: PacsConfig) -> int:
     feed = OrthancFeed(client, a.orthanc_url)
     models = load_models()
     assert models.classifier is not None
-    identity = model_identity(models.classifier, str(models.model_path))
+    identity = model_identity(models.classifier.meta, str(models.model_path))
     watcher = Watcher(client, feed, models, identity, a.state)
     logger.info("watching %s from position %d", feed.url, watcher.state.position)
     try:

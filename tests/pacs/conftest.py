@@ -18,4 +18,4 @@ def models(tiny_model_path):
 def identity(models):
     from cxrlib.pacs.results import model_identity
 
-    return model_identity(models.classifier, str(models.model_path))
+    return model_identity(models.classifier.meta, str(models.model_path))

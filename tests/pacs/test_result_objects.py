@@ -239,21 +239,16 @@ def test_read_report_refuses_what_cxr_lens_did_not_write():
 
 def test_model_identity_names_the_weights(tmp_path):
     sha = "ab" * 32
-    clf = SimpleNamespace(weights_sha256=sha, meta={"train_config": {"arch": "mobilenetv2"}})
-    assert (
-        results.model_identity(clf)
-        == results.ModelIdentity(  # type: ignore[arg-type]
-            "CXR Lens mobilenetv2 classifier", sha[:12], sha
-        )
+    meta = {"weights_sha256": sha, "train_config": {"arch": "mobilenetv2"}}
+    assert results.model_identity(meta) == results.ModelIdentity(
+        "CXR Lens mobilenetv2 classifier", sha[:12], sha
     )
-    versioned = SimpleNamespace(weights_sha256=sha, meta={"version": "2.1"})
-    assert results.model_identity(versioned).version == "2.1"  # type: ignore[arg-type]
-    unhashed = SimpleNamespace(weights_sha256="", meta={})
+    assert results.model_identity({"weights_sha256": sha, "version": "2.1"}).version == "2.1"
     with pytest.raises(ModelError, match="no weights hash"):
-        results.model_identity(unhashed)  # type: ignore[arg-type]
+        results.model_identity({})
     weights = tmp_path / "m.keras"
     weights.write_bytes(b"weights")
-    identity = results.model_identity(unhashed, str(weights))  # type: ignore[arg-type]
+    identity = results.model_identity({}, str(weights))
     assert identity.weights_sha256 == hashlib.sha256(b"weights").hexdigest()
 
 
@@ -266,7 +261,7 @@ def test_a_diagnosis_of_the_real_pipeline_round_trips(tiny_model_path, tmp_path)
     clf = load_classifier(tiny_model_path)
     source, gray = _source(identified=True)
     diagnosis = diagnose(clf, gray, Explainer(clf), method="gradcam")
-    model = results.model_identity(clf)
+    model = results.model_identity(clf.meta)
     assert model.weights_sha256 == clf.weights_sha256 and len(model.version) == 12
     sr, sc = results.result_objects(source, diagnosis, gray, None, model, hd.UID())
     content = results.read_report(pydicom.dcmread(io.BytesIO(_part10(sr, tmp_path / "sr.dcm"))))
