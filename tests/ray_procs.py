@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import psutil
+
+T = TypeVar("T")
 
 
 def _alive(p: psutil.Process) -> bool:
@@ -31,6 +35,14 @@ def descendants(root: int | None = None) -> dict[int, str]:
         except psutil.NoSuchProcess:
             pass
     return found
+
+
+def started_by(action: Callable[[], T]) -> tuple[T, dict[int, str]]:
+    """``action()``'s result and the processes below this one that it started (pid -> name):
+    not those already running, such as a session's Orthanc."""
+    before = descendants()
+    result = action()
+    return result, {pid: name for pid, name in descendants().items() if pid not in before}
 
 
 def all_gone(pids: list[int], timeout: float = 30.0) -> bool:

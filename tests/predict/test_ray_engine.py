@@ -8,7 +8,7 @@ import shutil
 import zipfile
 
 import pytest
-from ray_procs import all_gone, descendants
+from ray_procs import all_gone, started_by
 
 from cxrlib.core.settings import SAMPLES_DIR, model_path
 from cxrlib.predict import ray_engine
@@ -26,8 +26,8 @@ pytestmark = pytest.mark.slow
 def local_ray():
     """A local Ray with 2 CPUs for this module; afterwards no Ray process of it is left."""
     assert not ray.is_initialized()
-    assert ray_engine.init_ray(num_cpus=2)
-    ours = descendants()
+    started, ours = started_by(lambda: ray_engine.init_ray(num_cpus=2))
+    assert started
     assert "raylet" in ours.values(), ours
     yield
     ray.shutdown()

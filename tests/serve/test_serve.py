@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from ray_procs import all_gone, descendants
+from ray_procs import all_gone, started_by
 
 from cxrlib.core.errors import ImageError
 from cxrlib.core.settings import SAMPLES_DIR
@@ -34,8 +34,7 @@ def free_port() -> int:
 def server():
     """Serve on a local Ray of 2 CPUs; afterwards Serve and Ray are down, no process left."""
     assert not ray.is_initialized()
-    url = deployment.start(port=free_port(), num_cpus=2, max_batch_size=4)
-    ours = descendants()
+    url, ours = started_by(lambda: deployment.start(port=free_port(), num_cpus=2, max_batch_size=4))
     yield url
     deployment.stop()
     assert not ray.is_initialized()
