@@ -12,30 +12,29 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import recall_score
 
-from cxrlib.core.hashing import sha256_bytes
+from cxrlib.core.hashing import sha256_file
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.pipeline import Decoded, Models, diagnose_image
 from cxrlib.infer.views import View
-from cxrlib.io.decode import decode_image
-from cxrlib.train.data import read_manifest
+from cxrlib.train.data import load_gray, read_manifest
 from cxrlib.train.scoring import compute_metrics
 
 
 def diagnosed_probabilities(
     classifier: Classifier, files: Sequence[str], views: Sequence[View] | None = None
 ) -> np.ndarray:
-    """Calibrated probabilities ``(N, K)`` of image files, each read and diagnosed as
-    ``python -m cxrlib.predict`` does (:func:`~cxrlib.infer.pipeline.diagnose_image`, no
-    heatmap). ``views``: None for the model's own, ``()`` for the original image alone, else
-    the mean over it and these."""
+    """Calibrated probabilities ``(N, K)`` of dataset image files, each diagnosed by
+    :func:`~cxrlib.infer.pipeline.diagnose_image` (no heatmap). ``views``: None for the
+    model's own, ``()`` for the original image alone, else the mean over it and these."""
     if views is not None:
         classifier = copy.copy(classifier)  # shares the weights; only the views differ
         classifier.views = tuple(views)
     models = Models(classifier=classifier)
     rows = []
     for file in files:
-        data = Path(file).read_bytes()
-        decoded = Decoded(sha256_bytes(data), decode_image(data, str(file)).pixels)
+        # Read as training reads them, without the upload checks: a split is scored whole,
+        # the odd image smaller than an upload may be included.
+        decoded = Decoded(sha256_file(file), load_gray(file))
         rows.append(diagnose_image(models, decoded, method=None).probabilities)
     return np.stack(rows) if rows else np.zeros((0, len(classifier.class_names)), np.float32)
 
