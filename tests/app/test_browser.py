@@ -122,6 +122,20 @@ def _slider_value(page) -> str:
     return page.locator('[data-testid="stSliderThumbValue"]').first.text_content().strip()
 
 
+def _step_slider(page, key: str) -> None:
+    """One keyboard step of the opacity slider, waiting until its thumb shows the new value:
+    a key pressed while the page is still rerunning for the last one can be lost."""
+    shown = _slider_value(page)
+    _slider(page).focus()
+    page.keyboard.press(key)
+    page.wait_for_function(
+        "(old) => { const v = document.querySelector('[data-testid=\"stSliderThumbValue\"]');"
+        " return v && v.textContent.trim() !== old; }",
+        arg=shown,
+        timeout=30_000,
+    )
+
+
 def _overlay_src(page) -> str:
     """The src of the overlay image (the image whose caption is "Overlay")."""
     return page.evaluate(
@@ -234,10 +248,9 @@ def test_diagnose_and_batch_in_a_real_browser(server, browser, tmp_path):
     _shot(page, "02_diagnose_png.png")
 
     # Move the opacity slider with the keyboard.
-    _slider(page).focus()
     t = time.monotonic()
     for _ in range(6):
-        page.keyboard.press("ArrowRight")
+        _step_slider(page, "ArrowRight")
     page.wait_for_function(
         "(old) => { const caps=[...document.querySelectorAll('[data-testid=\"stImageCaption\"]')];"
         "const c=caps.find(x=>x.textContent.trim()==='Overlay'); if(!c) return false;"
@@ -277,10 +290,9 @@ def test_diagnose_and_batch_in_a_real_browser(server, browser, tmp_path):
     # the overlay was drawn with: one step up and back down redraws the same overlay.
     assert _slider_value(page) == "0.75"
     drawn = _overlay_src(page)
-    _slider(page).focus()
-    page.keyboard.press("ArrowRight")
+    _step_slider(page, "ArrowRight")
     _idle(page)
-    page.keyboard.press("ArrowLeft")
+    _step_slider(page, "ArrowLeft")
     _idle(page)
     assert _slider_value(page) == "0.75" and _overlay_src_becomes(page, drawn)
     _shot(page, "04_diagnose_dicom.png")
