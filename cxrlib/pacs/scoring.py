@@ -18,7 +18,12 @@ import pydicom
 from pydicom import Dataset
 
 from cxrlib.core.cache import LRUCache
-from cxrlib.core.errors import InputRefusedError, NotAnImageError, PacsNotFoundError
+from cxrlib.core.errors import (
+    InputRefusedError,
+    NotAnImageError,
+    PacsNotFoundError,
+    ReportError,
+)
 from cxrlib.core.hashing import sha256_bytes
 from cxrlib.infer.pipeline import Analysis, Models, check_input, decode, diagnose_image
 from cxrlib.pacs.client import InstanceRow, PacsClient
@@ -26,7 +31,6 @@ from cxrlib.pacs.results import (
     MANUFACTURER,
     ModelIdentity,
     ReportContent,
-    ReportError,
     read_report,
     result_objects,
 )

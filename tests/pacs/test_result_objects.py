@@ -17,7 +17,7 @@ import pytest
 from app_helpers import ROOT
 from pydicom.sr.codedict import codes
 
-from cxrlib.core.errors import ModelError
+from cxrlib.core.errors import ModelError, ReportError
 from cxrlib.infer.overlay import overlay
 from cxrlib.infer.pipeline import Diagnosis, GateVerdict
 from cxrlib.io.decode import decode_image
@@ -220,7 +220,7 @@ def test_notice_band_text_depends_on_what_it_says():
 
 def test_read_report_refuses_what_cxr_lens_did_not_write():
     source = _source(identified=True)[0]
-    with pytest.raises(results.ReportError, match="not written by CXR Lens"):
+    with pytest.raises(ReportError, match="not written by CXR Lens"):
         results.read_report(source)  # an image
     foreign_group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="other"),
@@ -233,7 +233,7 @@ def test_read_report_refuses_what_cxr_lens_did_not_write():
         series_instance_uid=hd.UID(), series_number=1, sop_instance_uid=hd.UID(),
         instance_number=1, manufacturer="Elsewhere",
     )  # fmt: skip
-    with pytest.raises(results.ReportError):
+    with pytest.raises(ReportError):
         results.read_report(foreign)
 
 
