@@ -1,7 +1,9 @@
-"""``python -m cxrlib.pacs COMMAND``: a local Orthanc for ``make pacs``, and its demo studies.
+"""``python -m cxrlib.pacs COMMAND``: a local Orthanc for ``make pacs``, its demo studies, and
+the watcher that scores what arrives (:mod:`cxrlib.pacs.watch`).
 
     python -m cxrlib.pacs serve [--port 8042] [--dir .pacs]      # foreground; Ctrl-C stops
     python -m cxrlib.pacs demo [--url URL] [--user U] [--password-file F]
+    python -m cxrlib.pacs watch [--once] [--state FILE] [--url URL] ...
 
 ``serve`` logs in as ``$CXR_PACS_USER`` (default ``cxrlens``) with ``$CXR_PACS_PASSWORD``;
 without one it makes a random password, keeps it in ``DIR/password`` (readable by you only,
