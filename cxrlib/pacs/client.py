@@ -3,14 +3,14 @@
 Built on ``dicomweb-client``, the client the field uses (highdicom's examples, Kaapana, OHIF's
 tooling): it speaks the multipart bodies of WADO-RS and STOW-RS, which hand-written requests
 would get subtly wrong. Every ``requests`` exception becomes a typed error in one place
-(:meth:`PacsClient._answering`). Rows carry UIDs, dates and descriptions only, never a patient's
+(:meth:`PacsClient.answering`). Rows carry UIDs, dates and descriptions only, never a patient's
 name, ID or birth date; instances stay in memory.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, time
@@ -119,18 +119,20 @@ def _study_row(ds: Dataset) -> StudyRow:
     )
 
 
-def _instance_row(ds: Dataset) -> InstanceRow:
-    number = ds.get("InstanceNumber")
+def instance_row(tags: Dataset | Mapping[str, Any]) -> InstanceRow:
+    """The row of an instance from its attributes by keyword: a QIDO answer, or Orthanc's
+    simplified tags (``/instances/{id}/tags?simplify``)."""
+    number = str(tags.get("InstanceNumber") or "").strip()
     return InstanceRow(
-        study_uid=str(ds.StudyInstanceUID),
-        series_uid=str(ds.SeriesInstanceUID),
-        sop_uid=str(ds.SOPInstanceUID),
-        sop_class_uid=str(ds.get("SOPClassUID", "")),
-        modality=str(ds.get("Modality", "")),
-        view=str(ds.get("ViewPosition", "")),
-        body_part=str(ds.get("BodyPartExamined", "")),
-        series_description=str(ds.get("SeriesDescription", "")),
-        instance_number=int(number) if number not in (None, "") else None,
+        study_uid=str(tags.get("StudyInstanceUID", "")),
+        series_uid=str(tags.get("SeriesInstanceUID", "")),
+        sop_uid=str(tags.get("SOPInstanceUID", "")),
+        sop_class_uid=str(tags.get("SOPClassUID", "")),
+        modality=str(tags.get("Modality", "")),
+        view=str(tags.get("ViewPosition", "")),
+        body_part=str(tags.get("BodyPartExamined", "")),
+        series_description=str(tags.get("SeriesDescription", "")),
+        instance_number=int(number) if number.isdigit() else None,
     )
 
 
@@ -143,11 +145,12 @@ class PacsClient:
 
     def __init__(self, config: PacsConfig) -> None:
         self.config = config
-        session = requests.Session()
+        #: The logged-in HTTP session (also for a PACS's own REST API, e.g. Orthanc's).
+        self.session = requests.Session()
         if config.user:
-            session.auth = HTTPBasicAuth(config.user, config.password)
+            self.session.auth = HTTPBasicAuth(config.user, config.password)
         try:
-            self._web = DICOMwebClient(config.url, session=session, timeout=config.timeout)
+            self._web = DICOMwebClient(config.url, session=self.session, timeout=config.timeout)
         except ValueError as e:
             raise PacsError(
                 f"{config.url!r} is not a DICOMweb URL: set CXR_PACS_URL to one like "
@@ -158,7 +161,7 @@ class PacsClient:
         return f"PacsClient({self.config!r})"
 
     @contextmanager
-    def _answering(self, missing: str = "") -> Iterator[None]:
+    def answering(self, missing: str = "") -> Iterator[None]:
         """Turns what ``requests`` raises into typed errors; ``missing`` is the 404 message."""
         url = self.config.url
         try:
@@ -193,7 +196,7 @@ class PacsClient:
         Raises:
             PacsUnreachableError, PacsAuthError, PacsError: As their messages say.
         """
-        with self._answering():
+        with self.answering():
             self._web.search_for_studies(limit=1)
 
     def search_studies(
@@ -215,7 +218,7 @@ class PacsClient:
         if modalities:
             # QIDO lists values with commas (Orthanc matches none with C-FIND's backslash).
             filters["ModalitiesInStudy"] = ",".join(modalities)
-        with self._answering():
+        with self.answering():
             found = self._web.search_for_studies(
                 search_filters=filters, fields=STUDY_FIELDS, limit=limit
             )
@@ -232,7 +235,7 @@ class PacsClient:
             PacsNotFoundError: The study is not in the PACS.
         """
         filters = {"Modality": ",".join(modalities)} if modalities else {}
-        with self._answering(f"Study {study_uid} is no longer in the PACS."):
+        with self.answering(f"Study {study_uid} is no longer in the PACS."):
             found = self._web.search_for_instances(
                 study_uid, search_filters=filters, fields=INSTANCE_FIELDS
             )
@@ -240,7 +243,7 @@ class PacsClient:
                 search_filters={"StudyInstanceUID": study_uid}, limit=1
             ):
                 raise PacsNotFoundError(f"Study {study_uid} is no longer in the PACS.")
-        rows = [_instance_row(Dataset.from_json(item)) for item in found]
+        rows = [instance_row(Dataset.from_json(item)) for item in found]
         return sorted(rows, key=lambda r: (r.series_uid, r.instance_number or 0, r.sop_uid))
 
     def retrieve(self, study_uid: str, series_uid: str, sop_uid: str) -> Dataset:
@@ -249,7 +252,7 @@ class PacsClient:
         Raises:
             PacsNotFoundError: The instance is not in the PACS.
         """
-        with self._answering(f"Instance {sop_uid} of study {study_uid} is no longer in the PACS."):
+        with self.answering(f"Instance {sop_uid} of study {study_uid} is no longer in the PACS."):
             return self._web.retrieve_instance(study_uid, series_uid, sop_uid)
 
     def retrieve_bytes(self, study_uid: str, series_uid: str, sop_uid: str) -> bytes:
@@ -279,7 +282,7 @@ class PacsClient:
             # file that cannot be read back.
             if getattr(ds, "preamble", None) is None:
                 ds.preamble = b"\0" * 128
-        with self._answering():
+        with self.answering():
             answer = self._web.store_instances(datasets)
         failed = answer.get("FailedSOPSequence") or []
         if failed:

@@ -33,8 +33,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from cxrlib.core.errors import (
     CxrError,
     InputRefusedError,
@@ -44,7 +42,13 @@ from cxrlib.core.errors import (
     PacsUnreachableError,
 )
 from cxrlib.infer.pipeline import Models
-from cxrlib.pacs.client import XRAY_MODALITIES, InstanceRow, PacsClient, PacsConfig
+from cxrlib.pacs.client import (
+    XRAY_MODALITIES,
+    InstanceRow,
+    PacsClient,
+    PacsConfig,
+    instance_row,
+)
 from cxrlib.pacs.results import ModelIdentity, model_identity
 from cxrlib.pacs.scoring import score_instance
 
@@ -119,13 +123,10 @@ class OrthancFeed:
     def __init__(self, client: PacsClient, url: str | None = None) -> None:
         self.client = client
         self.url = (url or orthanc_root(client.config.url)).rstrip("/")
-        self._session = requests.Session()
-        if client.config.user:
-            self._session.auth = (client.config.user, client.config.password)
 
     def _get(self, path: str, missing: str = "", **params: Any) -> Any:
-        with self.client._answering(missing):  # the client's one mapping to typed errors
-            answer = self._session.get(
+        with self.client.answering(missing):
+            answer = self.client.session.get(
                 self.url + path, params=params, timeout=self.client.config.timeout
             )
             answer.raise_for_status()
@@ -147,18 +148,7 @@ class OrthancFeed:
             PacsNotFoundError: It was deleted since.
         """
         tags = self._get(f"/instances/{orthanc_id}/tags", "gone", simplify="")
-        number = str(tags.get("InstanceNumber") or "").strip()
-        return InstanceRow(
-            study_uid=tags.get("StudyInstanceUID", ""),
-            series_uid=tags.get("SeriesInstanceUID", ""),
-            sop_uid=tags.get("SOPInstanceUID", ""),
-            sop_class_uid=tags.get("SOPClassUID", ""),
-            modality=tags.get("Modality", ""),
-            view=tags.get("ViewPosition", ""),
-            body_part=tags.get("BodyPartExamined", ""),
-            series_description=tags.get("SeriesDescription", ""),
-            instance_number=int(number) if number.isdigit() else None,
-        )
+        return instance_row(tags)
 
 
 @dataclass
