@@ -26,7 +26,7 @@ from cxrlib.core.settings import model_path
 from cxrlib.infer.pipeline import Analysis
 from cxrlib.pacs.client import XRAY_MODALITIES, InstanceRow, PacsClient, PacsConfig, StudyRow
 from cxrlib.pacs.results import ModelIdentity, ReportContent, model_identity
-from cxrlib.pacs.scoring import existing_results, send_results
+from cxrlib.pacs.scoring import send_results, study_results
 
 #: The days before today that the worklist shows at first.
 DEFAULT_DAYS = 7
@@ -108,11 +108,6 @@ class WorklistRow:
         return f"PACS accession {self.study.accession or '(none)'}, {image}"
 
 
-def _scored(client: PacsClient, image: InstanceRow, model: ModelIdentity) -> ReportContent | None:
-    found = existing_results(client, image.study_uid, image.sop_uid, model)
-    return found[0].report if found else None
-
-
 def worklist(
     client: PacsClient,
     date_from: date | None,
@@ -130,12 +125,13 @@ def worklist(
     for study in client.search_studies(date_from, date_to, accession.strip() or None):
         try:
             images = client.search_instances(study.study_uid, XRAY_MODALITIES)
-            rows += [
-                WorklistRow(study, image, _scored(client, image, model) if model else None)
-                for image in images
-            ]
+            stored = study_results(client, study.study_uid, model) if model and images else []
         except PacsNotFoundError:  # deleted since the search
             continue
+        reports: dict[str, ReportContent] = {}
+        for result in stored:  # the first of this model's reports on an image, as scoring finds
+            reports.setdefault(result.report.source_sop_instance_uid, result.report)
+        rows += [WorklistRow(study, image, reports.get(image.sop_uid)) for image in images]
     return worklist_order(rows)
 
 

@@ -54,11 +54,11 @@ class SendOutcome:
     sop_uids: tuple[str, ...]
 
 
-def existing_results(
-    client: PacsClient, study_uid: str, sop_uid: str, identity: ModelIdentity
+def study_results(
+    client: PacsClient, study_uid: str, identity: ModelIdentity
 ) -> list[StoredResult]:
-    """The CXR Lens reports in the study on instance ``sop_uid`` by a model with the weights
-    of ``identity``: one search for the study's reports, then each CXR Lens one fetched.
+    """The CXR Lens reports in a study by a model with the weights of ``identity``, on any of
+    its instances: one search for the study's reports, then each CXR Lens one fetched.
 
     Raises:
         PacsNotFoundError: The study is not in the PACS.
@@ -73,10 +73,21 @@ def existing_results(
             continue
         except PacsNotFoundError:  # deleted since the search
             continue
-        same_model = report.model.weights_sha256 == identity.weights_sha256
-        if same_model and report.source_sop_instance_uid == sop_uid:
+        if report.model.weights_sha256 == identity.weights_sha256:
             found.append(StoredResult(row, report))
     return found
+
+
+def existing_results(
+    client: PacsClient, study_uid: str, sop_uid: str, identity: ModelIdentity
+) -> list[StoredResult]:
+    """This model's reports (:func:`study_results`) on instance ``sop_uid``.
+
+    Raises:
+        PacsNotFoundError: The study is not in the PACS.
+    """
+    found = study_results(client, study_uid, identity)
+    return [r for r in found if r.report.source_sop_instance_uid == sop_uid]
 
 
 def _skipped(found: list[StoredResult]) -> SendOutcome:
