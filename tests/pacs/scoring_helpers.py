@@ -10,12 +10,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from pacs_fixtures import client_of, running_orthanc
 from pydicom import Dataset
 
-from cxrlib.pacs.client import InstanceRow, PacsClient, PacsConfig
+from cxrlib.pacs.client import InstanceRow, PacsClient
 from cxrlib.pacs.demo import DEMO_PATIENT_NAME, DEMO_SAMPLES, demo_dataset
 from cxrlib.pacs.results import SERIES_DESCRIPTION
-from cxrlib.pacs.server import RunningOrthanc, local_orthanc
+from cxrlib.pacs.server import RunningOrthanc
 
 #: What no log line may show: the demo patient's name and ID, and a birth date set here.
 BIRTH_DATE = "19610203"
@@ -55,14 +56,10 @@ def broken_pixels() -> Dataset:
 
 
 @contextmanager
-def own_pacs(storage: Path, **kw) -> Iterator[tuple[RunningOrthanc, PacsClient]]:
+def own_pacs(storage: Path) -> Iterator[tuple[RunningOrthanc, PacsClient]]:
     """An empty Orthanc for one test, and a client of it."""
-    with local_orthanc(storage, **kw) as orthanc:
+    with running_orthanc(storage) as orthanc:
         yield orthanc, client_of(orthanc)
-
-
-def client_of(orthanc: RunningOrthanc) -> PacsClient:
-    return PacsClient(PacsConfig(orthanc.dicomweb_url, orthanc.user, orthanc.password))
 
 
 def results_in(client: PacsClient, study_uid: str) -> list[InstanceRow]:

@@ -10,10 +10,10 @@ import time
 
 import psutil
 import pytest
+from pacs_fixtures import client_of
 from scoring_helpers import (
     PATIENT_DATA,
     broken_pixels,
-    client_of,
     noise,
     own_pacs,
     results_in,
