@@ -85,8 +85,9 @@ import requests
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 
-from cxrlib.app.server import free_port, streamlit_command, wait_healthy
+from cxrlib.app.server import streamlit_command, wait_healthy
 from cxrlib.core.formatting import pct
+from cxrlib.core.net import free_port
 from cxrlib.core.timings import STAGES
 
 CHROMIUM = os.environ.get("CXR_CHROMIUM", "/usr/bin/chromium")

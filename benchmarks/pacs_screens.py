@@ -25,7 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import requests
 from PIL import Image
 
-from cxrlib.app.server import free_port, streamlit_command, wait_healthy
+from cxrlib.app.server import streamlit_command, wait_healthy
+from cxrlib.core.net import free_port
 from cxrlib.core.settings import ROOT
 from cxrlib.pacs.client import PacsClient, PacsConfig
 from cxrlib.pacs.demo import load_demo

@@ -3,7 +3,6 @@ only the command line and a health check, nothing here imports Streamlit."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -11,13 +10,6 @@ import time
 import requests
 
 from cxrlib.core.settings import ROOT
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def streamlit_command(port: int, python: str | None = None) -> list[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from pathlib import Path
 import requests
 
 from cxrlib.core.errors import PacsError
+from cxrlib.core.net import free_port
 
 ORTHANC = Path("/usr/sbin/Orthanc")
 TEMPLATE = Path(__file__).with_name("orthanc.json")
@@ -39,13 +39,6 @@ class RunningOrthanc:
     @property
     def dicomweb_url(self) -> str:
         return f"{self.url}/dicom-web"
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def orthanc_config(storage: Path, http_port: int, user: str, password: str) -> dict[str, object]:

@@ -23,7 +23,8 @@ from app_helpers import app_pages
 from pdf_text import pdf_plaintext
 from PIL import Image
 
-from cxrlib.app.server import free_port, streamlit_command, wait_healthy
+from cxrlib.app.server import streamlit_command, wait_healthy
+from cxrlib.core.net import free_port
 from pages import _compat
 
 pytestmark = pytest.mark.browser

@@ -16,6 +16,7 @@ from cxrlib.app.gallery import list_samples
 from cxrlib.app.resources import get_resources
 from cxrlib.app.texts import DISCLAIMER
 from cxrlib.core.methods import METHOD_LABELS
+from cxrlib.core.net import free_port
 from cxrlib.core.timings import COUNTERS
 from cxrlib.infer.pipeline import GateVerdict
 from cxrlib.infer.runtime import device_description
@@ -94,11 +95,7 @@ def test_user_file_names_are_shown_as_text(app_env):
 
 
 def test_a_model_server_that_is_down_falls_back_with_a_message(app_env, monkeypatch):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()
     monkeypatch.setenv("CXR_MODEL_SERVER", f"http://127.0.0.1:{closed}")
     at = new_app().run()
     _upload(at, "chest.png", png_of("pneumonia_nih_00007408_000.jpg"), "image/png")

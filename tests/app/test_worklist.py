@@ -3,14 +3,13 @@ holding the demo studies (a synthetic patient, one study a day over the last day
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from app_helpers import new_app, texts
 from pacs_fixtures import client_of, running_orthanc
 
 from cxrlib.app import worklist as wl
 from cxrlib.app.resources import get_resources
+from cxrlib.core.net import free_port
 from cxrlib.pacs.demo import DEMO_PATIENT_NAME, load_demo
 from cxrlib.pacs.results import SERIES_DESCRIPTION, read_report
 from cxrlib.pacs.scoring import score_instance
@@ -120,9 +119,7 @@ def test_settings_from_streamlit_secrets(no_pacs_env, demo_pacs):
 
 
 def test_an_unreachable_pacs_is_a_message(app_env, monkeypatch):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()
     monkeypatch.setenv("CXR_PACS_URL", f"http://127.0.0.1:{closed}/dicom-web")
     at = _worklist()
     (error,) = at.error

@@ -21,6 +21,7 @@ from cxrlib.core.errors import (
     PacsNotFoundError,
     PacsUnreachableError,
 )
+from cxrlib.core.net import free_port
 from cxrlib.io.decode import decode_image
 from cxrlib.pacs.client import PacsClient, PacsConfig
 from cxrlib.pacs.demo import DEMO_PATIENT_NAME, demo_datasets
@@ -161,10 +162,7 @@ def test_a_wrong_or_missing_password_is_an_auth_error_that_does_not_repeat_it(or
 
 
 def test_a_closed_port_is_unreachable_and_says_what_to_check():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/dicom-web"
+    url = f"http://127.0.0.1:{free_port()}/dicom-web"
     with pytest.raises(PacsUnreachableError, match="check CXR_PACS_URL") as caught:
         PacsClient(PacsConfig(url, "u", "p", timeout=5)).ping()
     assert url in str(caught.value)

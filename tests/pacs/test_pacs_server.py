@@ -17,11 +17,12 @@ import pytest
 from ray_procs import all_gone
 
 from cxrlib.core.errors import PacsError
+from cxrlib.core.net import free_port
 from cxrlib.core.settings import ROOT
 from cxrlib.pacs.cli import main
 from cxrlib.pacs.client import PacsClient, PacsConfig
 from cxrlib.pacs.demo import DEMO_PATIENT_NAME, DEMO_SAMPLES, demo_datasets
-from cxrlib.pacs.server import ORTHANC, free_port, local_orthanc
+from cxrlib.pacs.server import ORTHANC, local_orthanc
 
 needs_orthanc = pytest.mark.skipif(
     not ORTHANC.exists(), reason=f"Orthanc is not installed ({ORTHANC}): `make pacs-deps`"

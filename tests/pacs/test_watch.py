@@ -22,8 +22,9 @@ from scoring_helpers import (
 )
 
 from cxrlib.core.errors import PacsUnreachableError
+from cxrlib.core.net import free_port
 from cxrlib.pacs import cli, watch
-from cxrlib.pacs.server import free_port, local_orthanc
+from cxrlib.pacs.server import local_orthanc
 
 FAST = watch.Retry(first=0.05, cap=0.2, tries=3)
 

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 
 import numpy as np
 import pytest
 
 from cxrlib.core.errors import ModelServerError
+from cxrlib.core.net import free_port
 from cxrlib.core.settings import SAMPLES_DIR
 from cxrlib.infer.pipeline import GateVerdict, Models, analyse
 from cxrlib.serve.client import RemoteAnalyser, build, decode, encode
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_codec_gives_back_equal_arrays_tuples_and_dataclasses():
@@ -41,7 +35,7 @@ def test_the_codec_gives_back_equal_arrays_tuples_and_dataclasses():
 
 
 def test_a_server_that_is_down_is_a_model_server_error():
-    down = RemoteAnalyser(f"http://127.0.0.1:{_closed_port()}", timeout=5)
+    down = RemoteAnalyser(f"http://127.0.0.1:{free_port()}", timeout=5)
     with pytest.raises(ModelServerError, match="not reachable"):
         down.health()
     with pytest.raises(ModelServerError, match="not reachable"):
@@ -62,7 +56,7 @@ def test_the_client_imports_neither_ray_nor_tensorflow():
 def test_the_app_falls_back_to_its_own_model_when_the_server_is_down(monkeypatch):
     from cxrlib.app.resources import load_resources
 
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("CXR_MODEL_SERVER", url)
     res = load_resources()
     message = res.errors["model server"]
@@ -77,7 +71,7 @@ def test_a_server_that_stops_answering_is_a_typed_error_in_the_app():
     from cxrlib.core.errors import ModelServerError
     from cxrlib.infer.pipeline import decode, diagnose_image
 
-    res = Resources(remote=RemoteAnalyser(f"http://127.0.0.1:{_closed_port()}", timeout=5))
+    res = Resources(remote=RemoteAnalyser(f"http://127.0.0.1:{free_port()}", timeout=5))
     data = (SAMPLES_DIR / "covid_cxnet_265.jpg").read_bytes()
     with pytest.raises(ModelServerError, match="not reachable"):
         diagnose_image(res, decode(data), cache=LRUCache(), data=data)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 from ray_procs import all_gone, started_by
 
 from cxrlib.core.errors import ImageError
+from cxrlib.core.net import free_port
 from cxrlib.core.settings import SAMPLES_DIR
 from cxrlib.infer.pipeline import Models, analyse
 from cxrlib.predict.rows import load_models, score_items
@@ -22,12 +22,6 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 
 SAMPLES = ["covid_cxnet_265.jpg", "normal_nih_00002576_008.jpg", "pneumonia_nih_00001200_000.jpg"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
