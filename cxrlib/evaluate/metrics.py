@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import recall_score
 
-from cxrlib.core.hashing import sha256_file
+from cxrlib.core.hashing import sha256_bytes
 from cxrlib.infer.classifier import Classifier
 from cxrlib.infer.pipeline import Decoded, Models, diagnose_image
 from cxrlib.infer.views import View
@@ -34,7 +34,8 @@ def diagnosed_probabilities(
     for file in files:
         # Read as training reads them, without the upload checks: a split is scored whole,
         # the odd image smaller than an upload may be included.
-        decoded = Decoded(sha256_file(file), load_gray(file))
+        gray = load_gray(file)
+        decoded = Decoded(sha256_bytes(gray.tobytes()), gray)  # the file is read once
         rows.append(diagnose_image(models, decoded, method=None).probabilities)
     return np.stack(rows) if rows else np.zeros((0, len(classifier.class_names)), np.float32)
 
