@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(REQ_HASH)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 PORT ?= 8501
 
-.PHONY: install run test test-fast browser-deps pacs-deps pacs lint models clean serve
+.PHONY: install run test test-fast browser-deps pacs-deps pacs lint models candidate clean serve
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,17 @@ models: install
 	$(BIN)/python -m cxrlib.evaluate external ../shared/lungs --record
 	$(BIN)/python -m cxrlib.evaluate loso nih,quex --data ../shared/cxr --epochs 14 --steps 0 --views --record
 	$(BIN)/python -m cxrlib.train.gate fit --data ../shared/cxr --lungs ../shared/lungs --out models/ood.npz
+
+# A trained candidate (python -m cxrlib.train --out $(CANDIDATE) ...) calibrated as the committed
+# model is and scored on the validation split only, as the app predicts: $(CANDIDATE)/val.json
+# (metrics) and $(CANDIDATE)/audit_val.json (lungs erased, resolution, source probe).
+CANDIDATE_MODEL = $(CANDIDATE)/cxr_classifier.keras
+candidate: install
+	@test -f "$(CANDIDATE_MODEL)" || (echo "usage: make candidate CANDIDATE=<folder with cxr_classifier.keras>"; exit 2)
+	$(BIN)/python -m cxrlib.train.calibrate --model $(CANDIDATE_MODEL) --data ../shared/cxr
+	$(BIN)/python -m cxrlib.train.calibrate --model $(CANDIDATE_MODEL) --data ../shared/cxr --views
+	$(BIN)/python -m cxrlib.evaluate metrics --model $(CANDIDATE_MODEL) --manifest ../shared/cxr/manifest.csv --split val --bootstrap 1000 --json $(CANDIDATE)/val.json
+	$(BIN)/python -m cxrlib.evaluate audit --model $(CANDIDATE_MODEL) --data ../shared/cxr --split val --ablate --shortcuts --json $(CANDIDATE)/audit_val.json
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache
