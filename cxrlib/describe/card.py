@@ -112,8 +112,6 @@ def describe_training(cfg: dict[str, Any]) -> str:
         sampling += f"; within a class, a source of n images weighs n^{power:g}"
         if floor > 1:
             sampling += f" (sources under {floor} images weighted as {floor})"
-        for name, own in (cfg.get("class_sampling_power") or {}).items():
-            sampling += f" ({name}: n^{own:g})"
     aug = cfg.get("augment") or {}
     used = [words.format(aug[k]) for k, words in _AUGMENT_WORDS if aug.get(k)]
     augmentation = "augmentation: " + ", ".join(used) if used else "no augmentation"

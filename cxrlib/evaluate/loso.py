@@ -18,16 +18,7 @@ from cxrlib.train.data import read_manifest
 logger = logging.getLogger(__name__)
 
 #: What a leave-one-source-out run takes from the model's own recipe.
-_RECIPE = (
-    "arch",
-    "alpha",
-    "width",
-    "seed",
-    "sampling_power",
-    "sampling_floor",
-    "class_sampling_power",
-    "augment",
-)
+_RECIPE = ("arch", "alpha", "width", "seed", "sampling_power", "sampling_floor", "augment")
 
 
 def loso_config(classifier: Classifier, epochs: int, steps: int) -> TrainConfig:

@@ -140,13 +140,7 @@ def train(
         len(tr), size=min(TRAIN_EVAL_IMAGES, len(tr)), replace=False
     )
     steps = cfg.steps_per_epoch or max(1, len(tr) // cfg.batch_size)
-    probs = sampling_weights(
-        y_tr,
-        tr["source"],
-        power=cfg.sampling_power,
-        floor=cfg.sampling_floor,
-        class_power={CLASS_NAMES.index(k): v for k, v in cfg.class_sampling_power.items()},
-    )
+    probs = sampling_weights(y_tr, tr["source"], power=cfg.sampling_power, floor=cfg.sampling_floor)
     batches = AugmentedBatches(x_tr, y_tr, probs, cfg, steps)
     model = build_classifier(
         cfg.preprocess.size, cfg.arch, alpha=cfg.alpha, width=cfg.width, seed=cfg.seed

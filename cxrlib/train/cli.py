@@ -66,14 +66,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="(source, class) groups smaller than this are weighted per image like a group "
         "of this size, so tiny sources are not oversampled (1 = off)",
     )
-    p.add_argument(
-        "--class-sampling-power",
-        action="append",
-        default=[],
-        dest="class_power",
-        metavar="CLASS=POWER",
-        help="this class's own --sampling-power (repeatable), e.g. covid=1",
-    )
     p.add_argument("--steps-per-epoch", type=int, default=None)
     p.add_argument("--size", type=int, default=dp.size)
     p.add_argument(
@@ -86,20 +78,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _class_power(text: str) -> tuple[str, float]:
-    name, _, power = text.partition("=")
-    try:
-        return name.strip(), float(power)
-    except ValueError:
-        raise SystemExit(f"--class-sampling-power wants CLASS=POWER, got {text!r}") from None
-
-
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     """The training run that parsed arguments ask for."""
     return TrainConfig(
         **{k: v for k, v in vars(a).items() if k in TrainConfig.model_fields},
         exclude_sources=tuple(a.exclude_source),
-        class_sampling_power=dict(_class_power(x) for x in a.class_power),
         preprocess=PreprocessConfig(size=a.size, lung_crop=a.lung_crop),
     )
 

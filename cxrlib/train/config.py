@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from cxrlib.infer.preprocess import PreprocessConfig
 from cxrlib.train.augment import AugmentConfig
@@ -27,18 +27,7 @@ class TrainConfig(BaseModel):
     seed: int = 0
     sampling_power: float = 0.5
     sampling_floor: int = 1
-    class_sampling_power: dict[str, float] = {}  # a class's own sampling_power, by class name
     steps_per_epoch: int | None = None  # default: one pass over the training set
     exclude_sources: tuple[str, ...] = ()
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
-
-    @field_validator("class_sampling_power")
-    @classmethod
-    def _known_classes(cls, powers: dict[str, float]) -> dict[str, float]:
-        from cxrlib.infer.classifier import CLASS_NAMES  # lazy: it loads TensorFlow
-
-        unknown = sorted(set(powers) - set(CLASS_NAMES))
-        if unknown:
-            raise ValueError(f"unknown class(es) {unknown}; expected {list(CLASS_NAMES)}")
-        return powers

@@ -10,7 +10,7 @@ logits and probabilities over image files, for calibration and evaluation.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
@@ -159,12 +159,10 @@ def sampling_weights(
     sources: Iterable[str],
     power: float = 0.5,
     floor: int = 1,
-    class_power: Mapping[int, float] | None = None,
 ) -> np.ndarray:
     """Per-sample probabilities: every class the same mass; within a class, a source of n images
-    mass n**power (1: class balance only; 0: sources equal), or n**class_power[c] in class c. A
-    source under ``floor`` images is weighted per image like one of ``floor``, so that a tiny
-    source is not oversampled."""
+    mass n**power (1: class balance only; 0: sources equal). A source under ``floor`` images is
+    weighted per image like one of ``floor``, so that a tiny source is not oversampled."""
     labels = np.asarray(list(labels))
     sources = np.asarray(list(sources))
     floor = max(1, int(floor))
@@ -174,8 +172,7 @@ def sampling_weights(
         in_c = labels == c
         groups = np.unique(sources[in_c])
         sizes = {g: float(np.sum(in_c & (sources == g))) for g in groups}
-        p = (class_power or {}).get(int(c), power)
-        masses = {g: n * max(n, floor) ** (p - 1.0) for g, n in sizes.items()}
+        masses = {g: n * max(n, floor) ** (power - 1.0) for g, n in sizes.items()}
         total = sum(masses.values())
         for g in groups:
             idx = in_c & (sources == g)

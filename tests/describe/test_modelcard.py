@@ -54,8 +54,6 @@ def test_describe_training_names_sampling_and_each_augmentation_in_use() -> None
         {"sampling_power": 0.25, "sampling_floor": 50, "augment": no_jpeg}
     )
     assert "JPEG" not in text and "under 50 images" in text
-    own = {"sampling_power": 0.5, "class_sampling_power": {"covid": 1.0}, "augment": no_jpeg}
-    assert "n^0.5 (covid: n^1)" in card.describe_training(own)
     off = {k: 0 for k in AugmentConfig().model_dump()}
     assert card.describe_training({"augment": off}).endswith("no augmentation.")
 

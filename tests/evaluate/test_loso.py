@@ -31,10 +31,6 @@ def test_leave_one_source_out_reruns_the_models_own_recipe(tiny_model_path):
         meta={**clf.meta, "train_config": {**tc, "augment": {"p_jpeg": 0, "p_blur": 0.1}}},
     )
     assert loso_config(other, 2, 7).augment == AugmentConfig(p_jpeg=0.0, p_blur=0.1)
-    # So is one whose COVID draws weigh sources with their own power.
-    own = {**tc, "class_sampling_power": {"covid": 1.0}}
-    covid = dataclasses.replace(clf, meta={**clf.meta, "train_config": own})
-    assert loso_config(covid, 2, 7).class_sampling_power == {"covid": 1.0}
 
 
 def test_a_loso_run_on_the_full_schedule_is_kept_apart_from_the_short_one(tiny_model_path):

@@ -104,28 +104,6 @@ def test_sampling_weights_balance_sources_within_a_class():
     assert w1[:90].sum() == pytest.approx(0.45)  # power 1: proportional to size
 
 
-def test_a_class_can_weigh_its_sources_with_its_own_power():
-    labels = [0] * 90 + [0] * 10 + [1] * 90 + [1] * 10
-    sources = ["big"] * 90 + ["small"] * 10 + ["big"] * 90 + ["small"] * 10
-    w = sampling_weights(labels, sources, power=0.0, class_power={1: 1.0})
-    assert w[:90].sum() == pytest.approx(w[90:100].sum())  # class 0: the common power 0
-    assert w[100:190].sum() == pytest.approx(0.45)  # class 1: its own power 1
-    assert w[100:].sum() == pytest.approx(0.5)  # classes keep equal mass
-
-
-def test_class_sampling_power_is_read_from_the_command_line_and_checked():
-    from pydantic import ValidationError
-
-    from cxrlib.train.cli import config_from_args, parse_args
-
-    cfg = config_from_args(parse_args(["--class-sampling-power", "covid=1"]))
-    assert cfg.class_sampling_power == {"covid": 1.0} and cfg.sampling_power == 0.5
-    with pytest.raises(ValidationError, match="unknown class"):
-        TrainConfig(class_sampling_power={"tuberculosis": 1.0})
-    with pytest.raises(SystemExit, match="CLASS=POWER"):
-        config_from_args(parse_args(["--class-sampling-power", "covid"]))
-
-
 def test_sampling_floor_keeps_tiny_groups_from_being_oversampled():
     labels = [0] * 100 + [0] * 100 + [0] * 2
     sources = ["a"] * 100 + ["b"] * 100 + ["tiny"] * 2
