@@ -56,12 +56,16 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The classifier's two calibrations (temperature, then the 9 test-time views), shared by the
+# committed model and a candidate so that both are calibrated the same way.
+calibrate = $(BIN)/python -m cxrlib.train.calibrate --model $(1) --data ../shared/cxr
+
 # Re-train every committed model (slow: see README for times).
 models: install
 	$(BIN)/python -m cxrlib.train.segmenter train --data ../shared/lungs --out models/
 	$(BIN)/python -m cxrlib.train --data ../shared/cxr --out models/
-	$(BIN)/python -m cxrlib.train.calibrate --model models/cxr_classifier.keras --data ../shared/cxr
-	$(BIN)/python -m cxrlib.train.calibrate --model models/cxr_classifier.keras --data ../shared/cxr --views
+	$(call calibrate,models/cxr_classifier.keras)
+	$(call calibrate,models/cxr_classifier.keras) --views
 	$(BIN)/python -m cxrlib.evaluate metrics --record --data ../shared/cxr
 	$(BIN)/python -m cxrlib.evaluate audit --data ../shared/cxr --split test --ablate --explain --shortcuts --record --bootstrap 200
 	$(BIN)/python -m cxrlib.evaluate methods --data ../shared/cxr --split test --images 120 --record
@@ -75,8 +79,8 @@ models: install
 CANDIDATE_MODEL = $(CANDIDATE)/cxr_classifier.keras
 candidate: install
 	@test -f "$(CANDIDATE_MODEL)" || (echo "usage: make candidate CANDIDATE=<folder with cxr_classifier.keras>"; exit 2)
-	$(BIN)/python -m cxrlib.train.calibrate --model $(CANDIDATE_MODEL) --data ../shared/cxr
-	$(BIN)/python -m cxrlib.train.calibrate --model $(CANDIDATE_MODEL) --data ../shared/cxr --views
+	$(call calibrate,$(CANDIDATE_MODEL))
+	$(call calibrate,$(CANDIDATE_MODEL)) --views
 	$(BIN)/python -m cxrlib.evaluate metrics --model $(CANDIDATE_MODEL) --manifest ../shared/cxr/manifest.csv --split val --bootstrap 1000 --json $(CANDIDATE)/val.json
 	$(BIN)/python -m cxrlib.evaluate audit --model $(CANDIDATE_MODEL) --data ../shared/cxr --split val --ablate --shortcuts --json $(CANDIDATE)/audit_val.json
 
