@@ -166,3 +166,41 @@ def test_made_negatives_are_many_varied_and_reproducible() -> None:
     assert all(n.startswith(("binary_blobs", "tile")) for n in differ), differ
     images = dict((n, im) for n, im, _ in negs)
     assert images["astronaut"].ndim == 3 and images["astronaut_gray"].ndim == 2
+
+
+def _predictions(covid_p: list[float], adult_pneumonia_p: list[float]) -> dict:
+    """COVID images (radiography) and adult pneumonias (quex), each row's p(COVID) given and
+    the rest split between normal and pneumonia, as ``benchmarks.candidates`` reads them."""
+    import numpy as np
+
+    rows = [(p, 0, "radiography") for p in covid_p] + [(p, 2, "quex") for p in adult_pneumonia_p]
+    probs = [[p, (1 - p) * 0.4, (1 - p) * 0.6] for p, _, _ in rows]
+    return {
+        "probs": np.array(probs),
+        "y": np.array([y for _, y, _ in rows]),
+        "source": np.array([s for _, _, s in rows]),
+        "path": np.array([f"img{i}.png" for i in range(len(rows))]),
+    }
+
+
+def test_covid_is_compared_at_the_same_rate_of_adult_pneumonias_called_covid() -> None:
+    """benchmarks/candidates.py: a model that calls adult opacities COVID does not win on COVID."""
+    import numpy as np
+
+    from benchmarks import candidates
+
+    # Finds every COVID image, but by calling half the adult pneumonias COVID too.
+    eager = _predictions([0.9, 0.8, 0.7, 0.6], [0.95, 0.85, 0.1, 0.2])
+    # Finds three of four, and calls no adult pneumonia COVID.
+    careful = _predictions([0.9, 0.8, 0.7, 0.15], [0.2, 0.1, 0.15, 0.05])
+    assert candidates.adult_pneumonias_called_covid(eager) == 0.5
+    assert candidates.adult_pneumonias_called_covid(careful) == 0.0
+    # Held to careful's rate (none above the threshold), eager finds no COVID image at all.
+    assert candidates.covid_found_at_rate(eager, 0.0) == 0.0
+    assert candidates.covid_found_at_rate(careful, 0.0) == 0.75
+    assert candidates.covid_against_adult_auc(careful) > candidates.covid_against_adult_auc(eager)
+    both = candidates.averaged([eager, careful])
+    assert np.allclose(both["probs"][0, 0], 0.9)
+    careful["path"] = careful["path"][::-1]
+    with pytest.raises(ValueError, match="same images"):
+        candidates.averaged([eager, careful])
