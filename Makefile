@@ -62,7 +62,7 @@ calibrate = $(BIN)/python -m cxrlib.train.calibrate --model $(1) --data ../share
 
 # Re-train every committed model (slow: see README for times).
 models: install
-	$(BIN)/python -m cxrlib.train.segmenter train --data ../shared/lungs --out models/
+	$(BIN)/python -m cxrlib.train.segmenter train --data ../shared/lungs --out models/ --epochs 16
 	$(BIN)/python -m cxrlib.train --data ../shared/cxr --out models/
 	$(call calibrate,models/cxr_classifier.keras)
 	$(call calibrate,models/cxr_classifier.keras) --views
