@@ -74,11 +74,14 @@ def _training_data(meta: dict) -> None:
     st.caption(card.describe_training_data(meta) + " " + prose("training_note"))
 
 
-def _caveats() -> None:
+def _caveats(metrics: Metrics) -> None:
     st.subheader("When not to trust it")
+    figures = card.caveat_figures(metrics)
     for column, c in zip(st.columns(3), caveats()):
         with column:
             st.markdown(f"**{c.title}.** {c.body}")
+            for line in figures.get(c.tab, []):
+                st.caption(line)
             _evidence(c.tab, f"Evidence: Metrics › {c.tab}")
 
 
@@ -155,7 +158,7 @@ def main() -> None:
     _header(meta, metrics, path)
     _intended_use()
     _training_data(meta)
-    _caveats()
+    _caveats(metrics)
     _full_card(meta, metrics, path)
 
 

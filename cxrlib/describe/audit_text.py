@@ -126,6 +126,43 @@ def describe_shortcuts(section: Shortcuts) -> list[str]:
     ]
 
 
+#: The one collection of children's X-rays: telling it apart is telling a child from an adult.
+CHILDREN_SOURCE = "kermany"
+
+
+def _named_own_source(section: Shortcuts, source: str) -> float | None:
+    """Share of ``source``'s images, over every class's probe, that it named ``source``."""
+    right = total = 0
+    for probe in section.source_probe.values():
+        if source in probe.sources and probe.confusion:
+            row = probe.confusion[probe.sources.index(source)]
+            right, total = right + row[probe.sources.index(source)], total + sum(row)
+    return right / total if total else None
+
+
+def describe_source_probe_plainly(section: Shortcuts) -> str | None:
+    """The source probe in a sentence or two for a clinician (the Trust page), or None."""
+    if not section.source_probe:
+        return None
+    named = [
+        f"{pct(p.balanced_accuracy)} of the time for a {label} X-ray "
+        f"({len(p.sources)} collections; guessing: {pct(p.chance)})"
+        for label, p in section.source_probe.items()
+    ]
+    text = (
+        "Shown only what the network makes of an image, a simple model named the collection "
+        f"it came from {join(named)}: the more often, the more an answer could rest on where an "
+        "X-ray was taken rather than on the lungs."
+    )
+    children = _named_own_source(section, CHILDREN_SOURCE)
+    if children is not None:
+        text += (
+            f" {pct(children)} of the children's X-rays were named as the children's "
+            "collection: the network sees a child's chest as a child's, as a radiologist does."
+        )
+    return text
+
+
 def methods_table(section: ExplainMethods) -> Any:
     """One row per heatmap method."""
     rows = []

@@ -211,10 +211,24 @@ def adult_patient_lines(metrics: Metrics, split_name: str = "test") -> list[str]
     ]
 
 
-def caveats_markdown() -> str:
-    """The caveats, each naming the Metrics tab with its evidence, then the recommendations."""
+def caveat_figures(metrics: Metrics) -> dict[str, list[str]]:
+    """Figures shown under a caveat, by the Metrics tab of its evidence: the source probe, in
+    words, under the caveat about shortcuts (what a model trained without an adult source
+    found of it is under Quantitative analyses, and leads the Metrics page)."""
+    probe = (
+        audit_text.describe_source_probe_plainly(metrics.shortcuts) if metrics.shortcuts else None
+    )
+    return {"Shortcut audit": [probe]} if probe else {}
+
+
+def caveats_markdown(metrics: Metrics) -> str:
+    """The caveats, each with its measured figures and the Metrics tab of its evidence, then
+    the recommendations."""
+    figures = caveat_figures(metrics)
     lines = [
-        f"- **{c.title}.** {c.body} Evidence: the Metrics page, tab *{c.tab}*." for c in caveats()
+        f"- **{c.title}.** {' '.join([c.body, *figures.get(c.tab, [])])} "
+        f"Evidence: the Metrics page, tab *{c.tab}*."
+        for c in caveats()
     ]
     return "\n".join(lines) + "\n\n**Recommendations**\n\n" + prose("recommendations")
 
@@ -338,7 +352,7 @@ def model_card_markdown(meta: dict[str, Any], metrics: Metrics, model_file: str)
         ("Training data", "\n\n".join([*training, prose("training_note")])),
         ("Quantitative analyses", quantitative_markdown(meta, metrics)),
         ("Ethical considerations", prose("ethics")),
-        ("Caveats and recommendations", caveats_markdown()),
+        ("Caveats and recommendations", caveats_markdown(metrics)),
         ("Data licences and citations", prose("citations")),
     )
     body = "\n\n".join(f"## {title}\n\n{text}" for title, text in sections)

@@ -715,6 +715,17 @@ def test_outside_data_shows_the_collection_it_never_trained_on(app_env, monkeypa
     assert "'covid' for **42%**" not in texts(at)
 
 
+def test_the_model_card_says_in_words_whether_the_network_knows_the_collection(
+    app_env, monkeypatch, tmp_path
+):
+    at = new_app().run()
+    at.switch_page("pages/model_card.py").run()
+    assert "a simple model named the collection" not in texts(at)  # not measured yet
+    at = _metrics_with(app_env, monkeypatch, tmp_path, shortcuts=saved_metrics.shortcuts())
+    (caption,) = [c.value for c in at.caption if "a simple model named the collection" in c.value]
+    assert "71% of the time for a normal X-ray (2 collections; guessing: 50%)" in caption
+
+
 def test_the_shortcut_audit_shows_resolution_and_hospital(app_env, monkeypatch, tmp_path):
     shortcuts = saved_metrics.shortcuts()
     at = _metrics_with(

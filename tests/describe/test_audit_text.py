@@ -68,3 +68,32 @@ def test_describe_methods_puts_each_method_in_its_band():
     assert note is not None and "the maps of SmoothGrad (0.59) kept" in note
     assert "Grad-CAM" not in note and "LayerCAM" not in note
     assert audit_text.describe_methods(read_section("explain_methods", {})) == []
+
+
+def test_the_source_probe_in_plain_words_counts_the_childrens_collection_over_classes():
+    probe = {
+        "normal": {
+            "sources": ["kermany", "nih", "radiography"],
+            "balanced_accuracy": 0.55,
+            "chance": 1 / 3,
+            "confusion": [[9, 0, 1], [0, 2, 8], [1, 1, 8]],
+        },
+        "pneumonia": {
+            "sources": ["kermany", "quex"],
+            "balanced_accuracy": 0.6,
+            "chance": 0.5,
+            "confusion": [[8, 2], [3, 7]],
+        },
+    }
+    section = read_section("shortcuts", {"source_probe": probe})
+    text = audit_text.describe_source_probe_plainly(section)
+    assert "55% of the time for a normal X-ray (3 collections; guessing: 33%)" in text
+    assert "60% of the time for a pneumonia X-ray (2 collections; guessing: 50%)" in text
+    assert "85% of the children's X-rays" in text  # (9 + 8) of (10 + 10), over both classes
+    # Without the children's collection, or without its confusion, no sentence about it.
+    adults_only = audit_text.describe_source_probe_plainly(
+        read_section("shortcuts", saved_metrics.shortcuts())
+    )
+    assert "71% of the time for a normal X-ray" in adults_only
+    assert "children" not in adults_only
+    assert audit_text.describe_source_probe_plainly(read_section("shortcuts", {})) is None

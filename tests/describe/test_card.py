@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from saved_metrics import METHODS_SECTION, external, typed
+from saved_metrics import METHODS_SECTION, external, shortcuts, typed
 
 from cxrlib.describe import card, results
 from cxrlib.describe.prose import caveats, prose
@@ -82,6 +82,17 @@ def test_the_card_carries_the_numbers_behind_each_figure(text):
 def test_the_caveats_name_their_evidence(text):
     for c in caveats():
         assert f"- **{c.title}.** {c.body} Evidence: the Metrics page, tab *{c.tab}*." in text
+
+
+def test_the_source_probe_in_words_follows_the_caveat_about_shortcuts():
+    metrics = typed({"splits": {"test": TEST}, "shortcuts": shortcuts()})
+    (probe,) = card.caveat_figures(metrics)["Shortcut audit"]
+    assert "71% of the time for a normal X-ray (2 collections; guessing: 50%)" in probe
+    text = card.model_card_markdown(META, metrics, "m.keras")
+    (line,) = [line for line in text.splitlines() if probe in line]
+    assert line.startswith("- **It can be right for the wrong reasons.**")
+    assert line.endswith("Evidence: the Metrics page, tab *Shortcut audit*.")
+    assert card.caveat_figures(typed({"splits": {"test": TEST}})) == {}
 
 
 def test_the_committed_model_has_a_card():
