@@ -34,7 +34,7 @@ def _delta(v: float | None, ref: float | None) -> str | None:
 
 def _headline(split: Split, split_name: str, metrics: Metrics) -> None:
     """The figures that answer "how good is it, and on what?", and what matters most for an
-    adult at a hospital it has not seen."""
+    adult from a collection it did not train on."""
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Balanced accuracy", _pct(split.balanced_accuracy))
     c2.metric("Accuracy", _pct(split.accuracy))

@@ -121,7 +121,9 @@ def test_the_adult_patient_lines_put_the_seen_hospitals_before_the_unseen():
     metrics = typed({"splits": {"test": scored}, "loso_full": {"sources": nih}})
     seen, unseen = card.adult_patient_lines(metrics)
     assert seen == results.describe_adults(metrics.test)
-    assert unseen.startswith("**At a hospital it has not seen.** Trained without the adult NIH")
+    assert unseen.startswith(
+        "**An adult collection it did not train on.** Trained without the adult NIH"
+    )
     assert "**10%** of its pneumonia" in unseen
     assert card.adult_patient_lines(typed({"splits": {"test": TEST}})) == []
     text = card.model_card_markdown(META, metrics, "m.keras")
