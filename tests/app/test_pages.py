@@ -720,10 +720,10 @@ def test_the_model_card_says_in_words_whether_the_network_knows_the_collection(
 ):
     at = new_app().run()
     at.switch_page("pages/model_card.py").run()
-    assert "a simple model named the collection" not in texts(at)  # not measured yet
+    assert "reading the network's features names" not in texts(at)  # not measured yet
     at = _metrics_with(app_env, monkeypatch, tmp_path, shortcuts=saved_metrics.shortcuts())
-    (caption,) = [c.value for c in at.caption if "a simple model named the collection" in c.value]
-    assert "71% of the time for a normal X-ray (2 collections; guessing: 50%)" in caption
+    (caption,) = [c.value for c in at.caption if "reading the network's features names" in c.value]
+    assert "normal X-ray's collection 71% of the time (guessing: 50%)" in caption
 
 
 def test_the_shortcut_audit_shows_resolution_and_hospital(app_env, monkeypatch, tmp_path):

@@ -87,7 +87,7 @@ def test_the_caveats_name_their_evidence(text):
 def test_the_source_probe_in_words_follows_the_caveat_about_shortcuts():
     metrics = typed({"splits": {"test": TEST}, "shortcuts": shortcuts()})
     (probe,) = card.caveat_figures(metrics)["Shortcut audit"]
-    assert "71% of the time for a normal X-ray (2 collections; guessing: 50%)" in probe
+    assert "normal X-ray's collection 71% of the time (guessing: 50%)" in probe
     text = card.model_card_markdown(META, metrics, "m.keras")
     (line,) = [line for line in text.splitlines() if probe in line]
     assert line.startswith("- **It can be right for the wrong reasons.**")
