@@ -19,7 +19,7 @@ class TrainConfig(BaseModel):
     arch: Literal["mobilenetv2", "small"] = "mobilenetv2"
     alpha: float = 0.5
     width: int | None = None  # first-stage filters of "small"; None = the arch's default
-    epochs: int = 14
+    epochs: int = 20
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 1e-4
