@@ -74,6 +74,7 @@ def test_absent_optional_sections_stay_absent():
         (("ablation", "lungs_erased"), "balanced_accuracy", "bal_acc", "ablation.lungs_erased.balanced_accuracy"),
         (("external", "collections", "openist_normal"), "label", None, "external.collections.openist_normal.label"),
         (("shortcuts", "source_probe", "normal"), "chance", None, "shortcuts.source_probe.normal.chance"),
+        (("alternatives", "the same recipe, seed 1"), "lungs_erased", None, "alternatives.the same recipe, seed 1.lungs_erased"),
     ],
 )  # fmt: skip
 def test_a_renamed_or_missing_required_key_raises_a_clear_error(

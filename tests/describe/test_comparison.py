@@ -173,11 +173,13 @@ def test_a_reseeded_copy_of_the_recipe_is_shown_as_chance_not_as_a_rival():
     assert "another seed" not in comparison.comparison_note(comparisons(meta, metrics))
 
 
-def test_the_committed_record_states_every_training_setting():
-    # The comparison reads a recipe off the records as they are, so the committed model's must
-    # spell out every setting as the current training config writes it.
+def test_the_committed_records_state_every_training_setting():
+    # The comparison reads a recipe off the records as they are, so they must spell out every
+    # setting: the committed model's as the current training config writes it, and each
+    # alternative's with the same keys.
     import json
 
+    from cxrlib.core.metrics import read_metrics
     from cxrlib.train.config import TrainConfig
 
     models = Path(__file__).resolve().parents[2] / "models"
@@ -185,6 +187,14 @@ def test_the_committed_record_states_every_training_setting():
     tc = meta["train_config"]
     assert TrainConfig.model_validate(tc).model_dump(mode="json") == tc
     assert meta["preprocess"] == tc["preprocess"]
+    alternatives = read_metrics(models / "cxr_classifier.metrics.json").alternatives
+    assert alternatives
+    for alt in alternatives.values():
+        assert alt.train_config.keys() == tc.keys()
+        assert alt.preprocess == alt.train_config["preprocess"] == tc["preprocess"]
+    # The reseeded copy among them is told apart from the rivals by its recipe alone.
+    seeds = {name: comparison.reseeded(meta, alt) for name, alt in alternatives.items()}
+    assert {name: s for name, s in seeds.items() if s is not None} == {"the same recipe, seed 1": 1}
 
 
 def test_an_alternative_scored_before_the_split_changed_is_left_out():
