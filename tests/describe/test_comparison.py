@@ -191,7 +191,9 @@ def test_the_committed_records_state_every_training_setting():
     assert alternatives
     for alt in alternatives.values():
         assert alt.train_config.keys() == tc.keys()
-        assert alt.preprocess == alt.train_config["preprocess"] == tc["preprocess"]
+        assert alt.train_config["augment"].keys() == tc["augment"].keys()
+        assert alt.preprocess == alt.train_config["preprocess"]
+        assert alt.preprocess.keys() == tc["preprocess"].keys()
     # The reseeded copy among them is told apart from the rivals by its recipe alone.
     seeds = {name: comparison.reseeded(meta, alt) for name, alt in alternatives.items()}
     assert {name: s for name, s in seeds.items() if s is not None} == {"the same recipe, seed 1": 1}
